@@ -1,0 +1,47 @@
+# databourse: `make demo` runs the whole pipeline on embedded defaults, `make test` runs the tests.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test test-fast lint stop status clean lock
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) on PATH (or make PYTHON=...)"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the pinned dependencies
+
+demo: $(STAMP) ## Start the local Prefect server + runner, generate sample drops, run the pipeline
+	$(BIN)/bourse demo
+
+test: $(STAMP) ## Run the whole test suite
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP) ## Unit tests only (no Prefect server, no CLI subprocesses)
+	$(BIN)/python -m pytest -q -m "not prefect and not e2e"
+
+lint: $(STAMP) ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+stop: ## Stop the background Prefect server and runner started by make demo
+	@test -x $(BIN)/bourse && $(BIN)/bourse server stop || echo "nothing installed, nothing running"
+
+status: ## Show the local Prefect server and runner
+	$(BIN)/bourse server status
+
+lock: $(STAMP) ## Rewrite constraints.txt from the installed environment
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^databourse' > constraints.txt
+
+clean: stop ## Stop everything and delete state/ (store, catalog, Prefect database)
+	rm -rf state

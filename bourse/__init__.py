@@ -1,0 +1,1 @@
+"""The `bourse` command: the outermost layer (bourse -> flows -> tasks -> databourse)."""

@@ -1,0 +1,5 @@
+"""`python -m bourse` runs the CLI."""
+
+from bourse.cli import main
+
+main()

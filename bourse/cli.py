@@ -1,0 +1,365 @@
+"""`bourse`: run the pipeline, answer approvals, browse the catalog, manage the local server."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bourse import runtime
+
+RT = runtime.configure()  # before anything imports Prefect
+
+from databourse.errors import DataBourseError  # noqa: E402
+
+app = typer.Typer(
+    help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False
+)
+catalog_app = typer.Typer(help="Browse the catalog of products and versions.", no_args_is_help=True)
+server_app = typer.Typer(
+    help="The local Prefect server and deployment runner.", no_args_is_help=True
+)
+approvals_app = typer.Typer(
+    help="Transfers waiting for an operator's approval.", no_args_is_help=True
+)
+config_app = typer.Typer(help="Check the configs.", no_args_is_help=True)
+secrets_app = typer.Typer(help="Secrets the pipeline needs.", no_args_is_help=True)
+samples_app = typer.Typer(help="Sample provider drops.", no_args_is_help=True)
+for sub, name in (
+    (catalog_app, "catalog"),
+    (server_app, "server"),
+    (approvals_app, "approvals"),
+    (config_app, "config"),
+    (secrets_app, "secrets"),
+    (samples_app, "samples"),
+):
+    app.add_typer(sub, name=name)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def fail(message: str, code: int = 1) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+# ---------------------------------------------------------------- pipeline
+@app.command()
+def demo(
+    scale: Annotated[
+        float, typer.Option(help="Size of the sample drops (1.0 = a few thousand rows).")
+    ] = 1.0,
+) -> None:
+    """Start the local stack, generate the sample drops and run the whole pipeline on them."""
+    from bourse.demo import run_demo
+
+    try:
+        run_demo(RT, out, scale=scale)
+    except DataBourseError as exc:
+        fail(str(exc))
+
+
+@app.command()
+def run(
+    provider: str,
+    dataset: str,
+    source: Annotated[str, typer.Argument(help="A file path or s3://bucket/key URI.")],
+    wait: Annotated[float, typer.Option(help="Seconds to wait for the publish run.")] = 300,
+) -> None:
+    """Process one provider drop end to end (ingest, validate, build, publish)."""
+    from flows.process_drop import process_drop
+
+    _ensure_stack()
+    result = _run_flow(lambda: process_drop(provider, dataset, str(_abs(source)), wait))
+    for p in result["products"]:
+        out.print(
+            f"{p['product']}@{p['version']} ({'new' if p['new'] else 'unchanged'}): "
+            f"publish run {p['publish_run_name']} {p['publish_state']}"
+        )
+        if p["publish_state"] == "Suspended":
+            _print_approval_hint(p["publish_run_id"])
+
+
+@app.command()
+def ingest(
+    provider: str,
+    dataset: str,
+    source: Annotated[str, typer.Argument(help="A file path or s3://bucket/key URI.")],
+) -> None:
+    """Ingest one file into the raw zone and staging; exit 1 with the reason if quarantined."""
+    from flows.ingest_dataset import ingest_dataset
+
+    result = _run_flow(lambda: ingest_dataset(provider, dataset, str(_abs(source))))
+    note = " (identical bytes already ingested)" if result["duplicate"] else ""
+    out.print(
+        f"ingested {result['source_name']} as {result['ingest_id']}: {result['rows']} rows{note}"
+    )
+
+
+@app.command()
+def serve() -> None:
+    """Serve the deployments from this process (the embedded runner; stops with Ctrl-C)."""
+    from prefect import serve as prefect_serve
+
+    from flows.process_drop import process_drop
+    from flows.publish_product import publish_product
+
+    deployments = [
+        publish_product.to_deployment(name="gated", description="Transfer gate and publication"),
+        process_drop.to_deployment(name="on-demand", description="One provider drop end to end"),
+    ]
+    prefect_serve(*deployments)  # type: ignore[arg-type]  # sync calls return deployments
+
+
+# ---------------------------------------------------------------- approvals
+@approvals_app.command("list")
+def approvals_list(as_json: JsonOpt = False) -> None:
+    """Publish runs suspended on an approval form."""
+    from bourse.approvals import waiting
+
+    items = waiting()
+    if as_json:
+        print_json([{**w.to_json(), "url": RT.run_url(w.run_id)} for w in items])
+        return
+    if not items:
+        out.print("no transfer is waiting for approval")
+        return
+    table = Table("run", "product", "version", "market", "since", "expires")
+    for w in items:
+        table.add_row(
+            w.run_id, w.product, w.version, w.market, w.since[:19], (w.timeout_at or "")[:19]
+        )
+    out.print(table)
+
+
+@app.command()
+def approve(
+    run_id: Annotated[
+        str, typer.Argument(help="The suspended publish run (bourse approvals list).")
+    ],
+    approver: Annotated[str, typer.Option(help="Who approves (name or staff id).")],
+    reference: Annotated[str, typer.Option(help="Filing, certificate or assessment number.")],
+    route: Annotated[str | None, typer.Option(help="Legal route; defaults to the rule's.")] = None,
+    valid_until: Annotated[
+        str | None, typer.Option(help="Expiry of the filing, YYYY-MM-DD.")
+    ] = None,
+    conditions: Annotated[str, typer.Option(help="Conditions attached.")] = "",
+    evidence_url: Annotated[str, typer.Option(help="Where the evidence is kept.")] = "",
+) -> None:
+    """Approve a gated transfer (the same answer as the form in the Prefect UI)."""
+    _answer(
+        run_id,
+        {
+            "approver": approver,
+            "decision": "approve",
+            "reference": reference,
+            "route": route,
+            "valid_until": valid_until,
+            "conditions": conditions,
+            "evidence_url": evidence_url,
+        },
+    )
+
+
+@app.command()
+def reject(
+    run_id: Annotated[
+        str, typer.Argument(help="The suspended publish run (bourse approvals list).")
+    ],
+    approver: Annotated[str, typer.Option(help="Who rejects (name or staff id).")],
+    reason: Annotated[str, typer.Option(help="Why the transfer is refused.")],
+    reference: Annotated[str, typer.Option(help="A reference, if any.")] = "none",
+) -> None:
+    """Reject a gated transfer; the version stays unavailable in that market."""
+    _answer(
+        run_id,
+        {"approver": approver, "decision": "reject", "reference": reference, "conditions": reason},
+    )
+
+
+def _answer(run_id: str, form: dict[str, Any]) -> None:
+    from bourse.approvals import ApprovalError, answer, waiting
+
+    if form.get("route") is None:
+        match = [w for w in waiting() if w.run_id == run_id]
+        form["route"] = _rule_route(match[0]) if match else "unspecified"
+    try:
+        state = answer(run_id, form)
+    except ApprovalError as exc:
+        fail(str(exc))
+    out.print(f"{form['decision']} recorded; publish run is now {state}: {RT.run_url(run_id)}")
+
+
+def _rule_route(w: Any) -> str:
+    from tasks import resources
+
+    shown = resources.catalog().show(w.product, w.version)
+    for v in shown.get("versions", []):
+        for a in v.get("availability", []):
+            if a["market"] == w.market and a.get("route"):
+                return str(a["route"])
+    return "unspecified"
+
+
+# ---------------------------------------------------------------- catalog
+@catalog_app.command("list")
+def catalog_list(as_json: JsonOpt = False) -> None:
+    """Products with their latest version and where it is available."""
+    from tasks import resources
+
+    items = resources.catalog().list_products()
+    if as_json:
+        print_json(items)
+        return
+    table = Table("product", "provider/dataset", "latest", "versions", "available in")
+    for p in items:
+        table.add_row(
+            p["id"],
+            f"{p['provider']}/{p['dataset']}",
+            str(p["latest_version"]),
+            str(p["version_count"]),
+            ", ".join(p["markets"]),
+        )
+    out.print(table)
+
+
+@catalog_app.command("show")
+def catalog_show(
+    ref: Annotated[str, typer.Argument(help="PRODUCT or PRODUCT@VERSION")],
+    as_json: JsonOpt = False,
+) -> None:
+    """One product (all versions) or one version: availability, approvals, manifest."""
+    from databourse.errors import CatalogError
+    from tasks import resources
+
+    product, _, version = ref.partition("@")
+    try:
+        shown = resources.catalog().show(product, version or None)
+    except CatalogError as exc:
+        fail(str(exc))
+    if as_json:
+        print_json(shown)
+        return
+    out.print(f"[bold]{shown['product']['id']}[/] {shown['product']['name']}")
+    for v in shown.get("versions", []):
+        out.print(
+            f"  {v['version']}  {v['status']}  rows={v.get('row_count')}  "
+            f"hash={str(v.get('content_hash'))[:12]}  {v.get('manifest_uri') or ''}"
+        )
+        for a in v.get("availability", []):
+            out.print(f"    {a['market']}: {a['status']} ({a.get('rule_id')})")
+        for ap in v.get("approvals", []):
+            out.print(
+                f"    approval {ap['market']}: {ap['decision']} by {ap['approver']} "
+                f"ref {ap.get('reference')}"
+            )
+
+
+# ---------------------------------------------------------------- stack, configs, secrets
+@server_app.command("start")
+def server_start() -> None:
+    """Start the local Prefect server (unless PREFECT_API_URL is set) and the runner."""
+    _ensure_stack()
+    out.print(f"Prefect UI: {RT.ui_url}")
+
+
+@server_app.command("stop")
+def server_stop() -> None:
+    """Stop the runner and the local Prefect server."""
+    from bourse.localserver import stop
+
+    done = stop(RT)
+    out.print("\n".join(done) or "nothing was running")
+
+
+@server_app.command("status")
+def server_status() -> None:
+    """Show what is running."""
+    from bourse.localserver import status
+
+    for k, v in status(RT).items():
+        out.print(f"{k:7} {v}")
+
+
+@config_app.command("check")
+def config_check() -> None:
+    """Load every config file; list every problem by file and key path."""
+    from databourse.config import load_config
+
+    try:
+        cfg = load_config()
+    except DataBourseError as exc:
+        fail(str(exc))
+    out.print(
+        f"ok: {len(cfg.providers)} provider(s), {len(cfg.products)} product(s), "
+        f"{len(cfg.policy.origins)} origin rule set(s)"
+    )
+
+
+@secrets_app.command("init")
+def secrets_init() -> None:
+    """Create the pseudonymization key's Prefect Secret block with a random key, if none is set."""
+    from bourse.demo import ensure_pseudonym_key
+
+    out.print(ensure_pseudonym_key())
+
+
+@samples_app.command("generate")
+def samples_generate(
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write the drops into.")],
+    scale: float = 1.0,
+    seed: int = 20261120,
+) -> None:
+    """Write the sample provider drops (deterministic for a seed)."""
+    from databourse.samples import generate_drops
+
+    for d in generate_drops(out_dir, seed=seed, scale=scale):
+        out.print(f"{d.provider}/{d.dataset}: {d.rows} rows -> {d.path}")
+
+
+# ---------------------------------------------------------------- helpers
+def _ensure_stack() -> None:
+    from bourse.localserver import LocalServerError, start
+
+    try:
+        for line in start(RT):
+            out.print(line)
+    except LocalServerError as exc:
+        fail(str(exc))
+
+
+def _abs(source: str) -> str:
+    return source if source.startswith("s3://") else str(Path(source).expanduser().resolve())
+
+
+def _run_flow(call: Any) -> Any:
+    try:
+        return call()
+    except DataBourseError as exc:
+        fail(str(exc))
+
+
+def _print_approval_hint(run_id: str) -> None:
+    out.print(
+        f"  waiting for approval: {RT.run_url(run_id)}\n"
+        f"  bourse approve {run_id} --approver NAME --reference FILING-NUMBER\n"
+        f"  bourse reject {run_id} --approver NAME --reason TEXT"
+    )
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""The background processes of the embedded setup: a Prefect server and a deployment runner.
+
+`start()` starts what is not running yet (pid files and logs under `state/`), `stop()` stops them.
+With an external `PREFECT_API_URL` only the runner is ours; the server is somebody else's.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from bourse.runtime import Runtime
+
+RUNNER_READY_DEPLOYMENT = "publish-product/gated"
+
+
+class LocalServerError(RuntimeError):
+    """A background process did not come up; the message points at its log."""
+
+
+@dataclass(frozen=True)
+class Process:
+    name: str
+    pid_file: Path
+    log_file: Path
+
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            return pid
+        return pid
+
+    def start(self, argv: list[str]) -> int:
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        self.pid_file.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_file.open("ab") as log:
+            proc = subprocess.Popen(
+                argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        tmp = self.pid_file.with_suffix(".tmp")
+        tmp.write_text(str(proc.pid))
+        tmp.replace(self.pid_file)
+        return proc.pid
+
+    def stop(self, grace: float = 15) -> bool:
+        pid = self.pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return False
+        _signal_group(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and self.pid() is not None:
+            time.sleep(0.2)
+        if self.pid() is not None:
+            _signal_group(pid, signal.SIGKILL)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def server(rt: Runtime) -> Process:
+    return Process(
+        "prefect-server",
+        rt.state / "run" / "prefect-server.pid",
+        rt.state / "logs" / "prefect-server.log",
+    )
+
+
+def runner(rt: Runtime) -> Process:
+    return Process("runner", rt.state / "run" / "runner.pid", rt.state / "logs" / "runner.log")
+
+
+def healthy(api_url: str) -> bool:
+    """True when the Prefect API answers its health check."""
+    try:
+        return httpx.get(f"{api_url}/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def start(rt: Runtime, timeout: float = 120) -> list[str]:
+    """Start the server (if ours and down) and the runner (if down); return what was done."""
+    done = []
+    if not healthy(rt.api_url):
+        if not rt.managed:
+            raise LocalServerError(f"the configured Prefect API {rt.api_url} does not answer")
+        port = rt.api_url.rsplit(":", 1)[-1].split("/")[0]
+        proc = server(rt)
+        proc.start(
+            [
+                str(Path(sys.executable).parent / "prefect"),
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                port,
+            ]
+        )
+        _wait(lambda: healthy(rt.api_url), timeout, proc)
+        done.append(f"started Prefect server at {rt.ui_url} (log {proc.log_file})")
+    proc = runner(rt)
+    if proc.pid() is None:
+        proc.start([sys.executable, "-m", "bourse", "serve"])
+        _wait(lambda: _deployment_ready(rt.api_url), timeout, proc)
+        done.append(f"started the deployment runner (log {proc.log_file})")
+    return done
+
+
+def stop(rt: Runtime) -> list[str]:
+    """Stop the runner and, if ours, the server."""
+    done = []
+    if runner(rt).stop():
+        done.append("stopped the runner")
+    if rt.managed and server(rt).stop():
+        done.append("stopped the Prefect server")
+    return done
+
+
+def status(rt: Runtime) -> dict[str, str]:
+    return {
+        "api": f"{rt.api_url} ({'up' if healthy(rt.api_url) else 'down'})",
+        "ui": rt.ui_url,
+        "server": "external" if not rt.managed else _pid_text(server(rt)),
+        "runner": _pid_text(runner(rt)),
+    }
+
+
+def _pid_text(proc: Process) -> str:
+    pid = proc.pid()
+    return f"running (pid {pid})" if pid else "stopped"
+
+
+def _deployment_ready(api_url: str) -> bool:
+    try:
+        flow, name = RUNNER_READY_DEPLOYMENT.split("/")
+        resp = httpx.get(f"{api_url}/deployments/name/{flow}/{name}", timeout=2)
+        return resp.status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _wait(check: object, timeout: float, proc: Process) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if callable(check) and check():
+            return
+        if proc.pid() is None:
+            break
+        time.sleep(0.5)
+    raise LocalServerError(
+        f"{proc.name} did not come up; last lines of {proc.log_file}:\n{proc.log_tail()}"
+    )

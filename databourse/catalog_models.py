@@ -1,0 +1,307 @@
+"""SQLAlchemy tables of the catalog: products, versions, availability per market, approvals."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    select,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+VERSION_STATUSES = ("staged", "published", "withdrawn")
+AVAILABILITY_STATUSES = ("available", "pending_approval", "rejected", "expired", "denied")
+APPROVAL_DECISIONS = ("approved", "rejected", "expired")
+
+# Deterministic constraint names, so Alembic autogenerate and later migrations can refer to them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s_%(column_1_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the catalog tables (its `metadata` is what Alembic targets)."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Product(Base):
+    """A data product offered on the exchange."""
+
+    __tablename__ = "products"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str] = mapped_column(String(400))
+    provider: Mapped[str] = mapped_column(String(200))
+    dataset: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Version(Base):
+    """One immutable, content-addressed version of a product."""
+
+    __tablename__ = "versions"
+    __table_args__ = (
+        UniqueConstraint("product_id", "version"),
+        UniqueConstraint("product_id", "content_hash"),
+        CheckConstraint(_in("status", VERSION_STATUSES), name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    product_id: Mapped[str] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
+    version: Mapped[str] = mapped_column(String(50))
+    major: Mapped[int] = mapped_column(Integer)
+    minor: Mapped[int] = mapped_column(Integer)
+    patch: Mapped[int] = mapped_column(Integer)
+    content_hash: Mapped[str] = mapped_column(String(128))
+    schema: Mapped[list[dict[str, str]]] = mapped_column(JsonType)
+    schema_diff: Mapped[dict[str, Any] | None] = mapped_column(JsonType, nullable=True)
+    row_count: Mapped[int] = mapped_column(Integer)
+    manifest_uri: Mapped[str | None] = mapped_column(Text, nullable=True)
+    status: Mapped[str] = mapped_column(String(20), default="staged")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Availability(Base):
+    """Whether a version may be offered in a market (destination jurisdiction), and why."""
+
+    __tablename__ = "availability"
+    __table_args__ = (
+        UniqueConstraint("version_id", "market"),
+        CheckConstraint(_in("status", AVAILABILITY_STATUSES), name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id", ondelete="CASCADE"))
+    market: Mapped[str] = mapped_column(String(2))
+    status: Mapped[str] = mapped_column(String(20))
+    rule_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    route: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JsonType, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Approval(Base):
+    """A human transfer decision, bound to the content hash of the version it was made for."""
+
+    __tablename__ = "approvals"
+    __table_args__ = (
+        # NULL flow_run_ids never collide, so decisions recorded outside a flow run all stay.
+        UniqueConstraint("version_id", "market", "flow_run_id"),
+        CheckConstraint(_in("decision", APPROVAL_DECISIONS), name="decision"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id", ondelete="CASCADE"))
+    market: Mapped[str] = mapped_column(String(2))
+    content_hash: Mapped[str] = mapped_column(String(128))
+    decision: Mapped[str] = mapped_column(String(20))
+    approver: Mapped[str] = mapped_column(String(200))
+    route: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    reference: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    conditions: Mapped[str | None] = mapped_column(Text, nullable=True)
+    evidence_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    valid_until: Mapped[date | None] = mapped_column(Date, nullable=True)
+    flow_run_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    prefect_identity: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+def to_utc(moment: datetime) -> datetime:
+    """A timezone-aware UTC datetime (SQLite hands back naive ones, stored as UTC)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def aware(moment: datetime | None) -> datetime | None:
+    """`to_utc`, passing None through."""
+    return None if moment is None else to_utc(moment)
+
+
+def iso(moment: datetime | date | None) -> str | None:
+    """ISO 8601 text of a datetime (UTC) or date, for JSON."""
+    if moment is None:
+        return None
+    if isinstance(moment, datetime):
+        return to_utc(moment).isoformat()
+    return moment.isoformat()
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    """A product version as stored; `new` says whether this call created it."""
+
+    product_id: str
+    version: str
+    content_hash: str
+    status: str
+    row_count: int
+    manifest_uri: str | None
+    schema: list[dict[str, str]]
+    schema_diff: dict[str, Any] | None
+    created_at: datetime
+    published_at: datetime | None
+    new: bool = False
+
+    @classmethod
+    def of(cls, row: Version, new: bool = False) -> VersionRecord:
+        """Detach a `versions` row into a record."""
+        return cls(
+            product_id=row.product_id,
+            version=row.version,
+            content_hash=row.content_hash,
+            status=row.status,
+            row_count=row.row_count,
+            manifest_uri=row.manifest_uri,
+            schema=[dict(column) for column in row.schema],
+            schema_diff=dict(row.schema_diff) if row.schema_diff is not None else None,
+            created_at=to_utc(row.created_at),
+            published_at=aware(row.published_at),
+            new=new,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict (datetimes as ISO text, without `new`)."""
+        out = asdict(self)
+        out.pop("new")
+        out["created_at"] = iso(self.created_at)
+        out["published_at"] = iso(self.published_at)
+        return out
+
+
+@dataclass(frozen=True)
+class ApprovalRecord:
+    """A stored transfer decision; `new` says whether this call created it."""
+
+    id: int
+    product_id: str
+    version: str
+    market: str
+    content_hash: str
+    decision: str
+    approver: str
+    route: str | None
+    reference: str | None
+    conditions: str | None
+    evidence_url: str | None
+    valid_until: date | None
+    flow_run_id: str | None
+    prefect_identity: str | None
+    decided_at: datetime
+    new: bool = False
+
+    @classmethod
+    def of(cls, row: Approval, version: Version, new: bool = False) -> ApprovalRecord:
+        """Detach an `approvals` row (and its version's names) into a record."""
+        return cls(
+            id=row.id,
+            product_id=version.product_id,
+            version=version.version,
+            market=row.market,
+            content_hash=row.content_hash,
+            decision=row.decision,
+            approver=row.approver,
+            route=row.route,
+            reference=row.reference,
+            conditions=row.conditions,
+            evidence_url=row.evidence_url,
+            valid_until=row.valid_until,
+            flow_run_id=row.flow_run_id,
+            prefect_identity=row.prefect_identity,
+            decided_at=to_utc(row.decided_at),
+            new=new,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict (dates as ISO text, without `new`)."""
+        out = asdict(self)
+        out.pop("new")
+        out["valid_until"] = iso(self.valid_until)
+        out["decided_at"] = iso(self.decided_at)
+        return out
+
+
+def availability_json(row: Availability) -> dict[str, Any]:
+    """JSON-ready dict of an `availability` row."""
+    return {
+        "market": row.market,
+        "status": row.status,
+        "rule_id": row.rule_id,
+        "route": row.route,
+        "detail": dict(row.detail) if row.detail is not None else None,
+        "updated_at": iso(row.updated_at),
+    }
+
+
+def approval_refusal(
+    version: Version,
+    current: Availability | None,
+    decision: str,
+    content_hash: str | None,
+    valid_until: date | None,
+) -> str | None:
+    """Why an approval cannot be recorded, or None."""
+    if content_hash is not None and content_hash != version.content_hash:
+        return (
+            f"the approval was given for content {content_hash[:16]}, "
+            f"not this version's {version.content_hash[:16]}"
+        )
+    if decision == "approved" and current is not None and current.status == "denied":
+        return "the transfer policy denies this market; an approval cannot override it"
+    if decision == "approved" and valid_until is not None and valid_until < date.today():
+        return f"the approval expired on {valid_until.isoformat()}"
+    return None
+
+
+def product_json(product: Product) -> dict[str, Any]:
+    """JSON-ready dict of a `products` row."""
+    return {
+        "id": product.id,
+        "name": product.name,
+        "provider": product.provider,
+        "dataset": product.dataset,
+        "created_at": iso(product.created_at),
+    }
+
+
+def version_json(session: Session, row: Version) -> dict[str, Any]:
+    """JSON-ready dict of a version with its availability per market and its approvals."""
+    availability = session.scalars(
+        select(Availability).where(Availability.version_id == row.id).order_by(Availability.market)
+    )
+    approvals = session.scalars(
+        select(Approval).where(Approval.version_id == row.id).order_by(Approval.id)
+    )
+    return {
+        **VersionRecord.of(row).to_json(),
+        "availability": [availability_json(a) for a in availability],
+        "approvals": [ApprovalRecord.of(a, row).to_json() for a in approvals],
+    }

@@ -1,0 +1,441 @@
+"""Config models (settings, providers, products, cross-border policy) and their loader.
+
+Configs are data: YAML under `configs/`, loaded into strict pydantic models. `load_config` reads
+every file, checks the references between them, and raises one `ConfigError` listing every problem
+as `file: key.path: message`. Secrets are never in configs: settings only name where a secret is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from databourse.errors import ConfigError
+
+Category = Literal[
+    "CN_RESIDENT_ID",
+    "CN_USCC",
+    "MY_NRIC",
+    "SG_NRIC_FIN",
+    "HK_ID",
+    "PASSPORT",
+    "PHONE_NUMBER",
+    "EMAIL_ADDRESS",
+    "CREDIT_CARD",
+    "IBAN",
+    "BANK_ACCOUNT",
+    "IP_ADDRESS",
+    "PERSON_NAME",
+    "ADDRESS",
+    "DATE_OF_BIRTH",
+    "GEO_COORDINATES",
+    "LICENSE_PLATE",
+]
+# Identify a person on their own: never allowed in a product unless pseudonymized.
+DIRECT_IDENTIFIERS: frozenset[str] = frozenset(
+    {
+        "CN_RESIDENT_ID",
+        "MY_NRIC",
+        "SG_NRIC_FIN",
+        "HK_ID",
+        "PASSPORT",
+        "PHONE_NUMBER",
+        "EMAIL_ADDRESS",
+        "CREDIT_CARD",
+        "IBAN",
+        "BANK_ACCOUNT",
+        "IP_ADDRESS",
+        "PERSON_NAME",
+        "LICENSE_PLATE",
+    }
+)
+# Sensitive personal information (PIPL art. 28): identity, financial accounts, location.
+SENSITIVE_CATEGORIES: frozenset[str] = frozenset(
+    {
+        "CN_RESIDENT_ID",
+        "MY_NRIC",
+        "SG_NRIC_FIN",
+        "HK_ID",
+        "PASSPORT",
+        "CREDIT_CARD",
+        "IBAN",
+        "BANK_ACCOUNT",
+        "GEO_COORDINATES",
+    }
+)
+Jurisdiction = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+Identifier = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
+ColumnType = Literal["string", "int64", "float64", "bool", "date", "timestamp"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- settings
+class SecretRef(Strict):
+    """Where a secret lives: an environment variable first, then a Prefect Secret block."""
+
+    env: str
+    block: str | None = None
+
+
+class StorageSettings(Strict):
+    root: str = "state/store"  # a local folder (relative to the project) or s3://bucket/prefix
+    endpoint_url: str | None = None  # any S3-compatible server
+    region: str = "us-east-1"
+
+
+class Settings(Strict):
+    state_dir: str = "state"
+    storage: StorageSettings = StorageSettings()
+    catalog_url: str = "sqlite:///state/catalog.db"
+    pseudonym_key: SecretRef = SecretRef(
+        env="DATABOURSE_PSEUDONYM_KEY", block="databourse-pseudonym-key"
+    )
+    pii_threshold: float = Field(0.8, gt=0, le=1)  # share of values that must match to classify
+    pii_sample_rows: int = Field(2000, ge=10)
+    approval_timeout_seconds: int = Field(7 * 24 * 3600, ge=1)
+
+
+# ---------------------------------------------------------------- providers
+class ColumnSpec(Strict):
+    name: str = Field(min_length=1, max_length=128)
+    type: ColumnType = "string"
+    nullable: bool = True
+    unique: bool = False
+    personal_data: Category | None = None  # declared category of personal data held here
+
+
+class DatasetSpec(Strict):
+    description: str = ""
+    columns: list[ColumnSpec] = Field(min_length=1)
+    primary_key: list[str] = []
+    important_data: bool = False  # "important data" in the sense of China's Data Security Law
+
+    @model_validator(mode="after")
+    def _keys_exist(self) -> DatasetSpec:
+        names = [c.name for c in self.columns]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate column names: {dupes}")
+        missing = [k for k in self.primary_key if k not in names]
+        if missing:
+            raise ValueError(f"primary_key names unknown columns: {missing}")
+        return self
+
+    def column(self, name: str) -> ColumnSpec:
+        return next(c for c in self.columns if c.name == name)
+
+    @property
+    def declared_categories(self) -> dict[str, str]:
+        return {c.name: c.personal_data for c in self.columns if c.personal_data}
+
+
+class ProviderSpec(Strict):
+    id: Identifier
+    name: str
+    jurisdiction: Jurisdiction
+    datasets: dict[Identifier, DatasetSpec] = Field(min_length=1)
+
+
+# ---------------------------------------------------------------- products
+class ColumnRule(Strict):
+    """What happens to one source column. YAML: `keep`, `drop`, `pseudonymize`, or a mapping."""
+
+    action: Literal["keep", "drop", "pseudonymize", "generalize"]
+    band: float | None = Field(None, gt=0)  # numeric: lower bound of a band of this width
+    date: Literal["day", "month", "quarter", "year", "decade"] | None = None  # truncation
+    prefix: int | None = Field(None, ge=0)  # keep the first n characters, mask the rest
+    rename: str | None = Field(None, min_length=1, max_length=128)  # output column name
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"action": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _one_method(self) -> ColumnRule:
+        given = [n for n in ("band", "date", "prefix") if getattr(self, n) is not None]
+        if self.action == "generalize" and len(given) != 1:
+            raise ValueError("generalize needs exactly one of band, date, prefix")
+        if self.action != "generalize" and given:
+            raise ValueError(f"{given} only apply to action 'generalize'")
+        return self
+
+
+class PrivacyModel(Strict):
+    quasi_identifiers: list[str] = Field(min_length=1)
+    k: int = Field(ge=2)
+    max_suppression: float = Field(0.05, ge=0, le=1)  # share of records that may be suppressed
+
+
+class UsageTerms(Strict):
+    purposes: list[str] = Field(min_length=1)
+    reidentification_prohibited: bool = True
+    onward_transfer_allowed: bool = False
+    expires: dt.date | None = None
+
+
+class SourceRef(Strict):
+    provider: Identifier
+    dataset: Identifier
+
+
+class ProductSpec(Strict):
+    id: Identifier
+    name: str
+    description: str = ""
+    source: SourceRef
+    columns: dict[str, ColumnRule] = Field(min_length=1)  # unlisted source columns are dropped
+    privacy: PrivacyModel | None = None
+    terms: UsageTerms
+    markets: list[Jurisdiction] = Field(min_length=1)
+
+    @property
+    def output_columns(self) -> list[str]:
+        return [rule.rename or name for name, rule in self.columns.items() if rule.action != "drop"]
+
+    def fingerprint(self) -> str:
+        """sha256 of the product config, part of every version's identity."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# ---------------------------------------------------------------- cross-border policy
+class Condition(Strict):
+    """Facts a rule needs; every given field must hold. Empty means always."""
+
+    personal_data: bool | None = None  # personal data remains in the product
+    sensitive: bool | None = None  # a sensitive category remains
+    important_data: bool | None = None
+    individuals_gte: int | None = Field(None, ge=0)
+    individuals_lt: int | None = Field(None, ge=0)
+    sensitive_individuals_gte: int | None = Field(None, ge=0)
+    sensitive_individuals_lt: int | None = Field(None, ge=0)
+    destinations: list[Jurisdiction] | None = None
+    foreign_authority_request: bool | None = None
+
+    def is_empty(self) -> bool:
+        return all(v is None for v in self.model_dump().values())
+
+
+class Rule(Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    when: Condition = Condition()
+    decision: Literal["allowed", "approval_required", "denied"]
+    exemption: str | None = None  # for allowed
+    route: str | None = None  # for approval_required: the legal route
+    evidence: list[str] = []  # what an approver must supply
+    obligations: list[str] = []
+    reason: str | None = None  # for denied
+    citation: str = Field(min_length=3)
+
+    @model_validator(mode="after")
+    def _complete(self) -> Rule:
+        if self.decision == "allowed" and not self.exemption:
+            raise ValueError("an 'allowed' rule must name its exemption")
+        if self.decision == "approval_required" and not (self.route and self.evidence):
+            raise ValueError("an 'approval_required' rule needs a route and its evidence")
+        if self.decision == "denied" and not self.reason:
+            raise ValueError("a 'denied' rule needs a reason")
+        return self
+
+
+class OriginPolicy(Strict):
+    rules: list[Rule] = Field(min_length=1)
+
+    @field_validator("rules")
+    @classmethod
+    def _decides_everything(cls, rules: list[Rule]) -> list[Rule]:
+        if not rules[-1].when.is_empty():
+            raise ValueError("the last rule must have no conditions, or some cases stay undecided")
+        ids = [r.id for r in rules]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"duplicate rule ids: {sorted({i for i in ids if ids.count(i) > 1})}")
+        return rules
+
+
+class CrossBorderPolicy(Strict):
+    origins: dict[Jurisdiction, OriginPolicy]
+    default: OriginPolicy  # for origins not listed
+
+
+# ---------------------------------------------------------------- loading
+@dataclass(frozen=True)
+class Config:
+    """Everything under one `configs/` folder, checked together."""
+
+    root: Path  # the project folder that relative paths in settings resolve against
+    settings: Settings
+    providers: dict[str, ProviderSpec]
+    products: dict[str, ProductSpec]
+    policy: CrossBorderPolicy
+    files: dict[str, str] = field(default_factory=dict)  # kind/id -> file, for messages
+
+    def dataset(self, provider: str, dataset: str) -> DatasetSpec:
+        try:
+            return self.providers[provider].datasets[dataset]
+        except KeyError:
+            raise ConfigError([f"unknown provider/dataset {provider}/{dataset}"]) from None
+
+    def product(self, product_id: str) -> ProductSpec:
+        if product_id not in self.products:
+            raise ConfigError([f"unknown product {product_id!r}; known: {sorted(self.products)}"])
+        return self.products[product_id]
+
+    def products_of(self, provider: str, dataset: str) -> list[ProductSpec]:
+        return [
+            p
+            for p in self.products.values()
+            if (p.source.provider, p.source.dataset) == (provider, dataset)
+        ]
+
+    def resolve(self, path: str) -> Path:
+        """A settings path made absolute against the project folder."""
+        p = Path(path)
+        return p if p.is_absolute() else self.root / p
+
+    @property
+    def store_root(self) -> str:
+        root = os.environ.get("DATABOURSE_STORE_ROOT") or self.settings.storage.root
+        return root if root.startswith("s3://") else str(self.resolve(root))
+
+    @property
+    def s3_endpoint_url(self) -> str | None:
+        return os.environ.get("DATABOURSE_S3_ENDPOINT_URL") or self.settings.storage.endpoint_url
+
+    @property
+    def catalog_url(self) -> str:
+        url = os.environ.get("DATABOURSE_CATALOG_URL") or self.settings.catalog_url
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+            url = "sqlite:///" + str(self.resolve(url.removeprefix("sqlite:///")))
+        return url
+
+    @property
+    def state_dir(self) -> Path:
+        return self.resolve(os.environ.get("DATABOURSE_STATE_DIR") or self.settings.state_dir)
+
+
+def default_config_dir() -> Path:
+    """`$DATABOURSE_CONFIG_DIR`, else `configs/` in the current folder or above it."""
+    if env := os.environ.get("DATABOURSE_CONFIG_DIR"):
+        return Path(env).resolve()
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "configs" / "settings.yaml").is_file():
+            return folder / "configs"
+    return here / "configs"
+
+
+def load_config(config_dir: Path | None = None) -> Config:
+    """Load and cross-check every config file; raise one ConfigError listing all problems."""
+    config_dir = (config_dir or default_config_dir()).resolve()
+    problems: list[str] = []
+    if not config_dir.is_dir():
+        raise ConfigError([f"{config_dir}: config folder not found"])
+    settings = _load(config_dir / "settings.yaml", Settings, problems, optional=True) or Settings()
+    policy = _load(config_dir / "policies" / "cross_border.yaml", CrossBorderPolicy, problems)
+    providers = _load_folder(config_dir / "providers", ProviderSpec, problems)
+    products = _load_folder(config_dir / "products", ProductSpec, problems)
+    for file, product in products.values():
+        problems += _check_product(file, product, {pid: p for pid, (_, p) in providers.items()})
+    if problems or policy is None:
+        raise ConfigError(problems)
+    return Config(
+        root=config_dir.parent,
+        settings=settings,
+        policy=policy,
+        providers={k: p for k, (_, p) in providers.items()},
+        products={k: p for k, (_, p) in products.items()},
+        files={
+            **{f"provider/{k}": f for k, (f, _) in providers.items()},
+            **{f"product/{k}": f for k, (f, _) in products.items()},
+        },
+    )
+
+
+M = TypeVar("M", bound=BaseModel)
+S = TypeVar("S", ProviderSpec, ProductSpec)
+
+
+def _load(path: Path, model: type[M], problems: list[str], optional: bool = False) -> M | None:
+    if not path.is_file():
+        if not optional:
+            problems.append(f"{path}: file missing")
+        return None
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        problems.append(f"{path}: not valid YAML: {exc}")
+        return None
+    try:
+        return model.model_validate(data if data is not None else {})
+    except ValidationError as exc:
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "(top)"
+            problems.append(f"{path}: {where}: {err['msg']}")
+        return None
+
+
+def _load_folder(folder: Path, model: type[S], problems: list[str]) -> dict[str, tuple[str, S]]:
+    found: dict[str, tuple[str, S]] = {}
+    for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
+        item = _load(path, model, problems)
+        if item is None:
+            continue
+        if item.id != path.stem:
+            problems.append(f"{path}: id: {item.id!r} must match the file name {path.stem!r}")
+        elif item.id in found:
+            problems.append(f"{path}: id: {item.id!r} already defined in {found[item.id][0]}")
+        else:
+            found[item.id] = (str(path), item)
+    return found
+
+
+def _check_product(
+    file: str, product: ProductSpec, providers: dict[str, ProviderSpec]
+) -> list[str]:
+    """References from a product to its source dataset and between its own keys."""
+    src = product.source
+    if src.provider not in providers:
+        return [f"{file}: source.provider: unknown provider {src.provider!r}"]
+    dataset = providers[src.provider].datasets.get(src.dataset)
+    if dataset is None:
+        return [f"{file}: source.dataset: {src.provider!r} has no dataset {src.dataset!r}"]
+    problems: list[str] = []
+    outputs = product.output_columns
+    for dup in sorted({o for o in outputs if outputs.count(o) > 1}):
+        problems.append(f"{file}: columns: output column {dup!r} produced twice (check rename)")
+    known = {c.name for c in dataset.columns}
+    for name, rule in product.columns.items():
+        if name not in known:
+            problems.append(f"{file}: columns.{name}: not a column of {src.provider}/{src.dataset}")
+            continue
+        col = dataset.column(name)
+        if rule.action == "keep" and col.personal_data in DIRECT_IDENTIFIERS:
+            problems.append(
+                f"{file}: columns.{name}: keeps a direct identifier "
+                f"({col.personal_data}); drop or pseudonymize it"
+            )
+        if rule.band is not None and col.type not in ("int64", "float64"):
+            problems.append(f"{file}: columns.{name}.band: needs a numeric column, not {col.type}")
+        if rule.date is not None and col.type not in ("date", "timestamp"):
+            problems.append(f"{file}: columns.{name}.date: needs a date column, not {col.type}")
+        if rule.prefix is not None and col.type != "string":
+            problems.append(f"{file}: columns.{name}.prefix: needs a string column, not {col.type}")
+    if product.privacy:
+        for qi in product.privacy.quasi_identifiers:
+            if qi not in product.output_columns:
+                problems.append(
+                    f"{file}: privacy.quasi_identifiers: {qi!r} is not an output column"
+                )
+    return problems

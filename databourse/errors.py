@@ -1,0 +1,103 @@
+"""The one exception hierarchy of databourse.
+
+    DataBourseError
+    ├── ConfigError              a config file or key is invalid (lists every problem)
+    ├── SecretMissing            a named secret is not set anywhere
+    ├── StorageError             the object store failed
+    │   ├── ObjectNotFound
+    │   └── ObjectExists         a conditional (if-absent) write found the key taken
+    ├── GateFailed               a dataset or product failed a gate; the input is quarantined
+    │   ├── IngestRejected       the file could not be parsed or broke its contract
+    │   ├── QualityFailed        error-severity expectations failed
+    │   ├── PersonalDataFound    undeclared personal data, or a direct identifier in a product
+    │   └── PrivacyModelFailed   the privacy model cannot be met
+    ├── CatalogError             the catalog refused an operation
+    │   └── VersionNotFound
+    └── TransferNotApproved      a market was asked for without a recorded approval
+
+Messages never carry cell values: only names, keys, counts and hashes. Every exception keeps its
+inputs as attributes and pickles across processes (Dask workers, Prefect result storage).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DataBourseError(Exception):
+    """Base of every error raised by databourse."""
+
+    def __init__(self, message: str, **context: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.context = context
+        for name, value in context.items():
+            setattr(self, name, value)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.message, self.context))
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _rebuild(cls: type[DataBourseError], message: str, context: dict[str, Any]) -> DataBourseError:
+    err = cls.__new__(cls)
+    DataBourseError.__init__(err, message, **context)
+    return err
+
+
+class ConfigError(DataBourseError):
+    """One or more config files are invalid; `problems` lists 'file: key.path: message'."""
+
+    def __init__(self, problems: list[str]) -> None:
+        lines = "\n  ".join(problems)
+        super().__init__(f"{len(problems)} config problem(s):\n  {lines}", problems=problems)
+
+
+class SecretMissing(DataBourseError):
+    """A secret named in settings is set neither in the environment nor in a Prefect block."""
+
+
+class StorageError(DataBourseError):
+    """The object store failed."""
+
+
+class ObjectNotFound(StorageError):
+    """No object under that key."""
+
+
+class ObjectExists(StorageError):
+    """A conditional write found the key already taken."""
+
+
+class GateFailed(DataBourseError):
+    """A gate failed; `quarantine_uri` (when set) says where the input and its reason are kept."""
+
+
+class IngestRejected(GateFailed):
+    """The file could not be read or broke its schema contract."""
+
+
+class QualityFailed(GateFailed):
+    """Expectations of severity `error` failed."""
+
+
+class PersonalDataFound(GateFailed):
+    """Personal data where none may be: undeclared in a dataset, or an identifier in a product."""
+
+
+class PrivacyModelFailed(GateFailed):
+    """The product's privacy model (k-anonymity) cannot be satisfied within its limits."""
+
+
+class CatalogError(DataBourseError):
+    """The catalog refused an operation."""
+
+
+class VersionNotFound(CatalogError):
+    """No such product version in the catalog."""
+
+
+class TransferNotApproved(CatalogError):
+    """A version was to be made available in a market without a recorded approval."""

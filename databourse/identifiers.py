@@ -1,0 +1,302 @@
+"""Vectorized validators of personal identifiers (shape, checksum, date, phone metadata)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import re
+from collections.abc import Callable
+from functools import lru_cache
+
+import numpy as np
+import phonenumbers
+import pyarrow as pa
+import pyarrow.compute as pc
+
+Mask = np.ndarray  # one bool per candidate
+
+# Whole-value shapes, RE2 syntax (pyarrow.compute); a candidate must match before it is checked.
+SHAPES: dict[str, str] = {
+    "CN_RESIDENT_ID": r"^\d{17}[\dXx]$",
+    "SG_NRIC_FIN": r"^[STFGMstfgm]\d{7}[A-Za-z]$",
+    "MY_NRIC": r"^(?:\d{6}-\d{2}-\d{4}|\d{12})$",
+    "CREDIT_CARD": (
+        r"^(?:\d{13,19}|\d{4}[ -]\d{4}[ -]\d{4}[ -]\d{4}(?:[ -]\d{3})?|\d{4}[ -]\d{6}[ -]\d{5})$"
+    ),
+    "EMAIL_ADDRESS": (
+        r"^[A-Za-z0-9_%+'-]+(?:\.[A-Za-z0-9_%+'-]+)*@"
+        r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
+    ),
+    "IP_ADDRESS": (
+        r"^(?:(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+        r"|(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}|[0-9A-Fa-f:.]*::[0-9A-Fa-f:.]*)$"
+    ),
+    "PHONE_NUMBER": (
+        r"^(?:\+\d[\d -]{6,20}\d|\(\+\d{1,4}\) ?\d[\d -]{5,18}\d"  # international
+        r"|1[3-9]\d[ -]?\d{4}[ -]?\d{4}"  # CN mobile
+        r"|0\d{9,10}|\(?0\d{1,3}\)?[ -]\d{3,4}[ -]?\d{4}"  # MY, CN national with trunk 0
+        r"|[2-9]\d{3} \d{4})$"  # SG, HK: 8 digits only when spaced
+    ),
+}
+# Any value that can be valid for some category matches this; one pass rules the rest out.
+ANY_SHAPE = "^(?:" + "|".join(f"(?:{shape[1:-1]})" for shape in SHAPES.values()) + ")$"
+# Identifiers inside text. Contiguous digit runs (CN ids, bare cards and phones) are cut out and
+# validated in bulk; separated forms are extracted in Python, only from values that an RE2
+# prefilter selected. Lookarounds, never \b (which fails between CJK characters and digits).
+HEX_TOKENS = (
+    r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}|[0-9A-Fa-f]{32,}"
+)
+RUN_SEPARATORS = r"[^0-9Xx]+"
+RUN_CATEGORIES = ("CN_RESIDENT_ID", "CREDIT_CARD", "PHONE_NUMBER")
+SEPARATED: dict[str, tuple[str, re.Pattern[str]]] = {  # category -> (RE2 prefilter, extractor)
+    "SG_NRIC_FIN": (
+        r"(?:^|[^A-Za-z0-9])[STFGMstfgm]\d{7}[A-Za-z](?:$|[^A-Za-z0-9])",
+        re.compile(r"(?<![A-Za-z0-9])[STFGMstfgm]\d{7}[A-Za-z](?![A-Za-z0-9])"),
+    ),
+    "MY_NRIC": (  # dashed only: bare 12-digit runs in text are too often something else
+        r"\d{6}-\d{2}-\d{4}",
+        re.compile(r"(?<!\d)\d{6}-\d{2}-\d{4}(?!\d)"),
+    ),
+    "CREDIT_CARD": (
+        r"\d{4}[ -]\d{4}[ -]\d{4}[ -]\d{4}|\d{4}[ -]\d{6}[ -]\d{5}",
+        re.compile(
+            r"(?<![\d-])(?:\d{4}[ -]\d{4}[ -]\d{4}[ -]\d{4}(?:[ -]\d{3})?"
+            r"|\d{4}[ -]\d{6}[ -]\d{5})(?!\d)"
+        ),
+    ),
+    "EMAIL_ADDRESS": (
+        r"[A-Za-z0-9]@[A-Za-z0-9]",
+        re.compile(r"[A-Za-z0-9_%+'-]+(?:\.[A-Za-z0-9_%+'-]+)*@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,63}"),
+    ),
+    "IP_ADDRESS": (
+        r"\d\.\d{1,3}\.\d{1,3}\.\d|::|(?:[0-9A-Fa-f]{1,4}:){7}",
+        re.compile(
+            r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?!\.?\d)"
+            r"|(?<![0-9A-Fa-f:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![0-9A-Fa-f:])"
+        ),
+    ),
+    "PHONE_NUMBER": (
+        r"\+\d|\d[ -]\d{3,4}[ -]?\d{4}|[2-9]\d{3} \d{4}",
+        re.compile(  # national shapes must not be a piece of a longer digit group
+            r"\+\d(?:[ -]?\d){6,14}(?!\d)"
+            r"|(?<!\d)(?<![\d+][ -])(?:1[3-9]\d(?:[ -]?\d{4}){2}|0\d{1,3}[ -]\d{3,4}[ -]?\d{4}"
+            r"|[2-9]\d{3} \d{4})(?![ -]?\d)"
+        ),
+    ),
+}
+ANY_SEPARATED = "|".join(prefilter for prefilter, _ in SEPARATED.values())
+ANY_EMBEDDED = r"\d{10}|" + ANY_SEPARATED
+_PROVINCE_RANGES = ((11, 15), (21, 23), (31, 37), (41, 46), (50, 54), (61, 65), (71, 71), (81, 82))
+CN_PROVINCES = frozenset(p for low, high in _PROVINCE_RANGES for p in range(low, high + 1))
+MY_UNASSIGNED_PB = frozenset([0, 17, 18, 19, 20, 69, 70, 73, 80, 81, 94, 95, 96, 97])
+_CN_WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2])
+_CN_CHECK = np.frombuffer(b"10X98765432", np.uint8)
+_SG_WEIGHTS = np.array([2, 7, 6, 5, 4, 3, 2])
+_SG_TABLES = {  # prefix -> (offset, letters indexed by weighted sum mod 11)
+    "S": (0, b"JZIHGFEDCBA"),
+    "T": (4, b"JZIHGFEDCBA"),
+    "F": (0, b"XWUTRQPNMLK"),
+    "G": (4, b"XWUTRQPNMLK"),
+    "M": (3, b"XWUTRQPNJLK"),
+}
+# (IIN prefix regex, allowed lengths); 'UnionPay 19 digits' included.
+_CARD_BRANDS: tuple[tuple[str, frozenset[int]], ...] = (
+    (r"^4", frozenset({13, 16, 19})),
+    (r"^(?:5[1-5]|222[1-9]|22[3-9]\d|2[3-6]\d\d|27[01]\d|2720)", frozenset({16})),
+    (r"^3[47]", frozenset({15})),
+    (r"^(?:62|35|6011|65)", frozenset(range(16, 20))),
+)
+_PHONE_REGIONS = {"86": "CN", "60": "MY", "65": "SG", "852": "HK"}
+_TRUNK_ZERO = frozenset({"CN", "MY"})
+_DESC_NAMES = ("mobile", "fixed_line", "premium_rate", "toll_free", "shared_cost", "voip")
+_DESC_NAMES2 = ("personal_number", "pager", "uan", "voicemail")
+
+
+def valid_mask(category: str, candidates: pa.Array) -> Mask:
+    """Return which candidate strings (already trimmed) are valid values of `category`."""
+    arr = candidates.cast(pa.large_string())
+    out = np.zeros(len(arr), dtype=bool)
+    shaped = pc.fill_null(pc.match_substring_regex(arr, SHAPES[category]), False)
+    idx = np.flatnonzero(shaped.to_numpy(zero_copy_only=False))
+    if len(idx):
+        out[idx] = _CHECKS[category](arr.take(pa.array(idx)))
+    return out
+
+
+def _matrix(arr: pa.Array, width: int) -> np.ndarray:
+    """View equal-length ASCII strings as an (n, width) uint8 matrix."""
+    fixed = pc.cast(arr.cast(pa.large_binary()), pa.binary(width))
+    buf = np.frombuffer(fixed.buffers()[1], np.uint8)
+    return buf[fixed.offset * width : (fixed.offset + len(fixed)) * width].reshape(-1, width)
+
+
+def _number(digits: np.ndarray) -> np.ndarray:
+    """Decimal value of each row of a digit matrix."""
+    weights = 10 ** np.arange(digits.shape[1] - 1, -1, -1)
+    return digits.astype(np.int64) @ weights
+
+
+def real_dates(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> Mask:
+    """Which (year, month, day) triples are calendar dates between 1900-01-01 and today."""
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    month_days = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
+    in_month = month_days[np.clip(month, 0, 12)] + ((month == 2) & leap)
+    today = dt.date.today()
+    not_future = (
+        year * 10000 + month * 100 + day <= today.year * 10000 + today.month * 100 + today.day
+    )
+    return (
+        (year >= 1900) & (month >= 1) & (month <= 12) & (day >= 1) & (day <= in_month) & not_future
+    )
+
+
+def _cn_resident_id(arr: pa.Array) -> Mask:
+    mat = _matrix(pc.utf8_upper(arr), 18)
+    digits = mat[:, :17].astype(np.int64) - 48
+    check_ok = _CN_CHECK[(digits @ _CN_WEIGHTS) % 11] == mat[:, 17]
+    province_ok = np.isin(_number(digits[:, :2]), list(CN_PROVINCES))
+    date_ok = real_dates(
+        _number(digits[:, 6:10]), _number(digits[:, 10:12]), _number(digits[:, 12:14])
+    )
+    return check_ok & province_ok & date_ok
+
+
+def _sg_nric_fin(arr: pa.Array) -> Mask:
+    mat = _matrix(pc.utf8_upper(arr), 9)
+    total = (mat[:, 1:8].astype(np.int64) - 48) @ _SG_WEIGHTS
+    out = np.zeros(len(mat), dtype=bool)
+    for prefix, (offset, letters) in _SG_TABLES.items():
+        rows = mat[:, 0] == ord(prefix)
+        expected = np.frombuffer(letters, np.uint8)[(total[rows] + offset) % 11]
+        out[rows] = expected == mat[rows, 8]
+    return out
+
+
+def _my_nric(arr: pa.Array) -> Mask:
+    digits = _matrix(pc.replace_substring(arr, "-", ""), 12).astype(np.int64) - 48
+    yy, month, day = _number(digits[:, 0:2]), _number(digits[:, 2:4]), _number(digits[:, 4:6])
+    dated = real_dates(1900 + yy, month, day) | real_dates(2000 + yy, month, day)
+    return dated & ~np.isin(_number(digits[:, 6:8]), list(MY_UNASSIGNED_PB))
+
+
+def luhn(digits: np.ndarray) -> Mask:
+    """Luhn check of each row of a digit matrix (check digit last)."""
+    rev = digits[:, ::-1].astype(np.int64)
+    doubled = rev[:, 1::2] * 2
+    doubled -= 9 * (doubled > 9)
+    return (rev[:, 0::2].sum(axis=1) + doubled.sum(axis=1)) % 10 == 0
+
+
+def _credit_card(arr: pa.Array) -> Mask:
+    norm = pc.replace_substring_regex(arr, r"[ -]", "")
+    lengths = pc.utf8_length(norm).to_numpy()
+    out = np.zeros(len(norm), dtype=bool)
+    for pattern, allowed in _CARD_BRANDS:
+        brand = pc.match_substring_regex(norm, pattern).to_numpy(zero_copy_only=False)
+        out |= brand & np.isin(lengths, list(allowed))
+    for width in np.unique(lengths[out]):
+        rows = np.flatnonzero(out & (lengths == width))
+        out[rows] = luhn(_matrix(norm.take(pa.array(rows)), int(width)).astype(np.int64) - 48)
+    return out
+
+
+def _email(arr: pa.Array) -> Mask:
+    return np.ones(len(arr), dtype=bool)  # the shape regex is the whole check
+
+
+def _ip(arr: pa.Array) -> Mask:
+    v4 = pc.match_substring(arr, ".").to_numpy(zero_copy_only=False)
+    out = ~pc.match_substring(arr, ":").to_numpy(zero_copy_only=False) & v4
+    for i in np.flatnonzero(~out):  # IPv6 shapes are rare and loose: parse them
+        try:
+            ipaddress.IPv6Address(arr[int(i)].as_py())
+            out[i] = True
+        except ValueError:
+            pass
+    return out
+
+
+Desc = tuple[str, tuple[int, ...]]  # national number pattern, possible lengths
+
+
+@lru_cache(maxsize=8)
+def _region_descs(region: str) -> tuple[Desc, tuple[Desc, ...]]:
+    """The general and the per-type descriptions of a region's phone metadata."""
+    meta = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    assert meta is not None and meta.general_desc is not None, region
+    descs: list[Desc] = []
+    for name in ("general_desc", *_DESC_NAMES, *_DESC_NAMES2):
+        desc = getattr(meta, name)
+        if desc is not None and desc.national_number_pattern:
+            descs.append((str(desc.national_number_pattern), tuple(desc.possible_length)))
+    return descs[0], tuple(descs[1:])
+
+
+def _desc_match(nsn: pa.Array, lengths: np.ndarray, desc: Desc) -> Mask:
+    pattern, possible = desc
+    hit = pc.match_substring_regex(nsn, f"^(?:{pattern})$").to_numpy(zero_copy_only=False)
+    return hit & (np.isin(lengths, possible) if possible else True)
+
+
+def national_valid(region: str, nsn: pa.Array) -> Mask:
+    """What phonenumbers' is_valid_number says of national significant numbers, vectorized."""
+    general, descs = _region_descs(region)
+    lengths = pc.utf8_length(nsn).to_numpy()
+    general_ok = _desc_match(nsn, lengths, general)
+    typed = np.zeros(len(nsn), dtype=bool)
+    for desc in descs:  # valid = matches the general pattern and the pattern of some type
+        pending = np.flatnonzero(general_ok & ~typed)
+        if len(pending) == 0:
+            break
+        sub = nsn.take(pa.array(pending, pa.int64()))
+        typed[pending] = _desc_match(sub, lengths[pending], desc)
+    return general_ok & typed
+
+
+def _phone(arr: pa.Array) -> Mask:
+    digits = pc.replace_substring_regex(arr, r"\D", "")
+    lengths = pc.utf8_length(digits).to_numpy()
+    plus = pc.match_substring_regex(arr, r"^\(?\+").to_numpy(zero_copy_only=False)
+    first = pc.utf8_slice_codeunits(digits, 0, 1).to_numpy(zero_copy_only=False)
+    out = np.zeros(len(arr), dtype=bool)
+    known = ~plus
+    for code, region in _PHONE_REGIONS.items():
+        rows = plus & pc.starts_with(digits, code).to_numpy(zero_copy_only=False)
+        known |= rows
+        out |= _valid_in(rows, digits, len(code), (region,))
+        if region in _TRUNK_ZERO:  # '+60 012...' is read as '+60 12...' by phonenumbers.parse
+            trunk = rows & pc.starts_with(digits, code + "0").to_numpy(zero_copy_only=False)
+            out |= _valid_in(trunk, digits, len(code) + 1, (region,))
+    for i in np.flatnonzero(~known & (lengths >= 8) & (lengths <= 15)):
+        try:
+            out[i] = phonenumbers.is_valid_number(phonenumbers.parse("+" + digits[int(i)].as_py()))
+        except phonenumbers.NumberParseException:
+            pass
+    out |= _valid_in(~plus & (first == "0"), digits, 1, ("MY", "CN"))
+    out |= _valid_in(~plus & (first == "1"), digits, 0, ("CN",))
+    out |= _valid_in(~plus & (lengths == 8), digits, 0, ("SG", "HK"))
+    return out
+
+
+def _valid_in(rows: Mask, digits: pa.Array, skip: int, regions: tuple[str, ...]) -> Mask:
+    """Valid in any of `regions` after dropping `skip` leading digits, for the selected rows."""
+    out = np.zeros(len(rows), dtype=bool)
+    idx = np.flatnonzero(rows)
+    if len(idx):
+        nsn = pc.utf8_slice_codeunits(digits.take(pa.array(idx, pa.int64())), skip)
+        ok = np.zeros(len(idx), dtype=bool)
+        for region in regions:
+            ok |= national_valid(region, nsn)
+        out[idx] = ok
+    return out
+
+
+_CHECKS: dict[str, Callable[[pa.Array], Mask]] = {
+    "CN_RESIDENT_ID": _cn_resident_id,
+    "SG_NRIC_FIN": _sg_nric_fin,
+    "MY_NRIC": _my_nric,
+    "CREDIT_CARD": _credit_card,
+    "EMAIL_ADDRESS": _email,
+    "IP_ADDRESS": _ip,
+    "PHONE_NUMBER": _phone,
+}

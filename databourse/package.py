@@ -1,0 +1,150 @@
+"""Package a product version: Parquet files, a content hash, and `manifest.json` written last.
+
+The content hash covers the files' sha256, the schema and the product config's fingerprint, so
+the same input and config give the same hash and nothing new is published. A version is visible
+only once its manifest exists; files are written with if-absent, so a version is never overwritten.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from databourse import zones
+from databourse.errors import ObjectExists, StorageError
+from databourse.storage import ObjectStore
+
+log = logging.getLogger(__name__)
+ROW_GROUP_ROWS = 128_000
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One file of a version, relative to the version folder."""
+
+    path: str
+    bytes: int
+    sha256: str
+
+
+def schema_of(table: pa.Table) -> list[dict[str, str]]:
+    """Column names and Arrow type names, in order."""
+    return [{"name": f.name, "type": str(f.type)} for f in table.schema]
+
+
+def write_parquet(table: pa.Table, out_dir: Path) -> list[FileEntry]:
+    """Write the table as zstd Parquet with statistics; deterministic bytes for the same table."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "part-00000.parquet"
+    pq.write_table(
+        table, path, compression="zstd", row_group_size=ROW_GROUP_ROWS, write_statistics=True
+    )
+    data = path.read_bytes()
+    return [FileEntry(path=path.name, bytes=len(data), sha256=hashlib.sha256(data).hexdigest())]
+
+
+def content_hash(files: list[FileEntry], schema: list[dict[str, str]], config_sha256: str) -> str:
+    """The identity of a version: its files, its schema and the config that made it."""
+    canonical = json.dumps(
+        {"files": [asdict(f) for f in files], "schema": schema, "config": config_sha256},
+        sort_keys=True,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def code_version() -> str:
+    try:
+        return metadata.version("databourse")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def build_manifest(
+    *,
+    product: str,
+    version: str,
+    content_hash: str,
+    schema: list[dict[str, str]],
+    rows: int,
+    files: list[FileEntry],
+    lineage: dict[str, Any],
+    quality: dict[str, Any],
+    privacy: dict[str, Any],
+    personal_data: dict[str, Any],
+    usage_terms: dict[str, Any],
+    markets: list[str],
+    schema_diff: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The manifest of a version (everything a buyer or regulator needs to trust it)."""
+    return {
+        "manifest_version": 1,
+        "product": product,
+        "version": version,
+        "content_hash": content_hash,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "schema": schema,
+        "schema_diff": schema_diff,
+        "row_count": rows,
+        "files": [asdict(f) for f in files],
+        "lineage": {**lineage, "code_version": code_version()},
+        "quality": quality,
+        "privacy": privacy,
+        "personal_data": personal_data,
+        "usage_terms": usage_terms,
+        "markets": markets,
+    }
+
+
+def publish_files(
+    store: ObjectStore,
+    product: str,
+    version: str,
+    local_dir: Path,
+    files: list[FileEntry],
+    manifest: dict[str, Any],
+) -> str:
+    """Upload the files, then the manifest last; idempotent; returns the manifest's URI."""
+    prefix = zones.product_prefix(product, version)
+    manifest_key = f"{prefix}/{MANIFEST}"
+    if store.exists(manifest_key):
+        return store.uri(manifest_key)
+    for entry in files:
+        key = f"{prefix}/{entry.path}"
+        try:
+            store.put_file(key, local_dir / entry.path, if_absent=True)
+        except ObjectExists:
+            # left by a run that died before its manifest: it must be the same bytes
+            _verify(store, key, entry)
+    try:
+        store.put_bytes(
+            manifest_key, json.dumps(manifest, indent=2, default=str).encode(), if_absent=True
+        )
+    except ObjectExists:
+        pass  # a concurrent publisher of the same content finished first
+    log.info("packaged %s@%s: %d file(s)", product, version, len(files))
+    return store.uri(manifest_key)
+
+
+def _verify(store: ObjectStore, key: str, entry: FileEntry) -> None:
+    data = store.get_bytes(key)
+    if hashlib.sha256(data).hexdigest() != entry.sha256:
+        raise StorageError(f"{key} exists with different content than this version's file", key=key)
+
+
+def read_manifest(store: ObjectStore, product: str, version: str) -> dict[str, Any] | None:
+    """The version's manifest, or None while it has none (not visible)."""
+    key = f"{zones.product_prefix(product, version)}/{MANIFEST}"
+    if not store.exists(key):
+        return None
+    result: dict[str, Any] = json.loads(store.get_bytes(key))
+    return result

@@ -1,0 +1,289 @@
+"""Content-based personal-data detection: classify columns by the identifiers their values hold.
+
+Each column is classified on its first `sample_rows` values (the category whose whole-value matches
+reach `threshold`), then the candidate is confirmed over all values. Identifiers found inside longer
+text (free text, Chinese text with no word boundary) are counted apart as `embedded`. Findings carry
+column names and counts only, never a value.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from databourse.errors import DataBourseError
+from databourse.identifiers import (
+    ANY_EMBEDDED,
+    ANY_SEPARATED,
+    ANY_SHAPE,
+    HEX_TOKENS,
+    RUN_CATEGORIES,
+    RUN_SEPARATORS,
+    SEPARATED,
+    valid_mask,
+)
+
+log = logging.getLogger(__name__)
+
+CATEGORIES: tuple[str, ...] = (  # priority order when a value fits several
+    "CN_RESIDENT_ID",
+    "SG_NRIC_FIN",
+    "MY_NRIC",
+    "CREDIT_CARD",
+    "EMAIL_ADDRESS",
+    "IP_ADDRESS",
+    "PHONE_NUMBER",
+)
+CHECKSUM_BACKED = frozenset({"CN_RESIDENT_ID", "SG_NRIC_FIN", "CREDIT_CARD"})
+PATTERN_ONLY_FACTOR = 0.9
+
+
+@dataclass(frozen=True)
+class ColumnFinding:
+    """What one column holds: its category (or None), how sure, and identifiers inside its text.
+
+    `share` = matched / checked over all non-null values, for `category` (0 when it is None).
+    `confidence` = share for checksum-backed categories (CN_RESIDENT_ID, SG_NRIC_FIN, CREDIT_CARD)
+    and share * 0.9 for the others (MY_NRIC: date and place code only; email, phone, IP: patterns).
+    `embedded`: category -> values that hold it inside longer text (never decides `category`).
+    `whole`: category -> values that are wholly of that category (every category, not only the
+    winner, so that a column just under the threshold is still visible to a gate).
+    """
+
+    column: str
+    category: str | None
+    confidence: float
+    share: float
+    matched: int
+    checked: int
+    embedded: dict[str, int]
+    whole: dict[str, int] = field(default_factory=dict)  # category -> values matching it whole
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (counts and names only)."""
+        return {
+            "column": self.column,
+            "category": self.category,
+            "confidence": round(self.confidence, 4),
+            "share": round(self.share, 4),
+            "matched": self.matched,
+            "checked": self.checked,
+            "embedded": dict(sorted(self.embedded.items())),
+            "whole": dict(sorted(self.whole.items())),
+        }
+
+
+@dataclass
+class _Counts:
+    """Additive counts over some values of a column."""
+
+    checked: int = 0
+    whole: Counter[str] = field(default_factory=Counter)
+    embedded: Counter[str] = field(default_factory=Counter)
+
+    def add(self, other: _Counts) -> None:
+        self.checked += other.checked
+        self.whole.update(other.whole)
+        self.embedded.update(other.embedded)
+
+
+@dataclass
+class _ColumnState:
+    """Counts of the sample (first rows) and of all values seen so far."""
+
+    scannable: bool
+    rows: int = 0
+    sample: _Counts = field(default_factory=_Counts)
+    total: _Counts = field(default_factory=_Counts)
+
+
+def scan_table(
+    table: pa.Table, *, threshold: float = 0.8, sample_rows: int = 2000
+) -> list[ColumnFinding]:
+    """Classify every column of `table`, in order."""
+    return scan_batches(
+        table.to_batches(), table.schema, threshold=threshold, sample_rows=sample_rows
+    )
+
+
+def scan_batches(
+    batches: Iterable[pa.RecordBatch],
+    schema: pa.Schema,
+    *,
+    threshold: float = 0.8,
+    sample_rows: int = 2000,
+) -> list[ColumnFinding]:
+    """Classify every column of a stream of batches (memory bounded); same result as scan_table."""
+    states = [_ColumnState(scannable=_scannable(f.type)) for f in schema]
+    workers = max(1, min(pa.cpu_count(), sum(s.scannable for s in states)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:  # Arrow kernels release the GIL
+        for batch in batches:
+            jobs = [
+                pool.submit(_scan_chunk, state, schema[i].name, batch.column(i), sample_rows)
+                for i, state in enumerate(states)
+                if state.scannable
+            ]
+            for job in jobs:
+                job.result()
+    findings = [_finding(f.name, s, threshold) for f, s in zip(schema, states, strict=True)]
+    for found in findings:
+        log.debug(
+            "column %s: category=%s matched=%d checked=%d embedded=%s",
+            found.column,
+            found.category,
+            found.matched,
+            found.checked,
+            found.embedded,
+        )
+    return findings
+
+
+def _scannable(typ: pa.DataType) -> bool:
+    """Strings and integers are scanned; other types cannot hold the identifiers we look for."""
+    if pa.types.is_dictionary(typ):
+        return _scannable(typ.value_type)
+    return any(
+        check(typ) for check in (pa.types.is_integer, pa.types.is_string, pa.types.is_large_string)
+    ) or pa.types.is_string_view(typ)
+
+
+def _scan_chunk(state: _ColumnState, name: str, arr: pa.Array, sample_rows: int) -> None:
+    """Add one batch's column to the counts; errors are re-raised without their (data) message."""
+    try:
+        _add_chunk(state, arr, sample_rows)
+    except (pa.ArrowException, ValueError) as exc:
+        raise DataBourseError(
+            f"PII scan failed on column {name!r} ({type(exc).__name__})", column=name
+        ) from None
+
+
+def _add_chunk(state: _ColumnState, arr: pa.Array, sample_rows: int) -> None:
+    """Add one batch's column to the sample and total counts."""
+    arr = pc.cast(arr, pa.large_string())
+    head = max(0, min(len(arr), sample_rows - state.rows))
+    state.rows += len(arr)
+    if head:
+        counts = _count(arr.slice(0, head))
+        state.sample.add(counts)
+        state.total.add(counts)
+    if head < len(arr):
+        state.total.add(_count(arr.slice(head)))
+
+
+def _count(arr: pa.Array) -> _Counts:
+    """Whole and embedded counts over distinct values, weighted by how often each occurs."""
+    counts = _Counts(checked=len(arr) - arr.null_count)
+    if counts.checked == 0:
+        return counts
+    distinct = pc.value_counts(arr.drop_null())
+    values, weights = distinct.field("values"), distinct.field("counts").to_numpy()
+    codes = _whole_codes(pc.utf8_trim_whitespace(values))
+    for code, total in enumerate(np.bincount(codes[codes >= 0], weights[codes >= 0])):
+        if total:
+            counts.whole[CATEGORIES[code]] = int(total)
+    rest = np.flatnonzero(codes < 0)
+    for category, found in _embedded_hits(values.take(pa.array(rest, pa.int64()))).items():
+        counts.embedded[category] = int(weights[rest[found]].sum())
+    return counts
+
+
+def _whole_codes(values: pa.Array) -> np.ndarray:
+    """Index in CATEGORIES of each value's category as a whole (first in priority order), or -1."""
+    codes = np.full(len(values), -1, dtype=np.int64)
+    shaped = pc.match_substring_regex(values, ANY_SHAPE).to_numpy(zero_copy_only=False)
+    for code, category in enumerate(CATEGORIES):
+        undecided = np.flatnonzero(shaped & (codes < 0))
+        if len(undecided) == 0:
+            break
+        ok = valid_mask(category, values.take(pa.array(undecided, pa.int64())))
+        codes[undecided[ok]] = code
+    return codes
+
+
+def classify_value(text: str) -> str | None:
+    """The category of one whole value, or None."""
+    return classify_array(pa.array([text], pa.large_string()))[0]
+
+
+def classify_array(values: pa.Array) -> list[str | None]:
+    """The category of each whole value of a string array (None for nulls and non-matches)."""
+    codes = _whole_codes(pc.fill_null(pc.utf8_trim_whitespace(values), ""))
+    return [CATEGORIES[code] if code >= 0 else None for code in codes.tolist()]
+
+
+def _embedded_hits(values: pa.Array) -> dict[str, np.ndarray]:
+    """For each category, the distinct positions of values that hold a valid identifier."""
+    gate = pc.match_substring_regex(values, ANY_EMBEDDED).to_numpy(zero_copy_only=False)
+    origin = np.flatnonzero(gate)
+    values = pc.replace_substring_regex(values.filter(gate), HEX_TOKENS, " ")
+    hits: dict[str, list[np.ndarray]] = {c: [] for c in CATEGORIES}
+    for category, positions in [*_run_hits(values), *_separated_hits(values)]:
+        hits[category].append(positions)
+    found = {c: np.unique(np.concatenate(h)) for c, h in hits.items() if h}
+    return {c: origin[positions] for c, positions in found.items() if len(positions)}
+
+
+def _run_hits(values: pa.Array) -> list[tuple[str, np.ndarray]]:
+    """Contiguous digit runs (CN ids, bare cards and phones), cut out and validated in bulk."""
+    runs = pc.split_pattern_regex(values, RUN_SEPARATORS)
+    flat, parents = pc.list_flatten(runs), pc.list_parent_indices(runs).to_numpy()
+    lengths = pc.utf8_length(flat).to_numpy()
+    keep = np.flatnonzero((lengths >= 10) & (lengths <= 19))
+    flat, parents = flat.take(pa.array(keep, pa.int64())), parents[keep]
+    claimed = np.zeros(len(flat), dtype=bool)
+    out = []
+    for category in RUN_CATEGORIES:  # a run counts for the first category it is valid for
+        ok = valid_mask(category, flat) & ~claimed
+        claimed |= ok
+        out.append((category, parents[ok]))
+    return out
+
+
+def _separated_hits(values: pa.Array) -> list[tuple[str, np.ndarray]]:
+    """Separated forms, extracted in Python from the values an RE2 prefilter selected."""
+    separated = np.flatnonzero(pc.match_substring_regex(values, ANY_SEPARATED).to_numpy(False))
+    subset = values.take(pa.array(separated, pa.int64()))
+    out = []
+    for category, (prefilter, pattern) in SEPARATED.items():
+        selected = pc.match_substring_regex(subset, prefilter).to_numpy(zero_copy_only=False)
+        positions, candidates = [], []
+        for pos, text in zip(separated[selected], subset.filter(selected).to_pylist(), strict=True):
+            for match in pattern.finditer(text):
+                positions.append(pos)
+                candidates.append(match.group())
+        if candidates:
+            ok = valid_mask(category, pa.array(candidates, pa.large_string()))
+            out.append((category, np.array(positions, dtype=np.int64)[ok]))
+    return out
+
+
+def _finding(column: str, state: _ColumnState, threshold: float) -> ColumnFinding:
+    """Decide a column's category: best on the sample at `threshold`, confirmed on all values."""
+    total = state.total
+    category: str | None = None
+    if state.sample.checked:
+        best = max(CATEGORIES, key=lambda c: (state.sample.whole[c], -CATEGORIES.index(c)))
+        sample_share = state.sample.whole[best] / state.sample.checked
+        if sample_share >= threshold and total.whole[best] / total.checked >= threshold:
+            category = best
+    matched = total.whole[category] if category else 0
+    share = matched / total.checked if category else 0.0
+    factor = 1.0 if category in CHECKSUM_BACKED else PATTERN_ONLY_FACTOR
+    return ColumnFinding(
+        column=column,
+        category=category,
+        confidence=share * factor,
+        share=share,
+        matched=matched,
+        checked=total.checked,
+        embedded=dict(total.embedded),
+        whole={c: n for c, n in total.whole.items() if n},
+    )

@@ -1,0 +1,1 @@
+"""Prefect flows: they sequence tasks and own the human gates (flows -> tasks -> databourse)."""

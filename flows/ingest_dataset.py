@@ -1,0 +1,15 @@
+"""Flow: one provider file into the raw zone and staging."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+
+from tasks.ingesting import ingest
+
+
+@flow(name="ingest-dataset", flow_run_name="ingest/{provider}/{dataset}")
+def ingest_dataset(provider: str, dataset: str, source: str) -> dict[str, Any]:
+    """Ingest `source` (local path or s3:// URI) for a provider's dataset."""
+    return ingest(provider, dataset, source)

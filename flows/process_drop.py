@@ -1,0 +1,91 @@
+"""Flow: one provider drop end to end: ingest, validate, build each product, request publication."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, cast
+
+from prefect import flow, get_run_logger, task
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import FlowRun
+from prefect.deployments import run_deployment
+
+from flows.build_product import build_product
+from flows.ingest_dataset import ingest_dataset
+from flows.publish_product import DEPLOYMENT
+from flows.validate_dataset import validate_dataset
+from tasks import reporting, resources
+
+
+@flow(name="process-drop", flow_run_name="process/{provider}/{dataset}")
+def process_drop(
+    provider: str, dataset: str, source: str, publish_wait_seconds: float = 300
+) -> dict[str, Any]:
+    """Process one drop; publication runs as its own deployment run, which may suspend."""
+    ingested = ingest_dataset(provider, dataset, source)
+    validate_dataset(provider, dataset, ingested["ingest_id"])
+    products = []
+    for spec in resources.config().products_of(provider, dataset):
+        built = build_product(spec.id, ingested["ingest_id"])
+        publication = request_publication(
+            built["product"], built["version"], built["content_hash"], publish_wait_seconds
+        )
+        products.append({**built, **publication})
+    result = {
+        "provider": provider,
+        "dataset": dataset,
+        "ingest_id": ingested["ingest_id"],
+        "duplicate": ingested["duplicate"],
+        "products": products,
+    }
+    reporting.markdown(f"drop-{provider}-{dataset}", _summary(result), "What this drop produced")
+    return result
+
+
+@task(name="request-publication", task_run_name="publish {product}@{version}")
+def request_publication(
+    product: str, version: str, content_hash: str, wait_seconds: float
+) -> dict[str, Any]:
+    """Start (once per content hash) the gated publish run, wait until it ends or suspends."""
+    run = cast(
+        FlowRun,
+        run_deployment(  # called from sync code: returns the FlowRun
+            DEPLOYMENT,
+            parameters={"product": product, "version": version},
+            timeout=0,
+            idempotency_key=f"{product}@{version}#{content_hash[:16]}",
+            tags=[f"product:{product}"],
+            as_subflow=False,  # a subflow cannot suspend; this run outlives the drop's run
+        ),
+    )
+    state = _wait(run.id, wait_seconds)
+    get_run_logger().info("publish run %s of %s@%s: %s", run.name, product, version, state)
+    return {"publish_run_id": str(run.id), "publish_run_name": run.name, "publish_state": state}
+
+
+def _wait(run_id: Any, seconds: float) -> str:
+    deadline = time.monotonic() + seconds
+    with get_client(sync_client=True) as client:
+        while True:
+            state = client.read_flow_run(run_id).state
+            if state is not None and (state.is_final() or state.is_paused()):
+                return str(state.name)
+            if time.monotonic() > deadline:
+                return str(state.name) if state else "Unknown"
+            time.sleep(1)
+
+
+def _summary(result: dict[str, Any]) -> str:
+    lines = [
+        f"### Drop `{result['provider']}/{result['dataset']}` (ingest "
+        f"`{result['ingest_id']}`{', identical bytes seen before' if result['duplicate'] else ''})",
+        "",
+        "| product | version | new | publish run | state |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {p['product']} | {p['version']} | {p['new']} | {p['publish_run_name']} | "
+        f"{p['publish_state']} |"
+        for p in result["products"]
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,17 @@
+"""Flow: quality suite and personal-data scan of an ingested dataset."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+
+from tasks.validating import check_quality, scan_personal_data
+
+
+@flow(name="validate-dataset", flow_run_name="validate/{provider}/{dataset}/{ingest_id}")
+def validate_dataset(provider: str, dataset: str, ingest_id: str) -> dict[str, Any]:
+    """Both gates run, concurrently; either failing quarantines the ingest and fails the run."""
+    quality = check_quality.submit(provider, dataset, ingest_id)
+    pii = scan_personal_data.submit(provider, dataset, ingest_id)
+    return {"quality": quality.result(), "pii": pii.result()}

@@ -1,0 +1,1 @@
+"""Prefect tasks: thin wrappers that fetch resources, call one domain function, leave artifacts."""

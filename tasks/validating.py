@@ -1,0 +1,93 @@
+"""Tasks: the quality suite and the personal-data scan of a staged dataset."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pyarrow.parquet as pq
+from prefect import get_run_logger, task
+
+from databourse import zones
+from databourse.errors import PersonalDataFound, QualityFailed
+from databourse.ingest import load_ingest, quarantine_ingest
+from databourse.pii import scan_batches
+from databourse.quality import suite_from_contract, validate_parquet
+from databourse.screening import check_declarations
+from tasks import reporting, resources
+from tasks.staged import local_copy
+
+
+@task(name="check-quality", task_run_name="quality {provider}/{dataset}/{ingest_id}")
+def check_quality(provider: str, dataset: str, ingest_id: str) -> dict[str, Any]:
+    """Run the contract's expectations; quarantine the ingest when an error-severity one fails."""
+    logger = get_run_logger()
+    store = resources.store()
+    record = load_ingest(store, provider, dataset, ingest_id)
+    suite = suite_from_contract(resources.config().dataset(provider, dataset))
+    with local_copy(store, record.staged_key) as path:
+        report = validate_parquet(path, f"{provider}/{dataset}", suite)
+    key = f"{zones.reports_prefix(provider, dataset, ingest_id)}/quality.json"
+    store.put_bytes(key, json.dumps(report.to_json(), indent=2, default=str).encode())
+    reporting.table(
+        f"quality-{provider}-{dataset}",
+        [r.to_json() for r in report.results],
+        f"Quality: {report.summary()}",
+    )
+    logger.info("quality of %s/%s: %s", provider, dataset, report.summary())
+    if not report.success:
+        raise quarantine_ingest(
+            store,
+            record,
+            QualityFailed(report.summary(), report_uri=store.uri(key)),
+            stage="quality",
+        )
+    return {
+        "success": True,
+        "summary": report.summary(),
+        "report_uri": store.uri(key),
+        "warnings": len(report.failed_warnings),
+    }
+
+
+@task(name="scan-personal-data", task_run_name="pii {provider}/{dataset}/{ingest_id}")
+def scan_personal_data(provider: str, dataset: str, ingest_id: str) -> dict[str, Any]:
+    """Classify every column by content; undeclared personal data quarantines the ingest."""
+    logger = get_run_logger()
+    cfg = resources.config()
+    store = resources.store()
+    record = load_ingest(store, provider, dataset, ingest_id)
+    with local_copy(store, record.staged_key) as path:
+        pfile = pq.ParquetFile(path)
+        findings = scan_batches(
+            pfile.iter_batches(batch_size=64_000),
+            pfile.schema_arrow,
+            threshold=cfg.settings.pii_threshold,
+            sample_rows=cfg.settings.pii_sample_rows,
+        )
+    check = check_declarations(findings, cfg.dataset(provider, dataset).declared_categories)
+    report = {"findings": [f.to_json() for f in findings], **check.to_json()}
+    key = f"{zones.reports_prefix(provider, dataset, ingest_id)}/pii.json"
+    store.put_bytes(key, json.dumps(report, indent=2).encode())
+    reporting.table(
+        f"pii-{provider}-{dataset}",
+        [{k: v for k, v in f.to_json().items() if k != "embedded"} for f in findings],
+        "Personal data found by content (column, category, confidence; never values)",
+    )
+    for miss in check.not_found:
+        logger.warning(
+            "declared %s in column %s was not detected", miss["declared"], miss["column"]
+        )
+    if not check.ok:
+        cols = ", ".join(f"{u['column']} ({u['found']})" for u in check.undeclared)
+        raise quarantine_ingest(
+            store,
+            record,
+            PersonalDataFound(
+                f"undeclared personal data in {len(check.undeclared)} column(s): {cols}",
+                report_uri=store.uri(key),
+            ),
+            stage="pii",
+        )
+    logger.info("personal data of %s/%s matches the declaration", provider, dataset)
+    return {"ok": True, "report_uri": store.uri(key), "declared_not_found": check.not_found}

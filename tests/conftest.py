@@ -1,0 +1,122 @@
+"""Shared fixtures: an isolated project folder, a real Prefect server, a deployment runner."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from helpers import free_port, make_project
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+# A throwaway key for tests; real keys come from the environment or a Prefect Secret block.
+TEST_KEY = "test-only-key-0123456789abcdef0123456789abcdef"
+
+# Configure before anything imports Prefect: no analytics, results persisted (suspend needs it).
+_SESSION = Path(tempfile.mkdtemp(prefix="databourse-tests-"))
+os.environ.update(
+    {
+        "PREFECT_HOME": str(_SESSION / "prefect-client"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
+        "PREFECT_LOCAL_STORAGE_PATH": str(_SESSION / "results"),
+        "PREFECT_LOGGING_EXTRA_LOGGERS": "databourse",
+        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+        "GX_ANALYTICS_ENABLED": "false",
+        "DATABOURSE_PSEUDONYM_KEY": TEST_KEY,
+    }
+)
+os.environ.pop("PREFECT_API_URL", None)
+os.environ.pop("DATABOURSE_MANAGED_PREFECT", None)
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"Prefect server did not start: {log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def project() -> Path:
+    """One isolated project (configs + state) for the in-process flow tests."""
+    path = make_project(_SESSION / "project")
+    os.environ["DATABOURSE_CONFIG_DIR"] = str(path / "configs")
+    return path
+
+
+@pytest.fixture(scope="session")
+def prefect_api(project: Path) -> Iterator[str]:
+    """A real `prefect server start` process on a free port, SQLite in a temp folder."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    port = free_port()
+    home = _SESSION / "prefect-server"
+    home.mkdir(exist_ok=True)
+    log = _SESSION / "prefect-server.log"
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_UI_ENABLED": "false"}
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(
+            [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}/api"
+    try:
+        wait_healthy(url, proc, log)
+        os.environ["PREFECT_API_URL"] = url  # for subprocesses (runner, CLI)
+        with temporary_settings(updates={PREFECT_API_URL: url}):  # for this process
+            yield url
+    finally:
+        os.environ.pop("PREFECT_API_URL", None)
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def runner(prefect_api: str, project: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`bourse serve`: serves the deployments, executes publish runs and resumed runs."""
+    log = _SESSION / "runner.log"
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bourse", "serve"],
+            cwd=project,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ),
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if httpx.get(f"{prefect_api}/deployments/name/publish-product/gated").status_code == 200:
+            break
+        if proc.poll() is not None:
+            raise RuntimeError(f"runner exited: {log.read_text()[-3000:]}")
+        time.sleep(0.5)
+    yield proc
+    os.killpg(proc.pid, 15)
+    proc.wait(timeout=30)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if os.environ.get("DATABOURSE_KEEP_TEST_STATE"):
+        print(f"\ntest state kept in {_SESSION}")  # noqa: T201
+        return
+    shutil.rmtree(_SESSION, ignore_errors=True)

@@ -1,0 +1,375 @@
+"""Tests of databourse.catalog on SQLite and PostgreSQL, including concurrent reservations."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import pickle
+import uuid
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from databourse.catalog import Catalog, make_engine
+from databourse.catalog_models import Approval, Version
+from databourse.errors import CatalogError, TransferNotApproved, VersionNotFound
+from databourse.versioning import Schema
+
+PG_URL = os.environ.get(
+    "DATABOURSE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+PRODUCT = "sz-orders-anon"
+SCHEMA: Schema = [
+    {"name": "order_id", "type": "string"},
+    {"name": "amount", "type": "double"},
+    {"name": "district", "type": "string"},
+]
+SPAWN_TIMEOUT_S = 120
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL to an empty catalog database: a tmp SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'catalog.db'}"
+        return
+    admin = create_engine(PG_URL, connect_args={"connect_timeout": 3})
+    schema = f"test_catalog_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except OperationalError as exc:
+        admin.dispose()
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {reason}")
+    url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def catalog(catalog_url: str) -> Iterator[Catalog]:
+    """A catalog with its tables and one product."""
+    with Catalog(catalog_url) as cat:
+        cat.create_schema()
+        cat.ensure_product(PRODUCT, "Shenzhen orders (anonymized)", "shenzhen", "orders")
+        yield cat
+
+
+def _staged(catalog: Catalog, content_hash: str = "h1", market: str = "SG") -> str:
+    """Reserve a version and mark one market as awaiting approval; returns the version."""
+    version = catalog.reserve_version(PRODUCT, content_hash, SCHEMA, 100).version
+    catalog.set_availability(
+        PRODUCT, version, market, "pending_approval", "cn-scc", route="standard_contract"
+    )
+    return version
+
+
+def _market(catalog: Catalog, version: str, market: str) -> dict[str, Any]:
+    shown = catalog.show(PRODUCT, version)["versions"][0]
+    return next(a for a in shown["availability"] if a["market"] == market)
+
+
+# --- versions --------------------------------------------------------------------------------
+
+
+def test_reserve_is_idempotent_per_content_hash(catalog: Catalog) -> None:
+    first = catalog.reserve_version(PRODUCT, "a" * 64, SCHEMA, 100)
+    again = catalog.reserve_version(PRODUCT, "a" * 64, SCHEMA, 100)
+    assert (first.version, first.new, first.status) == ("1.0.0", True, "staged")
+    assert (again.version, again.new) == ("1.0.0", False)
+    assert again.created_at == first.created_at
+    assert catalog.list_products()[0]["version_count"] == 1
+
+
+def test_versions_follow_the_schema(catalog: Catalog) -> None:
+    added = [*SCHEMA, {"name": "channel", "type": "string"}]
+    removed = [c for c in added if c["name"] != "district"]
+    steps = [("h1", SCHEMA), ("h2", SCHEMA), ("h3", added), ("h4", removed), ("h5", removed)]
+    versions = [catalog.reserve_version(PRODUCT, h, s, 10).version for h, s in steps]
+    assert versions == ["1.0.0", "1.0.1", "1.1.0", "2.0.0", "2.0.1"]
+    assert catalog.get_version(PRODUCT).version == "2.0.1"
+    minor = catalog.get_version(PRODUCT, "1.1.0")
+    assert minor.schema == added
+    assert minor.schema_diff == {
+        "added": ["channel"],
+        "removed": [],
+        "retyped": [],
+        "bump": "minor",
+    }
+    assert catalog.get_version(PRODUCT, "1.0.0").schema_diff is None
+    assert catalog.get_version(PRODUCT, "2.0.0").schema_diff["removed"] == ["district"]  # type: ignore[index]
+    # An old content hash comes back with its old number, not a new one.
+    assert catalog.reserve_version(PRODUCT, "h2", SCHEMA, 10).version == "1.0.1"
+
+
+def test_ordering_is_numeric_not_textual(catalog: Catalog) -> None:
+    for i in range(12):
+        catalog.reserve_version(PRODUCT, f"h{i}", SCHEMA, 1)
+    assert catalog.get_version(PRODUCT).version == "1.0.11"
+    assert catalog.reserve_version(PRODUCT, "next", SCHEMA, 1).version == "1.0.12"
+
+
+def test_reserve_unknown_product_and_bad_schema(catalog: Catalog) -> None:
+    with pytest.raises(CatalogError) as info:
+        catalog.reserve_version("nope", "h", SCHEMA, 1)
+    assert info.value.product == "nope"  # type: ignore[attr-defined]
+    with pytest.raises(ValueError):
+        catalog.reserve_version(PRODUCT, "h", [{"name": "a", "type": "x"}] * 2, 1)
+
+
+def test_get_version_not_found(catalog: Catalog) -> None:
+    with pytest.raises(VersionNotFound) as info:
+        catalog.get_version(PRODUCT)
+    assert (info.value.product, info.value.version) == (PRODUCT, None)  # type: ignore[attr-defined]
+    catalog.reserve_version(PRODUCT, "h1", SCHEMA, 1)
+    with pytest.raises(VersionNotFound) as info:
+        catalog.get_version(PRODUCT, "9.9.9")
+    assert info.value.version == "9.9.9"  # type: ignore[attr-defined]
+
+
+def test_manifest_publish_withdraw(catalog: Catalog) -> None:
+    version = catalog.reserve_version(PRODUCT, "h1", SCHEMA, 5).version
+    catalog.set_manifest(PRODUCT, version, "s3://bucket/products/p/1.0.0/manifest.json")
+    catalog.publish_version(PRODUCT, version)
+    record = catalog.get_version(PRODUCT, version)
+    assert record.status == "published"
+    assert record.manifest_uri == "s3://bucket/products/p/1.0.0/manifest.json"
+    assert record.published_at is not None and record.published_at.tzinfo is not None
+    catalog.publish_version(PRODUCT, version)  # idempotent: the first publication time stays
+    assert catalog.get_version(PRODUCT, version).published_at == record.published_at
+    catalog.withdraw_version(PRODUCT, version)
+    with pytest.raises(CatalogError, match="withdrawn"):
+        catalog.publish_version(PRODUCT, version)
+    with pytest.raises(VersionNotFound):
+        catalog.publish_version(PRODUCT, "3.0.0")
+
+
+def test_ensure_product_updates(catalog: Catalog) -> None:
+    catalog.ensure_product(PRODUCT, "Renamed", "shenzhen", "orders_v2")
+    product = catalog.show(PRODUCT)["product"]
+    assert (product["name"], product["dataset"]) == ("Renamed", "orders_v2")
+
+
+# --- markets and approvals ------------------------------------------------------------------
+
+
+def test_approval_required_market_needs_an_approval(catalog: Catalog) -> None:
+    version = _staged(catalog)
+    assert catalog.pending_approvals()[0]["market"] == "SG"
+    with pytest.raises(TransferNotApproved) as info:
+        catalog.set_availability(PRODUCT, version, "SG", "available", "cn-scc")
+    err = info.value
+    assert (err.product, err.version, err.market) == (PRODUCT, version, "SG")  # type: ignore[attr-defined]
+    assert pickle.loads(pickle.dumps(err)).market == "SG"  # type: ignore[attr-defined]
+    assert _market(catalog, version, "SG")["status"] == "pending_approval"
+
+    approval = catalog.record_approval(
+        PRODUCT, version, "SG", "approved", "dpo@exchange", "standard_contract", "SCC-2024-17",
+        valid_until=date.today() + timedelta(days=365), flow_run_id="run-1",
+    )  # fmt: skip
+    assert approval.new and approval.content_hash == "h1" and approval.decision == "approved"
+    assert _market(catalog, version, "SG")["status"] == "available"
+    assert catalog.pending_approvals() == []
+    # Now the policy's caller may (re)state "available", and a re-run asking again keeps it.
+    catalog.set_availability(PRODUCT, version, "SG", "available", "cn-scc")
+    stored = catalog.set_availability(PRODUCT, version, "SG", "pending_approval", "cn-scc")
+    assert stored == "available"
+    assert catalog.list_products()[0]["markets"] == ["SG"]
+
+
+def test_markets_without_approval_need_are_set_directly(catalog: Catalog) -> None:
+    version = catalog.reserve_version(PRODUCT, "h1", SCHEMA, 1).version
+    catalog.set_availability(
+        PRODUCT, version, "CN", "available", "domestic", detail={"exemption": "domestic"}
+    )
+    catalog.set_availability(PRODUCT, version, "US", "denied", "cn-pi-us", detail={"reason": "x"})
+    markets = catalog.show(PRODUCT)["versions"][0]["availability"]
+    assert {a["market"]: a["status"] for a in markets} == {"CN": "available", "US": "denied"}
+    with pytest.raises(TransferNotApproved):  # an approval cannot override a policy denial
+        catalog.record_approval(PRODUCT, version, "US", "approved", "dpo", "scc", "R1")
+    for bad in ("sg", "SGP", ""):
+        with pytest.raises(CatalogError):
+            catalog.set_availability(PRODUCT, version, bad, "available", "r")
+    with pytest.raises(CatalogError):
+        catalog.set_availability(PRODUCT, version, "SG", "maybe", "r")
+
+
+def test_rejected_approval_leaves_market_rejected(catalog: Catalog) -> None:
+    version = _staged(catalog)
+    record = catalog.record_approval(
+        PRODUCT, version, "SG", "rejected", "dpo@exchange", "standard_contract", "SCC-9"
+    )
+    assert record.decision == "rejected"
+    assert _market(catalog, version, "SG")["status"] == "rejected"
+    with pytest.raises(TransferNotApproved):
+        catalog.set_availability(PRODUCT, version, "SG", "available", "cn-scc")
+    assert _market(catalog, version, "SG")["status"] == "rejected"
+
+
+def test_expired_decision_revokes_an_approval(catalog: Catalog) -> None:
+    version = _staged(catalog)
+    catalog.record_approval(PRODUCT, version, "SG", "approved", "dpo", "scc", "R1")
+    catalog.record_approval(PRODUCT, version, "SG", "expired", "system", "scc", "R1")
+    assert _market(catalog, version, "SG")["status"] == "expired"
+    with pytest.raises(TransferNotApproved):
+        catalog.set_availability(PRODUCT, version, "SG", "available", "cn-scc")
+    with pytest.raises(TransferNotApproved, match="expired"):
+        catalog.record_approval(
+            PRODUCT, version, "SG", "approved", "dpo", "scc", "R2",
+            valid_until=date.today() - timedelta(days=1),
+        )  # fmt: skip
+
+
+def test_approval_bound_to_another_content_hash_does_not_count(catalog: Catalog) -> None:
+    version = _staged(catalog, content_hash="h-current")
+    with pytest.raises(TransferNotApproved, match="h-stale"):
+        catalog.record_approval(
+            PRODUCT, version, "SG", "approved", "dpo", "scc", "R1", content_hash="h-stale"
+        )
+    assert catalog.show(PRODUCT, version)["versions"][0]["approvals"] == []
+    # A stored approval row whose hash is not the version's is ignored by the gate.
+    with Session(catalog.engine) as session, session.begin():
+        row = session.scalars(
+            select(Version).where(Version.product_id == PRODUCT, Version.version == version)
+        ).one()
+        session.add(
+            Approval(
+                version_id=row.id, market="SG", content_hash="h-stale", decision="approved",
+                approver="dpo", route="scc", reference="R0",
+            )
+        )  # fmt: skip
+    with pytest.raises(TransferNotApproved):
+        catalog.set_availability(PRODUCT, version, "SG", "available", "cn-scc")
+    assert _market(catalog, version, "SG")["status"] == "pending_approval"
+
+
+def test_record_approval_is_idempotent_per_flow_run(catalog: Catalog) -> None:
+    version = _staged(catalog)
+    first = catalog.record_approval(
+        PRODUCT, version, "SG", "approved", "dpo", "scc", "R1", flow_run_id="run-7",
+        prefect_identity="user:alice",
+    )  # fmt: skip
+    again = catalog.record_approval(
+        PRODUCT, version, "SG", "approved", "dpo", "scc", "R1", flow_run_id="run-7"
+    )
+    assert first.new and not again.new and again.id == first.id
+    assert again.prefect_identity == "user:alice"
+    assert len(catalog.show(PRODUCT, version)["versions"][0]["approvals"]) == 1
+
+
+# --- browsing -------------------------------------------------------------------------------
+
+
+def test_list_and_show_json_shapes(catalog: Catalog) -> None:
+    catalog.ensure_product("kl-trips", "KL trips", "kuala_lumpur", "trips")
+    version = _staged(catalog)
+    catalog.set_availability(PRODUCT, version, "CN", "available", "domestic")
+    catalog.record_approval(
+        PRODUCT, version, "SG", "approved", "dpo", "scc", "R1",
+        conditions="no onward transfer", valid_until=date(2099, 1, 31),
+    )  # fmt: skip
+    catalog.publish_version(PRODUCT, version)
+
+    listed = catalog.list_products()
+    assert [p["id"] for p in listed] == ["kl-trips", PRODUCT]
+    assert set(listed[1]) == {
+        "id", "name", "provider", "dataset", "created_at",
+        "latest_version", "latest_status", "version_count", "markets",
+    }  # fmt: skip
+    assert listed[0]["latest_version"] is None and listed[0]["version_count"] == 0
+    assert (listed[1]["latest_version"], listed[1]["markets"]) == ("1.0.0", ["CN", "SG"])
+
+    shown = catalog.show(PRODUCT)
+    json.dumps(shown)  # JSON-ready, no datetimes or ORM objects
+    assert shown["product"]["id"] == PRODUCT and shown["product"]["provider"] == "shenzhen"
+    entry = shown["versions"][0]
+    assert entry["version"] == "1.0.0" and entry["status"] == "published"
+    assert entry["schema"] == SCHEMA and entry["row_count"] == 100
+    assert [a["market"] for a in entry["availability"]] == ["CN", "SG"]
+    assert set(entry["availability"][1]) == {
+        "market", "status", "rule_id", "route", "detail", "updated_at",
+    }  # fmt: skip
+    (approval,) = entry["approvals"]
+    assert approval["valid_until"] == "2099-01-31"
+    assert approval["content_hash"] == "h1" and approval["conditions"] == "no onward transfer"
+    with pytest.raises(VersionNotFound):
+        catalog.show("nope")
+
+
+def test_sqlite_pragmas(tmp_path: Path) -> None:
+    with Catalog(f"sqlite:///{tmp_path / 'sub' / 'c.db'}") as cat:
+        cat.create_schema()
+        with cat.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_engine_urls() -> None:
+    assert make_engine("postgres://u@db:5432/c").url.drivername == "postgresql+psycopg"
+    assert make_engine("postgresql://u@db:5432/c").url.drivername == "postgresql+psycopg"
+    for bad in ("mysql://u@db/c", "not a url"):
+        with pytest.raises(CatalogError):
+            make_engine(bad)
+
+
+# --- concurrency ----------------------------------------------------------------------------
+
+
+OTHER = "kl-trips-anon"
+
+
+def _reserve_in_process(url: str, own_hash: str, barrier: Any, results: Any) -> None:
+    """Child process: race the others twice, on one shared content hash, then on its own hash."""
+    try:
+        with Catalog(url) as cat:
+            cat.ensure_product(PRODUCT, "Shenzhen orders (anonymized)", "shenzhen", "orders")
+            cat.ensure_product(OTHER, "KL trips (anonymized)", "kuala_lumpur", "trips")
+            cat.list_products()  # connect before the barrier so that the reservations race
+            barrier.wait(timeout=SPAWN_TIMEOUT_S)
+            shared = cat.reserve_version(PRODUCT, "same-content", SCHEMA, 10)
+            barrier.wait(timeout=SPAWN_TIMEOUT_S)
+            own = cat.reserve_version(OTHER, own_hash, SCHEMA, 10)
+            results.put((shared.version, shared.new, own.version, own.new, own.content_hash))
+    except BaseException as exc:
+        barrier.abort()  # the others fail fast instead of waiting for this one
+        results.put(("error", type(exc).__name__, str(exc)))
+
+
+def test_concurrent_reservations_across_processes(catalog: Catalog, catalog_url: str) -> None:
+    """4 spawned processes: one shared hash gives one version; 4 hashes give 4 numbers."""
+    hashes = ["ha", "hb", "hc", "hd"]
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(len(hashes)), ctx.Queue()
+    procs = [
+        ctx.Process(target=_reserve_in_process, args=(catalog_url, h, barrier, results))
+        for h in hashes
+    ]
+    for proc in procs:
+        proc.start()
+    out = [results.get(timeout=SPAWN_TIMEOUT_S) for _ in procs]
+    for proc in procs:
+        proc.join(timeout=SPAWN_TIMEOUT_S)
+    assert not [r for r in out if r[0] == "error"], out
+    assert [p.exitcode for p in procs] == [0] * len(procs)
+
+    assert {r[0] for r in out} == {"1.0.0"}
+    assert sorted(r[1] for r in out) == [False, False, False, True]
+    assert sorted(r[2] for r in out) == ["1.0.0", "1.0.1", "1.0.2", "1.0.3"]
+    assert all(r[3] for r in out)
+    assert sorted(r[4] for r in out) == hashes
+    counts = {p["id"]: p["version_count"] for p in catalog.list_products()}
+    assert counts == {PRODUCT: 1, OTHER: 4}
+    assert catalog.get_version(OTHER).version == "1.0.3"

@@ -1,0 +1,205 @@
+"""Flows against a real Prefect server: the happy path, a failed gate, and the transfer gate."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from databourse.errors import IngestRejected, PersonalDataFound
+from databourse.samples import generate_drops, write_bad_drop
+
+pytestmark = pytest.mark.prefect
+
+
+@pytest.fixture(scope="module")
+def drops(project: Path) -> dict[str, Path]:
+    return {d.provider: d.path for d in generate_drops(project / "drops", scale=0.2)}
+
+
+def store_root(project: Path) -> Path:
+    return project / "state" / "store"
+
+
+def wait_state(run_id: str, states: set[str], timeout: float = 120) -> str:
+    from prefect.client.orchestration import get_client
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            state = client.read_flow_run(run_id).state
+            if state and state.name in states:
+                return state.name
+            time.sleep(0.5)
+    raise AssertionError(f"run {run_id} did not reach {states}")
+
+
+def catalog_show(product: str, version: str) -> dict[str, Any]:
+    from tasks import resources
+
+    shown = resources.catalog().show(product, version)
+    return next(v for v in shown["versions"] if v["version"] == version)
+
+
+def availability(product: str, version: str) -> dict[str, str]:
+    return {a["market"]: a["status"] for a in catalog_show(product, version)["availability"]}
+
+
+def test_anonymized_product_published_without_approval(
+    runner: Any, project: Path, drops: dict[str, Path]
+) -> None:
+    from flows.process_drop import process_drop
+
+    result = process_drop("my-buildops", "sensor_readings", str(drops["my-buildops"]), 120)
+    [product] = result["products"]
+    assert product["product"] == "kl-building-environment" and product["version"] == "1.0.0"
+    assert product["publish_state"] == "Completed"
+    assert availability("kl-building-environment", "1.0.0") == {
+        "MY": "available",
+        "CN": "available",
+        "SG": "available",
+    }
+    manifest_path = store_root(project) / "products/kl-building-environment/1.0.0/manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["personal_data"]["remaining"] == {}
+    assert {c["name"] for c in manifest["schema"]}.isdisjoint(
+        {"occupant_name", "occupant_mykad", "occupant_phone"}
+    )
+    assert manifest["privacy"]["smallest_class"] >= 5
+    assert manifest["lineage"]["ingests"][0]["ingest_id"] == result["ingest_id"]
+
+    again = process_drop("my-buildops", "sensor_readings", str(drops["my-buildops"]), 120)
+    assert again["duplicate"] and again["products"][0]["new"] is False
+    assert again["products"][0]["publish_run_id"] == product["publish_run_id"]
+    versions = sorted(
+        p.name for p in (store_root(project) / "products/kl-building-environment").iterdir()
+    )
+    assert versions == ["1.0.0"]
+
+
+def test_gated_transfer_approved_and_rejected(
+    runner: Any, project: Path, drops: dict[str, Path]
+) -> None:
+    from bourse.approvals import answer, waiting
+    from flows.process_drop import process_drop
+
+    result = process_drop("sz-retail", "customer_orders", str(drops["sz-retail"]), 120)
+    [product] = result["products"]
+    assert product["publish_state"] == "Suspended"
+    run_id = product["publish_run_id"]
+    assert availability("sz-retail-baskets", "1.0.0") == {
+        "CN": "available",
+        "MY": "pending_approval",
+        "SG": "pending_approval",
+    }
+    [first] = [w for w in waiting() if w.run_id == run_id]
+    assert first.market == "MY" and first.product == "sz-retail-baskets"
+
+    state = answer(
+        run_id,
+        {
+            "approver": "Li Wei",
+            "decision": "approve",
+            "route": "standard_contract_or_certification",
+            "reference": "YUE-SC-2026-0042",
+            "valid_until": "2029-11-20",
+        },
+    )
+    assert state == "Suspended"  # now waiting for SG
+    [second] = [w for w in waiting() if w.run_id == run_id]
+    assert second.market == "SG"
+    state = answer(
+        run_id,
+        {
+            "approver": "Tan Mei Ling",
+            "decision": "reject",
+            "route": "transfer_limitation_obligation",
+            "reference": "none",
+            "conditions": "no contract with the SG buyer yet",
+        },
+    )
+    assert state == "Completed"
+    assert availability("sz-retail-baskets", "1.0.0") == {
+        "CN": "available",
+        "MY": "available",
+        "SG": "rejected",
+    }
+    approvals = {a["market"]: a for a in catalog_show("sz-retail-baskets", "1.0.0")["approvals"]}
+    version = catalog_show("sz-retail-baskets", "1.0.0")
+    assert approvals["MY"]["decision"] == "approved"
+    assert approvals["MY"]["reference"] == "YUE-SC-2026-0042"
+    assert approvals["MY"]["content_hash"] == version["content_hash"]
+    assert (
+        approvals["SG"]["decision"] == "rejected" and approvals["SG"]["approver"] == "Tan Mei Ling"
+    )
+
+
+def test_bad_answer_refused_by_the_form(runner: Any, project: Path) -> None:
+    """The server validates the input against the form: a bad decision keeps the run waiting."""
+    from bourse.approvals import ApprovalError, answer
+
+    src = project / "drops" / "sz-retail" / "customer_orders"
+    second = project / "drops2" / "orders-extra.csv"
+    second.parent.mkdir(parents=True, exist_ok=True)
+    lines = next(src.glob("*.csv")).read_text().splitlines(keepends=True)
+    second.write_text("".join(lines[:-3]))  # a different drop: new content, same schema
+
+    from flows.process_drop import process_drop
+
+    result = process_drop("sz-retail", "customer_orders", str(second), 120)
+    [product] = result["products"]
+    assert product["version"] == "1.0.1"  # new data, same schema: a patch
+    run_id = product["publish_run_id"]
+    with pytest.raises(ApprovalError):
+        answer(run_id, {"approver": "x", "decision": "maybe", "route": "r", "reference": "y"})
+    assert wait_state(run_id, {"Suspended"}) == "Suspended"
+    assert availability("sz-retail-baskets", "1.0.1")["MY"] == "pending_approval"
+
+
+def test_failed_ingest_is_quarantined_and_flow_fails(prefect_api: str, project: Path) -> None:
+    from flows.ingest_dataset import ingest_dataset
+
+    bad = write_bad_drop(project / "bad" / "ragged.csv", "ragged")
+    with pytest.raises(IngestRejected) as info:
+        ingest_dataset("my-buildops", "sensor_readings", str(bad))
+    assert "quarantined" in str(info.value)
+    reasons = list(
+        (store_root(project) / "quarantine/my-buildops/sensor_readings").rglob("_reason.json")
+    )
+    assert reasons and json.loads(reasons[0].read_text())["file"] == "ragged.csv"
+
+
+def test_undeclared_personal_data_stops_the_product(
+    prefect_api: str, project: Path, drops: dict[str, Path], tmp_path: Path
+) -> None:
+    """A provider that stops declaring a column's personal data is caught by content."""
+    from flows.ingest_dataset import ingest_dataset
+    from flows.validate_dataset import validate_dataset
+
+    configs = project / "configs" / "providers" / "my-buildops.yaml"
+    original = configs.read_text()
+    variant = tmp_path / "configs"
+    shutil.copytree(project / "configs", variant)
+    (variant / "providers" / "my-buildops.yaml").write_text(
+        original.replace(", personal_data: MY_NRIC", "")
+    )
+    from tasks import resources
+
+    resources.config.cache_clear()
+    import os
+
+    os.environ["DATABOURSE_CONFIG_DIR"] = str(variant)
+    try:
+        src = tmp_path / "readings.csv"
+        src.write_bytes(drops["my-buildops"].read_bytes() + b"")
+        ingested = ingest_dataset("my-buildops", "sensor_readings", str(src))
+        with pytest.raises(PersonalDataFound) as info:
+            validate_dataset("my-buildops", "sensor_readings", ingested["ingest_id"])
+        assert "occupant_mykad (MY_NRIC)" in str(info.value)
+    finally:
+        os.environ["DATABOURSE_CONFIG_DIR"] = str(project / "configs")
+        resources.config.cache_clear()

@@ -1,0 +1,118 @@
+"""Structure: one-way layers, every CLI command documented, every flow entrypoint loads."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer.main
+
+REPO = Path(__file__).resolve().parents[1]
+LAYERS = {
+    "databourse": {"prefect", "flows", "tasks", "bourse"},
+    "tasks": {"flows", "bourse"},
+    "flows": {"bourse"},
+}
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("package", sorted(LAYERS))
+def test_layers_import_only_downwards(package: str) -> None:
+    bad = {
+        str(p.relative_to(REPO)): sorted(imported_modules(p) & LAYERS[package])
+        for p in (REPO / package).rglob("*.py")
+    }
+    assert {k: v for k, v in bad.items() if v} == {}
+
+
+def test_domain_package_loads_without_prefect() -> None:
+    code = (
+        "import sys, pkgutil, importlib, databourse\n"
+        "for m in pkgutil.iter_modules(databourse.__path__):\n"
+        "    importlib.import_module('databourse.' + m.name)\n"
+        "bad = sorted(n for n in sys.modules if n == 'prefect' or n.startswith('prefect.'))\n"
+        "assert not bad, bad[:5]\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def test_no_flow_file_shadows_a_package() -> None:
+    shadowing = {"tasks.py", "configs.py", "databourse.py", "flows.py", "prefect.py"}
+    assert not {p.name for p in (REPO / "flows").glob("*.py")} & shadowing
+
+
+def all_commands() -> list[list[str]]:
+    from bourse.cli import app
+
+    group = typer.main.get_command(app)
+    found: list[list[str]] = []
+
+    def walk(cmd: object, path: list[str]) -> None:
+        subs = getattr(cmd, "commands", None)
+        if subs:
+            for name, sub in subs.items():
+                walk(sub, [*path, name])
+        else:
+            found.append(path)
+
+    walk(group, [])
+    return found
+
+
+def test_every_cli_command_has_help_and_is_in_the_readme() -> None:
+    from bourse.cli import app
+
+    readme = (REPO / "README.md").read_text()
+    group = typer.main.get_command(app)
+    commands = all_commands()
+    assert len(commands) >= 15
+    for path in commands:
+        cmd = group
+        for part in path:
+            cmd = cmd.commands[part]  # type: ignore[attr-defined]
+        assert (cmd.help or "").strip(), f"bourse {' '.join(path)} has no help text"
+        assert f"bourse {' '.join(path)}" in readme, (
+            f"README does not mention bourse {' '.join(path)}"
+        )
+
+
+def test_cli_help_runs() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "bourse", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
+    ).stdout
+    assert "approve" in out and "catalog" in out and "demo" in out
+
+
+@pytest.mark.parametrize(
+    "entrypoint",
+    [
+        "flows.process_drop:process_drop",
+        "flows.publish_product:publish_product",
+        "flows.ingest_dataset:ingest_dataset",
+        "flows.validate_dataset:validate_dataset",
+        "flows.build_product:build_product",
+    ],
+)
+def test_flow_entrypoints_load(entrypoint: str) -> None:
+    module, name = entrypoint.split(":")
+    flow = getattr(importlib.import_module(module), name)
+    assert flow.name == name.replace("_", "-")
+    assert flow.__doc__ or flow.fn.__doc__
