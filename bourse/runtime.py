@@ -47,6 +47,8 @@ def configure() -> Runtime:
         "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
         "PREFECT_LOCAL_STORAGE_PATH": str(state / "prefect" / "results"),
         "PREFECT_LOGGING_EXTRA_LOGGERS": "databourse",
+        # domain code also runs outside flow runs (samples, checks): keep those logs local
+        "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
         "PREFECT_RUNNER_POLL_FREQUENCY": "2",
         "GX_ANALYTICS_ENABLED": "false",
     }

@@ -35,7 +35,9 @@ def publish_product(product: str, version: str) -> dict[str, Any]:
         form = TransferApproval.with_initial_data(
             description=approval_description(product, version, decision), route=decision["route"]
         )
-        answer = suspend_flow_run(wait_for_input=form, key=f"approval-{market.lower()}", timeout=timeout)
+        answer = suspend_flow_run(
+            wait_for_input=form, key=f"approval-{market.lower()}", timeout=timeout
+        )
         verdict = "approved" if answer.decision == "approve" else "rejected"
         record_approval(
             product,

@@ -29,6 +29,7 @@ os.environ.update(
         "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
         "PREFECT_LOCAL_STORAGE_PATH": str(_SESSION / "results"),
         "PREFECT_LOGGING_EXTRA_LOGGERS": "databourse",
+        "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
         "PREFECT_RUNNER_POLL_FREQUENCY": "1",
         "GX_ANALYTICS_ENABLED": "false",
         "DATABOURSE_PSEUDONYM_KEY": TEST_KEY,
@@ -117,6 +118,6 @@ def runner(prefect_api: str, project: Path) -> Iterator[subprocess.Popen[bytes]]
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if os.environ.get("DATABOURSE_KEEP_TEST_STATE"):
-        print(f"\ntest state kept in {_SESSION}")  # noqa: T201
+        print(f"\ntest state kept in {_SESSION}")
         return
     shutil.rmtree(_SESSION, ignore_errors=True)
