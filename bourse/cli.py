@@ -135,6 +135,8 @@ def approvals_list(as_json: JsonOpt = False) -> None:
         out.print("no transfer is waiting for approval")
         return
     table = Table("run", "product", "version", "market", "since", "expires")
+    for column in table.columns:
+        column.overflow = "fold"
     for w in items:
         table.add_row(
             w.run_id, w.product, w.version, w.market, w.since[:19], (w.timeout_at or "")[:19]
@@ -222,6 +224,8 @@ def catalog_list(as_json: JsonOpt = False) -> None:
         print_json(items)
         return
     table = Table("product", "provider/dataset", "latest", "versions", "available in")
+    for column in table.columns:
+        column.overflow = "fold"  # never cut an id: people copy them
     for p in items:
         table.add_row(
             p["id"],
@@ -343,6 +347,9 @@ def _abs(source: str) -> str:
 
 
 def _run_flow(call: Any) -> Any:
+    from bourse import logfilter
+
+    logfilter.install()
     try:
         return call()
     except DataBourseError as exc:

@@ -98,6 +98,6 @@ def report(rt: Runtime, out: Console, results: list[dict[str, Any]]) -> None:
     out.print(
         f"object store (zones): {cfg.store_root}\ncatalog: {cfg.catalog_url}\n"
         f"Prefect UI: {rt.ui_url}   logs: {rt.state / 'logs'}\n"
-        f"browse: bourse catalog list | bourse catalog show PRODUCT[@VERSION] --json\n"
+        f"browse: bourse catalog list | bourse catalog show PRODUCT\\[@VERSION] --json\n"
         f"stop the background server and runner: make stop"
     )

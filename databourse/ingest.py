@@ -178,7 +178,7 @@ def quarantine(
         type(error).__name__,
     )
     return type(error)(
-        f"{name}: {error} (quarantined at {store.uri(prefix)}/)",
+        f"{_named(str(error), name)} (quarantined at {store.uri(prefix)}/)",
         **{
             **ctx,
             "quarantine_uri": store.uri(prefix),
@@ -188,6 +188,10 @@ def quarantine(
             "stage": stage,
         },
     )
+
+
+def _named(message: str, name: str) -> str:
+    return message if message.startswith(f"{name}:") else f"{name}: {message}"
 
 
 def load_ingest(store: ObjectStore, provider: str, dataset_id: str, ingest_id: str) -> IngestResult:
