@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast lint stop status clean lock
+.PHONY: help install demo test test-fast lint bench stop status clean lock
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+bench: $(STAMP) ## Speed and memory benchmarks (figures and ratios against a bare baseline)
+	$(BIN)/python benchmarks/ingest.py --rows 1000000
 
 stop: ## Stop the background Prefect server and runner started by make demo
 	@test -x $(BIN)/bourse && $(BIN)/bourse server stop || echo "nothing installed, nothing running"

@@ -86,6 +86,9 @@ def prefect_api(project: Path) -> Iterator[str]:
         with temporary_settings(updates={PREFECT_API_URL: url}):  # for this process
             yield url
     finally:
+        from prefect.logging.handlers import APILogHandler
+
+        APILogHandler.flush()  # send queued run logs while the server still answers
         os.environ.pop("PREFECT_API_URL", None)
         os.killpg(proc.pid, 15)
         proc.wait(timeout=30)

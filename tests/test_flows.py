@@ -203,3 +203,26 @@ def test_undeclared_personal_data_stops_the_product(
     finally:
         os.environ["DATABOURSE_CONFIG_DIR"] = str(project / "configs")
         resources.config.cache_clear()
+
+
+def test_failed_expectation_quarantines_the_ingest(
+    prefect_api: str, project: Path, drops: dict[str, Path], tmp_path: Path
+) -> None:
+    """A duplicate primary key parses fine but fails the quality suite: quarantined, named."""
+    from databourse.errors import QualityFailed
+    from flows.ingest_dataset import ingest_dataset
+    from flows.validate_dataset import validate_dataset
+
+    lines = drops["my-buildops"].read_bytes().splitlines(keepends=True)
+    src = tmp_path / "readings-dup.csv"
+    src.write_bytes(b"".join([*lines, lines[1]]))  # the first reading twice
+    ingested = ingest_dataset("my-buildops", "sensor_readings", str(src))
+    with pytest.raises(QualityFailed) as info:
+        validate_dataset("my-buildops", "sensor_readings", ingested["ingest_id"])
+    assert "ExpectColumnValuesToBeUnique(reading_id)" in str(info.value)
+    prefix = store_root(project) / "quarantine/my-buildops/sensor_readings" / ingested["ingest_id"]
+    reason = json.loads((prefix / "_reason.json").read_text())
+    assert reason["stage"] == "quality" and reason["file"] == "readings-dup.csv"
+    assert (prefix / "readings-dup.csv").read_bytes() == src.read_bytes()
+    report = store_root(project) / "reports/my-buildops/sensor_readings" / ingested["ingest_id"]
+    assert json.loads((report / "quality.json").read_text())["success"] is False

@@ -116,3 +116,20 @@ def test_flow_entrypoints_load(entrypoint: str) -> None:
     flow = getattr(importlib.import_module(module), name)
     assert flow.name == name.replace("_", "-")
     assert flow.__doc__ or flow.fn.__doc__
+
+
+def test_deploy_file_entrypoints_match_the_served_deployments() -> None:
+    import yaml
+
+    spec = yaml.safe_load((REPO / "deploy" / "prefect.yaml").read_text())
+    served = {}
+    for dep in spec["deployments"]:
+        path, name = dep["entrypoint"].split(":")
+        module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
+        served[dep["name"]] = getattr(module, name).name
+        assert (REPO / path).is_file()
+    assert served == {"gated": "publish-product", "on-demand": "process-drop"}
+    from bourse.localserver import RUNNER_READY_DEPLOYMENT
+    from flows.publish_product import DEPLOYMENT
+
+    assert DEPLOYMENT == RUNNER_READY_DEPLOYMENT == "publish-product/gated"
