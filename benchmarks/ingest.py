@@ -23,8 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
-HEADER = ("reading_id,site_id,floor,reading_time,temperature_c,humidity_pct,co2_ppm,"
-          "occupant_name,occupant_mykad,occupant_phone\n")
+HEADER = (
+    "reading_id,site_id,floor,reading_time,temperature_c,humidity_pct,co2_ppm,"
+    "occupant_name,occupant_mykad,occupant_phone\n"
+)
 
 
 def write_csv(path: Path, rows: int) -> None:
@@ -39,7 +41,8 @@ def write_csv(path: Path, rows: int) -> None:
                 f"R{i:09d},KUL-MENARA-{i % 3 + 1},{i % 6 + 1},"
                 f"2026-{hour // 720 % 12 + 1:02d}-{hour // 24 % 28 + 1:02d}T{hour % 24:02d}:00:00,"
                 f"{rng.uniform(20, 30):.1f},{rng.uniform(40, 70):.1f},{rng.randint(400, 1500)},"
-                f"Ahmad bin Ali {i % 997},850101-14-{i % 10000:04d},+60 12-345 {i % 10000:04d}\n")
+                f"Ahmad bin Ali {i % 997},850101-14-{i % 10000:04d},+60 12-345 {i % 10000:04d}\n"
+            )
             if len(block) == 50_000:
                 fh.write("".join(block))
                 block.clear()
@@ -69,8 +72,12 @@ def child(mode: str, source: Path, work: Path) -> None:
 
 def measure(mode: str, source: Path) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix=f"bench-{mode}-") as work:
-        out = subprocess.run([sys.executable, __file__, "--child", mode, str(source), work],
-                             check=True, capture_output=True, text=True).stdout
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", mode, str(source), work],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
     return dict(json.loads(out.strip().splitlines()[-1]))
 
 
@@ -82,8 +89,10 @@ def main() -> None:
     if args.child:
         child(args.child[0], Path(args.child[1]), Path(args.child[2]))
         return
-    print(f"{'rows':>10} {'MB':>7} {'stage':>7} {'seconds':>8} {'rows/s':>11} {'MB/s':>7} "
-          f"{'peak RSS MB':>11} {'time x bare':>11} {'RSS x bare':>10}")
+    print(
+        f"{'rows':>10} {'MB':>7} {'stage':>7} {'seconds':>8} {'rows/s':>11} {'MB/s':>7} "
+        f"{'peak RSS MB':>11} {'time x bare':>11} {'RSS x bare':>10}"
+    )
     for rows in args.rows:
         with tempfile.TemporaryDirectory(prefix="bench-src-") as tmp:
             source = Path(tmp) / "readings.csv"
@@ -92,10 +101,12 @@ def main() -> None:
             bare = measure("bare", source)
             ingest = measure("ingest", source)
             for name, m in (("bare", bare), ("ingest", ingest)):
-                print(f"{rows:>10} {size_mb:>7.0f} {name:>7} {m['seconds']:>8.2f} "
-                      f"{rows / m['seconds']:>11,.0f} {size_mb / m['seconds']:>7.1f} "
-                      f"{m['peak_mb']:>11.0f} {m['seconds'] / bare['seconds']:>11.2f} "
-                      f"{m['peak_mb'] / bare['peak_mb']:>10.2f}")
+                print(
+                    f"{rows:>10} {size_mb:>7.0f} {name:>7} {m['seconds']:>8.2f} "
+                    f"{rows / m['seconds']:>11,.0f} {size_mb / m['seconds']:>7.1f} "
+                    f"{m['peak_mb']:>11.0f} {m['seconds'] / bare['seconds']:>11.2f} "
+                    f"{m['peak_mb'] / bare['peak_mb']:>10.2f}"
+                )
 
 
 if __name__ == "__main__":
