@@ -113,6 +113,27 @@ class ColumnSpec(Strict):
     nullable: bool = True
     unique: bool = False
     personal_data: Category | None = None  # declared category of personal data held here
+    # Contract checks that become expectations (see databourse/quality.py):
+    allowed_values: list[str | int | float | bool] | None = None
+    min_value: float | None = None
+    max_value: float | None = None
+    pattern: str | None = None  # a regular expression every non-null value must match
+
+
+class ExpectationConfig(Strict):
+    """Any Great Expectations 1.x expectation by class name, with its arguments and a severity."""
+
+    expectation: str = Field(pattern=r"^Expect[A-Za-z]+$")
+    kwargs: dict[str, Any] = {}
+    severity: Literal["error", "warning"] = "error"
+
+
+class FreshnessSpec(Strict):
+    """The newest value of a timestamp/date column must be at most this old when validated."""
+
+    column: str
+    max_age_hours: float = Field(gt=0)
+    severity: Literal["error", "warning"] = "warning"
 
 
 class DatasetSpec(Strict):
@@ -120,6 +141,10 @@ class DatasetSpec(Strict):
     columns: list[ColumnSpec] = Field(min_length=1)
     primary_key: list[str] = []
     important_data: bool = False  # "important data" in the sense of China's Data Security Law
+    min_rows: int = Field(1, ge=0)
+    max_rows: int | None = Field(None, ge=1)
+    freshness: FreshnessSpec | None = None
+    expectations: list[ExpectationConfig] = []  # beyond those generated from the contract
 
     @model_validator(mode="after")
     def _keys_exist(self) -> DatasetSpec:
@@ -130,6 +155,8 @@ class DatasetSpec(Strict):
         missing = [k for k in self.primary_key if k not in names]
         if missing:
             raise ValueError(f"primary_key names unknown columns: {missing}")
+        if self.freshness and self.freshness.column not in names:
+            raise ValueError(f"freshness.column {self.freshness.column!r} is not a column")
         return self
 
     def column(self, name: str) -> ColumnSpec:
