@@ -269,6 +269,25 @@ def catalog_show(
             )
 
 
+@catalog_app.command("withdraw")
+def catalog_withdraw(
+    ref: Annotated[str, typer.Argument(help="PRODUCT@VERSION")],
+    reason: Annotated[str, typer.Option(help="Why it is withdrawn (kept for audit).")],
+) -> None:
+    """Withdraw a version: kept in the catalog for audit, no longer offered in any market."""
+    from databourse.errors import CatalogError
+    from tasks import resources
+
+    product, _, version = ref.partition("@")
+    if not version:
+        fail("give the exact version to withdraw: PRODUCT@VERSION")
+    try:
+        resources.catalog().withdraw_version(product, version, reason=reason)
+    except CatalogError as exc:
+        fail(str(exc))
+    out.print(f"{product}@{version} withdrawn: {reason}")
+
+
 # ---------------------------------------------------------------- stack, configs, secrets
 @server_app.command("start")
 def server_start() -> None:

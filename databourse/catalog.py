@@ -15,7 +15,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, Select, create_engine, event, func, select
+from sqlalchemy import Engine, Select, create_engine, event, func, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,7 +26,6 @@ from databourse.catalog_models import (
     Approval,
     ApprovalRecord,
     Availability,
-    Base,
     Product,
     Version,
     VersionRecord,
@@ -48,6 +47,7 @@ NEEDS_APPROVAL = ("pending_approval", "rejected", "expired")
 _DECISION_STATUS = {"approved": "available", "rejected": "rejected", "expired": "expired"}
 _MARKET = re.compile(r"^[A-Z]{2}$")
 _WRITE_OPTION = "databourse_write"
+MIGRATIONS = Path(__file__).parent / "migrations"
 _ATTEMPTS = 8
 SQLITE_TIMEOUT_S = 30.0
 
@@ -129,8 +129,32 @@ class Catalog:
         self.engine.dispose()
 
     def create_schema(self) -> None:
-        """Create the catalog tables that do not exist yet."""
-        Base.metadata.create_all(self.engine)
+        """Migrate the catalog to the newest schema (Alembic), creating it on an empty database.
+
+        Serialized against other processes starting at the same time: BEGIN IMMEDIATE on SQLite,
+        an advisory lock on PostgreSQL. A database made by the pre-migration `create_all` is
+        stamped as the baseline first.
+        """
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.execution_options(**{_WRITE_OPTION: True}).begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(7263519)"))
+            cfg.attributes["connection"] = conn
+            tables = set(inspect(conn).get_table_names())
+            if "versions" in tables and "alembic_version" not in tables:
+                command.stamp(cfg, "0001")
+            command.upgrade(cfg, "head")
+
+    def schema_revision(self) -> str | None:
+        """The Alembic revision the database is at (None before any migration)."""
+        with self.engine.connect() as conn:
+            if "alembic_version" not in inspect(conn).get_table_names():
+                return None
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
     # --- transactions -------------------------------------------------------------------------
 
@@ -229,6 +253,14 @@ class Catalog:
 
         return self._write("reserve_version", work)
 
+    def set_quality_scores(self, product_id: str, version: str, scores: dict[str, Any]) -> None:
+        """Record the version's quality scores (per dimension), kept with its history."""
+
+        def work(session: Session) -> None:
+            self._version_row(session, product_id, version).quality_scores = dict(scores)
+
+        self._write("set_quality_scores", work)
+
     def set_manifest(self, product_id: str, version: str, manifest_uri: str) -> None:
         """Record where the version's manifest was written."""
 
@@ -254,11 +286,15 @@ class Catalog:
 
         self._write("publish_version", work)
 
-    def withdraw_version(self, product_id: str, version: str) -> None:
+    def withdraw_version(self, product_id: str, version: str, reason: str | None = None) -> None:
         """Withdraw a version: it stays in the catalog (and keeps its number) but is not offered."""
 
         def work(session: Session) -> None:
-            self._version_row(session, product_id, version).status = "withdrawn"
+            row = self._version_row(session, product_id, version)
+            if row.status != "withdrawn":
+                row.status = "withdrawn"
+                row.withdrawn_at = utcnow()
+                row.withdrawn_reason = reason
             log.info("withdrew %s %s", product_id, version)
 
         self._write("withdraw_version", work)
@@ -318,6 +354,13 @@ class Catalog:
 
         def work(session: Session) -> str:
             row = self._version_row(session, product_id, version)
+            if row.status == "withdrawn" and status == "available":
+                raise CatalogError(
+                    f"{product_id} {version} was withdrawn: it is offered nowhere",
+                    product=product_id,
+                    version=version,
+                    market=market,
+                )
             current = self._availability_row(session, row.id, market)
             approved = self._approved(session, row, market)
             stored = status
@@ -428,7 +471,7 @@ class Catalog:
                 )
                 latest = session.scalars(_newest_first(product.id).limit(1)).first()
                 markets = []
-                if latest is not None:
+                if latest is not None and latest.status == "published":
                     markets = list(
                         session.scalars(
                             select(Availability.market)

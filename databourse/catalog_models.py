@@ -89,6 +89,9 @@ class Version(Base):
     status: Mapped[str] = mapped_column(String(20), default="staged")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    withdrawn_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    quality_scores: Mapped[dict[str, Any] | None] = mapped_column(JsonType, nullable=True)
 
 
 class Availability(Base):
@@ -169,6 +172,9 @@ class VersionRecord:
     schema_diff: dict[str, Any] | None
     created_at: datetime
     published_at: datetime | None
+    withdrawn_at: datetime | None = None
+    withdrawn_reason: str | None = None
+    quality_scores: dict[str, Any] | None = None
     new: bool = False
 
     @classmethod
@@ -185,6 +191,9 @@ class VersionRecord:
             schema_diff=dict(row.schema_diff) if row.schema_diff is not None else None,
             created_at=to_utc(row.created_at),
             published_at=aware(row.published_at),
+            withdrawn_at=aware(row.withdrawn_at),
+            withdrawn_reason=row.withdrawn_reason,
+            quality_scores=dict(row.quality_scores) if row.quality_scores is not None else None,
             new=new,
         )
 
@@ -194,6 +203,7 @@ class VersionRecord:
         out.pop("new")
         out["created_at"] = iso(self.created_at)
         out["published_at"] = iso(self.published_at)
+        out["withdrawn_at"] = iso(self.withdrawn_at)
         return out
 
 

@@ -8,6 +8,7 @@ only once its manifest exists; files are written with if-absent, so a version is
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -20,12 +21,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from databourse import zones
-from databourse.errors import ObjectExists, StorageError
+from databourse.errors import CatalogError, ObjectExists, StorageError
 from databourse.storage import ObjectStore
 
 log = logging.getLogger(__name__)
 ROW_GROUP_ROWS = 128_000
 MANIFEST = "manifest.json"
+MANIFEST_SCHEMA = Path(__file__).parent / "schemas" / "manifest.schema.json"
 
 
 @dataclass(frozen=True)
@@ -82,11 +84,12 @@ def build_manifest(
     privacy: dict[str, Any],
     personal_data: dict[str, Any],
     usage_terms: dict[str, Any],
+    usage_policy: dict[str, Any],
     markets: list[str],
     schema_diff: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """The manifest of a version (everything a buyer or regulator needs to trust it)."""
-    return {
+    manifest = {
         "manifest_version": 1,
         "product": product,
         "version": version,
@@ -101,8 +104,34 @@ def build_manifest(
         "privacy": privacy,
         "personal_data": personal_data,
         "usage_terms": usage_terms,
+        "usage_policy": usage_policy,
         "markets": markets,
     }
+    validate_manifest(manifest)
+    return manifest
+
+
+@functools.cache
+def _manifest_validator() -> Any:
+    from jsonschema import Draft202012Validator, FormatChecker
+
+    schema = json.loads(MANIFEST_SCHEMA.read_text())
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema, format_checker=FormatChecker())
+
+
+def validate_manifest(manifest: dict[str, Any]) -> None:
+    """Check a manifest against the published JSON Schema; CatalogError lists every problem."""
+    errors = sorted(_manifest_validator().iter_errors(manifest), key=lambda e: list(e.path))
+    if errors:
+        problems = [
+            f"{'/'.join(map(str, e.path)) or '(top)'}: {e.validator} failed" for e in errors
+        ]
+        raise CatalogError(
+            f"manifest of {manifest.get('product')}@{manifest.get('version')} "
+            f"does not match {MANIFEST_SCHEMA.name}: {problems}",
+            problems=problems,
+        )
 
 
 def publish_files(

@@ -15,6 +15,7 @@ from databourse import zones
 from databourse.anonymize import apply_rules, key_fingerprint
 from databourse.errors import PersonalDataFound
 from databourse.ingest import load_ingest
+from databourse.odrl import usage_policy
 from databourse.package import (
     FileEntry,
     build_manifest,
@@ -176,6 +177,9 @@ def _write_version(
             "declared_not_found": pii.get("declared_not_found", []),
         },
         usage_terms=product.terms.model_dump(mode="json"),
+        usage_policy=usage_policy(
+            product_id, version, anonymized["content_hash"], product.terms, list(product.markets)
+        ),
         markets=list(product.markets),
         schema_diff=schema_diff,
     )

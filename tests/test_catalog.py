@@ -187,6 +187,8 @@ def test_approval_required_market_needs_an_approval(catalog: Catalog) -> None:
     catalog.set_availability(PRODUCT, version, "SG", "available", "cn-scc")
     stored = catalog.set_availability(PRODUCT, version, "SG", "pending_approval", "cn-scc")
     assert stored == "available"
+    assert catalog.list_products()[0]["markets"] == []  # staged: not offered anywhere yet
+    catalog.publish_version(PRODUCT, version)
     assert catalog.list_products()[0]["markets"] == ["SG"]
 
 

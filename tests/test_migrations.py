@@ -1,0 +1,110 @@
+"""Catalog migrations: fresh database, pre-migration database, models equal to migrations."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, inspect, text
+
+from databourse.catalog import Catalog
+from databourse.catalog_models import Base
+
+PG_URL = os.environ.get(
+    "DATABOURSE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'catalog.db'}"
+        return
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = create_engine(PG_URL)
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except Exception as exc:  # any connection failure means: skip, saying why
+        pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {type(exc).__name__}")
+    yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+def test_fresh_database_is_migrated_to_head(url: str) -> None:
+    with Catalog(url) as cat:
+        cat.create_schema()
+        cat.create_schema()  # idempotent
+        assert cat.schema_revision() == "0002"
+        columns = {c["name"] for c in inspect(cat.engine).get_columns("versions")}
+        assert {"withdrawn_reason", "withdrawn_at", "quality_scores"} <= columns
+
+
+def test_models_and_migrations_agree(url: str) -> None:
+    with Catalog(url) as cat:
+        cat.create_schema()
+        with cat.engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+
+
+def test_database_made_before_migrations_is_stamped_and_upgraded(url: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from databourse.catalog import MIGRATIONS
+
+    with Catalog(url) as cat:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        with cat.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "0001")
+            conn.execute(text("DROP TABLE alembic_version"))  # as create_all left it
+            conn.execute(
+                text(
+                    "INSERT INTO products (id, name, provider, dataset, created_at) "
+                    "VALUES ('p', 'P', 'prov', 'ds', CURRENT_TIMESTAMP)"
+                )
+            )
+        cat.create_schema()
+        assert cat.schema_revision() == "0002"
+        assert [p["id"] for p in cat.list_products()] == ["p"]  # data kept
+
+
+def test_withdraw_keeps_the_version_with_reason_and_time(url: str) -> None:
+    with Catalog(url) as cat:
+        cat.create_schema()
+        cat.ensure_product("p", "P", "prov", "ds")
+        cat.reserve_version("p", "a" * 64, [{"name": "x", "type": "string"}], 3)
+        cat.set_quality_scores("p", "1.0.0", {"completeness": 1.0, "overall": 0.98})
+        cat.withdraw_version("p", "1.0.0", reason="provider revoked consent")
+        rec = cat.get_version("p", "1.0.0")
+        assert rec.status == "withdrawn" and rec.withdrawn_reason == "provider revoked consent"
+        assert rec.withdrawn_at is not None and rec.quality_scores == {
+            "completeness": 1.0,
+            "overall": 0.98,
+        }
+
+
+def test_withdrawn_version_is_offered_nowhere(url: str) -> None:
+    from databourse.errors import CatalogError
+
+    with Catalog(url) as cat:
+        cat.create_schema()
+        cat.ensure_product("p", "P", "prov", "ds")
+        cat.reserve_version("p", "b" * 64, [{"name": "x", "type": "string"}], 3)
+        cat.publish_version("p", "1.0.0")
+        cat.set_availability("p", "1.0.0", "MY", "available", "domestic")
+        assert cat.list_products()[0]["markets"] == ["MY"]
+        cat.withdraw_version("p", "1.0.0", reason="wrong data")
+        assert cat.list_products()[0]["markets"] == []
+        with pytest.raises(CatalogError):
+            cat.set_availability("p", "1.0.0", "SG", "available", "domestic")
