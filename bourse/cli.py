@@ -269,6 +269,16 @@ def catalog_show(
             )
 
 
+@catalog_app.command("export")
+def catalog_export() -> None:
+    """Write the catalog as DCAT-AP 3 JSON-LD and a static HTML page to the catalog zone."""
+    from databourse.exports import export_catalog
+    from tasks import resources
+
+    for kind, uri in export_catalog(resources.catalog(), resources.store()).items():
+        out.print(f"{kind}: {uri}")
+
+
 @catalog_app.command("withdraw")
 def catalog_withdraw(
     ref: Annotated[str, typer.Argument(help="PRODUCT@VERSION")],

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Schema = list[dict[str, str]]  # [{"name": "order_id", "type": "string"}, ...] in column order
+# [{"name": "order_id", "type": "string"}, ...] in column order; a column still holding personal
+# data after anonymization also carries "personal_data": <category>.
+Schema = list[dict[str, str]]
 Bump = Literal["major", "minor", "patch"]
 
 _VERSION = re.compile(r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$")
@@ -20,11 +22,13 @@ class SchemaDiff:
     added: list[str]
     removed: list[str]
     retyped: list[str]
+    exposed: list[str] = field(default_factory=list)  # "column:CATEGORY" newly personal
 
     @property
     def bump(self) -> Bump:
-        """Removed or retyped columns break readers (major); added ones do not (minor)."""
-        if self.removed or self.retyped:
+        """Removed/retyped columns break readers, newly exposed personal data changes what a
+        buyer receives and what the law asks of them: major. Added columns: minor."""
+        if self.removed or self.retyped or self.exposed:
             return "major"
         if self.added:
             return "minor"
@@ -36,6 +40,7 @@ class SchemaDiff:
             "added": list(self.added),
             "removed": list(self.removed),
             "retyped": list(self.retyped),
+            "exposed": list(self.exposed),
             "bump": self.bump,
         }
 
@@ -53,10 +58,21 @@ def _types(schema: Schema) -> dict[str, str]:
     return types
 
 
+def _exposed(old: Schema, new: Schema) -> list[str]:
+    """'column:CATEGORY' for personal data in `new` that `old` did not expose."""
+    before = {(c["name"], c.get("personal_data")) for c in old}
+    return [
+        f"{c['name']}:{c['personal_data']}"
+        for c in new
+        if c.get("personal_data") and (c["name"], c["personal_data"]) not in before
+    ]
+
+
 def schema_diff(old: Schema, new: Schema) -> SchemaDiff:
     """What changed from `old` to `new`: added (new order), removed and retyped (old order)."""
     old_types, new_types = _types(old), _types(new)
     return SchemaDiff(
+        exposed=_exposed(old, new),
         added=[name for name in new_types if name not in old_types],
         removed=[name for name in old_types if name not in new_types],
         retyped=[

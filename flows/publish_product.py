@@ -15,7 +15,7 @@ from prefect.runtime import flow_run
 
 from flows.approval_form import TransferApproval, approval_description
 from tasks import reporting, resources
-from tasks.publishing import decide_transfers, record_approval
+from tasks.publishing import decide_transfers, export_catalog, record_approval
 
 DEPLOYMENT = "publish-product/gated"
 
@@ -47,6 +47,7 @@ def publish_product(product: str, version: str) -> dict[str, Any]:
             answer.model_dump(mode="json"),
             str(flow_run.id) if flow_run.id else None,
         )
+    export_catalog()
     shown = resources.catalog().show(product, version)
     reporting.markdown(
         f"publish-{product}",

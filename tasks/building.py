@@ -82,7 +82,10 @@ def anonymize(product_id: str, ingest_id: str) -> dict[str, Any]:
     }
     with tempfile.TemporaryDirectory(prefix="databourse-pkg-") as tmp:
         files = write_parquet(table, Path(tmp))
-        schema = schema_of(table)
+        schema = [
+            {**c, "personal_data": remaining[c["name"]]} if c["name"] in remaining else c
+            for c in schema_of(table)
+        ]
         chash = content_hash(files, schema, product.fingerprint())
         prefix = zones.product_staging_prefix(product_id, chash)
         for f in files:

@@ -113,3 +113,13 @@ def _version(shown: dict[str, Any], version: str) -> dict[str, Any]:
         if v.get("version") == version:
             return dict(v)
     return {}
+
+
+@task(name="export-catalog")
+def export_catalog() -> dict[str, str]:
+    """Refresh the DCAT-AP export and the HTML catalog page after a publication."""
+    from databourse.exports import export_catalog as export
+
+    uris = export(resources.catalog(), resources.store())
+    reporting.link("catalog-page", uris["page"], "The catalog page (HTML)")
+    return uris

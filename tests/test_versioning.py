@@ -67,6 +67,7 @@ def test_diff_to_json() -> None:
         "added": ["district"],
         "removed": ["city"],
         "retyped": [],
+        "exposed": [],
         "bump": "major",
     }
 
@@ -140,3 +141,17 @@ def test_random_schema_changes_bump_as_specified() -> None:
         assert diff.bump == expected
         bumped = parse_version(next_version("2.5.7", diff))
         assert bumped == {"major": (3, 0, 0), "minor": (2, 6, 0), "patch": (2, 5, 8)}[expected]
+
+
+def test_newly_exposed_personal_data_is_a_major_bump() -> None:
+    old = [{"name": "ref", "type": "string"}, {"name": "amount", "type": "double"}]
+    new = [
+        {"name": "ref", "type": "string", "personal_data": "CN_RESIDENT_ID"},
+        {"name": "amount", "type": "double"},
+    ]
+    diff = schema_diff(old, new)
+    assert diff.exposed == ["ref:CN_RESIDENT_ID"] and diff.bump == "major"
+    assert next_version("1.4.2", diff) == "2.0.0"
+    assert schema_diff(new, new).bump == "patch"  # still exposed, not newly
+    assert schema_diff(new, old).bump == "patch"  # no longer exposed: less, not more
+    assert diff.to_json()["exposed"] == ["ref:CN_RESIDENT_ID"]

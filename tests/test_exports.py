@@ -1,0 +1,153 @@
+"""Catalog exports: DCAT-AP 3 JSON-LD and the HTML page, the page checked in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from databourse.catalog import Catalog
+from databourse.config import UsageTerms
+from databourse.exports import JSONLD_KEY, PAGE_KEY, export_catalog
+from databourse.odrl import usage_policy
+from databourse.package import build_manifest, content_hash, publish_files, schema_of, write_parquet
+from databourse.storage import ObjectStore, open_store
+
+HOSTILE = 'Retail <script>alert("x")</script> & co'
+SHA = "0" * 64
+
+
+@pytest.fixture
+def published(tmp_path: Path) -> tuple[Catalog, ObjectStore]:
+    store = open_store(str(tmp_path / "store"))
+    cat = Catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
+    cat.create_schema()
+    table = pa.table({"id": ["a", "b"], "amount": [1.0, 2.0]})
+    files = write_parquet(table, tmp_path / "out")
+    chash = content_hash(files, schema_of(table), SHA)
+    cat.ensure_product("p1", HOSTILE, "sz-retail", "orders")
+    version = cat.reserve_version("p1", chash, schema_of(table), 2).version
+    terms = UsageTerms(purposes=["research"])
+    manifest = build_manifest(
+        product="p1",
+        version=version,
+        content_hash=chash,
+        schema=schema_of(table),
+        rows=2,
+        files=files,
+        lineage={
+            "provider": "sz-retail",
+            "dataset": "orders",
+            "origin": "CN",
+            "product_config_sha256": SHA,
+            "ingests": [{"ingest_id": "i", "sha256": SHA, "raw": "r"}],
+        },
+        quality={"success": True, "report": "q"},
+        privacy={"model": None},
+        personal_data={"remaining": {}, "individuals": 0},
+        usage_terms=terms.model_dump(mode="json"),
+        usage_policy=usage_policy("p1", version, chash, terms, ["CN", "MY"]),
+        markets=["CN", "MY"],
+        schema_diff=None,
+    )
+    cat.set_manifest(
+        "p1", version, publish_files(store, "p1", version, tmp_path / "out", files, manifest)
+    )
+    cat.publish_version("p1", version)
+    cat.set_availability(
+        "p1",
+        version,
+        "CN",
+        "available",
+        "domestic",
+        detail={"citation": "not a cross-border transfer"},
+    )
+    cat.set_availability(
+        "p1",
+        version,
+        "MY",
+        "pending_approval",
+        "cn-sensitive-under-10k",
+        route="standard_contract_or_certification",
+        detail={"citation": "Provisions (2024) art. 8"},
+    )
+    cat.set_quality_scores("p1", version, {"completeness": 1.0, "validity": 0.99})
+    return cat, store
+
+
+def test_dcat_jsonld(published: tuple[Catalog, ObjectStore]) -> None:
+    cat, store = published
+    export_catalog(cat, store)
+    doc = json.loads(store.get_bytes(JSONLD_KEY))
+    assert doc["@type"] == "dcat:Catalog"
+    series, dataset = doc["dcat:dataset"]
+    assert series["@type"] == "dcat:DatasetSeries" and series["dct:title"] == HOSTILE
+    assert dataset["dcat:inSeries"] == {"@id": series["@id"]}
+    assert dataset["dcat:version"] == "1.0.0"
+    assert dataset["dct:spatial"] == [{"@id": "urn:iso:std:iso:3166:-1:CN"}]  # MY pending
+    assert {"dct:title": "Provisions (2024) art. 8"} in dataset["dcatap:applicableLegislation"]
+    assert dataset["odrl:hasPolicy"]["@type"] == "Offer"
+    [dist] = dataset["dcat:distribution"]
+    manifest = json.loads(store.get_bytes("products/p1/1.0.0/manifest.json"))
+    assert dist["dcat:byteSize"]["@value"] == manifest["files"][0]["bytes"]
+    assert dist["spdx:checksum"]["spdx:checksumValue"]["@value"] == manifest["files"][0]["sha256"]
+    assert dist["dcat:accessURL"]["@id"].endswith("products/p1/1.0.0/part-00000.parquet")
+    measures = {
+        m["dqv:isMeasurementOf"]["@id"]: m["dqv:value"]
+        for m in dataset["dqv:hasQualityMeasurement"]
+    }
+    assert measures["urn:databourse:quality:validity"] == 0.99
+
+
+def test_withdrawn_version_is_marked_and_offered_nowhere(
+    published: tuple[Catalog, ObjectStore],
+) -> None:
+    cat, store = published
+    cat.withdraw_version("p1", "1.0.0", reason="wrong data")
+    export_catalog(cat, store)
+    dataset = json.loads(store.get_bytes(JSONLD_KEY))["dcat:dataset"][1]
+    assert dataset["adms:status"]["@id"].endswith("/Withdrawn")
+    assert dataset["dct:spatial"] == []
+
+
+def test_html_page_in_a_real_browser(
+    published: tuple[Catalog, ObjectStore], tmp_path: Path
+) -> None:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    cat, store = published
+    uris = export_catalog(cat, store)
+    page = store.local_path(PAGE_KEY)
+    assert page is not None and uris["page"].endswith(PAGE_KEY)
+    with tempfile.TemporaryDirectory() as profile:
+        dom = subprocess.run(
+            [
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={profile}",
+                "--dump-dom",
+                page.as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+    assert "<script>" not in dom  # the hostile name was escaped, not executed
+    assert "Retail &lt;script&gt;" in dom
+    assert 'class="available">CN: available' in dom
+    assert 'class="pending_approval">MY: pending_approval' in dom
+    assert "validity 0.99" in dom and "1.0.0" in dom
