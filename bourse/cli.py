@@ -213,6 +213,45 @@ def _rule_route(w: Any) -> str:
     return "unspecified"
 
 
+@app.command()
+def grant(
+    ref: Annotated[str, typer.Argument(help="PRODUCT@VERSION")],
+    buyer: Annotated[str, typer.Option(help="Who gets access.")],
+    market: Annotated[str, typer.Option(help="The buyer's jurisdiction (2 letters).")],
+    expires: Annotated[str, typer.Option(help="24h, 7d or a date YYYY-MM-DD.")] = "7d",
+    as_json: JsonOpt = False,
+) -> None:
+    """Give a buyer time-limited access to one published version available in their market."""
+    from databourse.delivery import expiry, grant_access
+    from databourse.errors import CatalogError
+    from tasks import resources
+
+    product, _, version = ref.partition("@")
+    if not version:
+        fail("give the exact version: PRODUCT@VERSION")
+    try:
+        given = grant_access(
+            resources.catalog(),
+            resources.store(),
+            product,
+            version,
+            buyer,
+            market.upper(),
+            expiry(expires),
+        )
+    except CatalogError as exc:
+        fail(str(exc))
+    if as_json:
+        print_json(given)
+        return
+    out.print(
+        f"grant {given['id']}: {buyer} may read {product}@{version} in {given['market']} "
+        f"until {given['expires_at']}"
+    )
+    for f in given["files"]:
+        out.print(f"  {f['path']} ({f['bytes']} bytes, sha256 {f['sha256'][:16]}...): {f['url']}")
+
+
 # ---------------------------------------------------------------- catalog
 @catalog_app.command("list")
 def catalog_list(as_json: JsonOpt = False) -> None:

@@ -11,7 +11,7 @@ import random
 import re
 import time
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,11 +26,13 @@ from databourse.catalog_models import (
     Approval,
     ApprovalRecord,
     Availability,
+    Grant,
     Product,
     Version,
     VersionRecord,
     approval_refusal,
     availability_json,
+    iso,
     product_json,
     utcnow,
     version_json,
@@ -252,6 +254,75 @@ class Catalog:
             return VersionRecord.of(row, new=True)
 
         return self._write("reserve_version", work)
+
+    def record_grant(
+        self, product_id: str, version: str, buyer: str, market: str, expires_at: datetime
+    ) -> dict[str, Any]:
+        """Record a buyer's access to a published version available in their market.
+
+        Refused (TransferNotApproved) unless the version is published and its availability in
+        `market` is "available", which for gated markets means an approval bound to its hash.
+        """
+        _check_market(market)
+
+        def work(session: Session) -> dict[str, Any]:
+            row = self._version_row(session, product_id, version)
+            where = self._availability_row(session, row.id, market)
+            if row.status != "published" or where is None or where.status != "available":
+                raise TransferNotApproved(
+                    f"{product_id} {version} is not offered in {market} "
+                    f"(version {row.status}, market {where.status if where else 'undecided'})",
+                    product=product_id,
+                    version=version,
+                    market=market,
+                )
+            grant = Grant(
+                version_id=row.id,
+                content_hash=row.content_hash,
+                buyer=buyer,
+                market=market,
+                expires_at=expires_at,
+            )
+            session.add(grant)
+            session.flush()
+            log.info("granted %s %s in %s until %s", product_id, version, market, expires_at)
+            return {
+                "id": grant.id,
+                "product": product_id,
+                "version": version,
+                "content_hash": row.content_hash,
+                "buyer": buyer,
+                "market": market,
+                "expires_at": iso(expires_at),
+                "granted_at": iso(grant.granted_at),
+            }
+
+        return self._write("record_grant", work)
+
+    def grants(self, product_id: str) -> list[dict[str, Any]]:
+        """Every grant of every version of a product, oldest first."""
+
+        def work(session: Session) -> list[dict[str, Any]]:
+            rows = session.execute(
+                select(Grant, Version.version)
+                .join(Version, Grant.version_id == Version.id)
+                .where(Version.product_id == product_id)
+                .order_by(Grant.id)
+            )
+            return [
+                {
+                    "id": g.id,
+                    "version": v,
+                    "buyer": g.buyer,
+                    "market": g.market,
+                    "content_hash": g.content_hash,
+                    "expires_at": iso(g.expires_at),
+                    "granted_at": iso(g.granted_at),
+                }
+                for g, v in rows
+            ]
+
+        return self._read(work)
 
     def set_quality_scores(self, product_id: str, version: str, scores: dict[str, Any]) -> None:
         """Record the version's quality scores (per dimension), kept with its history."""

@@ -139,6 +139,20 @@ class Approval(Base):
     decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class Grant(Base):
+    """Access to one exact version given to a buyer in a market, until it expires."""
+
+    __tablename__ = "grants"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id", ondelete="CASCADE"))
+    content_hash: Mapped[str] = mapped_column(String(128))
+    buyer: Mapped[str] = mapped_column(String(200))
+    market: Mapped[str] = mapped_column(String(2))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    granted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 def to_utc(moment: datetime) -> datetime:
     """A timezone-aware UTC datetime (SQLite hands back naive ones, stored as UTC)."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

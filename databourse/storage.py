@@ -152,6 +152,10 @@ class ObjectStore(ABC):
     def local_path(self, key: str) -> Path | None:
         """The object's file on local disk when the store is local, else None."""
 
+    @abstractmethod
+    def access_url(self, key: str, expires_seconds: int) -> str:
+        """A URL a buyer reads the object with: presigned on S3, the file's URI when local."""
+
 
 def check_source_file(key: str, path: Path) -> None:
     """Raise StorageError unless `path` is an existing regular file (put_file's source)."""
@@ -232,6 +236,7 @@ def s3_client(endpoint_url: str | None, region: str) -> S3Client:
         response_checksum_validation="when_required",
         retries={"mode": "standard", "max_attempts": 8},
         s3={"addressing_style": "path"},
+        signature_version="s3v4",  # presigned links too; SigV2 is deprecated everywhere
     )
     # A fresh session per client (sessions are not thread-safe, and each one re-reads credentials
     # from the environment), sharing one loader so the service model JSON is parsed only once.

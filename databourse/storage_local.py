@@ -242,6 +242,10 @@ class LocalStore(ObjectStore):
         """The object's file (it may not exist yet)."""
         return self._path(key)
 
+    def access_url(self, key: str, expires_seconds: int) -> str:
+        """The file's URI: the embedded store has no expiring links (the grant records expiry)."""
+        return self.uri(key)
+
     def sweep_tmp(self, older_than_seconds: float = 24 * 3600) -> int:
         """Remove temp files left in .tmp/ by crashed writers; returns how many were removed."""
         removed = 0

@@ -306,6 +306,15 @@ class S3Store(ObjectStore):
         validate_key(key)
         return None
 
+    def access_url(self, key: str, expires_seconds: int) -> str:
+        """A presigned GET URL (SigV4 allows at most 7 days)."""
+        validate_key(key)
+        seconds = max(1, min(expires_seconds, 7 * 24 * 3600))
+        url: str = self._client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": self._full(key)}, ExpiresIn=seconds
+        )
+        return url
+
 
 def _etag(value: str | None) -> str | None:
     return value.strip('"') if value else None

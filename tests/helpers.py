@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -67,3 +68,81 @@ def bourse(env: dict[str, str], *args: str, check: bool = True) -> subprocess.Co
 
 def stop_stack(env: dict[str, str]) -> None:
     bourse(env, "server", "stop", check=False)
+
+
+def publish_sample_version(
+    tmp_path: Path,
+    name: str = "Sample product",
+    store_root: str | None = None,
+    endpoint_url: str | None = None,
+) -> Any:
+    """A catalog and store holding p1@1.0.0: published, CN available, MY pending approval."""
+    import pyarrow as pa
+
+    from databourse.catalog import Catalog
+    from databourse.config import UsageTerms
+    from databourse.odrl import usage_policy
+    from databourse.package import (
+        build_manifest,
+        content_hash,
+        publish_files,
+        schema_of,
+        write_parquet,
+    )
+    from databourse.storage import open_store
+
+    sha = "0" * 64
+    store = open_store(store_root or str(tmp_path / "store"), endpoint_url=endpoint_url)
+    cat = Catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
+    cat.create_schema()
+    table = pa.table({"id": ["a", "b"], "amount": [1.0, 2.0]})
+    files = write_parquet(table, tmp_path / "out")
+    chash = content_hash(files, schema_of(table), sha)
+    cat.ensure_product("p1", name, "sz-retail", "orders")
+    version = cat.reserve_version("p1", chash, schema_of(table), 2).version
+    terms = UsageTerms(purposes=["research"])
+    manifest = build_manifest(
+        product="p1",
+        version=version,
+        content_hash=chash,
+        schema=schema_of(table),
+        rows=2,
+        files=files,
+        lineage={
+            "provider": "sz-retail",
+            "dataset": "orders",
+            "origin": "CN",
+            "product_config_sha256": sha,
+            "ingests": [{"ingest_id": "i", "sha256": sha, "raw": "r"}],
+        },
+        quality={"success": True, "report": "q"},
+        privacy={"model": None},
+        personal_data={"remaining": {}, "individuals": 0},
+        usage_terms=terms.model_dump(mode="json"),
+        usage_policy=usage_policy("p1", version, chash, terms, ["CN", "MY"]),
+        markets=["CN", "MY"],
+        schema_diff=None,
+    )
+    cat.set_manifest(
+        "p1", version, publish_files(store, "p1", version, tmp_path / "out", files, manifest)
+    )
+    cat.publish_version("p1", version)
+    cat.set_availability(
+        "p1",
+        version,
+        "CN",
+        "available",
+        "domestic",
+        detail={"citation": "not a cross-border transfer"},
+    )
+    cat.set_availability(
+        "p1",
+        version,
+        "MY",
+        "pending_approval",
+        "cn-sensitive-under-10k",
+        route="standard_contract_or_certification",
+        detail={"citation": "Provisions (2024) art. 8"},
+    )
+    cat.set_quality_scores("p1", version, {"completeness": 1.0, "validity": 0.99})
+    return cat, store

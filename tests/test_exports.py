@@ -8,76 +8,19 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
+from helpers import publish_sample_version
 
 from databourse.catalog import Catalog
-from databourse.config import UsageTerms
 from databourse.exports import JSONLD_KEY, PAGE_KEY, export_catalog
-from databourse.odrl import usage_policy
-from databourse.package import build_manifest, content_hash, publish_files, schema_of, write_parquet
-from databourse.storage import ObjectStore, open_store
+from databourse.storage import ObjectStore
 
 HOSTILE = 'Retail <script>alert("x")</script> & co'
-SHA = "0" * 64
 
 
 @pytest.fixture
 def published(tmp_path: Path) -> tuple[Catalog, ObjectStore]:
-    store = open_store(str(tmp_path / "store"))
-    cat = Catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
-    cat.create_schema()
-    table = pa.table({"id": ["a", "b"], "amount": [1.0, 2.0]})
-    files = write_parquet(table, tmp_path / "out")
-    chash = content_hash(files, schema_of(table), SHA)
-    cat.ensure_product("p1", HOSTILE, "sz-retail", "orders")
-    version = cat.reserve_version("p1", chash, schema_of(table), 2).version
-    terms = UsageTerms(purposes=["research"])
-    manifest = build_manifest(
-        product="p1",
-        version=version,
-        content_hash=chash,
-        schema=schema_of(table),
-        rows=2,
-        files=files,
-        lineage={
-            "provider": "sz-retail",
-            "dataset": "orders",
-            "origin": "CN",
-            "product_config_sha256": SHA,
-            "ingests": [{"ingest_id": "i", "sha256": SHA, "raw": "r"}],
-        },
-        quality={"success": True, "report": "q"},
-        privacy={"model": None},
-        personal_data={"remaining": {}, "individuals": 0},
-        usage_terms=terms.model_dump(mode="json"),
-        usage_policy=usage_policy("p1", version, chash, terms, ["CN", "MY"]),
-        markets=["CN", "MY"],
-        schema_diff=None,
-    )
-    cat.set_manifest(
-        "p1", version, publish_files(store, "p1", version, tmp_path / "out", files, manifest)
-    )
-    cat.publish_version("p1", version)
-    cat.set_availability(
-        "p1",
-        version,
-        "CN",
-        "available",
-        "domestic",
-        detail={"citation": "not a cross-border transfer"},
-    )
-    cat.set_availability(
-        "p1",
-        version,
-        "MY",
-        "pending_approval",
-        "cn-sensitive-under-10k",
-        route="standard_contract_or_certification",
-        detail={"citation": "Provisions (2024) art. 8"},
-    )
-    cat.set_quality_scores("p1", version, {"completeness": 1.0, "validity": 0.99})
-    return cat, store
+    return publish_sample_version(tmp_path, name=HOSTILE)
 
 
 def test_dcat_jsonld(published: tuple[Catalog, ObjectStore]) -> None:

@@ -31,8 +31,12 @@ def upgrade() -> None:
     op.create_table(
         "versions",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("product_id", sa.String(200),
-                  sa.ForeignKey("products.id", ondelete="CASCADE"), nullable=False),
+        sa.Column(
+            "product_id",
+            sa.String(200),
+            sa.ForeignKey("products.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
         sa.Column("version", sa.String(50), nullable=False),
         sa.Column("major", sa.Integer, nullable=False),
         sa.Column("minor", sa.Integer, nullable=False),
@@ -52,8 +56,12 @@ def upgrade() -> None:
     op.create_table(
         "availability",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("version_id", sa.Integer,
-                  sa.ForeignKey("versions.id", ondelete="CASCADE"), nullable=False),
+        sa.Column(
+            "version_id",
+            sa.Integer,
+            sa.ForeignKey("versions.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
         sa.Column("market", sa.String(2), nullable=False),
         sa.Column("status", sa.String(20), nullable=False),
         sa.Column("rule_id", sa.String(200), nullable=True),
@@ -61,14 +69,20 @@ def upgrade() -> None:
         sa.Column("detail", JSON, nullable=True),
         sa.Column("updated_at", TZ, nullable=False),
         sa.UniqueConstraint("version_id", "market"),
-        sa.CheckConstraint("status IN ('available', 'pending_approval', 'rejected', 'expired', "
-                           "'denied')", name="status"),
+        sa.CheckConstraint(
+            "status IN ('available', 'pending_approval', 'rejected', 'expired', 'denied')",
+            name="status",
+        ),
     )
     op.create_table(
         "approvals",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("version_id", sa.Integer,
-                  sa.ForeignKey("versions.id", ondelete="CASCADE"), nullable=False),
+        sa.Column(
+            "version_id",
+            sa.Integer,
+            sa.ForeignKey("versions.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
         sa.Column("market", sa.String(2), nullable=False),
         sa.Column("content_hash", sa.String(128), nullable=False),
         sa.Column("decision", sa.String(20), nullable=False),

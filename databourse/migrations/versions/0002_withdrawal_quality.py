@@ -20,8 +20,11 @@ def upgrade() -> None:
     with op.batch_alter_table("versions") as batch:
         batch.add_column(sa.Column("withdrawn_reason", sa.Text, nullable=True))
         batch.add_column(sa.Column("withdrawn_at", sa.DateTime(timezone=True), nullable=True))
-        batch.add_column(sa.Column("quality_scores",
-                                   sa.JSON().with_variant(JSONB(), "postgresql"), nullable=True))
+        batch.add_column(
+            sa.Column(
+                "quality_scores", sa.JSON().with_variant(JSONB(), "postgresql"), nullable=True
+            )
+        )
 
 
 def downgrade() -> None:

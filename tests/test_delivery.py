@@ -1,0 +1,73 @@
+"""Delivery: grants only where a version is offered; S3 links really download the exact bytes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from pathlib import Path
+
+import httpx
+import pytest
+from helpers import publish_sample_version
+from s3_server import make_bucket, moto_server, use_dummy_aws_env
+
+from databourse.delivery import expiry, grant_access
+from databourse.errors import CatalogError, TransferNotApproved
+
+NOW = dt.datetime(2026, 11, 21, 12, 0, tzinfo=dt.UTC)
+
+
+def test_expiry_parsing() -> None:
+    assert expiry("24h", NOW) == NOW + dt.timedelta(hours=24)
+    assert expiry("7d", NOW) == NOW + dt.timedelta(days=7)
+    assert expiry("2026-12-01", NOW) == dt.datetime(2026, 12, 1, 23, 59, 59, tzinfo=dt.UTC)
+    for bad in ("tomorrow", "2026-01-01", "0h"):
+        with pytest.raises(CatalogError):
+            expiry(bad, NOW)
+
+
+def test_grant_in_an_available_market_is_recorded(tmp_path: Path) -> None:
+    cat, store = publish_sample_version(tmp_path)
+    until = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
+    given = grant_access(cat, store, "p1", "1.0.0", "Shenzhen Robotics", "CN", until)
+    [f] = given["files"]
+    path = Path(f["url"].removeprefix("file://"))
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == f["sha256"]
+    [recorded] = cat.grants("p1")
+    assert (recorded["buyer"], recorded["market"], recorded["version"]) == (
+        "Shenzhen Robotics",
+        "CN",
+        "1.0.0",
+    )
+    assert recorded["content_hash"] == given["content_hash"]
+
+
+def test_no_grant_without_approval_or_after_withdrawal(tmp_path: Path) -> None:
+    cat, store = publish_sample_version(tmp_path)
+    until = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
+    with pytest.raises(TransferNotApproved):  # MY waits for an approval
+        grant_access(cat, store, "p1", "1.0.0", "KL Mart", "MY", until)
+    with pytest.raises(TransferNotApproved):  # never decided
+        grant_access(cat, store, "p1", "1.0.0", "Someone", "SG", until)
+    cat.withdraw_version("p1", "1.0.0", reason="recalled")
+    with pytest.raises(TransferNotApproved):
+        grant_access(cat, store, "p1", "1.0.0", "Shenzhen Robotics", "CN", until)
+    assert cat.grants("p1") == []
+
+
+def test_presigned_s3_url_downloads_the_exact_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_dummy_aws_env(monkeypatch)
+    with moto_server() as endpoint:
+        make_bucket(endpoint, "exchange")
+        cat, store = publish_sample_version(
+            tmp_path, store_root="s3://exchange/zones", endpoint_url=endpoint
+        )
+        until = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+        given = grant_access(cat, store, "p1", "1.0.0", "Shenzhen Robotics", "CN", until)
+        [f] = given["files"]
+        assert "X-Amz-Signature=" in f["url"] and "X-Amz-Expires=" in f["url"]
+        body = httpx.get(f["url"], timeout=10).content
+        assert hashlib.sha256(body).hexdigest() == f["sha256"]
+        assert given["url_expires_in_seconds"] <= 3600
