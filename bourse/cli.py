@@ -30,12 +30,14 @@ approvals_app = typer.Typer(
 config_app = typer.Typer(help="Check the configs.", no_args_is_help=True)
 secrets_app = typer.Typer(help="Secrets the pipeline needs.", no_args_is_help=True)
 samples_app = typer.Typer(help="Sample provider drops.", no_args_is_help=True)
+audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=True)
 for sub, name in (
     (catalog_app, "catalog"),
     (server_app, "server"),
     (approvals_app, "approvals"),
     (config_app, "config"),
     (secrets_app, "secrets"),
+    (audit_app, "audit"),
     (samples_app, "samples"),
 ):
     app.add_typer(sub, name=name)
@@ -335,6 +337,48 @@ def catalog_withdraw(
     except CatalogError as exc:
         fail(str(exc))
     out.print(f"{product}@{version} withdrawn: {reason}")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Walk the hash chain of the audit trail; exit 1 on any edited, removed or reordered event."""
+    from tasks import resources
+
+    report = resources.catalog().audit_verify()
+    if not report.ok:
+        fail(f"audit chain broken ({report.events} events):\n  " + "\n  ".join(report.problems))
+    out.print(f"audit chain intact: {report.events} events")
+
+
+@audit_app.command("show")
+def audit_show(
+    product: Annotated[str | None, typer.Argument(help="Only this product's events.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The history: ingests, decisions, approvals, rejections, publications, withdrawals, grants."""
+    from tasks import resources
+
+    events = resources.catalog().audit_history(product)
+    if as_json:
+        print_json(events)
+        return
+    for e in events:
+        subject = "@".join(x for x in (e["product"], e["version"]) if x) or "-"
+        who = f" by {e['actor']}" if e["actor"] else ""
+        market = f" -> {e['market']}" if e["market"] else ""
+        out.print(f"{e['seq']:>5} {e['at'][:19]} {e['kind']:<11} {subject}{market}{who}")
+
+
+@audit_app.command("export")
+def audit_export() -> None:
+    """Write the whole chain as JSON Lines to the audit zone (audit/events.jsonl)."""
+    from tasks import resources
+
+    events = resources.catalog().audit_history()
+    store = resources.store()
+    body = "".join(json.dumps(e, sort_keys=True, ensure_ascii=False) + "\n" for e in events)
+    store.put_bytes("audit/events.jsonl", body.encode())
+    out.print(f"{len(events)} events -> {store.uri('audit/events.jsonl')}")
 
 
 # ---------------------------------------------------------------- stack, configs, secrets

@@ -12,6 +12,22 @@ Generalization works on Arrow arrays with `pyarrow.compute`: numeric bands becom
 `"2026-03"`, `"2026-Q1"`, `"2026"`, `"1980s"`), strings keep a prefix and mask the rest with `*`.
 Zoned timestamps are truncated in their own time zone (a reading at 20:00 UTC on 31 March in
 Asia/Shanghai belongs to 1 April). NaN and infinite numbers have no band and become null.
+
+Further rules: `hierarchy` with a `level` maps values to that level of an ARX hierarchy (without a
+level the column is left for the privacy-model search, see `databourse.lattice`); `round` keeps n
+decimals of a float; `top`/`bottom` code values beyond a bound to the bound, and the output field
+is labelled with the bounds in its Arrow metadata (`databourse.top`, `databourse.bottom`), which
+Parquet keeps; `mask` replaces every letter and digit but the last n by `*`, separators kept.
+
+Key rotation: `key` may be one key (bytes) or a mapping of key versions to keys; a pseudonymize
+rule naming `key_version` uses that entry, the others use the entry "default" (or the single
+key). `key_fingerprints` gives the public id of the key each column used, for the manifest, so a
+consumer knows which pseudonyms are comparable across versions.
+
+Noise: `noise: {scale: b}` adds Laplace(0, b) noise to a numeric column (output float64). The
+generator is seeded by HMAC-SHA256(default key, "databourse/noise/v1/" + column name): a rebuild
+of the same rows in the same order adds the same noise, and nobody without the key can
+regenerate (and subtract) it. Noise therefore needs the key like pseudonyms do.
 """
 
 from __future__ import annotations
@@ -20,13 +36,16 @@ import hashlib
 import hmac
 import logging
 import math
+from collections.abc import Mapping
 from typing import TypeAlias
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from databourse.config import ColumnRule, ProductSpec
 from databourse.errors import ConfigError, IngestRejected
+from databourse.hierarchy import Hierarchy
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +53,9 @@ MIN_KEY_BYTES = 32
 _FINGERPRINT_MESSAGE = b"databourse/pseudonym-key-fingerprint/v1"
 
 ArrayLike: TypeAlias = pa.Array | pa.ChunkedArray
+Keys: TypeAlias = bytes | Mapping[str, bytes]
+DEFAULT_KEY = "default"
+_NOISE_MESSAGE = b"databourse/noise/v1/"
 
 
 # ---------------------------------------------------------------- keys and pseudonyms
@@ -99,7 +121,87 @@ def generalize(values: ArrayLike, rule: ColumnRule) -> pa.Array:
         return _truncate_date(array, rule.date)
     if rule.prefix is not None:
         return _mask_prefix(array, rule.prefix)
-    raise ValueError("generalize needs a rule with one of band, date, prefix")
+    if rule.round is not None:
+        if not pa.types.is_floating(array.type):
+            raise TypeError(f"round needs a float column, not {array.type}")
+        return pc.round(array, ndigits=rule.round)
+    if rule.top is not None or rule.bottom is not None:
+        return _code_extremes(array, rule.top, rule.bottom)
+    raise ValueError("generalize needs a rule with one of band, date, prefix, round, top/bottom")
+
+
+def _code_extremes(values: pa.Array, top: float | None, bottom: float | None) -> pa.Array:
+    """Top and bottom coding: values beyond a bound become the bound (type kept)."""
+    if not (pa.types.is_integer(values.type) or pa.types.is_floating(values.type)):
+        raise TypeError(f"top/bottom coding needs a numeric column, not {values.type}")
+    if top is not None:
+        values = pc.min_element_wise(values, pa.scalar(top).cast(values.type), skip_nulls=False)
+    if bottom is not None:
+        values = pc.max_element_wise(values, pa.scalar(bottom).cast(values.type), skip_nulls=False)
+    return values
+
+
+def mask(values: ArrayLike, keep_last: int) -> pa.Array:
+    """Each letter and digit but the last `keep_last` becomes '*'; separators stay."""
+    array = _as_array(values)
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
+    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+        raise TypeError(f"mask needs a string column, not {array.type}")
+    encoded = pc.dictionary_encode(array)
+    masked = [_mask_one(v, keep_last) for v in encoded.dictionary.to_pylist()]
+    return pa.array(masked, pa.string()).take(encoded.indices)
+
+
+def _mask_one(text: str, keep_last: int) -> str:
+    hide = sum(ch.isalnum() for ch in text) - keep_last
+    out = []
+    for ch in text:
+        if ch.isalnum() and hide > 0:
+            out.append("*")
+            hide -= 1
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def add_noise(values: ArrayLike, scale: float, key: bytes, column: str) -> pa.Array:
+    """Laplace(0, scale) noise added to each value, seeded by the key and column (floats out)."""
+    _check_key(key)
+    array = _as_array(values)
+    if not (pa.types.is_integer(array.type) or pa.types.is_floating(array.type)):
+        raise TypeError(f"noise needs a numeric column, not {array.type}")
+    seed = hmac.new(bytes(key), _NOISE_MESSAGE + column.encode("utf-8"), hashlib.sha256).digest()
+    rng = np.random.default_rng(int.from_bytes(seed[:16], "big"))
+    noise = pa.array(rng.laplace(0.0, scale, len(array)))
+    return pc.add(pc.cast(array, pa.float64()), noise)
+
+
+def key_for(key: Keys | None, version: str | None) -> bytes:
+    """The key of a rule: its key_version's entry, else the default (or only) key."""
+    if key is None:
+        raise ValueError("no pseudonym key was given")
+    if isinstance(key, bytes | bytearray):
+        if version is not None:
+            raise ValueError(f"key_version {version!r} needs a mapping of key versions to keys")
+        return bytes(key)
+    name = version or DEFAULT_KEY
+    if name not in key:
+        raise ValueError(f"no key for key version {name!r}; known: {sorted(key)}")
+    return key[name]
+
+
+def key_fingerprints(product: ProductSpec, key: Keys | None) -> dict[str, dict[str, str]]:
+    """For each keyed output column: its key version and that key's public fingerprint."""
+    out = {}
+    for name, rule in product.columns.items():
+        if rule.action in ("pseudonymize", "noise"):
+            version = rule.key_version or DEFAULT_KEY
+            out[rule.rename or name] = {
+                "key_version": version,
+                "key_id": key_fingerprint(key_for(key, rule.key_version)),
+            }
+    return out
 
 
 def _floor_multiple(values: pa.Array, width: int) -> pa.Array:
@@ -181,9 +283,15 @@ def _mask_prefix(values: pa.Array, keep: int) -> pa.Array:
 
 # ---------------------------------------------------------------- whole table
 def apply_rules(
-    table: pa.Table | pa.RecordBatch, product: ProductSpec, key: bytes | None
+    table: pa.Table | pa.RecordBatch,
+    product: ProductSpec,
+    key: Keys | None,
+    hierarchies: Mapping[str, Hierarchy] | None = None,
 ) -> pa.Table:
-    """The product's columns in config order: dropped and unlisted ones removed, renames applied."""
+    """The product's columns in config order: dropped and unlisted ones removed, renames applied.
+
+    `hierarchies` (by output column, see `hierarchy.product_hierarchies`) is needed by rules with
+    a hierarchy and a level; `key` by pseudonymize and noise rules."""
     if isinstance(table, pa.RecordBatch):
         table = pa.Table.from_batches([table])
     missing = [name for name in product.columns if name not in table.column_names]
@@ -195,17 +303,22 @@ def apply_rules(
             column=missing[0],
             columns=missing,
         )
-    if key is None and any(r.action == "pseudonymize" for r in product.columns.values()):
-        raise ValueError(f"product {product.id!r} pseudonymizes columns but no key was given")
+    if key is None and any(r.action in ("pseudonymize", "noise") for r in product.columns.values()):
+        raise ValueError(
+            f"product {product.id!r} pseudonymizes or noises columns but no key was given"
+        )
     outputs = product.output_columns
     if len(set(outputs)) != len(outputs):
         dupes = sorted({n for n in outputs if outputs.count(n) > 1})
         raise ConfigError([f"product {product.id}: columns: duplicate output column names {dupes}"])
     arrays: list[pa.Array | pa.ChunkedArray] = []
+    fields: list[pa.Field] = []
     for name, rule in product.columns.items():
         if rule.action == "drop":
             continue
-        arrays.append(_apply_rule(table.column(name), name, rule, key))
+        array = _apply_rule(table.column(name), name, rule, key, hierarchies or {})
+        arrays.append(array)
+        fields.append(pa.field(rule.rename or name, array.type, metadata=_labels(rule)))
     log.info(
         "product %s: anonymized %d rows, %d of %d listed columns kept, %d unlisted dropped",
         product.id,
@@ -214,23 +327,45 @@ def apply_rules(
         len(product.columns),
         len(set(table.column_names) - set(product.columns)),
     )
-    return pa.Table.from_arrays(arrays, names=outputs)
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _labels(rule: ColumnRule) -> dict[bytes, bytes] | None:
+    """Field metadata saying a column is top/bottom coded, and at which bounds."""
+    labels = {
+        f"databourse.{n}".encode(): repr(getattr(rule, n)).encode()
+        for n in ("top", "bottom")
+        if getattr(rule, n) is not None
+    }
+    return labels or None
 
 
 def _apply_rule(
-    column: pa.ChunkedArray, name: str, rule: ColumnRule, key: bytes | None
+    column: pa.ChunkedArray,
+    name: str,
+    rule: ColumnRule,
+    key: Keys | None,
+    hierarchies: Mapping[str, Hierarchy],
 ) -> pa.Array | pa.ChunkedArray:
     """One column through its rule; a column of the wrong type is a broken contract."""
-    if rule.action == "keep":
-        return column
+    if rule.action == "keep" or (rule.hierarchy is not None and rule.level is None):
+        return column  # a hierarchy without level is generalized by the search
     if rule.action == "pseudonymize":
-        assert key is not None  # checked by apply_rules before any work
-        return pseudonymize(column, key)
+        return pseudonymize(column, key_for(key, rule.key_version))
+    out = rule.rename or name
+    if rule.hierarchy is not None and rule.level is not None:
+        if out not in hierarchies:
+            raise ValueError(f"column {out!r} has a hierarchy rule but no hierarchy was loaded")
+        return hierarchies[out].generalize(column, rule.level)
     try:
+        if rule.mask is not None:
+            return mask(column, rule.mask.keep_last)
+        if rule.noise is not None:
+            return add_noise(column, rule.noise.scale, key_for(key, None), out)
         return generalize(column, rule)
     except TypeError as exc:
         raise IngestRejected(
-            f"column {name!r} has type {column.type}, which its generalize rule cannot handle",
+            f"column {name!r} has type {column.type}, which its {rule.action} rule cannot handle",
             column=name,
             type=str(column.type),
         ) from exc

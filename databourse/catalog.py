@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from databourse import audit
 from databourse.catalog_models import (
     APPROVAL_DECISIONS,
     AVAILABILITY_STATUSES,
@@ -251,6 +252,17 @@ class Catalog:
             session.add(row)
             session.flush()
             log.info("reserved %s %s for content %s", product_id, number, content_hash[:16])
+            audit.append(
+                session,
+                "version",
+                product=product_id,
+                version=number,
+                detail={
+                    "content_hash": content_hash,
+                    "rows": row_count,
+                    "bump": diff.bump if diff is not None else "first",
+                },
+            )
             return VersionRecord.of(row, new=True)
 
         return self._write("reserve_version", work)
@@ -285,6 +297,19 @@ class Catalog:
             )
             session.add(grant)
             session.flush()
+            audit.append(
+                session,
+                "grant",
+                product=product_id,
+                version=version,
+                market=market,
+                actor=buyer,
+                detail={
+                    "grant_id": grant.id,
+                    "expires_at": iso(expires_at),
+                    "content_hash": row.content_hash,
+                },
+            )
             log.info("granted %s %s in %s until %s", product_id, version, market, expires_at)
             return {
                 "id": grant.id,
@@ -298,6 +323,41 @@ class Catalog:
             }
 
         return self._write("record_grant", work)
+
+    def audit_append(
+        self,
+        kind: str,
+        *,
+        product: str | None = None,
+        version: str | None = None,
+        market: str | None = None,
+        actor: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Append an event that happened outside the catalog (an ingest, a quarantine)."""
+
+        def work(session: Session) -> dict[str, Any]:
+            return audit.event_json(
+                audit.append(
+                    session,
+                    kind,
+                    product=product,
+                    version=version,
+                    market=market,
+                    actor=actor,
+                    detail=detail,
+                )
+            )
+
+        return self._write("audit_append", work)
+
+    def audit_verify(self) -> audit.ChainReport:
+        """Walk the hash chain of the audit trail."""
+        return self._read(audit.verify)
+
+    def audit_history(self, product: str | None = None) -> list[dict[str, Any]]:
+        """The audit events, all or one product's, in order."""
+        return self._read(lambda session: audit.history(session, product))
 
     def grants(self, product_id: str) -> list[dict[str, Any]]:
         """Every grant of every version of a product, oldest first."""
@@ -354,6 +414,13 @@ class Catalog:
             if row.status == "staged":
                 row.status, row.published_at = "published", utcnow()
                 log.info("published %s %s", product_id, version)
+                audit.append(
+                    session,
+                    "publication",
+                    product=product_id,
+                    version=version,
+                    detail={"content_hash": row.content_hash},
+                )
 
         self._write("publish_version", work)
 
@@ -366,6 +433,13 @@ class Catalog:
                 row.status = "withdrawn"
                 row.withdrawn_at = utcnow()
                 row.withdrawn_reason = reason
+                audit.append(
+                    session,
+                    "withdrawal",
+                    product=product_id,
+                    version=version,
+                    detail={"reason": reason, "content_hash": row.content_hash},
+                )
             log.info("withdrew %s %s", product_id, version)
 
         self._write("withdraw_version", work)
@@ -446,11 +520,26 @@ class Catalog:
                     )
             elif status == "pending_approval" and approved:
                 stored = "available"
+            changed = current is None or (current.status, current.rule_id) != (stored, rule_id)
             if current is None:
                 current = Availability(version_id=row.id, market=market)
                 session.add(current)
             current.status, current.rule_id, current.route = stored, rule_id, route
             current.detail, current.updated_at = detail, utcnow()
+            if changed:
+                audit.append(
+                    session,
+                    "decision",
+                    product=product_id,
+                    version=version,
+                    market=market,
+                    detail={
+                        "status": stored,
+                        "rule": rule_id,
+                        "route": route,
+                        "content_hash": row.content_hash,
+                    },
+                )
             log.info("%s %s market %s: %s (rule %s)", product_id, version, market, stored, rule_id)
             return stored
 
@@ -525,6 +614,22 @@ class Catalog:
             current.detail = {**(current.detail or {}), "approval_id": approval.id}
             current.updated_at = utcnow()
             log.info("%s %s market %s: %s by approval", product_id, version, market, decision)
+            kind = {"approved": "approval", "rejected": "rejection", "expired": "expiry"}[decision]
+            audit.append(
+                session,
+                kind,
+                product=product_id,
+                version=version,
+                market=market,
+                actor=approver,
+                detail={
+                    "route": route,
+                    "reference": reference,
+                    "content_hash": row.content_hash,
+                    "flow_run_id": flow_run_id,
+                    "prefect_identity": prefect_identity,
+                },
+            )
             return ApprovalRecord.of(approval, row, new=True)
 
         return self._write("record_approval", work)

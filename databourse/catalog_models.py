@@ -153,6 +153,23 @@ class Grant(Base):
     granted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class AuditEvent(Base):
+    """One event of the hash-chained audit trail (append-only: nothing updates or deletes)."""
+
+    __tablename__ = "audit_events"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    kind: Mapped[str] = mapped_column(String(20))
+    product: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
+    version: Mapped[str | None] = mapped_column(String(50), nullable=True)
+    market: Mapped[str | None] = mapped_column(String(2), nullable=True)
+    actor: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
 def to_utc(moment: datetime) -> datetime:
     """A timezone-aware UTC datetime (SQLite hands back naive ones, stored as UTC)."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

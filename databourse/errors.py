@@ -10,7 +10,7 @@
     │   ├── IngestRejected       the file could not be parsed or broke its contract
     │   ├── QualityFailed        error-severity expectations failed
     │   ├── PersonalDataFound    undeclared personal data, or a direct identifier in a product
-    │   └── PrivacyModelFailed   the privacy model cannot be met
+    │   └── PrivacyModelFailed   the privacy model (k, l, t) cannot be met
     ├── CatalogError             the catalog refused an operation
     │   └── VersionNotFound
     └── TransferNotApproved      a market was asked for without a recorded approval
@@ -88,7 +88,7 @@ class PersonalDataFound(GateFailed):
 
 
 class PrivacyModelFailed(GateFailed):
-    """The product's privacy model (k-anonymity) cannot be satisfied within its limits."""
+    """The product's privacy model (k, l, t) cannot be satisfied within its limits."""
 
 
 class CatalogError(DataBourseError):

@@ -12,10 +12,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from databourse.config import PrivacyModel
 from databourse.errors import PrivacyModelFailed
@@ -40,7 +43,13 @@ class KAnonymityReport:
     smallest_class: int  # 0 when the output is empty
     average_class: float  # 0.0 when the output is empty
     max_suppression: float
-    satisfied: bool  # output non-empty, every class >= k, suppression within the limit
+    satisfied: bool  # output non-empty, every class meets the model, suppression within limit
+    sensitive_attributes: list[str] = dataclasses.field(default_factory=list)
+    l: int | None = None  # noqa: E741
+    l_diversity: str | None = None
+    lowest_l: float | None = None  # distinct: fewest values in a class; entropy: min exp(entropy)
+    t: float | None = None
+    highest_t: float | None = None  # largest distance of a class to the whole output table
 
     def to_json(self) -> dict[str, Any]:
         """The report as a JSON-ready dict (figures and column names only)."""
@@ -75,14 +84,20 @@ def equivalence_classes(table: pa.Table, quasi_identifiers: list[str]) -> pa.Tab
 
 
 def _report(
-    model: PrivacyModel, rows_in: int, counts: pa.Array | pa.ChunkedArray
+    model: PrivacyModel,
+    rows_in: int,
+    counts: pa.Array | pa.ChunkedArray,
+    sensitive: tuple[float | None, float | None] = (None, None),
 ) -> KAnonymityReport:
-    """Report on an output whose class sizes are `counts`."""
+    """Report on an output whose class sizes are `counts`; `sensitive` is (lowest l, highest t)."""
     rows_out = int(pc.sum(counts).as_py() or 0)
     classes = len(counts)
     smallest = int(pc.min(counts).as_py() or 0)
     suppressed = rows_in - rows_out
     rate = suppressed / rows_in if rows_in else 0.0
+    lowest_l, highest_t = sensitive
+    diverse = model.l is None or (lowest_l is not None and lowest_l >= model.l - 1e-9)
+    close = model.t is None or (highest_t is not None and highest_t <= model.t + 1e-9)
     return KAnonymityReport(
         k=model.k,
         quasi_identifiers=list(model.quasi_identifiers),
@@ -94,46 +109,144 @@ def _report(
         smallest_class=smallest,
         average_class=rows_out / classes if classes else 0.0,
         max_suppression=model.max_suppression,
-        satisfied=rows_out > 0 and smallest >= model.k and rate <= model.max_suppression,
+        satisfied=rows_out > 0
+        and smallest >= model.k
+        and rate <= model.max_suppression
+        and diverse
+        and close,
+        sensitive_attributes=list(model.sensitive_attributes),
+        l=model.l,
+        l_diversity=model.l_diversity if model.l is not None else None,
+        lowest_l=lowest_l,
+        t=model.t,
+        highest_t=highest_t,
     )
 
 
 def check_k_anonymity(table: pa.Table, model: PrivacyModel) -> KAnonymityReport:
-    """Re-check a table as it is (no suppression): does every class hold at least k records?"""
-    classes = equivalence_classes(table, model.quasi_identifiers)
-    return _report(model, table.num_rows, classes.column(COUNT))
+    """Re-check a table as it is (no suppression): does every class meet the model?"""
+    _check_columns(table, [*model.quasi_identifiers, *model.sensitive_attributes])
+    classes, cls = _classes(table, list(model.quasi_identifiers))
+    sizes = np.asarray(classes.column("count_all"), dtype=np.int64)
+    keep = np.ones(len(sizes), dtype=bool)
+    return _report(
+        model, table.num_rows, classes.column("count_all"), _figures(table, model, cls, keep)
+    )
 
 
-def enforce_k_anonymity(table: pa.Table, model: PrivacyModel) -> tuple[pa.Table, KAnonymityReport]:
-    """Suppress records of classes smaller than k, keeping row order; fail past max_suppression."""
-    _check_columns(table, model.quasi_identifiers)
-    qis = list(model.quasi_identifiers)
-    # Group row numbers by class: group_by keeps nulls as a class of their own (a join would not
-    # match them), and the kept row numbers come back without any per-row Python.
+def verify(table: pa.Table | str | Path, model: PrivacyModel) -> KAnonymityReport:
+    """Recompute the model on a released table (or Parquet file) from its values alone."""
+    if not isinstance(table, pa.Table):
+        table = pq.read_table(table)
+    return check_k_anonymity(table, model)
+
+
+def _classes(table: pa.Table, qis: list[str]) -> tuple[pa.Table, np.ndarray]:
+    """Classes (row numbers as `_ROW_list`, size as `count_all`) and each row's class number."""
+    # group_by keeps nulls as a class of their own (a join would not match them), and the row
+    # numbers come back without any per-row Python.
     rows = pa.table(
         [*table.select(qis).columns, pa.array(range(table.num_rows), pa.int64())],
         names=[*qis, _ROW],
     )
     grouped = rows.group_by(qis, use_threads=False).aggregate([(_ROW, "list"), ([], "count_all")])
-    big = pc.greater_equal(grouped.column("count_all"), model.k)
-    kept_classes = grouped.filter(big)
+    members = grouped.column(f"{_ROW}_list")
+    cls = np.empty(table.num_rows, dtype=np.int64)
+    cls[np.asarray(pc.list_flatten(members), dtype=np.int64)] = np.repeat(
+        np.arange(grouped.num_rows), np.asarray(pc.list_value_length(members), dtype=np.int64)
+    )
+    return grouped, cls
+
+
+def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, int, bool]:
+    """Codes of a sensitive column (by sorted value when numeric), how many, and orderedness."""
+    array = column.combine_chunks()
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
+    ordered = pa.types.is_integer(array.type) or pa.types.is_floating(array.type)
+    distinct = pc.unique(array).drop_null()
+    if ordered:
+        distinct = distinct.take(pc.sort_indices(distinct))
+    codes = pc.index_in(array, value_set=distinct).fill_null(len(distinct))
+    return np.asarray(codes, dtype=np.int64), len(distinct) + 1, ordered
+
+
+def _per_class(
+    table: pa.Table, model: PrivacyModel, cls: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each class: its l (distinct values, or exp(entropy)) and t (distance), worst over SAs."""
+    lows = np.full(n, np.inf)
+    highs = np.zeros(n)
+    for name in model.sensitive_attributes:
+        codes, size, ordered = _codes(table.column(name))
+        counts = np.zeros((n, size))
+        np.add.at(counts, (cls, codes), 1)
+        sizes = counts.sum(axis=1, keepdims=True)
+        share = counts / np.maximum(sizes, 1)
+        if model.l_diversity == "entropy":
+            logs = np.log(np.where(share > 0, share, 1.0))
+            lows = np.minimum(lows, np.exp(-(share * logs).sum(axis=1)))
+        else:
+            lows = np.minimum(lows, (counts > 0).sum(axis=1))
+        whole = counts.sum(axis=0) / max(counts.sum(), 1)
+        diff = share - whole
+        if ordered:
+            dist = np.abs(np.cumsum(diff, axis=1)).sum(axis=1) / max(size - 2, 1)
+        else:
+            dist = np.abs(diff).sum(axis=1) / 2
+        highs = np.maximum(highs, dist)
+    return lows, highs
+
+
+def _figures(
+    table: pa.Table, model: PrivacyModel, cls: np.ndarray, keep: np.ndarray
+) -> tuple[float | None, float | None]:
+    """Lowest l and highest t over the kept classes, measured on the kept rows alone."""
+    if not model.sensitive_attributes:
+        return None, None
+    kept_rows = keep[cls]
+    remap = np.cumsum(keep) - 1
+    lows, highs = _per_class(
+        table.filter(pa.array(kept_rows)), model, remap[cls[kept_rows]], int(keep.sum())
+    )
+    lowest = float(lows.min()) if len(lows) else 0.0
+    return (lowest if model.l is not None else None), (
+        float(highs.max()) if model.t is not None and len(highs) else None
+    )
+
+
+def enforce_k_anonymity(table: pa.Table, model: PrivacyModel) -> tuple[pa.Table, KAnonymityReport]:
+    """Suppress records of classes breaking the model (k, l, t), keeping row order; fail past
+    max_suppression. l and t are judged against the distribution of the whole input."""
+    _check_columns(table, [*model.quasi_identifiers, *model.sensitive_attributes])
+    qis = list(model.quasi_identifiers)
+    grouped, cls = _classes(table, qis)
+    sizes = np.asarray(grouped.column("count_all"), dtype=np.int64)
+    keep = sizes >= model.k
+    if model.sensitive_attributes:
+        lows, highs = _per_class(table, model, cls, len(sizes))
+        if model.l is not None:
+            keep &= lows >= model.l - 1e-9
+        if model.t is not None:
+            keep &= highs <= model.t + 1e-9
+    kept_classes = grouped.filter(pa.array(keep))
     kept_rows = pc.list_flatten(kept_classes.column(f"{_ROW}_list"))
     kept_rows = pc.take(kept_rows, pc.sort_indices(kept_rows))  # back to input order
-    report = _report(model, table.num_rows, kept_classes.column("count_all"))
-    log.info(
-        "k-anonymity k=%d over %d quasi-identifier(s): %d of %d rows kept, %d suppressed from "
-        "%d small class(es), %d classes remain",
-        model.k,
-        len(qis),
-        report.rows_out,
-        report.rows_in,
-        report.suppressed,
-        grouped.num_rows - kept_classes.num_rows,
-        report.classes,
+    report = _report(
+        model, table.num_rows, kept_classes.column("count_all"), _figures(table, model, cls, keep)
     )
+    log.info(
+        "privacy model k=%d l=%s t=%s over %d quasi-identifier(s): %d of %d rows kept, "
+        "%d suppressed from %d class(es), %d classes remain",
+        model.k, model.l, model.t, len(qis), report.rows_out, report.rows_in,
+        report.suppressed, grouped.num_rows - kept_classes.num_rows, report.classes,
+    )  # fmt: skip
     if not report.satisfied:
         raise _failure(report, small_classes=grouped.num_rows - kept_classes.num_rows)
     return table.take(kept_rows), report
+
+
+enforce_model = enforce_k_anonymity  # the name for models with l-diversity or t-closeness too
 
 
 def _failure(report: KAnonymityReport, small_classes: int) -> PrivacyModelFailed:

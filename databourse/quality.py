@@ -2,16 +2,23 @@
 
 Reports carry expectation names, column names, counts and type names only, never a cell value:
 GX results are reduced to counts, and an observed value is kept only where the expectation is
-known to observe a count, a proportion, a type name or the table's column names.
+known to observe a count, a proportion, a type name or the table's column names. How a dataset is
+validated in bounded-memory batches is in `databourse.quality_batches`.
+
+Freshness (`DatasetSpec.freshness`) is a GX `ExpectColumnMaxToBeBetween` whose `min_value` is
+"now minus max_age_hours" (naive UTC, computed when the suite is generated), tagged with the
+dimension `timeliness`; the newest value is computed over the whole dataset by pyarrow (a date
+column is compared by day) and is not kept in the report.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import math
 import numbers
 import os
-import threading
+import re
 import warnings
 from dataclasses import asdict, dataclass
 from inspect import isabstract
@@ -22,10 +29,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from databourse.config import DatasetSpec
+from databourse.config import ColumnSpec, DatasetSpec
 from databourse.errors import ConfigError
+from databourse.quality_score import dimension_of
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 # GX logs hundreds of DEBUG/INFO lines at import and per run; keep its warnings and errors only,
@@ -35,9 +42,7 @@ if logging.getLogger("great_expectations").level == logging.NOTSET:
 with warnings.catch_warnings():
     # GX 1.24.1 imports the stdlib `sre_constants`, deprecated since Python 3.11.
     warnings.simplefilter("ignore", DeprecationWarning)
-    import great_expectations as gx
     import great_expectations.expectations as gxe
-    from great_expectations.data_context.types.base import ProgressBarsConfig
     from great_expectations.expectations.metadata_types import FailureSeverity
 # This one GX module pins its own logger to INFO (a line per ephemeral context).
 if logging.getLogger("great_expectations.data_context.types.base").level == logging.INFO:
@@ -58,6 +63,7 @@ _NAT = np.iinfo(np.int64).min  # pandas' NaT ordinal
 _SEVERITY = {"error": FailureSeverity.CRITICAL, "warning": FailureSeverity.WARNING}
 _RESERVED_KWARGS = frozenset({"meta", "id", "result_format", "catch_exceptions", "severity"})
 _INDEX_KEY = "databourse_index"
+DEFAULT_BATCH_ROWS = 1_000_000
 # The only expectations whose observed_value is kept, and what it must look like.
 _OBSERVED_COUNT = frozenset(
     {
@@ -76,8 +82,6 @@ _OBSERVED_TYPE = frozenset(
 _OBSERVED_COLUMNS = frozenset(
     {"ExpectTableColumnsToMatchSet", "ExpectTableColumnsToMatchOrderedList"}
 )
-# GX's project context is process-global; one validation at a time keeps runs from mixing.
-_GX_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,7 @@ class ExpectationSpec:
     name: str
     kwargs: dict[str, Any]
     severity: Literal["error", "warning"] = "error"
+    dimension: str | None = None  # overrides the mapping in databourse.quality_score
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,7 @@ class ExpectationResult:
     unexpected_count: int | None
     unexpected_percent: float | None
     observed_value: Any | None
+    dimension: str | None = None  # completeness, validity, uniqueness, timeliness, consistency
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -151,12 +157,17 @@ class QualityReport:
         return "; ".join(parts)
 
 
-def suite_from_contract(dataset: DatasetSpec) -> list[ExpectationSpec]:
-    """The error-severity expectations a dataset's schema contract implies."""
+def suite_from_contract(
+    dataset: DatasetSpec, now: dt.datetime | None = None
+) -> list[ExpectationSpec]:
+    """The contract's expectations, then the dataset's configured ones; `now` dates freshness."""
     names = [c.name for c in dataset.columns]
+    rows: dict[str, Any] = {"min_value": dataset.min_rows}
+    if dataset.max_rows is not None:
+        rows["max_value"] = dataset.max_rows
     specs = [
         ExpectationSpec("ExpectTableColumnsToMatchSet", {"column_set": names, "exact_match": True}),
-        ExpectationSpec("ExpectTableRowCountToBeBetween", {"min_value": 1}),
+        ExpectationSpec("ExpectTableRowCountToBeBetween", rows),
     ]
     key = dataset.primary_key
     for col in dataset.columns:
@@ -170,32 +181,135 @@ def suite_from_contract(dataset: DatasetSpec) -> list[ExpectationSpec]:
             specs.append(ExpectationSpec("ExpectColumnValuesToNotBeNull", {"column": col.name}))
         if col.unique or key == [col.name]:
             specs.append(ExpectationSpec("ExpectColumnValuesToBeUnique", {"column": col.name}))
+        specs += _value_rules(col)
     if len(key) > 1:
         specs.append(ExpectationSpec("ExpectCompoundColumnsToBeUnique", {"column_list": list(key)}))
+    if fresh := dataset.freshness:
+        moment = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).replace(tzinfo=None)
+        oldest = moment - dt.timedelta(hours=fresh.max_age_hours)
+        specs.append(
+            ExpectationSpec(
+                "ExpectColumnMaxToBeBetween",
+                {"column": fresh.column, "min_value": oldest},
+                severity=fresh.severity,
+                dimension="timeliness",
+            )
+        )
+    specs += [
+        ExpectationSpec(e.expectation, dict(e.kwargs), e.severity) for e in dataset.expectations
+    ]
     return specs
 
 
+def _value_rules(col: ColumnSpec) -> list[ExpectationSpec]:
+    """allowed_values, min_value/max_value and pattern of one column, as expectations."""
+    specs: list[ExpectationSpec] = []
+    if col.allowed_values is not None:
+        specs.append(
+            ExpectationSpec(
+                "ExpectColumnValuesToBeInSet",
+                {"column": col.name, "value_set": list(col.allowed_values)},
+            )
+        )
+    if col.min_value is not None or col.max_value is not None:
+        bounds = {"min_value": col.min_value, "max_value": col.max_value}
+        specs.append(
+            ExpectationSpec(
+                "ExpectColumnValuesToBeBetween",
+                {"column": col.name, **{k: v for k, v in bounds.items() if v is not None}},
+            )
+        )
+    if col.pattern is not None:
+        specs.append(
+            ExpectationSpec(
+                "ExpectColumnValuesToMatchRegex", {"column": col.name, "regex": col.pattern}
+            )
+        )
+    return specs
+
+
+def check_suite(dataset: DatasetSpec) -> None:
+    """Raise ConfigError listing every bad generated or configured expectation; reads no data."""
+    specs = suite_from_contract(dataset)
+    generated = len(specs) - len(dataset.expectations)
+    labels = [f"contract {s.name}({s.kwargs.get('column', '')})" for s in specs[:generated]]
+    labels += [f"expectations[{i}] {e.expectation}" for i, e in enumerate(dataset.expectations)]
+    _, problems = _build(specs, labels)
+    names = {c.name for c in dataset.columns}
+    for label, spec in zip(labels, specs, strict=True):
+        referenced = _referenced_columns(spec.kwargs)
+        if unknown := sorted(c for c in referenced if c not in names):
+            problems.append(f"{label}: unknown column(s) {unknown}")
+        for key in ("regex", "regex_list"):
+            for pattern in _as_list(spec.kwargs.get(key)):
+                try:
+                    re.compile(str(pattern))
+                except re.error as exc:
+                    problems.append(f"{label}: {key} is not a valid regular expression: {exc.msg}")
+    if dataset.freshness and dataset.column(dataset.freshness.column).type not in (
+        "date",
+        "timestamp",
+    ):
+        problems.append(f"freshness.column {dataset.freshness.column!r}: needs a date or timestamp")
+    if dataset.max_rows is not None and dataset.max_rows < dataset.min_rows:
+        problems.append("max_rows: smaller than min_rows")
+    if problems:
+        raise ConfigError(problems)
+
+
+def _referenced_columns(kwargs: dict[str, Any]) -> list[str]:
+    """The column names an expectation's kwargs name (column, column_list, column_A/B)."""
+    found = [kwargs[k] for k in ("column", "column_A", "column_B") if k in kwargs]
+    found += _as_list(kwargs.get("column_list"))
+    return [str(c) for c in found]
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
 def validate_parquet(
-    path: Path, dataset_name: str, expectations: list[ExpectationSpec]
+    path: Path,
+    dataset_name: str,
+    expectations: list[ExpectationSpec],
+    batch_rows: int = DEFAULT_BATCH_ROWS,
 ) -> QualityReport:
-    """Validate a Parquet file; the expectations are checked before the file is read."""
+    """Validate a Parquet file in batches of at most `batch_rows`; expectations checked first."""
+    from databourse.quality_batches import parquet_source, validate_source
+
     built = build_expectations(expectations)
-    return _validate(pq.read_table(path), dataset_name, expectations, built)
+    return validate_source(parquet_source(path, batch_rows), dataset_name, expectations, built)
 
 
 def validate_table(
-    table: pa.Table, dataset_name: str, expectations: list[ExpectationSpec]
+    table: pa.Table,
+    dataset_name: str,
+    expectations: list[ExpectationSpec],
+    batch_rows: int = DEFAULT_BATCH_ROWS,
 ) -> QualityReport:
-    """Validate an Arrow table against the expectations with Great Expectations."""
-    return _validate(table, dataset_name, expectations, build_expectations(expectations))
+    """Validate an Arrow table with Great Expectations, in batches like `validate_parquet`."""
+    from databourse.quality_batches import table_source, validate_source
+
+    built = build_expectations(expectations)
+    return validate_source(table_source(table, batch_rows), dataset_name, expectations, built)
 
 
 def build_expectations(specs: list[ExpectationSpec]) -> list[gxe.Expectation]:
     """GX expectation objects for the specs; ConfigError lists every unknown name or bad kwarg."""
+    built, problems = _build(specs, [f"expectations[{i}] {s.name}" for i, s in enumerate(specs)])
+    if problems:
+        raise ConfigError(problems)
+    return built
+
+
+def _build(
+    specs: list[ExpectationSpec], labels: list[str]
+) -> tuple[list[gxe.Expectation], list[str]]:
     problems: list[str] = []
     built: list[gxe.Expectation] = []
-    for i, spec in enumerate(specs):
-        where = f"expectations[{i}] {spec.name}"
+    for i, (spec, where) in enumerate(zip(specs, labels, strict=True)):
         cls = getattr(gxe, spec.name, None) if spec.name.startswith("Expect") else None
         if not (isinstance(cls, type) and issubclass(cls, gxe.Expectation)) or isabstract(cls):
             problems.append(f"{where}: unknown expectation")
@@ -212,9 +326,7 @@ def build_expectations(specs: list[ExpectationSpec]) -> list[gxe.Expectation]:
             )
         except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
             problems.append(f"{where}: bad kwargs: {_pydantic_problems(exc)}")
-    if problems:
-        raise ConfigError(problems)
-    return built
+    return built, problems
 
 
 def _pydantic_problems(exc: Exception) -> str:
@@ -226,53 +338,9 @@ def _pydantic_problems(exc: Exception) -> str:
     )
 
 
-def _validate(
-    table: pa.Table,
-    dataset_name: str,
-    specs: list[ExpectationSpec],
-    built: list[gxe.Expectation],
-) -> QualityReport:
-    df = _to_pandas(table)
-    with _GX_LOCK:
-        gx_results = _run_suite(df, dataset_name, built)
-    by_index = {int(r.expectation_config.meta[_INDEX_KEY]): r for r in gx_results}
-    columns = set(table.column_names)
-    results = [_to_result(spec, by_index.get(i), columns) for i, spec in enumerate(specs)]
-    report = QualityReport(
-        dataset=dataset_name,
-        rows=table.num_rows,
-        success=not any(not r.success and r.severity == "error" for r in results),
-        results=results,
-    )
-    logger.info("quality %s: %d rows; %s", dataset_name, table.num_rows, report.summary())
-    return report
-
-
-def _run_suite(df: pd.DataFrame, dataset_name: str, built: list[gxe.Expectation]) -> list[Any]:
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
-    batch = (
-        context.data_sources.add_pandas("databourse")
-        .add_dataframe_asset(dataset_name)
-        .add_batch_definition_whole_dataframe("whole")
-    )
-    suite = context.suites.add(gx.ExpectationSuite(name=dataset_name, expectations=built))
-    definition = context.validation_definitions.add(
-        gx.ValidationDefinition(name=dataset_name, data=batch, suite=suite)
-    )
-    # SUMMARY gives the counts; no partial lists of unexpected values are even collected.
-    result = definition.run(
-        batch_parameters={"dataframe": df},
-        result_format={"result_format": "SUMMARY", "partial_unexpected_count": 0},
-    )
-    return list(result.results)
-
-
 def _to_result(spec: ExpectationSpec, gx_result: Any, columns: set[str]) -> ExpectationResult:
     """Keep counts and safe observations only; everything else in the GX result is dropped."""
-    column = spec.kwargs.get("column")
-    if column is None and isinstance(spec.kwargs.get("column_list"), list):
-        column = ",".join(str(c) for c in spec.kwargs["column_list"])
+    column = spec_column(spec)
     if gx_result is None or gx_result.exception_info.get("raised_exception"):
         # The message of a GX exception is not guaranteed free of data: log no more than this.
         logger.warning("quality: %s(%s) could not be evaluated", spec.name, column)
@@ -290,7 +358,26 @@ def _to_result(spec: ExpectationSpec, gx_result: Any, columns: set[str]) -> Expe
         unexpected_count=_int_or_none(raw.get("unexpected_count")),
         unexpected_percent=_float_or_none(raw.get("unexpected_percent")),
         observed_value=_safe_observed(spec.name, raw.get("observed_value"), columns),
+        dimension=dimension_of(spec),
     )
+
+
+def spec_column(spec: ExpectationSpec) -> str | None:
+    """The column an expectation is about, `a,b` for several, None for the table."""
+    referenced = _referenced_columns(spec.kwargs)
+    return ",".join(referenced) if referenced else None
+
+
+def make_report(dataset_name: str, rows: int, results: list[ExpectationResult]) -> QualityReport:
+    """The report of the results: success unless an error-severity expectation failed."""
+    report = QualityReport(
+        dataset=dataset_name,
+        rows=rows,
+        success=not any(not r.success and r.severity == "error" for r in results),
+        results=results,
+    )
+    logger.info("quality %s: %d rows; %s", dataset_name, rows, report.summary())
+    return report
 
 
 def _safe_observed(name: str, value: Any, columns: set[str]) -> Any | None:

@@ -7,13 +7,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from prefect import get_run_logger, task
 
 from databourse import zones
-from databourse.anonymize import apply_rules, key_fingerprint
-from databourse.errors import PersonalDataFound
+from databourse.hierarchy import product_hierarchies
 from databourse.ingest import load_ingest
 from databourse.odrl import usage_policy
 from databourse.package import (
@@ -25,11 +23,8 @@ from databourse.package import (
     schema_of,
     write_parquet,
 )
-from databourse.pii import scan_table
-from databourse.privacy import enforce_k_anonymity
-from databourse.screening import direct_identifiers
+from databourse.productize import productize, verify_written
 from databourse.storage import put_file_once
-from databourse.transfer import remaining_personal_data
 from tasks import reporting, resources
 from tasks.staged import local_copy
 
@@ -43,45 +38,26 @@ def anonymize(product_id: str, ingest_id: str) -> dict[str, Any]:
     product = cfg.product(product_id)
     src = product.source
     record = load_ingest(store, src.provider, src.dataset, ingest_id)
-    needs_key = any(r.action == "pseudonymize" for r in product.columns.values())
+    keyed = {"pseudonymize", "noise"}
+    needs_key = any(r.action in keyed for r in product.columns.values()) or bool(
+        product.aggregate and product.aggregate.epsilon is not None
+    )
     key = resources.pseudonym_key() if needs_key else None
+    hierarchies = product_hierarchies(product, Path(cfg.files[f"product/{product_id}"]).parents[1])
     with local_copy(store, record.staged_key) as path:
-        table = apply_rules(pq.read_table(path), product, key)
-    privacy: dict[str, Any] = {"model": None}
-    if product.privacy is not None:
-        table, k_report = enforce_k_anonymity(table, product.privacy)
-        privacy = {"model": "k-anonymity", **k_report.to_json()}
-        logger.info(
-            "k=%d: %d classes, smallest %d, %d record(s) suppressed",
-            k_report.k,
-            k_report.classes,
-            k_report.smallest_class,
-            k_report.suppressed,
+        made = productize(
+            pq.read_table(path),
+            product,
+            cfg.dataset(src.provider, src.dataset).declared_categories,
+            key,
+            hierarchies,
+            cfg.settings.pii_threshold,
+            cfg.settings.pii_sample_rows,
         )
-    rescan = direct_identifiers(
-        scan_table(
-            table, threshold=cfg.settings.pii_threshold, sample_rows=cfg.settings.pii_sample_rows
-        )
-    )
-    if rescan:
-        raise PersonalDataFound(
-            f"{product_id}: direct identifiers remain after anonymization in "
-            f"{[r['column'] for r in rescan]}; no version is made",
-            product=product_id,
-        )
-    remaining = remaining_personal_data(
-        product, cfg.dataset(src.provider, src.dataset).declared_categories
-    )
-    pseudonyms = [c for c in remaining if c in table.column_names]
-    individuals = max((pc.count_distinct(table[c]).as_py() for c in pseudonyms), default=0)
-    personal = {
-        "remaining": remaining,
-        "individuals": individuals if remaining else 0,
-        "pseudonym_key_id": key_fingerprint(key) if key else None,
-        "rescan_direct_identifiers": 0,
-    }
+    table, remaining = made.table, made.personal_data["remaining"]
     with tempfile.TemporaryDirectory(prefix="databourse-pkg-") as tmp:
         files = write_parquet(table, Path(tmp))
+        made.privacy["verified"] = verify_written(Path(tmp), product)
         schema = [
             {**c, "personal_data": remaining[c["name"]]} if c["name"] in remaining else c
             for c in schema_of(table)
@@ -90,7 +66,19 @@ def anonymize(product_id: str, ingest_id: str) -> dict[str, Any]:
         prefix = zones.product_staging_prefix(product_id, chash)
         for f in files:
             put_file_once(store, f"{prefix}/{f.path}", Path(tmp) / f.path)
-    logger.info("%s: %d rows anonymized, content hash %s", product_id, table.num_rows, chash[:12])
+    if made.privacy.get("model"):
+        reporting.table(
+            f"privacy-{product_id}",
+            [_privacy_row(made.privacy)],
+            f"Privacy model of {product_id} (figures only)",
+        )
+    logger.info(
+        "%s: %d rows anonymized (%s), content hash %s",
+        product_id,
+        table.num_rows,
+        made.privacy.get("model"),
+        chash[:12],
+    )
     return {
         "product": product_id,
         "ingest_id": ingest_id,
@@ -99,8 +87,21 @@ def anonymize(product_id: str, ingest_id: str) -> dict[str, Any]:
         "files": [f.__dict__ for f in files],
         "schema": schema,
         "rows": table.num_rows,
-        "privacy": privacy,
-        "personal_data": personal,
+        "privacy": made.privacy,
+        "personal_data": made.personal_data,
+    }
+
+
+def _privacy_row(privacy: dict[str, Any]) -> dict[str, Any]:
+    risk = privacy.get("risk") or {}
+    return {
+        "model": privacy.get("model"),
+        "k": privacy.get("k"),
+        "classes": privacy.get("classes"),
+        "smallest class": privacy.get("smallest_class"),
+        "suppressed": privacy.get("suppressed"),
+        "highest prosecutor risk": risk.get("highest_risk"),
+        "average risk": risk.get("average_risk"),
     }
 
 

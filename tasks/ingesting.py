@@ -6,6 +6,7 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
+from databourse.errors import GateFailed
 from databourse.ingest import fetched_source, ingest_file
 from tasks import reporting, resources
 
@@ -18,7 +19,23 @@ def ingest(provider: str, dataset: str, source: str) -> dict[str, Any]:
     spec = cfg.dataset(provider, dataset)
     store = resources.store()
     with fetched_source(source, cfg.s3_endpoint_url, cfg.settings.storage.region) as path:
-        result = ingest_file(store, provider, dataset, spec, path)
+        try:
+            result = ingest_file(store, provider, dataset, spec, path)
+        except GateFailed as exc:
+            resources.audit("quarantine", exc, provider=provider, dataset=dataset)
+            raise
+    if not result.duplicate:
+        resources.catalog().audit_append(
+            "ingest",
+            detail={
+                "provider": provider,
+                "dataset": dataset,
+                "ingest_id": result.ingest_id,
+                "sha256": result.sha256,
+                "rows": result.rows,
+                "file": result.source_name,
+            },
+        )
     if result.duplicate:
         logger.info(
             "%s: identical bytes already ingested as %s; nothing stored again",

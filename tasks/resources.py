@@ -8,7 +8,7 @@ from typing import cast
 
 from databourse.catalog import Catalog
 from databourse.config import Config, load_config
-from databourse.errors import SecretMissing
+from databourse.errors import DataBourseError, SecretMissing
 from databourse.storage import ObjectStore, open_store
 
 
@@ -55,3 +55,11 @@ def pseudonym_key() -> bytes:
             block=ref.block,
         )
     return value.encode()
+
+
+def audit(kind: str, error: DataBourseError, **where: str) -> None:
+    """Record a failed gate in the audit trail: where, why (the message names no values)."""
+    context = {k: v for k, v in error.context.items() if isinstance(v, str | int | None)}
+    catalog().audit_append(
+        kind, detail={**where, **context, "error": type(error).__name__, "message": str(error)}
+    )

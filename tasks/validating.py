@@ -36,12 +36,11 @@ def check_quality(provider: str, dataset: str, ingest_id: str) -> dict[str, Any]
     )
     logger.info("quality of %s/%s: %s", provider, dataset, report.summary())
     if not report.success:
-        raise quarantine_ingest(
-            store,
-            record,
-            QualityFailed(report.summary(), report_uri=store.uri(key)),
-            stage="quality",
+        error = quarantine_ingest(
+            store, record, QualityFailed(report.summary(), report_uri=store.uri(key)), "quality"
         )
+        resources.audit("quarantine", error, provider=provider, dataset=dataset)
+        raise error
     return {
         "success": True,
         "summary": report.summary(),
@@ -80,14 +79,12 @@ def scan_personal_data(provider: str, dataset: str, ingest_id: str) -> dict[str,
         )
     if not check.ok:
         cols = ", ".join(f"{u['column']} ({u['found']})" for u in check.undeclared)
-        raise quarantine_ingest(
-            store,
-            record,
-            PersonalDataFound(
-                f"undeclared personal data in {len(check.undeclared)} column(s): {cols}",
-                report_uri=store.uri(key),
-            ),
-            stage="pii",
+        found = PersonalDataFound(
+            f"undeclared personal data in {len(check.undeclared)} column(s): {cols}",
+            report_uri=store.uri(key),
         )
+        error = quarantine_ingest(store, record, found, "pii")
+        resources.audit("quarantine", error, provider=provider, dataset=dataset)
+        raise error
     logger.info("personal data of %s/%s matches the declaration", provider, dataset)
     return {"ok": True, "report_uri": store.uri(key), "declared_not_found": check.not_found}

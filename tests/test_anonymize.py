@@ -10,18 +10,23 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
 from databourse.anonymize import (
     MIN_KEY_BYTES,
+    add_noise,
     apply_rules,
     generalize,
     key_fingerprint,
+    key_fingerprints,
+    mask,
     pseudonymize,
 )
 from databourse.config import ColumnRule, ProductSpec
 from databourse.errors import ConfigError, IngestRejected
+from databourse.hierarchy import Hierarchy
 
 KEY = b"k" * MIN_KEY_BYTES
 OTHER_KEY = b"o" * MIN_KEY_BYTES
@@ -305,3 +310,108 @@ def test_real_product_config_applies() -> None:
         "birth_decade": "1990s", "district": "Nanshan", "order_month": "2026-02",
         "category": "tea", "amount_cny": 3.5,
     }  # fmt: skip
+
+
+# ---------------------------------------------------------------- newer rules
+def test_mask_keeps_separators_and_the_last_characters() -> None:
+    values = pa.array(["+60 12-345 6789", "6222 0202 0000 1234", None, "ab", ""])
+    assert mask(values, 4).to_pylist() == [
+        "+** **-*** 6789", "**** **** **** 1234", None, "ab", "",
+    ]  # fmt: skip
+    assert mask(pa.array(["S1234567D"]), 0).to_pylist() == ["*********"]
+
+
+def test_round_and_top_bottom_coding_with_labels(tmp_path: Path) -> None:
+    assert generalize(pa.array([1.23456, None]), rule(round=2)).to_pylist() == [1.23, None]
+    coded = generalize(pa.array([15, 40, 95, None]), rule(top=90, bottom=18))
+    assert coded.to_pylist() == [18, 40, 90, None] and coded.type == pa.int64()
+    spec = product({"age": {"top": 90, "bottom": 18}, "lat": {"round": 2}})
+    out = apply_rules(pa.table({"age": [15, 95], "lat": [22.54321, 1.29]}), spec, None)
+    assert out.schema.field("age").metadata == {b"databourse.top": b"90.0",
+                                                b"databourse.bottom": b"18.0"}  # fmt: skip
+    pq.write_table(out, tmp_path / "t.parquet")
+    assert pq.read_schema(tmp_path / "t.parquet").field("age").metadata is not None
+    with pytest.raises(IngestRejected, match="lat"):
+        apply_rules(pa.table({"age": [1], "lat": ["x"]}), spec, None)
+
+
+def test_noise_is_deterministic_per_key_and_column() -> None:
+    values = pa.array([10, 20, None, 40])
+    one = add_noise(values, 2.0, KEY, "amount")
+    assert one.equals(add_noise(values, 2.0, KEY, "amount"))
+    assert not one.equals(add_noise(values, 2.0, OTHER_KEY, "amount"))
+    assert not one.equals(add_noise(values, 2.0, KEY, "other"))
+    assert one.type == pa.float64() and one[2].as_py() is None
+    spread = add_noise(pa.array([0.0] * 20000), 2.0, KEY, "x").to_numpy()
+    assert abs(spread.mean()) < 0.1 and abs(abs(spread).mean() - 2.0) < 0.1  # Laplace: E|x| = b
+    spec = product({"amount_cny": {"noise": {"scale": 1.0}}})
+    with pytest.raises(ValueError, match="no key"):
+        apply_rules(orders(), spec, None)
+    assert apply_rules(orders(), spec, KEY).column("amount_cny").type == pa.float64()
+
+
+def test_key_rotation_picks_the_named_version() -> None:
+    spec = product({
+        "order_id": {"key_version": "2026-07", "rename": "order_ref"},
+        "customer_id_number": {"action": "pseudonymize", "rename": "customer_ref"},
+    })  # fmt: skip
+    assert spec.columns["order_id"].action == "pseudonymize"
+    keys = {"default": KEY, "2026-07": OTHER_KEY}
+    out = apply_rules(orders(), spec, keys)
+    assert out.column("order_ref")[0].as_py() == expected_digest("O1", OTHER_KEY)
+    assert out.column("customer_ref")[0].as_py() == expected_digest("44030519900101001X", KEY)
+    assert key_fingerprints(spec, keys) == {
+        "order_ref": {"key_version": "2026-07", "key_id": key_fingerprint(OTHER_KEY)},
+        "customer_ref": {"key_version": "default", "key_id": key_fingerprint(KEY)},
+    }
+    with pytest.raises(ValueError, match="2026-07"):
+        apply_rules(orders(), spec, KEY)
+    with pytest.raises(ValueError, match="no key for key version"):
+        apply_rules(orders(), spec, {"default": KEY})
+
+
+def test_hierarchy_rule_with_level_and_without() -> None:
+    h = Hierarchy((("Nanshan", "West", "*"), ("Futian", "Centre", "*")), name="district")
+    fixed = product({"district": {"hierarchy": "h.csv", "level": 1}})
+    out = apply_rules(orders(), fixed, None, {"district": h})
+    assert out.column("district").to_pylist() == ["West", "Centre"]
+    searched = product({"district": {"hierarchy": "h.csv"}})
+    assert apply_rules(orders(), searched, None).column("district").to_pylist() == [
+        "Nanshan", "Futian",
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="no hierarchy was loaded"):
+        apply_rules(orders(), fixed, None)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"action": "generalize", "band": 5, "round": 2}, "exactly one"),
+        ({"action": "keep", "round": 2}, "only apply"),
+        ({"band": 5, "level": 1}, "only applies with a hierarchy"),
+        ({"top": 1, "bottom": 5}, "bottom must not exceed top"),
+        ({"action": "mask"}, "needs its mask"),
+        ({"action": "keep", "key_version": "v2"}, "key_version only"),
+    ],
+)
+def test_invalid_rules_are_refused(data: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ColumnRule.model_validate(data)
+
+
+def test_shorthand_infers_the_action() -> None:
+    assert ColumnRule.model_validate({"mask": {"keep_last": 4}}).action == "mask"
+    assert ColumnRule.model_validate({"noise": {"scale": 1}}).action == "noise"
+    assert ColumnRule.model_validate({"top": 90}).action == "generalize"
+    assert ColumnRule.model_validate({"hierarchy": "h.csv"}).action == "generalize"
+
+
+def test_products_keep_the_fingerprint_they_had_before_the_newer_fields() -> None:
+    spec = product(
+        {"a": "keep", "b": {"action": "generalize", "band": 10}, "c": "pseudonymize"},
+        privacy={"quasi_identifiers": ["b"], "k": 5},
+    )
+    # computed by the config model as it was before hierarchy, mask, noise, l, t, type existed
+    assert spec.fingerprint() == "5aeef6d5ff5a16bd6c748fe3920bd018506d1903265d3d37946fc93ca89ce9a2"
+    with_new = product({"a": "keep", "b": {"band": 10, "rename": "bb"}}, type="records")
+    assert with_new.fingerprint() != product({"a": "keep", "b": {"band": 5}}).fingerprint()

@@ -107,6 +107,7 @@ def test_versions_follow_the_schema(catalog: Catalog) -> None:
         "added": ["channel"],
         "removed": [],
         "retyped": [],
+        "exposed": [],
         "bump": "minor",
     }
     assert catalog.get_version(PRODUCT, "1.0.0").schema_diff is None

@@ -72,6 +72,17 @@ def test_anonymized_product_published_without_approval(
     assert manifest["privacy"]["smallest_class"] >= 5
     assert manifest["lineage"]["ingests"][0]["ingest_id"] == result["ingest_id"]
 
+    # Readable without this project's code: DuckDB and pandas, same rows and columns.
+    import duckdb
+    import pandas as pd
+
+    part = manifest_path.parent / "part-00000.parquet"
+    [(rows, sites)] = duckdb.sql(
+        f"SELECT count(*), count(DISTINCT site_id) FROM read_parquet('{part}')"
+    ).fetchall()
+    assert rows == manifest["row_count"] and sites == 3
+    assert list(pd.read_parquet(part).columns) == [c["name"] for c in manifest["schema"]]
+
     again = process_drop("my-buildops", "sensor_readings", str(drops["my-buildops"]), 120)
     assert again["duplicate"] and again["products"][0]["new"] is False
     assert again["products"][0]["publish_run_id"] == product["publish_run_id"]

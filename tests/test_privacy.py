@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import json
+import math
 import pickle
 import random
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+from pycanon import anonymity
 
 from databourse.config import PrivacyModel
 from databourse.errors import PrivacyModelFailed
 from databourse.privacy import (
     check_k_anonymity,
     enforce_k_anonymity,
+    enforce_model,
     equivalence_classes,
+    verify,
 )
 
 
@@ -55,6 +61,8 @@ def test_enforce_removes_exactly_the_small_classes_in_order() -> None:
         "k": 3, "quasi_identifiers": ["decade", "district"], "rows_in": 10, "rows_out": 7,
         "suppressed": 3, "suppression_rate": 0.3, "classes": 2, "smallest_class": 3,
         "average_class": 3.5, "max_suppression": 1.0, "satisfied": True,
+        "sensitive_attributes": [], "l": None, "l_diversity": None, "lowest_l": None, "t": None,
+        "highest_t": None,
     }  # fmt: skip
     json.dumps(report.to_json())
 
@@ -176,3 +184,86 @@ def test_random_tables_are_k_anonymous_after_enforce() -> None:
         assert check.satisfied and check.smallest_class >= spec.k
         assert check.classes == report.classes and check.rows_in == report.rows_out
     assert enforced >= 10 and failed >= 5  # both branches exercised
+
+
+# ---------------------------------------------------------------- l-diversity and t-closeness
+def patients(n: int = 400, seed: int = 3) -> pa.Table:
+    """Mostly mixed classes; zip 521** is skewed (hiv, high income) and 599** has one value."""
+    rnd = random.Random(seed)
+    zips = [rnd.choice(["518**", "519**", "520**", "521**"]) for _ in range(n)] + ["599**"] * 3
+    skewed = [z == "521**" for z in zips]
+    return pa.table({
+        "zip": zips,
+        "decade": [rnd.choice(["1970s", "1980s", "1990s"]) for _ in zips],
+        "disease": [rnd.choice(["hiv", "hiv", "cold"] if s else ["flu", "flu", "flu", "cold",
+                                                                   "hiv"]) for s in skewed[:n]]
+        + ["flu"] * 3,
+        "income": [rnd.choice([80, 80, 40] if s else [10, 20, 30, 40, 80]) for s in skewed[:n]]
+        + [10] * 3,
+    })  # fmt: skip
+
+
+def sensitive_model(**kwargs: Any) -> PrivacyModel:
+    return PrivacyModel(quasi_identifiers=["zip", "decade"], k=2, max_suppression=0.5, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "measure"),
+    [
+        ({"l": 3, "sensitive_attributes": ["disease"]}, "distinct"),
+        ({"l": 2, "l_diversity": "entropy", "sensitive_attributes": ["disease"]}, "entropy"),
+        ({"t": 0.3, "sensitive_attributes": ["disease"]}, "t"),
+        ({"t": 0.2, "sensitive_attributes": ["income"]}, "t"),
+    ],
+)
+def test_sensitive_models_agree_with_pycanon(
+    kwargs: dict[str, Any], measure: str, tmp_path: Path
+) -> None:
+    model = sensitive_model(**kwargs)
+    table = patients()
+    before = check_k_anonymity(table, model)
+    sa = model.sensitive_attributes
+    df = table.to_pandas()
+    if measure == "distinct":
+        assert before.lowest_l == anonymity.l_diversity(df, ["zip", "decade"], sa)
+    elif measure == "entropy":
+        assert math.floor(before.lowest_l or 0) == anonymity.entropy_l_diversity(
+            df, ["zip", "decade"], sa
+        )
+    else:
+        assert before.highest_t == pytest.approx(anonymity.t_closeness(df, ["zip", "decade"], sa))
+    out, report = enforce_model(table, model)
+    assert report.satisfied and report.suppressed > 0
+    pq.write_table(out, tmp_path / "out.parquet")
+    check = verify(tmp_path / "out.parquet", model)
+    released = pq.read_table(tmp_path / "out.parquet").to_pandas()
+    assert anonymity.k_anonymity(released, ["zip", "decade"]) >= 2
+    if measure == "distinct":
+        assert anonymity.l_diversity(released, ["zip", "decade"], sa) >= 3 == model.l
+        assert check.lowest_l == anonymity.l_diversity(released, ["zip", "decade"], sa)
+    elif measure == "entropy":
+        assert anonymity.entropy_l_diversity(released, ["zip", "decade"], sa) >= 2
+    else:
+        t = anonymity.t_closeness(released, ["zip", "decade"], sa)
+        assert check.highest_t == pytest.approx(t)
+    assert check.satisfied == (measure != "t" or (check.highest_t or 1) <= (model.t or 0))
+
+
+def test_model_validation() -> None:
+    with pytest.raises(ValueError, match="need sensitive_attributes"):
+        PrivacyModel(quasi_identifiers=["a"], k=2, l=2)
+    with pytest.raises(ValueError, match="both quasi-identifier and sensitive"):
+        PrivacyModel(quasi_identifiers=["a"], k=2, sensitive_attributes=["a"], t=0.2)
+    with pytest.raises(ValueError, match="distinct"):
+        PrivacyModel(quasi_identifiers=["a", "a"], k=2)
+
+
+def test_verify_reports_without_suppressing() -> None:
+    model = sensitive_model(l=2, sensitive_attributes=["disease"])
+    table = pa.table({"zip": ["a"] * 3 + ["b"] * 3, "decade": ["x"] * 6,
+                      "disease": ["flu", "flu", "hiv", "flu", "flu", "flu"]})  # fmt: skip
+    report = verify(table, model)
+    assert not report.satisfied and report.lowest_l == 1 and report.suppressed == 0
+    assert "flu" not in json.dumps(report.to_json())
+    with pytest.raises(PrivacyModelFailed):
+        enforce_model(table, model.model_copy(update={"max_suppression": 0.2}))

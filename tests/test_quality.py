@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from databourse import quality
+from databourse import quality, quality_batches
 from databourse.config import DatasetSpec
 from databourse.errors import ConfigError
 from databourse.quality import (
@@ -258,7 +258,8 @@ def test_bad_expectation_raises_config_error_before_reading(
 
     path = tmp_path / "orders.parquet"
     pq.write_table(orders(), path)
-    monkeypatch.setattr(quality.pq, "read_table", must_not_read)
+    monkeypatch.setattr(quality_batches.pq, "ParquetFile", must_not_read)
+    monkeypatch.setattr(quality_batches.pq, "read_table", must_not_read)
     with pytest.raises(ConfigError) as info:
         validate_parquet(path, DATASET, [*suite_from_contract(CONTRACT), spec])
     (problem,) = problems_of(info.value)
@@ -440,5 +441,5 @@ def test_report_json_round_trips() -> None:
     assert len(data["results"]) == len(report.results)
     assert set(data["results"][0]) == {
         "expectation", "column", "severity", "success", "element_count",
-        "unexpected_count", "unexpected_percent", "observed_value",
+        "unexpected_count", "unexpected_percent", "observed_value", "dimension",
     }  # fmt: skip

@@ -1,0 +1,103 @@
+"""The audit trail: every decision chained; edits, removals and reorders detected."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from pathlib import Path
+
+import pytest
+from helpers import publish_sample_version
+from sqlalchemy import text
+
+from databourse.catalog import Catalog
+
+
+@pytest.fixture
+def cat(tmp_path: Path) -> Catalog:
+    catalog, _store = publish_sample_version(tmp_path)
+    catalog.record_approval(
+        "p1",
+        "1.0.0",
+        "MY",
+        "approved",
+        "Li Wei",
+        "standard_contract_or_certification",
+        "YUE-SC-2026-0042",
+        flow_run_id="run-1",
+    )
+    catalog.record_grant(
+        "p1", "1.0.0", "KL Mart", "MY", dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    )
+    catalog.withdraw_version("p1", "1.0.0", reason="recalled")
+    return catalog
+
+
+def test_every_decision_is_an_event_in_a_valid_chain(cat: Catalog) -> None:
+    events = cat.audit_history("p1")
+    kinds = [e["kind"] for e in events]
+    assert kinds == [
+        "version",
+        "publication",
+        "decision",
+        "decision",
+        "approval",
+        "grant",
+        "withdrawal",
+    ]
+    approval = events[4]
+    assert approval["actor"] == "Li Wei" and approval["market"] == "MY"
+    assert approval["detail"]["reference"] == "YUE-SC-2026-0042"
+    assert approval["detail"]["content_hash"] == cat.get_version("p1", "1.0.0").content_hash
+    assert all(b["prev_hash"] == a["hash"] for a, b in itertools.pairwise(events))
+    report = cat.audit_verify()
+    assert report.ok and report.events == 7 and report.problems == []
+
+
+def test_idempotent_reruns_add_no_events(cat: Catalog) -> None:
+    before = len(cat.audit_history())
+    cat.set_availability(
+        "p1",
+        "1.0.0",
+        "MY",
+        "pending_approval",
+        "cn-sensitive-under-10k",
+        route="standard_contract_or_certification",
+    )
+    cat.record_approval(
+        "p1",
+        "1.0.0",
+        "MY",
+        "approved",
+        "Li Wei",
+        "standard_contract_or_certification",
+        "YUE-SC-2026-0042",
+        flow_run_id="run-1",
+    )
+    assert len(cat.audit_history()) == before
+
+
+@pytest.mark.parametrize(
+    ("tamper", "finding"),
+    [
+        ("UPDATE audit_events SET actor = 'Mallory' WHERE seq = 5", "event 5: content"),
+        ("DELETE FROM audit_events WHERE seq = 3", "event 4: expected sequence 3"),
+        ("UPDATE audit_events SET detail = '{}' WHERE seq = 6", "event 6: content"),
+    ],
+)
+def test_tampering_is_found(cat: Catalog, tamper: str, finding: str) -> None:
+    with cat.engine.begin() as conn:
+        conn.execute(text(tamper))
+    report = cat.audit_verify()
+    assert not report.ok
+    assert any(p.startswith(finding) for p in report.problems), report.problems
+
+
+def test_reordering_is_found(cat: Catalog) -> None:
+    with cat.engine.begin() as conn:  # swap events 2 and 3, keeping each one's own hashes
+        conn.execute(text("UPDATE audit_events SET seq = -2 WHERE seq = 2"))
+        conn.execute(text("UPDATE audit_events SET seq = 2 WHERE seq = 3"))
+        conn.execute(text("UPDATE audit_events SET seq = 3 WHERE seq = -2"))
+    report = cat.audit_verify()
+    assert not report.ok
+    assert any("does not follow" in p for p in report.problems)
