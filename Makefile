@@ -37,6 +37,7 @@ lint: $(STAMP) ## ruff and mypy
 bench: $(STAMP) ## Speed and memory benchmarks (figures and ratios against a bare baseline)
 	$(BIN)/python benchmarks/ingest.py --rows 1000000
 	$(BIN)/python benchmarks/anonymization.py
+	$(BIN)/python benchmarks/quality.py
 
 stop: ## Stop the background Prefect server and runner started by make demo
 	@test -x $(BIN)/bourse && $(BIN)/bourse server stop || echo "nothing installed, nothing running"

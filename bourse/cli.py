@@ -31,6 +31,7 @@ config_app = typer.Typer(help="Check the configs.", no_args_is_help=True)
 secrets_app = typer.Typer(help="Secrets the pipeline needs.", no_args_is_help=True)
 samples_app = typer.Typer(help="Sample provider drops.", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=True)
+quality_app = typer.Typer(help="Data quality suites.", no_args_is_help=True)
 for sub, name in (
     (catalog_app, "catalog"),
     (server_app, "server"),
@@ -38,6 +39,7 @@ for sub, name in (
     (config_app, "config"),
     (secrets_app, "secrets"),
     (audit_app, "audit"),
+    (quality_app, "quality"),
     (samples_app, "samples"),
 ):
     app.add_typer(sub, name=name)
@@ -121,6 +123,64 @@ def serve() -> None:
         process_drop.to_deployment(name="on-demand", description="One provider drop end to end"),
     ]
     prefect_serve(*deployments)  # type: ignore[arg-type]  # sync calls return deployments
+
+
+@quality_app.command("profile")
+def quality_profile(
+    provider: str,
+    dataset: str,
+    file: Annotated[
+        Path | None,
+        typer.Option(help="Profile this CSV/Parquet file instead of the latest ingest."),
+    ] = None,
+    rows: Annotated[int, typer.Option(help="Sample size.")] = 100_000,
+) -> None:
+    """Propose a starting expectation suite (YAML) from a sample, for review and commit."""
+    from bourse.datatools import profile
+    from tasks import resources
+
+    try:
+        text = profile(resources.config(), resources.store(), provider, dataset, file, rows)
+    except DataBourseError as exc:
+        fail(str(exc))
+    sys.stdout.write(text)
+
+
+@app.command()
+def anonymize(
+    path: Annotated[Path, typer.Argument(help="A CSV or Parquet file of the product's source.")],
+    product: Annotated[str, typer.Option(help="The product whose rules apply.")],
+    out: Annotated[Path, typer.Option(help="Where to write the anonymized Parquet.")],
+) -> None:
+    """Apply a product's rules and privacy model to any file and print the privacy report."""
+    from bourse.datatools import anonymize_file
+    from tasks import resources
+
+    cfg = resources.config()
+    spec = cfg.product(product)
+    keyed = any(r.action in ("pseudonymize", "noise") for r in spec.columns.values())
+    try:
+        report = anonymize_file(
+            cfg, product, path, out, resources.pseudonym_key() if keyed else None
+        )
+    except DataBourseError as exc:
+        fail(str(exc))
+    print_json(report)
+
+
+@app.command()
+def verify(ref: Annotated[str, typer.Argument(help="PRODUCT@VERSION")]) -> None:
+    """Re-check a published version (file hashes, privacy model, no direct identifiers)."""
+    from bourse.datatools import verify_version
+    from tasks import resources
+
+    product, _, version = ref.partition("@")
+    if not version:
+        fail("give the exact version: PRODUCT@VERSION")
+    problems = verify_version(resources.config(), resources.store(), product, version)
+    if problems:
+        fail(f"{ref} fails verification:\n  " + "\n  ".join(problems))
+    out.print(f"{ref}: files, content hash, privacy model and identifier scan all verified")
 
 
 # ---------------------------------------------------------------- approvals
@@ -411,9 +471,21 @@ def server_status() -> None:
 def config_check() -> None:
     """Load every config file; list every problem by file and key path."""
     from databourse.config import load_config
+    from databourse.errors import ConfigError
+    from databourse.quality import check_suite
 
     try:
         cfg = load_config()
+        problems: list[str] = []
+        for pid, provider in cfg.providers.items():
+            for name, spec in provider.datasets.items():
+                try:
+                    check_suite(spec)
+                except ConfigError as exc:
+                    file = cfg.files[f"provider/{pid}"]
+                    problems += [f"{file}: datasets.{name}.{p}" for p in exc.problems]
+        if problems:
+            raise ConfigError(problems)
     except DataBourseError as exc:
         fail(str(exc))
     out.print(

@@ -50,6 +50,8 @@ def _rebuild(cls: type[DataBourseError], message: str, context: dict[str, Any]) 
 class ConfigError(DataBourseError):
     """One or more config files are invalid; `problems` lists 'file: key.path: message'."""
 
+    problems: list[str]
+
     def __init__(self, problems: list[str]) -> None:
         lines = "\n  ".join(problems)
         super().__init__(f"{len(problems)} config problem(s):\n  {lines}", problems=problems)

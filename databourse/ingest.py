@@ -363,3 +363,16 @@ def fetched_source(
                 f"{source}: cannot be downloaded ({type(exc).__name__})", file=source
             ) from None
         yield path
+
+
+def read_contract_table(source: Path, dataset: DatasetSpec) -> pa.Table:
+    """A CSV/Parquet file typed by a dataset's contract (IngestRejected if it breaks it)."""
+    name = source.name
+    fmt = FORMATS.get(source.suffix.lower())
+    if fmt is None:
+        raise IngestRejected(f"{name}: unsupported file type; expected one of {sorted(FORMATS)}")
+    batches, rows = [], 0
+    for batch in _batches(source, fmt, dataset, name):
+        batches.append(_coerce(batch, dataset, name, rows))
+        rows += batch.num_rows
+    return pa.Table.from_batches(batches, schema=contract_schema(dataset))

@@ -121,6 +121,9 @@ def package_version(product_id: str, anonymized: dict[str, Any]) -> dict[str, An
     if read_manifest(store, product_id, rec.version) is None:
         manifest_uri = _write_version(store, product_id, rec.version, rec.schema_diff, anonymized)
         catalog.set_manifest(product_id, rec.version, manifest_uri)
+        scores = (read_manifest(store, product_id, rec.version) or {}).get("quality", {})
+        if scores.get("scores"):
+            catalog.set_quality_scores(product_id, rec.version, scores["scores"])
         logger.info("%s@%s packaged (%s)", product_id, rec.version, manifest_uri)
     else:
         logger.info("%s@%s already holds this content: nothing new", product_id, rec.version)
@@ -172,7 +175,9 @@ def _write_version(
         quality={
             "success": quality["success"],
             "summary": quality.get("summary"),
+            "scores": quality.get("scores"),
             "report": store.uri(f"{reports}/quality.json"),
+            "html": store.uri(f"{reports}/quality.html"),
         },
         privacy=anonymized["privacy"],
         personal_data={

@@ -12,7 +12,9 @@ from databourse import zones
 from databourse.errors import PersonalDataFound, QualityFailed
 from databourse.ingest import load_ingest, quarantine_ingest
 from databourse.pii import scan_batches
-from databourse.quality import suite_from_contract, validate_parquet
+from databourse.quality import check_suite, suite_from_contract, validate_parquet
+from databourse.quality_docs import artifact_rows, markdown_summary, render_html
+from databourse.quality_score import scores
 from databourse.screening import check_declarations
 from tasks import reporting, resources
 from tasks.staged import local_copy
@@ -20,31 +22,38 @@ from tasks.staged import local_copy
 
 @task(name="check-quality", task_run_name="quality {provider}/{dataset}/{ingest_id}")
 def check_quality(provider: str, dataset: str, ingest_id: str) -> dict[str, Any]:
-    """Run the contract's expectations; quarantine the ingest when an error-severity one fails."""
+    """Run the dataset's suite; quarantine the ingest when an error-severity expectation fails."""
     logger = get_run_logger()
     store = resources.store()
+    spec = resources.config().dataset(provider, dataset)
+    check_suite(spec)  # a bad expectation is a config error, found before any data is read
     record = load_ingest(store, provider, dataset, ingest_id)
-    suite = suite_from_contract(resources.config().dataset(provider, dataset))
     with local_copy(store, record.staged_key) as path:
-        report = validate_parquet(path, f"{provider}/{dataset}", suite)
-    key = f"{zones.reports_prefix(provider, dataset, ingest_id)}/quality.json"
-    store.put_bytes(key, json.dumps(report.to_json(), indent=2, default=str).encode())
-    reporting.table(
-        f"quality-{provider}-{dataset}",
-        [r.to_json() for r in report.results],
-        f"Quality: {report.summary()}",
-    )
+        report = validate_parquet(path, f"{provider}/{dataset}", suite_from_contract(spec))
+    prefix = zones.reports_prefix(provider, dataset, ingest_id)
+    quality = {**report.to_json(), "scores": scores(report)}
+    store.put_bytes(f"{prefix}/quality.json", json.dumps(quality, indent=2, default=str).encode())
+    store.put_bytes(f"{prefix}/quality.html", render_html(report).encode())
+    name = f"quality-{provider}-{dataset}"
+    reporting.table(name, artifact_rows(report), f"Quality: {report.summary()}")
+    reporting.markdown(f"{name}-summary", markdown_summary(report), "Quality summary")
+    reporting.link(f"{name}-docs", store.uri(f"{prefix}/quality.html"), "Quality report (HTML)")
     logger.info("quality of %s/%s: %s", provider, dataset, report.summary())
     if not report.success:
         error = quarantine_ingest(
-            store, record, QualityFailed(report.summary(), report_uri=store.uri(key)), "quality"
+            store,
+            record,
+            QualityFailed(report.summary(), report_uri=store.uri(f"{prefix}/quality.json")),
+            "quality",
         )
         resources.audit("quarantine", error, provider=provider, dataset=dataset)
         raise error
     return {
         "success": True,
         "summary": report.summary(),
-        "report_uri": store.uri(key),
+        "scores": quality["scores"],
+        "report_uri": store.uri(f"{prefix}/quality.json"),
+        "html_uri": store.uri(f"{prefix}/quality.html"),
         "warnings": len(report.failed_warnings),
     }
 

@@ -96,3 +96,70 @@ def test_cli_config_check_lists_problems(env: dict[str, str], tmp_path: Path) ->
     proc = bourse(broken, "config", "check", check=False)
     assert proc.returncode == 1
     assert "privacy.k" in proc.stderr and "markets.0" in proc.stderr
+
+
+def test_operations_on_the_published_demo(env: dict[str, str], tmp_path: Path) -> None:
+    """Verify, grant, export, audit, profile, anonymize, withdraw: as an operator runs them."""
+    import sqlite3
+
+    project = Path(env["DATABOURSE_CONFIG_DIR"]).parent
+    assert "all verified" in bourse(env, "verify", "kl-building-environment@1.0.0").stdout
+    granted = json.loads(
+        bourse(
+            env,
+            "grant",
+            "sz-retail-baskets@1.0.0",
+            "--buyer",
+            "KL Mart",
+            "--market",
+            "MY",
+            "--expires",
+            "24h",
+            "--json",
+        ).stdout
+    )
+    assert granted["market"] == "MY" and Path(granted["files"][0]["url"][7:]).is_file()
+    refused = bourse(
+        env, "grant", "sz-retail-baskets@1.0.0", "--buyer", "SG Shop", "--market", "SG", check=False
+    )
+    assert refused.returncode == 1 and "not offered in SG" in refused.stderr
+
+    exported = bourse(env, "catalog", "export").stdout
+    page = project / "state/store/catalog/index.html"
+    assert "catalog/index.html" in exported and "sz-retail-baskets" in page.read_text()
+    dcat = json.loads((project / "state/store/catalog/dcat.jsonld").read_text())
+    assert {d["@type"] for d in dcat["dcat:dataset"]} == {"dcat:DatasetSeries", "dcat:Dataset"}
+
+    history = json.loads(bourse(env, "audit", "show", "sz-retail-baskets", "--json").stdout)
+    kinds = [e["kind"] for e in history]
+    assert {"version", "publication", "approval", "rejection", "grant"} <= set(kinds)
+    assert "audit chain intact" in bourse(env, "audit", "verify").stdout
+
+    profile = bourse(env, "quality", "profile", "my-buildops", "sensor_readings").stdout
+    assert "ExpectColumnValuesToBeBetween" in profile and "reading_id" in profile
+    readings = next((project / "state/samples/my-buildops/sensor_readings").glob("*.csv"))
+    mykads = {line.split(",")[8] for line in readings.read_text().splitlines()[1:50]} - {""}
+    assert not any(m in profile for m in mykads)  # personal values never proposed
+
+    out = tmp_path / "kl.parquet"
+    report = json.loads(
+        bourse(
+            env,
+            "anonymize",
+            str(readings),
+            "--product",
+            "kl-building-environment",
+            "--out",
+            str(out),
+        ).stdout
+    )
+    assert report["rows_out"] > 0 and out.is_file() and report["privacy"]["smallest_class"] >= 5
+
+    bourse(env, "catalog", "withdraw", "kl-building-environment@1.0.0", "--reason", "test")
+    listed = {p["id"]: p for p in json.loads(bourse(env, "catalog", "list", "--json").stdout)}
+    assert listed["kl-building-environment"]["markets"] == []
+
+    with sqlite3.connect(project / "state/catalog.db") as db:  # tamper with the trail
+        db.execute("UPDATE audit_events SET actor = 'Mallory' WHERE kind = 'approval'")
+    broken = bourse(env, "audit", "verify", check=False)
+    assert broken.returncode == 1 and "edited" in broken.stderr
