@@ -161,7 +161,7 @@ def anonymize(
     keyed = any(r.action in ("pseudonymize", "noise") for r in spec.columns.values())
     try:
         report = anonymize_file(
-            cfg, product, path, out, resources.pseudonym_key() if keyed else None
+            cfg, product, path, out, resources.pseudonym_keys(spec) if keyed else None
         )
     except DataBourseError as exc:
         fail(str(exc))

@@ -11,6 +11,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from databourse import zones
+from databourse.anonymize import Keys
 from databourse.config import Config, PrivacyModel
 from databourse.errors import IngestRejected
 from databourse.hierarchy import product_hierarchies
@@ -55,7 +56,7 @@ def profile(
 
 
 def anonymize_file(
-    cfg: Config, product_id: str, source: Path, out: Path, key: bytes | None
+    cfg: Config, product_id: str, source: Path, out: Path, key: Keys | None
 ) -> dict[str, Any]:
     """Apply a product's rules to any file of its source dataset; write Parquet; the report."""
     product = cfg.product(product_id)

@@ -384,6 +384,14 @@ class Catalog:
 
         return self._read(work)
 
+    def set_privacy(self, product_id: str, version: str, figures: dict[str, Any]) -> None:
+        """Record the version's privacy model figures and re-identification risk."""
+
+        def work(session: Session) -> None:
+            self._version_row(session, product_id, version).privacy = dict(figures)
+
+        self._write("set_privacy", work)
+
     def set_quality_scores(self, product_id: str, version: str, scores: dict[str, Any]) -> None:
         """Record the version's quality scores (per dimension), kept with its history."""
 

@@ -92,6 +92,7 @@ class Version(Base):
     withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     withdrawn_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     quality_scores: Mapped[dict[str, Any] | None] = mapped_column(JsonType, nullable=True)
+    privacy: Mapped[dict[str, Any] | None] = mapped_column(JsonType, nullable=True)
 
 
 class Availability(Base):
@@ -206,6 +207,7 @@ class VersionRecord:
     withdrawn_at: datetime | None = None
     withdrawn_reason: str | None = None
     quality_scores: dict[str, Any] | None = None
+    privacy: dict[str, Any] | None = None
     new: bool = False
 
     @classmethod
@@ -225,6 +227,7 @@ class VersionRecord:
             withdrawn_at=aware(row.withdrawn_at),
             withdrawn_reason=row.withdrawn_reason,
             quality_scores=dict(row.quality_scores) if row.quality_scores is not None else None,
+            privacy=dict(row.privacy) if row.privacy is not None else None,
             new=new,
         )
 

@@ -322,6 +322,14 @@ class AggregateSpec(Strict):
         return self
 
 
+class PackagingSpec(Strict):
+    """How a version's Parquet is laid out for readers."""
+
+    partition_by: str | None = None  # an output column: hive-style folders column=value/
+    max_rows_per_file: int = Field(1_000_000, ge=1000)  # files stay under a size readers like
+    row_group_rows: int = Field(128_000, ge=1000)
+
+
 class ProductSpec(Strict):
     id: Identifier
     name: str
@@ -333,6 +341,7 @@ class ProductSpec(Strict):
     aggregate: AggregateSpec | None = None
     terms: UsageTerms
     markets: list[Jurisdiction] = Field(min_length=1)
+    packaging: PackagingSpec = PackagingSpec()
 
     @model_validator(mode="after")
     def _type_matches(self) -> ProductSpec:
@@ -352,7 +361,11 @@ class ProductSpec(Strict):
 
 # Fields added after products were first published: left out of the fingerprint while they hold
 # their default, so that existing products keep their content hash (and a rebuild stays a no-op).
-_NEW_PRODUCT_DEFAULTS: dict[str, Any] = {"type": "records", "aggregate": None}
+_NEW_PRODUCT_DEFAULTS: dict[str, Any] = {
+    "type": "records",
+    "aggregate": None,
+    "packaging": PackagingSpec().model_dump(mode="json"),
+}
 _NEW_RULE_DEFAULTS: dict[str, Any] = {
     n: None
     for n in ("hierarchy", "level", "round", "top", "bottom", "mask", "noise", "key_version")
@@ -580,6 +593,9 @@ def _check_product(
         return [f"{file}: source.dataset: {src.provider!r} has no dataset {src.dataset!r}"]
     problems: list[str] = []
     outputs = product.output_columns
+    partition = product.packaging.partition_by
+    if partition is not None and partition not in outputs:
+        problems.append(f"{file}: packaging.partition_by: {partition!r} is not an output column")
     for dup in sorted({o for o in outputs if outputs.count(o) > 1}):
         problems.append(f"{file}: columns: output column {dup!r} produced twice (check rename)")
     known = {c.name for c in dataset.columns}

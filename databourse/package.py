@@ -16,8 +16,10 @@ from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from databourse import zones
@@ -27,6 +29,7 @@ from databourse.storage import ObjectStore
 log = logging.getLogger(__name__)
 ROW_GROUP_ROWS = 128_000
 MANIFEST = "manifest.json"
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 MANIFEST_SCHEMA = Path(__file__).parent / "schemas" / "manifest.schema.json"
 
 
@@ -44,15 +47,53 @@ def schema_of(table: pa.Table) -> list[dict[str, str]]:
     return [{"name": f.name, "type": str(f.type)} for f in table.schema]
 
 
-def write_parquet(table: pa.Table, out_dir: Path) -> list[FileEntry]:
-    """Write the table as zstd Parquet with statistics; deterministic bytes for the same table."""
+def write_parquet(
+    table: pa.Table,
+    out_dir: Path,
+    partition_by: str | None = None,
+    max_rows_per_file: int = 1_000_000,
+    row_group_rows: int = ROW_GROUP_ROWS,
+) -> list[FileEntry]:
+    """zstd Parquet with statistics, deterministic bytes and names for the same table.
+
+    With `partition_by`, hive-style folders `column=value/` (the column then lives in the path,
+    as hive readers expect); every file holds at most `max_rows_per_file` rows.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "part-00000.parquet"
-    pq.write_table(
-        table, path, compression="zstd", row_group_size=ROW_GROUP_ROWS, write_statistics=True
-    )
-    data = path.read_bytes()
-    return [FileEntry(path=path.name, bytes=len(data), sha256=hashlib.sha256(data).hexdigest())]
+    entries = []
+    for folder, part in _partitions(table, partition_by):
+        for n, start in enumerate(range(0, max(part.num_rows, 1), max_rows_per_file)):
+            rel = f"{folder}part-{n:05d}.parquet"
+            path = out_dir / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(
+                part.slice(start, max_rows_per_file),
+                path,
+                compression="zstd",
+                row_group_size=row_group_rows,
+                write_statistics=True,
+            )
+            data = path.read_bytes()
+            entries.append(
+                FileEntry(path=rel, bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+            )
+    return entries
+
+
+def _partitions(table: pa.Table, column: str | None) -> list[tuple[str, pa.Table]]:
+    if column is None:
+        return [("", table)]
+    values = table[column]
+    keys = sorted({v for v in values.to_pylist()}, key=lambda v: (v is None, str(v)))
+    rest = table.drop_columns([column])
+    parts = []
+    for value in keys:
+        mask = (
+            pc.is_null(values) if value is None else pc.equal(values, pa.scalar(value, values.type))
+        )
+        label = HIVE_NULL if value is None else quote(str(value), safe="-_.")
+        parts.append((f"{column}={label}/", rest.filter(pc.fill_null(mask, False))))
+    return parts
 
 
 def content_hash(files: list[FileEntry], schema: list[dict[str, str]], config_sha256: str) -> str:

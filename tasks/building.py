@@ -42,7 +42,7 @@ def anonymize(product_id: str, ingest_id: str) -> dict[str, Any]:
     needs_key = any(r.action in keyed for r in product.columns.values()) or bool(
         product.aggregate and product.aggregate.epsilon is not None
     )
-    key = resources.pseudonym_key() if needs_key else None
+    key = resources.pseudonym_keys(product) if needs_key else None
     hierarchies = product_hierarchies(product, Path(cfg.files[f"product/{product_id}"]).parents[1])
     with local_copy(store, record.staged_key) as path:
         made = productize(
@@ -56,7 +56,10 @@ def anonymize(product_id: str, ingest_id: str) -> dict[str, Any]:
         )
     table, remaining = made.table, made.personal_data["remaining"]
     with tempfile.TemporaryDirectory(prefix="databourse-pkg-") as tmp:
-        files = write_parquet(table, Path(tmp))
+        pack = product.packaging
+        files = write_parquet(
+            table, Path(tmp), pack.partition_by, pack.max_rows_per_file, pack.row_group_rows
+        )
         made.privacy["verified"] = verify_written(Path(tmp), product)
         schema = [
             {**c, "personal_data": remaining[c["name"]]} if c["name"] in remaining else c
@@ -92,6 +95,25 @@ def anonymize(product_id: str, ingest_id: str) -> dict[str, Any]:
     }
 
 
+def _privacy_figures(privacy: dict[str, Any]) -> dict[str, Any]:
+    """What the catalog keeps of the privacy evidence (figures; the manifest has all of it)."""
+    keep = (
+        "model",
+        "k",
+        "l",
+        "t",
+        "quasi_identifiers",
+        "classes",
+        "smallest_class",
+        "suppressed",
+        "suppression_rate",
+        "satisfied",
+        "risk",
+        "verified",
+    )
+    return {k: privacy[k] for k in keep if privacy.get(k) is not None}
+
+
 def _privacy_row(privacy: dict[str, Any]) -> dict[str, Any]:
     risk = privacy.get("risk") or {}
     return {
@@ -124,6 +146,7 @@ def package_version(product_id: str, anonymized: dict[str, Any]) -> dict[str, An
         scores = (read_manifest(store, product_id, rec.version) or {}).get("quality", {})
         if scores.get("scores"):
             catalog.set_quality_scores(product_id, rec.version, scores["scores"])
+        catalog.set_privacy(product_id, rec.version, _privacy_figures(anonymized["privacy"]))
         logger.info("%s@%s packaged (%s)", product_id, rec.version, manifest_uri)
     else:
         logger.info("%s@%s already holds this content: nothing new", product_id, rec.version)

@@ -7,7 +7,7 @@ from functools import lru_cache
 from typing import cast
 
 from databourse.catalog import Catalog
-from databourse.config import Config, load_config
+from databourse.config import Config, ProductSpec, load_config
 from databourse.errors import DataBourseError, SecretMissing
 from databourse.storage import ObjectStore, open_store
 
@@ -35,24 +35,46 @@ def catalog() -> Catalog:
     return cat
 
 
-def pseudonym_key() -> bytes:
+def pseudonym_keys(product: ProductSpec) -> bytes | dict[str, bytes]:
+    """The key, or for a product naming key versions, every version it names plus the default.
+
+    A version `v2` is read from `$<env>__V2`, then the Secret block `<block>-v2`: rotating means
+    adding the new key under a new version and pointing the rule's `key_version` at it.
+    """
+    versions = {r.key_version for r in product.columns.values() if r.key_version}
+    if not versions:
+        return pseudonym_key()
+    keys = (
+        {"default": pseudonym_key()}
+        if any(r.action == "pseudonymize" and not r.key_version for r in product.columns.values())
+        else {}
+    )
+    for version in sorted(versions):
+        keys[version] = pseudonym_key(version)
+    return keys
+
+
+def pseudonym_key(version: str | None = None) -> bytes:
     """The pseudonymization key: environment variable first, then the Prefect Secret block."""
     ref = config().settings.pseudonym_key
-    value = os.environ.get(ref.env)
-    if not value and ref.block:
+    env = f"{ref.env}__{version.upper()}" if version else ref.env
+    block_name = f"{ref.block}-{version.lower()}" if version and ref.block else ref.block
+    value = os.environ.get(env)
+    if not value and block_name:
         from prefect.blocks.system import Secret
 
         try:
-            block = cast(Secret[str], Secret.load(ref.block))
+            block = cast(Secret[str], Secret.load(block_name))
             value = str(block.get())
         except ValueError:
             value = None  # no such block
     if not value:
         raise SecretMissing(
-            f"pseudonymization key not set: export {ref.env} or create the Prefect Secret block"
-            f" {ref.block!r} (bourse secrets init creates one with a random key)",
-            env=ref.env,
-            block=ref.block,
+            f"pseudonymization key{f' {version}' if version else ''} not set: export {env} or "
+            f"create the Prefect Secret block {block_name!r} (bourse secrets init creates the "
+            "default one with a random key)",
+            env=env,
+            block=block_name,
         )
     return value.encode()
 

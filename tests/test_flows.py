@@ -38,6 +38,18 @@ def wait_state(run_id: str, states: set[str], timeout: float = 120) -> str:
     raise AssertionError(f"run {run_id} did not reach {states}")
 
 
+def read_artifact(key: str) -> Any:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
+        )
+    assert found, f"no artifact {key}"
+    return found[0]
+
+
 def catalog_show(product: str, version: str) -> dict[str, Any]:
     from tasks import resources
 
@@ -70,6 +82,21 @@ def test_anonymized_product_published_without_approval(
         {"occupant_name", "occupant_mykad", "occupant_phone"}
     )
     assert manifest["privacy"]["smallest_class"] >= 5
+    quality = read_artifact("quality-my-buildops-sensor-readings")
+    rows = json.loads(quality.data) if isinstance(quality.data, str) else quality.data
+    assert {"expectation", "column", "severity", "success", "unexpected_percent"} <= set(rows[0])
+    assert any(
+        r["expectation"] == "ExpectColumnValuesToBeUnique" and r["column"] == "reading_id"
+        for r in rows
+    )
+    summary = read_artifact("quality-my-buildops-sensor-readings-summary")
+    assert "expectations" in str(summary.data)
+    html = store_root(project) / "reports/my-buildops/sensor_readings" / result["ingest_id"]
+    assert "ExpectColumnValuesToBeUnique" in (html / "quality.html").read_text()
+    assert read_artifact("privacy-kl-building-environment").type == "table"
+    figures = catalog_show("kl-building-environment", "1.0.0")["privacy"]
+    assert figures["k"] == 5 and figures["risk"]["highest_risk"] <= 0.2
+    assert figures["verified"]["satisfied"] is True
     assert manifest["lineage"]["ingests"][0]["ingest_id"] == result["ingest_id"]
 
     # Readable without this project's code: DuckDB and pandas, same rows and columns.

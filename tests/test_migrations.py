@@ -42,7 +42,7 @@ def test_fresh_database_is_migrated_to_head(url: str) -> None:
     with Catalog(url) as cat:
         cat.create_schema()
         cat.create_schema()  # idempotent
-        assert cat.schema_revision() == "0004"
+        assert cat.schema_revision() == "0005"
         columns = {c["name"] for c in inspect(cat.engine).get_columns("versions")}
         assert {"withdrawn_reason", "withdrawn_at", "quality_scores"} <= columns
 
@@ -75,7 +75,7 @@ def test_database_made_before_migrations_is_stamped_and_upgraded(url: str) -> No
                 )
             )
         cat.create_schema()
-        assert cat.schema_revision() == "0004"
+        assert cat.schema_revision() == "0005"
         assert [p["id"] for p in cat.list_products()] == ["p"]  # data kept
 
 

@@ -146,3 +146,29 @@ def test_leftover_file_with_other_bytes_is_never_overwritten(
         publish_files(store, "p1", "1.0.0", tmp_path / "out", files, manifest(tmp_path))
     assert read_manifest(store, "p1", "1.0.0") is None  # not visible
     assert store.get_bytes("products/p1/1.0.0/part-00000.parquet") == b"something else"
+
+
+def test_partitioned_files_under_a_row_cap_read_back_by_outside_readers(tmp_path: Path) -> None:
+    import duckdb
+    import pyarrow.dataset as ds
+
+    table = pa.table({"site": ["b", "a", "b", None, "a", "b"] * 500, "value": list(range(3000))})
+    files = write_parquet(table, tmp_path / "v", partition_by="site", max_rows_per_file=1000)
+    paths = [f.path for f in files]
+    assert paths == [
+        "site=a/part-00000.parquet",
+        "site=b/part-00000.parquet",
+        "site=b/part-00001.parquet",
+        "site=__HIVE_DEFAULT_PARTITION__/part-00000.parquet",
+    ]
+    assert (
+        write_parquet(table, tmp_path / "w", partition_by="site", max_rows_per_file=1000) == files
+    )  # deterministic
+    back = ds.dataset(tmp_path / "v", format="parquet", partitioning="hive").to_table()
+    assert back.num_rows == 3000 and sorted(back["value"].to_pylist()) == list(range(3000))
+    [(rows, b_rows)] = duckdb.sql(
+        f"SELECT count(*), count(*) FILTER (WHERE site = 'b') FROM read_parquet("
+        f"'{tmp_path / 'v'}/*/*.parquet', hive_partitioning = true)"
+    ).fetchall()
+    assert (rows, b_rows) == (3000, 1500)
+    validate_manifest(json.loads(json.dumps(manifest(tmp_path, files=files))))

@@ -1,0 +1,44 @@
+"""Pseudonymization keys: versions for rotation, read from the environment, recorded by id."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from databourse.anonymize import apply_rules, key_fingerprints
+from databourse.config import ProductSpec
+from tasks import resources
+
+OLD = "o" * 40
+NEW = "n" * 40
+
+
+def product(key_version: str | None) -> ProductSpec:
+    rule = {"action": "pseudonymize", "rename": "ref"}
+    if key_version:
+        rule["key_version"] = key_version
+    return ProductSpec.model_validate(
+        {
+            "id": "p",
+            "name": "P",
+            "source": {"provider": "sz-retail", "dataset": "customer_orders"},
+            "columns": {"customer_id_number": rule, "district": "keep"},
+            "terms": {"purposes": ["research"]},
+            "markets": ["CN"],
+        }
+    )
+
+
+def test_rotation_by_key_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABOURSE_PSEUDONYM_KEY", OLD)
+    monkeypatch.setenv("DATABOURSE_PSEUDONYM_KEY__V2", NEW)
+    before, after = product(None), product("v2")
+    assert resources.pseudonym_keys(before) == OLD.encode()
+    assert resources.pseudonym_keys(after) == {"v2": NEW.encode()}
+    table = pa.table({"customer_id_number": ["11010519491231002X"], "district": ["南山区"]})
+    old_ref = apply_rules(table, before, resources.pseudonym_keys(before))["ref"][0].as_py()
+    new_ref = apply_rules(table, after, resources.pseudonym_keys(after))["ref"][0].as_py()
+    assert old_ref != new_ref and "11010519491231002X" not in (old_ref + new_ref)
+    recorded = key_fingerprints(after, resources.pseudonym_keys(after))
+    assert recorded["ref"]["key_version"] == "v2"
+    assert NEW not in str(recorded) and OLD not in str(recorded)
