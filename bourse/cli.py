@@ -32,6 +32,7 @@ secrets_app = typer.Typer(help="Secrets the pipeline needs.", no_args_is_help=Tr
 samples_app = typer.Typer(help="Sample provider drops.", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=True)
 quality_app = typer.Typer(help="Data quality suites.", no_args_is_help=True)
+transfer_app = typer.Typer(help="Cross-border transfer decisions.", no_args_is_help=True)
 for sub, name in (
     (catalog_app, "catalog"),
     (server_app, "server"),
@@ -40,6 +41,7 @@ for sub, name in (
     (secrets_app, "secrets"),
     (audit_app, "audit"),
     (quality_app, "quality"),
+    (transfer_app, "transfer"),
     (samples_app, "samples"),
 ):
     app.add_typer(sub, name=name)
@@ -181,6 +183,46 @@ def verify(ref: Annotated[str, typer.Argument(help="PRODUCT@VERSION")]) -> None:
     if problems:
         fail(f"{ref} fails verification:\n  " + "\n  ".join(problems))
     out.print(f"{ref}: files, content hash, privacy model and identifier scan all verified")
+
+
+@transfer_app.command("explain")
+def transfer_explain(
+    ref: Annotated[str, typer.Argument(help="PRODUCT@VERSION")],
+    market: Annotated[str, typer.Option(help="Destination jurisdiction (2 letters).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """The transfer decision for one market and the rule chain that led to it."""
+    from databourse.package import read_manifest
+    from databourse.transfer import decide, explain, facts_for
+    from tasks import resources
+
+    product, _, version = ref.partition("@")
+    cfg = resources.config()
+    manifest = read_manifest(resources.store(), product, version) if version else None
+    if manifest is None:
+        fail(f"{ref}: no such published version (give PRODUCT@VERSION)")
+        return
+    spec = cfg.product(product)
+    personal = manifest["personal_data"]
+    facts = facts_for(
+        cfg.providers[spec.source.provider].jurisdiction,
+        personal["remaining"],
+        personal["individuals"],
+        cfg.dataset(spec.source.provider, spec.source.dataset).important_data,
+    )
+    decision = decide(cfg.policy, facts, market.upper())
+    chain = explain(cfg.policy, facts, market.upper())
+    if as_json:
+        print_json({"decision": decision.to_json(), "facts": facts.to_json(), "chain": chain})
+        return
+    out.print(
+        f"{ref} -> {market.upper()}: [bold]{decision.decision}[/] by rule "
+        f"{decision.rule_id} ({decision.citation})"
+    )
+    out.print(f"facts: {facts.to_json()}")
+    for step in chain:
+        verdict = "decides" if step["decided"] else "skipped: " + "; ".join(step["failed"])
+        out.print(f"  {step['rule']}: {verdict}")
 
 
 # ---------------------------------------------------------------- approvals

@@ -138,3 +138,52 @@ def facts_for(
         individuals=individuals if remaining else 0,
         important_data=important_data,
     )
+
+
+def explain(policy: CrossBorderPolicy, facts: TransferFacts, market: str) -> list[dict[str, Any]]:
+    """The rule chain for one market: each rule tried, which conditions failed, which decided."""
+    if market == facts.origin:
+        return [
+            {
+                "rule": "domestic",
+                "decided": True,
+                "failed": [],
+                "decision": "allowed",
+                "citation": "not a cross-border transfer",
+            }
+        ]
+    chain = []
+    for rule in policy.origins.get(facts.origin, policy.default).rules:
+        failed = _failed_conditions(rule.when, facts, market)
+        chain.append(
+            {
+                "rule": rule.id,
+                "decided": not failed,
+                "failed": failed,
+                "decision": rule.decision,
+                "citation": rule.citation,
+            }
+        )
+        if not failed:
+            break
+    return chain
+
+
+def _failed_conditions(cond: Condition, facts: TransferFacts, market: str) -> list[str]:
+    """Each condition of a rule that does not hold, as 'name wants X, fact is Y'."""
+    failed = []
+    for name, wanted in cond.model_dump(exclude_none=True).items():
+        single = Condition.model_validate({name: wanted})
+        if not matches(single, facts, market):
+            failed.append(f"{name} wants {wanted}, fact is {_fact(name, facts, market)}")
+    return failed
+
+
+def _fact(name: str, facts: TransferFacts, market: str) -> Any:
+    if name == "destinations":
+        return market
+    if name.startswith("sensitive_individuals"):
+        return facts.individuals if facts.sensitive else 0
+    if name.startswith("individuals"):
+        return facts.individuals
+    return getattr(facts, name)

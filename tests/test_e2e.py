@@ -104,6 +104,9 @@ def test_operations_on_the_published_demo(env: dict[str, str], tmp_path: Path) -
 
     project = Path(env["DATABOURSE_CONFIG_DIR"]).parent
     assert "all verified" in bourse(env, "verify", "kl-building-environment@1.0.0").stdout
+    explained = bourse(env, "transfer", "explain", "sz-retail-baskets@1.0.0", "--market", "SG")
+    assert "approval_required by rule cn-sensitive-under-10k" in explained.stdout
+    assert "cn-anonymized: skipped: personal_data wants False, fact is True" in explained.stdout
     granted = json.loads(
         bourse(
             env,

@@ -117,3 +117,21 @@ def test_remaining_personal_data_counts_pseudonyms_not_protected_generalizations
     facts = facts_for("CN", {"customer_ref": "CN_RESIDENT_ID"}, 400, False)
     assert facts.sensitive and facts.individuals == 400
     assert facts_for("CN", {}, 400, False).individuals == 0
+
+
+def test_explain_shows_the_rule_chain(policy: CrossBorderPolicy) -> None:
+    from databourse.transfer import explain
+
+    chain = explain(policy, cn(sensitive_categories=("CN_RESIDENT_ID",), individuals=400), "MY")
+    assert [c["rule"] for c in chain] == [
+        "cn-foreign-authority",
+        "cn-anonymized",
+        "cn-important-data",
+        "cn-sensitive-10k",
+        "cn-personal-1m",
+        "cn-sensitive-under-10k",
+    ]
+    assert chain[-1]["decided"] and chain[-1]["decision"] == "approval_required"
+    assert chain[3]["failed"] == ["sensitive_individuals_gte wants 10000, fact is 400"]
+    assert chain[1]["failed"] == ["personal_data wants False, fact is True"]
+    assert explain(policy, cn(), "CN")[0]["rule"] == "domestic"
