@@ -38,6 +38,7 @@ bench: $(STAMP) ## Speed and memory benchmarks (figures and ratios against a bar
 	$(BIN)/python benchmarks/ingest.py --rows 1000000
 	$(BIN)/python benchmarks/anonymization.py
 	$(BIN)/python benchmarks/quality.py
+	$(BIN)/python benchmarks/pii.py
 
 stop: ## Stop the background Prefect server and runner started by make demo
 	@test -x $(BIN)/bourse && $(BIN)/bourse server stop || echo "nothing installed, nothing running"

@@ -127,6 +127,22 @@ def serve() -> None:
     prefect_serve(*deployments)  # type: ignore[arg-type]  # sync calls return deployments
 
 
+@app.command()
+def scan(
+    path: Annotated[Path, typer.Argument(help="A CSV, Parquet or JSONL file.")],
+    as_json: JsonOpt = False,
+    threshold: Annotated[float, typer.Option(help="Share of values that must match.")] = 0.8,
+    sample_rows: Annotated[int, typer.Option(help="Rows used to pick a column's category.")] = 2000,
+) -> None:
+    """Classify every column of any file by content; prints categories and shares, never values."""
+    from bourse.scan import scan_file
+
+    code, text = scan_file(path, as_json=as_json, threshold=threshold, sample_rows=sample_rows)
+    if code:
+        fail(text, code)
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
 @quality_app.command("profile")
 def quality_profile(
     provider: str,

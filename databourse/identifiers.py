@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import re
+import string
 from collections.abc import Callable
 from functools import lru_cache
 
@@ -12,6 +13,7 @@ import numpy as np
 import phonenumbers
 import pyarrow as pa
 import pyarrow.compute as pc
+from stdnum import iban as stdnum_iban
 
 Mask = np.ndarray  # one bool per candidate
 
@@ -19,7 +21,10 @@ Mask = np.ndarray  # one bool per candidate
 SHAPES: dict[str, str] = {
     "CN_RESIDENT_ID": r"^\d{17}[\dXx]$",
     "SG_NRIC_FIN": r"^[STFGMstfgm]\d{7}[A-Za-z]$",
+    "CN_USCC": r"^[1-9][1-9]\d{6}[0-9A-HJ-NP-RT-Y]{9}[0-9A-HJ-NP-RT-Y]$",
+    "HK_ID": r"^[A-Z]{1,2}\d{6}(?:[0-9A]|\([0-9A]\))$",
     "MY_NRIC": r"^(?:\d{6}-\d{2}-\d{4}|\d{12})$",
+    "IBAN": r"^[A-Z]{2}\d{2}(?:[A-Z0-9]{11,30}|(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?)$",
     "CREDIT_CARD": (
         r"^(?:\d{13,19}|\d{4}[ -]\d{4}[ -]\d{4}[ -]\d{4}(?:[ -]\d{3})?|\d{4}[ -]\d{6}[ -]\d{5})$"
     ),
@@ -43,6 +48,11 @@ ANY_SHAPE = "^(?:" + "|".join(f"(?:{shape[1:-1]})" for shape in SHAPES.values())
 # Identifiers inside text. Contiguous digit runs (CN ids, bare cards and phones) are cut out and
 # validated in bulk; separated forms are extracted in Python, only from values that an RE2
 # prefilter selected. Lookarounds, never \b (which fails between CJK characters and digits).
+# ASCII tokens mixing letters (other than X) and digits: codes, never read as bare digit runs.
+MIXED_TOKENS = (
+    r"[0-9A-Za-z]*[A-WYZa-wyz][0-9A-Za-z]*[0-9][0-9A-Za-z]*"
+    r"|[0-9A-Za-z]*[0-9][0-9A-Za-z]*[A-WYZa-wyz][0-9A-Za-z]*"
+)
 HEX_TOKENS = (
     r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}|[0-9A-Fa-f]{32,}"
 )
@@ -60,8 +70,23 @@ SEPARATED: dict[str, tuple[str, re.Pattern[str]]] = {  # category -> (RE2 prefil
     "CREDIT_CARD": (
         r"\d{4}[ -]\d{4}[ -]\d{4}[ -]\d{4}|\d{4}[ -]\d{6}[ -]\d{5}",
         re.compile(
-            r"(?<![\d-])(?:\d{4}[ -]\d{4}[ -]\d{4}[ -]\d{4}(?:[ -]\d{3})?"
+            r"(?<![\d-])(?<![A-Z]{2}\d{2} )(?:\d{4}[ -]\d{4}[ -]\d{4}[ -]\d{4}(?:[ -]\d{3})?"
             r"|\d{4}[ -]\d{6}[ -]\d{5})(?!\d)"
+        ),
+    ),
+    "CN_USCC": (
+        r"[1-9][1-9]\d{6}[0-9A-HJ-NP-RT-Y]{10}",
+        re.compile(r"(?<![0-9A-Za-z])[1-9][1-9]\d{6}[0-9A-HJ-NP-RT-Y]{10}(?![0-9A-Za-z])"),
+    ),
+    "HK_ID": (  # in text only the written form with the check in brackets: 1 in 11 is weak
+        r"[A-Z]\d{6}\([0-9A]\)",
+        re.compile(r"(?<![0-9A-Za-z])[A-Z]{1,2}\d{6}\([0-9A]\)"),
+    ),
+    "IBAN": (
+        r"[A-Z]{2}\d{2} ?[A-Z0-9]{4}",
+        re.compile(
+            r"(?<![0-9A-Za-z])[A-Z]{2}\d{2}"
+            r"(?:[A-Z0-9]{11,30}|(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,4})?)(?![0-9A-Za-z])"
         ),
     ),
     "EMAIL_ADDRESS": (
@@ -169,6 +194,77 @@ def _sg_nric_fin(arr: pa.Array) -> Mask:
         rows = mat[:, 0] == ord(prefix)
         expected = np.frombuffer(letters, np.uint8)[(total[rows] + offset) % 11]
         out[rows] = expected == mat[rows, 8]
+    return out
+
+
+_USCC_ALPHABET = np.frombuffer(b"0123456789ABCDEFGHJKLMNPQRTUWXY", np.uint8)
+_USCC_VALUE = np.zeros(256, np.int64)
+_USCC_VALUE[_USCC_ALPHABET] = np.arange(31)
+_USCC_WEIGHTS = np.array([pow(3, i, 31) for i in range(17)])
+_HK_WEIGHTS = np.arange(9, 1, -1)
+
+
+def _cn_uscc(arr: pa.Array) -> Mask:
+    """GB 32100-2015: check over 3^i mod 31, a real province in the division code; not a CN id."""
+    mat = _matrix(arr, 18)
+    total = _USCC_VALUE[mat[:, :17]] @ _USCC_WEIGHTS
+    check_ok = _USCC_ALPHABET[(31 - total % 31) % 31] == mat[:, 17]
+    region_ok = np.isin(_number(mat[:, 2:4].astype(np.int64) - 48), [*CN_PROVINCES, 10])
+    return check_ok & region_ok & ~_cn_id_like(mat)
+
+
+def _cn_id_like(mat: np.ndarray) -> Mask:
+    """Shaped like a CN resident id (province, real birth date), whatever its check character."""
+    digits = mat[:, :17].astype(np.int64) - 48
+    numeric = ((digits >= 0) & (digits <= 9)).all(axis=1) & np.isin(
+        mat[:, 17], list(b"0123456789X")
+    )
+    dated = real_dates(
+        _number(digits[:, 6:10]), _number(digits[:, 10:12]), _number(digits[:, 12:14])
+    )
+    return numeric & dated & np.isin(_number(digits[:, :2]), list(CN_PROVINCES))
+
+
+def _hk_id(arr: pa.Array) -> Mask:
+    """HKID: letters A=10..Z=35, a single letter padded with 36, weights 9..2, check 11 - sum."""
+    padded = pc.utf8_lpad(pc.replace_substring_regex(arr, r"[()]", ""), 9, " ")
+    mat = _matrix(padded, 9).astype(np.int64)
+    values = np.where(mat == 32, 36, np.where(mat >= 65, mat - 55, mat - 48))
+    expected = (11 - (values[:, :8] @ _HK_WEIGHTS) % 11) % 11
+    return expected == np.where(mat[:, 8] == ord("A"), 10, mat[:, 8] - 48)
+
+
+@lru_cache(maxsize=1)
+def _iban_structures() -> str:
+    """One RE2 pattern of every country's IBAN layout, from python-stdnum's IBAN registry."""
+    kinds = {"n": "[0-9]", "a": "[A-Z]", "c": "[A-Za-z0-9]"}
+    layouts = []
+    for cc in (a + b for a in string.ascii_uppercase for b in string.ascii_uppercase):
+        bban = stdnum_iban._ibandb.info(cc)[0][1].get("bban")
+        if bban:
+            parts = re.findall(r"([1-9][0-9]*)!([nac])", bban)
+            layouts.append(cc + r"\d\d" + "".join(f"{kinds[k]}{{{n}}}" for n, k in parts))
+    return "^(?:" + "|".join(layouts) + ")$"
+
+
+def _iban(arr: pa.Array) -> Mask:
+    """ISO 13616: the country's layout (python-stdnum's registry) and mod 97 == 1."""
+    norm = pc.replace_substring(arr, " ", "")
+    out = pc.match_substring_regex(norm, _iban_structures()).to_numpy(zero_copy_only=False)
+    moved = pc.binary_join_element_wise(
+        pc.utf8_slice_codeunits(norm, 4),
+        pc.utf8_slice_codeunits(norm, 0, 4),
+        pa.scalar("", pa.large_string()),
+    )
+    lengths = pc.utf8_length(norm).to_numpy()
+    for width in np.unique(lengths[out]):
+        rows = np.flatnonzero(out & (lengths == width))
+        mat = _matrix(moved.take(pa.array(rows, pa.int64())), int(width)).astype(np.int64)
+        values = np.where(mat >= 65, mat - 55, mat - 48)
+        rest = np.zeros(len(rows), dtype=np.int64)
+        for col in values.T:
+            rest = (rest * np.where(col >= 10, 100, 10) + col) % 97
+        out[rows] = rest == 1
     return out
 
 
@@ -294,6 +390,9 @@ def _valid_in(rows: Mask, digits: pa.Array, skip: int, regions: tuple[str, ...])
 _CHECKS: dict[str, Callable[[pa.Array], Mask]] = {
     "CN_RESIDENT_ID": _cn_resident_id,
     "SG_NRIC_FIN": _sg_nric_fin,
+    "CN_USCC": _cn_uscc,
+    "HK_ID": _hk_id,
+    "IBAN": _iban,
     "MY_NRIC": _my_nric,
     "CREDIT_CARD": _credit_card,
     "EMAIL_ADDRESS": _email,

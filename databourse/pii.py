@@ -23,27 +23,47 @@ from databourse.errors import DataBourseError
 from databourse.identifiers import (
     ANY_EMBEDDED,
     ANY_SEPARATED,
-    ANY_SHAPE,
     HEX_TOKENS,
+    MIXED_TOKENS,
     RUN_CATEGORIES,
     RUN_SEPARATORS,
     SEPARATED,
+    SHAPES,
     valid_mask,
 )
+from databourse.pii_text import COLUMN_LEVEL, DOB_CUES, column_factor, detail_keys, text_valid_mask
+from databourse.pii_text import SHAPES as TEXT_SHAPES
 
 log = logging.getLogger(__name__)
 
 CATEGORIES: tuple[str, ...] = (  # priority order when a value fits several
     "CN_RESIDENT_ID",
+    "CN_USCC",
     "SG_NRIC_FIN",
+    "HK_ID",
     "MY_NRIC",
     "CREDIT_CARD",
+    "IBAN",
     "EMAIL_ADDRESS",
     "IP_ADDRESS",
+    "GEO_COORDINATES",
     "PHONE_NUMBER",
+    "PASSPORT",
+    "LICENSE_PLATE",
+    "DATE_OF_BIRTH",
+    "BANK_ACCOUNT",
+    "PERSON_NAME",
+    "ADDRESS",
 )
-CHECKSUM_BACKED = frozenset({"CN_RESIDENT_ID", "SG_NRIC_FIN", "CREDIT_CARD"})
+CHECKSUM_BACKED = frozenset(
+    {"CN_RESIDENT_ID", "CN_USCC", "SG_NRIC_FIN", "HK_ID", "CREDIT_CARD", "IBAN"}
+)
 PATTERN_ONLY_FACTOR = 0.9
+DICTIONARY_FACTOR = 0.8  # names, addresses, plates: patterns and word lists
+DICTIONARY_BASED = frozenset({"PERSON_NAME", "ADDRESS", "LICENSE_PLATE"})
+WEAK_WHOLE_FLOOR = 0.5  # below this share, dictionary matches are chance and are not reported
+ALL_SHAPES = {**SHAPES, **TEXT_SHAPES}
+ANY_SHAPE = "^(?:" + "|".join(f"(?:{ALL_SHAPES[c][1:-1]})" for c in CATEGORIES) + ")$"
 
 
 @dataclass(frozen=True)
@@ -88,11 +108,13 @@ class _Counts:
     checked: int = 0
     whole: Counter[str] = field(default_factory=Counter)
     embedded: Counter[str] = field(default_factory=Counter)
+    detail: Counter[tuple[str, str]] = field(default_factory=Counter)  # (category, sub-kind)
 
     def add(self, other: _Counts) -> None:
         self.checked += other.checked
         self.whole.update(other.whole)
         self.embedded.update(other.embedded)
+        self.detail.update(other.detail)
 
 
 @dataclass
@@ -100,6 +122,7 @@ class _ColumnState:
     """Counts of the sample (first rows) and of all values seen so far."""
 
     scannable: bool
+    name: str = ""
     rows: int = 0
     sample: _Counts = field(default_factory=_Counts)
     total: _Counts = field(default_factory=_Counts)
@@ -122,7 +145,7 @@ def scan_batches(
     sample_rows: int = 2000,
 ) -> list[ColumnFinding]:
     """Classify every column of a stream of batches (memory bounded); same result as scan_table."""
-    states = [_ColumnState(scannable=_scannable(f.type)) for f in schema]
+    states = [_ColumnState(scannable=_scannable(f.type, f.name), name=f.name) for f in schema]
     workers = max(1, min(pa.cpu_count(), sum(s.scannable for s in states)))
     with ThreadPoolExecutor(max_workers=workers) as pool:  # Arrow kernels release the GIL
         for batch in batches:
@@ -146,10 +169,12 @@ def scan_batches(
     return findings
 
 
-def _scannable(typ: pa.DataType) -> bool:
-    """Strings and integers are scanned; other types cannot hold the identifiers we look for."""
+def _scannable(typ: pa.DataType, name: str = "") -> bool:
+    """Strings and integers are scanned, dates when the column is named as a birth date."""
     if pa.types.is_dictionary(typ):
-        return _scannable(typ.value_type)
+        return _scannable(typ.value_type, name)
+    if pa.types.is_date(typ) or pa.types.is_timestamp(typ):
+        return DOB_CUES.search(name) is not None
     return any(
         check(typ) for check in (pa.types.is_integer, pa.types.is_string, pa.types.is_large_string)
     ) or pa.types.is_string_view(typ)
@@ -189,6 +214,12 @@ def _count(arr: pa.Array) -> _Counts:
     for code, total in enumerate(np.bincount(codes[codes >= 0], weights[codes >= 0])):
         if total:
             counts.whole[CATEGORIES[code]] = int(total)
+    for category in ("PASSPORT", "BANK_ACCOUNT"):
+        rows = np.flatnonzero(codes == CATEGORIES.index(category))
+        if len(rows):
+            subset = pc.utf8_trim_whitespace(values.take(pa.array(rows, pa.int64())))
+            for key, weight in zip(detail_keys(category, subset), weights[rows], strict=True):
+                counts.detail[category, key] += int(weight)
     rest = np.flatnonzero(codes < 0)
     for category, found in _embedded_hits(values.take(pa.array(rest, pa.int64()))).items():
         counts.embedded[category] = int(weights[rest[found]].sum())
@@ -203,20 +234,38 @@ def _whole_codes(values: pa.Array) -> np.ndarray:
         undecided = np.flatnonzero(shaped & (codes < 0))
         if len(undecided) == 0:
             break
-        ok = valid_mask(category, values.take(pa.array(undecided, pa.int64())))
+        ok = _valid(category, values.take(pa.array(undecided, pa.int64())))
         codes[undecided[ok]] = code
     return codes
 
 
-def classify_value(text: str) -> str | None:
-    """The category of one whole value, or None."""
-    return classify_array(pa.array([text], pa.large_string()))[0]
+def _valid(category: str, values: pa.Array) -> np.ndarray:
+    if category in SHAPES:
+        return valid_mask(category, values)
+    return text_valid_mask(category, values)
 
 
-def classify_array(values: pa.Array) -> list[str | None]:
-    """The category of each whole value of a string array (None for nulls and non-matches)."""
+def classify_value(text: str, column_name: str | None = None) -> str | None:
+    """The category of one whole value, or None (see classify_array for `column_name`)."""
+    return classify_array(pa.array([text], pa.large_string()), column_name=column_name)[0]
+
+
+def classify_array(values: pa.Array, column_name: str | None = None) -> list[str | None]:
+    """The category of each whole value of a string array (None for nulls and non-matches).
+
+    Column-level categories (PASSPORT, BANK_ACCOUNT, DATE_OF_BIRTH) are only returned when a
+    `column_name` is given, and BANK_ACCOUNT and DATE_OF_BIRTH only when that name has a cue.
+    """
     codes = _whole_codes(pc.fill_null(pc.utf8_trim_whitespace(values), ""))
-    return [CATEGORIES[code] if code >= 0 else None for code in codes.tolist()]
+    allowed = {c for c in COLUMN_LEVEL if column_name is not None}
+    if column_name is not None:
+        allowed -= {c for c in ("BANK_ACCOUNT", "DATE_OF_BIRTH") if not _cued(c, column_name)}
+    found = [CATEGORIES[code] if code >= 0 else None for code in codes.tolist()]
+    return [c if c not in COLUMN_LEVEL or c in allowed else None for c in found]
+
+
+def _cued(category: str, column_name: str) -> bool:
+    return column_factor(category, column_name, {}, 1.0) == 0.9
 
 
 def _embedded_hits(values: pa.Array) -> dict[str, np.ndarray]:
@@ -225,7 +274,8 @@ def _embedded_hits(values: pa.Array) -> dict[str, np.ndarray]:
     origin = np.flatnonzero(gate)
     values = pc.replace_substring_regex(values.filter(gate), HEX_TOKENS, " ")
     hits: dict[str, list[np.ndarray]] = {c: [] for c in CATEGORIES}
-    for category, positions in [*_run_hits(values), *_separated_hits(values)]:
+    runs = _run_hits(pc.replace_substring_regex(values, MIXED_TOKENS, " "))
+    for category, positions in [*runs, *_separated_hits(values)]:
         hits[category].append(positions)
     found = {c: np.unique(np.concatenate(h)) for c, h in hits.items() if h}
     return {c: origin[positions] for c, positions in found.items() if len(positions)}
@@ -269,14 +319,15 @@ def _finding(column: str, state: _ColumnState, threshold: float) -> ColumnFindin
     """Decide a column's category: best on the sample at `threshold`, confirmed on all values."""
     total = state.total
     category: str | None = None
+    factor = 0.0
     if state.sample.checked:
         best = max(CATEGORIES, key=lambda c: (state.sample.whole[c], -CATEGORIES.index(c)))
         sample_share = state.sample.whole[best] / state.sample.checked
         if sample_share >= threshold and total.whole[best] / total.checked >= threshold:
-            category = best
+            factor = _factor(best, state)
+            category = best if factor > 0 else None
     matched = total.whole[category] if category else 0
     share = matched / total.checked if category else 0.0
-    factor = 1.0 if category in CHECKSUM_BACKED else PATTERN_ONLY_FACTOR
     return ColumnFinding(
         column=column,
         category=category,
@@ -285,5 +336,27 @@ def _finding(column: str, state: _ColumnState, threshold: float) -> ColumnFindin
         matched=matched,
         checked=total.checked,
         embedded=dict(total.embedded),
-        whole={c: n for c, n in total.whole.items() if n},
+        whole={c: n for c, n in total.whole.items() if n and _reported(c, category, n, total)},
     )
+
+
+def _factor(category: str, state: _ColumnState) -> float:
+    """Confidence factor of `category` for this column (0: the column-level rules say no)."""
+    if category in CHECKSUM_BACKED:
+        return 1.0
+    if category in DICTIONARY_BASED:
+        return DICTIONARY_FACTOR
+    if category not in COLUMN_LEVEL:
+        return PATTERN_ONLY_FACTOR
+    total = state.total
+    details = {k: n / total.checked for (c, k), n in total.detail.items() if c == category}
+    return column_factor(category, state.name, details, total.whole[category] / total.checked)
+
+
+def _reported(category: str, chosen: str | None, count: int, total: _Counts) -> bool:
+    """Whether a category's whole matches are reported: column-level ones only when chosen."""
+    if category in COLUMN_LEVEL:
+        return category == chosen
+    if category in DICTIONARY_BASED:
+        return category == chosen or count / total.checked >= WEAK_WHOLE_FLOOR
+    return True

@@ -14,6 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from databourse import lattice
 from databourse.aggregate import aggregate
@@ -85,11 +86,25 @@ def productize(
     return Productized(table=out, privacy=privacy, personal_data=personal)
 
 
-def verify_written(parquet_dir: Path, product: ProductSpec) -> dict[str, Any] | None:
-    """Re-check the privacy model on the written files alone; PrivacyModelFailed if it fails."""
+def verify_written(
+    parquet_dir: Path, product: ProductSpec, pii_threshold: float = 0.8
+) -> dict[str, Any] | None:
+    """The last checks before a version can exist, on the written files alone.
+
+    No direct identifier may be found in them (PersonalDataFound), and the privacy model must
+    hold (PrivacyModelFailed). Returns the privacy re-check's figures, None without a model.
+    """
+    written = pq.read_table(parquet_dir)
+    found = direct_identifiers(scan_table(written, threshold=pii_threshold))
+    if found:
+        raise PersonalDataFound(
+            f"{product.id}: the written files hold direct identifiers in "
+            f"{[f['column'] for f in found]}; no version is made",
+            product=product.id,
+        )
     if product.privacy is None or product.type == "aggregate":
         return None
-    report = verify(parquet_dir, product.privacy)
+    report = verify(written, product.privacy)
     if not report.satisfied:
         raise PrivacyModelFailed(
             f"{product.id}: the written files break the privacy model (k={report.k}, smallest "

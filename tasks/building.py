@@ -60,7 +60,7 @@ def anonymize(product_id: str, ingest_id: str) -> dict[str, Any]:
         files = write_parquet(
             table, Path(tmp), pack.partition_by, pack.max_rows_per_file, pack.row_group_rows
         )
-        made.privacy["verified"] = verify_written(Path(tmp), product)
+        made.privacy["verified"] = verify_written(Path(tmp), product, cfg.settings.pii_threshold)
         schema = [
             {**c, "personal_data": remaining[c["name"]]} if c["name"] in remaining else c
             for c in schema_of(table)

@@ -144,6 +144,10 @@ def test_operations_on_the_published_demo(env: dict[str, str], tmp_path: Path) -
     mykads = {line.split(",")[8] for line in readings.read_text().splitlines()[1:50]} - {""}
     assert not any(m in profile for m in mykads)  # personal values never proposed
 
+    scanned = json.loads(bourse(env, "scan", str(readings), "--json").stdout)
+    categories = {c["name"]: c["category"] for c in scanned["columns"]}
+    assert categories["occupant_mykad"] == "MY_NRIC" and categories["co2_ppm"] is None
+    assert not any(m in json.dumps(scanned) for m in mykads)
     out = tmp_path / "kl.parquet"
     report = json.loads(
         bourse(

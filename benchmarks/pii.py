@@ -1,0 +1,265 @@
+"""PII detection accuracy and speed of databourse against Microsoft Presidio, in one run.
+
+    python benchmarks/pii.py                        # default sizes, about 90 s
+    python benchmarks/pii.py --rows 200000 --seeds 10 --presidio-rows 1000
+
+Data: `databourse.pii_evalset` (seeded; a column per category, decoy columns, free text).
+Figures, per category:
+  column level  precision / recall of the column's classification over `--seeds` tables
+  value level   precision / recall of each value's whole-value category
+and rows per second of a full-table scan (every column), for each tool.
+
+Presidio: presidio-analyzer with its predefined pattern recognizers only (NoOpNlpEngine: no
+spaCy model), plus its SG NRIC recognizer (disabled by default), results with score >= 0.4.
+Its column decision is given two ways: `per-value` (our rule: the most common category of whole
+values must reach the threshold; generous to Presidio) and `structured` (presidio-structured's
+own PandasAnalysisBuilder, most common entity among detections). Presidio is run in this process
+when importable, else through `--presidio-python` (default /tmp/presidio-venv/bin/python), else
+skipped with a message. Presidio is much slower, so it sees the first `--presidio-rows` rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ENTITY_MAP = {  # Presidio entity -> our category
+    "EMAIL_ADDRESS": "EMAIL_ADDRESS",
+    "PHONE_NUMBER": "PHONE_NUMBER",
+    "CREDIT_CARD": "CREDIT_CARD",
+    "IP_ADDRESS": "IP_ADDRESS",
+    "IBAN_CODE": "IBAN",
+    "SG_NRIC_FIN": "SG_NRIC_FIN",
+    "US_BANK_NUMBER": "BANK_ACCOUNT",
+    "US_PASSPORT": "PASSPORT",
+    "DATE_TIME": "DATE_OF_BIRTH",
+    "PERSON": "PERSON_NAME",
+    "LOCATION": "ADDRESS",
+}
+MIN_SCORE = 0.4
+DEFAULT_PRESIDIO_PYTHON = "/tmp/presidio-venv/bin/python"
+
+
+# ---- Presidio side (imports only the standard library and presidio) ------------------------------
+
+
+def _presidio_analyzer() -> Any:
+    import logging
+
+    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+    from presidio_analyzer.nlp_engine import NoOpNlpEngine
+    from presidio_analyzer.predefined_recognizers import SgFinRecognizer
+
+    logging.getLogger("tldextract").setLevel(logging.CRITICAL)  # no network here
+    logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
+    nlp = NoOpNlpEngine(models=[{"lang_code": "en", "model_name": "no_op"}])
+    nlp.load()
+    registry = RecognizerRegistry(supported_languages=["en"])
+    registry.load_predefined_recognizers(languages=["en"], nlp_engine=nlp)
+    registry.add_recognizer(SgFinRecognizer())
+    return AnalyzerEngine(nlp_engine=nlp, registry=registry, supported_languages=["en"])
+
+
+def presidio_run(columns: dict[str, list[str | None]]) -> dict[str, Any]:
+    """Whole-value entity and entities anywhere, per value; seconds; presidio-structured map."""
+    analyzer = _presidio_analyzer()
+    whole: dict[str, list[str | None]] = {}
+    anywhere: dict[str, list[list[str]]] = {}
+    start = time.perf_counter()
+    for name, values in columns.items():
+        whole[name], anywhere[name] = [], []
+        for value in values:
+            text = (value or "").strip()
+            found = analyzer.analyze(text=text, language="en") if text else []
+            found = [f for f in found if f.score >= MIN_SCORE]
+            covering = [f for f in found if f.end - f.start >= 0.9 * len(text)]
+            best = max(covering, key=lambda f: f.score, default=None)
+            whole[name].append(ENTITY_MAP.get(best.entity_type, "OTHER") if best else None)
+            anywhere[name].append(sorted({ENTITY_MAP.get(f.entity_type, "OTHER") for f in found}))
+    seconds = time.perf_counter() - start
+    structured: dict[str, str] | str
+    try:
+        import pandas as pd
+        from presidio_structured import PandasAnalysisBuilder
+
+        frame = pd.DataFrame({k: [v or "" for v in vals] for k, vals in columns.items()})
+        analysis = PandasAnalysisBuilder(analyzer=analyzer).generate_analysis(frame)
+        structured = {k: ENTITY_MAP.get(v, "OTHER") for k, v in analysis.entity_mapping.items()}
+    except ImportError as exc:
+        structured = f"presidio-structured not importable ({exc.name})"
+    return {"whole": whole, "anywhere": anywhere, "seconds": seconds, "structured": structured}
+
+
+def presidio_available(python: str) -> str | None:
+    """'inprocess', 'subprocess', or None when Presidio cannot be run."""
+    try:
+        import presidio_analyzer  # noqa: F401
+
+        return "inprocess"
+    except ImportError:
+        pass
+    if Path(python).exists():
+        probe = subprocess.run([python, "-c", "import presidio_analyzer"], capture_output=True)
+        if probe.returncode == 0:
+            return "subprocess"
+    return None
+
+
+def presidio_remote(python: str, columns: dict[str, list[str | None]]) -> dict[str, Any]:
+    """Run presidio_run in another interpreter (Presidio's own venv), through JSON on stdio."""
+    done = subprocess.run(
+        [python, __file__, "--worker"],
+        input=json.dumps(columns).encode(),
+        capture_output=True,
+        check=True,
+    )
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+# ---- our side and the report ---------------------------------------------------------------
+
+
+def ours(seeds: int, rows: int, threshold: float) -> dict[str, Any]:
+    """Column-level predictions over seeds, value-level predictions and speed on one table."""
+    import pyarrow as pa
+
+    from databourse.pii import classify_array, scan_table
+    from databourse.pii_evalset import column_scores, make_evalset, value_scores
+
+    labels: dict[str, str | None] = {}
+    predicted: dict[str, str | None] = {}
+    for seed in range(seeds):
+        ev = make_evalset(1000, seed=seed)
+        for f in scan_table(ev.table, threshold=threshold):
+            labels[f"{seed}/{f.column}"] = ev.labels[f.column]
+            predicted[f"{seed}/{f.column}"] = f.category
+    big = make_evalset(rows, seed=1000)
+    scan_table(big.table.slice(0, 1000))  # warm caches (phone metadata) outside the timing
+    start = time.perf_counter()
+    findings = scan_table(big.table, threshold=threshold)
+    seconds = time.perf_counter() - start
+    values = {
+        name: classify_array(big.table[name].combine_chunks().cast(pa.large_string()), name)
+        for name in big.table.column_names
+    }
+    return {
+        "columns": column_scores(labels, predicted),
+        "values": value_scores(big, values),
+        "rows_per_s": rows / seconds,
+        "seconds": seconds,
+        "embedded": {f.column: f.embedded for f in findings if f.column in big.embedded},
+        "embedded_truth": big.embedded,
+    }
+
+
+def theirs(python: str, mode: str, seeds: int, rows: int, threshold: float) -> dict[str, Any]:
+    """The same measures for Presidio, on the first `rows` rows of each table."""
+    from collections import Counter
+
+    from databourse.pii_evalset import EvalSet, column_scores, make_evalset, value_scores
+
+    def run(ev: EvalSet) -> dict[str, Any]:
+        cols = {n: ev.table[n].to_pylist() for n in ev.table.column_names}
+        return presidio_run(cols) if mode == "inprocess" else presidio_remote(python, cols)
+
+    labels: dict[str, str | None] = {}
+    per_value: dict[str, str | None] = {}
+    structured: dict[str, str | None] = {}
+    result: dict[str, Any] = {}
+    for seed in range(seeds):
+        ev = make_evalset(rows, seed=seed)
+        result = run(ev)
+        for name, guesses in result["whole"].items():
+            key = f"{seed}/{name}"
+            labels[key] = ev.labels[name]
+            counts = Counter(g for g in guesses if g)
+            top = counts.most_common(1)[0] if counts else (None, 0)
+            checked = sum(1 for v in ev.table[name].to_pylist() if v is not None)
+            per_value[key] = top[0] if checked and top[1] / checked >= threshold else None
+            if isinstance(result["structured"], dict):
+                guess = result["structured"].get(name)
+                structured[key] = None if guess in (None, "OTHER") else guess
+    last = make_evalset(rows, seed=seeds - 1)
+    embedded = Counter(c for found in result["anywhere"]["remarks"] for c in found)
+    return {
+        "columns": column_scores(labels, per_value),
+        "structured": column_scores(labels, structured) if structured else result["structured"],
+        "values": value_scores(last, result["whole"]),
+        "rows_per_s": rows / result["seconds"],
+        "seconds": result["seconds"],
+        "embedded": {"remarks": dict(embedded)},
+        "embedded_truth": last.embedded,
+    }
+
+
+def _cell(score: Any) -> str:
+    """'precision recall'; precision is '-' when nothing was predicted as the category."""
+    if score is None:
+        return "    -     -"
+    precision = f"{score.precision:5.3f}" if score.tp + score.fp else "    -"
+    return f"{precision} {score.recall:5.3f}"
+
+
+def report(us: dict[str, Any], them: dict[str, Any] | None) -> None:
+    """Print the side-by-side table and the speed ratio."""
+    cats = sorted({*us["columns"], *us["values"], *(them["columns"] if them else {})})
+    head = f"{'category':18} {'ours col P  R':>13} {'ours val P  R':>13}"
+    if them:
+        head += f" {'presidio col':>13} {'presidio val':>13}"
+        if isinstance(them["structured"], dict):
+            head += f" {'structured col':>14}"
+    print(head)
+    for cat in cats:
+        line = f"{cat:18} {_cell(us['columns'].get(cat)):>13} {_cell(us['values'].get(cat)):>13}"
+        if them:
+            line += f" {_cell(them['columns'].get(cat)):>13} {_cell(them['values'].get(cat)):>13}"
+            if isinstance(them["structured"], dict):
+                line += f" {_cell(them['structured'].get(cat)):>14}"
+        print(line)
+    print(f"\nembedded in free text, truth: {us['embedded_truth']}")
+    print(f"  databourse: {us['embedded']}")
+    print(f"\ndatabourse: {us['rows_per_s']:,.0f} rows/s (all columns, {us['seconds']:.2f} s)")
+    if them:
+        print(f"  presidio: {them['embedded']} (truth of its rows: {them['embedded_truth']})")
+        print(f"presidio:   {them['rows_per_s']:,.1f} rows/s ({them['seconds']:.2f} s)")
+        print(f"speed ratio databourse/presidio: {us['rows_per_s'] / them['rows_per_s']:,.0f}x")
+        if not isinstance(them["structured"], dict):
+            print(them["structured"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=20_000, help="rows of the speed table")
+    parser.add_argument("--seeds", type=int, default=4, help="tables for column-level scores")
+    parser.add_argument("--presidio-rows", type=int, default=200, help="rows per Presidio table")
+    parser.add_argument("--presidio-seeds", type=int, default=2)
+    parser.add_argument("--threshold", type=float, default=0.8)
+    parser.add_argument("--presidio-python", default=DEFAULT_PRESIDIO_PYTHON)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        json.dump(presidio_run(json.load(sys.stdin)), sys.stdout)
+        return
+    us = ours(args.seeds, args.rows, args.threshold)
+    mode = presidio_available(args.presidio_python)
+    them = None
+    if mode is None:
+        print(
+            f"Presidio skipped: presidio_analyzer is not importable here nor in "
+            f"{args.presidio_python} (create it: python3.11 -m venv /tmp/presidio-venv && "
+            "/tmp/presidio-venv/bin/pip install presidio-analyzer presidio-structured)\n"
+        )
+    else:
+        them = theirs(
+            args.presidio_python, mode, args.presidio_seeds, args.presidio_rows, args.threshold
+        )
+    report(us, them)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,279 @@
+"""Validators for pattern and dictionary categories: names, addresses, plates, passports, more.
+
+None of these has a strong checksum, so each is decided at column level (most values must match)
+and carries a lower confidence than the checksum-backed identifiers. BANK_ACCOUNT and
+DATE_OF_BIRTH are only ever decided with the column name as a signal (see `column_factor`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from databourse.identifiers import CN_PROVINCES, Mask, _matrix, luhn, real_dates
+
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+_ALNUM_PLATE = "[A-HJ-NP-Z0-9]"
+_CN_PROVINCE_CHARS = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼"
+_MY_STATE_LETTERS = "ABCDFJKMNPQRSTVW"
+# The ~100 commonest Chinese surnames (single characters) and the commonest compound ones.
+CN_SURNAMES = frozenset(
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕"
+    "丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃"
+    "武戴莫孔向汤常温康施文牛樊葛邢安齐易乔伍庞颜倪庄聂章鲁岳翟殷詹申欧耿关兰焦俞左柳甘祝包宁尚符舒"
+)
+CN_COMPOUND_SURNAMES = _words("欧阳 司马 上官 诸葛 东方 皇甫 令狐 慕容 司徒 夏侯")
+# Characters that end place names or common words, never the end of a person's given name here.
+_NOT_GIVEN = (
+    "区市省县镇乡村路街道号巷弄楼室栋店司厂园院馆部局处科组队色的了是在不上下子时末业者开门口"
+)
+ROMAN_SURNAMES = _words(
+    "zhang wang li liu chen yang huang zhao wu zhou xu sun ma zhu hu guo he gao lin luo zheng "
+    "liang xie song tang han feng deng cao peng zeng xiao tian dong yuan pan cai jiang yu du "
+    "ye cheng su wei lu ding shen yao cui zhong tan fan jin shi liao jia xia fang bai zou "
+    "meng xiong qin qiu yin xue yan duan lei hou long tao kong mo tan lim lee ng wong chan "
+    "ong teh goh chong yap loh koh cheah low foo liew teo tay chua ho lau yeo sim toh chia "
+    "quek kwok lai leung cheung tsang chow yeung"
+)
+WESTERN_FIRST = _words(
+    "james john robert michael william david richard joseph thomas charles daniel matthew "
+    "anthony mark paul steven andrew kenneth joshua kevin brian george edward peter jason "
+    "ryan mary patricia jennifer linda elizabeth barbara susan jessica sarah karen nancy lisa "
+    "betty margaret sandra ashley emily donna michelle carol amanda melissa deborah stephanie "
+    "rebecca laura helen anna emma olivia sophia grace chloe rachel jane alice"
+)
+_TOKEN = r"[A-Z][a-z]+(?:-[A-Za-z][a-z]+)?|[A-Z]+(?:-[A-Z]+)?"
+_CONNECTORS = r"bin|binti|bte|b\.|a/l|a/p|s/o|d/o|Bin|Binti|A/L|A/P|S/O|D/O"
+_ROMAN = "(?:" + "|".join(sorted(set(ROMAN_SURNAMES))) + ")"
+_SYLLABLE = r"[a-z]{1,6}(?:-[a-z]{1,6})?"
+_MALAY = r"(?:bin|binti|bte|bt|b\.|bin\.|binte)"
+_INDIAN = r"(?:a/l|a/p|s/o|d/o)"
+NAME_PATTERNS: tuple[str, ...] = (  # checked on the lower-cased value after a capitalization check
+    rf"^{_ROMAN}(?: {_SYLLABLE}){{1,3}}$|^{_SYLLABLE}(?: {_SYLLABLE})? {_ROMAN}$",
+    rf"^[a-z'@.-]+(?: [a-z'@.-]+){{0,3}} (?:{_MALAY}|{_INDIAN}) [a-z'.-]+(?: [a-z'.-]+){{0,3}}$",
+    "^(?:" + "|".join(WESTERN_FIRST) + r")(?: [a-z]\.?)? [a-z][a-z'-]{1,20}$",
+)
+_CN_NAME = (  # the value is all Han characters (checked apart); the last is a given-name one
+    "^(?:" + "|".join(CN_COMPOUND_SURNAMES) + f"|[{''.join(sorted(CN_SURNAMES))}])"
+    rf"[^\s{_NOT_GIVEN}]?[^\s{_NOT_GIVEN}]$"
+)
+ADDRESS_PATTERNS: tuple[str, ...] = (
+    r"[\p{Han}][^\n]*(?:路|街|道|巷|弄|大道|村)[^\n]*\d+号|(?:省|市)[^\n]*(?:区|县)[^\n]*(?:路|街|道)",
+    r"(?i)(?:^|[^a-z])(?:jalan|jln\.?|lorong|lrg\.?|taman|tmn\.?|persiaran|lebuh)\s"
+    r"[^\n]*(?:^|\D)\d{5}(?:\D|$)",
+    r"(?i)(?:^|[^a-z])(?:blk|block)\s*\d+[a-z]?\s[^\n]*#\d{1,3}-\d{1,5}|singapore\s*\(?\d{6}\)?$",
+)
+PASSPORT_KINDS: tuple[tuple[str, str], ...] = (  # (country, whole-value pattern)
+    ("CN", r"^(?:[EG]\d{8}|E[A-HJ-NP-Z]\d{7})$"),
+    ("MY", r"^[AHK]\d{8}$"),
+    ("SG", r"^[EK]\d{7}[A-Z]$"),
+)
+_SG_PLATE_LETTERS = np.frombuffer(b"AZYXUTSRPMLKJHGEDCB", np.uint8)
+_SG_PLATE = r"^S[A-HJ-NP-Z]{1,2} ?[1-9]\d{0,3} ?[A-HJ-NP-Z]$"
+_DATE_FORMS = (  # (pattern with year, month, day groups)
+    r"^(?P<y>(?:19|20)\d\d)[-/.](?P<m>\d{1,2})[-/.](?P<d>\d{1,2})(?:[ T]00:00(?::00(?:\.0+)?)?)?$",
+    r"^(?P<d>\d{1,2})[-/.](?P<m>\d{1,2})[-/.](?P<y>(?:19|20)\d\d)$",
+    r"^(?P<y>(?:19|20)\d\d)(?P<m>[01]\d)(?P<d>[0-3]\d)$",
+    r"^(?P<y>(?:19|20)\d\d)年(?P<m>\d{1,2})月(?P<d>\d{1,2})日$",
+)
+SHAPES: dict[str, str] = {
+    "GEO_COORDINATES": (
+        r"^\(?[-+]?\d{1,3}\.\d{4,}°?[NS]?\s*[,;/ ]\s*[-+]?\d{1,3}\.\d{4,}°?[EW]?\)?$"
+    ),
+    "PASSPORT": "^(?:" + "|".join(p[1:-1] for _, p in PASSPORT_KINDS) + ")$",
+    "LICENSE_PLATE": (
+        rf"^[{_CN_PROVINCE_CHARS}][A-HJ-NP-Z][·•. -]?{_ALNUM_PLATE}{{5,6}}$"
+        rf"|^[{_MY_STATE_LETTERS}][A-HJ-NP-Z]{{1,2}} ?[1-9]\d{{0,3}}(?: ?[A-HJ-NP-Z])?$"
+    ),
+    "PERSON_NAME": r"^\p{Han}{2,4}$|^[A-Za-z][A-Za-z'@./ -]{2,60}[a-zA-Z.]$",
+    "ADDRESS": (
+        r"^.{0,80}(?:[路街道巷弄村号]|(?i:jalan|jln|lorong|lrg|taman|tmn|persiaran|lebuh|blk|block"
+        r"|singapore)).{0,80}$"
+    ),
+    "DATE_OF_BIRTH": "^(?:" + "|".join(f"(?:{f[1:-1]})" for f in _DATE_FORMS) + ")$",
+    "BANK_ACCOUNT": r"^\d(?:[ -]?\d){9,18}$",
+}
+COLUMN_LEVEL = frozenset({"PASSPORT", "BANK_ACCOUNT", "DATE_OF_BIRTH"})
+BANK_CUES = re.compile(
+    r"(?i)bank|acct|account|a/c|iban|akaun|no_?rek|账号|账户|帐号|帐户|银行|銀行|賬戶|開戶|开户"
+)
+DOB_CUES = re.compile(r"(?i)birth|dob|born|lahir|出生|生日|生年")
+
+
+def _hits(arr: pa.Array, pattern: str) -> Mask:
+    return pc.match_substring_regex(arr, pattern).to_numpy(zero_copy_only=False)
+
+
+def _geo(arr: pa.Array) -> Mask:
+    parts = pc.extract_regex(arr, r"^\(?(?P<a>[-+]?[\d.]+)°?[NS]?\s*[,;/ ]\s*(?P<b>[-+]?[\d.]+)")
+    lat = pc.cast(pc.struct_field(parts, "a"), pa.float64()).to_numpy(zero_copy_only=False)
+    lon = pc.cast(pc.struct_field(parts, "b"), pa.float64()).to_numpy(zero_copy_only=False)
+    return (np.abs(lat) <= 90) & (np.abs(lon) <= 180) & ~((lat == 0) & (lon == 0))
+
+
+def passport_kind(arr: pa.Array) -> np.ndarray:
+    """Index in PASSPORT_KINDS of each passport-shaped value's country, or -1."""
+    kind = np.full(len(arr), -1, dtype=np.int64)
+    for index, (_, pattern) in enumerate(PASSPORT_KINDS):
+        kind[(kind < 0) & _hits(arr, pattern)] = index
+    return kind
+
+
+def _passport(arr: pa.Array) -> Mask:
+    digits = pc.replace_substring_regex(arr, r"\D", "")
+    # a run of one digit or a counting sequence is a placeholder, not a document number
+    placeholder = _hits(digits, r"^(?:0+|1+|9+|12345678?|1234567)$")
+    return ~placeholder
+
+
+def _plate(arr: pa.Array) -> Mask:
+    """Pattern only, but a Singapore plate's check letter must be right (weights 9 4 5 4 3 2)."""
+    out = np.ones(len(arr), dtype=bool)
+    rows = np.flatnonzero(_hits(arr, _SG_PLATE))
+    if len(rows):
+        parts = pc.extract_regex(
+            arr.take(pa.array(rows, pa.int64())),
+            r"^S(?P<l>[A-Z]{1,2}) ?(?P<n>\d{1,4}) ?(?P<c>[A-Z])$",
+        )
+        letters = _matrix(pc.utf8_lpad(pc.struct_field(parts, "l"), 2, "@"), 2).astype(np.int64)
+        digits = _matrix(pc.utf8_lpad(pc.struct_field(parts, "n"), 4, "0"), 4).astype(np.int64)
+        total = (letters - 64) @ np.array([9, 4]) + (digits - 48) @ np.array([5, 4, 3, 2])
+        check = _matrix(pc.struct_field(parts, "c"), 1)[:, 0]
+        out[rows] = _SG_PLATE_LETTERS[total % 19] == check
+    return out
+
+
+def _person(arr: pa.Array) -> Mask:
+    han = _hits(arr, r"^\p{Han}+$")
+    out = han & _hits(arr, _CN_NAME)
+    latin = np.flatnonzero(~han)
+    if len(latin):
+        sub = arr.take(pa.array(latin, pa.int64()))
+        # every token capitalized (or all caps), except the Malay and Indian connectors
+        cased = _hits(
+            sub,
+            rf"^(?:{_TOKEN}|{_CONNECTORS})(?: (?:{_TOKEN}|{_CONNECTORS}))+$",
+        )
+        lower = pc.utf8_lower(sub)
+        ok = np.zeros(len(sub), dtype=bool)
+        for pattern in NAME_PATTERNS:
+            ok |= _hits(lower, pattern)
+        out[latin] = cased & ok
+    return out
+
+
+def _address(arr: pa.Array) -> Mask:
+    out = np.zeros(len(arr), dtype=bool)
+    for pattern in ADDRESS_PATTERNS:
+        out |= _hits(arr, pattern)
+    return out
+
+
+def _date_parts(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    year, month, day = (np.zeros(len(arr), dtype=np.int64) for _ in range(3))
+    for form in _DATE_FORMS:
+        rows = np.flatnonzero(_hits(arr, form) & (year == 0))
+        if len(rows):
+            parts = pc.extract_regex(arr.take(pa.array(rows, pa.int64())), form)
+            for target, name in ((year, "y"), (month, "m"), (day, "d")):
+                target[rows] = pc.cast(pc.struct_field(parts, name), pa.int64()).to_numpy()
+    return year, month, day
+
+
+def _birth_date(arr: pa.Array) -> Mask:
+    """A real past date that puts the person's age between 0 and 110."""
+    year, month, day = _date_parts(arr)
+    return real_dates(year, month, day) & (year >= dt.date.today().year - 110)
+
+
+def _bank_account(arr: pa.Array) -> Mask:
+    """10-19 digits that are no Luhn-valid card, timestamp, CN id or date-prefixed order number."""
+    digits = pc.replace_substring_regex(arr, r"[ -]", "")
+    lengths = pc.utf8_length(digits).to_numpy()
+    head = pc.utf8_slice_codeunits(digits, 0, 13)
+    lead = pc.cast(head, pa.int64()).to_numpy(zero_copy_only=False) // 10 ** np.maximum(
+        0, np.minimum(lengths, 13) - 10
+    )
+    timestamp = np.isin(lengths, [10, 13, 16, 19]) & (lead >= 9 * 10**8) & (lead < 21 * 10**8)
+    y = pc.cast(pc.utf8_slice_codeunits(digits, 0, 4), pa.int64()).to_numpy()
+    m = pc.cast(pc.utf8_slice_codeunits(digits, 4, 6), pa.int64()).to_numpy()
+    dated = (y >= 1990) & (y <= dt.date.today().year + 1) & (m >= 1) & (m <= 12)
+    cn_id_like = (lengths == 18) & np.isin(y // 100, list(CN_PROVINCES))
+    card = np.zeros(len(arr), dtype=bool)
+    for width in np.unique(lengths[lengths >= 13]):
+        rows = np.flatnonzero(lengths == width)
+        text = digits.take(pa.array(rows, pa.int64())).to_pylist()
+        mat = np.frombuffer("".join(text).encode(), np.uint8).reshape(-1, int(width)) - 48
+        card[rows] = luhn(mat)
+    plain = pc.equal(pc.utf8_length(arr), pc.utf8_length(digits)).to_numpy(zero_copy_only=False)
+    return ~((plain & (timestamp | dated)) | cn_id_like | card)
+
+
+CHECKS: dict[str, Callable[[pa.Array], Mask]] = {
+    "GEO_COORDINATES": _geo,
+    "PASSPORT": _passport,
+    "LICENSE_PLATE": _plate,
+    "PERSON_NAME": _person,
+    "ADDRESS": _address,
+    "DATE_OF_BIRTH": _birth_date,
+    "BANK_ACCOUNT": _bank_account,
+}
+
+
+def text_valid_mask(category: str, candidates: pa.Array) -> Mask:
+    """Which candidate strings (already trimmed) are whole values of `category`."""
+    arr = candidates.cast(pa.large_string())
+    out = np.zeros(len(arr), dtype=bool)
+    shaped = pc.fill_null(pc.match_substring_regex(arr, SHAPES[category]), False)
+    idx = np.flatnonzero(shaped.to_numpy(zero_copy_only=False))
+    if len(idx):
+        out[idx] = CHECKS[category](arr.take(pa.array(idx, pa.int64())))
+    return out
+
+
+def detail_keys(category: str, values: pa.Array) -> list[str]:
+    """Sub-kinds that column decisions need: a passport's country, a bank account's format."""
+    if category == "PASSPORT":
+        return [PASSPORT_KINDS[k][0] for k in passport_kind(values).tolist()]
+    if category == "BANK_ACCOUNT":
+        return pc.replace_substring_regex(values, r"\d", "9").to_pylist()  # type: ignore[no-any-return]
+    return []
+
+
+def _fixed_format(fmt: str) -> bool:
+    """A grouped account format (DBS 123-456789-0, Maybank 5141 2345 6789), not a card grouping."""
+    groups = re.split(r"[ -]", fmt)
+    card = [len(g) for g in groups] in ([4, 4, 4, 4], [4, 4, 4, 4, 3], [4, 6, 5])
+    return len(groups) > 1 and not card
+
+
+def column_factor(
+    category: str, column_name: str, details: dict[str, float], share: float
+) -> float:
+    """Confidence factor of a column-level category, 0 when the column must not be classified.
+
+    `details` are the shares (of checked values) of each sub-kind from `detail_keys`; `share` is
+    the category's share, already at or above the threshold. PASSPORT: one country's pattern must
+    itself reach that share's floor (the threshold is applied by the caller on `share`), 0.7.
+    DATE_OF_BIRTH needs a name cue (birth, dob, 出生, lahir...): past dates without one are as
+    likely order or founding dates; 0.9. BANK_ACCOUNT: with a cue (bank, account, 账号, akaun...)
+    0.9; without one, most values must share one grouped format (`_fixed_format`), 0.7: plain
+    digit strings of one length without a cue are as likely order or customer numbers.
+    """
+    if category == "DATE_OF_BIRTH":
+        return 0.9 if DOB_CUES.search(column_name) else 0.0
+    top = max(details.items(), key=lambda kv: kv[1], default=("", 0.0))
+    if category == "PASSPORT":
+        return 0.7 if top[1] >= 0.9 * share else 0.0
+    if BANK_CUES.search(column_name):
+        return 0.9
+    return 0.7 if _fixed_format(top[0]) and top[1] >= 0.9 * share else 0.0
