@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 
 from databourse.config import PrivacyModel
 from databourse.hierarchy import Hierarchy
-from databourse.privacy import KAnonymityReport, enforce_model
+from databourse.privacy import KAnonymityReport, enforce_model, sensitive_codes
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class _Encoded:
         self.ordered: list[bool] = []
         self.sa_sizes: list[int] = []
         for s in model.sensitive_attributes:
-            codes, size, ordered = _encode_sensitive(table.column(s))
+            codes, size, ordered = sensitive_codes(table.column(s))
             cols.append(codes)
             self.sa_sizes.append(size)
             self.ordered.append(ordered)
@@ -162,19 +162,6 @@ def _metric_terms(
     lm = (h.leaves(level) - 1) / (domain - 1) if domain > 1 else np.zeros(h.size(level))
     lm = np.append(lm, 0.0)  # a null loses nothing
     return float(freq0 @ lm[to_level]), 1.0 - lm
-
-
-def _encode_sensitive(column: pa.ChunkedArray) -> tuple[np.ndarray, int, bool]:
-    """Codes of a sensitive attribute (sorted order for numeric ones), its size, and orderedness."""
-    array = column.combine_chunks()
-    if pa.types.is_dictionary(array.type):
-        array = array.dictionary_decode()
-    ordered = pa.types.is_integer(array.type) or pa.types.is_floating(array.type)
-    distinct = pc.unique(array).drop_null()
-    if ordered:
-        distinct = distinct.take(pc.sort_indices(distinct))
-    codes = pc.index_in(array, value_set=distinct).fill_null(len(distinct))
-    return np.asarray(codes, dtype=np.int64), len(distinct) + 1, ordered
 
 
 def _evaluate(enc: _Encoded, node: Node, max_suppression: float) -> NodeResult:

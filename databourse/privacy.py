@@ -158,7 +158,7 @@ def _classes(table: pa.Table, qis: list[str]) -> tuple[pa.Table, np.ndarray]:
     return grouped, cls
 
 
-def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, int, bool]:
+def sensitive_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, int, bool]:
     """Codes of a sensitive column (by sorted value when numeric), how many, and orderedness."""
     array = column.combine_chunks()
     if pa.types.is_dictionary(array.type):
@@ -178,7 +178,7 @@ def _per_class(
     lows = np.full(n, np.inf)
     highs = np.zeros(n)
     for name in model.sensitive_attributes:
-        codes, size, ordered = _codes(table.column(name))
+        codes, size, ordered = sensitive_codes(table.column(name))
         counts = np.zeros((n, size))
         np.add.at(counts, (cls, codes), 1)
         sizes = counts.sum(axis=1, keepdims=True)
