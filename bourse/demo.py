@@ -11,6 +11,7 @@ from rich.console import Console
 from bourse.runtime import Runtime
 from databourse import zones
 from databourse.errors import DataBourseError
+from databourse.exports import JSONLD_KEY, PAGE_KEY
 
 
 def ensure_pseudonym_key() -> str:
@@ -94,10 +95,16 @@ def report(rt: Runtime, out: Console, results: list[dict[str, Any]]) -> None:
             f"  or: bourse reject {w.run_id} --approver NAME --reason TEXT"
         )
     cfg = resources.config()
+    store = resources.store()
     out.rule("where things are")
+    out.print(
+        f"catalog page (open in a browser): {store.uri(PAGE_KEY)}\n"
+        f"DCAT-AP 3 export: {store.uri(JSONLD_KEY)}"
+    )
     out.print(
         f"object store (zones): {cfg.store_root}\ncatalog: {cfg.catalog_url}\n"
         f"Prefect UI: {rt.ui_url}   logs: {rt.state / 'logs'}\n"
         f"browse: bourse catalog list | bourse catalog show PRODUCT\\[@VERSION] --json\n"
+        f"audit trail: bourse audit show | bourse audit verify\n"
         f"stop the background server and runner: make stop"
     )
