@@ -481,7 +481,10 @@ def audit_show(
         print_json(events)
         return
     for e in events:
-        subject = "@".join(x for x in (e["product"], e["version"]) if x) or "-"
+        detail = e["detail"]
+        subject = "@".join(x for x in (e["product"], e["version"]) if x) or (
+            f"{detail.get('provider', '-')}/{detail.get('dataset', '-')}"
+        )
         who = f" by {e['actor']}" if e["actor"] else ""
         market = f" -> {e['market']}" if e["market"] else ""
         out.print(f"{e['seq']:>5} {e['at'][:19]} {e['kind']:<11} {subject}{market}{who}")
