@@ -86,12 +86,14 @@ def prefect_api(project: Path) -> Iterator[str]:
         with temporary_settings(updates={PREFECT_API_URL: url}):  # for this process
             yield url
     finally:
-        from prefect.logging.handlers import APILogWorker
+        try:
+            from prefect.logging.handlers import APILogWorker
 
-        APILogWorker.drain_all(timeout=10)  # send queued run logs while the server still answers
-        os.environ.pop("PREFECT_API_URL", None)
-        os.killpg(proc.pid, 15)
-        proc.wait(timeout=30)
+            APILogWorker.drain_all(timeout=10)  # send queued run logs while the server answers
+        finally:  # the server goes whatever happened above
+            os.environ.pop("PREFECT_API_URL", None)
+            os.killpg(proc.pid, 15)
+            proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="session")
