@@ -81,9 +81,7 @@ def publish_sample_version(
 
     from databourse.catalog import Catalog
     from databourse.config import UsageTerms
-    from databourse.odrl import usage_policy
     from databourse.package import (
-        build_manifest,
         content_hash,
         publish_files,
         schema_of,
@@ -101,28 +99,7 @@ def publish_sample_version(
     cat.ensure_product("p1", name, "sz-retail", "orders")
     version = cat.reserve_version("p1", chash, schema_of(table), 2).version
     terms = UsageTerms(purposes=["research"])
-    manifest = build_manifest(
-        product="p1",
-        version=version,
-        content_hash=chash,
-        schema=schema_of(table),
-        rows=2,
-        files=files,
-        lineage={
-            "provider": "sz-retail",
-            "dataset": "orders",
-            "origin": "CN",
-            "product_config_sha256": sha,
-            "ingests": [{"ingest_id": "i", "sha256": sha, "raw": "r"}],
-        },
-        quality={"success": True, "report": "q"},
-        privacy={"model": None},
-        personal_data={"remaining": {}, "individuals": 0},
-        usage_terms=terms.model_dump(mode="json"),
-        usage_policy=usage_policy("p1", version, chash, terms, ["CN", "MY"]),
-        markets=["CN", "MY"],
-        schema_diff=None,
-    )
+    manifest = sample_manifest(table, files, version=version, terms=terms, markets=["CN", "MY"])
     cat.set_manifest(
         "p1", version, publish_files(store, "p1", version, tmp_path / "out", files, manifest)
     )
@@ -146,3 +123,46 @@ def publish_sample_version(
     )
     cat.set_quality_scores("p1", version, {"completeness": 1.0, "validity": 0.99})
     return cat, store
+
+
+def sample_manifest(
+    table: Any,
+    files: Any,
+    version: str = "1.0.0",
+    terms: Any = None,
+    markets: list[str] | None = None,
+    **override: Any,
+) -> dict[str, Any]:
+    """A valid manifest of product p1 for `table` written as `files`; `override` any field."""
+    from databourse.config import UsageTerms
+    from databourse.odrl import usage_policy
+    from databourse.package import build_manifest, content_hash, schema_of
+
+    sha = "0" * 64
+    terms = terms or UsageTerms(purposes=["research"])
+    markets = markets or ["MY", "CN"]
+    chash = content_hash(files, schema_of(table), sha)
+    args: dict[str, Any] = dict(
+        product="p1",
+        version=version,
+        content_hash=chash,
+        schema=schema_of(table),
+        rows=table.num_rows,
+        files=files,
+        lineage={
+            "provider": "sz-retail",
+            "dataset": "orders",
+            "origin": "CN",
+            "product_config_sha256": sha,
+            "ingests": [{"ingest_id": "i", "sha256": sha, "raw": "file:///raw"}],
+        },
+        quality={"success": True, "report": "file:///q.json"},
+        privacy={"model": None},
+        personal_data={"remaining": {}, "individuals": 0},
+        usage_terms=terms.model_dump(mode="json"),
+        usage_policy=usage_policy("p1", version, chash, terms, markets),
+        markets=markets,
+        schema_diff=None,
+    )
+    args.update(override)
+    return build_manifest(**args)

@@ -9,13 +9,13 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from helpers import sample_manifest
 
 from databourse.config import UsageTerms
 from databourse.errors import CatalogError, StorageError
 from databourse.odrl import usage_policy
 from databourse.package import (
     MANIFEST_SCHEMA,
-    build_manifest,
     content_hash,
     publish_files,
     read_manifest,
@@ -31,32 +31,8 @@ TERMS = UsageTerms(purposes=["research"], expires=dt.date(2027, 1, 31))
 
 
 def manifest(tmp_path: Path, **override: Any) -> dict[str, Any]:
-    files = write_parquet(TABLE, tmp_path / "out")
-    chash = content_hash(files, schema_of(TABLE), SHA)
-    args: dict[str, Any] = dict(
-        product="p1",
-        version="1.0.0",
-        content_hash=chash,
-        schema=schema_of(TABLE),
-        rows=3,
-        files=files,
-        lineage={
-            "provider": "prov",
-            "dataset": "ds",
-            "origin": "MY",
-            "product_config_sha256": SHA,
-            "ingests": [{"ingest_id": "abc", "sha256": SHA, "raw": "file:///x"}],
-        },
-        quality={"success": True, "report": "file:///q.json"},
-        privacy={"model": None},
-        personal_data={"remaining": {}, "individuals": 0},
-        usage_terms=TERMS.model_dump(mode="json"),
-        usage_policy=usage_policy("p1", "1.0.0", chash, TERMS, ["MY", "CN"]),
-        markets=["MY", "CN"],
-        schema_diff=None,
-    )
-    args.update(override)
-    return build_manifest(**args)
+    files = override.pop("files", None) or write_parquet(TABLE, tmp_path / "out")
+    return sample_manifest(TABLE, files, terms=TERMS, **override)
 
 
 def test_content_hash_is_deterministic_and_covers_the_config(tmp_path: Path) -> None:
