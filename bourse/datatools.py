@@ -13,13 +13,13 @@ import pyarrow.parquet as pq
 from databourse import zones
 from databourse.anonymize import Keys
 from databourse.config import Config, PrivacyModel
-from databourse.errors import IngestRejected
+from databourse.errors import DataBourseError, IngestRejected
 from databourse.hierarchy import product_hierarchies
 from databourse.ingest import read_contract_table
 from databourse.package import content_hash, read_manifest, validate_manifest
 from databourse.pii import scan_table
 from databourse.privacy import verify
-from databourse.productize import productize
+from databourse.productize import productize, verify_written
 from databourse.quality_profile import profile_yaml
 from databourse.screening import direct_identifiers
 from databourse.storage import ObjectStore
@@ -68,12 +68,17 @@ def anonymize_file(
         spec.declared_categories,
         key,
         hierarchies,
-        cfg.settings.pii_threshold,
-        cfg.settings.pii_sample_rows,
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     pq.write_table(made.table, tmp, compression="zstd")
+    try:  # the same last checks as the pipeline, on the written file; a refused one never appears
+        made.privacy["verified"] = verify_written(
+            tmp, product, cfg.settings.pii_threshold, cfg.settings.pii_sample_rows
+        )
+    except DataBourseError:
+        tmp.unlink(missing_ok=True)
+        raise
     tmp.replace(out)
     return {
         "product": product_id,

@@ -225,13 +225,23 @@ def _convert(
     with tempfile.TemporaryDirectory(prefix="databourse-ingest-") as tmp:
         out = Path(tmp) / "data.parquet"
         with pq.ParquetWriter(out, schema, compression="zstd") as writer:
-            for batch in _batches(source, fmt, dataset, name):
-                writer.write_batch(_coerce(batch, dataset, name, rows))
+            for batch in _typed_batches(source, fmt, dataset, name):
+                writer.write_batch(batch)
                 rows += batch.num_rows
         if rows == 0:
             raise IngestRejected(f"{name}: no data rows", file=name, row=0)
         store.put_file(staged_key, out)
     return rows
+
+
+def _typed_batches(
+    source: Path, fmt: str, dataset: DatasetSpec, name: str
+) -> Iterator[pa.RecordBatch]:
+    """The source's record batches, coerced to the contract (rows counted for error messages)."""
+    rows = 0
+    for batch in _batches(source, fmt, dataset, name):
+        yield _coerce(batch, dataset, name, rows)
+        rows += batch.num_rows
 
 
 def _batches(source: Path, fmt: str, dataset: DatasetSpec, name: str) -> Iterator[pa.RecordBatch]:
@@ -371,8 +381,5 @@ def read_contract_table(source: Path, dataset: DatasetSpec) -> pa.Table:
     fmt = FORMATS.get(source.suffix.lower())
     if fmt is None:
         raise IngestRejected(f"{name}: unsupported file type; expected one of {sorted(FORMATS)}")
-    batches, rows = [], 0
-    for batch in _batches(source, fmt, dataset, name):
-        batches.append(_coerce(batch, dataset, name, rows))
-        rows += batch.num_rows
+    batches = list(_typed_batches(source, fmt, dataset, name))
     return pa.Table.from_batches(batches, schema=contract_schema(dataset))

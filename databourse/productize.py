@@ -46,10 +46,8 @@ def productize(
     declared: dict[str, str],
     key: Keys | None,
     hierarchies: dict[str, Hierarchy],
-    pii_threshold: float = 0.8,
-    sample_rows: int = 2000,
 ) -> Productized:
-    """Apply the product's rules and privacy model; refuse a result with a direct identifier."""
+    """Apply the product's rules and privacy model (the identifier scan is `verify_written`'s)."""
     out = apply_rules(table, product, key, hierarchies)
     privacy: dict[str, Any] = {"model": None}
     if product.privacy is not None:
@@ -64,13 +62,6 @@ def productize(
     if product.type == "aggregate" and product.aggregate is not None:
         out, agg = aggregate(out, product.aggregate, key if isinstance(key, bytes) else None)
         privacy["aggregate"] = agg.to_json()
-    found = direct_identifiers(scan_table(out, threshold=pii_threshold, sample_rows=sample_rows))
-    if found:
-        raise PersonalDataFound(
-            f"{product.id}: direct identifiers remain after anonymization in "
-            f"{[f['column'] for f in found]}; no version is made",
-            product=product.id,
-        )
     remaining = remaining_personal_data(product, declared)
     if product.type == "aggregate":
         remaining = {}  # cells, not records: no column holds an individual's data
@@ -87,7 +78,7 @@ def productize(
 
 
 def verify_written(
-    parquet_dir: Path, product: ProductSpec, pii_threshold: float = 0.8
+    parquet_dir: Path, product: ProductSpec, pii_threshold: float = 0.8, sample_rows: int = 2000
 ) -> dict[str, Any] | None:
     """The last checks before a version can exist, on the written files alone.
 
@@ -95,7 +86,9 @@ def verify_written(
     hold (PrivacyModelFailed). Returns the privacy re-check's figures, None without a model.
     """
     written = pq.read_table(parquet_dir)
-    found = direct_identifiers(scan_table(written, threshold=pii_threshold))
+    found = direct_identifiers(
+        scan_table(written, threshold=pii_threshold, sample_rows=sample_rows)
+    )
     if found:
         raise PersonalDataFound(
             f"{product.id}: the written files hold direct identifiers in "

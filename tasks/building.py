@@ -51,8 +51,6 @@ def anonymize(product_id: str, ingest_id: str) -> dict[str, Any]:
             cfg.dataset(src.provider, src.dataset).declared_categories,
             key,
             hierarchies,
-            cfg.settings.pii_threshold,
-            cfg.settings.pii_sample_rows,
         )
     table, remaining = made.table, made.personal_data["remaining"]
     with tempfile.TemporaryDirectory(prefix="databourse-pkg-") as tmp:
@@ -60,7 +58,9 @@ def anonymize(product_id: str, ingest_id: str) -> dict[str, Any]:
         files = write_parquet(
             table, Path(tmp), pack.partition_by, pack.max_rows_per_file, pack.row_group_rows
         )
-        made.privacy["verified"] = verify_written(Path(tmp), product, cfg.settings.pii_threshold)
+        made.privacy["verified"] = verify_written(
+            Path(tmp), product, cfg.settings.pii_threshold, cfg.settings.pii_sample_rows
+        )
         schema = [
             {**c, "personal_data": remaining[c["name"]]} if c["name"] in remaining else c
             for c in schema_of(table)
@@ -141,11 +141,12 @@ def package_version(product_id: str, anonymized: dict[str, Any]) -> dict[str, An
         product_id, anonymized["content_hash"], anonymized["schema"], anonymized["rows"]
     )
     if read_manifest(store, product_id, rec.version) is None:
-        manifest_uri = _write_version(store, product_id, rec.version, rec.schema_diff, anonymized)
+        manifest_uri, manifest = _write_version(
+            store, product_id, rec.version, rec.schema_diff, anonymized
+        )
         catalog.set_manifest(product_id, rec.version, manifest_uri)
-        scores = (read_manifest(store, product_id, rec.version) or {}).get("quality", {})
-        if scores.get("scores"):
-            catalog.set_quality_scores(product_id, rec.version, scores["scores"])
+        if manifest["quality"].get("scores"):
+            catalog.set_quality_scores(product_id, rec.version, manifest["quality"]["scores"])
         catalog.set_privacy(product_id, rec.version, _privacy_figures(anonymized["privacy"]))
         logger.info("%s@%s packaged (%s)", product_id, rec.version, manifest_uri)
     else:
@@ -166,7 +167,8 @@ def package_version(product_id: str, anonymized: dict[str, Any]) -> dict[str, An
 
 def _write_version(
     store: Any, product_id: str, version: str, schema_diff: Any, anonymized: dict[str, Any]
-) -> str:
+) -> tuple[str, dict[str, Any]]:
+    """Write the version's files and manifest; its URI and the manifest."""
     cfg = resources.config()
     product = cfg.product(product_id)
     src = product.source
@@ -218,4 +220,4 @@ def _write_version(
     with tempfile.TemporaryDirectory(prefix="databourse-pub-") as tmp:
         for f in files:
             store.download(f"{anonymized['staged_prefix']}/{f.path}", Path(tmp) / f.path)
-        return publish_files(store, product_id, version, Path(tmp), files, manifest)
+        return publish_files(store, product_id, version, Path(tmp), files, manifest), manifest

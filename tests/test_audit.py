@@ -13,9 +13,7 @@ from sqlalchemy import text
 from databourse.catalog import Catalog
 
 
-@pytest.fixture
-def cat(tmp_path: Path) -> Catalog:
-    catalog, _store = publish_sample_version(tmp_path)
+def approve_my(catalog: Catalog) -> None:
     catalog.record_approval(
         "p1",
         "1.0.0",
@@ -26,6 +24,12 @@ def cat(tmp_path: Path) -> Catalog:
         "YUE-SC-2026-0042",
         flow_run_id="run-1",
     )
+
+
+@pytest.fixture
+def cat(tmp_path: Path) -> Catalog:
+    catalog, _store = publish_sample_version(tmp_path)
+    approve_my(catalog)
     catalog.record_grant(
         "p1", "1.0.0", "KL Mart", "MY", dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
     )
@@ -64,16 +68,7 @@ def test_idempotent_reruns_add_no_events(cat: Catalog) -> None:
         "cn-sensitive-under-10k",
         route="standard_contract_or_certification",
     )
-    cat.record_approval(
-        "p1",
-        "1.0.0",
-        "MY",
-        "approved",
-        "Li Wei",
-        "standard_contract_or_certification",
-        "YUE-SC-2026-0042",
-        flow_run_id="run-1",
-    )
+    approve_my(cat)  # the same answer again, as a re-run gives it
     assert len(cat.audit_history()) == before
 
 
