@@ -7,10 +7,12 @@ as `file: key.path: message`. Secrets are never in configs: settings only name w
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -88,6 +90,52 @@ class SecretRef(Strict):
     block: str | None = None
 
 
+_LAYOUT_DIRECTIVES = {"%Y", "%m", "%d", "%H", "%M", "%S", "%%"}
+
+
+def layout_problem(layout: str, column_type: str) -> str | None:
+    """Why a date/timestamp layout cannot be used, or None (only unambiguous directives)."""
+    directives = re.findall(r"%.", layout)
+    unknown = sorted(set(directives) - _LAYOUT_DIRECTIVES)
+    if unknown:
+        return f"unsupported directive(s) {unknown}; use {sorted(_LAYOUT_DIRECTIVES)}"
+    missing = [d for d in ("%Y", "%m", "%d") if d not in directives]
+    if missing:
+        return f"needs {missing}"
+    if column_type == "date" and {"%H", "%M", "%S"} & set(directives):
+        return "a date layout has no time of day"
+    if len(directives) != len(set(directives)):
+        return "a directive appears twice"
+    return None
+
+
+class ReadSpec(Strict):
+    """How to read a drop when detection should not guess (all optional)."""
+
+    encoding: str | None = None  # e.g. gb18030, big5, utf-16; None = detect
+    delimiter: str | None = Field(None, min_length=1, max_length=1)  # None = detect
+    header: Literal["auto", "present", "absent"] = "auto"
+    sheet: str | None = None  # .xlsx sheet; None = the first
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                codecs.lookup(value)
+            except LookupError:
+                raise ValueError(f"unknown encoding {value!r}") from None
+        return value
+
+
+class IngestLimits(Strict):
+    """Caps on one drop: size as dropped, size unpacked, and the compression ratio (zip bombs)."""
+
+    max_file_bytes: int = Field(50 << 30, ge=1)
+    max_uncompressed_bytes: int = Field(200 << 30, ge=1)
+    max_compression_ratio: float = Field(200.0, gt=1)
+
+
 class StorageSettings(Strict):
     root: str = "state/store"  # a local folder (relative to the project) or s3://bucket/prefix
     endpoint_url: str | None = None  # any S3-compatible server
@@ -104,6 +152,7 @@ class Settings(Strict):
     pii_threshold: float = Field(0.8, gt=0, le=1)  # share of values that must match to classify
     pii_sample_rows: int = Field(2000, ge=10)
     approval_timeout_seconds: int = Field(7 * 24 * 3600, ge=1)
+    ingest: IngestLimits = IngestLimits()  # default caps on a drop (a dataset may set its own)
 
 
 # ---------------------------------------------------------------- providers
@@ -118,6 +167,23 @@ class ColumnSpec(Strict):
     min_value: float | None = None
     max_value: float | None = None
     pattern: str | None = None  # a regular expression every non-null value must match
+    # How text in a drop becomes this type (see databourse/contract.py):
+    formats: list[str] = []  # date/timestamp layouts tried in order, e.g. "%d/%m/%Y"; [] = ISO 8601
+    true_values: list[str] = []  # bool: texts meaning true (case-insensitive); [] = true/1/yes
+    false_values: list[str] = []  # bool: texts meaning false; [] = false/0/no
+
+    @model_validator(mode="after")
+    def _coercion_fits_type(self) -> ColumnSpec:
+        if self.formats and self.type not in ("date", "timestamp"):
+            raise ValueError(f"formats apply to date/timestamp columns, not {self.type}")
+        for layout in self.formats:
+            if problem := layout_problem(layout, self.type):
+                raise ValueError(f"format {layout!r}: {problem}")
+        if (self.true_values or self.false_values) and self.type != "bool":
+            raise ValueError("true_values/false_values apply to bool columns")
+        if set(map(str.casefold, self.true_values)) & set(map(str.casefold, self.false_values)):
+            raise ValueError("a text cannot be both a true and a false value")
+        return self
 
 
 class ExpectationConfig(Strict):
@@ -145,6 +211,11 @@ class DatasetSpec(Strict):
     max_rows: int | None = Field(None, ge=1)
     freshness: FreshnessSpec | None = None
     expectations: list[ExpectationConfig] = []  # beyond those generated from the contract
+    # What a drop may differ in: reject it, accept new columns, or accept new and missing ones.
+    schema_drift: Literal["reject", "additive", "all"] = "reject"
+    null_values: list[str] = []  # texts meaning "no value" besides the empty field, e.g. "NA"
+    read: ReadSpec = ReadSpec()
+    limits: IngestLimits | None = None  # this dataset's caps; default: settings.ingest
 
     @model_validator(mode="after")
     def _keys_exist(self) -> DatasetSpec:
