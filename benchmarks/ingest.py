@@ -1,6 +1,6 @@
 """Ingest speed and memory against the bare cost of the same conversion, measured in one run.
 
-    python benchmarks/ingest.py                 # 1M rows
+    python benchmarks/ingest.py                 # 1M, 5M and 20M rows
     python benchmarks/ingest.py --rows 1000000 5000000
 
 For each size it writes a sensor-readings CSV (the `my-buildops/sensor_readings` contract), then
@@ -83,7 +83,7 @@ def measure(mode: str, source: Path) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
+    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 5_000_000, 20_000_000])
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

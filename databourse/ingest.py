@@ -1,47 +1,40 @@
 """Ingest: a provider file into the raw zone byte for byte, then typed Parquet into staging.
 
 The ingest id is the first 16 hex digits of the file's sha256, so identical bytes are recognized
-and stored once. `_ingest.json` is written last: an ingest without it never happened. A file that
-cannot be read or breaks its contract is copied to quarantine with `_reason.json`.
+and stored once. The file is read by `databourse.readers` (format, compression, encoding and
+CSV dialect detected), matched to its contract by `databourse.contract` (drift policy, types,
+layouts) and checked for repeated primary keys, all in record batches: memory does not grow with
+the file. `_ingest.json` is written last: an ingest without it never happened. A file that cannot
+be read or breaks its contract is copied to quarantine with `_reason.json`; raw keeps the original.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
 import json
 import logging
-import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from databourse import zones
-from databourse.config import ColumnSpec, DatasetSpec
-from databourse.errors import GateFailed, IngestRejected, ObjectExists
+from databourse.config import DatasetSpec, IngestLimits
+from databourse.contract import ContractPlan, coerce_batch, contract_schema, plan_columns
+from databourse.errors import GateFailed, IngestRejected, ObjectExists, StorageError
+from databourse.primary_key import KeyIndex
+from databourse.readers import ReadHints, ReadLimits, SourceReader, open_source
 from databourse.storage import ObjectStore, put_file_once, s3_client
 
 log = logging.getLogger(__name__)
 
-ARROW_TYPES: dict[str, pa.DataType] = {
-    "string": pa.string(),
-    "int64": pa.int64(),
-    "float64": pa.float64(),
-    "bool": pa.bool_(),
-    "date": pa.date32(),
-    "timestamp": pa.timestamp("us"),
-}
-FORMATS = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet"}
-BATCH_BYTES = 8 << 20
+Progress = Callable[[int, float | None], None]  # rows done, share of the input read (if known)
 
 
 @dataclass(frozen=True)
@@ -61,6 +54,14 @@ class IngestResult:
     staged_key: str
     schema: list[dict[str, str]]
     ingested_at: str
+    compression: str = "none"
+    bom: bool = False
+    delimiter: str | None = None
+    header: bool = True
+    members: list[str] = field(default_factory=list)
+    member_encodings: list[str | None] = field(default_factory=list)
+    drift: dict[str, Any] = field(default_factory=dict)
+    expected_rows: int | None = None  # from the provider's sidecar manifest, when there is one
     duplicate: bool = False
 
     def to_json(self) -> dict[str, Any]:
@@ -78,11 +79,6 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def contract_schema(dataset: DatasetSpec) -> pa.Schema:
-    """The Arrow schema a dataset's contract asks for."""
-    return pa.schema([pa.field(c.name, ARROW_TYPES[c.type], c.nullable) for c in dataset.columns])
-
-
 def ingest_file(
     store: ObjectStore,
     provider: str,
@@ -90,28 +86,34 @@ def ingest_file(
     dataset: DatasetSpec,
     source: Path,
     source_name: str | None = None,
+    *,
+    limits: IngestLimits | None = None,
+    expected_rows: int | None = None,
+    progress: Progress | None = None,
 ) -> IngestResult:
     """Store `source` in raw, convert it to typed Parquet in staging; quarantine if unreadable."""
     name = zones.safe_part(source_name or source.name)
-    fmt = FORMATS.get(Path(name).suffix.lower())
     sha = sha256_file(source)
     ingest_id = sha[:16]
     raw = zones.raw_prefix(provider, dataset_id, ingest_id)
     if (done := store.head(f"{raw}/_ingest.json")) is not None and done.size > 0:
-        record = json.loads(store.get_bytes(f"{raw}/_ingest.json"))
+        record = load_ingest(store, provider, dataset_id, ingest_id)
+        verify_raw(store, record)
         log.info(
             "ingest %s of %s/%s already done: identical bytes", ingest_id, provider, dataset_id
         )
-        return IngestResult(**record, duplicate=True)
+        return IngestResult(**{**record.to_json(), "duplicate": True})
     put_file_once(store, f"{raw}/{name}", source)  # same key, same sha256: same bytes
     staged = zones.staging_key(provider, dataset_id, ingest_id)
-    context = {"file": name, "provider": provider, "dataset": dataset_id, "ingest_id": ingest_id}
+    caps = limits or dataset.limits or IngestLimits()
     try:
-        if fmt is None:
+        read = _convert(store, source, dataset, staged, name, caps, progress)
+        if expected_rows is not None and read["rows"] != expected_rows:
             raise IngestRejected(
-                f"{name}: unsupported file type; expected one of {sorted(FORMATS)}"
+                f"{name}: {read['rows']} data rows, the provider's manifest says {expected_rows}",
+                file=name,
+                row=min(read["rows"], expected_rows) + 1,
             )
-        rows = _convert(store, source, fmt, dataset, staged, name)
     except IngestRejected as exc:
         raise quarantine(
             store, provider, dataset_id, ingest_id, f"{raw}/{name}", exc, sha
@@ -123,17 +125,38 @@ def ingest_file(
         sha256=sha,
         size=source.stat().st_size,
         source_name=name,
-        format=fmt or "",
-        encoding="utf-8",
-        rows=rows,
         raw_key=f"{raw}/{name}",
         staged_key=staged,
-        schema=[{"name": c.name, "type": c.type} for c in dataset.columns],
         ingested_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        expected_rows=expected_rows,
+        **read,
     )
     store.put_bytes(f"{raw}/_ingest.json", json.dumps(result.to_json(), indent=2).encode())
-    log.info("ingested %s/%s %s: %d rows", provider, dataset_id, ingest_id, rows, extra=context)
+    log.info(
+        "ingested %s/%s %s: %d rows",
+        provider,
+        dataset_id,
+        ingest_id,
+        result.rows,
+        extra={"file": name, "provider": provider, "dataset": dataset_id, "ingest_id": ingest_id},
+    )
     return result
+
+
+def verify_raw(store: ObjectStore, record: IngestResult) -> None:
+    """Re-read a raw object and compare its sha256 with `_ingest.json` (StorageError if not)."""
+    digest = hashlib.sha256()
+    with store.open(record.raw_key) as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    if digest.hexdigest() != record.sha256:
+        raise StorageError(
+            f"{store.uri(record.raw_key)}: raw object corrupted: sha256"
+            f" {digest.hexdigest()[:16]}... differs from {record.sha256[:16]}... (at ingest)",
+            key=record.raw_key,
+            expected=record.sha256,
+            found=digest.hexdigest(),
+        )
 
 
 def quarantine(
@@ -165,6 +188,7 @@ def quarantine(
         "error_type": type(error).__name__,
         "column": ctx.get("column"),
         "row": ctx.get("row"),
+        **{k: ctx[k] for k in _REASON_EXTRAS if ctx.get(k) is not None},
         "original": store.uri(original_key),
         "quarantined_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
@@ -188,6 +212,9 @@ def quarantine(
             "stage": stage,
         },
     )
+
+
+_REASON_EXTRAS = ("first_row", "byte_offset", "line", "member", "drift", "expected", "found")
 
 
 def _named(message: str, name: str) -> str:
@@ -217,139 +244,91 @@ def quarantine_ingest(
 
 
 def _convert(
-    store: ObjectStore, source: Path, fmt: str, dataset: DatasetSpec, staged_key: str, name: str
-) -> int:
+    store: ObjectStore,
+    source: Path,
+    dataset: DatasetSpec,
+    staged_key: str,
+    name: str,
+    limits: IngestLimits,
+    progress: Progress | None,
+) -> dict[str, Any]:
     """Stream the source through the contract into a local Parquet file, then upload it."""
-    schema = contract_schema(dataset)
-    rows = 0
     with tempfile.TemporaryDirectory(prefix="databourse-ingest-") as tmp:
         out = Path(tmp) / "data.parquet"
-        with pq.ParquetWriter(out, schema, compression="zstd") as writer:
-            for batch in _typed_batches(source, fmt, dataset, name):
-                writer.write_batch(batch)
-                rows += batch.num_rows
-        if rows == 0:
-            raise IngestRejected(f"{name}: no data rows", file=name, row=0)
+        with open_source(source, name, _hints(dataset), _read_limits(limits)) as reader:
+            plan, rows = _write_staged(reader, dataset, name, out, progress)
+            info = reader.info
         store.put_file(staged_key, out)
-    return rows
+    return {
+        "format": info.format,
+        "compression": info.compression,
+        "encoding": info.encoding or "",
+        "bom": info.bom,
+        "delimiter": info.delimiter,
+        "header": info.header,
+        "members": list(info.members),
+        "member_encodings": list(info.member_encodings),
+        "rows": rows,
+        "schema": [{"name": f.name, "type": _type_name(f.type)} for f in plan.schema],
+        "drift": plan.drift.to_json() if plan.drift or plan.drift.renamed else {},
+    }
 
 
-def _typed_batches(
-    source: Path, fmt: str, dataset: DatasetSpec, name: str
-) -> Iterator[pa.RecordBatch]:
-    """The source's record batches, coerced to the contract (rows counted for error messages)."""
+def _write_staged(
+    reader: SourceReader, dataset: DatasetSpec, name: str, out: Path, progress: Progress | None
+) -> tuple[ContractPlan, int]:
+    batches = reader.batches()
+    first = next(batches, None)
+    found = (
+        first.schema if first is not None else pa.schema([(c, pa.string()) for c in reader.columns])
+    )
+    plan = plan_columns(found, dataset, name)
+    if first is None:
+        raise IngestRejected(f"{name}: no data rows (header only or empty)", file=name, row=0)
     rows = 0
-    for batch in _batches(source, fmt, dataset, name):
-        yield _coerce(batch, dataset, name, rows)
-        rows += batch.num_rows
+    with KeyIndex(dataset.primary_key, name) as keys:
+        with pq.ParquetWriter(out, plan.schema, compression="zstd") as writer:
+            for batch in _chain(first, batches):
+                typed = coerce_batch(batch, plan, name, rows)
+                if dataset.primary_key:
+                    keys.add(typed, rows)
+                writer.write_batch(typed)
+                rows += batch.num_rows
+                if progress is not None:
+                    progress(rows, getattr(reader, "fraction_read", None))
+        if dataset.primary_key:
+            keys.finish(out)
+    return plan, rows
 
 
-def _batches(source: Path, fmt: str, dataset: DatasetSpec, name: str) -> Iterator[pa.RecordBatch]:
-    expected = [c.name for c in dataset.columns]
-    try:
-        if fmt == "parquet":
-            pfile = pq.ParquetFile(source)
-            _check_header(pfile.schema_arrow.names, expected, name)
-            yield from pfile.iter_batches(batch_size=64_000, columns=expected)
-            return
-        if source.stat().st_size == 0:
-            raise IngestRejected(f"{name}: empty file", file=name, row=0)
-        delimiter = "\t" if source.suffix.lower() == ".tsv" else ","
-        reader = pacsv.open_csv(
-            source,
-            read_options=pacsv.ReadOptions(block_size=BATCH_BYTES),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
-            convert_options=pacsv.ConvertOptions(
-                column_types={c: pa.string() for c in expected},
-                strings_can_be_null=True,
-                include_columns=None,
-            ),
-        )
-        _check_header(reader.schema.names, expected, name)
-        for batch in reader:
-            yield batch.select(expected)
-    except IngestRejected:
-        raise
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, UnicodeDecodeError) as exc:
-        row = _ragged_row(source, len(expected)) if fmt == "csv" else None
-        where = f" at data row {row}" if row else ""
-        raise IngestRejected(
-            f"{name}: cannot be read as {fmt}{where}: {_describe(exc)}", file=name, row=row
-        ) from None
+def _chain(first: pa.RecordBatch, rest: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    yield first
+    yield from rest
 
 
-def _describe(exc: Exception) -> str:
-    """An Arrow error without the offending text: Arrow quotes whole rows (personal data)."""
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    if m := re.match(r"(CSV parse error: Expected \d+ columns, got \d+)", text):
-        return m.group(1)
-    return ":".join(text.split(":")[:2])[:160]
+def _hints(dataset: DatasetSpec) -> ReadHints:
+    return ReadHints(
+        expected_columns=tuple(c.name for c in dataset.columns),
+        encoding=dataset.read.encoding,
+        delimiter=dataset.read.delimiter,
+        header=dataset.read.header,
+        sheet=dataset.read.sheet,
+    )
 
 
-def _ragged_row(source: Path, width: int) -> int | None:
-    """The first data row whose field count differs from the header's (error path only)."""
-    try:
-        with source.open(newline="", encoding="utf-8", errors="replace") as fh:
-            for number, fields in enumerate(csv.reader(fh)):
-                if number and len(fields) != width:
-                    return number
-    except (csv.Error, OSError):
-        return None
-    return None
+def _read_limits(limits: IngestLimits) -> ReadLimits:
+    return ReadLimits(
+        max_file_bytes=limits.max_file_bytes,
+        max_uncompressed_bytes=limits.max_uncompressed_bytes,
+        max_compression_ratio=limits.max_compression_ratio,
+        max_record_bytes=limits.max_row_bytes,
+    )
 
 
-def _check_header(found: list[str], expected: list[str], name: str) -> None:
-    missing = [c for c in expected if c not in found]
-    extra = [c for c in found if c not in expected]
-    if missing:
-        raise IngestRejected(
-            f"{name}: column {missing[0]!r} required by the contract is missing"
-            f" (missing: {missing}; found: {found})",
-            file=name,
-            column=missing[0],
-        )
-    if extra:
-        raise IngestRejected(
-            f"{name}: column {extra[0]!r} is not in the contract (schema drift;"
-            f" unexpected: {extra})",
-            file=name,
-            column=extra[0],
-        )
-
-
-def _coerce(batch: pa.RecordBatch, dataset: DatasetSpec, name: str, offset: int) -> pa.RecordBatch:
-    arrays = [
-        _coerce_column(batch.column(i), col, name, offset) for i, col in enumerate(dataset.columns)
-    ]
-    return pa.RecordBatch.from_arrays(arrays, schema=contract_schema(dataset))
-
-
-def _coerce_column(values: pa.Array, col: ColumnSpec, name: str, offset: int) -> pa.Array:
-    target = ARROW_TYPES[col.type]
-    if values.type == target:
-        return values
-    source = pc.utf8_trim_whitespace(values) if pa.types.is_string(values.type) else values
-    try:
-        return pc.cast(source, target)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        row = _first_bad_row(source, target)
-        where = f"data row {offset + row + 1}" if row is not None else "some row"
-        raise IngestRejected(
-            f"{name}: column {col.name!r}, {where}: value does not convert to {col.type}",
-            file=name,
-            column=col.name,
-            row=None if row is None else offset + row + 1,
-        ) from None
-
-
-def _first_bad_row(values: pa.Array, target: pa.DataType) -> int | None:
-    """Index of the first value that does not cast (only on the error path)."""
-    for i in range(len(values)):
-        try:
-            pc.cast(values.slice(i, 1), target)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            return i
-    return None
+def _type_name(dtype: pa.DataType) -> str:
+    names = {"large_string": "string", "double": "float64", "date32[day]": "date"}
+    text = str(dtype)
+    return "timestamp" if text.startswith("timestamp") else names.get(text, text)
 
 
 @contextmanager
@@ -376,10 +355,15 @@ def fetched_source(
 
 
 def read_contract_table(source: Path, dataset: DatasetSpec) -> pa.Table:
-    """A CSV/Parquet file typed by a dataset's contract (IngestRejected if it breaks it)."""
+    """Any readable drop typed by a dataset's contract (IngestRejected if it breaks it)."""
     name = source.name
-    fmt = FORMATS.get(source.suffix.lower())
-    if fmt is None:
-        raise IngestRejected(f"{name}: unsupported file type; expected one of {sorted(FORMATS)}")
-    batches = list(_typed_batches(source, fmt, dataset, name))
-    return pa.Table.from_batches(batches, schema=contract_schema(dataset))
+    with open_source(source, name, _hints(dataset), _read_limits(IngestLimits())) as reader:
+        batches = list(reader.batches())
+    if not batches:
+        return contract_schema(dataset).empty_table()
+    plan = plan_columns(batches[0].schema, dataset, name)
+    typed, rows = [], 0
+    for batch in batches:
+        typed.append(coerce_batch(batch, plan, name, rows))
+        rows += batch.num_rows
+    return pa.Table.from_batches(typed, schema=plan.schema)

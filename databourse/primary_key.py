@@ -63,7 +63,7 @@ def hash_column(values: pa.Array) -> np.ndarray:
 def _hash_bytes(values: pa.Array, offset_type: type) -> np.ndarray:
     """Hash each value's bytes as 8-byte words salted by position (same result in any batch)."""
     n = len(values)
-    raw_offsets = np.frombuffer(values.buffers()[1], dtype=offset_type)
+    raw_offsets: np.ndarray = np.frombuffer(values.buffers()[1], dtype=offset_type)
     offsets: np.ndarray = raw_offsets[values.offset :][: n + 1].astype(np.int64)
     data = np.frombuffer(values.buffers()[2] or b"\0", dtype=np.uint8)
     lengths = np.diff(offsets)
@@ -161,11 +161,15 @@ class KeyIndex:
         groups: list[np.ndarray] = []
         for path in sorted(Path(self._tmp.name).glob("*.bin")):
             pairs = np.fromfile(path, dtype=[("h", "<u8"), ("r", "<i8")])
-            pairs.sort(order=("h", "r"))
-            starts = np.nonzero(np.diff(pairs["h"]) != 0)[0] + 1
-            for group in np.split(pairs["r"], starts):
-                if len(group) > 1:  # one hash, several rows: candidates (the first few suffice)
-                    groups.append(group[:_GROUP_SAMPLE])
+            order = np.argsort(pairs["h"], kind="stable")  # rows were appended in order
+            hashes, rows = pairs["h"][order], pairs["r"][order]
+            repeated = np.nonzero(hashes[1:] == hashes[:-1])[0]
+            for value in np.unique(hashes[repeated]):  # usually none: no Python loop per row
+                lo, hi = (
+                    np.searchsorted(hashes, value, "left"),
+                    np.searchsorted(hashes, value, "right"),
+                )
+                groups.append(rows[lo : min(hi, lo + _GROUP_SAMPLE)])
             if sum(len(g) for g in groups) > _MAX_CANDIDATES:
                 break
         duplicate = self._first_real(groups, written)

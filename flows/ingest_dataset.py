@@ -10,6 +10,12 @@ from tasks.ingesting import ingest
 
 
 @flow(name="ingest-dataset", flow_run_name="ingest/{provider}/{dataset}")
-def ingest_dataset(provider: str, dataset: str, source: str) -> dict[str, Any]:
+def ingest_dataset(
+    provider: str,
+    dataset: str,
+    source: str,
+    source_name: str | None = None,
+    expected_rows: int | None = None,
+) -> dict[str, Any]:
     """Ingest `source` (local path or s3:// URI) for a provider's dataset."""
-    return ingest(provider, dataset, source)
+    return ingest(provider, dataset, source, source_name, expected_rows)

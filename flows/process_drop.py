@@ -19,10 +19,15 @@ from tasks import reporting, resources
 
 @flow(name="process-drop", flow_run_name="process/{provider}/{dataset}")
 def process_drop(
-    provider: str, dataset: str, source: str, publish_wait_seconds: float = 300
+    provider: str,
+    dataset: str,
+    source: str,
+    publish_wait_seconds: float = 300,
+    source_name: str | None = None,
+    expected_rows: int | None = None,
 ) -> dict[str, Any]:
     """Process one drop; publication runs as its own deployment run, which may suspend."""
-    ingested = ingest_dataset(provider, dataset, source)
+    ingested = ingest_dataset(provider, dataset, source, source_name, expected_rows)
     validate_dataset(provider, dataset, ingested["ingest_id"])
     products = []
     for spec in resources.config().products_of(provider, dataset):

@@ -2,25 +2,78 @@
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import Any, cast
+from uuid import UUID
 
 from prefect import get_run_logger, task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from databourse.errors import GateFailed
 from databourse.ingest import fetched_source, ingest_file
 from tasks import reporting, resources
 
+# Called with (source name, rows done, share read or None): the CLI draws its progress bar here.
+PROGRESS_LISTENERS: list[Callable[[str, int, float | None], None]] = []
+_ARTIFACT_EVERY_SECONDS = 2.0
 
-@task(name="ingest-file", task_run_name="ingest {provider}/{dataset}")
-def ingest(provider: str, dataset: str, source: str) -> dict[str, Any]:
+
+class _Progress:
+    """Feeds a Prefect progress artifact (at most every 2 s) and any local listeners."""
+
+    def __init__(self, name: str, key: str) -> None:
+        self.name, self.key = name, key
+        self.artifact: UUID | None = None
+        self.last = 0.0
+
+    def __call__(self, rows: int, share: float | None) -> None:
+        for listener in PROGRESS_LISTENERS:
+            listener(self.name, rows, share)
+        now = time.monotonic()
+        if share is None or now - self.last < _ARTIFACT_EVERY_SECONDS:
+            return
+        self.last = now
+        percent = round(100 * min(share, 1.0), 1)
+        if self.artifact is None:
+            self.artifact = cast(  # called from sync code: returns the id
+                UUID,
+                create_progress_artifact(
+                    percent, key=self.key, description=f"{self.name}: share of the file read"
+                ),
+            )
+        else:
+            update_progress_artifact(self.artifact, percent)
+
+
+@task(name="ingest-file", task_run_name="ingest {provider}/{dataset}", timeout_seconds=6 * 3600)
+def ingest(
+    provider: str,
+    dataset: str,
+    source: str,
+    source_name: str | None = None,
+    expected_rows: int | None = None,
+) -> dict[str, Any]:
     """Ingest `source` (a path or s3:// URI); returns the `_ingest.json` record."""
     logger = get_run_logger()
     cfg = resources.config()
     spec = cfg.dataset(provider, dataset)
     store = resources.store()
     with fetched_source(source, cfg.s3_endpoint_url, cfg.settings.storage.region) as path:
+        name = source_name or path.name
+        progress = _Progress(name, reporting.artifact_key("ingest-progress", provider, dataset))
         try:
-            result = ingest_file(store, provider, dataset, spec, path)
+            result = ingest_file(
+                store,
+                provider,
+                dataset,
+                spec,
+                path,
+                source_name=name,
+                limits=spec.limits or cfg.settings.ingest,
+                expected_rows=expected_rows,
+                progress=progress,
+            )
         except GateFailed as exc:
             resources.audit("quarantine", exc, provider=provider, dataset=dataset)
             raise
@@ -49,7 +102,18 @@ def ingest(provider: str, dataset: str, source: str) -> dict[str, Any]:
         f"### Ingest `{provider}/{dataset}`\n\n| | |\n|---|---|\n"
         f"| file | `{result.source_name}` |\n| ingest id | `{result.ingest_id}` |\n"
         f"| sha256 | `{result.sha256}` |\n| bytes | {result.size} |\n| rows | {result.rows} |\n"
+        f"| format | {result.format} ({result.compression}) |\n"
+        f"| encoding | {result.encoding or '-'}{' with BOM' if result.bom else ''} |\n"
+        f"| schema drift | {_drift_text(result.drift)} |\n"
         f"| duplicate | {result.duplicate} |\n| raw | `{store.uri(result.raw_key)}` |\n",
         "Ingest record",
     )
     return {**result.to_json(), "duplicate": result.duplicate}
+
+
+def _drift_text(drift: dict[str, Any]) -> str:
+    parts = [f"added {drift['added']}"] if drift.get("added") else []
+    parts += [f"missing {drift['missing']}"] if drift.get("missing") else []
+    parts += [f"retyped {[r['column'] for r in drift['retyped']]}"] if drift.get("retyped") else []
+    parts += [f"renamed {len(drift['renamed'])}"] if drift.get("renamed") else []
+    return "; ".join(parts) or "none"

@@ -122,21 +122,21 @@ def reason_of(store: ObjectStore, err: IngestRejected) -> dict[str, object]:
             "b,2,2,2026-01-01,2026-01-01T00:00:00,true,x,SECRET-VALUE\n",
             None,
             2,
-            "cannot be read as csv at data row 2: CSV parse error: Expected 7 columns, got 8",
+            "data row 2 (line 3) has 8 fields, the header has 7",
         ),
         (
             "missing.csv",
             "id,n,x,d,t,ok\na,1,1,2026-01-01,2026-01-01T00:00:00,true\n",
             "note",
             None,
-            "required by the contract is missing",
+            "missing column(s) ['note']",
         ),
         (
             "drift.csv",
             "id,n,x,d,t,ok,note,extra\na,1,1,2026-01-01,2026-01-01T00:00:00,true,x,y\n",
             "extra",
             None,
-            "not in the contract",
+            "new column(s) ['extra']",
         ),
         (
             "badint.csv",
@@ -146,8 +146,8 @@ def reason_of(store: ObjectStore, err: IngestRejected) -> dict[str, object]:
             "does not convert to int64",
         ),
         ("baddate.csv", GOOD.replace("2026-02-03,", "03/02/2026,", 1), "d", 2, "convert to date"),
-        ("binary.csv", bytes(range(256)) * 40, None, 1, "cannot be read"),
-        ("drop.xlsx", b"PK\x03\x04 not really", None, None, "unsupported file type"),
+        ("binary.csv", bytes(range(256)) * 40, None, None, "binary content (NUL byte)"),
+        ("drop.xlsx", b"PK\x03\x04 not really", None, None, "not a readable zip archive"),
     ],
 )
 def test_bad_input_is_quarantined_with_reason(

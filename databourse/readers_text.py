@@ -1,0 +1,337 @@
+"""Reader text layer: encoding detection, CSV dialect and header detection, streamed CSV batches.
+
+A text part is sampled once (its first MiB) to choose the encoding, the delimiter and whether the
+first row is a header; the whole part is then streamed through `pyarrow.csv.open_csv`, which
+transcodes legacy encodings block by block. Positions of errors (byte offset, line, data row) are
+computed by rereading the part only once something has failed.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import re
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Literal
+
+import charset_normalizer
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from databourse.errors import IngestRejected
+from databourse.readers_bytes import (
+    CappedStream,
+    ReadLimits,
+    codec_name,
+    locate_decode_error,
+    reject,
+)
+
+Opener = Callable[[], AbstractContextManager[CappedStream]]
+DELIMITERS = (",", "\t", ";", "|")
+BOMS = (
+    (codecs.BOM_UTF8, "utf-8", "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16-le", "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be", "utf-16-be"),
+)
+DETECTABLE = ["gb18030", "big5"]  # utf-16 is told by its NUL bytes, which these never contain
+SUPERSETS = {"gbk": "gb18030", "gb2312": "gb18030"}  # providers say GBK and mean GB18030
+
+
+@dataclass(frozen=True)
+class ReadHints:
+    """What the dataset's contract and config say about its files."""
+
+    expected_columns: tuple[str, ...]
+    encoding: str | None = None  # declared by the provider; None = detect
+    delimiter: str | None = None  # None = detect among , TAB ; |
+    header: Literal["auto", "present", "absent"] = "auto"
+    sheet: str | None = None  # xlsx sheet, default the first
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one part (a file, a gzip's content, a zip member) is read, decided from a sample."""
+
+    label: str
+    format: str
+    columns: list[str]
+    batches: Callable[[], Iterator[pa.RecordBatch]] = field(compare=False)
+    encoding: str | None = None
+    bom: bool = False
+    delimiter: str | None = None
+    header: bool = True
+    raw_offset: int = 0  # where the part starts in the drop (a zip member's header offset)
+
+
+@dataclass(frozen=True)
+class CsvLayout:
+    """What the sample said about a CSV part: delimiter, names, rows before the data."""
+
+    delimiter: str
+    columns: list[str]
+    skip: int  # blank lines and header before the first data row
+    header: bool
+
+
+@dataclass(frozen=True)
+class TextEncoding:
+    """The codec that decodes a part after its byte-order mark, and the name recorded for it."""
+
+    codec: str
+    reported: str
+    bom: bytes = b""
+
+    @property
+    def may_hold_nul(self) -> bool:
+        return self.codec.startswith("utf-16")
+
+
+def detect_encoding(sample: bytes, at_eof: bool, declared: str | None, label: str) -> TextEncoding:
+    """The encoding of a text part: declared, else BOM, UTF-16 by NULs, UTF-8, GB18030 or Big5."""
+    if declared:
+        return _declared(sample, declared, label)
+    for bom, codec, reported in BOMS:
+        if sample.startswith(bom):
+            return TextEncoding(codec, reported, bom)
+    if (nul := sample.find(b"\0")) >= 0:
+        if (utf16 := _utf16_by_nuls(sample)) and _decodes(sample, utf16, at_eof):
+            return TextEncoding(utf16, utf16)
+        raise reject(
+            label,
+            f"binary content (NUL byte) at byte offset {nul}: not a text file",
+            byte_offset=nul,
+        )
+    if _decodes(sample, "utf-8", at_eof):
+        return TextEncoding("utf-8", "utf-8")
+    whole = sample
+    if not at_eof and (end := sample.rfind(b"\n")) > 0:
+        whole = sample[: end + 1]  # no multibyte character cut at the sample's end
+    best = charset_normalizer.from_bytes(whole, cp_isolation=DETECTABLE).best()
+    if best is None:  # a few short Big5 samples score just over the default 0.2 "chaos"
+        best = charset_normalizer.from_bytes(whole, cp_isolation=DETECTABLE, threshold=0.3).best()
+    if best is None:
+        raise _unrecognised(sample, label)
+    name = codecs.lookup(best.encoding).name
+    return TextEncoding(name, name)
+
+
+def _unrecognised(sample: bytes, label: str) -> IngestRejected:
+    """Not any detectable encoding: point at the first byte that is not UTF-8."""
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(sample)
+        offset = len(sample)  # only a character cut at the sample's end: unreachable in practice
+    except UnicodeDecodeError as exc:
+        offset = exc.start
+    line = sample.count(b"\n", 0, offset) + 1
+    return reject(
+        label,
+        f"bytes at byte offset {offset} (line {line}) are not UTF-8, and the text is not"
+        " UTF-16, GB18030 or Big5 either; declare the provider's encoding in the dataset config",
+        byte_offset=offset,
+        line=line,
+    )
+
+
+def _declared(sample: bytes, declared: str, label: str) -> TextEncoding:
+    codec = codec_name(declared, label)
+    codec = SUPERSETS.get(codec, codec)
+    if codec in ("utf-8", "utf-8-sig"):
+        bom = codecs.BOM_UTF8 if sample.startswith(codecs.BOM_UTF8) else b""
+        return TextEncoding("utf-8", "utf-8-sig" if bom else "utf-8", bom)
+    if codec.startswith("utf-16"):
+        for bom, name, _ in BOMS[1:]:
+            if sample.startswith(bom) and codec in ("utf-16", name):
+                return TextEncoding(name, name, bom)
+        if codec == "utf-16":
+            codec = _utf16_by_nuls(sample) or "utf-16-le"
+    return TextEncoding(codec, codec)
+
+
+def _utf16_by_nuls(sample: bytes) -> str | None:
+    """UTF-16 without BOM: ASCII characters put a NUL in every other byte, on one side only."""
+    units = len(sample) // 2
+    even, odd = sample[0::2].count(0), sample[1::2].count(0)
+    if odd >= units * 0.05 and even * 50 <= odd:
+        return "utf-16-le"
+    if even >= units * 0.05 and odd * 50 <= even:
+        return "utf-16-be"
+    return None
+
+
+def _decodes(sample: bytes, codec: str, at_eof: bool) -> bool:
+    try:
+        codecs.getincrementaldecoder(codec)().decode(sample, final=at_eof)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def decode_sample(
+    sample: bytes, at_eof: bool, enc: TextEncoding, label: str, opener: Opener
+) -> str:
+    """The sample as text (a character cut at its end left out)."""
+    try:
+        return codecs.getincrementaldecoder(enc.codec)().decode(sample[len(enc.bom) :], at_eof)
+    except UnicodeDecodeError:
+        raise decode_rejection(label, opener, enc) from None
+
+
+def decode_rejection(label: str, opener: Opener, enc: TextEncoding) -> IngestRejected:
+    """The error for undecodable bytes, with their byte offset and line."""
+    where = locate_decode_error(opener, enc.codec, label)
+    if where is None:
+        return reject(label, f"cannot be decoded as {enc.reported}")
+    offset, line = where
+    return reject(
+        label,
+        f"bytes at byte offset {offset} (line {line}) are not valid {enc.reported};"
+        " declare the provider's encoding in the dataset config if this is not it",
+        byte_offset=offset,
+        line=line,
+    )
+
+
+def detect_delimiter(text: str, expected: tuple[str, ...]) -> str:
+    """The delimiter that splits the first line into the most contract names, else sniffed."""
+    first = text.lstrip("\r\n").split("\n", 1)[0]
+    names = {c.strip().casefold() for c in expected}
+
+    def hits(delimiter: str) -> tuple[int, int]:
+        fields = next(csv.reader([first], delimiter=delimiter), [])
+        return sum(f.strip().casefold() in names for f in fields), first.count(delimiter)
+
+    best = max(DELIMITERS, key=hits)
+    if hits(best)[0]:
+        return best
+    try:
+        return csv.Sniffer().sniff(text[: 1 << 14], delimiters="".join(DELIMITERS)).delimiter
+    except csv.Error:
+        return best
+
+
+def resolve_header(first: list[str], hints: ReadHints, label: str) -> tuple[list[str], bool]:
+    """(column names, whether the first row is a header) by the contract's names."""
+    expected = list(hints.expected_columns)
+    canonical = {c.strip().casefold(): c for c in expected}
+    found = [canonical.get(f.strip().casefold(), f.strip()) for f in first]
+    matches = sum(f.strip().casefold() in canonical for f in first)
+    headerless = hints.header == "absent" or (
+        hints.header == "auto" and expected and not matches and len(first) == len(expected)
+    )
+    if not headerless:
+        dupes = sorted({c for c in found if found.count(c) > 1})
+        if dupes:
+            raise reject(label, f"column {dupes[0]!r} appears twice in the header", column=dupes[0])
+        return found, True
+    if len(first) != len(expected):
+        raise reject(
+            label,
+            f"headerless file: the first row has {len(first)} fields,"
+            f" the contract has {len(expected)} columns",
+            row=1,
+        )
+    return expected, False
+
+
+def plan_csv(
+    label: str, opener: Opener, enc: TextEncoding, text: str, hints: ReadHints, limits: ReadLimits
+) -> Plan:
+    """Delimiter, header and column names of a CSV part from its decoded sample."""
+    delimiter = hints.delimiter or detect_delimiter(text, hints.expected_columns)
+    if len(delimiter) != 1 or delimiter in '\r\n"':
+        raise reject(label, f"declared delimiter {delimiter!r} is not a single character")
+    leading, first = 0, None
+    try:
+        for fields in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter):
+            if fields:
+                first = fields
+                break
+            leading += 1
+    except csv.Error:
+        raise reject(label, "the first row cannot be parsed as CSV", row=0) from None
+    if first is None:
+        raise reject(label, "empty file", row=0)
+    columns, header = resolve_header(first, hints, label)
+    layout = CsvLayout(delimiter, columns, leading + int(header), header)
+    read = partial(_csv_batches, label, opener, enc, layout, limits)
+    return Plan(label, "csv", columns, read, enc.reported, bool(enc.bom), delimiter, header)
+
+
+def _csv_batches(
+    label: str, opener: Opener, enc: TextEncoding, layout: CsvLayout, limits: ReadLimits
+) -> Iterator[pa.RecordBatch]:
+    with opener() as stream:
+        stream.read(len(enc.bom))
+        stream.reject_nul = not enc.may_hold_nul
+        try:
+            reader = pacsv.open_csv(
+                stream,
+                read_options=pacsv.ReadOptions(
+                    block_size=limits.max_record_bytes,
+                    column_names=layout.columns,
+                    skip_rows_after_names=layout.skip,
+                    encoding="utf8" if enc.codec == "utf-8" else enc.codec,
+                ),
+                parse_options=pacsv.ParseOptions(
+                    delimiter=layout.delimiter, newlines_in_values=True
+                ),
+                convert_options=pacsv.ConvertOptions(
+                    column_types=dict.fromkeys(layout.columns, pa.string()),
+                    strings_can_be_null=True,
+                    null_values=[""],
+                ),
+            )
+            yield from reader
+        except UnicodeDecodeError:
+            raise decode_rejection(label, opener, enc) from None
+        except (pa.ArrowException, OSError) as exc:
+            raise _csv_rejection(exc, label, opener, enc, layout) from None
+
+
+def _csv_rejection(
+    exc: Exception, label: str, opener: Opener, enc: TextEncoding, layout: CsvLayout
+) -> IngestRejected:
+    text = str(exc)
+    if "invalid UTF8" in text:
+        return decode_rejection(label, opener, enc)
+    if m := re.search(r"Expected (\d+) columns, got (\d+)", text):
+        where = _ragged_row(opener, enc, layout)
+        row, line = where or (None, None)
+        at = f"data row {row} (line {line})" if where else "a row"
+        width = f"the header has {m.group(1)}" if layout.header else f"{m.group(1)} expected"
+        return reject(label, f"{at} has {m.group(2)} fields, {width}", row=row, line=line)
+    if "straddling" in text:
+        return reject(label, "a row is larger than the block size, or a quote is never closed")
+    return reject(label, f"cannot be read as CSV: {describe(exc)}")
+
+
+def describe(exc: Exception) -> str:
+    """An Arrow error without the offending text: Arrow quotes whole rows (personal data)."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return ":".join(text.split(":")[:2])[:160]
+
+
+def _ragged_row(opener: Opener, enc: TextEncoding, layout: CsvLayout) -> tuple[int, int] | None:
+    """(data row, line) of the first row whose field count is not `width` (error path only)."""
+    with opener() as stream:
+        stream.read(len(enc.bom))
+        text = io.TextIOWrapper(
+            io.BufferedReader(stream), encoding=enc.codec, errors="replace", newline=""
+        )
+        reader = csv.reader(text, delimiter=layout.delimiter)
+        row = 0
+        try:
+            for number, fields in enumerate(reader):
+                if number < layout.skip or not fields:
+                    continue
+                row += 1
+                if len(fields) != len(layout.columns):
+                    return row, reader.line_num
+        except csv.Error:
+            return None
+    return None

@@ -1,0 +1,15 @@
+"""Flow: list the landing zone and say which drops are new."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+
+from tasks.discovering import discover_drops
+
+
+@flow(name="discover-landing", flow_run_name="discover/{provider}")
+def discover_landing(provider: str | None = None) -> dict[str, Any]:
+    """Classify every drop under landing/ (or one provider's) by content hash."""
+    return discover_drops(provider)
