@@ -35,7 +35,8 @@ lint: $(STAMP) ## ruff and mypy
 	$(BIN)/mypy
 
 bench: $(STAMP) ## Speed and memory benchmarks (figures and ratios against a bare baseline)
-	$(BIN)/python benchmarks/ingest.py --rows 1000000
+	$(BIN)/python benchmarks/ingest.py --rows 1000000 5000000
+	$(BIN)/python benchmarks/pipeline.py --rows 1000000 5000000
 	$(BIN)/python benchmarks/anonymization.py
 	$(BIN)/python benchmarks/quality.py
 	$(BIN)/python benchmarks/pii.py

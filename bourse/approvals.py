@@ -1,4 +1,4 @@
-"""Gated transfers through the Prefect API: list suspended publish runs, answer them."""
+"""Gated transfers through the Prefect API: list suspended publish runs, answer them, sweep."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import StateType
 from prefect.client.schemas.responses import SetStateStatus
 
-PUBLISH_FLOW = "publish-product"
+from tasks.publishing import PUBLISH_FLOW, market_of
 
 
 class ApprovalError(RuntimeError):
@@ -40,8 +40,9 @@ class Waiting:
         return self.__dict__.copy()
 
 
-def waiting() -> list[Waiting]:
-    """Publish runs suspended on an approval form, oldest first."""
+def waiting(now: dt.datetime | None = None) -> list[Waiting]:
+    """Publish runs suspended on an approval form and still in time, oldest first."""
+    now = now or dt.datetime.now(dt.UTC)
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(
             flow_filter=FlowFilter(name=FlowFilterName(any_=[PUBLISH_FLOW])),
@@ -52,15 +53,17 @@ def waiting() -> list[Waiting]:
     out = []
     for run in runs:
         details = run.state.state_details if run.state else None
-        key = (details.pause_key or "") if details else ""
+        market = market_of(details.pause_key if details else None)
         timeout = details.pause_timeout if details else None
+        if market is None or (timeout is not None and timeout < now):
+            continue  # another kind of pause, or expired (the sweep records it)
         out.append(
             Waiting(
                 run_id=str(run.id),
                 run_name=run.name,
                 product=str(run.parameters.get("product")),
                 version=str(run.parameters.get("version")),
-                market=key.removeprefix("approval-").upper(),
+                market=market,
                 since=run.state.timestamp.isoformat() if run.state else "",
                 timeout_at=timeout.isoformat() if timeout else None,
             )
@@ -80,7 +83,7 @@ def answer(run_id: str, form: dict[str, Any], wait_seconds: float = 120) -> str:
             state = run.state.name if run.state else "unknown"
             raise ApprovalError(f"run {run.name} ({run_id}) is not waiting for approval: {state}")
         result = client.resume_flow_run(uuid, run_input=_jsonable(form))
-        if result.status == SetStateStatus.REJECT:
+        if result.status != SetStateStatus.ACCEPT:
             reason = getattr(result.details, "reason", None) or "no reason given"
             raise ApprovalError(f"the Prefect API refused the answer: {reason}")
         return _wait_settled(client, uuid, wait_seconds)

@@ -100,31 +100,101 @@ def run(
 def ingest(
     provider: str,
     dataset: str,
-    source: Annotated[str, typer.Argument(help="A file path or s3://bucket/key URI.")],
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="A file, a folder, a quoted glob, an s3://bucket/key or s3://bucket/prefix/."
+        ),
+    ],
 ) -> None:
-    """Ingest one file into the raw zone and staging; exit 1 with the reason if quarantined."""
-    from flows.ingest_dataset import ingest_dataset
+    """Ingest provider files into raw and staging; exit 1 naming the reason of any quarantine."""
+    from bourse.ingesting import ingest_sources
 
-    result = _run_flow(lambda: ingest_dataset(provider, dataset, str(_abs(source))))
-    note = " (identical bytes already ingested)" if result["duplicate"] else ""
+    _ensure_stack()
+    failures = _run_flow(lambda: ingest_sources(RT, out, err, provider, dataset, source))
+    if failures:
+        fail(f"{failures} file(s) quarantined or refused (reasons above)")
+
+
+@app.command()
+def nightly(
+    provider: Annotated[str | None, typer.Argument(help="One provider; default all.")] = None,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for each publish run.")] = 60,
+    as_json: JsonOpt = False,
+) -> None:
+    """Process every new drop in the landing zone now (what the nightly schedule runs)."""
+    from flows.nightly import nightly as nightly_flow
+
+    _ensure_stack()
+    result = _run_flow(lambda: nightly_flow(provider, wait))
+    if as_json:
+        print_json(result)
+    else:
+        for p in result["processed"]:
+            out.print(f"{p['key']}: {p['state']}", highlight=False)
+        out.print(f"{len(result['processed'])} new drop(s) processed, {result['failed']} failed")
+    if result["failed"]:
+        raise typer.Exit(1)
+
+
+automations_app = typer.Typer(help="Prefect automations for operators.", no_args_is_help=True)
+app.add_typer(automations_app, name="automations")
+
+
+@automations_app.command("setup")
+def automations_setup(
+    approval_wait_hours: Annotated[
+        float, typer.Option(help="Warn when a publish run waits for approval longer than this.")
+    ] = 48,
+    notify: Annotated[
+        str | None,
+        typer.Option(help="A Prefect notification block (e.g. slack-webhook/ops) to notify."),
+    ] = None,
+) -> None:
+    """Create or update the automations: run failed, approval waiting, quality dropped."""
+    from datetime import timedelta
+
+    from bourse.automations import ensure
+
+    _ensure_stack()
+    try:
+        for line in ensure(timedelta(hours=approval_wait_hours), notify):
+            out.print(line, highlight=False)
+    except ValueError as exc:
+        fail(str(exc))
+
+
+@app.command()
+def discover(
+    provider: Annotated[str | None, typer.Argument(help="One provider; default all.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the drops in the landing zone and which are new (by content hash, not name)."""
+    from flows.discover_landing import discover_landing
+
+    _ensure_stack()
+    result = _run_flow(lambda: discover_landing(provider))
+    if as_json:
+        print_json(result)
+        return
+    table = Table("key", "status", "reason", "duplicate of", "rows")
+    for d in result["drops"]:
+        rows = "" if d["expected_rows"] is None else str(d["expected_rows"])
+        table.add_row(d["key"], d["status"], d["reason"] or "", d["duplicate_of"] or "", rows)
+    out.print(table)
     out.print(
-        f"ingested {result['source_name']} as {result['ingest_id']}: {result['rows']} rows{note}"
+        ", ".join(f"{v} {k}" for k, v in result["summary"].items() if v) or "landing is empty"
     )
 
 
 @app.command()
 def serve() -> None:
-    """Serve the deployments from this process (the embedded runner; stops with Ctrl-C)."""
+    """Serve the deployments of deploy/prefect.yaml from this process (the embedded runner)."""
     from prefect import serve as prefect_serve
 
-    from flows.process_drop import process_drop
-    from flows.publish_product import publish_product
+    from bourse.serving import runner_deployments
 
-    deployments = [
-        publish_product.to_deployment(name="gated", description="Transfer gate and publication"),
-        process_drop.to_deployment(name="on-demand", description="One provider drop end to end"),
-    ]
-    prefect_serve(*deployments)  # type: ignore[arg-type]  # sync calls return deployments
+    prefect_serve(*runner_deployments())
 
 
 @app.command()
@@ -207,24 +277,31 @@ def transfer_explain(
     market: Annotated[str, typer.Option(help="Destination jurisdiction (2 letters).")],
     as_json: JsonOpt = False,
 ) -> None:
-    """The transfer decision for one market and the rule chain that led to it."""
-    from databourse.package import read_manifest
-    from databourse.transfer import decide, explain, facts_for
+    """The transfer decision for one market (with the exporter's count this year) and its rules."""
+    import datetime as dt
+
+    from databourse.transfer import calendar_year, decide, explain, with_running_count
     from tasks import resources
+    from tasks.publishing import version_facts
 
     product, _, version = ref.partition("@")
     cfg = resources.config()
-    manifest = read_manifest(resources.store(), product, version) if version else None
-    if manifest is None:
+    try:
+        facts, exporter = version_facts(product, version)
+    except DataBourseError:
         fail(f"{ref}: no such published version (give PRODUCT@VERSION)")
         return
-    spec = cfg.product(product)
-    personal = manifest["personal_data"]
-    facts = facts_for(
-        cfg.providers[spec.source.provider].jurisdiction,
-        personal["remaining"],
-        personal["individuals"],
-        cfg.dataset(spec.source.provider, spec.source.dataset).important_data,
+    year = calendar_year(cfg.policy.origin(facts.origin).timezone, dt.datetime.now(dt.UTC))
+    others = [
+        v
+        for v in resources.catalog().running_count(exporter, year)["versions"]
+        if (v["product"], v["version"]) != (product, version)
+    ]
+    facts = with_running_count(
+        facts,
+        year,
+        sum(v["individuals"] for v in others),
+        sum(v["individuals"] for v in others if v["sensitive"]),
     )
     decision = decide(cfg.policy, facts, market.upper())
     chain = explain(cfg.policy, facts, market.upper())
@@ -243,25 +320,66 @@ def transfer_explain(
 
 # ---------------------------------------------------------------- approvals
 @approvals_app.command("list")
-def approvals_list(as_json: JsonOpt = False) -> None:
-    """Publish runs suspended on an approval form."""
+def approvals_list(
+    as_json: JsonOpt = False,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Also every decision: approved, rejected, expired.")
+    ] = False,
+) -> None:
+    """Publish runs suspended on an approval form (timed-out ones are recorded expired first)."""
     from bourse.approvals import waiting
+    from tasks import resources
+    from tasks.publishing import sweep_expired
 
+    sweep_expired(resources.catalog())
     items = waiting()
+    decided = resources.catalog().transfer_decisions() if show_all else []
     if as_json:
-        print_json([{**w.to_json(), "url": RT.run_url(w.run_id)} for w in items])
+        pending = [{**w.to_json(), "url": RT.run_url(w.run_id)} for w in items]
+        print_json({"waiting": pending, "decided": decided} if show_all else pending)
         return
     if not items:
         out.print("no transfer is waiting for approval")
-        return
-    table = Table("run", "product", "version", "market", "since", "expires")
+    else:
+        table = Table("run", "product", "version", "market", "since", "expires")
+        for column in table.columns:
+            column.overflow = "fold"
+        for w in items:
+            table.add_row(
+                w.run_id, w.product, w.version, w.market, w.since[:19], (w.timeout_at or "")[:19]
+            )
+        out.print(table)
+    if show_all:
+        _print_decisions(decided)
+
+
+def _print_decisions(decided: list[dict[str, Any]]) -> None:
+    table = Table("decided", "product", "version", "market", "decision", "by", "reference", "note")
     for column in table.columns:
         column.overflow = "fold"
-    for w in items:
+    for d in decided:
+        carried = d.get("carried_over_from")
+        note = f"carried over from {carried['version']}" if carried else (d.get("conditions") or "")
         table.add_row(
-            w.run_id, w.product, w.version, w.market, w.since[:19], (w.timeout_at or "")[:19]
-        )
+            (d["decided_at"] or "")[:19], d["product_id"], d["version"], d["market"],
+            d["decision"], d["approver"], d.get("reference") or "", note,
+        )  # fmt: skip
     out.print(table)
+
+
+@approvals_app.command("sweep")
+def approvals_sweep(as_json: JsonOpt = False) -> None:
+    """Record as expired every approval whose publish run timed out waiting (idempotent)."""
+    from tasks import resources
+    from tasks.publishing import sweep_expired
+
+    expired = sweep_expired(resources.catalog())
+    if as_json:
+        print_json(expired)
+        return
+    for e in expired:
+        out.print(f"expired: {e['product_id']}@{e['version']} -> {e['market']} ({e['conditions']})")
+    out.print(f"{len(expired)} approval(s) recorded as expired")
 
 
 @app.command()
@@ -277,6 +395,13 @@ def approve(
     ] = None,
     conditions: Annotated[str, typer.Option(help="Conditions attached.")] = "",
     evidence_url: Annotated[str, typer.Option(help="Where the evidence is kept.")] = "",
+    basis: Annotated[
+        str | None, typer.Option(help="Basis within the route; defaults to the route's first.")
+    ] = None,
+    carry_over: Annotated[
+        bool,
+        typer.Option(help="The reference also covers later versions (same schema, categories)."),
+    ] = False,
 ) -> None:
     """Approve a gated transfer (the same answer as the form in the Prefect UI)."""
     _answer(
@@ -286,9 +411,11 @@ def approve(
             "decision": "approve",
             "reference": reference,
             "route": route,
+            "basis": basis,
             "valid_until": valid_until,
             "conditions": conditions,
             "evidence_url": evidence_url,
+            "carry_over": carry_over,
         },
     )
 
@@ -310,11 +437,20 @@ def reject(
 
 
 def _answer(run_id: str, form: dict[str, Any]) -> None:
-    from bourse.approvals import ApprovalError, answer, waiting
+    import datetime as dt
 
+    from bourse.approvals import ApprovalError, answer, waiting
+    from databourse.transfer import approval_problems
+    from tasks import resources
+
+    match = [w for w in waiting() if w.run_id == run_id]
+    rule_route = _rule_route(match[0]) if match else None
     if form.get("route") is None:
-        match = [w for w in waiting() if w.run_id == run_id]
-        form["route"] = _rule_route(match[0]) if match else "unspecified"
+        form["route"] = rule_route or "unspecified"
+    if rule_route not in (None, "unspecified"):  # the form's and the flow's checks, done first
+        policy = resources.config().policy
+        if problems := approval_problems(policy, str(rule_route), form, dt.date.today()):
+            fail("answer not sent, the run keeps waiting: " + "; ".join(problems))
     try:
         state = answer(run_id, form)
     except ApprovalError as exc:
@@ -422,9 +558,13 @@ def catalog_show(
         for a in v.get("availability", []):
             out.print(f"    {a['market']}: {a['status']} ({a.get('rule_id')})")
         for ap in v.get("approvals", []):
+            carried = ap.get("carried_over_from")
+            since = f", carried over from {carried['version']}" if carried else ""
+            who = ap.get("prefect_identity") or "no Prefect identity"
             out.print(
-                f"    approval {ap['market']}: {ap['decision']} by {ap['approver']} "
-                f"ref {ap.get('reference')}"
+                f"    approval {ap['market']}: {ap['decision']} by {ap['approver']} ({who}) "
+                f"route {ap.get('route')}/{ap.get('basis') or '-'} ref {ap.get('reference')} "
+                f"until {ap.get('valid_until') or '-'}{since}"
             )
 
 
@@ -582,7 +722,7 @@ def _ensure_stack() -> None:
 
     try:
         for line in start(RT):
-            out.print(line)
+            err.print(line, highlight=False)  # stderr: stdout stays the command's own output
     except LocalServerError as exc:
         fail(str(exc))
 

@@ -27,18 +27,31 @@ from databourse.catalog_models import (
     Approval,
     ApprovalRecord,
     Availability,
+    ExporterTransfer,
     Grant,
     Product,
     Version,
     VersionRecord,
     approval_refusal,
     availability_json,
+    counted,
     iso,
+    prior_approval,
     product_json,
+    sent_this_year,
     utcnow,
     version_json,
 )
+from databourse.config import CrossBorderPolicy
 from databourse.errors import CatalogError, TransferNotApproved, VersionNotFound
+from databourse.transfer import (
+    TransferDecision,
+    TransferFacts,
+    calendar_year,
+    carry_over_problems,
+    decide,
+    with_running_count,
+)
 from databourse.versioning import Schema, next_version, parse_version, schema_diff
 
 __all__ = ["ApprovalRecord", "Catalog", "VersionRecord", "make_engine"]
@@ -46,8 +59,20 @@ __all__ = ["ApprovalRecord", "Catalog", "VersionRecord", "make_engine"]
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-NEEDS_APPROVAL = ("pending_approval", "rejected", "expired")
+GATED = ("pending_approval", "rejected", "expired", "denied")  # only a person reopens these
 _DECISION_STATUS = {"approved": "available", "rejected": "rejected", "expired": "expired"}
+# What an approval carried over to a later version keeps from the one it copies.
+_CARRIED_FIELDS = (
+    "approver",
+    "route",
+    "basis",
+    "reference",
+    "conditions",
+    "evidence_url",
+    "valid_until",
+    "prefect_identity",
+    "identity_note",
+)
 _MARKET = re.compile(r"^[A-Z]{2}$")
 _WRITE_OPTION = "databourse_write"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -99,6 +124,15 @@ def _check_market(market: str) -> None:
     if not isinstance(market, str) or not _MARKET.match(market):
         raise CatalogError(
             f"market must be a 2-letter upper-case code, got {market!r}", market=market
+        )
+
+
+def _lock_exporter(session: Session, exporter: str) -> None:
+    # One gate per exporter at a time on PostgreSQL (SQLite writers are serialized anyway), so
+    # two versions decided together cannot both stay under a threshold they cross together.
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(7263521, hashtext(:e))"), {"e": exporter}
         )
 
 
@@ -274,6 +308,7 @@ class Catalog:
 
         Refused (TransferNotApproved) unless the version is published and its availability in
         `market` is "available", which for gated markets means an approval bound to its hash.
+        A grant abroad in a new calendar year counts the version in that year too.
         """
         _check_market(market)
 
@@ -297,6 +332,7 @@ class Catalog:
             )
             session.add(grant)
             session.flush()
+            self._count(session, row, market)
             audit.append(
                 session,
                 "grant",
@@ -485,6 +521,42 @@ class Catalog:
             return False
         return latest.valid_until is None or latest.valid_until >= date.today()
 
+    @staticmethod
+    def _store_availability(
+        session: Session,
+        row: Version,
+        market: str,
+        status: str,
+        rule_id: str | None,
+        route: str | None,
+        detail: dict[str, Any] | None,
+    ) -> None:
+        """Write a market's status; a change of status or rule is an audit event."""
+        current = Catalog._availability_row(session, row.id, market)
+        changed = current is None or (current.status, current.rule_id) != (status, rule_id)
+        if current is None:
+            current = Availability(version_id=row.id, market=market)
+            session.add(current)
+        current.status, current.rule_id, current.route = status, rule_id, route
+        current.detail, current.updated_at = detail, utcnow()
+        if changed:
+            audit.append(
+                session,
+                "decision",
+                product=row.product_id,
+                version=row.version,
+                market=market,
+                detail={
+                    "status": status,
+                    "rule": rule_id,
+                    "route": route,
+                    "content_hash": row.content_hash,
+                },
+            )
+        log.info(
+            "%s %s market %s: %s (rule %s)", row.product_id, row.version, market, status, rule_id
+        )
+
     def set_availability(
         self,
         product_id: str,
@@ -495,11 +567,12 @@ class Catalog:
         route: str | None = None,
         detail: dict[str, Any] | None = None,
     ) -> str:
-        """Record the policy's decision for a market; returns the status stored.
+        """Record a market's status by hand; returns the status stored.
 
-        "available" is refused (TransferNotApproved) while the market awaits or lacks an approval
-        for this content hash. "pending_approval" for content already approved stays "available",
-        so a re-run does not ask the approver twice.
+        "available" needs a valid approval bound to this content hash, except for the version's
+        own jurisdiction (rule "domestic", which is not a transfer). Allowed cross-border markets
+        are opened only by `apply_transfer_policy`. "pending_approval" for content already
+        approved stays "available", so a re-run does not ask the approver twice.
         """
         _check_market(market)
         if status not in AVAILABILITY_STATUSES:
@@ -517,41 +590,233 @@ class Catalog:
             current = self._availability_row(session, row.id, market)
             approved = self._approved(session, row, market)
             stored = status
-            if status == "available" and current is not None and current.status in NEEDS_APPROVAL:
-                if not approved:
+            if status == "available" and not approved:
+                origin = (row.transfer_facts or {}).get("origin", market)
+                gated = current is not None and current.status in GATED
+                if rule_id != "domestic" or origin != market or gated:
                     raise TransferNotApproved(
-                        f"{product_id} {version} needs an approval for market {market} "
-                        f"(content {row.content_hash[:16]}) before it can be made available",
+                        f"{product_id} {version} cannot be made available in {market} without "
+                        f"an approval bound to its content {row.content_hash[:16]} (market "
+                        f"{current.status if current else 'undecided'}); only the transfer gate "
+                        "opens a market its policy allows",
                         product=product_id,
                         version=version,
                         market=market,
                     )
+                if row.transfer_facts is None:
+                    # A version the gate has not seen: this claim fixes its home market, so no
+                    # other market can be called domestic, and the gate re-decides it later.
+                    row.transfer_facts = {"origin": market, "claimed_domestic": True}
             elif status == "pending_approval" and approved:
                 stored = "available"
-            changed = current is None or (current.status, current.rule_id) != (stored, rule_id)
-            if current is None:
-                current = Availability(version_id=row.id, market=market)
-                session.add(current)
-            current.status, current.rule_id, current.route = stored, rule_id, route
-            current.detail, current.updated_at = detail, utcnow()
-            if changed:
-                audit.append(
-                    session,
-                    "decision",
-                    product=product_id,
-                    version=version,
-                    market=market,
-                    detail={
-                        "status": stored,
-                        "rule": rule_id,
-                        "route": route,
-                        "content_hash": row.content_hash,
-                    },
-                )
-            log.info("%s %s market %s: %s (rule %s)", product_id, version, market, stored, rule_id)
+            self._store_availability(session, row, market, stored, rule_id, route, detail)
             return stored
 
         return self._write("set_availability", work)
+
+    def apply_transfer_policy(
+        self,
+        product_id: str,
+        version: str,
+        policy: CrossBorderPolicy,
+        facts: TransferFacts,
+        markets: list[str],
+        exporter: str,
+        carry_over: bool = True,
+    ) -> list[dict[str, Any]]:
+        """The transfer gate: decide every market and store the outcome, in one transaction.
+
+        The rules see `facts` plus the exporter's running count for the current calendar year
+        (in the origin's time zone; other versions only). Per market the status becomes
+        "available" (allowed, approved for this content, or an earlier version's approval carried
+        over when `carry_over_problems` finds nothing), "pending_approval", "rejected" (final for
+        this content) or "denied". A market once gated stays so until a person decides. Every
+        market that becomes available abroad counts the version once in the exporter's year.
+        """
+        for market in markets:
+            _check_market(market)
+        timezone = policy.origin(facts.origin).timezone
+
+        def work(session: Session) -> list[dict[str, Any]]:
+            row = self._version_row(session, product_id, version)
+            _lock_exporter(session, exporter)
+            year = calendar_year(timezone, utcnow())
+            full = with_running_count(facts, year, *sent_this_year(session, exporter, year, row.id))
+            row.transfer_facts = {**full.to_json(), "exporter": exporter, "timezone": timezone}
+            out = []
+            for market in markets:
+                decision = decide(policy, full, market)
+                status, carried, problems = self._gate_market(
+                    session, row, decision, full, carry_over
+                )
+                out.append(
+                    {
+                        **decision.to_json(),
+                        "facts": full.to_json(),
+                        "status": status,
+                        "carried_over_from": carried,
+                        "carry_over_problems": problems,
+                    }
+                )
+            return out
+
+        return self._write("apply_transfer_policy", work)
+
+    def _gate_market(
+        self,
+        session: Session,
+        row: Version,
+        decision: TransferDecision,
+        facts: TransferFacts,
+        carry_over: bool,
+    ) -> tuple[str, dict[str, Any] | None, list[str]]:
+        """One market's status under the policy's decision: (status, carried from, why not)."""
+        market = decision.market
+        current = self._availability_row(session, row.id, market)
+        was = current.status if current is not None else None
+        carried: dict[str, Any] | None = None
+        problems: list[str] = []
+        if decision.decision == "denied":
+            status = "denied"
+        elif was == "rejected":
+            status = "rejected"
+        elif self._approved(session, row, market) or (
+            decision.decision == "allowed" and was not in ("pending_approval", "expired")
+        ):
+            status = "available"
+        elif decision.decision == "allowed":
+            status = "pending_approval"  # gated before for this content: a person decides
+        else:
+            carried, problems = self._carry_over(session, row, decision, facts, carry_over)
+            status = "available" if carried else "pending_approval"
+        detail = {**decision.to_json(), "year_individuals": facts.year_individuals}
+        self._store_availability(
+            session, row, market, status, decision.rule_id, decision.route, detail
+        )
+        if status == "available":
+            self._count(session, row, market)
+        return status, carried, problems
+
+    def _carry_over(
+        self,
+        session: Session,
+        row: Version,
+        decision: TransferDecision,
+        facts: TransferFacts,
+        allowed: bool,
+    ) -> tuple[dict[str, Any] | None, list[str]]:
+        """Copy an earlier version's approval to this one when the rules allow it."""
+        market = decision.market
+        prior = prior_approval(session, row, market)
+        if prior is None or not allowed:
+            return None, []
+        problems = carry_over_problems(prior, row.schema, facts, decision, date.today())
+        if problems:
+            why = "; ".join(problems)
+            log.info("%s %s %s: no carry-over: %s", row.product_id, row.version, market, why)
+            return None, problems
+        source = session.get(Approval, prior.approval_id)
+        assert source is not None
+        origin = {
+            "version": prior.version,
+            "approval_id": prior.approval_id,
+            "content_hash": prior.content_hash,
+        }
+        copy = Approval(
+            version_id=row.id,
+            market=decision.market,
+            content_hash=row.content_hash,
+            decision="approved",
+            **{f: getattr(source, f) for f in _CARRIED_FIELDS},
+            rule_id=decision.rule_id,
+            carry_over=True,
+            carried_over_from=origin,
+        )
+        session.add(copy)
+        session.flush()
+        audit.append(
+            session,
+            "carry_over",
+            product=row.product_id,
+            version=row.version,
+            market=decision.market,
+            actor=source.approver,
+            detail={
+                "carried_over_from": origin,
+                "approval_id": copy.id,
+                "route": copy.route,
+                "reference": copy.reference,
+                "rule": decision.rule_id,
+                "content_hash": row.content_hash,
+            },
+        )
+        return origin, []
+
+    @staticmethod
+    def _count(session: Session, row: Version, market: str) -> None:
+        """Count the version's individuals once in its exporter's year when it first goes abroad."""
+        facts = row.transfer_facts
+        if not facts or not facts.get("individuals") or market == facts.get("origin"):
+            return
+        exporter, year = facts["exporter"], calendar_year(facts["timezone"], utcnow())
+        if counted(session, exporter, year, row.id):
+            return
+        entry = ExporterTransfer(
+            exporter=exporter,
+            year=year,
+            version_id=row.id,
+            content_hash=row.content_hash,
+            individuals=int(facts["individuals"]),
+            sensitive=bool(facts.get("sensitive_categories")),
+            market=market,
+        )
+        session.add(entry)
+        session.flush()
+        audit.append(
+            session,
+            "count",
+            product=row.product_id,
+            version=row.version,
+            market=market,
+            detail={
+                "exporter": exporter,
+                "year": year,
+                "individuals": entry.individuals,
+                "sensitive": entry.sensitive,
+                "content_hash": row.content_hash,
+            },
+        )
+
+    def running_count(self, exporter: str, year: int) -> dict[str, Any]:
+        """The exporter's individuals sent abroad in a calendar year, and the versions counted."""
+
+        def work(session: Session) -> dict[str, Any]:
+            rows = session.execute(
+                select(ExporterTransfer, Version)
+                .join(Version, ExporterTransfer.version_id == Version.id)
+                .where(ExporterTransfer.exporter == exporter, ExporterTransfer.year == year)
+                .order_by(ExporterTransfer.id)
+            ).all()
+            sent, sensitive = sent_this_year(session, exporter, year)
+            return {
+                "exporter": exporter,
+                "year": year,
+                "individuals": sent,
+                "sensitive_individuals": sensitive,
+                "versions": [
+                    {
+                        "product": v.product_id,
+                        "version": v.version,
+                        "individuals": t.individuals,
+                        "sensitive": t.sensitive,
+                        "market": t.market,
+                        "counted_at": iso(t.counted_at),
+                    }
+                    for t, v in rows
+                ],
+            }
+
+        return self._read(work)
 
     def record_approval(
         self,
@@ -568,11 +833,17 @@ class Catalog:
         flow_run_id: str | None = None,
         prefect_identity: str | None = None,
         content_hash: str | None = None,
+        basis: str | None = None,
+        carry_over: bool = False,
+        identity_note: str | None = None,
     ) -> ApprovalRecord:
-        """Store a transfer decision bound to the version's content hash and apply it to the market.
+        """Store a person's transfer decision bound to the version's content hash and the market.
 
-        Idempotent per (version, market, flow_run_id). `content_hash`, when given, is the hash the
-        approver reviewed: a different one than the version's is refused (TransferNotApproved).
+        Only a market awaiting a decision (pending_approval) can be approved or rejected; an
+        expiry applies to a pending or approved one. Idempotent per (version, market,
+        flow_run_id). `content_hash`, when given, is the hash the approver reviewed: a different
+        one than the version's is refused (TransferNotApproved). An approval counts the version
+        in its exporter's year.
         """
         _check_market(market)
         if decision not in APPROVAL_DECISIONS:
@@ -580,16 +851,9 @@ class Catalog:
 
         def work(session: Session) -> ApprovalRecord:
             row = self._version_row(session, product_id, version)
-            if flow_run_id is not None:
-                existing = session.scalars(
-                    select(Approval).where(
-                        Approval.version_id == row.id,
-                        Approval.market == market,
-                        Approval.flow_run_id == flow_run_id,
-                    )
-                ).first()
-                if existing is not None:
-                    return ApprovalRecord.of(existing, row, new=False)
+            existing = self._decision_of_run(session, row, market, flow_run_id)
+            if existing is not None:
+                return ApprovalRecord.of(existing, row, new=False)
             current = self._availability_row(session, row.id, market)
             refusal = approval_refusal(row, current, decision, content_hash, valid_until)
             if refusal is not None:
@@ -612,35 +876,102 @@ class Catalog:
                 valid_until=valid_until,
                 flow_run_id=flow_run_id,
                 prefect_identity=prefect_identity,
+                basis=basis,
+                rule_id=current.rule_id if current is not None else None,
+                carry_over=carry_over and decision == "approved",
+                identity_note=identity_note,
             )
-            session.add(approval)
-            session.flush()
-            if current is None:
-                current = Availability(version_id=row.id, market=market, rule_id=None)
-                session.add(current)
-            current.status, current.route = _DECISION_STATUS[decision], route or current.route
-            current.detail = {**(current.detail or {}), "approval_id": approval.id}
-            current.updated_at = utcnow()
-            log.info("%s %s market %s: %s by approval", product_id, version, market, decision)
-            kind = {"approved": "approval", "rejected": "rejection", "expired": "expiry"}[decision]
-            audit.append(
-                session,
-                kind,
-                product=product_id,
-                version=version,
-                market=market,
-                actor=approver,
-                detail={
-                    "route": route,
-                    "reference": reference,
-                    "content_hash": row.content_hash,
-                    "flow_run_id": flow_run_id,
-                    "prefect_identity": prefect_identity,
-                },
-            )
+            self._apply_answer(session, row, current, approval)
             return ApprovalRecord.of(approval, row, new=True)
 
         return self._write("record_approval", work)
+
+    def record_expiry(
+        self, product_id: str, version: str, market: str, flow_run_id: str, waited: str
+    ) -> ApprovalRecord | None:
+        """Record that nobody answered a run's approval form in time (None: nothing to expire).
+
+        Idempotent per run; a market answered meanwhile (by another run) is left as it is.
+        """
+        _check_market(market)
+
+        def work(session: Session) -> ApprovalRecord | None:
+            row = self._version_row(session, product_id, version)
+            current = self._availability_row(session, row.id, market)
+            done = self._decision_of_run(session, row, market, flow_run_id)
+            if done is not None or current is None or current.status != "pending_approval":
+                return None
+            approval = Approval(
+                version_id=row.id,
+                market=market,
+                content_hash=row.content_hash,
+                decision="expired",
+                approver="(nobody: approval timeout)",
+                route=current.route,
+                reference=None,
+                conditions=f"no answer on the approval form: {waited}",
+                flow_run_id=flow_run_id,
+                rule_id=current.rule_id,
+                identity_note="recorded by the approval sweep; no person answered",
+            )
+            self._apply_answer(session, row, current, approval)
+            return ApprovalRecord.of(approval, row, new=True)
+
+        return self._write("record_expiry", work)
+
+    @staticmethod
+    def _decision_of_run(
+        session: Session, row: Version, market: str, flow_run_id: str | None
+    ) -> Approval | None:
+        if flow_run_id is None:
+            return None
+        return session.scalars(
+            select(Approval).where(
+                Approval.version_id == row.id,
+                Approval.market == market,
+                Approval.flow_run_id == flow_run_id,
+            )
+        ).first()
+
+    def _apply_answer(
+        self, session: Session, row: Version, current: Availability | None, approval: Approval
+    ) -> None:
+        """Store a decision, set the market's status from it, audit it, count an approval."""
+        session.add(approval)
+        session.flush()
+        if current is None:
+            current = Availability(version_id=row.id, market=approval.market, rule_id=None)
+            session.add(current)
+        current.status = _DECISION_STATUS[approval.decision]
+        current.route = approval.route or current.route
+        current.detail = {**(current.detail or {}), "approval_id": approval.id}
+        current.updated_at = utcnow()
+        what = f"{approval.market}: {approval.decision}"
+        log.info("%s %s market %s by approval", row.product_id, row.version, what)
+        audit.append(
+            session,
+            {"approved": "approval", "rejected": "rejection", "expired": "expiry"}[
+                approval.decision
+            ],
+            product=row.product_id,
+            version=row.version,
+            market=approval.market,
+            actor=approval.approver,
+            detail={
+                "approval_id": approval.id,
+                "route": approval.route,
+                "basis": approval.basis,
+                "reference": approval.reference,
+                "valid_until": iso(approval.valid_until),
+                "carry_over": approval.carry_over,
+                "content_hash": row.content_hash,
+                "flow_run_id": approval.flow_run_id,
+                "prefect_identity": approval.prefect_identity,
+                "identity_note": approval.identity_note,
+            },
+        )
+        if approval.decision == "approved":
+            self._count(session, row, approval.market)
 
     # --- browsing -----------------------------------------------------------------------------
 
@@ -719,5 +1050,30 @@ class Catalog:
                 }
                 for availability, version in rows
             ]
+
+        return self._read(work)
+
+    def transfer_decisions(self, product_id: str | None = None) -> list[dict[str, Any]]:
+        """Every recorded decision (approved, rejected, expired, carried over), newest first."""
+
+        def work(session: Session) -> list[dict[str, Any]]:
+            query = select(Approval, Version).join(Version, Approval.version_id == Version.id)
+            if product_id is not None:
+                query = query.where(Version.product_id == product_id)
+            rows = session.execute(query.order_by(Approval.decided_at.desc(), Approval.id.desc()))
+            return [ApprovalRecord.of(a, v).to_json() for a, v in rows]
+
+        return self._read(work)
+
+    def expired_runs(self) -> set[tuple[str, str]]:
+        """(flow run id, market) of every expiry already recorded, for the sweep to skip."""
+
+        def work(session: Session) -> set[tuple[str, str]]:
+            rows = session.execute(
+                select(Approval.flow_run_id, Approval.market).where(
+                    Approval.decision == "expired", Approval.flow_run_id.is_not(None)
+                )
+            )
+            return {(str(run), market) for run, market in rows}
 
         return self._read(work)

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     Date,
     DateTime,
@@ -17,10 +18,13 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     select,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from databourse.transfer import PriorApproval
 
 VERSION_STATUSES = ("staged", "published", "withdrawn")
 AVAILABILITY_STATUSES = ("available", "pending_approval", "rejected", "expired", "denied")
@@ -93,6 +97,8 @@ class Version(Base):
     withdrawn_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     quality_scores: Mapped[dict[str, Any] | None] = mapped_column(JsonType, nullable=True)
     privacy: Mapped[dict[str, Any] | None] = mapped_column(JsonType, nullable=True)
+    # What the transfer gate measured (origin, exporter, time zone, categories, individuals).
+    transfer_facts: Mapped[dict[str, Any] | None] = mapped_column(JsonType, nullable=True)
 
 
 class Availability(Base):
@@ -138,6 +144,30 @@ class Approval(Base):
     flow_run_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     prefect_identity: Mapped[str | None] = mapped_column(String(200), nullable=True)
     decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    basis: Mapped[str | None] = mapped_column(String(100), nullable=True)  # basis within route
+    rule_id: Mapped[str | None] = mapped_column(String(200), nullable=True)  # rule that asked
+    carry_over: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    carried_over_from: Mapped[dict[str, Any] | None] = mapped_column(JsonType, nullable=True)
+    identity_note: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class ExporterTransfer(Base):
+    """One version counted in its exporter's running yearly count of individuals sent abroad."""
+
+    __tablename__ = "exporter_transfers"
+    __table_args__ = (UniqueConstraint("exporter", "year", "version_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    exporter: Mapped[str] = mapped_column(String(200))  # the provider
+    year: Mapped[int] = mapped_column(Integer)  # calendar year in the origin's time zone
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id", ondelete="CASCADE"))
+    content_hash: Mapped[str] = mapped_column(String(128))
+    individuals: Mapped[int] = mapped_column(Integer)
+    sensitive: Mapped[bool] = mapped_column(Boolean)
+    market: Mapped[str] = mapped_column(
+        String(2)
+    )  # the first foreign market it became available in
+    counted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Grant(Base):
@@ -260,6 +290,11 @@ class ApprovalRecord:
     flow_run_id: str | None
     prefect_identity: str | None
     decided_at: datetime
+    basis: str | None = None
+    rule_id: str | None = None
+    carry_over: bool = False
+    carried_over_from: dict[str, Any] | None = None
+    identity_note: str | None = None
     new: bool = False
 
     @classmethod
@@ -281,6 +316,11 @@ class ApprovalRecord:
             flow_run_id=row.flow_run_id,
             prefect_identity=row.prefect_identity,
             decided_at=to_utc(row.decided_at),
+            basis=row.basis,
+            rule_id=row.rule_id,
+            carry_over=bool(row.carry_over),
+            carried_over_from=dict(row.carried_over_from) if row.carried_over_from else None,
+            identity_note=row.identity_note,
             new=new,
         )
 
@@ -318,10 +358,17 @@ def approval_refusal(
             f"the approval was given for content {content_hash[:16]}, "
             f"not this version's {version.content_hash[:16]}"
         )
-    if decision == "approved" and current is not None and current.status == "denied":
+    status = current.status if current is not None else "undecided"
+    if decision == "approved" and status == "denied":
         return "the transfer policy denies this market; an approval cannot override it"
     if decision == "approved" and valid_until is not None and valid_until < date.today():
         return f"the approval expired on {valid_until.isoformat()}"
+    if decision in ("approved", "rejected") and status != "pending_approval":
+        return (
+            f"no decision is awaited for this market (it is {status}): the transfer gate opens one"
+        )
+    if decision == "expired" and status not in ("pending_approval", "available"):
+        return f"nothing to expire: the market is {status}"
     return None
 
 
@@ -349,3 +396,61 @@ def version_json(session: Session, row: Version) -> dict[str, Any]:
         "availability": [availability_json(a) for a in availability],
         "approvals": [ApprovalRecord.of(a, row).to_json() for a in approvals],
     }
+
+
+# --- the transfer gate's queries ------------------------------------------------------------
+
+
+def sent_this_year(
+    session: Session, exporter: str, year: int, exclude_version_id: int | None = None
+) -> tuple[int, int]:
+    """Individuals the exporter sent abroad in `year`, and those in sensitive versions."""
+    query = select(ExporterTransfer.individuals, ExporterTransfer.sensitive).where(
+        ExporterTransfer.exporter == exporter, ExporterTransfer.year == year
+    )
+    if exclude_version_id is not None:
+        query = query.where(ExporterTransfer.version_id != exclude_version_id)
+    rows = session.execute(query).all()
+    return sum(n for n, _ in rows), sum(n for n, sensitive in rows if sensitive)
+
+
+def prior_approval(session: Session, version: Version, market: str) -> PriorApproval | None:
+    """The latest decision for `market` on another version of the same product, if any."""
+    found = session.execute(
+        select(Approval, Version)
+        .join(Version, Approval.version_id == Version.id)
+        .where(
+            Version.product_id == version.product_id,
+            Version.id != version.id,
+            Approval.market == market,
+            Approval.content_hash == Version.content_hash,
+        )
+        .order_by(Approval.decided_at.desc(), Approval.id.desc())
+        .limit(1)
+    ).first()
+    if found is None:
+        return None
+    approval, earlier = found
+    facts = earlier.transfer_facts
+    return PriorApproval(
+        approval_id=approval.id,
+        version=earlier.version,
+        content_hash=earlier.content_hash,
+        decision=approval.decision,
+        carry_over=bool(approval.carry_over),
+        rule_id=approval.rule_id,
+        route=approval.route,
+        valid_until=approval.valid_until,
+        schema=[dict(column) for column in earlier.schema],
+        categories=tuple(facts["categories"]) if facts and "categories" in facts else None,
+    )
+
+
+def counted(session: Session, exporter: str, year: int, version_id: int) -> bool:
+    """Whether the version is already in the exporter's count for that year."""
+    query = select(ExporterTransfer.id).where(
+        ExporterTransfer.exporter == exporter,
+        ExporterTransfer.year == year,
+        ExporterTransfer.version_id == version_id,
+    )
+    return session.scalars(query.limit(1)).first() is not None

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -134,12 +135,26 @@ class IngestLimits(Strict):
     max_file_bytes: int = Field(50 << 30, ge=1)
     max_uncompressed_bytes: int = Field(200 << 30, ge=1)
     max_compression_ratio: float = Field(200.0, gt=1)
+    # The longest CSV row or JSON line; also Arrow's read block, so memory is about 100x this.
+    max_row_bytes: int = Field(2 << 20, ge=1 << 16, le=256 << 20)
 
 
 class StorageSettings(Strict):
     root: str = "state/store"  # a local folder (relative to the project) or s3://bucket/prefix
     endpoint_url: str | None = None  # any S3-compatible server
     region: str = "us-east-1"
+
+
+class RunSettings(Strict):
+    """How much runs at once, and on what."""
+
+    provider_concurrency: int = Field(2, ge=1)  # drops of one provider processed at once
+    nightly_parallel: int = Field(4, ge=1)  # drops a nightly run dispatches at once
+    # Task runner for partitioned steps: "threads" (default) or "dask" (a local cluster, or the
+    # scheduler at dask_address, e.g. tcp://10.0.0.5:8786).
+    task_runner: Literal["threads", "dask"] = "threads"
+    dask_address: str | None = None
+    dask_workers: int = Field(2, ge=1)  # local cluster size when no address is given
 
 
 class Settings(Strict):
@@ -153,6 +168,7 @@ class Settings(Strict):
     pii_sample_rows: int = Field(2000, ge=10)
     approval_timeout_seconds: int = Field(7 * 24 * 3600, ge=1)
     ingest: IngestLimits = IngestLimits()  # default caps on a drop (a dataset may set its own)
+    runs: RunSettings = RunSettings()
 
 
 # ---------------------------------------------------------------- providers
@@ -503,6 +519,18 @@ class Rule(Strict):
 
 class OriginPolicy(Strict):
     rules: list[Rule] = Field(min_length=1)
+    # The exporter's calendar year (running counts of individuals sent abroad) is this zone's.
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            msg = f"unknown time zone {value!r} (an IANA name, e.g. Asia/Shanghai)"
+            raise ValueError(msg) from None
+        return value
 
     @field_validator("rules")
     @classmethod
@@ -515,9 +543,46 @@ class OriginPolicy(Strict):
         return rules
 
 
+ApprovalField = Literal["reference", "valid_until", "evidence_url"]
+
+
+class RouteBasis(Strict):
+    """One legal basis an approver may rely on within a route, and what an approval on it needs."""
+
+    label: str = Field(min_length=3)
+    reference: str = Field(min_length=3)  # what the reference number is, shown on the form
+    requires: list[ApprovalField] = []  # fields an approval on this basis must fill
+    citation: str = Field(min_length=3)
+
+
+class RouteSpec(Strict):
+    """A legal route that approval_required rules name: the bases an approver chooses from."""
+
+    title: str = Field(min_length=3)
+    bases: dict[Identifier, RouteBasis] = Field(min_length=1)  # the first is the form's default
+
+
 class CrossBorderPolicy(Strict):
     origins: dict[Jurisdiction, OriginPolicy]
     default: OriginPolicy  # for origins not listed
+    routes: dict[Identifier, RouteSpec] = {}
+
+    @model_validator(mode="after")
+    def _routes_defined(self) -> CrossBorderPolicy:
+        named = {
+            (where, r.route)
+            for where, origin in [*self.origins.items(), ("default", self.default)]
+            for r in origin.rules
+            if r.route is not None
+        }
+        missing = sorted(f"{where}: {route}" for where, route in named if route not in self.routes)
+        if missing:
+            raise ValueError(f"rules name routes that `routes` does not define: {missing}")
+        return self
+
+    def origin(self, jurisdiction: str) -> OriginPolicy:
+        """The rules of an origin, or the default ones."""
+        return self.origins.get(jurisdiction, self.default)
 
 
 # ---------------------------------------------------------------- loading

@@ -35,6 +35,7 @@ from databourse.readers_bytes import (
     read_sample,
     reject,
     scan_zip,
+    shown,
     zip_data_members,
 )
 from databourse.readers_records import plan_jsonl, plan_parquet, plan_xlsx
@@ -124,7 +125,7 @@ def _plan(
         magic = fh.read(8)
     suffix = Path(name).suffix.lower()
     if magic.startswith(PARQUET_MAGIC):
-        return _info("none", [plan_parquet(name, path)])
+        return _info("none", [plan_parquet(name, path, limits)])
     if magic.startswith(GZIP_MAGIC):
         inner = name[: -len(suffix)] if suffix == ".gz" else name
         opener = partial(open_gzip, path, name, limits, tracker)
@@ -161,7 +162,7 @@ def _plan_stream(
     if sample.startswith(PARQUET_MAGIC):
         if extract_to is None:
             raise reject(label, "Parquet inside gzip is not supported; send the .parquet file")
-        return plan_parquet(label, _extract(opener, extract_to))
+        return plan_parquet(label, _extract(opener, extract_to), limits)
     if sample.startswith((GZIP_MAGIC, *ZIP_MAGICS)) or sample[257:262] == b"ustar":
         raise reject(label, "nested archives are not accepted; send the files")
     if suffix in PARQUET_SUFFIXES:
@@ -198,14 +199,16 @@ def _plan_members(
 def _check_same(first: Plan, plan: Plan) -> None:
     if plan.format != first.format:
         raise reject(
-            plan.label, f"is {plan.format} but {first.label} is {first.format}; members must match"
+            plan.label,
+            f"is {plan.format} but {shown(first.label)} is {first.format}; members must match",
         )
     missing = [c for c in first.columns if c not in plan.columns]
     extra = [c for c in plan.columns if c not in first.columns]
     if missing or extra:
         raise reject(
             plan.label,
-            f"columns differ from those of {first.label} (missing: {missing}; extra: {extra})",
+            f"columns differ from those of {shown(first.label)}"
+            f" (missing: {missing}; extra: {extra})",
             column=(missing or extra)[0],
         )
 

@@ -47,8 +47,26 @@ class ReadLimits:
 
 
 def reject(label: str, message: str, **context: Any) -> IngestRejected:
-    """An IngestRejected whose message starts with the file's label."""
-    return IngestRejected(f"{label}: {message}", file=label, **context)
+    """An IngestRejected whose message starts with the file's label, control characters escaped."""
+    return IngestRejected(f"{shown(label)}: {_escaped(message)}", file=label, **context)
+
+
+def shown(name: str) -> str:
+    """A name (file, zip member) as a message prints it: quoted with escapes if not printable.
+
+    Names come from the provider: an ANSI escape or a right-to-left override (U+202E) printed raw
+    would repaint a terminal, or show `evil<U+202E>txt.csv` as `evilvsc.txt` in a log.
+    """
+    return name if name.isprintable() else repr(name)
+
+
+def _escaped(text: str) -> str:
+    """Text with each non-printable character as its escape (Arrow messages may quote names)."""
+    return (
+        text
+        if text.isprintable()
+        else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    )
 
 
 class CountingFile(io.RawIOBase):
@@ -120,6 +138,8 @@ class CappedStream(io.RawIOBase):
         self._before = before  # bytes already produced by earlier archive members
         self.out = 0
         self.reject_nul = False
+        self.count_quotes = False  # ASCII-compatible text: an odd count hints at an open quote
+        self.quotes = 0
         if tracker is not None:
             tracker.stream = self
 
@@ -142,6 +162,8 @@ class CappedStream(io.RawIOBase):
             raise reject(self._label, f"{what} ({type(exc).__name__})") from None
         self.out += len(data)
         self._check(data)
+        if self.count_quotes:
+            self.quotes += data.count(b'"')
         return data
 
     def readinto(self, buffer: Any) -> int:

@@ -19,21 +19,24 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from databourse.errors import IngestRejected
-from databourse.readers_bytes import ReadLimits, reject
+from databourse.readers_bytes import RATIO_FLOOR, ReadLimits, reject
 from databourse.readers_text import (
     Opener,
     Plan,
     ReadHints,
     TextEncoding,
+    check_no_nul,
     decode_rejection,
     describe,
     resolve_header,
 )
 
 BATCH_ROWS = 50_000
+_TEXTS = (pa.string(), pa.large_string(), pa.binary(), pa.large_binary())
 
 
 class _JsonProblem(ValueError):
@@ -119,6 +122,9 @@ def _parse(content: str, label: str, row: int, line: int) -> dict[str, str | Non
         ) from None
     if not isinstance(obj, dict):
         raise reject(label, f"line {line}: not a JSON object", **where)
+    if "\\u" in content and (bad := _bad_text(obj)) is not None:  # only escapes make these
+        key, problem = bad
+        raise reject(label, f"line {line}: key {key!r} holds {problem}", column=key, **where)
     for key, value in obj.items():
         if value is None or value.__class__ is str:  # numbers arrive as their JSON text
             continue
@@ -133,6 +139,19 @@ def _parse(content: str, label: str, row: int, line: int) -> dict[str, str | Non
             **where,
         )
     return obj
+
+
+def _bad_text(obj: dict[str, Any]) -> tuple[str, str] | None:
+    """(key, problem) of the first name or text value with a NUL or a lone surrogate."""
+    for key, value in obj.items():
+        for text in (key, value) if isinstance(value, str) else (key,):
+            if "\x00" in text:
+                return key, "a NUL character"
+            try:
+                text.encode()
+            except UnicodeEncodeError:
+                return key, "an unpaired surrogate escape: not valid Unicode"
+    return None
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -153,22 +172,71 @@ _DECODER = json.JSONDecoder(
 )
 
 
-def plan_parquet(label: str, path: Path) -> Plan:
-    """A Parquet file: its own column names and types."""
+def plan_parquet(label: str, path: Path, limits: ReadLimits) -> Plan:
+    """A Parquet file: its own column names and types, its declared data size within the caps."""
     try:
         with pq.ParquetFile(path) as pfile:
-            columns = list(pfile.schema_arrow.names)
+            schema = pfile.schema_arrow
+            meta = pfile.metadata
+            declared = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
     except (pa.ArrowException, OSError) as exc:
         raise reject(label, f"not a readable Parquet file: {describe(exc)}") from None
-    return Plan(label, "parquet", columns, partial(_parquet_batches, label, path))
+    _check_expansion(label, declared, path.stat().st_size, limits, "declares")
+    read = partial(_parquet_batches, label, path, schema, limits)
+    return Plan(label, "parquet", list(schema.names), read)
 
 
-def _parquet_batches(label: str, path: Path) -> Iterator[pa.RecordBatch]:
+def _parquet_batches(
+    label: str, path: Path, schema: pa.Schema, limits: ReadLimits
+) -> Iterator[pa.RecordBatch]:
+    """Batches with text columns read as dictionaries, measured, then decoded.
+
+    A dictionary page holding one 1 MB text that every row points at is a few hundred bytes of
+    Parquet; decoding it eagerly would allocate 64 GB for one batch. So its size is checked first.
+    """
+    texts = [
+        f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+    ]
+    size, out, rows = path.stat().st_size, 0, 0
     try:
-        with pq.ParquetFile(path) as pfile:
-            yield from pfile.iter_batches(batch_size=64_000)
+        with pq.ParquetFile(path, read_dictionary=texts) as pfile:
+            for batch in pfile.iter_batches(batch_size=64_000):
+                out += _decoded_bytes(batch)
+                _check_expansion(label, out, size, limits, "decodes to")
+                columns = [
+                    c.dictionary_decode()
+                    if f.name in texts and pa.types.is_dictionary(c.type)
+                    else c
+                    for f, c in zip(batch.schema, batch.columns, strict=True)
+                ]
+                decoded = pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
+                check_no_nul(decoded, label, rows)
+                rows += decoded.num_rows
+                yield decoded
     except (pa.ArrowException, OSError) as exc:
         raise reject(label, f"cannot be read as Parquet: {describe(exc)}") from None
+
+
+def _decoded_bytes(batch: pa.RecordBatch) -> int:
+    """The batch's size once its text dictionaries are decoded (computed without decoding)."""
+    total = batch.nbytes
+    for column in batch.columns:
+        if pa.types.is_dictionary(column.type) and column.dictionary.type in _TEXTS:
+            lengths = pc.binary_length(column.dictionary).take(column.indices)
+            total += pc.sum(lengths).as_py() or 0
+    return total
+
+
+def _check_expansion(label: str, out: int, size: int, limits: ReadLimits, verb: str) -> None:
+    """The caps of compressed input (size once decoded, ratio) applied to a Parquet file."""
+    if out > limits.max_uncompressed_bytes:
+        raise reject(label, f"{verb} more than {limits.max_uncompressed_bytes} bytes of data")
+    if out > RATIO_FLOOR and out / max(size, 1) > limits.max_compression_ratio:
+        raise reject(
+            label,
+            f"{verb} {out} bytes of data from {size} bytes, a ratio above"
+            f" {limits.max_compression_ratio:g} (a decompression bomb?); stopped reading",
+        )
 
 
 def plan_xlsx(label: str, path: Path, hints: ReadHints) -> Plan:

@@ -20,6 +20,7 @@ from typing import Literal
 
 import charset_normalizer
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from databourse.errors import IngestRejected
@@ -40,6 +41,8 @@ BOMS = (
 )
 DETECTABLE = ["gb18030", "big5"]  # utf-16 is told by its NUL bytes, which these never contain
 SUPERSETS = {"gbk": "gb18030", "gb2312": "gb18030"}  # providers say GBK and mean GB18030
+SNIFF_CHARS, SNIFF_LINES = 1 << 12, 64
+_LINE_END = re.compile(r"\r\n|\r|\n")
 
 
 @dataclass(frozen=True)
@@ -198,20 +201,29 @@ def decode_rejection(label: str, opener: Opener, enc: TextEncoding) -> IngestRej
 
 def detect_delimiter(text: str, expected: tuple[str, ...]) -> str:
     """The delimiter that splits the first line into the most contract names, else sniffed."""
-    first = text.lstrip("\r\n").split("\n", 1)[0]
+    first = _LINE_END.split(text.lstrip("\r\n"), maxsplit=1)[0]  # CR-only files too
     names = {c.strip().casefold() for c in expected}
 
     def hits(delimiter: str) -> tuple[int, int]:
-        fields = next(csv.reader([first], delimiter=delimiter), [])
+        try:
+            fields = next(csv.reader([first], delimiter=delimiter), [])
+        except csv.Error:  # e.g. a first "line" longer than the csv module's field limit
+            fields = []
         return sum(f.strip().casefold() in names for f in fields), first.count(delimiter)
 
     best = max(DELIMITERS, key=hits)
     if hits(best)[0]:
         return best
     try:
-        return csv.Sniffer().sniff(text[: 1 << 14], delimiters="".join(DELIMITERS)).delimiter
+        return csv.Sniffer().sniff(_sniff_sample(text), delimiters="".join(DELIMITERS)).delimiter
     except csv.Error:
         return best
+
+
+def _sniff_sample(text: str) -> str:
+    """The first lines, few and short: the Sniffer's quote regexes are quadratic in their input
+    (16 KiB of crafted quotes and newlines took 8 s of CPU)."""
+    return "".join(text[:SNIFF_CHARS].splitlines(keepends=True)[:SNIFF_LINES])
 
 
 def resolve_header(first: list[str], hints: ReadHints, label: str) -> tuple[list[str], bool]:
@@ -267,7 +279,7 @@ def _csv_batches(
 ) -> Iterator[pa.RecordBatch]:
     with opener() as stream:
         stream.read(len(enc.bom))
-        stream.reject_nul = not enc.may_hold_nul
+        stream.reject_nul = stream.count_quotes = not enc.may_hold_nul
         try:
             reader = pacsv.open_csv(
                 stream,
@@ -286,15 +298,44 @@ def _csv_batches(
                     null_values=[""],
                 ),
             )
-            yield from reader
+            rows = 0
+            for batch in reader:
+                if enc.may_hold_nul:  # UTF-16 text can encode U+0000; reject it as UTF-8 NULs are
+                    check_no_nul(batch, label, rows)
+                rows += batch.num_rows
+                yield batch
+            # Arrow ends a quote left open at the end of the file: the rest became one value.
+            if stream.quotes % 2 and (open_quote := _bad_record(label, opener, enc, layout, None)):
+                raise open_quote
         except UnicodeDecodeError:
             raise decode_rejection(label, opener, enc) from None
         except (pa.ArrowException, OSError) as exc:
-            raise _csv_rejection(exc, label, opener, enc, layout) from None
+            raise _csv_rejection(exc, label, opener, enc, layout, limits) from None
+
+
+def check_no_nul(batch: pa.RecordBatch, label: str, offset: int) -> None:
+    """Reject a NUL character in a value: C-string readers and PostgreSQL text cannot hold it."""
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            continue
+        hits = pc.match_substring(column, "\x00")
+        if hits.true_count:
+            row = offset + pc.index(hits, True).as_py() + 1
+            raise reject(
+                label,
+                f"column {name!r}, data row {row}: a NUL character in a value",
+                column=name,
+                row=row,
+            )
 
 
 def _csv_rejection(
-    exc: Exception, label: str, opener: Opener, enc: TextEncoding, layout: CsvLayout
+    exc: Exception,
+    label: str,
+    opener: Opener,
+    enc: TextEncoding,
+    layout: CsvLayout,
+    limits: ReadLimits,
 ) -> IngestRejected:
     text = str(exc)
     if "invalid UTF8" in text:
@@ -306,8 +347,73 @@ def _csv_rejection(
         width = f"the header has {m.group(1)}" if layout.header else f"{m.group(1)} expected"
         return reject(label, f"{at} has {m.group(2)} fields, {width}", row=row, line=line)
     if "straddling" in text:
-        return reject(label, "a row is larger than the block size, or a quote is never closed")
+        return _bad_record(label, opener, enc, layout, limits.max_record_bytes) or reject(
+            label, "a row is larger than the block size, or a quote is never closed"
+        )
     return reject(label, f"cannot be read as CSV: {describe(exc)}")
+
+
+def _bad_record(
+    label: str, opener: Opener, enc: TextEncoding, layout: CsvLayout, limit: int | None
+) -> IngestRejected | None:
+    """The first data row over `limit` bytes or whose quote is never closed (error path)."""
+    with opener() as stream:
+        stream.read(len(enc.bom))
+        text = io.TextIOWrapper(
+            io.BufferedReader(stream), encoding=enc.codec, errors="replace", newline=""
+        )
+        row = 0
+        for number, (line, size, unclosed) in enumerate(_records(text, layout.delimiter)):
+            if number < layout.skip or not (size or unclosed):
+                continue
+            row += 1
+            if unclosed or (limit is not None and size > limit):
+                what = (
+                    "opens a quote that is never closed"
+                    if unclosed
+                    else f"is larger than the block size, the {limit} byte cap on one row"
+                )
+                return reject(
+                    label,
+                    f"data row {row} (from line {line}) {what}",
+                    row=row,
+                    line=line,
+                )
+    return None
+
+
+def _records(text: io.TextIOBase, delimiter: str) -> Iterator[tuple[int, int, bool]]:
+    """(first line, UTF-8 bytes, quote left open) of each CSV record, lexed as Arrow lexes.
+
+    A quote opens a quoted part only at the start of a field, `""` inside it is a quote, and only
+    line ends outside quotes end a record. Error path only: a Python loop over the special chars.
+    """
+    special = re.compile(f'["\\r\\n{re.escape(delimiter)}]')
+    line, first, size, quoted, at_field = 1, 1, 0, False, True
+    while chunk := text.read(1 << 20):
+        while chunk[-1] in '"\r' and (more := text.read(1)):  # keep "" and CRLF in one chunk
+            chunk += more
+        begin, skip = 0, -1
+        for m in special.finditer(chunk):
+            i, char = m.start(), m.group()
+            if i == skip or (char == "\r" and chunk.startswith("\n", i + 1)):
+                continue
+            if char == '"':
+                if quoted and chunk.startswith('"', i + 1):
+                    skip = i + 1
+                else:
+                    quoted, at_field = not quoted and at_field, False
+            elif char == delimiter:
+                at_field = at_field or not quoted
+            else:
+                line += 1
+                if not quoted:
+                    end = i - 1 if char == "\n" and i > begin and chunk[i - 1] == "\r" else i
+                    yield first, size + len(chunk[begin:end].encode()), False
+                    begin, size, first, at_field = i + 1, 0, line, True
+        size += len(chunk[begin:].encode())
+    if size or quoted:
+        yield first, size, quoted
 
 
 def describe(exc: Exception) -> str:

@@ -4,8 +4,9 @@ If-absent writes are conditional requests (`If-None-Match: *`), so the existence
 are one atomic step on the server: S3 answers 412 and we raise ObjectExists. Large files go through
 the boto3 transfer manager (multipart); the transfer manager has no `IfNoneMatch` argument, so
 if-absent transfers use a second client that adds the header to every PutObject, CopyObject and
-CompleteMultipartUpload it sends (verified: moto 5.2.5 honours it on PutObject and on
-CompleteMultipartUpload, which is where a multipart upload becomes visible).
+CompleteMultipartUpload it sends (verified on moto 5.2.5 and LocalStack 4.13.1: both honour it on
+PutObject and on CompleteMultipartUpload, which is where a multipart upload becomes visible).
+Retries (throttling, 5xx) are botocore's "standard" mode, 9 attempts in all (`storage.s3_client`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,15 @@ logger = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
+# Bad or insufficient credentials; "403" is a HEAD answer, which has no body to name the cause.
+_REFUSED = {
+    "AccessDenied",
+    "SignatureDoesNotMatch",
+    "InvalidAccessKeyId",
+    "InvalidToken",
+    "ExpiredToken",
+    "403",
+}
 _CONDITIONAL_WRITES = ("PutObject", "CopyObject", "CompleteMultipartUpload")
 
 
@@ -166,6 +176,12 @@ class S3Store(ObjectStore):
             raise StorageError(
                 f"bucket {self.bucket!r} does not exist (S3 {op} of {key!r})", **context
             )
+        if code in _REFUSED:
+            raise StorageError(
+                f"S3 refused the {op} of {key!r} in {self.root_uri} ({code}): check the "
+                f"credentials and their permissions on bucket {self.bucket!r}",
+                **context,
+            )
         raise StorageError(f"S3 {op} of {key!r} in {self.root_uri} failed: {code}", **context)
 
     @contextmanager
@@ -279,8 +295,8 @@ class S3Store(ObjectStore):
         if self.head(src) is None:
             raise ObjectNotFound(f"no object {src!r} in {self.root_uri}", key=src)
         if if_absent and self.head(dst) is not None:
-            # AWS honours If-None-Match on CopyObject, but moto 5.2.5 ignores it; on such servers a
-            # writer racing between this check and the copy can be overwritten.
+            # AWS honours If-None-Match on CopyObject, but moto 5.2.5 and LocalStack 4.13.1 ignore
+            # it; on such servers a writer racing between this check and the copy is overwritten.
             raise ObjectExists(f"object {dst!r} already exists in {self.root_uri}", key=dst)
         with self._errors(dst, "copy", writing=True):
             self._writer(if_absent).copy(

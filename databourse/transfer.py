@@ -3,16 +3,26 @@
 The rules are data (`configs/policies/cross_border.yaml`, model `config.CrossBorderPolicy`); the
 first rule of the origin whose conditions all hold decides. A market in the origin's own
 jurisdiction is not a cross-border transfer.
+
+Thresholds compare the exporter's calendar-year total: individuals already sent abroad this year
+by other versions (the catalog's running count) plus this version's. Versions are summed, so one
+person in two versions counts twice: an upper bound, which can only pick the stricter route.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from datetime import date, datetime
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from databourse.config import SENSITIVE_CATEGORIES, Condition, CrossBorderPolicy, ProductSpec, Rule
 
 Decision = Literal["allowed", "approval_required", "denied"]
+# A reference that says nothing: refused where the route requires a reference.
+_PLACEHOLDER = re.compile(r"^\s*(none|n/?a|-+|tbd|todo|unknown)?\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -22,17 +32,42 @@ class TransferFacts:
     origin: str
     personal_data: bool  # personal data remains after anonymization
     sensitive_categories: tuple[str, ...] = ()  # sensitive categories that remain
-    individuals: int = 0  # distinct individuals in this version (plus the exporter's year so far)
+    individuals: int = 0  # distinct individuals in this version
     important_data: bool = False
     foreign_authority_request: bool = False
+    categories: tuple[str, ...] = ()  # every personal-data category that remains
+    year: int | None = None  # the exporter's calendar year of the counts below
+    sent_this_year: int = 0  # individuals the exporter already sent abroad this year (others)
+    sensitive_sent_this_year: int = 0  # of those, in versions with a sensitive category
 
     @property
     def sensitive(self) -> bool:
         return bool(self.sensitive_categories)
 
+    @property
+    def year_individuals(self) -> int:
+        """The exporter's individuals this year if this version leaves too."""
+        return self.sent_this_year + self.individuals
+
+    @property
+    def year_sensitive_individuals(self) -> int:
+        """The same for sensitive personal information (0 when this version has none)."""
+        return (self.sensitive_sent_this_year + self.individuals) if self.sensitive else 0
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TransferFacts:
+        """Facts back from `to_json` (derived totals and unknown keys are ignored)."""
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        for name in ("sensitive_categories", "categories"):
+            known[name] = tuple(known.get(name) or ())
+        return cls(**known)
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["sensitive_categories"] = list(self.sensitive_categories)
+        data["categories"] = list(self.categories)
+        data["year_individuals"] = self.year_individuals
+        data["year_sensitive_individuals"] = self.year_sensitive_individuals
         return data
 
 
@@ -64,7 +99,7 @@ def decide(policy: CrossBorderPolicy, facts: TransferFacts, market: str) -> Tran
             citation="not a cross-border transfer",
             exemption="same jurisdiction as the provider",
         )
-    rules = policy.origins.get(facts.origin, policy.default).rules
+    rules = policy.origin(facts.origin).rules
     rule = next(r for r in rules if matches(r.when, facts, market))  # last rule always matches
     return _from_rule(rule, market)
 
@@ -78,15 +113,15 @@ def decide_all(
 
 def matches(cond: Condition, facts: TransferFacts, market: str) -> bool:
     """True when every condition the rule sets holds for these facts."""
-    sensitive_count = facts.individuals if facts.sensitive else 0
+    total, sensitive_count = facts.year_individuals, facts.year_sensitive_individuals
     checks = [
         cond.personal_data is None or cond.personal_data == facts.personal_data,
         cond.sensitive is None or cond.sensitive == facts.sensitive,
         cond.important_data is None or cond.important_data == facts.important_data,
         cond.foreign_authority_request is None
         or cond.foreign_authority_request == facts.foreign_authority_request,
-        cond.individuals_gte is None or facts.individuals >= cond.individuals_gte,
-        cond.individuals_lt is None or facts.individuals < cond.individuals_lt,
+        cond.individuals_gte is None or total >= cond.individuals_gte,
+        cond.individuals_lt is None or total < cond.individuals_lt,
         cond.sensitive_individuals_gte is None or sensitive_count >= cond.sensitive_individuals_gte,
         cond.sensitive_individuals_lt is None or sensitive_count < cond.sensitive_individuals_lt,
         cond.destinations is None or market in cond.destinations,
@@ -137,7 +172,20 @@ def facts_for(
         sensitive_categories=sensitive,
         individuals=individuals if remaining else 0,
         important_data=important_data,
+        categories=tuple(sorted(set(remaining.values()))),
     )
+
+
+def with_running_count(
+    facts: TransferFacts, year: int, sent: int, sensitive_sent: int
+) -> TransferFacts:
+    """The facts with the exporter's running count for `year` (other versions only)."""
+    return replace(facts, year=year, sent_this_year=sent, sensitive_sent_this_year=sensitive_sent)
+
+
+def calendar_year(timezone: str, at: datetime) -> int:
+    """The calendar year of an aware moment in the exporter's time zone."""
+    return at.astimezone(ZoneInfo(timezone)).year
 
 
 def explain(policy: CrossBorderPolicy, facts: TransferFacts, market: str) -> list[dict[str, Any]]:
@@ -153,7 +201,7 @@ def explain(policy: CrossBorderPolicy, facts: TransferFacts, market: str) -> lis
             }
         ]
     chain = []
-    for rule in policy.origins.get(facts.origin, policy.default).rules:
+    for rule in policy.origin(facts.origin).rules:
         failed = _failed_conditions(rule.when, facts, market)
         chain.append(
             {
@@ -183,7 +231,107 @@ def _fact(name: str, facts: TransferFacts, market: str) -> Any:
     if name == "destinations":
         return market
     if name.startswith("sensitive_individuals"):
-        return facts.individuals if facts.sensitive else 0
+        return facts.year_sensitive_individuals
     if name.startswith("individuals"):
-        return facts.individuals
+        return facts.year_individuals
     return getattr(facts, name)
+
+
+# --- approvals ------------------------------------------------------------------------------
+
+
+def approval_problems(
+    policy: CrossBorderPolicy, route: str, answer: Mapping[str, Any], today: date
+) -> list[str]:
+    """Why an approver's answer cannot be recorded on this route (empty when it can).
+
+    A rejection needs only the approver's name; an approval needs a basis of the route and every
+    field that basis requires, with a reference that says something and an expiry not passed.
+    """
+    problems = [] if str(answer.get("approver") or "").strip() else ["the approver's name is empty"]
+    if answer.get("decision") != "approve":
+        return problems
+    spec = policy.routes.get(route)
+    if spec is None:
+        return [*problems, f"route {route!r} is not defined in the cross-border policy"]
+    if answer.get("route") not in (None, "", route):
+        problems.append(
+            f"the approval names route {answer['route']!r}; the rule requires {route!r}"
+        )
+    name = answer_basis(policy, route, answer)
+    basis = spec.bases.get(name or "")
+    if basis is None:
+        return [*problems, f"basis {name!r} is not one of route {route}'s: {sorted(spec.bases)}"]
+    needs = set(basis.requires)
+    if "reference" in needs and _PLACEHOLDER.match(str(answer.get("reference") or "")):
+        problems.append(f"approving on '{basis.label}' needs a reference: {basis.reference}")
+    until = _date(answer.get("valid_until"))
+    if "valid_until" in needs and until is None:
+        problems.append(f"approving on '{basis.label}' needs the reference's expiry (valid_until)")
+    if until is not None and until < today:
+        problems.append(f"the reference expired on {until.isoformat()}")
+    if "evidence_url" in needs and not str(answer.get("evidence_url") or "").strip():
+        problems.append(f"approving on '{basis.label}' needs a link to the evidence (evidence_url)")
+    return problems
+
+
+def answer_basis(policy: CrossBorderPolicy, route: str, answer: Mapping[str, Any]) -> str | None:
+    """The basis an answer relies on: the one it names, else the route's first (the default)."""
+    spec = policy.routes.get(route)
+    return answer.get("basis") or (next(iter(spec.bases)) if spec is not None else None)
+
+
+def _date(value: Any) -> date | None:
+    if value is None or value == "" or isinstance(value, date):
+        return value or None
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class PriorApproval:
+    """The latest human decision for a market on an earlier version, and what it was given for."""
+
+    approval_id: int
+    version: str
+    content_hash: str
+    decision: str
+    carry_over: bool  # the approver let it cover later versions
+    rule_id: str | None  # the rule that required it
+    route: str | None
+    valid_until: date | None
+    schema: list[dict[str, str]]
+    categories: tuple[str, ...] | None  # None: the version's facts were never recorded
+
+
+def carry_over_problems(
+    prior: PriorApproval,
+    schema: list[dict[str, str]],
+    facts: TransferFacts,
+    decision: TransferDecision,
+    today: date,
+) -> list[str]:
+    """Why an earlier version's approval cannot cover this version (empty when it can)."""
+    was = f"the approval of {prior.version}"
+    problems = []
+    if prior.decision != "approved":
+        problems.append(f"the latest decision for {prior.version} is {prior.decision}")
+    if not prior.carry_over:
+        problems.append(f"{was} was not given for later versions (carry_over not set)")
+    if prior.schema != schema:
+        problems.append(f"the schema changed since {prior.version}")
+    if prior.categories is None or tuple(sorted(prior.categories)) != facts.categories:
+        problems.append(
+            f"the personal-data categories changed since {prior.version}: "
+            f"{list(prior.categories or [])} -> {list(facts.categories)}"
+        )
+    if (prior.rule_id, prior.route) != (decision.rule_id, decision.route):
+        problems.append(
+            f"with {facts.year_individuals} individuals this year the rule is {decision.rule_id} "
+            f"(route {decision.route}); {was} covered {prior.rule_id} (route {prior.route})"
+        )
+    if prior.valid_until is not None and prior.valid_until < today:
+        problems.append(f"{was} expired on {prior.valid_until.isoformat()}")
+    return problems

@@ -6,10 +6,11 @@ from typing import Any
 
 from prefect import flow
 
+from flows.run_names import dated
 from tasks.discovering import discover_drops
 
 
-@flow(name="discover-landing", flow_run_name="discover/{provider}")
+@flow(name="discover-landing", flow_run_name=dated("discover", "provider"))
 def discover_landing(provider: str | None = None) -> dict[str, Any]:
     """Classify every drop under landing/ (or one provider's) by content hash."""
     return discover_drops(provider)

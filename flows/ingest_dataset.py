@@ -6,10 +6,11 @@ from typing import Any
 
 from prefect import flow
 
+from flows.run_names import dated
 from tasks.ingesting import ingest
 
 
-@flow(name="ingest-dataset", flow_run_name="ingest/{provider}/{dataset}")
+@flow(name="ingest-dataset", flow_run_name=dated("ingest", "provider", "dataset"))
 def ingest_dataset(
     provider: str,
     dataset: str,

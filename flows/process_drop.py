@@ -5,19 +5,22 @@ from __future__ import annotations
 import time
 from typing import Any, cast
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger, tags, task
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun
+from prefect.concurrency.sync import concurrency
 from prefect.deployments import run_deployment
 
 from flows.build_product import build_product
 from flows.ingest_dataset import ingest_dataset
 from flows.publish_product import DEPLOYMENT
+from flows.run_names import dated
 from flows.validate_dataset import validate_dataset
 from tasks import reporting, resources
+from tasks.limits import limit_name
 
 
-@flow(name="process-drop", flow_run_name="process/{provider}/{dataset}")
+@flow(name="process-drop", flow_run_name=dated("process", "provider", "dataset"))
 def process_drop(
     provider: str,
     dataset: str,
@@ -26,16 +29,26 @@ def process_drop(
     source_name: str | None = None,
     expected_rows: int | None = None,
 ) -> dict[str, Any]:
-    """Process one drop; publication runs as its own deployment run, which may suspend."""
-    ingested = ingest_dataset(provider, dataset, source, source_name, expected_rows)
-    validate_dataset(provider, dataset, ingested["ingest_id"])
-    products = []
-    for spec in resources.config().products_of(provider, dataset):
-        built = build_product(spec.id, ingested["ingest_id"])
-        publication = request_publication(
-            built["product"], built["version"], built["content_hash"], publish_wait_seconds
-        )
-        products.append({**built, **publication})
+    """Process one drop; publication runs as its own deployment run, which may suspend.
+
+    The heavy part holds a slot of the provider's global concurrency limit (see tasks/limits.py):
+    50 drops of one provider never run 50 at once. Without the limit (not created yet) it runs.
+    """
+    with tags(f"provider:{provider}", f"dataset:{dataset}"):
+        with concurrency(limit_name(provider), occupy=1, strict=False):
+            ingested = ingest_dataset(provider, dataset, source, source_name, expected_rows)
+            validate_dataset(provider, dataset, ingested["ingest_id"])
+            built_all = [
+                build_product(spec.id, ingested["ingest_id"])
+                for spec in resources.config().products_of(provider, dataset)
+            ]
+        products = []
+        for built in built_all:  # waiting for a publish run holds no provider slot
+            with tags(f"product:{built['product']}"):
+                publication = request_publication(
+                    built["product"], built["version"], built["content_hash"], publish_wait_seconds
+                )
+            products.append({**built, **publication})
     result = {
         "provider": provider,
         "dataset": dataset,

@@ -2,7 +2,9 @@
 
 Runs from a deployment (`publish-product/gated`) because an approval suspends it: the run waits
 on an input form for days without holding a worker, and runs again from the top once answered.
-Every step before the gate is idempotent and cached, so the re-run only records the answer.
+Every step before the gate is idempotent and cached, so the re-run only records the answer. The
+flow has no parameter or setting that skips the gate: a market that needs approval is opened
+only by an answer recorded from the form (or an earlier approval the rules let carry over).
 """
 
 from __future__ import annotations
@@ -11,42 +13,30 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.flow_runs import suspend_flow_run
-from prefect.runtime import flow_run
+from prefect.runtime import deployment, flow_run
 
-from flows.approval_form import TransferApproval, approval_description
+from databourse.errors import TransferNotApproved
+from flows.approval_form import approval_description, approval_form
 from tasks import reporting, resources
-from tasks.publishing import decide_transfers, export_catalog, record_approval
+from tasks.publishing import (
+    approval_key,
+    decide_transfers,
+    export_catalog,
+    record_approval,
+    sweep_approvals,
+)
 
 DEPLOYMENT = "publish-product/gated"
+MAX_ANSWERS = 5  # refused answers (incomplete, stale) before the run gives up; a new run asks
 
 
 @flow(name="publish-product", flow_run_name="publish/{product}/{version}", persist_result=True)
 def publish_product(product: str, version: str) -> dict[str, Any]:
-    """Decide each market; suspend on a form for each that needs approval; record the answers."""
-    logger = get_run_logger()
-    timeout = resources.config().settings.approval_timeout_seconds
+    """Decide each market; suspend on a form for each that awaits a person; record the answers."""
+    sweep_approvals()
     for decision in decide_transfers(product, version):
-        if decision["decision"] != "approval_required" or decision["answered"]:
-            continue
-        market = decision["market"]
-        logger.info(
-            "%s@%s -> %s waits for approval (route %s)", product, version, market, decision["route"]
-        )
-        form = TransferApproval.with_initial_data(
-            description=approval_description(product, version, decision), route=decision["route"]
-        )
-        answer = suspend_flow_run(
-            wait_for_input=form, key=f"approval-{market.lower()}", timeout=timeout
-        )
-        verdict = "approved" if answer.decision == "approve" else "rejected"
-        record_approval(
-            product,
-            version,
-            market,
-            verdict,
-            answer.model_dump(mode="json"),
-            str(flow_run.id) if flow_run.id else None,
-        )
+        if decision["status"] == "pending_approval":
+            _ask(product, version, decision)
     export_catalog()
     shown = resources.catalog().show(product, version)
     reporting.markdown(
@@ -55,6 +45,43 @@ def publish_product(product: str, version: str) -> dict[str, Any]:
         f"Availability of {product}@{version}",
     )
     return shown
+
+
+def _ask(product: str, version: str, decision: dict[str, Any]) -> None:
+    """Suspend on the market's form until an answer is recorded; a refused one asks again."""
+    market = decision["market"]
+    if deployment.id is None:
+        raise TransferNotApproved(
+            f"{product}@{version} -> {market} needs an approval: run publish-product from its "
+            f"deployment ({DEPLOYMENT}) so that the run can wait for the answer",
+            product=product,
+            version=version,
+            market=market,
+        )
+    cfg = resources.config()
+    timeout = cfg.settings.approval_timeout_seconds
+    refused: list[str] = []
+    for attempt in range(1, MAX_ANSWERS + 1):
+        route = decision["route"]
+        description = approval_description(
+            product, version, decision, cfg.policy.routes[route], timeout, refused
+        )
+        get_run_logger().info(
+            "%s@%s -> %s waits for approval (route %s)", product, version, market, route
+        )
+        key = approval_key(market, attempt)
+        form = approval_form(route, cfg.policy.routes[route], description)
+        suspend_flow_run(wait_for_input=form, key=key, timeout=timeout)
+        outcome = record_approval(product, version, market, route, key, str(flow_run.id))
+        if outcome["recorded"] or outcome["status"] != "pending_approval":
+            return
+        refused, decision = outcome["problems"], outcome["decision"]
+    raise TransferNotApproved(
+        f"{product}@{version} -> {market}: {MAX_ANSWERS} answers refused; start a new publish run",
+        product=product,
+        version=version,
+        market=market,
+    )
 
 
 def _summary(product: str, version: str, shown: dict[str, Any]) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 from prefect import get_run_logger, task
+from prefect.events import emit_event
 
 from databourse import zones
 from databourse.hierarchy import product_hierarchies
@@ -147,6 +148,7 @@ def package_version(product_id: str, anonymized: dict[str, Any]) -> dict[str, An
         catalog.set_manifest(product_id, rec.version, manifest_uri)
         if manifest["quality"].get("scores"):
             catalog.set_quality_scores(product_id, rec.version, manifest["quality"]["scores"])
+            _signal_quality_drop(product_id, rec.version, manifest["quality"]["scores"])
         catalog.set_privacy(product_id, rec.version, _privacy_figures(anonymized["privacy"]))
         logger.info("%s@%s packaged (%s)", product_id, rec.version, manifest_uri)
     else:
@@ -221,3 +223,37 @@ def _write_version(
         for f in files:
             store.download(f"{anonymized['staged_prefix']}/{f.path}", Path(tmp) / f.path)
         return publish_files(store, product_id, version, Path(tmp), files, manifest), manifest
+
+
+QUALITY_DROP = 0.01  # a fall of the overall score by more than this is an operator's concern
+
+
+def _signal_quality_drop(product_id: str, version: str, now: dict[str, Any]) -> None:
+    """Emit `databourse.product.quality-dropped` when this version scores below the previous one."""
+    versions = resources.catalog().show(product_id)["versions"]  # newest first
+    older = [v for v in versions if v["version"] != version and v.get("quality_scores")]
+    before = older[0]["quality_scores"].get("overall") if older else None
+    after = now.get("overall")
+    if before is None or after is None or after >= before - QUALITY_DROP:
+        return
+    get_run_logger().warning(
+        "%s@%s: overall quality %.3f, down from %.3f in %s",
+        product_id,
+        version,
+        after,
+        before,
+        older[0]["version"],
+    )
+    emit_event(
+        event="databourse.product.quality-dropped",
+        resource={
+            "prefect.resource.id": f"databourse.product.{product_id}",
+            "prefect.resource.name": product_id,
+        },
+        payload={
+            "version": version,
+            "overall": after,
+            "previous_version": older[0]["version"],
+            "previous_overall": before,
+        },
+    )

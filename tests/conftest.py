@@ -33,6 +33,7 @@ os.environ.update(
         "PREFECT_RUNNER_POLL_FREQUENCY": "1",
         "GX_ANALYTICS_ENABLED": "false",
         "DATABOURSE_PSEUDONYM_KEY": TEST_KEY,
+        "DATABOURSE_SCHEDULES": "off",  # a served nightly must not fire during a test run
     }
 )
 os.environ.pop("PREFECT_API_URL", None)

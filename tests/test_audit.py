@@ -96,3 +96,35 @@ def test_reordering_is_found(cat: Catalog) -> None:
     report = cat.audit_verify()
     assert not report.ok
     assert any("does not follow" in p for p in report.problems)
+
+
+def test_gate_events_are_chained_too(tmp_path: Path) -> None:
+    """Counts, carry-overs and expiries are events of the same chain; editing one is found."""
+    from databourse.config import load_config
+    from databourse.transfer import facts_for
+
+    policy = load_config().policy
+    cat = Catalog(f"sqlite:///{tmp_path / 'gate.db'}")
+    cat.create_schema()
+    cat.ensure_product("p2", "P2", "sz-retail", "orders")
+    facts = facts_for("CN", {"customer_ref": "CN_RESIDENT_ID"}, 400, False)
+    schema = [{"name": "customer_ref", "type": "string"}]
+    for content, market in (("h1", "MY"), ("h2", "MY"), ("h3", "SG")):
+        version = cat.reserve_version("p2", content, schema, 4).version
+        cat.apply_transfer_policy("p2", version, policy, facts, [market], "sz-retail")
+        if content == "h1":
+            cat.record_approval(
+                "p2", version, "MY", "approved", "Li Wei", "standard_contract_or_certification",
+                "YUE-SC-2026-0042", carry_over=True, flow_run_id="run-1",
+            )  # fmt: skip
+    cat.record_expiry("p2", "1.0.2", "SG", "run-3", "timed out")
+    kinds = [e["kind"] for e in cat.audit_history("p2")]
+    assert kinds.count("count") == 2 and kinds.count("carry_over") == 1
+    assert kinds[-1] == "expiry"
+    assert cat.audit_verify().ok
+    with cat.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE audit_events SET detail = '{\"individuals\": 1}' WHERE kind = 'count'")
+        )
+    report = cat.audit_verify()
+    assert not report.ok and len(report.problems) == 2

@@ -8,7 +8,7 @@ import os
 import pickle
 import uuid
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,9 @@ from sqlalchemy.orm import Session
 
 from databourse.catalog import Catalog, make_engine
 from databourse.catalog_models import Approval, Version
+from databourse.config import CrossBorderPolicy, load_config
 from databourse.errors import CatalogError, TransferNotApproved, VersionNotFound
+from databourse.transfer import TransferFacts, calendar_year, facts_for
 from databourse.versioning import Schema
 
 PG_URL = os.environ.get(
@@ -376,3 +378,205 @@ def test_concurrent_reservations_across_processes(catalog: Catalog, catalog_url:
     counts = {p["id"]: p["version_count"] for p in catalog.list_products()}
     assert counts == {PRODUCT: 1, OTHER: 4}
     assert catalog.get_version(OTHER).version == "1.0.3"
+
+
+# --- the transfer gate: running counts, carry-over, expiry -----------------------------------
+
+EXPORTER = "shenzhen"
+ORIGIN_TZ_YEAR = "Asia/Shanghai"
+
+
+@pytest.fixture(scope="module")
+def policy() -> CrossBorderPolicy:
+    return load_config().policy
+
+
+def _facts(individuals: int, *categories: str) -> TransferFacts:
+    remaining = {f"c{i}": c for i, c in enumerate(categories or ("PHONE_NUMBER",))}
+    return facts_for("CN", remaining, individuals, False)
+
+
+def _gate(
+    catalog: Catalog,
+    policy: CrossBorderPolicy,
+    content_hash: str,
+    facts: TransferFacts,
+    product: str = PRODUCT,
+    schema: Schema = SCHEMA,
+    markets: tuple[str, ...] = ("CN", "MY", "SG"),
+) -> dict[str, dict[str, Any]]:
+    version = catalog.reserve_version(product, content_hash, schema, 10).version
+    out = catalog.apply_transfer_policy(product, version, policy, facts, list(markets), EXPORTER)
+    return {d["market"]: d for d in out}
+
+
+def _year() -> int:
+    return calendar_year(ORIGIN_TZ_YEAR, datetime.now(UTC))
+
+
+def test_running_count_per_exporter_and_year(catalog: Catalog, policy: CrossBorderPolicy) -> None:
+    first = _gate(catalog, policy, "h1", _facts(60_000))
+    assert {m: d["status"] for m, d in first.items()} == {m: "available" for m in first}
+    assert first["MY"]["rule_id"] == "cn-personal-under-100k"
+    count = catalog.running_count(EXPORTER, _year())
+    assert count["individuals"] == 60_000  # two foreign markets, counted once
+    assert [(v["version"], v["market"]) for v in count["versions"]] == [("1.0.0", "MY")]
+
+    # The next version of the same product does not start from zero...
+    second = _gate(catalog, policy, "h2", _facts(50_000))
+    assert second["MY"]["facts"]["sent_this_year"] == 60_000
+    assert (second["MY"]["rule_id"], second["MY"]["status"]) == (
+        "cn-personal-100k",
+        "pending_approval",
+    )
+    # ...nor does another product of the same exporter.
+    catalog.ensure_product("sz-other", "Other", EXPORTER, "other")
+    other = _gate(catalog, policy, "o1", _facts(45_000), product="sz-other")
+    assert other["SG"]["status"] == "pending_approval"
+    assert catalog.running_count(EXPORTER, _year())["individuals"] == 60_000  # nothing left yet
+
+    # A re-run of the first version does not count it against itself, nor twice.
+    again = _gate(catalog, policy, "h1", _facts(60_000))
+    assert again["MY"]["facts"]["sent_this_year"] == 0 and again["MY"]["status"] == "available"
+    for market in ("MY", "SG"):
+        catalog.record_approval(PRODUCT, "1.0.1", market, "approved", "dpo", "scc", f"R-{market}")
+    count = catalog.running_count(EXPORTER, _year())
+    assert count["individuals"] == 110_000 and len(count["versions"]) == 2
+    assert catalog.running_count("another-exporter", _year())["individuals"] == 0
+    counts = [e for e in catalog.audit_history(PRODUCT) if e["kind"] == "count"]
+    assert [(e["version"], e["detail"]["individuals"]) for e in counts] == [
+        ("1.0.0", 60_000),
+        ("1.0.1", 50_000),
+    ]
+
+
+def test_nothing_counted_without_personal_data_or_at_home(
+    catalog: Catalog, policy: CrossBorderPolicy
+) -> None:
+    anonymized = facts_for("CN", {}, 5_000, False)
+    assert _gate(catalog, policy, "h1", anonymized)["SG"]["rule_id"] == "cn-anonymized"
+    _gate(catalog, policy, "h2", _facts(500), markets=("CN",))
+    assert catalog.running_count(EXPORTER, _year())["individuals"] == 0
+
+
+def test_calendar_year_in_the_origin_time_zone(
+    catalog: Catalog, policy: CrossBorderPolicy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import databourse.catalog as module
+
+    monkeypatch.setattr(module, "utcnow", lambda: datetime(2026, 12, 31, 15, 30, tzinfo=UTC))
+    _gate(catalog, policy, "h1", _facts(70_000))  # 23:30 on 31 December 2026 in Shanghai
+    assert catalog.running_count(EXPORTER, 2026)["individuals"] == 70_000
+    catalog.publish_version(PRODUCT, "1.0.0")
+    until = datetime(2027, 3, 1, tzinfo=UTC)
+    catalog.record_grant(PRODUCT, "1.0.0", "KL Mart", "MY", until)  # same year: counted once
+    assert catalog.running_count(EXPORTER, 2026)["individuals"] == 70_000
+
+    monkeypatch.setattr(module, "utcnow", lambda: datetime(2026, 12, 31, 16, 30, tzinfo=UTC))
+    assert _gate(catalog, policy, "h2", _facts(40_000))["MY"]["facts"]["sent_this_year"] == 0
+    assert catalog.running_count(EXPORTER, 2027)["individuals"] == 40_000  # 00:30, 1 January
+    # A version sold abroad in the new year counts in the new year as well, once.
+    catalog.record_grant(PRODUCT, "1.0.0", "KL Mart", "MY", until)
+    catalog.record_grant(PRODUCT, "1.0.0", "SG Shop", "SG", until)
+    assert catalog.running_count(EXPORTER, 2027)["individuals"] == 110_000
+
+
+def _approve(catalog: Catalog, version: str, carry_over: bool = True) -> None:
+    catalog.record_approval(
+        PRODUCT, version, "MY", "approved", "Li Wei", "standard_contract_or_certification",
+        "YUE-SC-2026-0042", valid_until=date.today() + timedelta(days=365),
+        basis="standard_contract", carry_over=carry_over, flow_run_id=f"run-{version}",
+    )  # fmt: skip
+
+
+def test_an_approval_carries_over_to_the_next_version(
+    catalog: Catalog, policy: CrossBorderPolicy
+) -> None:
+    first = _gate(catalog, policy, "h1", _facts(400, "CN_RESIDENT_ID"), markets=("MY",))
+    assert first["MY"]["status"] == "pending_approval"
+    _approve(catalog, "1.0.0")
+    second = _gate(catalog, policy, "h2", _facts(300, "CN_RESIDENT_ID"), markets=("MY",))
+    assert second["MY"]["status"] == "available"
+    [carried] = catalog.show(PRODUCT, "1.0.1")["versions"][0]["approvals"]
+    source = catalog.show(PRODUCT, "1.0.0")["versions"][0]["approvals"][0]
+    assert carried["carried_over_from"] == {
+        "version": "1.0.0", "approval_id": source["id"], "content_hash": "h1",
+    }  # fmt: skip
+    assert (carried["content_hash"], carried["reference"], carried["approver"]) == (
+        "h2", "YUE-SC-2026-0042", "Li Wei",
+    )  # fmt: skip
+    [event] = [e for e in catalog.audit_history(PRODUCT) if e["kind"] == "carry_over"]
+    assert (
+        event["version"] == "1.0.1" and event["detail"]["carried_over_from"]["version"] == "1.0.0"
+    )
+    assert catalog.running_count(EXPORTER, _year())["individuals"] == 700
+    # A third version carries over from the carried record in turn.
+    third = _gate(catalog, policy, "h3", _facts(200, "CN_RESIDENT_ID"), markets=("MY",))
+    assert third["MY"]["carried_over_from"]["version"] == "1.0.1"
+
+
+def _expire_reference(catalog: Catalog, version: str) -> None:
+    with Session(catalog.engine) as session, session.begin():  # time passes
+        row = session.scalars(select(Version).where(Version.version == version)).one()
+        for approval in session.scalars(select(Approval).where(Approval.version_id == row.id)):
+            approval.valid_until = date.today() - timedelta(days=1)
+
+
+@pytest.mark.parametrize(
+    ("change", "finding"),
+    [
+        ("not_offered", "not given for later versions"),
+        ("schema", "schema changed"),
+        ("categories", "categories changed"),
+        ("threshold", "rule is cn-sensitive-10k"),
+        ("expired", "expired on"),
+        ("rejected", "latest decision for 1.0.1 is rejected"),
+    ],
+)
+def test_each_condition_that_stops_a_carry_over(
+    catalog: Catalog, policy: CrossBorderPolicy, change: str, finding: str
+) -> None:
+    _gate(catalog, policy, "h1", _facts(400, "CN_RESIDENT_ID"), markets=("MY",))
+    _approve(catalog, "1.0.0", carry_over=change != "not_offered")
+    schema, individuals = SCHEMA, 300
+    categories: tuple[str, ...] = ("CN_RESIDENT_ID",)
+    if change == "schema":
+        schema = [*SCHEMA, {"name": "channel", "type": "string"}]
+    elif change == "categories":
+        categories = ("CN_RESIDENT_ID", "PHONE_NUMBER")
+    elif change == "threshold":
+        individuals = 9_700  # 400 already sent this year: 10,100 sensitive individuals
+    elif change == "expired":
+        _expire_reference(catalog, "1.0.0")
+    elif change == "rejected":  # the latest decision on an earlier version is a refusal
+        _gate(catalog, policy, "h1b", _facts(400, "BANK_ACCOUNT"), markets=("MY",))
+        catalog.record_approval(PRODUCT, "1.0.1", "MY", "rejected", "dpo", "scc", "none")
+    facts = _facts(individuals, *categories)
+    [latest] = _gate(catalog, policy, "h2", facts, schema=schema, markets=("MY",)).values()
+    assert latest["status"] == "pending_approval" and latest["carried_over_from"] is None
+    assert any(finding in p for p in latest["carry_over_problems"]), latest["carry_over_problems"]
+    version = catalog.get_version(PRODUCT).version
+    assert catalog.show(PRODUCT, version)["versions"][0]["approvals"] == []
+
+
+def test_expiry_is_recorded_once_and_only_while_pending(catalog: Catalog) -> None:
+    version = _staged(catalog)
+    catalog.set_availability(PRODUCT, version, "MY", "pending_approval", "r", route="scc")
+    waited = "suspended 2026-11-20T00:00:00+00:00, timed out 2026-11-27T00:00:00+00:00"
+    first = catalog.record_expiry(PRODUCT, version, "SG", "run-1", waited)
+    assert first is not None and first.decision == "expired" and first.flow_run_id == "run-1"
+    assert catalog.record_expiry(PRODUCT, version, "SG", "run-1", waited) is None  # idempotent
+    assert _market(catalog, version, "SG")["status"] == "expired"
+    # Answered meanwhile by another run: an old run's timeout changes nothing.
+    catalog.record_approval(
+        PRODUCT, version, "MY", "approved", "dpo", "scc", "R1", flow_run_id="run-3"
+    )
+    assert catalog.record_expiry(PRODUCT, version, "MY", "run-2", waited) is None
+    assert _market(catalog, version, "MY")["status"] == "available"
+    assert catalog.expired_runs() == {("run-1", "SG")}
+    kinds = [e["kind"] for e in catalog.audit_history(PRODUCT)]
+    assert kinds.count("expiry") == 1
+    decided = {(d["market"], d["decision"]) for d in catalog.transfer_decisions(PRODUCT)}
+    assert decided == {("SG", "expired"), ("MY", "approved")}
+    with pytest.raises(TransferNotApproved):  # nobody can approve a market that expired
+        catalog.record_approval(PRODUCT, version, "SG", "approved", "dpo", "scc", "R2")

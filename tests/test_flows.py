@@ -246,18 +246,20 @@ def test_undeclared_personal_data_stops_the_product(
 def test_failed_expectation_quarantines_the_ingest(
     prefect_api: str, project: Path, drops: dict[str, Path], tmp_path: Path
 ) -> None:
-    """A duplicate primary key parses fine but fails the quality suite: quarantined, named."""
+    """A missing required value parses fine but fails the quality suite: quarantined, named."""
     from databourse.errors import QualityFailed
     from flows.ingest_dataset import ingest_dataset
     from flows.validate_dataset import validate_dataset
 
     lines = drops["my-buildops"].read_bytes().splitlines(keepends=True)
+    fields = lines[1].split(b",")
+    fields[4] = b""  # temperature_c is required (nullable: false)
     src = tmp_path / "readings-dup.csv"
-    src.write_bytes(b"".join([*lines, lines[1]]))  # the first reading twice
+    src.write_bytes(b"".join([lines[0], b",".join(fields), *lines[2:]]))
     ingested = ingest_dataset("my-buildops", "sensor_readings", str(src))
     with pytest.raises(QualityFailed) as info:
         validate_dataset("my-buildops", "sensor_readings", ingested["ingest_id"])
-    assert "ExpectColumnValuesToBeUnique(reading_id)" in str(info.value)
+    assert "ExpectColumnValuesToNotBeNull(temperature_c)" in str(info.value)
     prefix = store_root(project) / "quarantine/my-buildops/sensor_readings" / ingested["ingest_id"]
     reason = json.loads((prefix / "_reason.json").read_text())
     assert reason["stage"] == "quality" and reason["file"] == "readings-dup.csv"

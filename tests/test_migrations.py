@@ -42,9 +42,12 @@ def test_fresh_database_is_migrated_to_head(url: str) -> None:
     with Catalog(url) as cat:
         cat.create_schema()
         cat.create_schema()  # idempotent
-        assert cat.schema_revision() == "0005"
+        assert cat.schema_revision() == "0006"
         columns = {c["name"] for c in inspect(cat.engine).get_columns("versions")}
-        assert {"withdrawn_reason", "withdrawn_at", "quality_scores"} <= columns
+        assert {"withdrawn_reason", "withdrawn_at", "quality_scores", "transfer_facts"} <= columns
+        approvals = {c["name"] for c in inspect(cat.engine).get_columns("approvals")}
+        assert {"basis", "rule_id", "carry_over", "carried_over_from", "identity_note"} <= approvals
+        assert "exporter_transfers" in inspect(cat.engine).get_table_names()
 
 
 def test_models_and_migrations_agree(url: str) -> None:
@@ -75,8 +78,52 @@ def test_database_made_before_migrations_is_stamped_and_upgraded(url: str) -> No
                 )
             )
         cat.create_schema()
-        assert cat.schema_revision() == "0005"
+        assert cat.schema_revision() == "0006"
         assert [p["id"] for p in cat.list_products()] == ["p"]  # data kept
+
+
+def test_0006_keeps_earlier_approvals_and_downgrades(url: str) -> None:
+    """Approvals recorded before 0006 stay, as decisions that do not carry over; 0006 reverts."""
+    from alembic import command
+    from alembic.config import Config
+
+    from databourse.catalog import MIGRATIONS
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with Catalog(url) as cat:
+        with cat.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "0005")
+            conn.execute(
+                text(
+                    "INSERT INTO products (id, name, provider, dataset, created_at) "
+                    "VALUES ('p', 'P', 'prov', 'ds', CURRENT_TIMESTAMP)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO versions (product_id, version, major, minor, patch, "
+                    "content_hash, schema, row_count, status, created_at) VALUES ('p', '1.0.0', "
+                    "1, 0, 0, 'c', '[]', 3, 'staged', CURRENT_TIMESTAMP)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO approvals (version_id, market, content_hash, decision, approver, "
+                    "decided_at) SELECT id, 'SG', content_hash, 'approved', 'dpo', "
+                    "CURRENT_TIMESTAMP FROM versions"
+                )
+            )
+        cat.create_schema()
+        assert cat.schema_revision() == "0006"
+        [approval] = cat.transfer_decisions("p")
+        assert approval["carry_over"] is False and approval["carried_over_from"] is None
+        with cat.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0005")
+        assert cat.schema_revision() == "0005"
+        assert "exporter_transfers" not in inspect(cat.engine).get_table_names()
 
 
 def test_withdraw_keeps_the_version_with_reason_and_time(url: str) -> None:

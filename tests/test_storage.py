@@ -14,7 +14,7 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
-from s3_server import client, make_bucket, moto_server, use_dummy_aws_env
+from s3_server import client, make_bucket, report_server, s3_server, use_dummy_aws_env
 
 from databourse import storage_local
 from databourse.errors import ObjectExists, ObjectNotFound, StorageError
@@ -28,9 +28,11 @@ S3_PREFIX = "root/prefix"
 
 
 @pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    with moto_server() as endpoint:
-        yield endpoint
+def s3_endpoint(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The most faithful S3-compatible server available (LocalStack, else moto; it says which)."""
+    with s3_server() as server:
+        report_server(request.config, server)
+        yield server.endpoint
 
 
 @pytest.fixture

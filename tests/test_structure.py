@@ -128,7 +128,15 @@ def test_deploy_file_entrypoints_match_the_served_deployments() -> None:
         module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
         served[dep["name"]] = getattr(module, name).name
         assert (REPO / path).is_file()
-    assert served == {"gated": "publish-product", "on-demand": "process-drop"}
+    assert served == {
+        "gated": "publish-product",
+        "on-demand": "process-drop",
+        "nightly": "nightly",
+        "discover": "discover-landing",
+    }
+    from bourse.serving import runner_deployments
+
+    assert {d.name: d.flow_name for d in runner_deployments()} == served
     from bourse.localserver import RUNNER_READY_DEPLOYMENT
     from flows.publish_product import DEPLOYMENT
 

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import date
+from pathlib import Path
+
 import pytest
 
 from databourse.config import CrossBorderPolicy, load_config
-from databourse.transfer import TransferFacts, decide, facts_for, remaining_personal_data
+from databourse.transfer import (
+    PriorApproval,
+    TransferDecision,
+    TransferFacts,
+    decide,
+    facts_for,
+    remaining_personal_data,
+)
 
 
 @pytest.fixture(scope="module")
@@ -135,3 +145,213 @@ def test_explain_shows_the_rule_chain(policy: CrossBorderPolicy) -> None:
     assert chain[3]["failed"] == ["sensitive_individuals_gte wants 10000, fact is 400"]
     assert chain[1]["failed"] == ["personal_data wants False, fact is True"]
     assert explain(policy, cn(), "CN")[0]["rule"] == "domestic"
+
+
+# --- the exporter's running count ------------------------------------------------------------
+
+ID = ("CN_RESIDENT_ID",)
+
+
+@pytest.mark.parametrize(
+    ("facts", "rule"),
+    [
+        (cn(individuals=1, sent_this_year=99_998), "cn-personal-under-100k"),
+        (cn(individuals=1, sent_this_year=99_999), "cn-personal-100k"),
+        (cn(individuals=60_000, sent_this_year=40_000), "cn-personal-100k"),
+        (cn(individuals=1, sent_this_year=999_998), "cn-personal-100k"),
+        (cn(individuals=1, sent_this_year=999_999), "cn-personal-1m"),
+        (
+            cn(sensitive_categories=ID, individuals=1, sensitive_sent_this_year=9_998),
+            "cn-sensitive-under-10k",
+        ),
+        (
+            cn(sensitive_categories=ID, individuals=1, sensitive_sent_this_year=9_999),
+            "cn-sensitive-10k",
+        ),
+        # Sensitive versions sent earlier do not make this non-sensitive one sensitive...
+        (cn(individuals=10, sent_this_year=20_000, sensitive_sent_this_year=20_000),
+         "cn-personal-under-100k"),
+        # ...but their individuals count towards the personal-information total.
+        (cn(individuals=10, sent_this_year=99_995, sensitive_sent_this_year=50_000),
+         "cn-personal-100k"),
+    ],
+)  # fmt: skip
+def test_thresholds_compare_the_year_so_far_plus_this_version(
+    policy: CrossBorderPolicy, facts: TransferFacts, rule: str
+) -> None:
+    assert decide(policy, facts, "SG").rule_id == rule
+
+
+def test_running_count_helpers() -> None:
+    from datetime import UTC, datetime
+
+    from databourse.transfer import calendar_year, with_running_count
+
+    new_year_in_shanghai = datetime(2026, 12, 31, 16, 30, tzinfo=UTC)
+    assert calendar_year("Asia/Shanghai", new_year_in_shanghai) == 2027
+    assert calendar_year("UTC", new_year_in_shanghai) == 2026
+    base = facts_for("CN", {"customer_ref": "CN_RESIDENT_ID", "district": "ADDRESS"}, 400, False)
+    assert base.categories == ("ADDRESS", "CN_RESIDENT_ID")
+    full = with_running_count(base, 2026, 1_000, 600)
+    assert (full.year_individuals, full.year_sensitive_individuals) == (1_400, 1_000)
+    assert TransferFacts.from_json(full.to_json()) == full
+
+
+def test_explain_names_the_yearly_total(policy: CrossBorderPolicy) -> None:
+    from databourse.transfer import explain
+
+    facts = cn(
+        sensitive_categories=("CN_RESIDENT_ID",), individuals=400, sensitive_sent_this_year=9_700
+    )
+    chain = explain(policy, facts, "MY")
+    assert chain[-1]["rule"] == "cn-sensitive-10k"
+    assert explain(policy, cn(individuals=5, sent_this_year=7), "MY")[-1]["decision"] == "allowed"
+
+
+# --- what an approval needs, per route --------------------------------------------------------
+
+TODAY = date(2026, 11, 20)
+OK = {
+    "approver": "Li Wei",
+    "decision": "approve",
+    "reference": "YUE-SC-2026-0042",
+    "valid_until": "2029-11-20",
+    "evidence_url": "https://dms.example/scc/42",
+}
+
+
+@pytest.mark.parametrize(
+    ("route", "basis", "missing", "finding"),
+    [
+        ("standard_contract_or_certification", None, "reference", "provincial CAC filing number"),
+        ("standard_contract_or_certification", "certification", "valid_until", "expiry"),
+        ("cac_security_assessment", None, "evidence_url", "link to the evidence"),
+        ("cac_security_assessment", None, "valid_until", "expiry"),
+        ("section_129_basis", "transfer_impact_assessment", "reference", "impact assessment"),
+        ("section_129_basis", "consent", "evidence_url", "link to the evidence"),
+        ("section_129_basis", "binding_corporate_rules", "reference", "binding corporate rules"),
+        ("transfer_limitation_obligation", "certification", "reference", "certificate number"),
+        ("transfer_limitation_obligation", "contract", "evidence_url", "link to the evidence"),
+        ("contract_or_consent", "consent", "reference", "consent records"),
+    ],
+)  # fmt: skip
+def test_an_approval_needs_what_its_basis_requires(
+    policy: CrossBorderPolicy, route: str, basis: str | None, missing: str, finding: str
+) -> None:
+    from databourse.transfer import approval_problems
+
+    answer = {**OK, "basis": basis}
+    assert approval_problems(policy, route, answer, TODAY) == []
+    [problem] = approval_problems(policy, route, {**answer, missing: ""}, TODAY)
+    assert finding in problem
+
+
+def test_approval_answers_refused_with_reasons(policy: CrossBorderPolicy) -> None:
+    from databourse.transfer import approval_problems
+
+    route = "standard_contract_or_certification"
+    for placeholder in ("none", " N/A ", "-", "tbd"):
+        assert approval_problems(policy, route, {**OK, "reference": placeholder}, TODAY)
+    assert (
+        "expired on 2026-11-19"
+        in approval_problems(policy, route, {**OK, "valid_until": "2026-11-19"}, TODAY)[0]
+    )
+    assert "not one of route" in approval_problems(policy, route, {**OK, "basis": "bcr"}, TODAY)[0]
+    assert "not defined" in approval_problems(policy, "made_up", OK, TODAY)[0]
+    assert approval_problems(policy, route, {**OK, "approver": " "}, TODAY) == [
+        "the approver's name is empty"
+    ]
+    rejection = {"approver": "Tan Mei Ling", "decision": "reject", "reference": "none"}
+    assert approval_problems(policy, route, rejection, TODAY) == []
+
+
+def test_every_route_a_rule_names_is_defined(tmp_path: Path) -> None:
+    import shutil
+
+    from databourse.errors import ConfigError
+
+    shutil.copytree(Path(__file__).resolve().parents[1] / "configs", tmp_path / "configs")
+    pol = tmp_path / "configs" / "policies" / "cross_border.yaml"
+    text = pol.read_text()
+    pol.write_text(text.replace("route: contract_or_consent", "route: contract_or_prayer"))
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "configs")
+    assert "default: contract_or_prayer" in "\n".join(info.value.problems)
+    pol.write_text(text.replace("timezone: Asia/Singapore", "timezone: Asia/Atlantis"))
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "configs")
+    problems = "\n".join(info.value.problems)
+    assert "origins.SG.timezone" in problems and "Asia/Atlantis" in problems
+
+
+# --- carrying an approval over to a later version ---------------------------------------------
+
+SCHEMA = [{"name": "customer_ref", "type": "string"}, {"name": "amount", "type": "float64"}]
+
+
+def _prior(**kw: object) -> PriorApproval:
+    base: dict[str, object] = dict(
+        approval_id=7,
+        version="1.0.0",
+        content_hash="h0",
+        decision="approved",
+        carry_over=True,
+        rule_id="cn-sensitive-under-10k",
+        route="standard_contract_or_certification",
+        valid_until=date(2029, 11, 20),
+        schema=SCHEMA,
+        categories=("CN_RESIDENT_ID",),
+    )
+    base.update(kw)
+    return PriorApproval(**base)  # type: ignore[arg-type]
+
+
+def _now(policy: CrossBorderPolicy, **kw: object) -> tuple[TransferFacts, TransferDecision]:
+    base: dict[str, object] = dict(
+        sensitive_categories=("CN_RESIDENT_ID",), categories=("CN_RESIDENT_ID",), individuals=400
+    )
+    base.update(kw)
+    facts = cn(**base)
+    return facts, decide(policy, facts, "MY")
+
+
+@pytest.mark.parametrize(
+    ("prior", "now", "finding"),
+    [
+        ({"decision": "rejected"}, {}, "latest decision for 1.0.0 is rejected"),
+        ({"decision": "expired"}, {}, "latest decision for 1.0.0 is expired"),
+        ({"carry_over": False}, {}, "not given for later versions"),
+        ({"schema": SCHEMA[:1]}, {}, "schema changed"),
+        ({"categories": ("CN_RESIDENT_ID", "PHONE_NUMBER")}, {}, "categories changed"),
+        ({"categories": None}, {}, "categories changed"),
+        ({}, {"sensitive_sent_this_year": 9_700}, "rule is cn-sensitive-10k"),
+        ({"valid_until": date(2026, 11, 19)}, {}, "expired on 2026-11-19"),
+    ],
+)
+def test_each_condition_that_breaks_carry_over(
+    policy: CrossBorderPolicy, prior: dict[str, object], now: dict[str, object], finding: str
+) -> None:
+    from databourse.transfer import carry_over_problems
+
+    facts, decision = _now(policy)
+    assert carry_over_problems(_prior(), SCHEMA, facts, decision, TODAY) == []
+    facts, decision = _now(policy, **now)
+    problems = carry_over_problems(_prior(**prior), SCHEMA, facts, decision, TODAY)
+    assert len(problems) == 1 and finding in problems[0], problems
+
+
+def test_carry_over_without_expiry_date_is_not_expired(policy: CrossBorderPolicy) -> None:
+    from databourse.transfer import carry_over_problems
+
+    facts, decision = _now(policy)
+    assert carry_over_problems(_prior(valid_until=None), SCHEMA, facts, decision, TODAY) == []
+
+
+def test_an_approval_keeps_the_rule_route(policy: CrossBorderPolicy) -> None:
+    from databourse.transfer import approval_problems
+
+    route = "standard_contract_or_certification"
+    [problem] = approval_problems(policy, route, {**OK, "route": "cac_security_assessment"}, TODAY)
+    assert "requires 'standard_contract_or_certification'" in problem
+    rejection = {"approver": "Tan", "decision": "reject", "route": "transfer_limitation_obligation"}
+    assert approval_problems(policy, route, rejection, TODAY) == []

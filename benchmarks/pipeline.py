@@ -1,0 +1,579 @@
+"""The whole governed pipeline against the bare cost of converting the same file, in one run.
+
+    python benchmarks/pipeline.py                               # 1M, 5M and 20M rows
+    python benchmarks/pipeline.py --rows 1000000 5000000
+    python benchmarks/pipeline.py --rows 1000000 --stages anonymize --keep
+    python benchmarks/pipeline.py --rows 1000000 --profile quality anonymize
+
+For each size it writes (untimed, in blocks, deterministic) a `my-buildops/sensor_readings` CSV
+with occupants drawn from `databourse.samples` (Malaysian names, valid MyKad numbers and mobile
+numbers), then runs each stage in a fresh process so that its peak RSS is its own:
+  bare       pyarrow.csv.read_csv + pyarrow.parquet.write_table (zstd): the floor
+  ingest     the ingest-file task's domain calls        quality   the check-quality task's
+  pii        the scan-personal-data task's              anonymize the anonymize task's
+  package    the package-version task's                 publish   decide-transfers + export-catalog
+on an embedded store (LocalStore, SQLite catalog, in a temp folder) with the repo's configs and
+product `kl-building-environment`, the same domain functions and arguments as the tasks, without
+Prefect. Stages pass pointers (ingest id, content hash, version) through `state.json`. The
+process_drop flow runs quality and PII concurrently; here they run one after the other.
+Seconds exclude imports and config loading (a worker pays them once); CPU s counts all threads
+(steadier than wall time on a busy machine); peak RSS is the process's VmHWM, imports included;
+Arrow MiB is the Arrow memory pool's peak. A stage past --max-rss-mb is killed and reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import importlib
+import json
+import os
+import pstats
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+PROVIDER, DATASET, PRODUCT = "my-buildops", "sensor_readings", "kl-building-environment"
+KEY = b"benchmark-pseudonym-key-0123456789abcdef"  # fixed: same input, same content hash
+STAGES = ("ingest", "quality", "pii", "anonymize", "package", "publish")
+NEEDS = {"quality": ["ingest"], "pii": ["ingest"], "anonymize": ["ingest"],
+         "package": ["quality", "pii", "anonymize"], "publish": ["package"]}  # fmt: skip
+IMPORTS = ("pyarrow.parquet", "databourse.catalog", "databourse.config", "databourse.storage")
+STAGE_IMPORTS = {
+    "ingest": ("databourse.ingest",),
+    "quality": ("databourse.quality", "databourse.quality_batches", "databourse.quality_docs"),
+    "pii": ("databourse.pii", "databourse.screening"),
+    "anonymize": (
+        "databourse.productize",
+        "databourse.package",
+        "databourse.hierarchy",
+        "pyarrow.dataset",  # read_table of a folder (verify_written) imports it
+    ),
+    "package": ("databourse.package", "databourse.odrl", "jsonschema"),
+    "publish": ("databourse.exports", "databourse.transfer"),
+}
+TIME_TARGET, RSS_TARGET_MIB = 3.0, 1536.0
+
+
+# ---------------------------------------------------------------- the provider file
+def write_csv(path: Path, rows: int, seed: int = 7) -> None:
+    """Hourly readings over 2026, sorted by time; occupants badged in during office hours."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+
+    from databourse.samples import SENSOR_COLUMNS, SITES, sensor_rows
+
+    sample = sensor_rows(random.Random(seed), 20.0, n_rows=20_000)  # ~6000 occupants
+    people = list(dict.fromkeys((r[7], r[8], r[9]) for r in sample if r[7]))
+    names, mykads, phones = (pa.array([p[i] for p in people]) for i in range(3))
+    rng = np.random.default_rng(seed)
+    base = rng.uniform(22.5, 25.0, (len(SITES), 6))
+    sites = pa.array(SITES)
+    with path.open("wb") as fh:
+        fh.write((",".join(SENSOR_COLUMNS) + "\n").encode())
+        options = pacsv.WriteOptions(include_header=False, quoting_style="none")
+        writer: Any = None
+        for lo in range(0, rows, 500_000):
+            i = np.arange(lo, min(rows, lo + 500_000))
+            hour = i * (365 * 24) // rows
+            office = (hour % 24 >= 8) & (hour % 24 < 19)
+            site, floor = rng.integers(0, len(SITES), len(i)), rng.integers(1, 7, len(i))
+            present = office & (rng.random(len(i)) > 0.06)
+            who = pa.array(rng.integers(0, len(people), len(i)), mask=~present)
+            temp = base[site, floor - 1] + np.where(office, 1.2, -0.8) + 0.8 * present
+            humid = 58.0 + rng.normal(0, 6.0, len(i)) - 4.0 * office
+            co2 = (
+                450
+                + present * rng.integers(150, 651, len(i))
+                + office * rng.integers(0, 201, len(i))
+            )
+            block = pa.table(
+                {
+                    "reading_id": pc.binary_join_element_wise(
+                        "R", pc.utf8_lpad(pc.cast(pa.array(i + 1), pa.string()), 9, "0"), ""
+                    ),
+                    "site_id": sites.take(pa.array(site)),
+                    "floor": floor,
+                    "reading_time": pc.strftime(
+                        pa.array(np.datetime64("2026-01-01T00", "s") + hour * 3600),
+                        "%Y-%m-%dT%H:%M:%S",
+                    ),
+                    "temperature_c": np.round(
+                        np.clip(temp + rng.normal(0, 0.7, len(i)), 20, 30), 1
+                    ),
+                    "humidity_pct": np.round(np.clip(humid, 35, 85), 1),
+                    "co2_ppm": np.clip(co2 + np.round(rng.normal(0, 25, len(i))), 400, 1500).astype(
+                        np.int64
+                    ),
+                    "occupant_name": names.take(who),
+                    "occupant_mykad": mykads.take(who),
+                    "occupant_phone": phones.take(who),
+                }
+            )
+            writer = writer or pacsv.CSVWriter(fh, block.schema, write_options=options)
+            writer.write_table(block)
+        if writer is not None:
+            writer.close()
+
+
+# ---------------------------------------------------------------- one stage, in a child
+def _status_mib(name: str, pid: int | str = "self") -> float:
+    """A VmRSS/VmHWM figure of /proc/<pid>/status in MiB (0 when the process is gone)."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    line = next((x for x in text.splitlines() if x.startswith(f"{name}:")), f"{name}: 0 kB")
+    return int(line.split()[1]) / 1024
+
+
+@dataclass
+class Stage:
+    """What a stage function gets: config, store, catalog, the run's state, and a probe."""
+
+    cfg: Any
+    store: Any
+    catalog: Any
+    state: dict[str, Any]
+    start: float = field(default_factory=time.perf_counter)
+    cpu: float = field(default_factory=time.process_time)  # all threads: stable under load
+    marks: list[dict[str, Any]] = field(default_factory=list)
+
+    def mark(self, label: str) -> None:
+        """Record time, RSS, peak RSS and Arrow allocation after a step of the stage."""
+        import pyarrow as pa
+
+        self.marks.append(
+            {
+                "step": label,
+                "s": round(time.perf_counter() - self.start, 2),
+                "rss": round(_status_mib("VmRSS")),
+                "hwm": round(_status_mib("VmHWM")),
+                "arrow": round(pa.total_allocated_bytes() / 2**20),
+            }
+        )
+
+
+def stage_ingest(s: Stage) -> dict[str, Any]:
+    """tasks.ingesting.ingest: raw copy, streamed contract conversion, audit record."""
+    from databourse.ingest import fetched_source, ingest_file
+
+    spec = s.cfg.dataset(PROVIDER, DATASET)
+    region = s.cfg.settings.storage.region
+    with fetched_source(s.state["source"], s.cfg.s3_endpoint_url, region) as path:
+        limits = spec.limits or s.cfg.settings.ingest
+        result = ingest_file(
+            s.store, PROVIDER, DATASET, spec, path, source_name=path.name, limits=limits
+        )
+    if not result.duplicate:
+        detail: dict[str, Any] = {"provider": PROVIDER, "dataset": DATASET}
+        detail["ingest_id"] = result.ingest_id
+        detail |= {"sha256": result.sha256, "rows": result.rows, "file": result.source_name}
+        s.catalog.audit_append("ingest", detail=detail)
+    return {"ingest_id": result.ingest_id, "ingested_rows": result.rows}
+
+
+def stage_quality(s: Stage) -> dict[str, Any]:
+    """tasks.validating.check_quality: the suite in batches, quality.json and quality.html."""
+    from databourse import zones
+    from databourse.ingest import load_ingest
+    from databourse.quality import check_suite, suite_from_contract, validate_parquet
+    from databourse.quality_docs import render_html
+    from databourse.quality_score import scores
+
+    spec = s.cfg.dataset(PROVIDER, DATASET)
+    check_suite(spec)
+    record = load_ingest(s.store, PROVIDER, DATASET, s.state["ingest_id"])
+    path = s.store.local_path(record.staged_key)
+    report = validate_parquet(path, f"{PROVIDER}/{DATASET}", suite_from_contract(spec))
+    s.mark("validate_parquet")
+    prefix = zones.reports_prefix(PROVIDER, DATASET, record.ingest_id)
+    quality = {**report.to_json(), "scores": scores(report)}
+    s.store.put_bytes(f"{prefix}/quality.json", json.dumps(quality, default=str).encode())
+    s.store.put_bytes(f"{prefix}/quality.html", render_html(report).encode())
+    if not report.success:
+        raise SystemExit(f"quality gate failed: {report.summary()}")
+    return {"quality": report.summary()}
+
+
+def stage_pii(s: Stage) -> dict[str, Any]:
+    """tasks.validating.scan_personal_data: every column classified, declarations checked."""
+    import pyarrow.parquet as pq
+
+    from databourse import zones
+    from databourse.ingest import load_ingest
+    from databourse.pii import scan_batches
+    from databourse.screening import check_declarations
+
+    record = load_ingest(s.store, PROVIDER, DATASET, s.state["ingest_id"])
+    pfile = pq.ParquetFile(s.store.local_path(record.staged_key))
+    findings = scan_batches(
+        pfile.iter_batches(batch_size=64_000),
+        pfile.schema_arrow,
+        threshold=s.cfg.settings.pii_threshold,
+        sample_rows=s.cfg.settings.pii_sample_rows,
+    )
+    check = check_declarations(findings, s.cfg.dataset(PROVIDER, DATASET).declared_categories)
+    report = {"findings": [f.to_json() for f in findings], **check.to_json()}
+    key = f"{zones.reports_prefix(PROVIDER, DATASET, record.ingest_id)}/pii.json"
+    s.store.put_bytes(key, json.dumps(report, indent=2).encode())
+    if not check.ok:
+        raise SystemExit(f"personal-data gate failed: undeclared {check.undeclared}")
+    return {"pii_not_found": [m["column"] for m in check.not_found]}
+
+
+def stage_anonymize(s: Stage) -> dict[str, Any]:
+    """tasks.building.anonymize: rules and privacy model, Parquet, re-scan, staged by hash."""
+    import pyarrow.parquet as pq
+
+    from databourse import zones
+    from databourse.hierarchy import product_hierarchies
+    from databourse.ingest import load_ingest
+    from databourse.package import content_hash, schema_of, write_parquet
+    from databourse.productize import productize, verify_written
+    from databourse.storage import put_file_once
+
+    cfg, product = s.cfg, s.cfg.product(PRODUCT)
+    src = product.source
+    record = load_ingest(s.store, src.provider, src.dataset, s.state["ingest_id"])
+    hierarchies = product_hierarchies(product, Path(cfg.files[f"product/{PRODUCT}"]).parents[1])
+    table = pq.read_table(s.store.local_path(record.staged_key))
+    s.mark("pq.read_table")
+    declared = cfg.dataset(src.provider, src.dataset).declared_categories
+    made = productize(table, product, declared, _keys(product), hierarchies)
+    del table
+    s.mark("productize")
+    table, remaining = made.table, made.personal_data["remaining"]
+    with tempfile.TemporaryDirectory(prefix="databourse-pkg-") as tmp:
+        pack = product.packaging
+        files = write_parquet(
+            table, Path(tmp), pack.partition_by, pack.max_rows_per_file, pack.row_group_rows
+        )
+        s.mark("write_parquet")
+        made.privacy["verified"] = verify_written(
+            Path(tmp), product, cfg.settings.pii_threshold, cfg.settings.pii_sample_rows
+        )
+        s.mark("verify_written")
+        schema = [
+            {**c, "personal_data": remaining[c["name"]]} if c["name"] in remaining else c
+            for c in schema_of(table)
+        ]
+        chash = content_hash(files, schema, product.fingerprint())
+        prefix = zones.product_staging_prefix(PRODUCT, chash)
+        for f in files:
+            put_file_once(s.store, f"{prefix}/{f.path}", Path(tmp) / f.path)
+    anonymized = {"product": PRODUCT, "ingest_id": record.ingest_id, "content_hash": chash,
+                  "staged_prefix": prefix, "files": [f.__dict__ for f in files], "schema": schema,
+                  "rows": table.num_rows, "privacy": made.privacy,
+                  "personal_data": made.personal_data}  # fmt: skip
+    return {"anonymized": anonymized}
+
+
+def _keys(product: Any) -> bytes | dict[str, bytes] | None:
+    """tasks.resources.pseudonym_keys with a fixed key, when a rule or the aggregate needs one."""
+    rules = product.columns.values()
+    noisy = bool(product.aggregate and product.aggregate.epsilon is not None)
+    if not noisy and not any(r.action in ("pseudonymize", "noise") for r in rules):
+        return None
+    versions = sorted({r.key_version for r in rules if r.key_version})
+    return {"default": KEY, **{v: KEY + v.encode() for v in versions}} if versions else KEY
+
+
+def stage_package(s: Stage) -> dict[str, Any]:
+    """tasks.building.package_version: reserve the version, manifest, files, then manifest last."""
+    from databourse import zones
+    from databourse.ingest import load_ingest
+    from databourse.odrl import usage_policy
+    from databourse.package import FileEntry, build_manifest, publish_files, read_manifest
+
+    cfg, store, cat, anonymized = s.cfg, s.store, s.catalog, s.state["anonymized"]
+    product = cfg.product(PRODUCT)
+    src = product.source
+    cat.ensure_product(PRODUCT, product.name, src.provider, src.dataset)
+    rec = cat.reserve_version(
+        PRODUCT, anonymized["content_hash"], anonymized["schema"], anonymized["rows"]
+    )
+    if read_manifest(store, PRODUCT, rec.version) is None:
+        record = load_ingest(store, src.provider, src.dataset, anonymized["ingest_id"])
+        reports = zones.reports_prefix(src.provider, src.dataset, record.ingest_id)
+        quality = json.loads(store.get_bytes(f"{reports}/quality.json"))
+        pii = json.loads(store.get_bytes(f"{reports}/pii.json"))
+        files = [FileEntry(**f) for f in anonymized["files"]]
+        chash, markets = anonymized["content_hash"], list(product.markets)
+        manifest = build_manifest(
+            product=PRODUCT, version=rec.version, content_hash=chash,
+            schema=anonymized["schema"], rows=anonymized["rows"], files=files,
+            lineage={"provider": src.provider, "dataset": src.dataset,
+                     "origin": cfg.providers[src.provider].jurisdiction,
+                     "ingests": [{"ingest_id": record.ingest_id, "sha256": record.sha256,
+                                  "raw": store.uri(record.raw_key)}],
+                     "product_config_sha256": product.fingerprint()},
+            quality={"success": quality["success"], "summary": quality.get("summary"),
+                     "scores": quality.get("scores"),
+                     "report": store.uri(f"{reports}/quality.json"),
+                     "html": store.uri(f"{reports}/quality.html")},
+            privacy=anonymized["privacy"],
+            personal_data={**anonymized["personal_data"],
+                           "pii_report": store.uri(f"{reports}/pii.json"),
+                           "declared_not_found": pii.get("declared_not_found", [])},
+            usage_terms=product.terms.model_dump(mode="json"),
+            usage_policy=usage_policy(PRODUCT, rec.version, chash, product.terms, markets),
+            markets=markets, schema_diff=rec.schema_diff,
+        )  # fmt: skip
+        s.mark("build_manifest")
+        with tempfile.TemporaryDirectory(prefix="databourse-pub-") as tmp:
+            for f in files:
+                store.download(f"{anonymized['staged_prefix']}/{f.path}", Path(tmp) / f.path)
+            s.mark("download staged")
+            uri = publish_files(store, PRODUCT, rec.version, Path(tmp), files, manifest)
+        cat.set_manifest(PRODUCT, rec.version, uri)
+        if quality.get("scores"):
+            cat.set_quality_scores(PRODUCT, rec.version, quality["scores"])
+        cat.set_privacy(PRODUCT, rec.version, _privacy_figures(anonymized["privacy"]))
+    return {"version": rec.version, "new": rec.new}
+
+
+def _privacy_figures(privacy: dict[str, Any]) -> dict[str, Any]:
+    """tasks.building._privacy_figures: what the catalog keeps of the privacy evidence."""
+    keep = ("model", "k", "l", "t", "quasi_identifiers", "classes", "smallest_class",
+            "suppressed", "suppression_rate", "satisfied", "risk", "verified")  # fmt: skip
+    return {k: privacy[k] for k in keep if privacy.get(k) is not None}
+
+
+def stage_publish(s: Stage) -> dict[str, Any]:
+    """tasks.publishing.decide_transfers + export_catalog (no approval form: no Prefect here)."""
+    from databourse.exports import export_catalog
+    from databourse.package import read_manifest
+    from databourse.transfer import facts_for
+
+    product, version = s.cfg.product(PRODUCT), s.state["version"]
+    src = product.source
+    manifest = read_manifest(s.store, PRODUCT, version)
+    if manifest is None:
+        raise SystemExit(f"{PRODUCT}@{version} has no manifest")
+    personal = manifest["personal_data"]
+    facts = facts_for(
+        s.cfg.providers[src.provider].jurisdiction,
+        personal["remaining"],
+        personal["individuals"],
+        s.cfg.dataset(src.provider, src.dataset).important_data,
+    )
+    s.catalog.publish_version(PRODUCT, version)
+    decisions = s.catalog.apply_transfer_policy(
+        PRODUCT, version, s.cfg.policy, facts, list(product.markets), src.provider
+    )
+    export_catalog(s.catalog, s.store)
+    return {"decisions": {d["market"]: d["status"] for d in decisions}}
+
+
+STAGE_RUNS: dict[str, Callable[[Stage], dict[str, Any]]] = {
+    "ingest": stage_ingest, "quality": stage_quality, "pii": stage_pii,
+    "anonymize": stage_anonymize, "package": stage_package, "publish": stage_publish,
+}  # fmt: skip
+
+
+def _bare_stage(state: dict[str, Any]) -> Stage:
+    """A probe for the baseline: nothing but pyarrow imported."""
+    importlib.import_module("pyarrow.csv")
+    importlib.import_module("pyarrow.parquet")
+    return Stage(None, None, None, state)
+
+
+def _setup(stage: str, state: dict[str, Any]) -> Stage:
+    """Imports, configs, store and catalog as a task's worker has them (not timed)."""
+    for name in (*IMPORTS, *STAGE_IMPORTS[stage]):
+        importlib.import_module(name)
+    from databourse.catalog import Catalog
+    from databourse.config import load_config
+    from databourse.storage import open_store
+
+    cfg = load_config(REPO / "configs")
+    catalog = Catalog(cfg.catalog_url)
+    catalog.create_schema()
+    store = open_store(
+        cfg.store_root, endpoint_url=cfg.s3_endpoint_url, region=cfg.settings.storage.region
+    )
+    return Stage(cfg, store, catalog, state)
+
+
+def child(stage: str, work: Path, profile: bool) -> None:
+    """Run one stage (or `bare`, or `generate`) in this process; print its figures as JSON."""
+    state = json.loads((work / "state.json").read_text())
+    if stage == "generate":
+        write_csv(Path(state["source"]), state["rows"])
+        return
+    import pyarrow as pa
+
+    run = _bare_stage(state) if stage == "bare" else _setup(stage, state)
+    profiler = cProfile.Profile() if profile else None
+    if profiler:
+        profiler.enable()
+    if stage == "bare":
+        import pyarrow.csv as pacsv
+        import pyarrow.parquet as pq
+
+        table = pacsv.read_csv(state["source"])
+        run.mark("read_csv")
+        pq.write_table(table, work / "bare.parquet", compression="zstd")
+        out: dict[str, Any] = {}
+    else:
+        out = STAGE_RUNS[stage](run)
+    seconds = time.perf_counter() - run.start
+    if profiler:
+        profiler.disable()
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(30)
+    figures = {"seconds": seconds, "cpu": time.process_time() - run.cpu,
+               "peak_mib": _status_mib("VmHWM"), "marks": run.marks,
+               "arrow_peak_mib": pa.default_memory_pool().max_memory() / 2**20}  # fmt: skip
+    print(json.dumps({**figures, "state": out}))
+
+
+# ---------------------------------------------------------------- the parent
+def measure(stage: str, work: Path, profile: bool, max_rss_mib: float) -> dict[str, Any]:
+    """Run one stage in a child on the run's store; kill it past `max_rss_mib` of RSS."""
+    env = {**os.environ, "DATABOURSE_STORE_ROOT": str(work / "store"),
+           "DATABOURSE_CATALOG_URL": f"sqlite:///{work / 'catalog.db'}",
+           "DATABOURSE_STATE_DIR": str(work / "state")}  # fmt: skip
+    cmd = [sys.executable, __file__, "--child", stage, str(work)]
+    out, err = work / f"{stage}.out", work / f"{stage}.err"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        proc = subprocess.Popen(
+            cmd + (["--profile-child"] if profile else []), stdout=stdout, stderr=stderr, env=env
+        )
+        killed = 0.0
+        while proc.poll() is None:
+            if (rss := _status_mib("VmRSS", proc.pid)) > max_rss_mib:
+                killed = rss
+                proc.kill()  # our own child, by its handle
+                proc.wait()
+            time.sleep(0.2)
+    if profile:
+        sys.stderr.write(err.read_text())
+    if proc.returncode != 0:
+        why = f"killed at {killed:.0f} MiB RSS" if killed else _last_line(err) or "failed"
+        return {"error": why}
+    figures: dict[str, Any] = json.loads(out.read_text().strip().splitlines()[-1])
+    return figures
+
+
+def _last_line(path: Path) -> str:
+    lines = [x for x in path.read_text().splitlines() if x.strip()]
+    return lines[-1][:300] if lines else ""
+
+
+def plan(selected: list[str]) -> list[tuple[str, bool]]:
+    """(stage, measured) in pipeline order: the selected ones and every stage they need."""
+    needed = set(selected)
+    for stage in reversed(STAGES):
+        if stage in needed:
+            needed |= set(NEEDS.get(stage, []))
+    first = [("bare", True)] if "bare" in selected else []
+    return first + [(s, s in selected) for s in STAGES if s in needed]
+
+
+def run_size(rows: int, args: argparse.Namespace) -> None:
+    """Generate the file, run the planned stages, print a line per stage and the targets."""
+    work = Path(tempfile.mkdtemp(prefix=f"bench-pipeline-{rows}-"))
+    try:
+        source = work / "readings.csv"
+        state: dict[str, Any] = {"source": str(source), "rows": rows}
+        (work / "state.json").write_text(json.dumps(state))
+        cmd = [sys.executable, __file__, "--child", "generate", str(work)]
+        subprocess.run(cmd, check=True)  # in a child: the parent stays small
+        size_mb = source.stat().st_size / 1e6
+        done: dict[str, dict[str, Any]] = {}
+        for stage, measured in plan(args.stages):
+            got = measure(stage, work, stage in args.profile, args.max_rss_mb)
+            if "error" in got:
+                print(f"{rows:>10} {size_mb:>7.0f} {stage:>9}  FAILED: {got['error']}")
+                break
+            state |= got["state"]
+            (work / "state.json").write_text(json.dumps(state, default=str))
+            if measured:
+                done[stage] = got
+                _print_stage(rows, size_mb, stage, got, done.get("bare"))
+            else:
+                print(f"{rows:>10} {size_mb:>7.0f} {stage:>9}  (run because a stage needs it)")
+        _print_targets(rows, done, state)
+    finally:
+        if args.keep:
+            print(f"{'':>10} kept {work}")
+        else:
+            import shutil
+
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _print_stage(
+    rows: int, size_mb: float, stage: str, got: dict[str, Any], bare: dict[str, Any] | None
+) -> None:
+    ratio = f"{got['seconds'] / bare['seconds']:>7.2f}" if bare else f"{'-':>7}"
+    print(
+        f"{rows:>10} {size_mb:>7.0f} {stage:>9} {got['seconds']:>8.2f} {got['cpu']:>7.2f} "
+        f"{rows / got['seconds']:>11,.0f} {got['peak_mib']:>9.0f} {got['arrow_peak_mib']:>9.0f} "
+        f"{ratio}"
+    )
+    for m in got["marks"]:
+        print(f"{'':>30}after {m['step']:<18} {m['s']:>7.2f} s  RSS {m['rss']:>5} MiB  "
+              f"peak {m['hwm']:>5} MiB  Arrow {m['arrow']:>5} MiB")  # fmt: skip
+
+
+def _print_targets(rows: int, done: dict[str, dict[str, Any]], state: dict[str, Any]) -> None:
+    stages = [s for s in STAGES if s in done]
+    if not stages:
+        return
+    total, cpu = (sum(done[s][k] for s in stages) for k in ("seconds", "cpu"))
+    worst = max(stages, key=lambda s: float(done[s]["peak_mib"]))
+    peak = float(done[worst]["peak_mib"])
+    line = (
+        f"{rows:>10} pipeline {total:.2f} s over {len(stages)} stage(s), {rows / total:,.0f} rows/s"
+    )
+    if "bare" in done and len(stages) == len(STAGES):
+        ratio = total / done["bare"]["seconds"]
+        verdict = "PASS" if ratio <= TIME_TARGET else "MISS"
+        line += f"; x{ratio:.2f} bare: {verdict} (target <= x{TIME_TARGET:g})"
+        line += f"; CPU x{cpu / done['bare']['cpu']:.2f} bare"
+    verdict = "PASS" if peak < RSS_TARGET_MIB else "MISS"
+    line += f"; peak RSS {peak:.0f} MiB ({worst}): {verdict} (target < {RSS_TARGET_MIB:.0f} MiB)"
+    print(line)
+    if "decisions" in state:
+        print(f"{'':>10} {PRODUCT}@{state.get('version')}: {state['decisions']}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 5_000_000, 20_000_000])
+    choices = ["bare", *STAGES]
+    parser.add_argument("--stages", nargs="+", choices=choices, default=choices,
+                        help="stages to measure (the ones they need also run)")  # fmt: skip
+    parser.add_argument("--profile", nargs="+", choices=choices, default=[],
+                        help="cProfile these stages (to stderr)")  # fmt: skip
+    parser.add_argument("--keep", action="store_true", help="keep each size's temp folder")
+    parser.add_argument("--max-rss-mb", type=float, default=8192,
+                        help="kill a stage whose RSS exceeds this (MiB)")  # fmt: skip
+    parser.add_argument("--child", nargs=2, metavar=("STAGE", "WORK"), help=argparse.SUPPRESS)
+    parser.add_argument("--profile-child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child[0], Path(args.child[1]), args.profile_child)
+        return
+    print(
+        f"{'rows':>10} {'CSV MB':>7} {'stage':>9} {'seconds':>8} {'CPU s':>7} {'rows/s':>11} "
+        f"{'peak MiB':>9} {'Arrow MiB':>9} {'x bare':>7}"
+    )
+    for rows in args.rows:
+        run_size(rows, args)
+
+
+if __name__ == "__main__":
+    main()

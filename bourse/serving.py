@@ -1,0 +1,60 @@
+"""`bourse serve`: the deployments of deploy/prefect.yaml, served from this one process.
+
+One declaration for both ways of running: the embedded runner reads the same file that
+`prefect deploy` reads (names, entrypoints, parameters, tags, schedules, concurrency), so the two
+cannot drift apart. `DATABOURSE_SCHEDULES=off` serves them without schedules (tests, demos).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from prefect.schedules import Cron
+
+DEPLOY_FILE = Path("deploy") / "prefect.yaml"
+
+
+def deploy_file() -> Path:
+    """deploy/prefect.yaml of the checkout, else of $DATABOURSE_HOME, else of the current folder."""
+    for root in (Path(__file__).resolve().parents[1], Path(os.environ.get("DATABOURSE_HOME", "."))):
+        if (root / DEPLOY_FILE).is_file():
+            return root / DEPLOY_FILE
+    return DEPLOY_FILE
+
+
+def declared() -> list[dict[str, Any]]:
+    """The deployments of deploy/prefect.yaml."""
+    spec = yaml.safe_load(deploy_file().read_text())
+    return list(spec["deployments"])
+
+
+def runner_deployments() -> list[Any]:
+    """`RunnerDeployment`s for `prefect.serve`, one per declared deployment."""
+    schedules_on = os.environ.get("DATABOURSE_SCHEDULES", "on") != "off"
+    out = []
+    for dep in declared():
+        path, name = dep["entrypoint"].split(":")
+        flow = getattr(importlib.import_module(path.removesuffix(".py").replace("/", ".")), name)
+        limit = dep.get("concurrency_limit")
+        out.append(
+            flow.to_deployment(
+                name=dep["name"],
+                description=dep.get("description"),
+                tags=dep.get("tags"),
+                parameters=dep.get("parameters") or {},
+                schedules=[
+                    Cron(s["cron"], timezone=s.get("timezone", "UTC"))
+                    for s in dep.get("schedules") or []
+                    if "cron" in s and s.get("active", True)
+                ]
+                if schedules_on
+                else None,
+                concurrency_limit=limit["limit"] if isinstance(limit, dict) else limit,
+                enforce_parameter_schema=dep.get("enforce_parameter_schema", True),
+            )
+        )
+    return out

@@ -1,0 +1,180 @@
+"""The catalog's database plumbing: engines, migrations, retried transactions, version lookups."""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, Select, create_engine, event, inspect, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from databourse.catalog_models import Version, utcnow
+from databourse.errors import CatalogError, VersionNotFound
+
+__all__ = [
+    "MIGRATIONS",
+    "SQLITE_TIMEOUT_S",
+    "CatalogEngine",
+    "check_market",
+    "make_engine",
+    "newest_first",
+]
+
+# The catalog modules share one logger, so its name did not change when catalog.py was split.
+log = logging.getLogger("databourse.catalog")
+T = TypeVar("T")
+
+_MARKET = re.compile(r"^[A-Z]{2}$")
+_WRITE_OPTION = "databourse_write"
+MIGRATIONS = Path(__file__).parent / "migrations"
+_ATTEMPTS = 8
+SQLITE_TIMEOUT_S = 30.0
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # pysqlite's own BEGIN handling is disabled so that `_sqlite_begin` decides the lock mode.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
+
+
+def _sqlite_begin(connection: Any) -> None:
+    # Writers take the write lock up front (waiting up to the timeout), so two of them can never
+    # read the same "latest version" and then both try to insert the next one.
+    write = connection.get_execution_options().get(_WRITE_OPTION, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for a catalog URL: SQLite (WAL, foreign keys, busy timeout) or PostgreSQL."""
+    try:
+        sa_url = make_url(url)
+    except ArgumentError as exc:
+        raise CatalogError("the catalog URL cannot be parsed", reason=str(exc)) from exc
+    if sa_url.drivername in ("postgresql", "postgres"):
+        sa_url = sa_url.set(drivername="postgresql+psycopg")
+    backend = sa_url.get_backend_name()
+    if backend == "sqlite":
+        database = sa_url.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(sa_url, connect_args={"timeout": SQLITE_TIMEOUT_S})
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    if backend == "postgresql":
+        return create_engine(sa_url, pool_pre_ping=True)
+    raise CatalogError(f"unsupported catalog database {backend!r}", backend=backend)
+
+
+def check_market(market: str) -> None:
+    """Refuse (CatalogError) anything but a 2-letter upper-case jurisdiction code."""
+    if not isinstance(market, str) or not _MARKET.match(market):
+        raise CatalogError(
+            f"market must be a 2-letter upper-case code, got {market!r}", market=market
+        )
+
+
+def newest_first(product_id: str) -> Select[tuple[Version]]:
+    """The product's versions, highest version number first."""
+    return (
+        select(Version)
+        .where(Version.product_id == product_id)
+        .order_by(Version.major.desc(), Version.minor.desc(), Version.patch.desc())
+    )
+
+
+class CatalogEngine:
+    """The catalog database behind one URL: connections, schema and transactions."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self._reads = sessionmaker(bind=self.engine, expire_on_commit=False)
+        self._writes = sessionmaker(
+            bind=self.engine.execution_options(**{_WRITE_OPTION: True}), expire_on_commit=False
+        )
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.engine.dispose()
+
+    def create_schema(self) -> None:
+        """Migrate the catalog to the newest schema (Alembic), creating it on an empty database.
+
+        Serialized against other processes starting at the same time: BEGIN IMMEDIATE on SQLite,
+        an advisory lock on PostgreSQL. A database made by the pre-migration `create_all` is
+        stamped as the baseline first.
+        """
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.execution_options(**{_WRITE_OPTION: True}).begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(7263519)"))
+            cfg.attributes["connection"] = conn
+            tables = set(inspect(conn).get_table_names())
+            if "versions" in tables and "alembic_version" not in tables:
+                command.stamp(cfg, "0001")
+            command.upgrade(cfg, "head")
+
+    def schema_revision(self) -> str | None:
+        """The Alembic revision the database is at (None before any migration)."""
+        with self.engine.connect() as conn:
+            if "alembic_version" not in inspect(conn).get_table_names():
+                return None
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+    # --- transactions -------------------------------------------------------------------------
+
+    def _now(self) -> datetime:
+        """The catalog's clock (Catalog overrides it so that tests can set the time)."""
+        return utcnow()
+
+    def _write(self, what: str, work: Callable[[Session], T]) -> T:
+        """Run `work` in one write transaction, retrying when a concurrent writer won a race."""
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                with self._writes.begin() as session:
+                    return work(session)
+            except IntegrityError as exc:
+                if attempt == _ATTEMPTS:
+                    raise CatalogError(
+                        f"{what}: conflicting concurrent writes, gave up after {attempt} attempts",
+                        operation=what,
+                    ) from exc
+                log.info("%s: concurrent write conflict, retry %d", what, attempt)
+                time.sleep(random.uniform(0.0, 0.02 * attempt))
+        raise AssertionError("unreachable")
+
+    def _read(self, work: Callable[[Session], T]) -> T:
+        with self._reads.begin() as session:
+            return work(session)
+
+    @staticmethod
+    def _version_row(session: Session, product_id: str, version: str | None) -> Version:
+        query = newest_first(product_id)
+        if version is not None:
+            query = query.where(Version.version == version)
+        row = session.scalars(query.limit(1)).first()
+        if row is None:
+            raise VersionNotFound(
+                f"no version {version or '(latest)'} of product {product_id!r} in the catalog",
+                product=product_id,
+                version=version,
+            )
+        return row

@@ -1,0 +1,53 @@
+"""The nightly flow against a real Prefect API: exactly the new drops, once, each a child run."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from databourse import zones
+from databourse.samples import generate_drops
+
+pytestmark = pytest.mark.prefect
+
+
+def test_nightly_processes_exactly_the_new_drops_once(runner: Any, project: Path) -> None:
+    from flows.nightly import nightly
+    from tasks import resources
+
+    store = resources.store()
+    [sensors] = [
+        d
+        for d in generate_drops(project / "nightly", seed=7, scale=0.1)
+        if d.provider == "my-buildops"
+    ]
+    landing = f"{zones.landing_prefix('my-buildops')}/sensor_readings"
+    store.put_file(f"{landing}/2026-11-20/readings.csv", sensors.path)
+    renamed = sensors.path.with_name("same-bytes-renamed.csv")
+    renamed.write_bytes(sensors.path.read_bytes())
+    store.put_file(f"{landing}/2026-11-20/{renamed.name}", renamed)
+    packed = sensors.path.with_name("readings.csv.gz")  # other bytes, same rows: a new drop
+    packed.write_bytes(gzip.compress(sensors.path.read_bytes(), mtime=0))
+    store.put_file(f"{landing}/2026-11-21/{packed.name}", packed)
+    store.put_bytes(f"{zones.landing_prefix('my-buildops')}/unknown_dataset/x.csv", b"a\n1\n")
+
+    first = nightly("my-buildops", publish_wait_seconds=120)
+    processed = {
+        p["key"].rsplit("/", 2)[-2] + "/" + p["key"].rsplit("/", 1)[-1]: p["state"]
+        for p in first["processed"]
+    }
+    assert processed == {
+        "2026-11-20/readings.csv": "Completed",
+        "2026-11-21/readings.csv.gz": "Completed",
+    }
+    assert first["summary"]["duplicate"] == 1 and first["summary"]["unknown_dataset"] == 1
+    assert first["failed"] == 0
+
+    again = nightly(
+        "my-buildops", publish_wait_seconds=120
+    )  # a re-run: nothing new, nothing redone
+    assert again["processed"] == [] and again["summary"]["new"] == 0
+    assert again["summary"]["ingested"] == 3  # the renamed copy is recognized by content
