@@ -683,13 +683,26 @@ M = TypeVar("M", bound=BaseModel)
 S = TypeVar("S", ProviderSpec, ProductSpec)
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """Safe loading (no Python tags) that also refuses anchors and aliases: configs are short,
+    and an alias "bomb" small on disk expands to gigabytes once validated or serialized."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.events.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in configs", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+
 def _load(path: Path, model: type[M], problems: list[str], optional: bool = False) -> M | None:
     if not path.is_file():
         if not optional:
             problems.append(f"{path}: file missing")
         return None
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_NoAliasLoader)
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         problems.append(f"{path}: not valid YAML: {exc}")
         return None
@@ -764,8 +777,11 @@ def _check_rule(file: str, name: str, rule: ColumnRule, col_type: str) -> list[s
     where = f"{file}: columns.{name}"
     problems: list[str] = []
     if rule.hierarchy is not None:
-        path = Path(file).resolve().parent.parent / rule.hierarchy  # relative to configs/
-        if not path.is_file():
+        configs = Path(file).resolve().parent.parent
+        path = (configs / rule.hierarchy).resolve()  # relative to configs/, and inside it
+        if not path.is_relative_to(configs):
+            problems.append(f"{where}.hierarchy: {rule.hierarchy!r} is outside configs/")
+        elif not path.is_file():
             problems.append(f"{where}.hierarchy: file {rule.hierarchy!r} not found under configs/")
     if rule.round is not None and col_type != "float64":
         problems.append(f"{where}.round: needs a float64 column, not {col_type}")

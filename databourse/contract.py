@@ -197,7 +197,14 @@ def coerce_batch(
             continue
         arrays.append(coerce_column(_nulled(batch.column(src), nulls), col, name, offset))
     for extra in plan.extras:
-        arrays.append(_as_text(_nulled(batch.column(extra), nulls)))
+        try:
+            arrays.append(_as_text(_nulled(batch.column(extra), nulls)))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise IngestRejected(
+                f"{name}: new column {extra!r} cannot be kept as text ({batch.column(extra).type})",
+                file=name,
+                column=extra,
+            ) from None
     return pa.RecordBatch.from_arrays(arrays, schema=plan.schema)
 
 

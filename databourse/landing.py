@@ -399,7 +399,7 @@ def _mismatch(target: _Object, entry: ManifestFile) -> str | None:
 def _usable(name: str) -> bool:
     """True if ingest can keep `name` as a key segment of the raw zone."""
     try:
-        zones.safe_part(name)
+        zones.file_name(name)
     except ValueError:
         return False
     return True

@@ -182,6 +182,12 @@ def plan_parquet(label: str, path: Path, limits: ReadLimits) -> Plan:
     except (pa.ArrowException, OSError) as exc:
         raise reject(label, f"not a readable Parquet file: {describe(exc)}") from None
     _check_expansion(label, declared, path.stat().st_size, limits, "declares")
+    if nested := next((f for f in schema if pa.types.is_nested(f.type)), None):
+        raise reject(  # no contract type holds them (and their text escapes the checks below)
+            label,
+            f"column {nested.name!r} holds nested values ({str(nested.type)[:60]}); flatten it",
+            column=nested.name,
+        )
     read = partial(_parquet_batches, label, path, schema, limits)
     return Plan(label, "parquet", list(schema.names), read)
 
@@ -219,11 +225,13 @@ def _parquet_batches(
 
 def _decoded_bytes(batch: pa.RecordBatch) -> int:
     """The batch's size once its text dictionaries are decoded (computed without decoding)."""
-    total = batch.nbytes
+    total = 0
     for column in batch.columns:
         if pa.types.is_dictionary(column.type) and column.dictionary.type in _TEXTS:
             lengths = pc.binary_length(column.dictionary).take(column.indices)
-            total += pc.sum(lengths).as_py() or 0
+            total += column.indices.nbytes + (pc.sum(lengths).as_py() or 0)
+        else:
+            total += column.nbytes
     return total
 
 

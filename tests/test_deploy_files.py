@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import tomllib
 import uuid
 from collections.abc import Iterator
@@ -682,3 +683,65 @@ def check_on_demand(base: str, dep: dict[str, Any]) -> None:
     assert accepted.status_code == 201, accepted.text
     assert accepted.json()["parameters"]["publish_wait_seconds"] == 300  # the deployment default
     api(base, "DELETE", f"/flow_runs/{accepted.json()['id']}")
+
+
+@pytest.mark.prefect
+def test_a_process_worker_runs_a_deployment_to_completion(
+    own_prefect_api: str, tmp_path: Path
+) -> None:
+    """The real-server way: a `process` worker on the pool picks up a deployment run and ends it."""
+    from helpers import make_project
+
+    found = {d["name"]: d for d in api(own_prefect_api, "POST", "/deployments/filter", {})}
+    if "discover" not in found:
+        pytest.skip("needs the deployments of test_setup_script_deploys_prefect_yaml_...")
+    project = make_project(tmp_path / "project")
+    drop = project / "state/store/landing/sz-retail/customer_orders/orders.csv"
+    drop.parent.mkdir(parents=True)
+    drop.write_text("order_id\nA1\n")
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": own_prefect_api,
+        "DATABOURSE_CONFIG_DIR": str(project / "configs"),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
+    log = tmp_path / "worker.log"
+    with log.open("wb") as fh:
+        worker = subprocess.Popen(
+            ["prefect", "worker", "start", "--pool", POOL, "--type", "process"],
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        run = api(
+            own_prefect_api,
+            "POST",
+            f"/deployments/{found['discover']['id']}/create_flow_run",
+            {"parameters": {"provider": "sz-retail"}},
+        )
+        deadline = time.monotonic() + 150
+        state = None
+        while time.monotonic() < deadline:
+            state = api(own_prefect_api, "GET", f"/flow_runs/{run['id']}")["state"]
+            if state and state["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+                break
+            time.sleep(1)
+        assert state is not None and state["type"] == "COMPLETED", (
+            f"{state}\n{log.read_text()[-3000:]}"
+        )
+        artifacts = api(
+            own_prefect_api,
+            "POST",
+            "/artifacts/filter",
+            {"artifacts": {"flow_run_id": {"any_": [run["id"]]}}},
+        )
+        [table] = [a for a in artifacts if a["type"] == "table"]
+        rows = json.loads(table["data"]) if isinstance(table["data"], str) else table["data"]
+        assert [(r["key"], r["status"]) for r in rows] == [
+            ("landing/sz-retail/customer_orders/orders.csv", "new")
+        ]
+    finally:
+        os.killpg(worker.pid, 15)
+        worker.wait(timeout=30)

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
+import shutil
+import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from helpers import bourse, cli_env, make_project, stop_stack
 
@@ -21,9 +27,66 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     stop_stack(environment)
 
 
-def test_demo_approve_reject_and_rerun(env: dict[str, str]) -> None:
+@pytest.fixture(scope="module")
+def demo(env: dict[str, str]) -> str:
+    """`bourse demo` once for the module: leaves sz-retail-baskets@1.0.0 waiting on MY and SG."""
+    return bourse(env, "demo", "--scale", "0.2").stdout
+
+
+def rendered_text(url: str) -> str:
+    """The page as Debian's headless Chromium renders it (scripts run), as plain text."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    with tempfile.TemporaryDirectory() as profile:
+        dom = subprocess.run(
+            [
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={profile}",
+                "--virtual-time-budget=20000",  # let the single-page app fetch and render
+                "--window-size=1400,1000",
+                "--dump-dom",
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        ).stdout
+    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", dom)))
+
+
+def test_operator_sees_the_suspended_run_and_its_artifacts_in_the_ui(
+    env: dict[str, str], demo: str
+) -> None:
+    """As an operator: the Prefect UI's run page shows the waiting run; its artifact renders."""
+    [waiting, *_] = json.loads(bourse(env, "approvals", "list", "--json").stdout)
+    page = rendered_text(waiting["url"])
+    assert "publish/sz-retail-baskets/1.0.0" in page
+    assert "Suspended" in page and "Resume" in page
+    assert "MY waits for approval (route standard_contract_or_certification)" in page
+    base = waiting["url"].split("/runs/")[0]
+    artifacts = httpx.post(
+        f"{base}/api/artifacts/filter",
+        json={"artifacts": {"flow_run_id": {"any_": [waiting["run_id"]]}}},
+        timeout=30,
+    ).json()
+    [decisions] = [a for a in artifacts if a["key"] == "transfer-sz-retail-baskets"]
+    table = rendered_text(f"{base}/artifacts/artifact/{decisions['id']}")
+    assert "Cross-border decisions for sz-retail-baskets@1.0.0" in table
+    assert "MY approval_required pending_approval cn-sensitive-under-10k" in table
+    assert "publish/sz-retail-baskets/1.0.0" in table  # linked to its flow run
+
+
+def test_demo_approve_reject_and_rerun(env: dict[str, str], demo: str) -> None:
     project = Path(env["DATABOURSE_CONFIG_DIR"]).parent
-    demo = bourse(env, "demo", "--scale", "0.2").stdout
     assert "started Prefect server" in demo and "started the deployment runner" in demo
     assert "generated a random local key" in demo
     assert "kl-building-environment@1.0.0: new version" in demo
@@ -98,7 +161,7 @@ def test_cli_config_check_lists_problems(env: dict[str, str], tmp_path: Path) ->
     assert "privacy.k" in proc.stderr and "markets.0" in proc.stderr
 
 
-def test_operations_on_the_published_demo(env: dict[str, str], tmp_path: Path) -> None:
+def test_operations_on_the_published_demo(env: dict[str, str], demo: str, tmp_path: Path) -> None:
     """Verify, grant, export, audit, profile, anonymize, withdraw: as an operator runs them."""
     import sqlite3
 

@@ -177,5 +177,16 @@ def test_bad_input_is_quarantined_with_reason(
 
 def test_unsafe_file_name_refused(tmp_path: Path, store: ObjectStore) -> None:
     src = write(tmp_path, "ok.csv", GOOD)
-    with pytest.raises(ValueError):
+    with pytest.raises(IngestRejected, match="not a usable file name"):
         ingest_file(store, "prov", "ds", SPEC, src, source_name="../../etc/passwd")
+    assert list(store.list("")) == []
+
+
+def test_non_ascii_file_name_gets_a_safe_key_and_is_recorded(
+    tmp_path: Path, store: ObjectStore
+) -> None:
+    src = write(tmp_path, "ok.csv", GOOD)
+    result = ingest_file(store, "prov", "ds", SPEC, src, source_name="订单 2026-11.csv")
+    assert result.source_name.endswith(".csv") and result.source_name.isascii()
+    assert result.original_name == "订单 2026-11.csv"
+    assert store.get_bytes(result.raw_key) == src.read_bytes()

@@ -163,9 +163,11 @@ def test_in_flight_and_hidden_objects_are_ignored(store: CountingLocalStore) -> 
 
 
 def test_unusable_file_name_is_invalid(store: CountingLocalStore) -> None:
-    land(store, "my file.csv", GOOD)
-    (drop,) = discover(store, PROVIDERS).drops
-    assert drop.status == "invalid" and "rename" in (drop.reason or "")
+    land(store, "a..b.csv", GOOD)
+    land(store, "订单 copy.csv", GOOD + b"x,y\n")  # not ASCII: ingest gives it a safe key
+    drops = by_name(discover(store, PROVIDERS))
+    assert drops["a..b.csv"].status == "invalid" and "rename" in (drops["a..b.csv"].reason or "")
+    assert drops["订单 copy.csv"].status == "new"
 
 
 def test_sidecar_manifest_verified_rows_returned(store: CountingLocalStore) -> None:

@@ -3,22 +3,21 @@
 Each sample provider's drop gets one person whose personal columns hold distinctive but valid
 canaries (a checksummed CN resident ID, a MyKad, phones, an email, a name, a birth date). The real
 flows process them against the session's Prefect server: two drops publish, one is quarantined for
-a contract error in a canary row, one for a duplicated canary row. Then every canary is searched in
-all Prefect logs, artifacts, flow and task run states and parameters, the server's database and
-logs, Prefect's result storage, the store (reports, products, catalog and audit exports,
-`_reason.json`) and the catalog database. Only the raw zone, staging and the quarantined copy of a
-drop may hold the values; a hit elsewhere fails the test with its location, never its context.
+a contract error in a canary row, one fails the quality suite in a canary row. Then every canary is
+searched in all Prefect logs, artifacts, flow and task run states and parameters, the server's
+database and logs, Prefect's result storage, the store (reports, products, catalog and audit
+exports, `_reason.json`) and the catalog database. Only the raw zone, staging and the quarantined
+copy of a drop may hold the values; a hit elsewhere fails the test with its location, never its
+context.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import csv
 import io
 import json
 import os
-import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -108,11 +107,12 @@ def drops(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         row = next(r for r in rows if CANARIES["my-buildops/occupant_mykad"] in r)
         row[header.index("temperature_c")] = "warm"  # the contract says float64
 
-    def duplicated(header: list[str], rows: list[list[str]]) -> None:
-        rows.append(list(next(r for r in rows if CANARIES["sz-retail/email"] in r)))
+    def no_district(header: list[str], rows: list[list[str]]) -> None:
+        row = next(r for r in rows if CANARIES["sz-retail/email"] in r)
+        row[header.index("district")] = ""  # not nullable: fails the quality suite, not ingest
 
     out["bad_type"] = rewrite(out["sensors"], folder / "readings-bad-type.csv", bad_type)
-    out["duplicated"] = rewrite(out["orders"], folder / "orders-duplicated.csv", duplicated)
+    out["no_district"] = rewrite(out["orders"], folder / "orders-no-district.csv", no_district)
     for key, path in out.items():  # the canaries are really there, and not in the plain samples
         provider = "my-buildops" if key in ("sensors", "bad_type") else "sz-retail"
         wanted = {label for label in CANARIES if label.startswith(provider)}
@@ -132,27 +132,32 @@ def paged(read: Callable[..., list[Any]]) -> Iterator[Any]:
         offset += len(page)
 
 
-def prefect_hits() -> list[Hit]:
+def prefect_hits() -> tuple[list[Hit], dict[str, int]]:
     """Logs, artifacts, flow and task runs (state messages, parameters) read through the API."""
     from prefect.client.orchestration import get_client
     from prefect.logging.handlers import APILogWorker
 
     APILogWorker.drain_all(timeout=30)
     hits: list[Hit] = []
+    seen = dict.fromkeys(("logs", "artifacts", "flow runs", "task runs"), 0)
     with get_client(sync_client=True) as client:
         for log in paged(client.read_logs):
             hits += find(f"Prefect log of flow run {log.flow_run_id}", log.message)
+            seen["logs"] += 1
         for art in paged(client.read_artifacts):
             text = json.dumps([art.data, art.description, art.key], default=str, ensure_ascii=False)
             hits += find(f"Prefect artifact {art.key or art.id}", text)
+            seen["artifacts"] += 1
         for run in paged(client.read_flow_runs):
             state = run.state.message if run.state and run.state.message else ""
             text = json.dumps([state, run.parameters, run.name], default=str, ensure_ascii=False)
             hits += find(f"flow run {run.name} (state message, parameters)", text)
+            seen["flow runs"] += 1
         for task in paged(client.read_task_runs):
             state = task.state.message if task.state and task.state.message else ""
             hits += find(f"task run {task.name} (state message)", f"{state} {task.name}")
-    return hits
+            seen["task runs"] += 1
+    return hits, seen
 
 
 def legitimate(path: Path, store_root: Path) -> bool:
@@ -176,11 +181,10 @@ def file_hits(path: Path, where: str) -> list[Hit]:
     if data.startswith(b"SQLite format 3"):
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
             hits += find(f"{where} (SQL dump)", "\n".join(db.iterdump()))
-    for blob in re.findall(rb"[A-Za-z0-9+/]{40,}={0,2}", data) if data[:1] == b"{" else []:
-        try:
-            hits += find(f"{where} (base64 payload)", base64.b64decode(blob, validate=True))
-        except (binascii.Error, ValueError):
-            continue
+    if data[:1] == b"{" and b'"serializer"' in data:  # a Prefect result record: base64 pickle
+        payload = json.loads(data).get("result")
+        if isinstance(payload, str):
+            hits += find(f"{where} (result payload)", base64.b64decode(payload))
     return hits
 
 
@@ -212,12 +216,13 @@ def test_canaries_appear_in_no_log_artifact_state_report_or_export(
         process_drop("my-buildops", "sensor_readings", str(drops["bad_type"]), 180)
     assert bad.value.context["column"] == "temperature_c"
     with pytest.raises(QualityFailed):
-        process_drop("sz-retail", "customer_orders", str(drops["duplicated"]), 180)
+        process_drop("sz-retail", "customer_orders", str(drops["no_district"]), 180)
 
     cfg = resources.config()
     store_root = Path(cfg.store_root).resolve()
     session = Path(os.environ["PREFECT_HOME"]).resolve().parent  # conftest's session folder
-    hits = prefect_hits()
+    hits, seen = prefect_hits()
+    assert seen["logs"] > 50 and seen["artifacts"] > 10 and seen["flow runs"] >= 6, seen
     found, scanned = tree_hits({session, cfg.state_dir.resolve()}, store_root)
     hits += found
     assert scanned > 20, f"only {scanned} files searched"
