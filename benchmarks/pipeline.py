@@ -53,6 +53,8 @@ STAGE_IMPORTS = {
     "pii": ("databourse.pii", "databourse.screening"),
     "anonymize": (
         "databourse.productize",
+        "databourse.assembly",
+        "databourse.partitions",
         "databourse.package",
         "databourse.hierarchy",
         "pyarrow.dataset",  # read_table of a folder (verify_written) imports it
@@ -233,49 +235,55 @@ def stage_pii(s: Stage) -> dict[str, Any]:
 
 
 def stage_anonymize(s: Stage) -> dict[str, Any]:
-    """tasks.building.anonymize: rules and privacy model, Parquet, re-scan, staged by hash."""
+    """tasks.building's passes in one process: plan, count, decide, write, files, finish."""
+    import shutil
+
     import pyarrow.parquet as pq
 
-    from databourse import zones
+    from databourse import assembly, zones
+    from databourse import partitions as parts
     from databourse.hierarchy import product_hierarchies
     from databourse.ingest import load_ingest
-    from databourse.package import content_hash, schema_of, write_parquet
-    from databourse.productize import productize, verify_written
+    from databourse.productize import decide
     from databourse.storage import put_file_once
 
     cfg, product = s.cfg, s.cfg.product(PRODUCT)
     src = product.source
     record = load_ingest(s.store, src.provider, src.dataset, s.state["ingest_id"])
     hierarchies = product_hierarchies(product, Path(cfg.files[f"product/{PRODUCT}"]).parents[1])
-    table = pq.read_table(s.store.local_path(record.staged_key))
-    s.mark("pq.read_table")
     declared = cfg.dataset(src.provider, src.dataset).declared_categories
-    made = productize(table, product, declared, _keys(product), hierarchies)
-    del table
-    s.mark("productize")
-    table, remaining = made.table, made.personal_data["remaining"]
-    with tempfile.TemporaryDirectory(prefix="databourse-pkg-") as tmp:
-        pack = product.packaging
-        files = write_parquet(
-            table, Path(tmp), pack.partition_by, pack.max_rows_per_file, pack.row_group_rows
-        )
-        s.mark("write_parquet")
-        made.privacy["verified"] = verify_written(
-            Path(tmp), product, cfg.settings.pii_threshold, cfg.settings.pii_sample_rows
-        )
-        s.mark("verify_written")
-        schema = [
-            {**c, "personal_data": remaining[c["name"]]} if c["name"] in remaining else c
-            for c in schema_of(table)
-        ]
-        chash = content_hash(files, schema, product.fingerprint())
-        prefix = zones.product_staging_prefix(PRODUCT, chash)
-        for f in files:
-            put_file_once(s.store, f"{prefix}/{f.path}", Path(tmp) / f.path)
-    anonymized = {"product": PRODUCT, "ingest_id": record.ingest_id, "content_hash": chash,
-                  "staged_prefix": prefix, "files": [f.__dict__ for f in files], "schema": schema,
-                  "rows": table.num_rows, "privacy": made.privacy,
-                  "personal_data": made.personal_data}  # fmt: skip
+    key = _keys(product)
+    source = s.store.local_path(record.staged_key)
+    work = s.store.local_path(zones.join("staging", "products", PRODUCT, "work", "bench"))
+    rows = getattr(cfg.settings.runs, "partition_rows", None) or parts.PARTITION_ROWS
+    staged = pq.read_schema(source)
+    plan = parts.plan_partitions(source, rows)
+    counted = [parts.count_partition(source, p, product, key, hierarchies, work) for p in plan]
+    s.mark(f"count x{len(plan)}")
+    decision = decide(parts.merge_counts(work, counted), product, hierarchies)
+    s.mark("decide")
+    written = [parts.write_partition(source, p, product, key, hierarchies, decision, work, declared)
+               for p in plan]  # fmt: skip
+    s.mark("write segments")
+    full, file_schema = assembly.schemas(staged, work, product, key, hierarchies, decision.levels)
+    pack = product.packaging
+    layout = assembly.plan_files(written, pack.max_rows_per_file, pack.partition_by)
+    files = [assembly.write_file(work, f, file_schema, pack.row_group_rows, work / "files")
+             for f in layout]  # fmt: skip
+    s.mark("write files")
+    pii = (cfg.settings.pii_threshold, cfg.settings.pii_sample_rows)
+    built = assembly.finish(work, work / "files", files, written, dict(decision.privacy), full,
+                            product, declared, key, pii)  # fmt: skip
+    s.mark("verify (finish)")
+    prefix = zones.product_staging_prefix(PRODUCT, built.content_hash)
+    for f in built.files:
+        put_file_once(s.store, f"{prefix}/{f.path}", work / "files" / f.path)
+    shutil.rmtree(work)
+    anonymized = {"product": PRODUCT, "ingest_id": record.ingest_id,
+                  "content_hash": built.content_hash, "staged_prefix": prefix,
+                  "files": [f.__dict__ for f in built.files], "schema": built.schema,
+                  "rows": built.rows, "privacy": built.privacy,
+                  "personal_data": built.personal_data}  # fmt: skip
     return {"anonymized": anonymized}
 
 

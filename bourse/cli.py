@@ -257,15 +257,56 @@ def anonymize(
 
 
 @app.command()
-def verify(ref: Annotated[str, typer.Argument(help="PRODUCT@VERSION")]) -> None:
-    """Re-check a published version (file hashes, privacy model, no direct identifiers)."""
-    from bourse.datatools import verify_version
+def verify(
+    ref: Annotated[str | None, typer.Argument(help="PRODUCT@VERSION (or --all)")] = None,
+    everything: Annotated[
+        bool,
+        typer.Option(
+            "--all",
+            help="Check the whole store against the catalog: raw sha256 against _ingest.json, "
+            "manifests and their files, published versions, markets, the audit chain.",
+        ),
+    ] = False,
+    grace_hours: Annotated[
+        float,
+        typer.Option(help="With --all: younger objects without their record are a live run."),
+    ] = 6.0,  # the ingest task's timeout
+    quick: Annotated[
+        bool, typer.Option("--quick", help="With --all: compare sizes, skip re-hashing.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-check a published version from its files, or with --all the whole store and catalog.
+
+    Exits 1 on any failure (--all: on any error finding; warnings and info do not fail).
+    """
+    from bourse.datatools import verify_all, verify_version
     from tasks import resources
 
-    product, _, version = ref.partition("@")
+    if everything:
+        try:
+            report, lines = verify_all(
+                resources.store(), resources.catalog(), grace_hours, not quick
+            )
+        except DataBourseError as exc:
+            fail(str(exc))
+        if as_json:
+            print_json(report.to_json())
+        else:
+            out.print("\n".join(lines), highlight=False, markup=False)
+        if not report.ok:
+            raise typer.Exit(1)
+        return
+    product, _, version = (ref or "").partition("@")
     if not version:
-        fail("give the exact version: PRODUCT@VERSION")
+        fail("give the exact version (PRODUCT@VERSION) or --all")
     problems = verify_version(resources.config(), resources.store(), product, version)
+    if as_json:
+        print_json(
+            {"product": product, "version": version, "ok": not problems, "problems": problems}
+        )
+        if problems:
+            raise typer.Exit(1)
     if problems:
         fail(f"{ref} fails verification:\n  " + "\n  ".join(problems))
     out.print(f"{ref}: files, content hash, privacy model and identifier scan all verified")

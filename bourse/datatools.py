@@ -12,7 +12,9 @@ import pyarrow.parquet as pq
 
 from databourse import zones
 from databourse.anonymize import Keys
+from databourse.catalog import Catalog
 from databourse.config import Config, PrivacyModel
+from databourse.consistency import ConsistencyReport, check_all
 from databourse.errors import DataBourseError, IngestRejected
 from databourse.hierarchy import product_hierarchies
 from databourse.ingest import read_contract_table
@@ -134,3 +136,22 @@ def _privacy_problems(manifest: dict[str, Any], folder: Path) -> list[str]:
             f"{report.smallest_class}"
         ]
     return []
+
+
+def verify_all(
+    store: ObjectStore, catalog: Catalog, grace_hours: float, deep: bool
+) -> tuple[ConsistencyReport, list[str]]:
+    """Check the whole store against the catalog; the report and its lines for a terminal."""
+    report = check_all(store, catalog, grace_seconds=grace_hours * 3600, deep=deep)
+    lines = []
+    for f in report.findings:
+        where = f.key or "@".join(x for x in (f.product, f.version) if x) or "-"
+        lines.append(f"{f.severity.upper():<8} {f.kind:<28} {where}: {f.message}")
+    counts = report.to_json()["counts"]
+    checked = ", ".join(f"{n} {what.replace('_', ' ')}" for what, n in report.checked.items())
+    verdict = "store and catalog agree" if report.ok else "store and catalog DISAGREE"
+    lines.append(
+        f"{verdict}: {counts['error']} error(s), {counts['warning']} warning(s), "
+        f"{counts['info']} info; checked {checked}"
+    )
+    return report, lines

@@ -42,7 +42,7 @@ class Process:
             return None
         except PermissionError:
             return pid
-        return pid
+        return None if _zombie(pid) else pid
 
     def start(self, argv: list[str]) -> int:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -181,3 +181,12 @@ def _wait(check: object, timeout: float, proc: Process) -> None:
     raise LocalServerError(
         f"{proc.name} did not come up; last lines of {proc.log_file}:\n{proc.log_tail()}"
     )
+
+
+def _zombie(pid: int) -> bool:
+    """A process that has exited but was not reaped still answers signal 0: read its state."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False  # no /proc (not Linux): trust the signal
+    return stat.rsplit(")", 1)[-1].split()[0] in ("Z", "X")

@@ -25,9 +25,12 @@ key). `key_fingerprints` gives the public id of the key each column used, for th
 consumer knows which pseudonyms are comparable across versions.
 
 Noise: `noise: {scale: b}` adds Laplace(0, b) noise to a numeric column (output float64). The
-generator is seeded by HMAC-SHA256(default key, "databourse/noise/v1/" + column name): a rebuild
-of the same rows in the same order adds the same noise, and nobody without the key can
-regenerate (and subtract) it. Noise therefore needs the key like pseudonyms do.
+generator is seeded by HMAC-SHA256(default key, "databourse/noise/v1/" + column name) and the
+n-th draw goes to the record at position n of the staged dataset (its stable row key: a staged
+Parquet is immutable), so a rebuild adds the same noise however the rows are partitioned
+(`offset` = position of a partition's first row; the generator is advanced, not replayed), and
+nobody without the key can regenerate (and subtract) it. Noise therefore needs the key like
+pseudonyms do.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import hashlib
 import hmac
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import TypeAlias
 
 import numpy as np
@@ -165,15 +168,23 @@ def _mask_one(text: str, keep_last: int) -> str:
     return "".join(out)
 
 
-def add_noise(values: ArrayLike, scale: float, key: bytes, column: str) -> pa.Array:
-    """Laplace(0, scale) noise added to each value, seeded by the key and column (floats out)."""
+def add_noise(
+    values: ArrayLike, scale: float, key: bytes, column: str, offset: int = 0
+) -> pa.Array:
+    """Laplace(0, scale) noise added to each value, seeded by the key and column (floats out).
+
+    `offset` is the dataset position of the first value: draw n goes to position n."""
     _check_key(key)
     array = _as_array(values)
     if not (pa.types.is_integer(array.type) or pa.types.is_floating(array.type)):
         raise TypeError(f"noise needs a numeric column, not {array.type}")
     seed = hmac.new(bytes(key), _NOISE_MESSAGE + column.encode("utf-8"), hashlib.sha256).digest()
-    rng = np.random.default_rng(int.from_bytes(seed[:16], "big"))
-    noise = pa.array(rng.laplace(0.0, scale, len(array)))
+    # default_rng(seed) is Generator(PCG64(seed)); one Laplace draw takes one 64-bit step, so
+    # advancing by `offset` gives exactly the draws a whole-table call makes from that row on.
+    bits = np.random.PCG64(int.from_bytes(seed[:16], "big"))
+    if offset:
+        bits.advance(offset)
+    noise = pa.array(np.random.Generator(bits).laplace(0.0, scale, len(array)))
     return pc.add(pc.cast(array, pa.float64()), noise)
 
 
@@ -282,19 +293,38 @@ def _mask_prefix(values: pa.Array, keep: int) -> pa.Array:
 
 
 # ---------------------------------------------------------------- whole table
+def source_columns(product: ProductSpec, outputs: Collection[str] | None = None) -> list[str]:
+    """The source columns the rules read to make `outputs` (all output columns when None)."""
+    return [
+        name
+        for name, rule in product.columns.items()
+        if rule.action != "drop" and (outputs is None or (rule.rename or name) in outputs)
+    ]
+
+
 def apply_rules(
     table: pa.Table | pa.RecordBatch,
     product: ProductSpec,
     key: Keys | None,
     hierarchies: Mapping[str, Hierarchy] | None = None,
+    *,
+    only: Collection[str] | None = None,
+    offset: int = 0,
 ) -> pa.Table:
     """The product's columns in config order: dropped and unlisted ones removed, renames applied.
 
     `hierarchies` (by output column, see `hierarchy.product_hierarchies`) is needed by rules with
-    a hierarchy and a level; `key` by pseudonymize and noise rules."""
+    a hierarchy and a level; `key` by pseudonymize and noise rules. `only` restricts the output
+    to these output columns (their source columns are all the table needs); `offset` is the
+    dataset position of the table's first row (noise is drawn by position)."""
     if isinstance(table, pa.RecordBatch):
         table = pa.Table.from_batches([table])
-    missing = [name for name in product.columns if name not in table.column_names]
+    rules = {
+        name: rule
+        for name, rule in product.columns.items()
+        if only is None or (rule.action != "drop" and (rule.rename or name) in only)
+    }
+    missing = [name for name in rules if name not in table.column_names]
     if missing:
         raise IngestRejected(
             f"product {product.id!r}: column(s) {missing} listed in its rules are missing from "
@@ -303,7 +333,7 @@ def apply_rules(
             column=missing[0],
             columns=missing,
         )
-    if key is None and any(r.action in ("pseudonymize", "noise") for r in product.columns.values()):
+    if key is None and any(r.action in ("pseudonymize", "noise") for r in rules.values()):
         raise ValueError(
             f"product {product.id!r} pseudonymizes or noises columns but no key was given"
         )
@@ -313,17 +343,17 @@ def apply_rules(
         raise ConfigError([f"product {product.id}: columns: duplicate output column names {dupes}"])
     arrays: list[pa.Array | pa.ChunkedArray] = []
     fields: list[pa.Field] = []
-    for name, rule in product.columns.items():
+    for name, rule in rules.items():
         if rule.action == "drop":
             continue
-        array = _apply_rule(table.column(name), name, rule, key, hierarchies or {})
+        array = _apply_rule(table.column(name), name, rule, key, hierarchies or {}, offset)
         arrays.append(array)
         fields.append(pa.field(rule.rename or name, array.type, metadata=_labels(rule)))
-    log.info(
+    log.debug(
         "product %s: anonymized %d rows, %d of %d listed columns kept, %d unlisted dropped",
         product.id,
         table.num_rows,
-        len(outputs),
+        len(fields),
         len(product.columns),
         len(set(table.column_names) - set(product.columns)),
     )
@@ -346,6 +376,7 @@ def _apply_rule(
     rule: ColumnRule,
     key: Keys | None,
     hierarchies: Mapping[str, Hierarchy],
+    offset: int = 0,
 ) -> pa.Array | pa.ChunkedArray:
     """One column through its rule; a column of the wrong type is a broken contract."""
     if rule.action == "keep" or (rule.hierarchy is not None and rule.level is None):
@@ -361,7 +392,7 @@ def _apply_rule(
         if rule.mask is not None:
             return mask(column, rule.mask.keep_last)
         if rule.noise is not None:
-            return add_noise(column, rule.noise.scale, key_for(key, None), out)
+            return add_noise(column, rule.noise.scale, key_for(key, None), out, offset)
         return generalize(column, rule)
     except TypeError as exc:
         raise IngestRejected(

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine, Select, create_engine, event, inspect, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from databourse.catalog_models import Version, utcnow
@@ -36,6 +36,7 @@ _MARKET = re.compile(r"^[A-Z]{2}$")
 _WRITE_OPTION = "databourse_write"
 MIGRATIONS = Path(__file__).parent / "migrations"
 _ATTEMPTS = 8
+_UNREACHABLE_ATTEMPTS = 4  # about 7 s of waiting for a locked or restarting database
 SQLITE_TIMEOUT_S = 30.0
 
 
@@ -159,6 +160,18 @@ class CatalogEngine:
                     ) from exc
                 log.info("%s: concurrent write conflict, retry %d", what, attempt)
                 time.sleep(random.uniform(0.0, 0.02 * attempt))
+            except OperationalError as exc:  # SQLite locked, PostgreSQL connection dropped
+                # Only a lock is retried: it proves nothing was committed. A connection lost
+                # during a commit may have committed, and a retry could record an event twice.
+                if attempt >= _UNREACHABLE_ATTEMPTS or not _locked(exc):
+                    raise CatalogError(
+                        f"{what}: the catalog database is unreachable or locked"
+                        f" ({_first_line(exc.orig)}), gave up after {attempt} attempts;"
+                        " the transaction was rolled back, re-run when it answers",
+                        operation=what,
+                    ) from None
+                log.warning("%s: catalog database locked, retry %d", what, attempt)
+                time.sleep(min(0.5 * 2**attempt, 8.0))  # the pool re-connects (pre_ping)
         raise AssertionError("unreachable")
 
     def _read(self, work: Callable[[Session], T]) -> T:
@@ -178,3 +191,15 @@ class CatalogEngine:
                 version=version,
             )
         return row
+
+
+def _first_line(error: BaseException | None) -> str:
+    """The driver's own message (not SQLAlchemy's, which quotes the statement's parameters)."""
+    text = str(error).strip().splitlines()[0] if error is not None and str(error).strip() else ""
+    return text[:200] or type(error).__name__
+
+
+def _locked(error: OperationalError) -> bool:
+    """SQLite's "database is locked" / "busy": another writer holds the file, nothing was done."""
+    text = str(error.orig).lower()
+    return "database is locked" in text or "database is busy" in text

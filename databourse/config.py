@@ -155,6 +155,7 @@ class RunSettings(Strict):
     task_runner: Literal["threads", "dask"] = "threads"
     dask_address: str | None = None
     dask_workers: int = Field(2, ge=1)  # local cluster size when no address is given
+    partition_rows: int = Field(1_000_000, ge=1000)  # rows per partition of a product build
 
 
 class Settings(Strict):

@@ -62,6 +62,7 @@ class IngestResult:
     member_encodings: list[str | None] = field(default_factory=list)
     drift: dict[str, Any] = field(default_factory=dict)
     expected_rows: int | None = None  # from the provider's sidecar manifest, when there is one
+    original_name: str | None = None  # the name as dropped, when the key needed a safer one
     duplicate: bool = False
 
     def to_json(self) -> dict[str, Any]:
@@ -92,7 +93,15 @@ def ingest_file(
     progress: Progress | None = None,
 ) -> IngestResult:
     """Store `source` in raw, convert it to typed Parquet in staging; quarantine if unreadable."""
-    name = zones.safe_part(source_name or source.name)
+    given = source_name or source.name
+    try:
+        name = zones.file_name(given)
+    except ValueError:
+        raise IngestRejected(
+            f"{given!r}: not a usable file name (a path, '..', a hidden or control character);"
+            " rename the file",
+            file=repr(given),
+        ) from None
     sha = sha256_file(source)
     ingest_id = sha[:16]
     raw = zones.raw_prefix(provider, dataset_id, ingest_id)
@@ -103,7 +112,8 @@ def ingest_file(
             "ingest %s of %s/%s already done: identical bytes", ingest_id, provider, dataset_id
         )
         return IngestResult(**{**record.to_json(), "duplicate": True})
-    put_file_once(store, f"{raw}/{name}", source)  # same key, same sha256: same bytes
+    raw_key = _raw_key(store, raw, name, source)
+    put_file_once(store, raw_key, source)  # same key, same sha256: same bytes
     staged = zones.staging_key(provider, dataset_id, ingest_id)
     caps = limits or dataset.limits or IngestLimits()
     try:
@@ -115,9 +125,7 @@ def ingest_file(
                 row=min(read["rows"], expected_rows) + 1,
             )
     except IngestRejected as exc:
-        raise quarantine(
-            store, provider, dataset_id, ingest_id, f"{raw}/{name}", exc, sha
-        ) from None
+        raise quarantine(store, provider, dataset_id, ingest_id, raw_key, exc, sha) from None
     result = IngestResult(
         provider=provider,
         dataset=dataset_id,
@@ -125,13 +133,26 @@ def ingest_file(
         sha256=sha,
         size=source.stat().st_size,
         source_name=name,
-        raw_key=f"{raw}/{name}",
+        raw_key=raw_key,
         staged_key=staged,
-        ingested_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        ingested_at=dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
         expected_rows=expected_rows,
+        original_name=given if given != name else None,
         **read,
     )
-    store.put_bytes(f"{raw}/_ingest.json", json.dumps(result.to_json(), indent=2).encode())
+    try:
+        store.put_bytes(
+            f"{raw}/_ingest.json", json.dumps(result.to_json(), indent=2).encode(), if_absent=True
+        )
+    except ObjectExists:
+        # Either our own write landed and its retry found it (same record, to the microsecond), or
+        # a concurrent run recorded the same bytes first: its record stands, and only that run
+        # reports the ingest as new (and audits it).
+        where = (ingest_id, provider, dataset_id)
+        record = load_ingest(store, provider, dataset_id, ingest_id)
+        if record.to_json() != result.to_json():
+            log.info("ingest %s of %s/%s: a concurrent run recorded it", *where)
+            return IngestResult(**{**record.to_json(), "duplicate": True})
     log.info(
         "ingested %s/%s %s: %d rows",
         provider,
@@ -141,6 +162,21 @@ def ingest_file(
         extra={"file": name, "provider": provider, "dataset": dataset_id, "ingest_id": ingest_id},
     )
     return result
+
+
+def _raw_key(store: ObjectStore, raw: str, name: str, source: Path) -> str:
+    """Where the bytes go: beside `_ingest.json`, or the object an interrupted run already left.
+
+    Raw writes are atomic and the folder is named by the content hash, so an object found there
+    holds these bytes, possibly under the name of an earlier upload: it is reused, not copied.
+    """
+    size = source.stat().st_size
+    left = [
+        o.key
+        for o in store.list(f"{raw}/")
+        if o.size == size and not o.key.endswith("/_ingest.json")
+    ]
+    return left[0] if left and f"{raw}/{name}" not in left else f"{raw}/{name}"
 
 
 def verify_raw(store: ObjectStore, record: IngestResult) -> None:

@@ -88,11 +88,17 @@ class _Encoded:
     """A table encoded once: level codes of its distinct rows, their counts, metric terms."""
 
     def __init__(
-        self, table: pa.Table, hierarchies: dict[str, Hierarchy], model: PrivacyModel, metric: str
+        self,
+        table: pa.Table,
+        hierarchies: dict[str, Hierarchy],
+        model: PrivacyModel,
+        metric: str,
+        weights: str | None = None,
     ) -> None:
         self.model = model
         self.hier = [hierarchies[q] for q in model.quasi_identifiers]
-        self.n = table.num_rows
+        counted = table.column(weights) if weights else None
+        self.n = int(pc.sum(counted).as_py() or 0) if counted is not None else table.num_rows
         cols = [
             h.encode(table.column(q))
             for h, q in zip(self.hier, model.quasi_identifiers, strict=True)
@@ -105,12 +111,15 @@ class _Encoded:
             self.sa_sizes.append(size)
             self.ordered.append(ordered)
         names = [f"c{i}" for i in range(len(cols))]
-        grouped = (
-            pa.table(cols, names=names)
-            .group_by(names, use_threads=False)
-            .aggregate([([], "count_all")])
+        coded = pa.table(
+            [*cols, *([counted] if counted is not None else [])],
+            names=[*names, *(["w"] if counted is not None else [])],
         )
-        self.weights = np.asarray(grouped.column("count_all"), dtype=np.int64)
+        grouped = coded.group_by(names, use_threads=False).aggregate(
+            [("w", "sum") if counted is not None else ([], "count_all")]
+        )
+        total = "w_sum" if counted is not None else "count_all"
+        self.weights = np.asarray(grouped.column(total), dtype=np.int64)
         level0 = [np.asarray(grouped.column(c), dtype=np.int64) for c in names]
         self.sensitive = level0[len(self.hier) :]
         # Per quasi-identifier and level: the code of each distinct row (a null keeps the extra
@@ -302,12 +311,16 @@ def search(
     model: PrivacyModel,
     max_suppression: float | None = None,
     metric: Metric = "entropy",
+    weights: str | None = None,
 ) -> SearchResult:
-    """The node of least metric meeting the model (k, l, t) within max_suppression suppressed."""
+    """The node of least metric meeting the model (k, l, t) within max_suppression suppressed.
+
+    `weights` names a column of record counts when the table holds grouped counts (see
+    `privacy.group_counts`): each row then stands for that many records."""
     started = time.perf_counter()
     limit = model.max_suppression if max_suppression is None else max_suppression
     hierarchies = _complete(table, hierarchies, model)
-    enc = _Encoded(table, hierarchies, model, metric)
+    enc = _Encoded(table, hierarchies, model, metric, weights)
     lattice = _Lattice(enc)
     checked = _classify(enc, lattice, limit)
     best: NodeResult | None = None

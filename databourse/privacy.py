@@ -5,12 +5,18 @@ null is a value like any other, so records with a null quasi-identifier form the
 rather than escaping the count. Enforcement suppresses (removes) every record of a class smaller
 than k, within the model's limit on the share of records that may be suppressed.
 Reports and errors carry figures and column names only, never a cell value.
+
+Every decision is made on grouped counts (`databourse.grouping`): the distinct combinations of
+the quasi-identifier and sensitive values with their number of records, so a table decided in
+partitions gets the decision, and the figures to the last bit, of the whole; `kept_rows` then
+applies it to any batch of records, in row order.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,15 +24,15 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
+import pyarrow.dataset as ds
 
 from databourse.config import PrivacyModel
 from databourse.errors import PrivacyModelFailed
+from databourse.grouping import WEIGHT, ClassIndex, group_counts, merge_groups
 
 log = logging.getLogger(__name__)
 
 COUNT = "count"
-_ROW = "__databourse_row"
 
 
 @dataclass(frozen=True)
@@ -56,43 +62,54 @@ class KAnonymityReport:
         return dataclasses.asdict(self)
 
 
-def _check_columns(table: pa.Table, quasi_identifiers: list[str]) -> None:
+def check_model_columns(
+    names: Sequence[str], quasi_identifiers: list[str], other: Sequence[str] = ()
+) -> None:
+    """PrivacyModelFailed naming the model's columns missing from `names`."""
     if not quasi_identifiers:
         raise ValueError("k-anonymity needs at least one quasi-identifier")
-    missing = [q for q in quasi_identifiers if q not in table.column_names]
+    missing = [q for q in [*quasi_identifiers, *other] if q not in names]
     if missing:
         raise PrivacyModelFailed(
             f"quasi-identifier column(s) {missing} are not in the table; check the product's "
             "privacy.quasi_identifiers against its output columns",
             columns=missing,
         )
-    if _ROW in quasi_identifiers:
-        raise ValueError(f"a quasi-identifier may not be named {_ROW!r}")
+    if WEIGHT in [*quasi_identifiers, *other]:
+        raise ValueError(f"a quasi-identifier may not be named {WEIGHT!r}")
+
+
+def model_columns(model: PrivacyModel) -> list[str]:
+    """The columns a model is decided on: its quasi-identifiers, then sensitive attributes."""
+    return [*model.quasi_identifiers, *model.sensitive_attributes]
 
 
 def equivalence_classes(table: pa.Table, quasi_identifiers: list[str]) -> pa.Table:
     """One row per class: its quasi-identifier values and its size in column `count`."""
-    _check_columns(table, quasi_identifiers)
+    check_model_columns(table.column_names, quasi_identifiers)
     if COUNT in quasi_identifiers:
         raise ValueError(f"a quasi-identifier may not be named {COUNT!r}, the class size column")
     grouped = (
         table.select(quasi_identifiers)
-        .group_by(quasi_identifiers, use_threads=False)  # deterministic order: first seen
+        .group_by(quasi_identifiers, use_threads=False)  # deterministic order
         .aggregate([([], "count_all")])
     )
-    return grouped.rename_columns([*quasi_identifiers, COUNT])
+    return pa.table(
+        [*(grouped.column(q) for q in quasi_identifiers), grouped.column("count_all")],
+        names=[*quasi_identifiers, COUNT],
+    )
 
 
 def _report(
     model: PrivacyModel,
     rows_in: int,
-    counts: pa.Array | pa.ChunkedArray,
+    counts: np.ndarray,
     sensitive: tuple[float | None, float | None] = (None, None),
 ) -> KAnonymityReport:
     """Report on an output whose class sizes are `counts`; `sensitive` is (lowest l, highest t)."""
-    rows_out = int(pc.sum(counts).as_py() or 0)
+    rows_out = int(counts.sum())
     classes = len(counts)
-    smallest = int(pc.min(counts).as_py() or 0)
+    smallest = int(counts.min()) if classes else 0
     suppressed = rows_in - rows_out
     rate = suppressed / rows_in if rows_in else 0.0
     lowest_l, highest_t = sensitive
@@ -123,39 +140,64 @@ def _report(
     )
 
 
+@dataclass(frozen=True)
+class Suppression:
+    """A model decided on grouped counts: the classes, which are kept, and the report."""
+
+    classes: pa.Table  # one row per class: quasi-identifier values and WEIGHT, first seen first
+    keep: np.ndarray  # per class
+    report: KAnonymityReport
+
+    def kept_classes(self) -> pa.Table:
+        """The classes whose records are published."""
+        return self.classes.filter(pa.array(self.keep))
+
+
+def _classes(groups: pa.Table, model: PrivacyModel) -> tuple[pa.Table, np.ndarray, np.ndarray]:
+    """Classes of grouped counts, each group's class and each class's size."""
+    check_model_columns(
+        groups.column_names, list(model.quasi_identifiers), model.sensitive_attributes
+    )
+    qis = list(model.quasi_identifiers)
+    classes = group_counts(groups, qis, weights=WEIGHT)
+    cls = ClassIndex(classes, qis).lookup(groups)
+    return classes, cls, np.asarray(classes.column(WEIGHT), dtype=np.int64)
+
+
+def check_groups(groups: pa.Table, model: PrivacyModel) -> KAnonymityReport:
+    """Does every class of grouped counts meet the model (nothing suppressed)?"""
+    _, cls, sizes = _classes(groups, model)
+    keep = np.ones(len(sizes), dtype=bool)
+    return _report(model, int(sizes.sum()), sizes, _figures(groups, model, cls, keep))
+
+
 def check_k_anonymity(table: pa.Table, model: PrivacyModel) -> KAnonymityReport:
     """Re-check a table as it is (no suppression): does every class meet the model?"""
-    _check_columns(table, [*model.quasi_identifiers, *model.sensitive_attributes])
-    classes, cls = _classes(table, list(model.quasi_identifiers))
-    sizes = np.asarray(classes.column("count_all"), dtype=np.int64)
-    keep = np.ones(len(sizes), dtype=bool)
-    return _report(
-        model, table.num_rows, classes.column("count_all"), _figures(table, model, cls, keep)
+    check_model_columns(
+        table.column_names, list(model.quasi_identifiers), model.sensitive_attributes
     )
+    return check_groups(group_counts(table, model_columns(model)), model)
 
 
 def verify(table: pa.Table | str | Path, model: PrivacyModel) -> KAnonymityReport:
     """Recompute the model on a released table (or Parquet file) from its values alone."""
-    if not isinstance(table, pa.Table):
-        table = pq.read_table(table)
-    return check_k_anonymity(table, model)
-
-
-def _classes(table: pa.Table, qis: list[str]) -> tuple[pa.Table, np.ndarray]:
-    """Classes (row numbers as `_ROW_list`, size as `count_all`) and each row's class number."""
-    # group_by keeps nulls as a class of their own (a join would not match them), and the row
-    # numbers come back without any per-row Python.
-    rows = pa.table(
-        [*table.select(qis).columns, pa.array(range(table.num_rows), pa.int64())],
-        names=[*qis, _ROW],
+    if isinstance(table, pa.Table):
+        return check_k_anonymity(table, model)
+    columns = model_columns(model)
+    # A file, or a product folder (hive partition folders included), read batch by batch.
+    data = ds.dataset(str(table), format="parquet", partitioning="hive")
+    check_model_columns(
+        data.schema.names, list(model.quasi_identifiers), model.sensitive_attributes
     )
-    grouped = rows.group_by(qis, use_threads=False).aggregate([(_ROW, "list"), ([], "count_all")])
-    members = grouped.column(f"{_ROW}_list")
-    cls = np.empty(table.num_rows, dtype=np.int64)
-    cls[np.asarray(pc.list_flatten(members), dtype=np.int64)] = np.repeat(
-        np.arange(grouped.num_rows), np.asarray(pc.list_value_length(members), dtype=np.int64)
+    parts = (
+        group_counts(pa.Table.from_batches([b]), columns)
+        for b in data.to_batches(columns=columns, batch_size=65_536, use_threads=False)
+        if b.num_rows
     )
-    return grouped, cls
+    groups = merge_groups(parts)
+    if groups is None:  # no rows: the grouping of an empty table
+        groups = group_counts(data.schema.empty_table().select(columns), columns)
+    return check_groups(groups, model)
 
 
 def sensitive_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, int, bool]:
@@ -172,15 +214,16 @@ def sensitive_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, int, bool]:
 
 
 def _per_class(
-    table: pa.Table, model: PrivacyModel, cls: np.ndarray, n: int
+    groups: pa.Table, model: PrivacyModel, cls: np.ndarray, n: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each class: its l (distinct values, or exp(entropy)) and t (distance), worst over SAs."""
     lows = np.full(n, np.inf)
     highs = np.zeros(n)
+    weights = np.asarray(groups.column(WEIGHT), dtype=np.float64)
     for name in model.sensitive_attributes:
-        codes, size, ordered = sensitive_codes(table.column(name))
+        codes, size, ordered = sensitive_codes(groups.column(name))
         counts = np.zeros((n, size))
-        np.add.at(counts, (cls, codes), 1)
+        np.add.at(counts, (cls, codes), weights)  # whole numbers: exact in any order
         sizes = counts.sum(axis=1, keepdims=True)
         share = counts / np.maximum(sizes, 1)
         if model.l_diversity == "entropy":
@@ -199,15 +242,15 @@ def _per_class(
 
 
 def _figures(
-    table: pa.Table, model: PrivacyModel, cls: np.ndarray, keep: np.ndarray
+    groups: pa.Table, model: PrivacyModel, cls: np.ndarray, keep: np.ndarray
 ) -> tuple[float | None, float | None]:
-    """Lowest l and highest t over the kept classes, measured on the kept rows alone."""
+    """Lowest l and highest t over the kept classes, measured on the kept records alone."""
     if not model.sensitive_attributes:
         return None, None
-    kept_rows = keep[cls]
+    kept_groups = keep[cls]
     remap = np.cumsum(keep) - 1
     lows, highs = _per_class(
-        table.filter(pa.array(kept_rows)), model, remap[cls[kept_rows]], int(keep.sum())
+        groups.filter(pa.array(kept_groups)), model, remap[cls[kept_groups]], int(keep.sum())
     )
     lowest = float(lows.min()) if len(lows) else 0.0
     return (lowest if model.l is not None else None), (
@@ -215,35 +258,54 @@ def _figures(
     )
 
 
-def enforce_k_anonymity(table: pa.Table, model: PrivacyModel) -> tuple[pa.Table, KAnonymityReport]:
-    """Suppress records of classes breaking the model (k, l, t), keeping row order; fail past
-    max_suppression. l and t are judged against the distribution of the whole input."""
-    _check_columns(table, [*model.quasi_identifiers, *model.sensitive_attributes])
-    qis = list(model.quasi_identifiers)
-    grouped, cls = _classes(table, qis)
-    sizes = np.asarray(grouped.column("count_all"), dtype=np.int64)
+def enforce_groups(groups: pa.Table, model: PrivacyModel) -> Suppression:
+    """Decide which classes to suppress (k, l, t) from grouped counts; fail past max_suppression.
+
+    l and t are judged against the distribution of the whole input."""
+    classes, cls, sizes = _classes(groups, model)
     keep = sizes >= model.k
     if model.sensitive_attributes:
-        lows, highs = _per_class(table, model, cls, len(sizes))
+        lows, highs = _per_class(groups, model, cls, len(sizes))
         if model.l is not None:
             keep &= lows >= model.l - 1e-9
         if model.t is not None:
             keep &= highs <= model.t + 1e-9
-    kept_classes = grouped.filter(pa.array(keep))
-    kept_rows = pc.list_flatten(kept_classes.column(f"{_ROW}_list"))
-    kept_rows = pc.take(kept_rows, pc.sort_indices(kept_rows))  # back to input order
-    report = _report(
-        model, table.num_rows, kept_classes.column("count_all"), _figures(table, model, cls, keep)
-    )
+    report = _report(model, int(sizes.sum()), sizes[keep], _figures(groups, model, cls, keep))
+    small = int((~keep).sum())
     log.info(
         "privacy model k=%d l=%s t=%s over %d quasi-identifier(s): %d of %d rows kept, "
         "%d suppressed from %d class(es), %d classes remain",
-        model.k, model.l, model.t, len(qis), report.rows_out, report.rows_in,
-        report.suppressed, grouped.num_rows - kept_classes.num_rows, report.classes,
+        model.k, model.l, model.t, len(model.quasi_identifiers), report.rows_out, report.rows_in,
+        report.suppressed, small, report.classes,
     )  # fmt: skip
     if not report.satisfied:
-        raise _failure(report, small_classes=grouped.num_rows - kept_classes.num_rows)
-    return table.take(kept_rows), report
+        raise _failure(report, small_classes=small)
+    return Suppression(classes=classes, keep=keep, report=report)
+
+
+def kept_rows(table: pa.Table | pa.RecordBatch, index: ClassIndex, keep: np.ndarray) -> np.ndarray:
+    """Which records of a table (or a batch of it) belong to a kept class."""
+    cls = index.lookup(table)
+    if (cls < 0).any():
+        raise PrivacyModelFailed(
+            f"{int((cls < 0).sum())} record(s) fall in no class the model was decided on; "
+            "the input changed between the passes",
+            rows=table.num_rows,
+        )
+    return keep[cls]
+
+
+def enforce_k_anonymity(table: pa.Table, model: PrivacyModel) -> tuple[pa.Table, KAnonymityReport]:
+    """Suppress records of classes breaking the model (k, l, t), keeping row order; fail past
+    max_suppression. l and t are judged against the distribution of the whole input."""
+    check_model_columns(
+        table.column_names, list(model.quasi_identifiers), model.sensitive_attributes
+    )
+    decided = enforce_groups(group_counts(table, model_columns(model)), model)
+    if decided.keep.all():
+        return table, decided.report  # nothing suppressed: no copy
+    index = ClassIndex(decided.classes, list(model.quasi_identifiers))
+    return table.filter(pa.array(kept_rows(table, index, decided.keep))), decided.report
 
 
 enforce_model = enforce_k_anonymity  # the name for models with l-diversity or t-closeness too

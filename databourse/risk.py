@@ -53,6 +53,14 @@ def prosecutor_risk(
     if not isinstance(table, pa.Table):
         table = pq.read_table(table, columns=quasi_identifiers)
     sizes = np.asarray(equivalence_classes(table, quasi_identifiers).column("count"), np.int64)
+    return risk_of_classes(sizes, quasi_identifiers, threshold)
+
+
+def risk_of_classes(
+    sizes: np.ndarray, quasi_identifiers: list[str], threshold: float = DEFAULT_THRESHOLD
+) -> RiskReport:
+    """Prosecutor risk of a released table whose equivalence classes have these sizes."""
+    sizes = np.asarray(sizes, dtype=np.int64)
     n = int(sizes.sum())
     at_risk = int(sizes[1.0 / np.maximum(sizes, 1) > threshold].sum()) if n else 0
     report = RiskReport(

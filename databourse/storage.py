@@ -18,7 +18,8 @@ import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import urlparse
@@ -52,11 +53,13 @@ _S3_URI = re.compile(r"^s3://(?P<bucket>[^/]+)/?(?P<prefix>.*)$")
 
 @dataclass(frozen=True)
 class ObjectInfo:
-    """What a store knows about one object: its key (relative to the store root), size and ETag."""
+    """What a store knows about one object: key (relative to the root), size, ETag, last change."""
 
     key: str
     size: int
     etag: str | None = None
+    # When the object was last written (UTC), where the store reports it; not part of equality.
+    modified: datetime | None = field(default=None, compare=False)
 
 
 def validate_key(key: str) -> str:

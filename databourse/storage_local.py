@@ -8,6 +8,7 @@ temp file under `.tmp/`, which `list()` never shows and `sweep_tmp()` removes.
 
 from __future__ import annotations
 
+import datetime as dt
 import errno
 import logging
 import os
@@ -62,6 +63,11 @@ def _fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def _info(key: str, stat: os.stat_result) -> ObjectInfo:
+    modified = dt.datetime.fromtimestamp(stat.st_mtime, dt.UTC)
+    return ObjectInfo(key=key, size=stat.st_size, modified=modified)
 
 
 class LocalStore(ObjectStore):
@@ -179,7 +185,7 @@ class LocalStore(ObjectStore):
             try:
                 if not path.is_file():
                     return None
-                return ObjectInfo(key=key, size=path.stat().st_size)
+                return _info(key, path.stat())
             except _NOT_A_FILE:
                 return None
 
@@ -206,7 +212,7 @@ class LocalStore(ObjectStore):
                 if path.is_symlink() and not path.resolve().is_relative_to(self.root):
                     continue
                 try:
-                    yield ObjectInfo(key=key, size=path.stat().st_size)
+                    yield _info(key, path.stat())
                 except OSError:
                     continue  # deleted or dangling while we walked
 

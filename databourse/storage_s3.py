@@ -270,7 +270,12 @@ class S3Store(ObjectStore):
                 response = self._client.head_object(Bucket=self.bucket, Key=full)
         except ObjectNotFound:
             return None
-        return ObjectInfo(key=key, size=response["ContentLength"], etag=_etag(response["ETag"]))
+        return ObjectInfo(
+            key=key,
+            size=response["ContentLength"],
+            etag=_etag(response["ETag"]),
+            modified=response.get("LastModified"),
+        )
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         """ListObjectsV2 over every page; S3 already returns keys in sorted (UTF-8) order."""
@@ -285,7 +290,10 @@ class S3Store(ObjectStore):
             for page in paginator.paginate(Bucket=self.bucket, Prefix=full):
                 for item in page.get("Contents", []):
                     yield ObjectInfo(
-                        key=item["Key"][strip:], size=item["Size"], etag=_etag(item.get("ETag"))
+                        key=item["Key"][strip:],
+                        size=item["Size"],
+                        etag=_etag(item.get("ETag")),
+                        modified=item.get("LastModified"),
                     )
 
     def copy(self, src: str, dst: str, *, if_absent: bool = False) -> ObjectInfo:

@@ -1,16 +1,74 @@
-"""Flow: anonymize an ingested dataset by a product's rules and package it as a version."""
+"""Flow: anonymize an ingested dataset by a product's rules and package it as a version.
+
+The anonymization runs as the subflow `anonymize-product`: passes over partitions of the staged
+dataset mapped as tasks (count, decide, write, lay out, write files, verify and stage). Its task
+runner is the configured one (`settings.runs.task_runner`): a flow's task runner is fixed when
+it is decorated, so `build_product` resolves it at call time and runs the subflow
+`with_options(task_runner=...)`. Callers (process_drop, nightly, a deployment run) need do
+nothing; a Dask cluster lives only while the subflow runs (or is reached at `dask_address`).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow
+from prefect import flow, unmapped
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from tasks.building import anonymize, package_version
+from databourse.config import RunSettings
+from tasks import resources
+from tasks.building import (
+    count_classes,
+    decide_privacy,
+    drop_work,
+    finish_build,
+    lay_out_files,
+    package_version,
+    plan_build,
+    write_file,
+    write_records,
+)
+
+
+def partition_runner(runs: RunSettings) -> TaskRunner[Any]:
+    """The task runner of the partitioned passes: threads, or Dask (a scheduler's address, else
+    a local cluster of `dask_workers` single-threaded worker processes)."""
+    if runs.task_runner != "dask":
+        return ThreadPoolTaskRunner()
+    from prefect_dask import DaskTaskRunner
+
+    if runs.dask_address:
+        return DaskTaskRunner(address=runs.dask_address)
+    workers = {"n_workers": runs.dask_workers, "threads_per_worker": 1, "processes": True}
+    return DaskTaskRunner(cluster_kwargs={**workers, "dashboard_address": None})
 
 
 @flow(name="build-product", flow_run_name="build/{product}/{ingest_id}")
-def build_product(product: str, ingest_id: str) -> dict[str, Any]:
-    """Returns the version (new, or the existing one with the same content hash)."""
-    anonymized = anonymize(product, ingest_id)
+def build_product(
+    product: str, ingest_id: str, partition_rows: int | None = None
+) -> dict[str, Any]:
+    """Returns the version (new, or the existing one with the same content hash).
+
+    `partition_rows` overrides the configured partition size for this run."""
+    runner = partition_runner(resources.config().settings.runs)
+    anonymize = anonymize_product.with_options(task_runner=runner)
+    anonymized = anonymize(product, ingest_id, partition_rows)
     return package_version(product, anonymized)
+
+
+@flow(name="anonymize-product", flow_run_name="anonymize/{product}/{ingest_id}")
+def anonymize_product(
+    product: str, ingest_id: str, partition_rows: int | None = None
+) -> dict[str, Any]:
+    """The product's files staged by content hash, and the figures for its manifest."""
+    plan = plan_build(product, ingest_id, partition_rows)
+    try:
+        parts = plan["partitions"]
+        counted = count_classes.map(unmapped(plan), parts).result() if plan["counts"] else []
+        decided = decide_privacy(plan, counted)
+        written = write_records.map(unmapped(plan), parts, unmapped(decided)).result()
+        layout = lay_out_files(plan, decided, written)
+        entries = write_file.map(unmapped(plan), unmapped(decided), layout["files"]).result()
+        return finish_build(plan, decided, layout, entries)
+    finally:
+        drop_work(plan)

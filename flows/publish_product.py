@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow, get_run_logger
+from prefect.client.orchestration import get_client
 from prefect.flow_runs import suspend_flow_run
 from prefect.runtime import deployment, flow_run
 
@@ -34,7 +35,9 @@ MAX_ANSWERS = 5  # refused answers (incomplete, stale) before the run gives up; 
 def publish_product(product: str, version: str) -> dict[str, Any]:
     """Decide each market; suspend on a form for each that awaits a person; record the answers."""
     sweep_approvals()
-    for decision in decide_transfers(product, version):
+    decisions = decide_transfers(product, version)
+    _tag_markets(decisions)
+    for decision in decisions:
         if decision["status"] == "pending_approval":
             _ask(product, version, decision)
     export_catalog()
@@ -45,6 +48,18 @@ def publish_product(product: str, version: str) -> dict[str, Any]:
         f"Availability of {product}@{version}",
     )
     return shown
+
+
+def _tag_markets(decisions: list[dict[str, Any]]) -> None:
+    """Tag this run `market:XX` for each market decided, and `awaiting-approval` if one waits."""
+    if flow_run.id is None:
+        return
+    wanted = {f"market:{d['market']}" for d in decisions}
+    if any(d["status"] == "pending_approval" for d in decisions):
+        wanted.add("awaiting-approval")
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(flow_run.id)
+        client.update_flow_run(flow_run.id, tags=sorted(set(run.tags) | wanted))
 
 
 def _ask(product: str, version: str, decision: dict[str, Any]) -> None:

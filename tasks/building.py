@@ -1,9 +1,22 @@
-"""Tasks: anonymize a staged dataset by a product's rules, then package it as a version."""
+"""Tasks: build a product from a staged dataset in passes over partitions, then package it.
+
+The passes (databourse.partitions, databourse.assembly) exchange pointers, never tables: files
+in a work folder under the store's staging zone (`staging/products/<product>/work/<build>/`),
+named by relative paths in the tasks' small JSON results. On the local store a task reads and
+writes that folder in place; on S3 it downloads what it reads and uploads what it writes, so a
+Dask worker in another process (or on another machine) needs nothing but the store and configs.
+Keys and hierarchies are fetched by each task from its own process's resources, never passed.
+"""
 
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,89 +24,269 @@ import pyarrow.parquet as pq
 from prefect import get_run_logger, task
 from prefect.events import emit_event
 
-from databourse import zones
-from databourse.hierarchy import product_hierarchies
+from databourse import assembly, zones
+from databourse.anonymize import Keys
+from databourse.config import Config, ProductSpec
+from databourse.hierarchy import Hierarchy, product_hierarchies
 from databourse.ingest import load_ingest
 from databourse.odrl import usage_policy
-from databourse.package import (
-    FileEntry,
-    build_manifest,
-    content_hash,
-    publish_files,
-    read_manifest,
-    schema_of,
-    write_parquet,
+from databourse.package import FileEntry, build_manifest, publish_files, read_manifest
+from databourse.partitions import (
+    PARTITION_ROWS,
+    Partition,
+    count_partition,
+    load_decision,
+    load_schema,
+    merge_counts,
+    output_schema,
+    plan_partitions,
+    save_decision,
+    save_schema,
+    write_partition,
 )
-from databourse.productize import productize, verify_written
-from databourse.storage import put_file_once
+from databourse.productize import decide
+from databourse.storage import ObjectStore, put_file_once
 from tasks import reporting, resources
 from tasks.staged import local_copy
 
+SOURCE_SCHEMA = "source.arrow"
+FILES = "files"
 
-@task(name="anonymize", task_run_name="anonymize {product_id} from {ingest_id}")
-def anonymize(product_id: str, ingest_id: str) -> dict[str, Any]:
-    """Apply the product's column rules and privacy model; stage the result by content hash."""
-    logger = get_run_logger()
+
+@dataclass(frozen=True)
+class _Build:
+    """What every pass of one product needs, fetched in the process that runs it."""
+
+    cfg: Config
+    store: ObjectStore
+    product: ProductSpec
+    key: Keys | None
+    hierarchies: dict[str, Hierarchy]
+    declared: dict[str, str]
+
+
+def _build(product_id: str) -> _Build:
     cfg = resources.config()
-    store = resources.store()
     product = cfg.product(product_id)
-    src = product.source
-    record = load_ingest(store, src.provider, src.dataset, ingest_id)
-    keyed = {"pseudonymize", "noise"}
-    needs_key = any(r.action in keyed for r in product.columns.values()) or bool(
-        product.aggregate and product.aggregate.epsilon is not None
-    )
-    key = resources.pseudonym_keys(product) if needs_key else None
+    keyed = any(r.action in ("pseudonymize", "noise") for r in product.columns.values())
+    noisy = bool(product.aggregate and product.aggregate.epsilon is not None)
+    key = resources.pseudonym_keys(product) if keyed or noisy else None
     hierarchies = product_hierarchies(product, Path(cfg.files[f"product/{product_id}"]).parents[1])
-    with local_copy(store, record.staged_key) as path:
-        made = productize(
-            pq.read_table(path),
-            product,
-            cfg.dataset(src.provider, src.dataset).declared_categories,
-            key,
-            hierarchies,
+    declared = cfg.dataset(product.source.provider, product.source.dataset).declared_categories
+    return _Build(cfg, resources.store(), product, key, hierarchies, declared)
+
+
+@contextmanager
+def work_folder(store: ObjectStore, prefix: str, reads: list[str]) -> Iterator[Path]:
+    """The work folder as a local path: the store's own folder, or a temp copy of the files
+    this task reads whose new files are uploaded when the block succeeds."""
+    local = store.local_path(prefix)
+    if local is not None:
+        local.mkdir(parents=True, exist_ok=True)
+        yield local
+        return
+    with tempfile.TemporaryDirectory(prefix="databourse-work-") as tmp:
+        root = Path(tmp)
+        for rel in reads:
+            store.download(f"{prefix}/{rel}", root / rel)
+        yield root
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            rel = path.relative_to(root).as_posix()
+            if rel not in reads:
+                store.put_file(f"{prefix}/{rel}", path)
+
+
+def _schema_reads(build: _Build) -> list[str]:
+    return [SOURCE_SCHEMA, *([assembly.CELLS] if build.product.type == "aggregate" else [])]
+
+
+@task(name="plan-build", task_run_name="plan {product_id} from {ingest_id}")
+def plan_build(
+    product_id: str, ingest_id: str, partition_rows: int | None = None
+) -> dict[str, Any]:
+    """Check the product against the staged dataset and cut it into partitions."""
+    build = _build(product_id)
+    src = build.product.source
+    record = load_ingest(build.store, src.provider, src.dataset, ingest_id)
+    runs = build.cfg.settings.runs
+    rows = int(partition_rows or getattr(runs, "partition_rows", None) or PARTITION_ROWS)
+    work = zones.join(
+        "staging", "products", product_id, "work", f"{ingest_id}-{uuid.uuid4().hex[:12]}"
+    )
+    with local_copy(build.store, record.staged_key) as path:
+        staged = pq.read_schema(path)
+        output_schema(staged, build.product, build.key, build.hierarchies, {})  # bad columns fail
+        partitions = plan_partitions(path, rows)
+    with work_folder(build.store, work, []) as folder:
+        save_schema(staged, folder / SOURCE_SCHEMA)
+    get_run_logger().info(
+        "%s: %d partition(s) of up to ~%d rows (%d rows)",
+        product_id, len(partitions), rows, sum(p.rows for p in partitions),
+    )  # fmt: skip
+    return {
+        "product": product_id,
+        "ingest_id": ingest_id,
+        "staged_key": record.staged_key,
+        "work": work,
+        "partitions": [p.to_json() for p in partitions],
+        "counts": build.product.privacy is not None,  # pass 1 feeds the privacy model only
+    }
+
+
+@task(name="count-classes", task_run_name="count {plan[product]} part {part[index]}")
+def count_classes(plan: dict[str, Any], part: dict[str, int]) -> dict[str, Any] | None:
+    """Pass 1: grouped counts of the privacy model's columns in one partition."""
+    build = _build(plan["product"])
+    part_ = Partition.from_json(part)
+    with (
+        local_copy(build.store, plan["staged_key"]) as source,
+        work_folder(build.store, plan["work"], []) as work,
+    ):
+        return count_partition(source, part_, build.product, build.key, build.hierarchies, work)
+
+
+@task(name="decide-privacy", task_run_name="decide privacy of {plan[product]}")
+def decide_privacy(plan: dict[str, Any], counted: list[dict[str, Any] | None]) -> dict[str, Any]:
+    """Merge the partitions' counts and decide the privacy model (PrivacyModelFailed stops it)."""
+    build = _build(plan["product"])
+    reads = [c["counts"] for c in counted if c is not None]
+    with work_folder(build.store, plan["work"], reads) as work:
+        decision = decide(merge_counts(work, counted), build.product, build.hierarchies)
+        return save_decision(decision, work)
+
+
+@task(name="write-records", task_run_name="write {plan[product]} part {part[index]}")
+def write_records(
+    plan: dict[str, Any], part: dict[str, int], decided: dict[str, Any]
+) -> dict[str, Any]:
+    """Pass 2: one partition's published records as segments (pointers returned)."""
+    build = _build(plan["product"])
+    reads = [decided["decision"], *([decided["kept"]] if decided["kept"] else [])]
+    part_ = Partition.from_json(part)
+    with (
+        local_copy(build.store, plan["staged_key"]) as source,
+        work_folder(build.store, plan["work"], reads) as work,
+    ):
+        decision = load_decision(work, decided)
+        return write_partition(
+            source,
+            part_,
+            build.product,
+            build.key,
+            build.hierarchies,
+            decision,
+            work,
+            build.declared,
         )
-    table, remaining = made.table, made.personal_data["remaining"]
-    with tempfile.TemporaryDirectory(prefix="databourse-pkg-") as tmp:
-        pack = product.packaging
-        files = write_parquet(
-            table, Path(tmp), pack.partition_by, pack.max_rows_per_file, pack.row_group_rows
-        )
-        made.privacy["verified"] = verify_written(
-            Path(tmp), product, cfg.settings.pii_threshold, cfg.settings.pii_sample_rows
-        )
-        schema = [
-            {**c, "personal_data": remaining[c["name"]]} if c["name"] in remaining else c
-            for c in schema_of(table)
-        ]
-        chash = content_hash(files, schema, product.fingerprint())
-        prefix = zones.product_staging_prefix(product_id, chash)
-        for f in files:
-            put_file_once(store, f"{prefix}/{f.path}", Path(tmp) / f.path)
-    if made.privacy.get("model"):
+
+
+@task(name="lay-out-files", task_run_name="lay out {plan[product]}")
+def lay_out_files(
+    plan: dict[str, Any], decided: dict[str, Any], written: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The product's files cut from the segments (an aggregate's cells computed first)."""
+    build = _build(plan["product"])
+    privacy = dict(decided["privacy"])
+    reads = [s["segment"] for out in written for s in out["segments"]]
+    if build.product.type == "aggregate":
+        with work_folder(build.store, plan["work"], [*reads, SOURCE_SCHEMA]) as work:
+            records = output_schema(
+                load_schema(work / SOURCE_SCHEMA), build.product, build.key,
+                build.hierarchies, decided["levels"],
+            )  # fmt: skip
+            cells, privacy["aggregate"] = assembly.aggregate_segments(
+                work, written, records, build.product, build.key
+            )
+        written = [cells]
+    pack = build.product.packaging
+    files = assembly.plan_files(written, pack.max_rows_per_file, pack.partition_by)
+    return {"files": files, "written": written, "privacy": privacy}
+
+
+def _schemas(build: _Build, work: Path, decided: dict[str, Any]) -> Any:
+    staged = load_schema(work / SOURCE_SCHEMA)
+    levels = decided["levels"]
+    return assembly.schemas(staged, work, build.product, build.key, build.hierarchies, levels)
+
+
+@task(name="write-file", task_run_name="write {plan[product]} {file[path]}")
+def write_file(
+    plan: dict[str, Any], decided: dict[str, Any], file: dict[str, Any]
+) -> dict[str, Any]:
+    """Pass 3: one file of the product, from its slices of segments."""
+    build = _build(plan["product"])
+    reads = sorted({s["segment"] for s in file["slices"]}) + _schema_reads(build)
+    with work_folder(build.store, plan["work"], reads) as work:
+        _, schema = _schemas(build, work, decided)
+        rows = build.product.packaging.row_group_rows
+        return asdict(assembly.write_file(work, file, schema, rows, work / FILES))
+
+
+@task(name="finish-build", task_run_name="verify and stage {plan[product]}")
+def finish_build(
+    plan: dict[str, Any],
+    decided: dict[str, Any],
+    layout: dict[str, Any],
+    entries: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """Verify the written files, compute the content hash, stage the files under it."""
+    logger = get_run_logger()
+    build = _build(plan["product"])
+    product_id = plan["product"]
+    files = [FileEntry(**e) for e in entries]
+    written = layout["written"]
+    distinct = [d["path"] for out in written for d in out["distinct"].values()]
+    reads = [f"{FILES}/{f.path}" for f in files] + distinct + _schema_reads(build)
+    pii = (build.cfg.settings.pii_threshold, build.cfg.settings.pii_sample_rows)
+    with work_folder(build.store, plan["work"], reads) as work:
+        full, _ = _schemas(build, work, decided)
+        built = assembly.finish(
+            work, work / FILES, files, written, layout["privacy"], full,
+            build.product, build.declared, build.key, pii,
+        )  # fmt: skip
+        prefix = zones.product_staging_prefix(product_id, built.content_hash)
+        for f in built.files:
+            put_file_once(build.store, f"{prefix}/{f.path}", work / FILES / f.path)
+    if built.privacy.get("model"):
         reporting.table(
             f"privacy-{product_id}",
-            [_privacy_row(made.privacy)],
+            [_privacy_row(built.privacy)],
             f"Privacy model of {product_id} (figures only)",
         )
     logger.info(
         "%s: %d rows anonymized (%s), content hash %s",
-        product_id,
-        table.num_rows,
-        made.privacy.get("model"),
-        chash[:12],
-    )
+        product_id, built.rows, built.privacy.get("model"), built.content_hash[:12],
+    )  # fmt: skip
     return {
         "product": product_id,
-        "ingest_id": ingest_id,
-        "content_hash": chash,
+        "ingest_id": plan["ingest_id"],
+        "content_hash": built.content_hash,
         "staged_prefix": prefix,
-        "files": [f.__dict__ for f in files],
-        "schema": schema,
-        "rows": table.num_rows,
-        "privacy": made.privacy,
-        "personal_data": made.personal_data,
+        "files": [asdict(f) for f in built.files],
+        "schema": built.schema,
+        "rows": built.rows,
+        "privacy": built.privacy,
+        "personal_data": built.personal_data,
     }
+
+
+@task(name="drop-work", task_run_name="drop work of {plan[product]}")
+def drop_work(plan: dict[str, Any]) -> int:
+    """Remove the build's work folder (its segments hold records not yet verified)."""
+    return remove_work_folder(resources.store(), plan["work"])
+
+
+def remove_work_folder(store: ObjectStore, prefix: str) -> int:
+    """Delete every file under the work prefix; how many there were."""
+    local = store.local_path(prefix)
+    if local is not None:
+        count = sum(1 for p in local.rglob("*") if p.is_file()) if local.exists() else 0
+        shutil.rmtree(local, ignore_errors=True)
+        return count
+    objects = list(store.list(f"{prefix}/"))
+    for obj in objects:
+        store.delete(obj.key)
+    return len(objects)
 
 
 def _privacy_figures(privacy: dict[str, Any]) -> dict[str, Any]:
@@ -141,19 +334,25 @@ def package_version(product_id: str, anonymized: dict[str, Any]) -> dict[str, An
     rec = catalog.reserve_version(
         product_id, anonymized["content_hash"], anonymized["schema"], anonymized["rows"]
     )
-    if read_manifest(store, product_id, rec.version) is None:
+    manifest_key = f"{zones.product_prefix(product_id, rec.version)}/manifest.json"
+    manifest = read_manifest(store, product_id, rec.version)
+    if manifest is None:
         manifest_uri, manifest = _write_version(
             store, product_id, rec.version, rec.schema_diff, anonymized
         )
-        catalog.set_manifest(product_id, rec.version, manifest_uri)
-        if manifest["quality"].get("scores"):
-            catalog.set_quality_scores(product_id, rec.version, manifest["quality"]["scores"])
-            _signal_quality_drop(product_id, rec.version, manifest["quality"]["scores"])
-        catalog.set_privacy(product_id, rec.version, _privacy_figures(anonymized["privacy"]))
         logger.info("%s@%s packaged (%s)", product_id, rec.version, manifest_uri)
     else:
         logger.info("%s@%s already holds this content: nothing new", product_id, rec.version)
-    manifest_key = f"{zones.product_prefix(product_id, rec.version)}/manifest.json"
+    # Recorded whenever the catalog lacks them, not only when the manifest was just written:
+    # a run killed between the manifest and these writes is completed by the next one.
+    if rec.manifest_uri != store.uri(manifest_key):
+        catalog.set_manifest(product_id, rec.version, store.uri(manifest_key))
+    scores = manifest["quality"].get("scores")
+    if scores and rec.quality_scores is None:
+        catalog.set_quality_scores(product_id, rec.version, scores)
+        _signal_quality_drop(product_id, rec.version, scores)
+    if rec.privacy is None:
+        catalog.set_privacy(product_id, rec.version, _privacy_figures(anonymized["privacy"]))
     reporting.link(
         f"product-{product_id}", store.uri(manifest_key), f"Manifest of {product_id}@{rec.version}"
     )

@@ -31,7 +31,7 @@ class _Progress:
         for listener in PROGRESS_LISTENERS:
             listener(self.name, rows, share)
         now = time.monotonic()
-        if share is None or now - self.last < _ARTIFACT_EVERY_SECONDS:
+        if share is None or (now - self.last < _ARTIFACT_EVERY_SECONDS and share < 1.0):
             return
         self.last = now
         percent = round(100 * min(share, 1.0), 1)
@@ -78,6 +78,10 @@ def ingest(
             resources.audit("quarantine", exc, provider=provider, dataset=dataset)
             raise
     if not result.duplicate:
+        progress(result.rows, 1.0)  # the file is read whole: show it done
+    if not result.duplicate or not _audited(result.ingest_id):
+        # a crash between `_ingest.json` and this event leaves a completed ingest unaudited:
+        # the next run of the same bytes (a duplicate) records it
         resources.catalog().audit_append(
             "ingest",
             detail={
@@ -117,3 +121,11 @@ def _drift_text(drift: dict[str, Any]) -> str:
     parts += [f"retyped {[r['column'] for r in drift['retyped']]}"] if drift.get("retyped") else []
     parts += [f"renamed {len(drift['renamed'])}"] if drift.get("renamed") else []
     return "; ".join(parts) or "none"
+
+
+def _audited(ingest_id: str) -> bool:
+    """Whether the audit trail holds the ingest event of `ingest_id`."""
+    return any(
+        event["kind"] == "ingest" and event["detail"].get("ingest_id") == ingest_id
+        for event in resources.catalog().audit_history()
+    )

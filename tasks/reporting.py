@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any, cast
+from uuid import UUID
 
-from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 
 
 def artifact_key(*parts: str) -> str:
@@ -26,3 +35,25 @@ def markdown(key: str, text: str, description: str = "") -> None:
 def link(key: str, uri: str, description: str) -> None:
     """A link artifact to a file or object."""
     create_link_artifact(key=artifact_key(key), link=uri, description=description)
+
+
+def progress(
+    key: str, description: str, batches: Iterable[Any], total_rows: int, every: float = 2.0
+) -> Iterator[Any]:
+    """Yield `batches` unchanged while a progress artifact shows the share of rows done."""
+    artifact: UUID | None = None
+    done, last = 0, 0.0
+    for batch in batches:
+        yield batch
+        done += batch.num_rows
+        if time.monotonic() - last < every and done < total_rows:
+            continue
+        last = time.monotonic()
+        percent = round(100 * done / max(total_rows, 1), 1)
+        if artifact is None:
+            artifact = cast(  # called from sync code: returns the id
+                UUID,
+                create_progress_artifact(percent, key=artifact_key(key), description=description),
+            )
+        else:
+            update_progress_artifact(artifact, percent)

@@ -68,7 +68,12 @@ def scan_personal_data(provider: str, dataset: str, ingest_id: str) -> dict[str,
     with local_copy(store, record.staged_key) as path:
         pfile = pq.ParquetFile(path)
         findings = scan_batches(
-            pfile.iter_batches(batch_size=64_000),
+            reporting.progress(
+                f"pii-progress-{provider}-{dataset}",
+                f"Personal-data scan of {provider}/{dataset}: rows done",
+                pfile.iter_batches(batch_size=64_000),
+                pfile.metadata.num_rows,
+            ),
             pfile.schema_arrow,
             threshold=cfg.settings.pii_threshold,
             sample_rows=cfg.settings.pii_sample_rows,

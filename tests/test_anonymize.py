@@ -23,6 +23,7 @@ from databourse.anonymize import (
     key_fingerprints,
     mask,
     pseudonymize,
+    source_columns,
 )
 from databourse.config import ColumnRule, ProductSpec
 from databourse.errors import ConfigError, IngestRejected
@@ -348,6 +349,32 @@ def test_noise_is_deterministic_per_key_and_column() -> None:
     with pytest.raises(ValueError, match="no key"):
         apply_rules(orders(), spec, None)
     assert apply_rules(orders(), spec, KEY).column("amount_cny").type == pa.float64()
+
+
+def test_noise_by_dataset_position_is_the_same_in_any_slices() -> None:
+    values = pa.array([float(i % 7) if i % 11 else None for i in range(1000)])
+    whole = add_noise(values, 3.0, KEY, "amount")
+    for cut in ((0, 1000), (0, 1), (1, 999), (333, 334), (999, 1)):
+        start, length = cut
+        part = add_noise(values.slice(start, length), 3.0, KEY, "amount", offset=start)
+        assert part.equals(whole.slice(start, length))
+    assert not add_noise(values.slice(1), 3.0, KEY, "amount").equals(whole.slice(1))
+
+
+def test_apply_rules_only_some_outputs_and_at_an_offset() -> None:
+    spec = product({
+        "order_id": "keep", "customer_name": "drop", "amount_cny": {"noise": {"scale": 1.0}},
+        "district": {"prefix": 1, "rename": "area"},
+    })  # fmt: skip
+    whole = apply_rules(orders(), spec, KEY)
+    only = apply_rules(orders().select(["district"]), spec, KEY, only=["area"])
+    assert only.column_names == ["area"] and only.equals(whole.select(["area"]))
+    second = apply_rules(orders().slice(1), spec, KEY, offset=1)
+    assert second.equals(whole.slice(1))
+    with pytest.raises(IngestRejected):
+        apply_rules(orders().select(["order_id"]), spec, KEY, only=["area"])
+    assert source_columns(spec) == ["order_id", "amount_cny", "district"]
+    assert source_columns(spec, ["area"]) == ["district"]
 
 
 def test_key_rotation_picks_the_named_version() -> None:

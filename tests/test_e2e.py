@@ -71,6 +71,7 @@ def test_operator_sees_the_suspended_run_and_its_artifacts_in_the_ui(
     page = rendered_text(waiting["url"])
     assert "publish/sz-retail-baskets/1.0.0" in page
     assert "Suspended" in page and "Resume" in page
+    assert "market:MY" in page and "awaiting-approval" in page  # tags an operator filters on
     assert "MY waits for approval (route standard_contract_or_certification)" in page
     base = waiting["url"].split("/runs/")[0]
     artifacts = httpx.post(

@@ -94,6 +94,11 @@ def test_anonymized_product_published_without_approval(
     html = store_root(project) / "reports/my-buildops/sensor_readings" / result["ingest_id"]
     assert "ExpectColumnValuesToBeUnique" in (html / "quality.html").read_text()
     assert read_artifact("privacy-kl-building-environment").type == "table"
+    for progress in (
+        "ingest-progress-my-buildops-sensor-readings",
+        "pii-progress-my-buildops-sensor-readings",
+    ):
+        assert read_artifact(progress).type == "progress" and read_artifact(progress).data == 100
     figures = catalog_show("kl-building-environment", "1.0.0")["privacy"]
     assert figures["k"] == 5 and figures["risk"]["highest_risk"] <= 0.2
     assert figures["verified"]["satisfied"] is True

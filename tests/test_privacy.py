@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -17,11 +18,16 @@ from pycanon import anonymity
 
 from databourse.config import PrivacyModel
 from databourse.errors import PrivacyModelFailed
+from databourse.grouping import WEIGHT, ClassIndex, group_counts, merge_groups
 from databourse.privacy import (
+    check_groups,
     check_k_anonymity,
+    enforce_groups,
     enforce_k_anonymity,
     enforce_model,
     equivalence_classes,
+    kept_rows,
+    model_columns,
     verify,
 )
 
@@ -267,3 +273,75 @@ def test_verify_reports_without_suppressing() -> None:
     assert "flu" not in json.dumps(report.to_json())
     with pytest.raises(PrivacyModelFailed):
         enforce_model(table, model.model_copy(update={"max_suppression": 0.2}))
+
+
+# ---------------------------------------------------------------- grouped counts, partitions
+def test_partitions_grouped_and_merged_decide_as_the_whole_table() -> None:
+    rnd = random.Random(77)
+    for _ in range(25):
+        table = patients(rnd.randint(50, 300), seed=rnd.randint(0, 10**6))
+        table = table.append_column("floor", pa.array([rnd.choice([1, 2, None]) for _ in
+                                                       range(table.num_rows)]))  # fmt: skip
+        spec = rnd.choice([
+            sensitive_model(l=2, sensitive_attributes=["disease"]),
+            sensitive_model(l=2, l_diversity="entropy", sensitive_attributes=["disease"]),
+            sensitive_model(t=0.4, sensitive_attributes=["income", "disease"]),
+            model(["zip", "floor"], k=3, max_suppression=0.6),
+        ])  # fmt: skip
+        columns = model_columns(spec)
+        cuts = sorted(rnd.sample(range(1, table.num_rows), 4))
+        bounds = list(zip([0, *cuts], [*cuts, table.num_rows], strict=True))
+        parts = [group_counts(table.slice(a, b - a), columns) for a, b in bounds]
+        merged = merge_groups(parts)
+        assert merged is not None and merged.equals(group_counts(table, columns))
+        try:
+            whole, report = enforce_model(table, spec)
+        except PrivacyModelFailed as err:
+            with pytest.raises(PrivacyModelFailed) as again:
+                enforce_groups(merged, spec)
+            assert again.value.report == err.report
+            continue
+        decided = enforce_groups(merged, spec)
+        assert decided.report == report
+        index = ClassIndex(decided.classes, list(spec.quasi_identifiers))
+        pieces = [
+            table.slice(a, b - a).filter(pa.array(kept_rows(table.slice(a, b - a), index,
+                                                            decided.keep)))
+            for a, b in bounds
+        ]  # fmt: skip
+        assert pa.concat_tables(pieces).equals(whole.combine_chunks())
+        assert check_groups(group_counts(whole, columns), spec).satisfied
+
+
+def test_class_index_finds_classes_with_nulls_and_refuses_unknown_ones() -> None:
+    classes = pa.table({"a": ["x", None, "x", "y"], "b": [1, 1, None, 2]})
+    index = ClassIndex(classes, ["a", "b"])
+    rows = pa.table({"a": [None, "y", "x", "x", "y", "z"], "b": [1, 2, None, 1, 1, 1]})
+    assert index.lookup(rows).tolist() == [1, 3, 2, 0, -1, -1]
+    with pytest.raises(PrivacyModelFailed, match="no class"):
+        kept_rows(rows, index, np.ones(4, dtype=bool))
+
+
+def test_grouped_counts_are_sorted_whatever_the_batches() -> None:
+    table = patients(200)
+    columns = ["zip", "disease"]
+    grouped = group_counts(table, columns)
+    assert (
+        grouped.column_names == [*columns, WEIGHT]
+        and sum(grouped[WEIGHT].to_pylist()) == table.num_rows
+    )
+    keys = list(zip(*(grouped[c].to_pylist() for c in columns), strict=True))
+    assert keys == sorted(keys)
+    batched = merge_groups(group_counts(pa.Table.from_batches([b]), columns)
+                           for b in table.to_batches(max_chunksize=7))  # fmt: skip
+    assert batched is not None and batched.equals(grouped)
+
+
+def test_verify_streams_a_parquet_file(tmp_path: Path) -> None:
+    table = patients()
+    spec = sensitive_model(t=0.3, sensitive_attributes=["disease"])
+    out, _ = enforce_model(table, spec)
+    pq.write_table(out, tmp_path / "out.parquet", row_group_size=50)
+    assert verify(tmp_path / "out.parquet", spec) == check_k_anonymity(out, spec)
+    pq.write_table(out.slice(0, 0), tmp_path / "empty.parquet")
+    assert not verify(tmp_path / "empty.parquet", spec).satisfied
