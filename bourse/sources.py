@@ -9,11 +9,11 @@ anything is ingested: sha256 and size must match, and its row count is checked a
 from __future__ import annotations
 
 import glob
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from databourse.errors import IngestRejected
+from databourse.ingest import sha256_file
 from databourse.landing import Manifest, read_manifest
 from databourse.storage import parse_s3_uri, s3_client
 
@@ -86,20 +86,12 @@ def _check(manifest: Manifest, path: Path, folder: Path) -> dict[str, tuple[Path
                 f"{entry.name}: {target.stat().st_size} bytes, its manifest says {entry.size}",
                 file=entry.name,
             )
-        if _sha256(target) != entry.sha256.lower():
+        if sha256_file(target) != entry.sha256.lower():
             raise IngestRejected(
                 f"{entry.name}: sha256 differs from its manifest {path.name}", file=entry.name
             )
         out[entry.name] = (target, entry.rows)
     return out
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _s3_sources(uri: str, endpoint_url: str | None, region: str) -> list[Source]:

@@ -102,39 +102,24 @@ def hash_rows(batch: pa.RecordBatch | pa.Table, columns: list[str]) -> np.ndarra
     return out
 
 
-class KeyIndex:
-    """Finds a repeated (or null) primary key over all batches of one file."""
+class HashSpill:
+    """(64-bit hash, row) pairs spilled to 64 bucket files; finds the rows sharing a hash.
 
-    def __init__(self, columns: list[str], name: str) -> None:
-        self.columns = columns
-        self.name = name
+    Memory holds at most `_FLUSH_ROWS` pending pairs, and one bucket (1/64 of the rest) at a time.
+    """
+
+    def __init__(self) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="databourse-keys-")
         self._pending: list[tuple[np.ndarray, np.ndarray]] = []
         self._pending_rows = 0
 
-    def __enter__(self) -> KeyIndex:
-        return self
-
-    def __exit__(
-        self, _t: type[BaseException] | None, _e: BaseException | None, _tb: TracebackType | None
-    ) -> None:
+    def close(self) -> None:
         self._tmp.cleanup()
 
-    def add(self, batch: pa.RecordBatch, offset: int) -> None:
-        """Record the keys of a batch whose first row is data row `offset + 1`."""
-        for name in self.columns:
-            column = batch.column(name)
-            if column.null_count:
-                row = offset + int(pc.index(pc.is_null(column), True).as_py()) + 1
-                raise IngestRejected(
-                    f"{self.name}: primary key column {name!r} is empty at data row {row}",
-                    file=self.name,
-                    column=name,
-                    row=row,
-                )
-        rows = np.arange(offset + 1, offset + 1 + batch.num_rows, dtype=np.int64)
-        self._pending.append((hash_rows(batch, self.columns), rows))
-        self._pending_rows += batch.num_rows
+    def add(self, hashes: np.ndarray, rows: np.ndarray) -> None:
+        """Record rows (ascending across calls) and their hashes."""
+        self._pending.append((hashes, rows))
+        self._pending_rows += len(rows)
         if self._pending_rows >= _FLUSH_ROWS:
             self._flush()
 
@@ -155,23 +140,61 @@ class KeyIndex:
                 with (Path(self._tmp.name) / f"{b:02d}.bin").open("ab") as fh:
                     fh.write(pairs.tobytes())
 
-    def finish(self, written: Path) -> None:
-        """Raise IngestRejected for the first repeated key; `written` holds the rows, in order."""
+    def groups(self, per_group: int | None = None, most: int | None = None) -> list[np.ndarray]:
+        """Rows of each hash held by more than one row (the first `per_group` of each), in row
+        order; stops once `most` rows are collected (None: no limit)."""
         self._flush()
         groups: list[np.ndarray] = []
+        total = 0
         for path in sorted(Path(self._tmp.name).glob("*.bin")):
             pairs = np.fromfile(path, dtype=[("h", "<u8"), ("r", "<i8")])
             order = np.argsort(pairs["h"], kind="stable")  # rows were appended in order
             hashes, rows = pairs["h"][order], pairs["r"][order]
             repeated = np.nonzero(hashes[1:] == hashes[:-1])[0]
             for value in np.unique(hashes[repeated]):  # usually none: no Python loop per row
-                lo, hi = (
-                    np.searchsorted(hashes, value, "left"),
-                    np.searchsorted(hashes, value, "right"),
-                )
-                groups.append(rows[lo : min(hi, lo + _GROUP_SAMPLE)])
-            if sum(len(g) for g in groups) > _MAX_CANDIDATES:
+                lo = np.searchsorted(hashes, value, "left")
+                hi = np.searchsorted(hashes, value, "right")
+                groups.append(rows[lo : hi if per_group is None else min(hi, lo + per_group)])
+                total += len(groups[-1])
+            if most is not None and total > most:
                 break
+        return groups
+
+
+class KeyIndex:
+    """Finds a repeated (or null) primary key over all batches of one file."""
+
+    def __init__(self, columns: list[str], name: str) -> None:
+        self.columns = columns
+        self.name = name
+        self._spill = HashSpill()
+
+    def __enter__(self) -> KeyIndex:
+        return self
+
+    def __exit__(
+        self, _t: type[BaseException] | None, _e: BaseException | None, _tb: TracebackType | None
+    ) -> None:
+        self._spill.close()
+
+    def add(self, batch: pa.RecordBatch, offset: int) -> None:
+        """Record the keys of a batch whose first row is data row `offset + 1`."""
+        for name in self.columns:
+            column = batch.column(name)
+            if column.null_count:
+                row = offset + int(pc.index(pc.is_null(column), True).as_py()) + 1
+                raise IngestRejected(
+                    f"{self.name}: primary key column {name!r} is empty at data row {row}",
+                    file=self.name,
+                    column=name,
+                    row=row,
+                )
+        rows = np.arange(offset + 1, offset + 1 + batch.num_rows, dtype=np.int64)
+        self._spill.add(hash_rows(batch, self.columns), rows)
+
+    def finish(self, written: Path) -> None:
+        """Raise IngestRejected for the first repeated key; `written` holds the rows, in order."""
+        groups = self._spill.groups(per_group=_GROUP_SAMPLE, most=_MAX_CANDIDATES)
         duplicate = self._first_real(groups, written)
         if duplicate:
             first, second = duplicate

@@ -34,10 +34,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from databourse.primary_key import HashSpill, hash_rows
 from databourse.quality import (
     ExpectationResult,
     ExpectationSpec,
@@ -333,30 +335,67 @@ def _within(value: Any, low: Any, high: Any, strict_low: bool, strict_high: bool
 
 
 def _unique(source: BatchSource, spec: ExpectationSpec, names: set[str]) -> ExpectationResult:
-    """Duplicates over the whole dataset: the key column(s) of every batch, counted per value."""
+    """Duplicates over the whole dataset with memory that does not grow with it.
+
+    Pass 1 hashes each kept row's key to 64 bits and spills (hash, row) to disk
+    (`primary_key.HashSpill`); only rows whose hash repeats are candidates. Pass 2 reads the
+    candidates' values and counts exact duplicates, so a hash collision never counts.
+    """
     keys = [str(c) for c in spec.kwargs.get("column_list") or [spec.kwargs.get("column")]]
     if missing := [k for k in keys if k not in names]:
         return _not_evaluated(spec, f"missing column(s) {missing}")
-    arrays: list[pa.Table] = []
-    for batch in source.batches(keys):
-        arrays.append(_decoded(pa.Table.from_batches([batch])))
-    table = (
-        pa.concat_tables(arrays) if arrays else _decoded(source.schema.empty_table().select(keys))
-    )
-    element = table.num_rows
     ignore = spec.kwargs.get("ignore_row_if", "all_values_are_missing")
-    nulls = [pc.is_null(table[k]) for k in keys]
-    if len(keys) == 1 or ignore == "all_values_are_missing":
-        skip = _fold(nulls, pc.and_)
-    elif ignore == "any_value_is_missing":
-        skip = _fold(nulls, pc.or_)
-    else:
-        skip = pa.array([False] * element, pa.bool_())
-    kept = table.filter(pc.invert(skip)) if element else table
-    counted = kept.group_by(keys, use_threads=False).aggregate([([], "count_all")])
+    spill = HashSpill()
+    try:
+        element = skipped = 0
+        for batch in source.batches(keys):
+            table = _decoded(pa.Table.from_batches([batch]))
+            keep = pc.invert(_skipped(table, keys, ignore))
+            rows = np.arange(element, element + table.num_rows, dtype=np.int64)
+            kept = table.filter(keep)
+            skipped += table.num_rows - kept.num_rows
+            spill.add(hash_rows(_hashable(kept), keys), rows[keep.to_numpy(zero_copy_only=False)])
+            element += table.num_rows
+        candidates = np.sort(np.concatenate(spill.groups() or [np.zeros(0, np.int64)]))
+    finally:
+        spill.close()
+    picked = _picked_rows(source, keys, candidates)
+    counted = picked.group_by(keys, use_threads=False).aggregate([([], "count_all")])
     dup = pc.greater(counted["count_all"], 1)
     unexpected = int(pc.sum(pc.filter(counted["count_all"], dup)).as_py() or 0)
-    return _counted(spec, element, element - kept.num_rows, unexpected)
+    return _counted(spec, element, skipped, unexpected)
+
+
+def _skipped(table: pa.Table, keys: list[str], ignore: str) -> Any:
+    nulls = [pc.is_null(table[k]) for k in keys]
+    if len(keys) == 1 or ignore == "all_values_are_missing":
+        return _fold(nulls, pc.and_)
+    if ignore == "any_value_is_missing":
+        return _fold(nulls, pc.or_)
+    return pa.array([False] * table.num_rows, pa.bool_())
+
+
+def _hashable(table: pa.Table) -> pa.Table:
+    """Nulls (kept in a compound key) hashed as a text no value has in that column's type."""
+    for i, column in enumerate(table.columns):
+        if column.null_count:
+            text = pc.fill_null(pc.cast(column, pa.string()), "\x00<null>")
+            table = table.set_column(i, table.field(i).name, text)
+    return table
+
+
+def _picked_rows(source: BatchSource, keys: list[str], rows: np.ndarray) -> pa.Table:
+    """The key values of some rows (0-based, ascending), read batch by batch."""
+    picked: list[pa.Table] = []
+    start = 0
+    for batch in source.batches(keys):
+        inside = rows[(rows >= start) & (rows < start + batch.num_rows)]
+        if len(inside):
+            picked.append(_decoded(pa.Table.from_batches([batch]).take(pa.array(inside - start))))
+        start += batch.num_rows
+    if not picked:
+        return _decoded(source.schema.empty_table().select(keys))
+    return pa.concat_tables(picked, promote_options="permissive")
 
 
 def _fold(arrays: list[Any], op: Callable[[Any, Any], Any]) -> Any:

@@ -166,3 +166,43 @@ def sample_manifest(
     )
     args.update(override)
     return build_manifest(**args)
+
+
+def chromium_dom(url: str, wait_ms: int = 0) -> str:
+    """The DOM of `url` as Debian's headless Chromium renders it (skips the test without it).
+
+    `wait_ms` lets a single-page app fetch and render first (virtual time, not a sleep).
+    """
+    import tempfile
+
+    import pytest
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    with tempfile.TemporaryDirectory() as profile:
+        return subprocess.run(
+            [
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={profile}",
+                *(
+                    [f"--virtual-time-budget={wait_ms}", "--window-size=1400,1000"]
+                    if wait_ms
+                    else []
+                ),
+                "--dump-dom",
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        ).stdout

@@ -5,15 +5,12 @@ from __future__ import annotations
 import html
 import json
 import re
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from helpers import bourse, cli_env, make_project, stop_stack
+from helpers import bourse, chromium_dom, cli_env, make_project, stop_stack
 
 from databourse.samples import write_bad_drop
 
@@ -35,31 +32,7 @@ def demo(env: dict[str, str]) -> str:
 
 def rendered_text(url: str) -> str:
     """The page as Debian's headless Chromium renders it (scripts run), as plain text."""
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    with tempfile.TemporaryDirectory() as profile:
-        dom = subprocess.run(
-            [
-                chromium,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                f"--user-data-dir={profile}",
-                "--virtual-time-budget=20000",  # let the single-page app fetch and render
-                "--window-size=1400,1000",
-                "--dump-dom",
-                url,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=True,
-        ).stdout
+    dom = chromium_dom(url, wait_ms=20000)  # let the single-page app fetch and render
     return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", dom)))
 
 

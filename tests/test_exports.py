@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
-from helpers import publish_sample_version
+from helpers import chromium_dom, publish_sample_version
 
 from databourse.catalog import Catalog
 from databourse.exports import JSONLD_KEY, PAGE_KEY, export_catalog
@@ -61,34 +58,11 @@ def test_withdrawn_version_is_marked_and_offered_nowhere(
 def test_html_page_in_a_real_browser(
     published: tuple[Catalog, ObjectStore], tmp_path: Path
 ) -> None:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     cat, store = published
     uris = export_catalog(cat, store)
     page = store.local_path(PAGE_KEY)
     assert page is not None and uris["page"].endswith(PAGE_KEY)
-    with tempfile.TemporaryDirectory() as profile:
-        dom = subprocess.run(
-            [
-                chromium,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                f"--user-data-dir={profile}",
-                "--dump-dom",
-                page.as_uri(),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        ).stdout
+    dom = chromium_dom(page.as_uri())
     assert "<script>" not in dom  # the hostile name was escaped, not executed
     assert "Retail &lt;script&gt;" in dom
     assert 'class="available">CN: available' in dom
