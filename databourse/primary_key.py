@@ -129,8 +129,8 @@ class HashSpill:
         hashes = np.concatenate([h for h, _ in self._pending])
         rows = np.concatenate([r for _, r in self._pending])
         self._pending, self._pending_rows = [], 0
-        bucket = (hashes >> np.uint64(64 - BUCKET_BITS)).astype(np.int64)
-        order = np.argsort(bucket, kind="stable")
+        bucket = (hashes >> np.uint64(64 - BUCKET_BITS)).astype(np.uint8)
+        order = np.argsort(bucket, kind="stable")  # a radix sort for 8-bit keys: O(n)
         bounds = np.searchsorted(bucket[order], np.arange((1 << BUCKET_BITS) + 1))
         for b in range(1 << BUCKET_BITS):
             part = order[bounds[b] : bounds[b + 1]]
@@ -148,13 +148,14 @@ class HashSpill:
         total = 0
         for path in sorted(Path(self._tmp.name).glob("*.bin")):
             pairs = np.fromfile(path, dtype=[("h", "<u8"), ("r", "<i8")])
-            order = np.argsort(pairs["h"], kind="stable")  # rows were appended in order
+            order = np.argsort(pairs["h"])
             hashes, rows = pairs["h"][order], pairs["r"][order]
             repeated = np.nonzero(hashes[1:] == hashes[:-1])[0]
             for value in np.unique(hashes[repeated]):  # usually none: no Python loop per row
                 lo = np.searchsorted(hashes, value, "left")
                 hi = np.searchsorted(hashes, value, "right")
-                groups.append(rows[lo : hi if per_group is None else min(hi, lo + per_group)])
+                group = np.sort(rows[lo:hi])  # in row order
+                groups.append(group if per_group is None else group[:per_group])
                 total += len(groups[-1])
             if most is not None and total > most:
                 break
