@@ -14,7 +14,9 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import queue
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -323,18 +325,53 @@ def _write_staged(
         raise IngestRejected(f"{name}: no data rows (header only or empty)", file=name, row=0)
     rows = 0
     with KeyIndex(dataset.primary_key, name) as keys:
-        with pq.ParquetWriter(out, plan.schema, compression="zstd") as writer:
+        with _BackgroundWriter(out, plan.schema) as writer:
             for batch in _chain(first, batches):
                 typed = coerce_batch(batch, plan, name, rows)
                 if dataset.primary_key:
                     keys.add(typed, rows)
-                writer.write_batch(typed)
+                writer.write(typed)
                 rows += batch.num_rows
                 if progress is not None:
                     progress(rows, getattr(reader, "fraction_read", None))
         if dataset.primary_key:
             keys.finish(out)
     return plan, rows
+
+
+class _BackgroundWriter:
+    """A ParquetWriter fed through a short queue: encoding and compression (which release the
+    GIL) overlap with reading and converting the next batches. Memory: at most 4 batches."""
+
+    def __init__(self, out: Path, schema: pa.Schema) -> None:
+        self._writer = pq.ParquetWriter(out, schema, compression="zstd")
+        self._queue: queue.Queue[pa.RecordBatch | None] = queue.Queue(maxsize=4)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="staged-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (batch := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._writer.write_batch(batch)
+                except BaseException as exc:  # re-raised in the caller's thread
+                    self._error = exc
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(batch)
+
+    def __enter__(self) -> _BackgroundWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        self._writer.close()
+        if self._error is not None and exc[0] is None:
+            raise self._error
 
 
 def _chain(first: pa.RecordBatch, rest: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
