@@ -18,10 +18,20 @@ class GateTracebackFilter(logging.Filter):
 
 
 def install() -> None:
-    """Attach the filter to every handler of Prefect's loggers (after Prefect set them up)."""
+    """Strip GateFailed tracebacks from every log record this process makes.
+
+    Prefect configures its handlers lazily (at the first flow run), so filtering handlers found
+    now misses them: a record factory sees every record, whatever handler later takes it.
+    """
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "_databourse_gate_filter", False):
+        return
     gate_filter = GateTracebackFilter()
-    names = ["prefect", *[n for n in logging.root.manager.loggerDict if n.startswith("prefect")]]
-    for name in names:
-        for handler in logging.getLogger(name).handlers:
-            if not any(isinstance(f, GateTracebackFilter) for f in handler.filters):
-                handler.addFilter(gate_filter)
+
+    def factory(*args: object, **kwargs: object) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        gate_filter.filter(record)
+        return record
+
+    factory._databourse_gate_filter = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
