@@ -47,6 +47,7 @@ from databourse.partitions import (
 from databourse.productize import decide
 from databourse.storage import ObjectStore, put_file_once
 from tasks import reporting, resources
+from tasks.retrying import HEAVY_SECONDS, LIGHT_SECONDS, RETRY_TRANSIENT
 from tasks.staged import local_copy
 
 SOURCE_SCHEMA = "source.arrow"
@@ -100,7 +101,12 @@ def _schema_reads(build: _Build) -> list[str]:
     return [SOURCE_SCHEMA, *([assembly.CELLS] if build.product.type == "aggregate" else [])]
 
 
-@task(name="plan-build", task_run_name="plan {product_id} from {ingest_id}")
+@task(
+    name="plan-build",
+    task_run_name="plan {product_id} from {ingest_id}",
+    timeout_seconds=LIGHT_SECONDS,
+    **RETRY_TRANSIENT,
+)
 def plan_build(
     product_id: str, ingest_id: str, partition_rows: int | None = None
 ) -> dict[str, Any]:
@@ -133,7 +139,12 @@ def plan_build(
     }
 
 
-@task(name="count-classes", task_run_name="count {plan[product]} part {part[index]}")
+@task(
+    name="count-classes",
+    task_run_name="count {plan[product]} part {part[index]}",
+    timeout_seconds=HEAVY_SECONDS,
+    **RETRY_TRANSIENT,
+)
 def count_classes(plan: dict[str, Any], part: dict[str, int]) -> dict[str, Any] | None:
     """Pass 1: grouped counts of the privacy model's columns in one partition."""
     build = _build(plan["product"])
@@ -145,7 +156,12 @@ def count_classes(plan: dict[str, Any], part: dict[str, int]) -> dict[str, Any] 
         return count_partition(source, part_, build.product, build.key, build.hierarchies, work)
 
 
-@task(name="decide-privacy", task_run_name="decide privacy of {plan[product]}")
+@task(
+    name="decide-privacy",
+    task_run_name="decide privacy of {plan[product]}",
+    timeout_seconds=LIGHT_SECONDS,
+    **RETRY_TRANSIENT,
+)
 def decide_privacy(plan: dict[str, Any], counted: list[dict[str, Any] | None]) -> dict[str, Any]:
     """Merge the partitions' counts and decide the privacy model (PrivacyModelFailed stops it)."""
     build = _build(plan["product"])
@@ -155,7 +171,12 @@ def decide_privacy(plan: dict[str, Any], counted: list[dict[str, Any] | None]) -
         return save_decision(decision, work)
 
 
-@task(name="write-records", task_run_name="write {plan[product]} part {part[index]}")
+@task(
+    name="write-records",
+    task_run_name="write {plan[product]} part {part[index]}",
+    timeout_seconds=HEAVY_SECONDS,
+    **RETRY_TRANSIENT,
+)
 def write_records(
     plan: dict[str, Any], part: dict[str, int], decided: dict[str, Any]
 ) -> dict[str, Any]:
@@ -180,7 +201,12 @@ def write_records(
         )
 
 
-@task(name="lay-out-files", task_run_name="lay out {plan[product]}")
+@task(
+    name="lay-out-files",
+    task_run_name="lay out {plan[product]}",
+    timeout_seconds=LIGHT_SECONDS,
+    **RETRY_TRANSIENT,
+)
 def lay_out_files(
     plan: dict[str, Any], decided: dict[str, Any], written: list[dict[str, Any]]
 ) -> dict[str, Any]:
@@ -209,7 +235,12 @@ def _schemas(build: _Build, work: Path, decided: dict[str, Any]) -> Any:
     return assembly.schemas(staged, work, build.product, build.key, build.hierarchies, levels)
 
 
-@task(name="write-file", task_run_name="write {plan[product]} {file[path]}")
+@task(
+    name="write-file",
+    task_run_name="write {plan[product]} {file[path]}",
+    timeout_seconds=HEAVY_SECONDS,
+    **RETRY_TRANSIENT,
+)
 def write_file(
     plan: dict[str, Any], decided: dict[str, Any], file: dict[str, Any]
 ) -> dict[str, Any]:
@@ -222,7 +253,12 @@ def write_file(
         return asdict(assembly.write_file(work, file, schema, rows, work / FILES))
 
 
-@task(name="finish-build", task_run_name="verify and stage {plan[product]}")
+@task(
+    name="finish-build",
+    task_run_name="verify and stage {plan[product]}",
+    timeout_seconds=HEAVY_SECONDS,
+    **RETRY_TRANSIENT,
+)
 def finish_build(
     plan: dict[str, Any],
     decided: dict[str, Any],
@@ -270,7 +306,7 @@ def finish_build(
     }
 
 
-@task(name="drop-work", task_run_name="drop work of {plan[product]}")
+@task(name="drop-work", task_run_name="drop work of {plan[product]}", timeout_seconds=LIGHT_SECONDS)
 def drop_work(plan: dict[str, Any]) -> int:
     """Remove the build's work folder (its segments hold records not yet verified)."""
     return remove_work_folder(resources.store(), plan["work"])
@@ -321,7 +357,12 @@ def _privacy_row(privacy: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@task(name="package-version", task_run_name="package {product_id}")
+@task(
+    name="package-version",
+    task_run_name="package {product_id}",
+    timeout_seconds=HEAVY_SECONDS,
+    **RETRY_TRANSIENT,
+)
 def package_version(product_id: str, anonymized: dict[str, Any]) -> dict[str, Any]:
     """Give the staged content a version (or find the one it already has) and write it."""
     logger = get_run_logger()

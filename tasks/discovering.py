@@ -8,9 +8,15 @@ from prefect import get_run_logger, task
 
 from databourse.landing import discover
 from tasks import reporting, resources
+from tasks.retrying import LIGHT_SECONDS, RETRY_TRANSIENT
 
 
-@task(name="discover", task_run_name="discover {provider}", retries=2, retry_delay_seconds=10)
+@task(
+    name="discover",
+    task_run_name="discover {provider}",
+    timeout_seconds=LIGHT_SECONDS,
+    **RETRY_TRANSIENT,
+)
 def discover_drops(provider: str | None = None) -> dict[str, Any]:
     """List the landing zone, classify every drop; returns `DiscoverResult.to_json()`."""
     result = discover(resources.store(), resources.config().providers, provider)

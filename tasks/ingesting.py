@@ -13,6 +13,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from databourse.errors import GateFailed
 from databourse.ingest import fetched_source, ingest_file
 from tasks import reporting, resources
+from tasks.retrying import HEAVY_SECONDS, RETRY_TRANSIENT
 
 # Called with (source name, rows done, share read or None): the CLI draws its progress bar here.
 PROGRESS_LISTENERS: list[Callable[[str, int, float | None], None]] = []
@@ -46,7 +47,12 @@ class _Progress:
             update_progress_artifact(self.artifact, percent)
 
 
-@task(name="ingest-file", task_run_name="ingest {provider}/{dataset}", timeout_seconds=6 * 3600)
+@task(
+    name="ingest-file",
+    task_run_name="ingest {provider}/{dataset}",
+    timeout_seconds=HEAVY_SECONDS,
+    **RETRY_TRANSIENT,
+)
 def ingest(
     provider: str,
     dataset: str,

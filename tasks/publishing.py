@@ -25,6 +25,7 @@ from databourse.errors import CatalogError, TransferNotApproved, VersionNotFound
 from databourse.package import read_manifest
 from databourse.transfer import TransferFacts, answer_basis, approval_problems, facts_for
 from tasks import reporting, resources
+from tasks.retrying import LIGHT_SECONDS, RETRY_TRANSIENT
 
 PUBLISH_FLOW = "publish-product"
 KEY_PREFIX = "approval-"
@@ -72,7 +73,12 @@ def version_facts(product_id: str, version: str) -> tuple[TransferFacts, str]:
     return facts, src.provider
 
 
-@task(name="decide-transfers", task_run_name="transfer decisions {product_id}@{version}")
+@task(
+    name="decide-transfers",
+    task_run_name="transfer decisions {product_id}@{version}",
+    timeout_seconds=LIGHT_SECONDS,
+    **RETRY_TRANSIENT,
+)
 def decide_transfers(product_id: str, version: str) -> list[dict[str, Any]]:
     """Publish the version and run the transfer gate on every market of the product."""
     logger = get_run_logger()
@@ -107,7 +113,11 @@ def decide_transfers(product_id: str, version: str) -> list[dict[str, Any]]:
     return decisions
 
 
-@task(name="record-approval", task_run_name="record answer {product_id}@{version} {market}")
+@task(
+    name="record-approval",
+    task_run_name="record answer {product_id}@{version} {market}",
+    timeout_seconds=LIGHT_SECONDS,
+)
 def record_approval(
     product_id: str, version: str, market: str, route: str, key: str, flow_run_id: str
 ) -> dict[str, Any]:
@@ -257,7 +267,7 @@ def _timed_out(client: SyncPrefectClient, run: FlowRun, now: dt.datetime) -> tup
     return None
 
 
-@task(name="sweep-approvals")
+@task(name="sweep-approvals", timeout_seconds=LIGHT_SECONDS)
 def sweep_approvals() -> int:
     """Record expired approvals left by earlier publish runs; returns how many."""
     expired = sweep_expired(resources.catalog())
@@ -266,7 +276,7 @@ def sweep_approvals() -> int:
     return len(expired)
 
 
-@task(name="export-catalog")
+@task(name="export-catalog", timeout_seconds=LIGHT_SECONDS, **RETRY_TRANSIENT)
 def export_catalog() -> dict[str, str]:
     """Refresh the DCAT-AP export and the HTML catalog page after a publication."""
     from databourse.exports import export_catalog as export

@@ -17,10 +17,16 @@ from databourse.quality_docs import artifact_rows, markdown_summary, render_html
 from databourse.quality_score import scores
 from databourse.screening import check_declarations
 from tasks import reporting, resources
+from tasks.retrying import HEAVY_SECONDS, RETRY_TRANSIENT
 from tasks.staged import local_copy
 
 
-@task(name="check-quality", task_run_name="quality {provider}/{dataset}/{ingest_id}")
+@task(
+    name="check-quality",
+    task_run_name="quality {provider}/{dataset}/{ingest_id}",
+    timeout_seconds=HEAVY_SECONDS,
+    **RETRY_TRANSIENT,
+)
 def check_quality(provider: str, dataset: str, ingest_id: str) -> dict[str, Any]:
     """Run the dataset's suite; quarantine the ingest when an error-severity expectation fails."""
     logger = get_run_logger()
@@ -58,7 +64,12 @@ def check_quality(provider: str, dataset: str, ingest_id: str) -> dict[str, Any]
     }
 
 
-@task(name="scan-personal-data", task_run_name="pii {provider}/{dataset}/{ingest_id}")
+@task(
+    name="scan-personal-data",
+    task_run_name="pii {provider}/{dataset}/{ingest_id}",
+    timeout_seconds=HEAVY_SECONDS,
+    **RETRY_TRANSIENT,
+)
 def scan_personal_data(provider: str, dataset: str, ingest_id: str) -> dict[str, Any]:
     """Classify every column by content; undeclared personal data quarantines the ingest."""
     logger = get_run_logger()
