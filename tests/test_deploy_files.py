@@ -616,7 +616,12 @@ def own_prefect_api() -> Iterator[str]:
 
 
 def api(base: str, method: str, path: str, body: Any = None) -> Any:
-    resp = httpx.request(method, f"{base}{path}", json=body, timeout=30)
+    """One call to the test's Prefect API; a 503 (its SQLite busy under load) is tried again."""
+    for attempt in range(6):
+        resp = httpx.request(method, f"{base}{path}", json=body, timeout=30)
+        if resp.status_code != 503:
+            break
+        time.sleep(0.5 * 2**attempt)
     resp.raise_for_status()
     return resp.json() if resp.content else None
 
