@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -214,13 +215,13 @@ def stage_pii(s: Stage) -> dict[str, Any]:
 
     from databourse import zones
     from databourse.ingest import load_ingest
-    from databourse.pii import scan_batches
+    from databourse.pii import SCAN_BATCH_ROWS, scan_batches
     from databourse.screening import check_declarations
 
     record = load_ingest(s.store, PROVIDER, DATASET, s.state["ingest_id"])
     pfile = pq.ParquetFile(s.store.local_path(record.staged_key))
     findings = scan_batches(
-        pfile.iter_batches(batch_size=64_000),
+        pfile.iter_batches(batch_size=SCAN_BATCH_ROWS),
         pfile.schema_arrow,
         threshold=s.cfg.settings.pii_threshold,
         sample_rows=s.cfg.settings.pii_sample_rows,
@@ -258,19 +259,39 @@ def stage_anonymize(s: Stage) -> dict[str, Any]:
     rows = getattr(cfg.settings.runs, "partition_rows", None) or parts.PARTITION_ROWS
     staged = pq.read_schema(source)
     plan = parts.plan_partitions(source, rows)
-    counted = [parts.count_partition(source, p, product, key, hierarchies, work) for p in plan]
-    s.mark(f"count x{len(plan)}")
-    decision = decide(parts.merge_counts(work, counted), product, hierarchies)
-    s.mark("decide")
-    written = [parts.write_partition(source, p, product, key, hierarchies, decision, work, declared)
-               for p in plan]  # fmt: skip
-    s.mark("write segments")
-    full, file_schema = assembly.schemas(staged, work, product, key, hierarchies, decision.levels)
-    pack = product.packaging
-    layout = assembly.plan_files(written, pack.max_rows_per_file, pack.partition_by)
-    files = [assembly.write_file(work, f, file_schema, pack.row_group_rows, work / "files")
-             for f in layout]  # fmt: skip
-    s.mark("write files")
+    # The flow maps these passes on its task runner: threads, `runs.threads()` at once.
+    with ThreadPoolExecutor(max_workers=cfg.settings.runs.threads()) as pool:
+        counted = list(
+            pool.map(
+                lambda p: parts.count_partition(source, p, product, key, hierarchies, work), plan
+            )
+        )
+        s.mark(f"count x{len(plan)}")
+        decision = decide(parts.merge_counts(work, counted), product, hierarchies)
+        s.mark("decide")
+        written = list(
+            pool.map(
+                lambda p: parts.write_partition(
+                    source, p, product, key, hierarchies, decision, work, declared
+                ),
+                plan,
+            )
+        )
+        s.mark("write segments")
+        full, file_schema = assembly.schemas(
+            staged, work, product, key, hierarchies, decision.levels
+        )
+        pack = product.packaging
+        layout = assembly.plan_files(written, pack.max_rows_per_file, pack.partition_by)
+        files = list(
+            pool.map(
+                lambda f: assembly.write_file(
+                    work, f, file_schema, pack.row_group_rows, work / "files"
+                ),
+                layout,
+            )
+        )
+        s.mark("write files")
     pii = (cfg.settings.pii_threshold, cfg.settings.pii_sample_rows)
     built = assembly.finish(work, work / "files", files, written, dict(decision.privacy), full,
                             product, declared, key, pii)  # fmt: skip

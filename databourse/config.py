@@ -156,6 +156,13 @@ class RunSettings(Strict):
     dask_address: str | None = None
     dask_workers: int = Field(2, ge=1)  # local cluster size when no address is given
     partition_rows: int = Field(1_000_000, ge=1000)  # rows per partition of a product build
+    # Partitions processed at once by the "threads" runner; null = one per CPU. Each holds about
+    # one partition in memory, so this bounds a build's memory whatever the dataset's size.
+    partition_threads: int | None = Field(None, ge=1)
+
+    def threads(self) -> int:
+        """Partitions the "threads" runner processes at once."""
+        return self.partition_threads or os.cpu_count() or 1
 
 
 class Settings(Strict):

@@ -9,9 +9,9 @@ column names and counts only, never a value.
 from __future__ import annotations
 
 import logging
-from collections import Counter
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +64,11 @@ DICTIONARY_BASED = frozenset({"PERSON_NAME", "ADDRESS", "LICENSE_PLATE"})
 WEAK_WHOLE_FLOOR = 0.5  # below this share, dictionary matches are chance and are not reported
 ALL_SHAPES = {**SHAPES, **TEXT_SHAPES}
 ANY_SHAPE = "^(?:" + "|".join(f"(?:{ALL_SHAPES[c][1:-1]})" for c in CATEGORIES) + ")$"
+# Rows counted per column at once. Each chunk's distinct values are classified once, so larger
+# chunks classify a repeated value fewer times: 64k -> 256k rows halved the scan of a 2M-row
+# sensor file (names, IDs, phones: 1.65 -> 0.82 s); 1M rows gained nothing more.
+SCAN_BATCH_ROWS = 262_144
+IN_FLIGHT = 2  # batches counted ahead of the one being added
 
 
 @dataclass(frozen=True)
@@ -144,18 +149,31 @@ def scan_batches(
     threshold: float = 0.8,
     sample_rows: int = 2000,
 ) -> list[ColumnFinding]:
-    """Classify every column of a stream of batches (memory bounded); same result as scan_table."""
+    """Classify every column of a stream of batches (memory bounded); same result as scan_table.
+
+    Each (batch, column) is counted as its own job on a pool of threads (Arrow kernels release
+    the GIL), up to `IN_FLIGHT` batches ahead, and added to the column's totals in batch order:
+    a column slower than the others (a unique ID) no longer leaves the other threads idle.
+    """
     states = [_ColumnState(scannable=_scannable(f.type, f.name), name=f.name) for f in schema]
-    workers = max(1, min(pa.cpu_count(), sum(s.scannable for s in states)))
-    with ThreadPoolExecutor(max_workers=workers) as pool:  # Arrow kernels release the GIL
-        for batch in batches:
-            jobs = [
-                pool.submit(_scan_chunk, state, schema[i].name, batch.column(i), sample_rows)
-                for i, state in enumerate(states)
-                if state.scannable
-            ]
-            for job in jobs:
-                job.result()
+    scanned = [i for i, state in enumerate(states) if state.scannable]
+    workers = max(1, min(pa.cpu_count(), len(scanned) * IN_FLIGHT))
+    pending: deque[list[tuple[int, Future[tuple[_Counts | None, _Counts]]]]] = deque()
+    offset = 0
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for batch in _coalesced(batches, SCAN_BATCH_ROWS):
+            head = max(0, min(batch.num_rows, sample_rows - offset))
+            offset += batch.num_rows
+            pending.append(
+                [
+                    (i, pool.submit(_scan_chunk, schema[i].name, batch.column(i), head))
+                    for i in scanned
+                ]
+            )
+            while len(pending) > IN_FLIGHT:
+                _add_results(states, pending.popleft())
+        while pending:
+            _add_results(states, pending.popleft())
     findings = [_finding(f.name, s, threshold) for f, s in zip(schema, states, strict=True)]
     for found in findings:
         log.debug(
@@ -169,6 +187,53 @@ def scan_batches(
     return findings
 
 
+def _add_results(
+    states: list[_ColumnState], jobs: list[tuple[int, Future[tuple[_Counts | None, _Counts]]]]
+) -> None:
+    """One batch's counts added to the columns' totals (its first rows also to the sample)."""
+    for i, job in jobs:
+        sample, rest = job.result()
+        if sample is not None:
+            states[i].sample.add(sample)
+            states[i].total.add(sample)
+        states[i].total.add(rest)
+
+
+def _coalesced(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
+    """Small batches joined into batches of about `rows` rows (larger ones pass as they are)."""
+    pending: list[pa.RecordBatch] = []
+    held = 0
+    for batch in batches:
+        if not pending and batch.num_rows >= rows:
+            yield batch
+            continue
+        pending.append(batch)
+        held += batch.num_rows
+        if held >= rows:
+            yield _joined(pending)
+            pending, held = [], 0
+    if pending:
+        yield _joined(pending)
+
+
+def _joined(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
+    if len(batches) == 1:
+        return batches[0]
+    plain = [_plain(b) for b in batches]  # Arrow cannot join dictionaries that hold a null
+    table = pa.Table.from_batches(plain, schema=plain[0].schema).combine_chunks()
+    return table.to_batches()[0] if table.num_rows else plain[0]
+
+
+def _plain(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Dictionary columns as their values (the scan reads values as text anyway)."""
+    if not any(pa.types.is_dictionary(f.type) for f in batch.schema):
+        return batch
+    columns = [
+        c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in batch.columns
+    ]
+    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
+
+
 def _scannable(typ: pa.DataType, name: str = "") -> bool:
     """Strings and integers are scanned, dates when the column is named as a birth date."""
     if pa.types.is_dictionary(typ):
@@ -180,27 +245,18 @@ def _scannable(typ: pa.DataType, name: str = "") -> bool:
     ) or pa.types.is_string_view(typ)
 
 
-def _scan_chunk(state: _ColumnState, name: str, arr: pa.Array, sample_rows: int) -> None:
-    """Add one batch's column to the counts; errors are re-raised without their (data) message."""
+def _scan_chunk(name: str, arr: pa.Array, head: int) -> tuple[_Counts | None, _Counts]:
+    """Counts of a batch's column: its first `head` values (the sample) and the rest apart.
+
+    Errors are re-raised without their (data) message."""
     try:
-        _add_chunk(state, arr, sample_rows)
+        arr = pc.cast(arr, pa.large_string())
+        sample = _count(arr.slice(0, head)) if head else None
+        return sample, _count(arr.slice(head)) if head < len(arr) else _Counts()
     except (pa.ArrowException, ValueError) as exc:
         raise DataBourseError(
             f"PII scan failed on column {name!r} ({type(exc).__name__})", column=name
         ) from None
-
-
-def _add_chunk(state: _ColumnState, arr: pa.Array, sample_rows: int) -> None:
-    """Add one batch's column to the sample and total counts."""
-    arr = pc.cast(arr, pa.large_string())
-    head = max(0, min(len(arr), sample_rows - state.rows))
-    state.rows += len(arr)
-    if head:
-        counts = _count(arr.slice(0, head))
-        state.sample.add(counts)
-        state.total.add(counts)
-    if head < len(arr):
-        state.total.add(_count(arr.slice(head)))
 
 
 def _count(arr: pa.Array) -> _Counts:

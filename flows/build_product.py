@@ -31,10 +31,11 @@ from tasks.building import (
 
 
 def partition_runner(runs: RunSettings) -> TaskRunner[Any]:
-    """The task runner of the partitioned passes: threads, or Dask (a scheduler's address, else
-    a local cluster of `dask_workers` single-threaded worker processes)."""
+    """The task runner of the partitioned passes: `partition_threads` threads (one per CPU by
+    default), or Dask (a scheduler's address, else a local cluster of `dask_workers`
+    single-threaded worker processes)."""
     if runs.task_runner != "dask":
-        return ThreadPoolTaskRunner()
+        return ThreadPoolTaskRunner(max_workers=runs.threads())
     from prefect_dask import DaskTaskRunner
 
     if runs.dask_address:

@@ -11,7 +11,7 @@ from prefect import get_run_logger, task
 from databourse import zones
 from databourse.errors import PersonalDataFound, QualityFailed
 from databourse.ingest import load_ingest, quarantine_ingest
-from databourse.pii import scan_batches
+from databourse.pii import SCAN_BATCH_ROWS, scan_batches
 from databourse.quality import check_suite, suite_from_contract, validate_parquet
 from databourse.quality_docs import artifact_rows, markdown_summary, render_html
 from databourse.quality_score import scores
@@ -82,7 +82,7 @@ def scan_personal_data(provider: str, dataset: str, ingest_id: str) -> dict[str,
             reporting.progress(
                 f"pii-progress-{provider}-{dataset}",
                 f"Personal-data scan of {provider}/{dataset}: rows done",
-                pfile.iter_batches(batch_size=64_000),
+                pfile.iter_batches(batch_size=SCAN_BATCH_ROWS),
                 pfile.metadata.num_rows,
             ),
             pfile.schema_arrow,

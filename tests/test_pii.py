@@ -15,6 +15,7 @@ import phonenumbers
 import pyarrow as pa
 import pytest
 
+from databourse import pii
 from databourse.pii import ColumnFinding, classify_array, classify_value, scan_batches, scan_table
 
 # ---- independent generators (no call into the code under test) ----------------------------------
@@ -293,6 +294,22 @@ def test_scan_batches_equals_scan_table() -> None:
     assert (by_name["sg"].category, by_name["sg"].whole) == (None, {"SG_NRIC_FIN": 250})
     # 82% valid overall, but the sample (first 100 rows) is 10% valid: classified on the sample
     assert (by_name["late"].category, by_name["late"].whole) == (None, {"SG_NRIC_FIN": 410})
+
+
+@pytest.mark.parametrize("scan_rows", [1, 40, 64, 1000])
+def test_batches_joined_and_counted_ahead_give_the_same_findings(
+    monkeypatch: pytest.MonkeyPatch, scan_rows: int
+) -> None:
+    """Small batches are joined to SCAN_BATCH_ROWS and counted IN_FLIGHT ahead, in order: the
+    sample boundary (100 rows) falls inside a joined batch, dictionaries hold nulls."""
+    table = mixed_table(500)
+    codes = pa.array([None if i % 9 == 0 else f"c{i % 5}" for i in range(500)]).dictionary_encode()
+    table = table.append_column("code", codes)
+    whole = scan_table(table, sample_rows=100)
+    monkeypatch.setattr(pii, "SCAN_BATCH_ROWS", scan_rows)
+    streamed = scan_batches(table.to_batches(max_chunksize=37), table.schema, sample_rows=100)
+    assert streamed == whole
+    assert {f.column: f.checked for f in streamed}["code"] == 500 - 56
 
 
 def test_threshold_is_respected() -> None:

@@ -18,6 +18,7 @@ from databourse.errors import ConfigError
 from databourse.quality import (
     ExpectationSpec,
     QualityReport,
+    build_expectations,
     check_suite,
     suite_from_contract,
     validate_parquet,
@@ -237,6 +238,40 @@ def test_batched_counts_equal_one_batch_and_mostly_is_combined(tmp_path: Path) -
     assert between.unexpected_percent == pytest.approx(100 * 28 / 38)  # nulls are not counted
     assert not between.success
     assert by_label(batched)["ExpectColumnMeanToBeBetween(id)"].success  # over all 40 rows
+
+
+def test_null_counts_by_arrow_equal_great_expectations(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The `nulls` route counts what GX counts on the DataFrame: nulls, NaN, NaT, dictionaries."""
+    nat = pa.array([-(2**63), 0, None, 5], pa.int64()).cast(pa.timestamp("us"))
+    data = pa.table(
+        {
+            "text": pa.array(["a", None, "", "b"]),
+            "number": pa.array([1.0, float("nan"), None, 2.0]),
+            "count": pa.array([None, None, 3, 4], pa.int64()),
+            "flag": pa.array([True, None, False, None]),
+            "day": pa.array([dt.date(2026, 1, 1), None, None, None], pa.date32()),
+            "at": nat,
+            "zoned": nat.cast(pa.timestamp("us", tz="Asia/Shanghai")),
+            "code": pa.array(["x", None, "y", "x"]).dictionary_encode(),
+        }
+    )
+    specs = [
+        ExpectationSpec(name, {"column": column, **extra})
+        for column in data.column_names
+        for name in ("ExpectColumnValuesToNotBeNull", "ExpectColumnValuesToBeNull")
+        for extra in ({}, {"mostly": 0.5})
+    ]
+    built = build_expectations(specs)
+    routes = {quality_batches.route(s, b, data.schema) for s, b in zip(specs, built, strict=True)}
+    assert routes == {"nulls"}
+    by_arrow = validate_table(data, "t", specs, batch_rows=3)
+    monkeypatch.setattr(quality_batches, "route", lambda *args: "per-batch")
+    by_gx = validate_table(data, "t", specs, batch_rows=3)
+    assert [r.to_json() for r in by_arrow.results] == [r.to_json() for r in by_gx.results]
+    nulls = {r.column: r.unexpected_count for r in by_arrow.results if "NotBe" in r.expectation}
+    expected = {"text": 1, "number": 2, "count": 2, "flag": 2, "day": 3, "at": 2, "zoned": 2}
+    assert nulls == {**expected, "code": 1}
+    assert {r.success for r in by_arrow.results} == {True, False}
 
 
 def test_empty_parquet_validates(tmp_path: Path) -> None:
