@@ -442,7 +442,7 @@ def _picked_rows(source: BatchSource, keys: list[str], rows: np.ndarray) -> pa.T
     """The key values of some rows (0-based, ascending), read batch by batch."""
     picked: list[pa.Table] = []
     start = 0
-    for batch in source.batches(keys):
+    for batch in source.batches(keys) if len(rows) else ():  # no candidate: nothing to read
         inside = rows[(rows >= start) & (rows < start + batch.num_rows)]
         if len(inside):
             picked.append(_decoded(pa.Table.from_batches([batch]).take(pa.array(inside - start))))

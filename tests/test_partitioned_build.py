@@ -276,7 +276,11 @@ def test_partition_runner_follows_the_settings() -> None:
 
     from flows.build_product import partition_runner
 
-    assert isinstance(partition_runner(RunSettings()), ThreadPoolTaskRunner)
+    threads = partition_runner(RunSettings())
+    assert isinstance(threads, ThreadPoolTaskRunner)
+    assert threads._max_workers == (os.cpu_count() or 1)  # not one thread per partition
+    bounded = partition_runner(RunSettings(partition_threads=3))
+    assert isinstance(bounded, ThreadPoolTaskRunner) and bounded._max_workers == 3
     local = partition_runner(RunSettings(task_runner="dask", dask_workers=3))
     assert isinstance(local, DaskTaskRunner)
     assert local.cluster_kwargs["n_workers"] == 3 and local.cluster_kwargs["processes"]
