@@ -68,6 +68,30 @@ def test_csv_ingested_raw_bytes_and_typed_staging(tmp_path: Path, store: ObjectS
     assert table["note"].to_pylist()[0] == "line one\nline two, with comma"
 
 
+def test_staged_row_groups_gather_the_readers_batches(
+    tmp_path: Path, store: ObjectStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reader's 64k-row batches are gathered into row groups of STAGED_ROW_GROUP_ROWS."""
+    from databourse import ingest
+
+    rows = 200_000
+    src = tmp_path / "drop.parquet"
+    pq.write_table(pa.table({"id": [f"r{i}" for i in range(rows)], "n": list(range(rows))}), src)
+    spec = DatasetSpec.model_validate(
+        {"primary_key": ["id"], "columns": [{"name": "id"}, {"name": "n", "type": "int64"}]}
+    )
+    whole = pq.ParquetFile(store.local_path(ingest_file(store, "p", "d", spec, src).staged_key))
+    assert [whole.metadata.row_group(i).num_rows for i in range(whole.num_row_groups)] == [rows]
+    monkeypatch.setattr(ingest, "STAGED_ROW_GROUP_ROWS", 100_000)
+    other = store.local_path(ingest_file(store, "p", "d2", spec, src).staged_key)
+    split = pq.ParquetFile(other)
+    assert [split.metadata.row_group(i).num_rows for i in range(split.num_row_groups)] == [
+        128_000,
+        72_000,
+    ]
+    assert split.read().column("n").to_pylist() == list(range(rows))
+
+
 def test_identical_bytes_stored_once(tmp_path: Path, store: ObjectStore) -> None:
     first = ingest_file(store, "prov", "ds", SPEC, write(tmp_path, "a.csv", GOOD))
     second = ingest_file(store, "prov", "ds", SPEC, write(tmp_path, "b-renamed.csv", GOOD))
