@@ -56,7 +56,7 @@ class ClassIndex:
 
     def __init__(self, classes: pa.Table, quasi_identifiers: list[str]) -> None:
         self.columns = list(quasi_identifiers)
-        self.values = [pc.unique(_plain(classes.column(q))) for q in self.columns]
+        self.values = [pc.unique(plain(classes.column(q))) for q in self.columns]
         self.steps: list[np.ndarray] = []
         dense = np.zeros(classes.num_rows, dtype=np.int64)
         for q, values in zip(self.columns, self.values, strict=True):
@@ -70,7 +70,7 @@ class ClassIndex:
     def _codes(
         column: pa.ChunkedArray | pa.Array, values: pa.Array
     ) -> tuple[np.ndarray, np.ndarray]:
-        index = pc.index_in(_plain(column), value_set=values, skip_nulls=False)
+        index = pc.index_in(plain(column), value_set=values, skip_nulls=False)
         known = np.asarray(pc.is_valid(index), dtype=bool)
         return np.asarray(index.fill_null(0), dtype=np.int64), known
 
@@ -88,6 +88,7 @@ class ClassIndex:
         return np.where(known, self.row_of[dense], -1)
 
 
-def _plain(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+def plain(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """One array, a dictionary decoded to its values."""
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     return array.dictionary_decode() if pa.types.is_dictionary(array.type) else array

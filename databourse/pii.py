@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from databourse.errors import DataBourseError
+from databourse.grouping import plain
 from databourse.identifiers import (
     ANY_EMBEDDED,
     ANY_SEPARATED,
@@ -219,19 +220,16 @@ def _coalesced(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.Reco
 def _joined(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
     if len(batches) == 1:
         return batches[0]
-    plain = [_plain(b) for b in batches]  # Arrow cannot join dictionaries that hold a null
-    table = pa.Table.from_batches(plain, schema=plain[0].schema).combine_chunks()
-    return table.to_batches()[0] if table.num_rows else plain[0]
+    decoded = [_plain(b) for b in batches]  # Arrow cannot join dictionaries that hold a null
+    table = pa.Table.from_batches(decoded, schema=decoded[0].schema).combine_chunks()
+    return table.to_batches()[0] if table.num_rows else decoded[0]
 
 
 def _plain(batch: pa.RecordBatch) -> pa.RecordBatch:
     """Dictionary columns as their values (the scan reads values as text anyway)."""
     if not any(pa.types.is_dictionary(f.type) for f in batch.schema):
         return batch
-    columns = [
-        c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in batch.columns
-    ]
-    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
+    return pa.RecordBatch.from_arrays([plain(c) for c in batch.columns], names=batch.schema.names)
 
 
 def _scannable(typ: pa.DataType, name: str = "") -> bool:

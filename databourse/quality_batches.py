@@ -44,6 +44,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from databourse.grouping import plain
 from databourse.primary_key import HashSpill, hash_rows
 from databourse.quality import (
     _NAT,
@@ -532,8 +533,7 @@ def _nulls(
 
 def _missing(values: pa.Array) -> int:
     """Values pandas (and so GX) sees as missing: nulls, float NaN, timestamps at NaT."""
-    if pa.types.is_dictionary(values.type):
-        values = values.cast(values.type.value_type)
+    values = plain(values)
     count = values.null_count
     if pa.types.is_floating(values.type):
         count += int(pc.sum(pc.is_nan(values)).as_py() or 0)
