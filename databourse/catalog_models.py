@@ -29,6 +29,7 @@ from databourse.transfer import PriorApproval
 VERSION_STATUSES = ("staged", "published", "withdrawn")
 AVAILABILITY_STATUSES = ("available", "pending_approval", "rejected", "expired", "denied")
 APPROVAL_DECISIONS = ("approved", "rejected", "expired")
+PENDING_STATUSES = ("waiting", "recorded", "refused", "failed", "cancelled", "expired")
 
 # Deterministic constraint names, so Alembic autogenerate and later migrations can refer to them.
 NAMING_CONVENTION = {
@@ -151,6 +152,35 @@ class Approval(Base):
     identity_note: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
+class PendingApproval(Base):
+    """One suspension of a publish run waiting for a person's answer on one market.
+
+    Written when the run suspends; an answer is accepted only for exactly this row: the same
+    run, suspend key, version content hash and market, and the form's nonce.
+    """
+
+    __tablename__ = "pending_approvals"
+    __table_args__ = (
+        UniqueConstraint("flow_run_id", "suspend_key"),
+        UniqueConstraint("nonce", name="uq_pending_approvals_nonce"),
+        CheckConstraint(_in("status", PENDING_STATUSES), name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id", ondelete="CASCADE"))
+    market: Mapped[str] = mapped_column(String(2))
+    content_hash: Mapped[str] = mapped_column(String(128))
+    flow_run_id: Mapped[str] = mapped_column(String(100))
+    suspend_key: Mapped[str] = mapped_column(String(200))
+    nonce: Mapped[str] = mapped_column(String(64))
+    route: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    rule_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    status: Mapped[str] = mapped_column(String(20), default="waiting")
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JsonType, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 class ExporterTransfer(Base):
     """One version counted in its exporter's running yearly count of individuals sent abroad."""
 
@@ -199,6 +229,10 @@ class AuditEvent(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JsonType)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # HMAC over the event's hash with the audit key (which the database never holds), and the
+    # id of that key; NULL on events written before keys were introduced (0007).
+    mac: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    key_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 def to_utc(moment: datetime) -> datetime:
