@@ -48,6 +48,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 PROVIDER, DATASET, PRODUCT = "my-buildops", "sensor_readings", "kl-building-environment"
 KEY = b"benchmark-pseudonym-key-0123456789abcdef"  # fixed: same input, same content hash
+AUDIT_KEY = b"Jq7mZ2xR9vK4tW8nL3cY6bH1sD5fG0aP"  # authenticates the run's audit events
 STAGES = ("ingest", "quality", "pii", "anonymize", "package", "publish")
 NEEDS = {"quality": ["ingest"], "pii": ["ingest"], "anonymize": ["ingest"],
          "package": ["quality", "pii", "anonymize"], "publish": ["package"]}  # fmt: skip
@@ -304,7 +305,10 @@ def stage_anonymize(s: Stage) -> dict[str, Any]:
         s.mark("write files")
     pii = (cfg.settings.pii_threshold, cfg.settings.pii_sample_rows)
     built = assembly.finish(work, work / "files", files, written, dict(decision.privacy), full,
-                            product, declared, key, pii)  # fmt: skip
+                            product, declared, key, pii,
+                            origin=cfg.providers[src.provider].jurisdiction,
+                            important_data=cfg.dataset(src.provider, src.dataset).important_data,
+                            )  # fmt: skip
     s.mark("verify (finish)")
     prefix = zones.product_staging_prefix(PRODUCT, built.content_hash)
     for f in built.files:
@@ -434,10 +438,12 @@ def _setup(stage: str, state: dict[str, Any]) -> Stage:
         importlib.import_module(name)
     from databourse.catalog import Catalog
     from databourse.config import load_config
+    from databourse.keys import Key
     from databourse.storage import open_store
 
     cfg = load_config(REPO / "configs")
-    catalog = Catalog(cfg.catalog_url)
+    audit_key = Key("audit", "default", "benchmark", AUDIT_KEY)  # its own catalog, its own key
+    catalog = Catalog(cfg.catalog_url, audit_keys=lambda: [audit_key])
     catalog.create_schema()
     store = open_store(
         cfg.store_root, endpoint_url=cfg.s3_endpoint_url, region=cfg.settings.storage.region

@@ -1,4 +1,5 @@
-"""Gated transfers through the Prefect API: list suspended publish runs, answer them, sweep."""
+"""Gated transfers through the Prefect API: list suspended or failed publish runs, answer them,
+retry a failed one, cancel a withdrawn version's."""
 
 from __future__ import annotations
 
@@ -16,10 +17,21 @@ from prefect.client.schemas.filters import (
     FlowRunFilterState,
     FlowRunFilterStateType,
 )
-from prefect.client.schemas.objects import StateType
+from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.responses import SetStateStatus
+from prefect.input.run_input import keyset_from_base_key
+from prefect.states import Cancelled
 
-from tasks.publishing import PUBLISH_FLOW, market_of
+from databourse.approval_rules import BOUND
+from databourse.catalog import Catalog
+from databourse.errors import DataBourseError
+from tasks.publishing import (
+    EXPIRED_MARK,
+    PUBLISH_DEPLOYMENT,
+    PUBLISH_FLOW,
+    market_of,
+    start_publication,
+)
 
 
 class ApprovalError(RuntimeError):
@@ -82,6 +94,9 @@ def answer(run_id: str, form: dict[str, Any], wait_seconds: float = 120) -> str:
         if run.state is None or not run.state.is_paused():
             state = run.state.name if run.state else "unknown"
             raise ApprovalError(f"run {run.name} ({run_id}) is not waiting for approval: {state}")
+        key = run.state.state_details.pause_key or ""
+        # As the form in the UI does: the suspension's constants come back as shown.
+        form = {**form_constants(client, uuid, key), **form}
         result = client.resume_flow_run(uuid, run_input=_jsonable(form))
         if result.status != SetStateStatus.ACCEPT:
             reason = getattr(result.details, "reason", None) or "no reason given"
@@ -107,3 +122,153 @@ def _jsonable(form: dict[str, Any]) -> dict[str, Any]:
     return {
         k: v.isoformat() if isinstance(v, dt.date) else v for k, v in form.items() if v is not None
     }
+
+
+def form_constants(client: Any, run_id: UUID, key: str) -> dict[str, Any]:
+    """The constants (product, version, content hash, market, nonce) the run's form shows."""
+    schema_key = keyset_from_base_key(f"suspended-{key}")["schema"]
+    found = client.filter_flow_run_input(run_id, schema_key, 1, set())
+    if not found or found[0].key != schema_key:
+        return {}
+    properties = (found[0].decoded_value or {}).get("properties", {})
+    return {f: properties[f]["const"] for f in BOUND if "const" in properties.get(f, {})}
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """A publish run that failed while a market of its version still waits for an answer."""
+
+    run_id: str
+    run_name: str
+    product: str
+    version: str
+    state: str
+    why: str
+    since: str
+
+    def to_json(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def stopped(catalog: Catalog) -> list[Stopped]:
+    """The latest publish run of each version, when it failed and a market still waits."""
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[PUBLISH_FLOW])),
+        )
+    latest: dict[tuple[str, str], FlowRun] = {}
+    for run in sorted(runs, key=lambda r: r.created or dt.datetime.min.replace(tzinfo=dt.UTC)):
+        latest[subject(catalog, run)] = run
+    out = []
+    for (product, version), run in latest.items():
+        state = run.state
+        if state is None or not (state.is_failed() or state.is_crashed()):
+            continue
+        if EXPIRED_MARK in (state.message or "") or not _still_waits(catalog, product, version):
+            continue  # an approval timeout is recorded as expired by the sweep
+        why = (state.message or "no message").splitlines()[0][:300]
+        since = state.timestamp.isoformat()
+        out.append(Stopped(str(run.id), run.name, product, version, str(state.name), why, since))
+    return sorted(out, key=lambda s: s.since)
+
+
+def subject(catalog: Catalog, run: FlowRun) -> tuple[str, str]:
+    """The version a publish run asked about (its forms' version, else its parameters)."""
+    opened = catalog.pending_of_run(str(run.id))
+    if opened:
+        return opened[-1]["product"], opened[-1]["version"]
+    return str(run.parameters.get("product")), str(run.parameters.get("version"))
+
+
+def _still_waits(catalog: Catalog, product: str, version: str) -> bool:
+    try:
+        shown = catalog.show(product, version)
+    except DataBourseError:  # a run of a product this catalog does not hold
+        return False
+    return any(
+        v.get("status") != "withdrawn"
+        and any(a["status"] == "pending_approval" for a in v.get("availability", []))
+        for v in shown.get("versions", [])
+        if v.get("version") == version
+    )
+
+
+def retry(catalog: Catalog, run_id: str) -> FlowRun:
+    """Start a fresh publish run for the version of a failed one (the same one if retried)."""
+    try:
+        uuid = UUID(run_id)
+    except ValueError:
+        raise ApprovalError(f"{run_id!r} is not a flow run id") from None
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(uuid)
+        flow = client.read_flow(run.flow_id)
+        served = client.read_deployment(run.deployment_id) if run.deployment_id else None
+    state = run.state
+    if (
+        flow.name != PUBLISH_FLOW
+        or state is None
+        or not (state.is_final() and not state.is_completed())
+    ):
+        what = state.name if state else "unknown"
+        raise ApprovalError(
+            f"run {run.name} ({run_id}) is {what}: only a failed publish run is retried"
+        )
+    product, version = subject(catalog, run)
+    record = catalog.get_version(product, version)
+    if record.status == "withdrawn":
+        raise ApprovalError(f"{product}@{version} was withdrawn: there is nothing to retry")
+    deployment = f"{flow.name}/{served.name}" if served else PUBLISH_DEPLOYMENT
+    new = start_publication(
+        product, version, record.content_hash, deployment=deployment, after=str(run.id)
+    )
+    if new.id == run.id:
+        raise ApprovalError(f"run {run_id} is still the current publish run of {product}@{version}")
+    return new
+
+
+def cancel_waiting(catalog: Catalog, product: str, version: str, reason: str) -> list[str]:
+    """Cancel the version's publish runs that wait on a form, and their open questions."""
+    runs = {p["flow_run_id"] for p in catalog.pending_of_version(product, version)}
+    runs |= {w.run_id for w in waiting() if (w.product, w.version) == (product, version)}
+    cancelled = []
+    with get_client(sync_client=True) as client:
+        for run_id in sorted(runs):
+            run = client.read_flow_run(UUID(run_id))
+            if run.state is None or not run.state.is_paused():
+                continue
+            message = f"{product}@{version} was withdrawn: {reason}"[:300]
+            client.set_flow_run_state(run.id, Cancelled(message=message), force=True)
+            cancelled.append(run_id)
+    catalog.cancel_pending(product, version, reason)
+    return cancelled
+
+
+def asked(catalog: Catalog, run_id: str) -> dict[str, Any]:
+    """The question a suspended publish run asks now, as the pipeline recorded it.
+
+    ApprovalError when the run is not waiting on an approval form, the pipeline opened no
+    question for that form, or the run's parameters no longer name the version it asked about.
+    """
+    try:
+        uuid = UUID(run_id)
+    except ValueError:
+        raise ApprovalError(f"{run_id!r} is not a flow run id") from None
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(uuid)
+    state = run.state
+    key = state.state_details.pause_key if state is not None and state.is_paused() else None
+    if key is None or market_of(key) is None:
+        raise ApprovalError(f"run {run.name} ({run_id}) is not waiting for approval")
+    pending = catalog.pending_for(run_id, key)
+    if pending is None:
+        raise ApprovalError(
+            f"run {run_id} waits on form {key}, but the pipeline opened no such form"
+        )
+    named = (str(run.parameters.get("product")), str(run.parameters.get("version")))
+    if named != (pending["product"], pending["version"]):
+        raise ApprovalError(
+            f"run {run_id}'s parameters name {named[0]}@{named[1]}, but its form asks about "
+            f"{pending['product']}@{pending['version']}: the run was changed while it waited; "
+            f"cancel it and start a new one (bourse approvals retry {run_id})"
+        )
+    return pending

@@ -5,6 +5,9 @@
     databourse: product quality dropped   the `databourse.product.quality-dropped` event, which
                                           packaging emits when a version's overall score falls
                                           below the previous version's
+    databourse: a run stopped beating     a running flow run whose heartbeats stopped (its
+                                          process died: runner killed, machine lost) is marked
+                                          Crashed; created on every `bourse server start`
 
 Each notifies through a Prefect notification block when one is named (`--notify BLOCK`, e.g. a
 Slack or email block the operator created in the UI); without one the automation still fires and
@@ -18,12 +21,16 @@ from typing import Any, cast
 
 from prefect.automations import (
     Automation,
+    ChangeFlowRunState,
     DoNothing,
     EventTrigger,
     Posture,
     SendNotification,
 )
 from prefect.blocks.core import Block
+from prefect.client.schemas.objects import StateType
+
+from bourse.runtime import HEARTBEAT_SECONDS
 
 PREFIX = "databourse: "
 QUALITY_DROPPED = "databourse.product.quality-dropped"
@@ -82,7 +89,55 @@ def wanted(approval_wait: timedelta, notify: str | None) -> list[Automation]:
             notify,
             "{{ event.resource.name }}: quality dropped ({{ event.payload }})",
         ),
+        zombie(),
     ]
+
+
+ZOMBIE = f"{PREFIX}a run stopped beating"
+_BEATS_END = {
+    "prefect.flow-run.heartbeat",
+    "prefect.flow-run.Completed",
+    "prefect.flow-run.Failed",
+    "prefect.flow-run.Cancelled",
+    "prefect.flow-run.Crashed",
+    "prefect.flow-run.Paused",
+    "prefect.flow-run.Suspended",
+}
+
+
+def zombie(missed: int = 3) -> Automation:
+    """Prefect's zombie detection: no heartbeat for `missed` beats marks the run Crashed."""
+    silent = EventTrigger(
+        match={"prefect.resource.id": "prefect.flow-run.*"},
+        after={"prefect.flow-run.heartbeat"},
+        expect=_BEATS_END,
+        for_each={"prefect.resource.id"},
+        posture=Posture.Proactive,
+        threshold=1,
+        within=timedelta(seconds=missed * HEARTBEAT_SECONDS),
+    )
+    crash = ChangeFlowRunState(
+        state=StateType.CRASHED,
+        name="Crashed",
+        message=f"no heartbeat for {missed * HEARTBEAT_SECONDS} s: its process is gone "
+        "(bourse approvals sweep lists publish runs stopped after an answer)",
+    )
+    return Automation(
+        name=ZOMBIE,
+        description="Created by `bourse server start`: a running flow run stopped beating.",
+        trigger=silent,
+        actions=[crash],
+    )
+
+
+def ensure_zombie() -> str | None:
+    """Create the zombie automation when missing; return what was done."""
+    try:
+        cast(Automation, Automation.read(name=ZOMBIE))  # sync call
+        return None
+    except ValueError:
+        zombie().create()
+        return f"created automation {ZOMBIE!r}"
 
 
 def _automation(title: str, trigger: EventTrigger, notify: str | None, body: str) -> Automation:

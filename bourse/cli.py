@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from bourse import runtime
 
 RT = runtime.configure()  # before anything imports Prefect
 
+from bourse.display import PlainConsole, assemble, cells, safe, yaml_text  # noqa: E402
 from databourse.errors import DataBourseError  # noqa: E402
 
 app = typer.Typer(
@@ -45,13 +45,15 @@ for sub, name in (
     (samples_app, "samples"),
 ):
     app.add_typer(sub, name=name)
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+# Data printed here comes from buyers, approvers, providers and the catalog: plain text only,
+# controls escaped (bourse/display.py); style is added as Text, never as markup.
+out = PlainConsole(soft_wrap=True)
+err = PlainConsole(stderr=True, soft_wrap=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
 def fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(assemble(("error:", "bold red"), " ", safe(message, keep="\n")))
     raise typer.Exit(code)
 
 
@@ -89,8 +91,10 @@ def run(
     result = _run_flow(lambda: process_drop(provider, dataset, str(_abs(source)), wait))
     for p in result["products"]:
         out.print(
-            f"{p['product']}@{p['version']} ({'new' if p['new'] else 'unchanged'}): "
-            f"publish run {p['publish_run_name']} {p['publish_state']}"
+            safe(
+                f"{p['product']}@{p['version']} ({'new' if p['new'] else 'unchanged'}): "
+                f"publish run {p['publish_run_name']} {p['publish_state']}"
+            )
         )
         if p["publish_state"] == "Suspended":
             _print_approval_hint(p["publish_run_id"])
@@ -131,7 +135,7 @@ def nightly(
         print_json(result)
     else:
         for p in result["processed"]:
-            out.print(f"{p['key']}: {p['state']}", highlight=False)
+            out.print(safe(f"{p['key']}: {p['state']}"))
         out.print(f"{len(result['processed'])} new drop(s) processed, {result['failed']} failed")
     if result["failed"]:
         raise typer.Exit(1)
@@ -180,7 +184,7 @@ def discover(
     table = Table("key", "status", "reason", "duplicate of", "rows")
     for d in result["drops"]:
         rows = "" if d["expected_rows"] is None else str(d["expected_rows"])
-        table.add_row(d["key"], d["status"], d["reason"] or "", d["duplicate_of"] or "", rows)
+        table.add_row(*cells(d["key"], d["status"], d["reason"], d["duplicate_of"], rows))
     out.print(table)
     out.print(
         ", ".join(f"{v} {k}" for k, v in result["summary"].items() if v) or "landing is empty"
@@ -231,7 +235,7 @@ def quality_profile(
         text = profile(resources.config(), resources.store(), provider, dataset, file, rows)
     except DataBourseError as exc:
         fail(str(exc))
-    sys.stdout.write(text)
+    sys.stdout.write(yaml_text(text))
 
 
 @app.command()
@@ -286,21 +290,27 @@ def verify(
     if everything:
         try:
             report, lines = verify_all(
-                resources.store(), resources.catalog(), grace_hours, not quick
+                resources.store(), resources.catalog(), grace_hours, not quick, resources.config()
             )
         except DataBourseError as exc:
             fail(str(exc))
         if as_json:
             print_json(report.to_json())
         else:
-            out.print("\n".join(lines), highlight=False, markup=False)
+            for text in lines:
+                out.print(safe(text))
         if not report.ok:
             raise typer.Exit(1)
         return
     product, _, version = (ref or "").partition("@")
     if not version:
         fail("give the exact version (PRODUCT@VERSION) or --all")
-    problems = verify_version(resources.config(), resources.store(), product, version)
+    try:
+        problems = verify_version(
+            resources.config(), resources.store(), product, version, resources.catalog()
+        )
+    except DataBourseError as exc:
+        problems = [str(exc)]
     if as_json:
         print_json(
             {"product": product, "version": version, "ok": not problems, "problems": problems}
@@ -309,7 +319,7 @@ def verify(
             raise typer.Exit(1)
     if problems:
         fail(f"{ref} fails verification:\n  " + "\n  ".join(problems))
-    out.print(f"{ref}: files, content hash, privacy model and identifier scan all verified")
+    out.print(safe(f"{ref}: files, content hash, privacy model and identifier scan all verified"))
 
 
 @transfer_app.command("explain")
@@ -321,17 +331,27 @@ def transfer_explain(
     """The transfer decision for one market (with the exporter's count this year) and its rules."""
     import datetime as dt
 
-    from databourse.transfer import calendar_year, decide, explain, with_running_count
+    from databourse.transfer import (
+        calendar_year,
+        decide,
+        explain,
+        policy_fingerprint,
+        with_running_count,
+    )
     from tasks import resources
     from tasks.publishing import version_facts
 
     product, _, version = ref.partition("@")
     cfg = resources.config()
-    try:
+    try:  # the facts only through the content hash: an edited manifest is refused here too
         facts, exporter = version_facts(product, version)
-    except DataBourseError:
-        fail(f"{ref}: no such published version (give PRODUCT@VERSION)")
+        [shown] = resources.catalog().show(product, version)["versions"]
+    except DataBourseError as exc:
+        fail(f"{ref}: {exc}")
         return
+    policy = policy_fingerprint(cfg.policy)
+    stored = next((a for a in shown["availability"] if a["market"] == market.upper()), None)
+    under = ((stored or {}).get("detail") or {}).get("policy_sha256")
     year = calendar_year(cfg.policy.origin(facts.origin).timezone, dt.datetime.now(dt.UTC))
     others = [
         v
@@ -347,38 +367,76 @@ def transfer_explain(
     decision = decide(cfg.policy, facts, market.upper())
     chain = explain(cfg.policy, facts, market.upper())
     if as_json:
-        print_json({"decision": decision.to_json(), "facts": facts.to_json(), "chain": chain})
+        print_json(
+            {
+                "decision": decision.to_json(),
+                "facts": facts.to_json(),
+                "chain": chain,
+                "policy_sha256": policy,
+                "stored": stored,
+            }
+        )
         return
     out.print(
-        f"{ref} -> {market.upper()}: [bold]{decision.decision}[/] by rule "
-        f"{decision.rule_id} ({decision.citation})"
+        assemble(
+            f"{ref} -> {market.upper()}: ",
+            (decision.decision, "bold"),
+            f" by rule {decision.rule_id} ({decision.citation})",
+        )
     )
-    out.print(f"facts: {facts.to_json()}")
+    out.print(safe(f"facts: {facts.to_json()}"))
+    out.print(safe(f"policy sha256 {policy} (configs/policies/cross_border.yaml as loaded)"))
+    if stored is not None:
+        same = "the same policy" if under == policy else f"policy {under or 'unrecorded'}"
+        out.print(
+            safe(f"stored: {stored['status']} by rule {stored['rule_id']}, decided under {same}")
+        )
     for step in chain:
         verdict = "decides" if step["decided"] else "skipped: " + "; ".join(step["failed"])
-        out.print(f"  {step['rule']}: {verdict}")
+        out.print(safe(f"  {step['rule']}: {verdict}"))
 
 
 # ---------------------------------------------------------------- approvals
+StuckAfterOpt = Annotated[
+    float,
+    typer.Option(help="Report a publish run answered but silent this many seconds as stuck."),
+]
+
+
 @approvals_app.command("list")
 def approvals_list(
     as_json: JsonOpt = False,
+    stuck_after: StuckAfterOpt = 600,
     show_all: Annotated[
         bool, typer.Option("--all", help="Also every decision: approved, rejected, expired.")
     ] = False,
 ) -> None:
-    """Publish runs suspended on an approval form (timed-out ones are recorded expired first)."""
-    from bourse.approvals import waiting
+    """Publish runs suspended on an approval form, and those that failed while a market waits.
+
+    Timed-out ones are recorded expired first; a failed one is restarted by `approvals retry`.
+    """
+    from bourse.approvals import stopped, waiting
+    from bourse.stuck import describe
+    from bourse.stuck import find as find_stuck
     from tasks import resources
     from tasks.publishing import sweep_expired
 
     sweep_expired(resources.catalog())
     items = waiting()
+    failed = stopped(resources.catalog())
     decided = resources.catalog().transfer_decisions() if show_all else []
+    stuck_runs = [s for s in find_stuck(resources.catalog().transfer_decisions(), stuck_after)
+                  if s.run_id not in {f.run_id for f in failed}]  # fmt: skip
     if as_json:
         pending = [{**w.to_json(), "url": RT.run_url(w.run_id)} for w in items]
-        print_json({"waiting": pending, "decided": decided} if show_all else pending)
+        stuck = [{**f.to_json(), "url": RT.run_url(f.run_id)} for f in failed]
+        listing = {"waiting": pending, "failed": stuck, "decided": decided}
+        listing["stuck"] = [s.to_json() for s in stuck_runs]
+        print_json(listing if show_all else pending)
         return
+    _print_stopped(failed)
+    for s in stuck_runs:
+        out.print(safe(describe(s)))
     if not items:
         out.print("no transfer is waiting for approval")
     else:
@@ -386,12 +444,38 @@ def approvals_list(
         for column in table.columns:
             column.overflow = "fold"
         for w in items:
-            table.add_row(
-                w.run_id, w.product, w.version, w.market, w.since[:19], (w.timeout_at or "")[:19]
-            )
+            until = (w.timeout_at or "")[:19]
+            table.add_row(*cells(w.run_id, w.product, w.version, w.market, w.since[:19], until))
         out.print(table)
     if show_all:
         _print_decisions(decided)
+
+
+def _print_stopped(failed: list[Any]) -> None:
+    if not failed:
+        return
+    table = Table("failed run", "product", "version", "state", "since", "why")
+    for column in table.columns:
+        column.overflow = "fold"
+    for f in failed:
+        table.add_row(*cells(f.run_id, f.product, f.version, f.state, f.since[:19], f.why))
+    out.print(table)
+    out.print("a market still waits: start a new publish run with `bourse approvals retry RUN`")
+
+
+@approvals_app.command("retry")
+def approvals_retry(
+    run_id: Annotated[str, typer.Argument(help="A failed publish run (bourse approvals list).")],
+) -> None:
+    """Start a fresh publish run for the version of a failed (or cancelled) one."""
+    from bourse.approvals import ApprovalError, retry
+    from tasks import resources
+
+    try:
+        new = retry(resources.catalog(), run_id)
+    except (ApprovalError, DataBourseError) as exc:
+        fail(str(exc))
+    out.print(safe(f"new publish run {new.name} ({new.id}): {RT.run_url(str(new.id))}"))
 
 
 def _print_decisions(decided: list[dict[str, Any]]) -> None:
@@ -401,25 +485,30 @@ def _print_decisions(decided: list[dict[str, Any]]) -> None:
     for d in decided:
         carried = d.get("carried_over_from")
         note = f"carried over from {carried['version']}" if carried else (d.get("conditions") or "")
-        table.add_row(
+        table.add_row(*cells(
             (d["decided_at"] or "")[:19], d["product_id"], d["version"], d["market"],
             d["decision"], d["approver"], d.get("reference") or "", note,
-        )  # fmt: skip
+        ))  # fmt: skip
     out.print(table)
 
 
 @approvals_app.command("sweep")
-def approvals_sweep(as_json: JsonOpt = False) -> None:
-    """Record as expired every approval whose publish run timed out waiting (idempotent)."""
+def approvals_sweep(as_json: JsonOpt = False, stuck_after: StuckAfterOpt = 600) -> None:
+    """Record expired approvals (idempotent); report publish runs stopped after an answer."""
+    from bourse.stuck import describe, find
     from tasks import resources
     from tasks.publishing import sweep_expired
 
     expired = sweep_expired(resources.catalog())
+    stuck = find(resources.catalog().transfer_decisions(), stuck_after, crash=True)
     if as_json:
-        print_json(expired)
+        print_json({"expired": expired, "stuck": [s.to_json() for s in stuck]})
         return
+    for s in stuck:
+        out.print(safe(describe(s)))
     for e in expired:
-        out.print(f"expired: {e['product_id']}@{e['version']} -> {e['market']} ({e['conditions']})")
+        where = f"{e['product_id']}@{e['version']} -> {e['market']}"
+        out.print(safe(f"expired: {where} ({e['conditions']})"))
     out.print(f"{len(expired)} approval(s) recorded as expired")
 
 
@@ -480,34 +569,37 @@ def reject(
 def _answer(run_id: str, form: dict[str, Any]) -> None:
     import datetime as dt
 
-    from bourse.approvals import ApprovalError, answer, waiting
+    from bourse.approvals import ApprovalError, answer, asked
+    from databourse.approval_rules import Binding
+    from databourse.names import name_problems
     from databourse.transfer import approval_problems
     from tasks import resources
 
-    match = [w for w in waiting() if w.run_id == run_id]
-    rule_route = _rule_route(match[0]) if match else None
-    if form.get("route") is None:
-        form["route"] = rule_route or "unspecified"
-    if rule_route not in (None, "unspecified"):  # the form's and the flow's checks, done first
-        policy = resources.config().policy
-        if problems := approval_problems(policy, str(rule_route), form, dt.date.today()):
-            fail("answer not sent, the run keeps waiting: " + "; ".join(problems))
+    if problems := name_problems(form["approver"], "approver"):
+        fail("--approver: answer not sent: " + "; ".join(problems))
+    catalog = resources.catalog()
+    try:  # the question the pipeline recorded for the run's form, checked against the run
+        pending = asked(catalog, run_id)
+    except ApprovalError as exc:
+        fail(f"answer not sent: {exc}")
+    binding = Binding.of(pending)
+    form = {**binding.to_json(), **form, "route": form.get("route") or pending["route"]}
+    policy = resources.config().policy
+    # The form's rules and the flow's, done first: a bad answer is never sent.
+    if problems := approval_problems(policy, pending["route"], form, dt.date.today(), binding):
+        fail("answer not sent, the run keeps waiting: " + "; ".join(problems))
     try:
         state = answer(run_id, form)
     except ApprovalError as exc:
         fail(str(exc))
-    out.print(f"{form['decision']} recorded; publish run is now {state}: {RT.run_url(run_id)}")
-
-
-def _rule_route(w: Any) -> str:
-    from tasks import resources
-
-    shown = resources.catalog().show(w.product, w.version)
-    for v in shown.get("versions", []):
-        for a in v.get("availability", []):
-            if a["market"] == w.market and a.get("route"):
-                return str(a["route"])
-    return "unspecified"
+    url = RT.run_url(run_id)
+    what = f"{binding.product}@{binding.version} -> {binding.market}"
+    after = catalog.pending_for(run_id, pending["suspend_key"]) or pending
+    if after["status"] == "refused":
+        refused = "; ".join(after["detail"].get("refused", []))
+        fail(f"{form['decision']} for {what} refused by the pipeline: {refused} ({state}: {url})")
+    out.print(safe(f"answered for {what} (content {binding.content_hash[:16]})"))
+    out.print(safe(f"{form['decision']} recorded; publish run is now {state}: {url}"))
 
 
 @app.command()
@@ -515,38 +607,55 @@ def grant(
     ref: Annotated[str, typer.Argument(help="PRODUCT@VERSION")],
     buyer: Annotated[str, typer.Option(help="Who gets access.")],
     market: Annotated[str, typer.Option(help="The buyer's jurisdiction (2 letters).")],
-    expires: Annotated[str, typer.Option(help="24h, 7d or a date YYYY-MM-DD.")] = "7d",
+    expires: Annotated[
+        str,
+        typer.Option(
+            help="24h, 7d or a date YYYY-MM-DD; at most grant_max_days (settings) and never "
+            "past the approval the market rests on."
+        ),
+    ] = "7d",
     as_json: JsonOpt = False,
 ) -> None:
     """Give a buyer time-limited access to one published version available in their market."""
     from databourse.delivery import expiry, grant_access
     from databourse.errors import CatalogError
+    from databourse.names import name_problems
     from tasks import resources
 
     product, _, version = ref.partition("@")
     if not version:
         fail("give the exact version: PRODUCT@VERSION")
+    if problems := name_problems(buyer, "buyer"):
+        fail("--buyer: " + "; ".join(problems))
+    try:
+        until = expiry(expires)
+    except CatalogError as exc:
+        fail(f"--expires: {exc}")
     try:
         given = grant_access(
+            resources.config(),
             resources.catalog(),
             resources.store(),
             product,
             version,
             buyer,
             market.upper(),
-            expiry(expires),
+            until,
         )
-    except CatalogError as exc:
+    except DataBourseError as exc:  # refused: manifest or files changed, approval, expiry
         fail(str(exc))
     if as_json:
         print_json(given)
         return
     out.print(
-        f"grant {given['id']}: {buyer} may read {product}@{version} in {given['market']} "
-        f"until {given['expires_at']}"
+        safe(
+            f"grant {given['id']}: {buyer} may read {product}@{version} in {given['market']} "
+            f"until {given['expires_at']}"
+        )
     )
     for f in given["files"]:
-        out.print(f"  {f['path']} ({f['bytes']} bytes, sha256 {f['sha256'][:16]}...): {f['url']}")
+        size, sha = f["bytes"], f["sha256"][:16]
+        out.print(safe(f"  {f['path']} ({size} bytes, sha256 {sha}...): {f['url']}"))
 
 
 # ---------------------------------------------------------------- catalog
@@ -564,11 +673,13 @@ def catalog_list(as_json: JsonOpt = False) -> None:
         column.overflow = "fold"  # never cut an id: people copy them
     for p in items:
         table.add_row(
-            p["id"],
-            f"{p['provider']}/{p['dataset']}",
-            str(p["latest_version"]),
-            str(p["version_count"]),
-            ", ".join(p["markets"]),
+            *cells(
+                p["id"],
+                f"{p['provider']}/{p['dataset']}",
+                p["latest_version"],
+                p["version_count"],
+                ", ".join(p["markets"]),
+            )
         )
     out.print(table)
 
@@ -590,22 +701,26 @@ def catalog_show(
     if as_json:
         print_json(shown)
         return
-    out.print(f"[bold]{shown['product']['id']}[/] {shown['product']['name']}")
+    out.print(assemble((shown["product"]["id"], "bold"), " ", shown["product"]["name"]))
     for v in shown.get("versions", []):
         out.print(
-            f"  {v['version']}  {v['status']}  rows={v.get('row_count')}  "
-            f"hash={str(v.get('content_hash'))[:12]}  {v.get('manifest_uri') or ''}"
+            safe(
+                f"  {v['version']}  {v['status']}  rows={v.get('row_count')}  "
+                f"hash={str(v.get('content_hash'))[:12]}  {v.get('manifest_uri') or ''}"
+            )
         )
         for a in v.get("availability", []):
-            out.print(f"    {a['market']}: {a['status']} ({a.get('rule_id')})")
+            out.print(safe(f"    {a['market']}: {a['status']} ({a.get('rule_id')})"))
         for ap in v.get("approvals", []):
             carried = ap.get("carried_over_from")
             since = f", carried over from {carried['version']}" if carried else ""
             who = ap.get("prefect_identity") or "no Prefect identity"
             out.print(
-                f"    approval {ap['market']}: {ap['decision']} by {ap['approver']} ({who}) "
-                f"route {ap.get('route')}/{ap.get('basis') or '-'} ref {ap.get('reference')} "
-                f"until {ap.get('valid_until') or '-'}{since}"
+                safe(
+                    f"    approval {ap['market']}: {ap['decision']} by {ap['approver']} ({who}) "
+                    f"route {ap.get('route')}/{ap.get('basis') or '-'} ref {ap.get('reference')} "
+                    f"until {ap.get('valid_until') or '-'}{since}"
+                )
             )
 
 
@@ -616,7 +731,7 @@ def catalog_export() -> None:
     from tasks import resources
 
     for kind, uri in export_catalog(resources.catalog(), resources.store()).items():
-        out.print(f"{kind}: {uri}")
+        out.print(safe(f"{kind}: {uri}"))
 
 
 @catalog_app.command("withdraw")
@@ -624,7 +739,8 @@ def catalog_withdraw(
     ref: Annotated[str, typer.Argument(help="PRODUCT@VERSION")],
     reason: Annotated[str, typer.Option(help="Why it is withdrawn (kept for audit).")],
 ) -> None:
-    """Withdraw a version: kept in the catalog for audit, no longer offered in any market."""
+    """Withdraw a version: kept for audit, offered nowhere; its waiting publish runs cancelled."""
+    from bourse.approvals import cancel_waiting
     from databourse.errors import CatalogError
     from tasks import resources
 
@@ -633,20 +749,40 @@ def catalog_withdraw(
         fail("give the exact version to withdraw: PRODUCT@VERSION")
     try:
         resources.catalog().withdraw_version(product, version, reason=reason)
+        cancelled = cancel_waiting(resources.catalog(), product, version, reason)
     except CatalogError as exc:
         fail(str(exc))
-    out.print(f"{product}@{version} withdrawn: {reason}")
+    out.print(safe(f"{product}@{version} withdrawn: {reason}"))
+    for run_id in cancelled:  # an answer to them would be refused anyway: nothing waits now
+        out.print(safe(f"cancelled publish run {run_id}, which waited for an approval"))
 
 
 @audit_app.command("verify")
 def audit_verify() -> None:
-    """Walk the hash chain of the audit trail; exit 1 on any edited, removed or reordered event."""
+    """Check the audit trail's hashes, MACs (audit key) and anchors; exit 1 on any break."""
     from tasks import resources
 
-    report = resources.catalog().audit_verify()
+    report = resources.catalog().audit_verify(resources.store())
     if not report.ok:
         fail(f"audit chain broken ({report.events} events):\n  " + "\n  ".join(report.problems))
-    out.print(f"audit chain intact: {report.events} events")
+    for note in report.notes:
+        out.print(note, highlight=False, markup=False)
+    out.print(
+        f"audit chain intact: {report.events} events, authenticated with the audit key; "
+        f"{report.anchors} anchor(s) in the store agree"
+    )
+
+
+@audit_app.command("anchor")
+def audit_anchor() -> None:
+    """Copy the chain's head (seq, hash, MAC) into the store as a write-once anchor."""
+    from tasks import resources
+
+    anchored = resources.catalog().audit_anchor(resources.store())
+    if anchored is None:
+        out.print("the audit trail is empty: nothing to anchor")
+        return
+    out.print(f"anchored event {anchored['seq']} ({anchored['hash'][:16]}...) in the store")
 
 
 @audit_app.command("show")
@@ -668,7 +804,7 @@ def audit_show(
         )
         who = f" by {e['actor']}" if e["actor"] else ""
         market = f" -> {e['market']}" if e["market"] else ""
-        out.print(f"{e['seq']:>5} {e['at'][:19]} {e['kind']:<11} {subject}{market}{who}")
+        out.print(safe(f"{e['seq']:>5} {e['at'][:19]} {e['kind']:<11} {subject}{market}{who}"))
 
 
 @audit_app.command("export")
@@ -698,6 +834,19 @@ def server_stop() -> None:
 
     done = stop(RT)
     out.print("\n".join(done) or "nothing was running")
+
+
+@server_app.command("reclaim")
+def server_reclaim() -> None:
+    """Free concurrency slots whose holders are gone (lease expired, run ended, process dead)."""
+    from bourse.localserver import healthy, recover, slot_report
+
+    if not healthy(RT.api_url):
+        fail(f"the Prefect API {RT.api_url} does not answer: `bourse server start` (it reclaims)")
+    done = recover(RT)
+    out.print("\n".join(done) or "no slot held by a dead holder", highlight=False)
+    for line in slot_report():
+        out.print(line, highlight=False)
 
 
 @server_app.command("status")
@@ -738,10 +887,14 @@ def config_check() -> None:
 
 @secrets_app.command("init")
 def secrets_init() -> None:
-    """Create the pseudonymization key's Prefect Secret block with a random key, if none is set."""
-    from bourse.demo import ensure_pseudonym_key
+    """Create the pseudonym and audit keys as private key files (0600), if none is set."""
+    from bourse.demo import ensure_keys
 
-    out.print(ensure_pseudonym_key())
+    try:
+        lines = ensure_keys()
+    except DataBourseError as exc:
+        fail(str(exc))
+    out.print("\n".join(lines), highlight=False, markup=False)
 
 
 @samples_app.command("generate")

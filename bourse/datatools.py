@@ -16,14 +16,15 @@ from databourse.catalog import Catalog
 from databourse.config import Config, PrivacyModel
 from databourse.consistency import ConsistencyReport, check_all
 from databourse.errors import DataBourseError, IngestRejected
+from databourse.facts import rederived_problems
 from databourse.hierarchy import product_hierarchies
 from databourse.ingest import read_contract_table
-from databourse.package import content_hash, read_manifest, validate_manifest
+from databourse.package import manifest_hash, read_manifest, validate_manifest
 from databourse.pii import scan_table
 from databourse.privacy import verify
-from databourse.productize import productize, verify_written
+from databourse.productize import productize, rescan_written
 from databourse.quality_profile import profile_yaml
-from databourse.screening import direct_identifiers
+from databourse.screening import check_embedded, direct_identifiers
 from databourse.storage import ObjectStore
 
 
@@ -75,9 +76,13 @@ def anonymize_file(
     tmp = out.with_name(f".{out.name}.tmp")
     pq.write_table(made.table, tmp, compression="zstd")
     try:  # the same last checks as the pipeline, on the written file; a refused one never appears
-        made.privacy["verified"] = verify_written(
-            tmp, product, cfg.settings.pii_threshold, cfg.settings.pii_sample_rows
-        )
+        settings = cfg.settings
+        rescan = rescan_written(
+            tmp, product, settings.pii_threshold, settings.pii_sample_rows,
+            settings.pii_embedded_max_share,
+        )  # fmt: skip
+        made.privacy["verified"] = rescan.privacy
+        made.personal_data["embedded"] = rescan.embedded
     except DataBourseError:
         tmp.unlink(missing_ok=True)
         raise
@@ -92,35 +97,91 @@ def anonymize_file(
     }
 
 
-def verify_version(cfg: Config, store: ObjectStore, product: str, version: str) -> list[str]:
-    """Re-check a published version from its files alone; the list of failures (empty: ok)."""
+def verify_version(
+    cfg: Config, store: ObjectStore, product: str, version: str, catalog: Catalog | None = None
+) -> list[str]:
+    """Re-check a published version from its files alone; the list of failures (empty: ok).
+
+    The content hash is recomputed over the files, schema, config and transfer facts, and
+    compared with the manifest's and the catalog's; the facts are recounted from the files.
+    A missing or changed file is a failure named here, never a crash.
+    """
     manifest = read_manifest(store, product, version)
     if manifest is None:
         return [f"{product}@{version}: no manifest (not a visible version)"]
-    problems: list[str] = []
+    key = f"{zones.product_prefix(product, version)}/manifest.json"
     try:
         validate_manifest(manifest)
-    except Exception as exc:  # CatalogError with the schema problems
-        problems.append(str(exc))
+    except DataBourseError as exc:  # CatalogError with the schema problems
+        return [f"{key}: {exc}"]
+    problems = _hash_problems(manifest, key, catalog, product, version)
     prefix = zones.product_prefix(product, version)
+    before_files = len(problems)
     with tempfile.TemporaryDirectory() as tmp:
         for f in manifest["files"]:
             path = Path(tmp) / f["path"]
-            store.download(f"{prefix}/{f['path']}", path)
+            try:
+                store.download(f"{prefix}/{f['path']}", path)
+            except (DataBourseError, OSError):
+                problems.append(f"{prefix}/{f['path']}: listed in the manifest, missing")
+                continue
             if hashlib.sha256(path.read_bytes()).hexdigest() != f["sha256"]:
-                problems.append(f"{f['path']}: sha256 differs from the manifest")
-        schema = manifest["schema"]
-        config_sha = manifest["lineage"]["product_config_sha256"]
-        from databourse.package import FileEntry
-
-        files = [FileEntry(**f) for f in manifest["files"]]
-        if content_hash(files, schema, config_sha) != manifest["content_hash"]:
-            problems.append("content hash does not match the files, schema and config")
+                problems.append(f"{prefix}/{f['path']}: sha256 differs from the manifest")
+        if len(problems) > before_files:  # the files are not the version's: nothing more to say
+            return problems
         problems += _privacy_problems(manifest, Path(tmp))
         table = pq.read_table(tmp)
-        found = direct_identifiers(scan_table(table, threshold=cfg.settings.pii_threshold))
+        findings = scan_table(table, threshold=cfg.settings.pii_threshold)
+        found = direct_identifiers(findings)
         problems += [f"direct identifier in column {f['column']} ({f['category']})" for f in found]
+        problems += _embedded_problems(findings, manifest, cfg.settings.pii_embedded_max_share)
+        problems += [f"{key}: {p}" for p in _facts_problems(cfg, table, manifest)]
     return problems
+
+
+def _hash_problems(
+    manifest: dict[str, Any], key: str, catalog: Catalog | None, product: str, version: str
+) -> list[str]:
+    """The recomputed content hash against the manifest's and the catalog's."""
+    problems = []
+    recomputed = manifest_hash(manifest)
+    if recomputed != manifest["content_hash"]:
+        problems.append(
+            f"{key}: content hash does not match the files, schema, config and transfer facts "
+            "listed (the manifest was edited)"
+        )
+    if catalog is not None:
+        try:
+            held = catalog.get_version(product, version).content_hash
+        except DataBourseError:
+            return [*problems, f"{product}@{version}: not in the catalog"]
+        if held != recomputed or held != manifest["content_hash"]:
+            problems.append(f"{key}: the catalog holds content hash {held[:16]}, not this one")
+    return problems
+
+
+def _facts_problems(cfg: Config, table: Any, manifest: dict[str, Any]) -> list[str]:
+    """The transfer facts recounted from the files and the provider's config (see facts.py)."""
+    try:
+        src = cfg.product(manifest["product"]).source
+    except DataBourseError:
+        return [f"product {manifest['product']} is not configured: facts not re-derived"]
+    return rederived_problems(
+        table,
+        manifest,
+        cfg.providers[src.provider].jurisdiction,
+        cfg.dataset(src.provider, src.dataset).important_data,
+        cfg.settings.pii_threshold,
+    )
+
+
+def _embedded_problems(
+    findings: list[Any], manifest: dict[str, Any], max_share: float
+) -> list[str]:
+    """Identifiers inside the files' text beyond the build's limits (counts, never values)."""
+    redacted = (manifest["personal_data"].get("embedded") or {}).get("redacted") or {}
+    check = check_embedded(findings, list(redacted), max_share)
+    return [] if check.ok else [f"identifiers inside text: {check.reason()}"]
 
 
 def _privacy_problems(manifest: dict[str, Any], folder: Path) -> list[str]:
@@ -139,10 +200,19 @@ def _privacy_problems(manifest: dict[str, Any], folder: Path) -> list[str]:
 
 
 def verify_all(
-    store: ObjectStore, catalog: Catalog, grace_hours: float, deep: bool
+    store: ObjectStore, catalog: Catalog, grace_hours: float, deep: bool, cfg: Config | None = None
 ) -> tuple[ConsistencyReport, list[str]]:
-    """Check the whole store against the catalog; the report and its lines for a terminal."""
-    report = check_all(store, catalog, grace_seconds=grace_hours * 3600, deep=deep)
+    """Check the whole store against the catalog; the report and its lines for a terminal.
+
+    With `cfg`, also the transfer facts re-derived from each version's files and every approval
+    cross-checked with the Prefect run that answered it (bourse.evidence).
+    """
+    from bourse.evidence import gate_evidence
+
+    evidence = gate_evidence(cfg, catalog) if cfg is not None else None
+    report = check_all(
+        store, catalog, grace_seconds=grace_hours * 3600, deep=deep, evidence=evidence
+    )
     lines = []
     for f in report.findings:
         where = f.key or "@".join(x for x in (f.product, f.version) if x) or "-"

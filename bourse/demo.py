@@ -2,39 +2,52 @@
 
 from __future__ import annotations
 
-import os
-import secrets
 from typing import Any
 
 from rich.console import Console
 
+from bourse.display import assemble, safe
 from bourse.runtime import Runtime
-from databourse import zones
-from databourse.errors import DataBourseError
+from databourse import keys, zones
+from databourse.errors import DataBourseError, KeyRefused, SecretMissing
 from databourse.exports import JSONLD_KEY, PAGE_KEY
 
 
-def ensure_pseudonym_key() -> str:
-    """Make sure a pseudonymization key exists; create a random Prefect Secret block if not."""
-    from prefect.blocks.system import Secret
+def ensure_keys() -> list[str]:
+    """Make sure the pseudonym and audit keys exist: key files (0600) outside state, if not set.
 
+    Never a Prefect Secret block: an unauthenticated Prefect API returns block values to anyone.
+    A key whose version the store already recorded is never replaced: that is a lost key, and a
+    new series must start under a new version.
+    """
+    return [ensure_key(purpose) for purpose in ("pseudonym", "audit")]
+
+
+def ensure_key(purpose: str) -> str:
+    """One purpose's default key: where it comes from, or a new random key file."""
     from tasks import resources
 
-    ref = resources.config().settings.pseudonym_key
-    if os.environ.get(ref.env):
-        return f"pseudonymization key: from ${ref.env}"
-    if not ref.block:
-        raise DataBourseError(f"set {ref.env}: no Secret block is configured to fall back on")
+    place = resources.key_place(purpose)
+    recorded = keys.recorded_id(resources.store(), purpose, keys.DEFAULT_VERSION)
     try:
-        Secret.load(ref.block)
-        return f"pseudonymization key: Prefect Secret block {ref.block!r}"
-    except ValueError:
-        Secret(value=secrets.token_hex(32)).save(ref.block)  # type: ignore[call-arg]
+        key = resources.load_key(purpose)
+    except SecretMissing:
+        if recorded is not None:
+            raise KeyRefused(
+                f"the {purpose} key was lost: this store recorded key id {recorded} for version "
+                f"{keys.DEFAULT_VERSION!r}, and neither ${place.env} nor {place.file('default')} "
+                "holds it. Restore it; a new key must be a new version (key_version in the "
+                "product config), never the same version with other pseudonyms",
+                purpose=purpose,
+                recorded=recorded,
+            ) from None
+        key = keys.create(place)
+        resources.load_key(purpose)  # records its id in the store
         return (
-            f"pseudonymization key: generated a random local key and saved it as the Prefect "
-            f"Secret block {ref.block!r} (for the demo; in production set ${ref.env} or "
-            f"create that block yourself, and keep it: pseudonyms depend on it)"
+            f"{purpose} key: generated a random local key in {key.origin} (mode 0600, id "
+            f"{key.key_id}); keep it and back it up apart from the data: it cannot be remade"
         )
+    return f"{purpose} key: from {key.origin} (id {key.key_id})"
 
 
 def run_demo(rt: Runtime, out: Console, scale: float = 1.0) -> None:
@@ -48,7 +61,8 @@ def run_demo(rt: Runtime, out: Console, scale: float = 1.0) -> None:
     for line in start(rt):
         out.print(line)
     out.print(f"Prefect UI: {rt.ui_url}")
-    out.print(ensure_pseudonym_key())
+    for line in ensure_keys():
+        out.print(line)
     store = resources.store()
     drops = generate_drops(rt.state / "samples", scale=scale)
     results: list[dict[str, Any]] = []
@@ -60,7 +74,8 @@ def run_demo(rt: Runtime, out: Console, scale: float = 1.0) -> None:
         try:
             results.append(process_drop(drop.provider, drop.dataset, str(source)))
         except DataBourseError as exc:
-            out.print(f"[red]drop {drop.provider}/{drop.dataset} failed:[/] {exc}")
+            failed = f"drop {drop.provider}/{drop.dataset} failed:"
+            out.print(assemble((failed, "red"), safe(f" {exc}", keep="\n")))
     report(rt, out, results)
 
 
@@ -104,7 +119,7 @@ def report(rt: Runtime, out: Console, results: list[dict[str, Any]]) -> None:
     out.print(
         f"object store (zones): {cfg.store_root}\ncatalog: {cfg.catalog_url}\n"
         f"Prefect UI: {rt.ui_url}   logs: {rt.state / 'logs'}\n"
-        f"browse: bourse catalog list | bourse catalog show PRODUCT\\[@VERSION] --json\n"
+        f"browse: bourse catalog list | bourse catalog show PRODUCT[@VERSION] --json\n"
         f"audit trail: bourse audit show | bourse audit verify\n"
         f"stop the background server and runner: make stop"
     )

@@ -7,6 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from bourse.display import assemble, escape_controls, safe
 from bourse.runtime import Runtime
 from bourse.sources import expand
 from databourse.errors import GateFailed, IngestRejected
@@ -24,7 +25,7 @@ def ingest_sources(
     try:
         sources = expand(source, cfg.s3_endpoint_url, cfg.settings.storage.region)
     except IngestRejected as exc:
-        err.print(f"[bold red]refused:[/] {exc}", highlight=False)
+        err.print(assemble(("refused:", "bold red"), safe(f" {exc}", keep="\n")))
         return 1
     failures = 0
     with _bar(err) as bar:
@@ -38,9 +39,11 @@ def ingest_sources(
                     )
                 except GateFailed as exc:
                     failures += 1
-                    err.print(f"[bold red]quarantined:[/] {exc}", highlight=False)
+                    # a link or a missing file is refused unread: there is nothing to quarantine
+                    kept = "quarantined:" if exc.context.get("quarantine_uri") else "refused:"
+                    err.print(assemble((kept, "bold red"), safe(f" {exc}", keep="\n")))
                     continue
-                out.print(_line(result), highlight=False)
+                out.print(safe(_line(result)))
         finally:
             ingesting.PROGRESS_LISTENERS.remove(listener)
     return failures
@@ -57,7 +60,7 @@ def _line(result: dict[str, Any]) -> str:
 
 def _bar(err: Console) -> Progress:
     return Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),  # a file name is not markup
         BarColumn(),
         TextColumn("{task.fields[rows]:>12,} rows"),
         TimeElapsedColumn(),
@@ -72,7 +75,8 @@ def _listener(bar: Progress) -> Any:
 
     def update(name: str, rows: int, share: float | None) -> None:
         if name not in tasks:
-            tasks[name] = bar.add_task(name, total=1.0 if share is not None else None, rows=0)
+            total = 1.0 if share is not None else None
+            tasks[name] = bar.add_task(escape_controls(name), total=total, rows=0)
         bar.update(tasks[name], completed=share or 0.0, rows=rows)
 
     return update

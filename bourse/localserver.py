@@ -1,6 +1,8 @@
 """The background processes of the embedded setup: a Prefect server and a deployment runner.
 
 `start()` starts what is not running yet (pid files and logs under `state/`), `stop()` stops them.
+Each start also recovers from a crash: the zombie-run automation exists, and concurrency slots
+whose holders are gone (killed with the server, or since) are freed (tasks/leases.py).
 With an external `PREFECT_API_URL` only the runner is ours; the server is somebody else's.
 """
 
@@ -129,12 +131,44 @@ def start(rt: Runtime, timeout: float = 120) -> list[str]:
         )
         _wait(lambda: healthy(rt.api_url), timeout, proc)
         done.append(f"started Prefect server at {rt.ui_url} (log {proc.log_file})")
+    done += recover(rt)
     proc = runner(rt)
     if proc.pid() is None:
         proc.start([sys.executable, "-m", "bourse", "serve"])
         _wait(lambda: _deployment_ready(rt.api_url), timeout, proc)
         done.append(f"started the deployment runner (log {proc.log_file})")
     return done
+
+
+def recover(rt: Runtime) -> list[str]:
+    """Make a (re)started server safe to run on: zombie detection on, dead holders' slots freed."""
+    from prefect.client.orchestration import get_client
+
+    from bourse.automations import ensure_zombie
+    from tasks.leases import reclaim
+
+    done = [line for line in [ensure_zombie()] if line]
+    with get_client(sync_client=True) as client:
+        done += reclaim(client, rt.state)
+    return done
+
+
+def slot_report() -> list[str]:
+    """Each provider limit's slots in use and who holds them."""
+    from prefect.client.orchestration import get_client
+
+    from tasks.leases import holders, provider_limits
+
+    lines = []
+    with get_client(sync_client=True) as client:
+        for limit in provider_limits(client):
+            lines.append(f"{limit.name}: {limit.active_slots} of {limit.limit} slot(s) in use")
+            lines += [
+                f"  lease {h['lease']} until {h['expires']}: flow run {h['run']} "
+                f"({h['run_id']}, {h['state']})"
+                for h in holders(client, limit)
+            ]
+    return lines
 
 
 def stop(rt: Runtime) -> list[str]:

@@ -13,6 +13,8 @@ from pathlib import Path
 from databourse.config import default_config_dir
 
 MANAGED = "DATABOURSE_MANAGED_PREFECT"
+LEASE_STORAGE = "prefect.server.concurrency.lease_storage.filesystem"
+HEARTBEAT_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,12 @@ def configure() -> Runtime:
         # domain code also runs outside flow runs (samples, checks): keep those logs local
         "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
         "PREFECT_RUNNER_POLL_FREQUENCY": "2",
+        # Slot leases on disk (PREFECT_HOME/concurrency_leases): a server restart keeps them and a
+        # dead holder's lease expires; the default memory storage loses them and leaks the slots.
+        "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": LEASE_STORAGE,
+        # A running flow run beats every 30 s (Prefect's minimum); the zombie automation
+        # (bourse/automations.py) marks one Crashed when its beats stop.
+        "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(HEARTBEAT_SECONDS),
         "GX_ANALYTICS_ENABLED": "false",
     }
     for name, value in defaults.items():

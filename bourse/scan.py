@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
+from bourse.display import escape_controls, json_text
 from databourse.errors import DataBourseError
 from databourse.pii import ColumnFinding, scan_batches
 
@@ -44,12 +44,18 @@ def _batches(path: Path) -> tuple[Iterator[pa.RecordBatch], pa.Schema]:
 
 
 def _render(findings: list[ColumnFinding]) -> str:
-    """A readable table: column, category, confidence, share, embedded counts."""
+    """A readable table: column, category, confidence, share, embedded counts (names escaped)."""
     rows = [("column", "category", "confidence", "share", "embedded")]
     for f in findings:
         embedded = ", ".join(f"{c}={n}" for c, n in sorted(f.embedded.items()))
         rows.append(
-            (f.column, f.category or "-", f"{f.confidence:.2f}", f"{f.share:.2f}", embedded or "-")
+            (
+                escape_controls(f.column),
+                f.category or "-",
+                f"{f.confidence:.2f}",
+                f"{f.share:.2f}",
+                embedded or "-",
+            )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     return "\n".join(
@@ -77,4 +83,4 @@ def scan_file(path: Path, as_json: bool, threshold: float, sample_rows: int) -> 
         }
         for f in findings
     ]
-    return 0, json.dumps({"columns": columns}, ensure_ascii=False)
+    return 0, json_text({"columns": columns})

@@ -4,11 +4,17 @@ Each source becomes one ingest. Folders are walked recursively in name order; na
 would not mean as data (hidden, `.tmp`/`.part`, sidecar manifests) are skipped. A sidecar
 manifest (`x.csv.manifest.json`, or any `*.manifest.json` of the folder) is verified before
 anything is ingested: sha256 and size must match, and its row count is checked after parsing.
+
+Symbolic links are never followed: a link (given, matched by a glob, or met in a folder, to a file
+or a folder) becomes a source of its own, which the ingest refuses and audits without reading the
+file it points at; a manifest that is, or lists, a link refuses its folder. Paths are made absolute
+without resolving links, so a source is always named as it was found.
 """
 
 from __future__ import annotations
 
 import glob
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,12 +40,14 @@ def expand(source: str, endpoint_url: str | None = None, region: str = "us-east-
     if source.startswith("s3://"):
         found = _s3_sources(source, endpoint_url, region)
     elif glob.has_magic(source):
-        found = [Source(str(Path(p).resolve()), Path(p).name) for p in sorted(glob.glob(source))]
-        found = [s for s in found if Path(s.location).is_file() and _wanted(s.name)]
-    elif Path(source).is_dir():
-        found = _folder_sources(Path(source).resolve())
-    elif Path(source).is_file():
-        found = _with_manifests([Path(source).resolve()], Path(source).resolve().parent)
+        matches = [_absolute(p) for p in sorted(glob.glob(source))]
+        found = [Source(str(p), p.name) for p in matches if _listed(p) and _wanted(p.name)]
+    elif (path := _absolute(source)).is_symlink():
+        found = [Source(str(path), path.name)]  # refused by the ingest, which audits it
+    elif path.is_dir():
+        found = _folder_sources(path)
+    elif path.is_file():
+        found = _with_manifests([path], path.parent)
     else:
         raise IngestRejected(f"{source}: no such file or folder", file=source)
     if not found:
@@ -51,8 +59,24 @@ def _wanted(name: str) -> bool:
     return not name.startswith(".") and not name.endswith(_SKIPPED_SUFFIXES)
 
 
+def _absolute(path: str | Path) -> Path:
+    """The path made absolute without resolving symbolic links (a link stays a link)."""
+    return Path(os.path.abspath(Path(path).expanduser()))
+
+
+def _listed(path: Path) -> bool:
+    """A regular file, or a link of any kind (the ingest refuses it, naming it)."""
+    return path.is_symlink() or path.is_file()
+
+
 def _folder_sources(folder: Path) -> list[Source]:
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and _wanted(p.name))
+    """The folder's files, walked without following links; the links met are sources too."""
+    files: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(folder):  # followlinks=False
+        here = Path(dirpath)
+        links = [d for d in dirnames if (here / d).is_symlink()]
+        files += [here / n for n in (*filenames, *links) if _wanted(n) and _listed(here / n)]
+    files.sort()
     found: list[Source] = []
     for parent in sorted({p.parent for p in files}):
         found += _with_manifests([p for p in files if p.parent == parent], parent)
@@ -63,6 +87,11 @@ def _with_manifests(files: list[Path], folder: Path) -> list[Source]:
     """Attach and verify the sidecar manifests of a folder's files."""
     promised: dict[str, tuple[Path, int | None]] = {}
     for path in sorted(folder.glob("*.manifest.json")):
+        if path.is_symlink():
+            raise IngestRejected(
+                f"{path.name}: the manifest is a symbolic link; links are never followed",
+                file=path.name,
+            )
         manifest = read_manifest(path.read_bytes())
         if isinstance(manifest, str):
             raise IngestRejected(f"{path.name}: invalid manifest: {manifest}", file=path.name)
@@ -76,6 +105,11 @@ def _check(manifest: Manifest, path: Path, folder: Path) -> dict[str, tuple[Path
     out: dict[str, tuple[Path, int | None]] = {}
     for entry in manifest.files:
         target = folder / entry.name
+        if target.is_symlink():
+            raise IngestRejected(
+                f"{path.name}: lists {entry.name!r}, a symbolic link; links are never followed",
+                file=entry.name,
+            )
         if not target.is_file():
             raise IngestRejected(
                 f"{path.name}: lists {entry.name!r}, which is not there (incomplete drop)",

@@ -18,6 +18,8 @@ level the column is left for the privacy-model search, see `databourse.lattice`)
 decimals of a float; `top`/`bottom` code values beyond a bound to the bound, and the output field
 is labelled with the bounds in its Arrow metadata (`databourse.top`, `databourse.bottom`), which
 Parquet keeps; `mask` replaces every letter and digit but the last n by `*`, separators kept.
+`embedded: redact` on a text column replaces the identifiers inside its (kept, masked or
+generalized) text by typed placeholders such as `<CN_RESIDENT_ID>` (`databourse.redaction`).
 
 Key rotation: `key` may be one key (bytes) or a mapping of key versions to keys; a pseudonymize
 rule naming `key_version` uses that entry, the others use the entry "default" (or the single
@@ -49,6 +51,7 @@ import pyarrow.compute as pc
 from databourse.config import ColumnRule, ProductSpec
 from databourse.errors import ConfigError, IngestRejected
 from databourse.hierarchy import Hierarchy
+from databourse.redaction import redact_embedded
 
 log = logging.getLogger(__name__)
 
@@ -347,6 +350,8 @@ def apply_rules(
         if rule.action == "drop":
             continue
         array = _apply_rule(table.column(name), name, rule, key, hierarchies or {}, offset)
+        if rule.embedded == "redact":
+            array = _redacted(array, name)
         arrays.append(array)
         fields.append(pa.field(rule.rename or name, array.type, metadata=_labels(rule)))
     log.debug(
@@ -358,6 +363,18 @@ def apply_rules(
         len(set(table.column_names) - set(product.columns)),
     )
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _redacted(array: pa.Array | pa.ChunkedArray, name: str) -> pa.Array:
+    """The rule's output with the identifiers inside its text replaced (`embedded: redact`)."""
+    try:
+        return redact_embedded(array)
+    except TypeError as exc:
+        raise IngestRejected(
+            f"column {name!r} has type {array.type}, which `embedded: redact` cannot handle",
+            column=name,
+            type=str(array.type),
+        ) from exc
 
 
 def _labels(rule: ColumnRule) -> dict[bytes, bytes] | None:

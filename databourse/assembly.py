@@ -33,8 +33,9 @@ from databourse.anonymize import Keys
 from databourse.config import ProductSpec
 from databourse.errors import PrivacyModelFailed
 from databourse.hierarchy import Hierarchy
-from databourse.package import FileEntry, content_hash, schema_of
-from databourse.productize import decide, personal_figures, remaining_columns, verify_written
+from databourse.package import FileEntry, content_hash, schema_of, transfer_facts
+from databourse.productize import decide, personal_figures, remaining_columns, rescan_written
+from databourse.screening import EMBEDDED_MAX_SHARE
 
 log = logging.getLogger(__name__)
 
@@ -256,8 +257,13 @@ def finish(
     declared: dict[str, str],
     key: Keys | None,
     pii: tuple[float, int] = (0.8, 2000),
+    *,
+    origin: str,
+    important_data: bool,
+    embedded_max_share: float = EMBEDDED_MAX_SHARE,
 ) -> Built:
-    """The written files verified (PersonalDataFound, PrivacyModelFailed), and their identity."""
+    """The written files verified (PersonalDataFound, PrivacyModelFailed), and their identity
+    (which covers the transfer facts: `origin` and `important_data` are the provider's)."""
     rows = sum(out["rows"] for out in written)
     expected = privacy.get("rows_out")
     if product.type != "aggregate" and expected is not None and rows != expected:
@@ -267,14 +273,20 @@ def finish(
             product=product.id,
             rows=rows,
         )
-    privacy = {**privacy, "verified": verify_written(out_dir, product, *pii)}
+    rescan = rescan_written(out_dir, product, *pii, embedded_max_share)
+    privacy = {**privacy, "verified": rescan.privacy}
     remaining = remaining_columns(product, declared)
     columns = [
         {**c, "personal_data": remaining[c["name"]]} if c["name"] in remaining else c
         for c in schema_of(schema.empty_table())
     ]
-    chash = content_hash(files, columns, product.fingerprint())
     personal = personal_figures(product, declared, key, count_individuals(work, written))
+    personal["embedded"] = rescan.embedded
+    facts = transfer_facts(origin, personal["remaining"], personal["individuals"], important_data)
+    personal.update(
+        sensitive_categories=facts["sensitive_categories"], important_data=facts["important_data"]
+    )
+    chash = content_hash(files, columns, product.fingerprint(), facts)
     log.info("%s: %d rows in %d file(s), content hash %s", product.id, rows, len(files), chash[:12])
     return Built(files, columns, rows, privacy, personal, chash)
 
@@ -289,6 +301,10 @@ def build(
     out_dir: Path,
     partition_rows: int = parts.PARTITION_ROWS,
     pii: tuple[float, int] = (0.8, 2000),
+    *,
+    origin: str,
+    important_data: bool = False,
+    embedded_max_share: float = EMBEDDED_MAX_SHARE,
 ) -> Built:
     """Every pass in this process, partition after partition: the files land in `out_dir`."""
     staged = pq.read_schema(source)
@@ -312,4 +328,7 @@ def build(
         write_file(work, f, file_schema, pack.row_group_rows, out_dir)
         for f in plan_files(written, pack.max_rows_per_file, split)
     ]
-    return finish(work, out_dir, files, written, privacy, full, product, declared, key, pii)
+    return finish(
+        work, out_dir, files, written, privacy, full, product, declared, key, pii,
+        origin=origin, important_data=important_data, embedded_max_share=embedded_max_share,
+    )  # fmt: skip

@@ -10,19 +10,22 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from databourse import audit
-from databourse.catalog_engine import CatalogEngine, check_market
+from databourse.catalog_engine import check_market
 from databourse.catalog_markets import availability_row, count_abroad
 from databourse.catalog_models import (
     APPROVAL_DECISIONS,
     Approval,
     ApprovalRecord,
     Availability,
+    PendingApproval,
     Version,
     approval_refusal,
     availability_json,
     iso,
 )
+from databourse.catalog_pending import PendingDesk
 from databourse.errors import CatalogError, TransferNotApproved
+from databourse.names import check_name
 
 __all__ = ["ApprovalDesk"]
 
@@ -31,7 +34,7 @@ log = logging.getLogger("databourse.catalog")
 _DECISION_STATUS = {"approved": "available", "rejected": "rejected", "expired": "expired"}
 
 
-class ApprovalDesk(CatalogEngine):
+class ApprovalDesk(PendingDesk):
     """Catalog methods that record and list what a person decided (mixed into Catalog)."""
 
     def record_approval(
@@ -52,16 +55,21 @@ class ApprovalDesk(CatalogEngine):
         basis: str | None = None,
         carry_over: bool = False,
         identity_note: str | None = None,
+        pending_id: int | None = None,
+        nonce: str | None = None,
     ) -> ApprovalRecord:
         """Store a person's transfer decision bound to the version's content hash and the market.
 
         Only a market awaiting a decision (pending_approval) can be approved or rejected; an
         expiry applies to a pending or approved one. Idempotent per (version, market,
         flow_run_id). `content_hash`, when given, is the hash the approver reviewed: a different
-        one than the version's is refused (TransferNotApproved). An approval counts the version
-        in its exporter's year.
+        one than the version's is refused (TransferNotApproved), and so is an approval of a
+        withdrawn version. With `pending_id` the answer is recorded only on that waiting
+        suspension of this run, version content and market, carrying its `nonce`; the row is
+        then `recorded`. An approval counts the version in its exporter's year.
         """
         check_market(market)
+        check_name(approver, "approver")  # InvalidName: empty, overlong, control characters
         if decision not in APPROVAL_DECISIONS:
             raise CatalogError(f"unknown approval decision {decision!r}", decision=decision)
 
@@ -72,6 +80,11 @@ class ApprovalDesk(CatalogEngine):
                 return ApprovalRecord.of(existing, row, new=False)
             current = availability_row(session, row.id, market)
             refusal = approval_refusal(row, current, decision, content_hash, valid_until)
+            if refusal is None and decision == "approved" and row.status == "withdrawn":
+                refusal = "the version was withdrawn: it is offered nowhere"
+            pending = session.get(PendingApproval, pending_id) if pending_id is not None else None
+            if refusal is None and pending_id is not None:
+                refusal = _pending_refusal(pending, row, market, flow_run_id, nonce)
             if refusal is not None:
                 raise TransferNotApproved(
                     f"{product_id} {version} market {market}: {refusal}",
@@ -96,8 +109,12 @@ class ApprovalDesk(CatalogEngine):
                 rule_id=current.rule_id if current is not None else None,
                 carry_over=carry_over and decision == "approved",
                 identity_note=identity_note,
+                pending_id=pending_id,
             )
             self._apply_answer(session, row, current, approval)
+            if pending is not None:
+                pending.status, pending.answered_at = "recorded", self._now()
+                pending.detail = {**(pending.detail or {}), "approval_id": approval.id}
             return ApprovalRecord.of(approval, row, new=True)
 
         return self._write("record_approval", work)
@@ -184,6 +201,7 @@ class ApprovalDesk(CatalogEngine):
                 "flow_run_id": approval.flow_run_id,
                 "prefect_identity": approval.prefect_identity,
                 "identity_note": approval.identity_note,
+                "pending_id": approval.pending_id,
             },
         )
         if approval.decision == "approved":
@@ -236,3 +254,27 @@ class ApprovalDesk(CatalogEngine):
             return {(str(run), market) for run, market in rows}
 
         return self._read(work)
+
+
+def _pending_refusal(
+    pending: PendingApproval | None,
+    row: Version,
+    market: str,
+    flow_run_id: str | None,
+    nonce: str | None,
+) -> str | None:
+    """Why an answer cannot be recorded on this suspension, or None."""
+    if pending is None:
+        return "no approval form was opened for this answer"
+    if pending.status != "waiting":
+        return f"the approval form {pending.suspend_key} is {pending.status}, not waiting"
+    if (pending.version_id, pending.content_hash) != (row.id, row.content_hash):
+        return (
+            f"the approval form was opened for content {pending.content_hash[:16]}, "
+            f"not this version's {row.content_hash[:16]}"
+        )
+    if (pending.market, pending.flow_run_id) != (market, flow_run_id):
+        return f"the approval form was opened for {pending.market} in run {pending.flow_run_id}"
+    if nonce != pending.nonce:
+        return "the answer carries another form's nonce"
+    return None

@@ -16,8 +16,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from databourse import keys
 from databourse.catalog_models import Version, utcnow
 from databourse.errors import CatalogError, VersionNotFound
+from databourse.keys import Key
 
 __all__ = [
     "MIGRATIONS",
@@ -100,12 +102,17 @@ def newest_first(product_id: str) -> Select[tuple[Version]]:
 class CatalogEngine:
     """The catalog database behind one URL: connections, schema and transactions."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, audit_keys: Callable[[], list[Key]] | None = None) -> None:
         self.url = url
         self.engine = make_engine(url)
-        self._reads = sessionmaker(bind=self.engine, expire_on_commit=False)
+        # The audit trail's keys (signing key first), which the database never holds; without a
+        # resolver, the environment's $DATABOURSE_AUDIT_KEY (see databourse/keys.py).
+        info = {"audit_keys": audit_keys or keys.from_environment}
+        self._reads = sessionmaker(bind=self.engine, expire_on_commit=False, info=info)
         self._writes = sessionmaker(
-            bind=self.engine.execution_options(**{_WRITE_OPTION: True}), expire_on_commit=False
+            bind=self.engine.execution_options(**{_WRITE_OPTION: True}),
+            expire_on_commit=False,
+            info=info,
         )
 
     def close(self) -> None:

@@ -35,6 +35,7 @@ from databourse.transfer import (
     calendar_year,
     carry_over_problems,
     decide,
+    policy_fingerprint,
     with_running_count,
 )
 
@@ -202,18 +203,24 @@ class TransferGate(CatalogEngine):
         for market in markets:
             check_market(market)
         timezone = policy.origin(facts.origin).timezone
+        fingerprint = policy_fingerprint(policy)
 
         def work(session: Session) -> list[dict[str, Any]]:
             row = self._version_row(session, product_id, version)
             _lock_exporter(session, exporter)
             year = calendar_year(timezone, self._now())
             full = with_running_count(facts, year, *sent_this_year(session, exporter, year, row.id))
-            row.transfer_facts = {**full.to_json(), "exporter": exporter, "timezone": timezone}
+            row.transfer_facts = {
+                **full.to_json(),
+                "exporter": exporter,
+                "timezone": timezone,
+                "policy_sha256": fingerprint,
+            }
             out = []
             for market in markets:
                 decision = decide(policy, full, market)
                 status, carried, problems = self._gate_market(
-                    session, row, decision, full, carry_over
+                    session, row, decision, full, carry_over, fingerprint
                 )
                 out.append(
                     {
@@ -222,6 +229,7 @@ class TransferGate(CatalogEngine):
                         "status": status,
                         "carried_over_from": carried,
                         "carry_over_problems": problems,
+                        "policy_sha256": fingerprint,
                     }
                 )
             return out
@@ -235,6 +243,7 @@ class TransferGate(CatalogEngine):
         decision: TransferDecision,
         facts: TransferFacts,
         carry_over: bool,
+        fingerprint: str,
     ) -> tuple[str, dict[str, Any] | None, list[str]]:
         """One market's status under the policy's decision: (status, carried from, why not)."""
         market = decision.market
@@ -255,7 +264,11 @@ class TransferGate(CatalogEngine):
         else:
             carried, problems = _carry_over(session, row, decision, facts, carry_over)
             status = "available" if carried else "pending_approval"
-        detail = {**decision.to_json(), "year_individuals": facts.year_individuals}
+        detail = {
+            **decision.to_json(),
+            "year_individuals": facts.year_individuals,
+            "policy_sha256": fingerprint,  # the rules as loaded when this decision was made
+        }
         now = self._now()
         store_availability(
             session, row, market, status, decision.rule_id, decision.route, detail, now

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -12,8 +12,10 @@ from sqlalchemy.orm import Session
 from databourse import audit
 from databourse.catalog_engine import CatalogEngine, check_market
 from databourse.catalog_markets import availability_row, count_abroad
-from databourse.catalog_models import Grant, Version, iso
-from databourse.errors import TransferNotApproved
+from databourse.catalog_models import Approval, Availability, Grant, Version, iso
+from databourse.errors import CatalogError, TransferNotApproved
+from databourse.names import check_name
+from databourse.storage import ObjectStore
 
 __all__ = ["GrantsAndAudit"]
 
@@ -24,15 +26,25 @@ class GrantsAndAudit(CatalogEngine):
     """Catalog methods for buyers' grants and the audit trail (mixed into Catalog)."""
 
     def record_grant(
-        self, product_id: str, version: str, buyer: str, market: str, expires_at: datetime
+        self,
+        product_id: str,
+        version: str,
+        buyer: str,
+        market: str,
+        expires_at: datetime,
+        max_days: int = 365,
     ) -> dict[str, Any]:
         """Record a buyer's access to a published version available in their market.
 
         Refused (TransferNotApproved) unless the version is published and its availability in
-        `market` is "available", which for gated markets means an approval bound to its hash.
-        A grant abroad in a new calendar year counts the version in that year too.
+        `market` is "available", which for gated markets means an approval bound to its hash
+        whose `valid_until` has not passed. The grant ends by that day and within `max_days`
+        (CatalogError otherwise). A grant abroad in a new calendar year counts the version in
+        that year too.
         """
         check_market(market)
+        check_name(buyer, "buyer")  # InvalidName: empty, overlong, control characters
+        _check_expiry(expires_at, self._now(), max_days)
 
         def work(session: Session) -> dict[str, Any]:
             row = self._version_row(session, product_id, version)
@@ -45,6 +57,7 @@ class GrantsAndAudit(CatalogEngine):
                     version=version,
                     market=market,
                 )
+            approval = _approval_in_force(session, row, where, expires_at, self._now())
             grant = Grant(
                 version_id=row.id,
                 content_hash=row.content_hash,
@@ -66,6 +79,9 @@ class GrantsAndAudit(CatalogEngine):
                     "grant_id": grant.id,
                     "expires_at": iso(expires_at),
                     "content_hash": row.content_hash,
+                    "rule": where.rule_id,
+                    "policy_sha256": (where.detail or {}).get("policy_sha256"),
+                    "approval_id": approval.id if approval else None,
                 },
             )
             log.info("granted %s %s in %s until %s", product_id, version, market, expires_at)
@@ -109,9 +125,13 @@ class GrantsAndAudit(CatalogEngine):
 
         return self._write("audit_append", work)
 
-    def audit_verify(self) -> audit.ChainReport:
-        """Walk the hash chain of the audit trail."""
-        return self._read(audit.verify)
+    def audit_verify(self, store: ObjectStore | None = None) -> audit.ChainReport:
+        """Walk the audit trail's hashes and MACs, and with a store its anchors there."""
+        return self._read(lambda session: audit.verify(session, store))
+
+    def audit_anchor(self, store: ObjectStore) -> dict[str, Any] | None:
+        """Write the chain's head to the store as a write-once anchor (None on an empty chain)."""
+        return self._read(lambda session: audit.anchor(session, store))
 
     def audit_history(self, product: str | None = None) -> list[dict[str, Any]]:
         """The audit events, all or one product's, in order."""
@@ -141,3 +161,68 @@ class GrantsAndAudit(CatalogEngine):
             ]
 
         return self._read(work)
+
+
+def _check_expiry(expires_at: datetime, now: datetime, max_days: int) -> None:
+    """A grant ends in the future and within `max_days` (settings: grant_max_days)."""
+    if expires_at.tzinfo is None:
+        raise CatalogError(f"grant expiry {expires_at.isoformat()} has no time zone")
+    if expires_at <= now:
+        raise CatalogError(f"grant expiry {iso(expires_at)} is not in the future")
+    if expires_at > now + timedelta(days=max_days):
+        raise CatalogError(
+            f"grant expiry {iso(expires_at)} is more than {max_days} days away (grant_max_days "
+            "in settings.yaml): give a shorter --expires and renew the grant when it ends",
+            max_days=max_days,
+        )
+
+
+def _approval_in_force(
+    session: Session, row: Version, where: Availability, expires_at: datetime, now: datetime
+) -> Approval | None:
+    """The approval a gated market's availability rests on, valid until past the grant's end.
+
+    None for markets open without one (domestic, or allowed by the policy). TransferNotApproved
+    when it is missing or expired; CatalogError when the grant would outlast it.
+    """
+    if where.rule_id == "domestic" or (where.detail or {}).get("decision") == "allowed":
+        return None
+    approval = session.scalars(
+        select(Approval)
+        .where(
+            Approval.version_id == row.id,
+            Approval.market == where.market,
+            Approval.content_hash == row.content_hash,
+        )
+        .order_by(Approval.decided_at.desc(), Approval.id.desc())
+        .limit(1)
+    ).first()
+    names = {"product": row.product_id, "version": row.version, "market": where.market}
+    if approval is None or approval.decision != "approved":
+        raise TransferNotApproved(
+            f"{row.product_id} {row.version} has no approval in force for {where.market}: no grant",
+            **names,
+        )
+    until = approval.valid_until
+    if until is None:
+        return approval
+    if until < now.date():
+        raise TransferNotApproved(
+            f"the approval of {row.product_id} {row.version} for {where.market} (reference "
+            f"{approval.reference}) expired on {until.isoformat()}: no grant until a new "
+            "approval is recorded",
+            **names,
+            valid_until=until.isoformat(),
+        )
+    if expires_at > _end_of(until):
+        raise CatalogError(
+            f"a grant until {iso(expires_at)} would outlast the approval it rests on (valid "
+            f"until {until.isoformat()}): give --expires {until.isoformat()} or earlier",
+            **names,
+            valid_until=until.isoformat(),
+        )
+    return approval
+
+
+def _end_of(day: date) -> datetime:
+    return datetime.combine(day, time(23, 59, 59), tzinfo=UTC)

@@ -64,7 +64,11 @@ def store_availability(
 ) -> None:
     """Write a market's status; a change of status or rule is an audit event."""
     current = availability_row(session, row.id, market)
-    changed = current is None or (current.status, current.rule_id) != (status, rule_id)
+    policy = (detail or {}).get("policy_sha256")
+    changed = current is None or (
+        (current.status, current.rule_id, (current.detail or {}).get("policy_sha256"))
+        != (status, rule_id, policy)
+    )
     if current is None:
         current = Availability(version_id=row.id, market=market)
         session.add(current)
@@ -82,6 +86,7 @@ def store_availability(
                 "rule": rule_id,
                 "route": route,
                 "content_hash": row.content_hash,
+                "policy_sha256": policy,
             },
         )
     log.info("%s %s market %s: %s (rule %s)", row.product_id, row.version, market, status, rule_id)

@@ -150,6 +150,8 @@ class Approval(Base):
     carry_over: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     carried_over_from: Mapped[dict[str, Any] | None] = mapped_column(JsonType, nullable=True)
     identity_note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The pending_approvals row (suspension, nonce) the answer was given on; None: not a form.
+    pending_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class PendingApproval(Base):
@@ -329,6 +331,7 @@ class ApprovalRecord:
     carry_over: bool = False
     carried_over_from: dict[str, Any] | None = None
     identity_note: str | None = None
+    pending_id: int | None = None  # the suspension (pending_approvals row) it was answered on
     new: bool = False
 
     @classmethod
@@ -355,6 +358,7 @@ class ApprovalRecord:
             carry_over=bool(row.carry_over),
             carried_over_from=dict(row.carried_over_from) if row.carried_over_from else None,
             identity_note=row.identity_note,
+            pending_id=row.pending_id,
             new=new,
         )
 

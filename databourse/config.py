@@ -117,6 +117,8 @@ class ReadSpec(Strict):
     delimiter: str | None = Field(None, min_length=1, max_length=1)  # None = detect
     header: Literal["auto", "present", "absent"] = "auto"
     sheet: str | None = None  # .xlsx sheet; None = the first
+    # A hidden or very hidden .xlsx sheet is refused unless this is true (people do not see it).
+    allow_hidden_sheets: bool = False
 
     @field_validator("encoding")
     @classmethod
@@ -137,6 +139,10 @@ class IngestLimits(Strict):
     max_compression_ratio: float = Field(200.0, gt=1)
     # The longest CSV row or JSON line; also Arrow's read block, so memory is about 100x this.
     max_row_bytes: int = Field(2 << 20, ge=1 << 16, le=256 << 20)
+    # Entries of one zip (each is parsed and planned); xlsx packages count too.
+    max_archive_members: int = Field(1000, ge=1, le=100_000)
+    # The header line of a CSV, checked from the first MiB before anything parses it.
+    max_header_bytes: int = Field(256 << 10, ge=1 << 10, le=1 << 20)
 
 
 class StorageSettings(Strict):
@@ -150,6 +156,10 @@ class RunSettings(Strict):
 
     provider_concurrency: int = Field(2, ge=1)  # drops of one provider processed at once
     nightly_parallel: int = Field(4, ge=1)  # drops a nightly run dispatches at once
+    # A provider slot's lease: a holder that dies frees its slot this long after its last renewal.
+    slot_lease_seconds: int = Field(120, ge=60, le=86400)
+    slot_notice_seconds: float = Field(60, gt=0)  # waiting longer for a slot logs who holds them
+    slot_wait_seconds: float = Field(4 * 3600, gt=0)  # then the drop gives up with an error
     # Task runner for partitioned steps: "threads" (default) or "dask" (a local cluster, or the
     # scheduler at dask_address, e.g. tcp://10.0.0.5:8786).
     task_runner: Literal["threads", "dask"] = "threads"
@@ -172,9 +182,22 @@ class Settings(Strict):
     pseudonym_key: SecretRef = SecretRef(
         env="DATABOURSE_PSEUDONYM_KEY", block="databourse-pseudonym-key"
     )
+    audit_key: SecretRef = SecretRef(env="DATABOURSE_AUDIT_KEY", block="databourse-audit-key")
+    # Key files (mode 0600), outside state_dir and the store; $DATABOURSE_KEY_DIR overrides.
+    # null = $XDG_CONFIG_HOME/databourse/keys/<store id> (see databourse/keys.py).
+    key_dir: str | None = None
+    # Secret blocks are read only when the Prefect API requires authentication (an open API
+    # returns block values to anyone); PREFECT_API_AUTH_STRING or PREFECT_API_KEY also says so.
+    prefect_api_authenticated: bool = False
     pii_threshold: float = Field(0.8, gt=0, le=1)  # share of values that must match to classify
     pii_sample_rows: int = Field(2000, ge=10)
+    # Identifiers inside a product's text: one of a checksum category (resident ids, NRIC, HK id,
+    # cards, IBAN) stops the version; of a weaker one (phone, email, IP, name, plate) a column may
+    # hold at most this share of its values before it stops (detector noise, never a real leak).
+    pii_embedded_max_share: float = Field(0.001, ge=0, le=1)
     approval_timeout_seconds: int = Field(7 * 24 * 3600, ge=1)
+    # The longest access a grant may give (it also ends with the approval it rests on).
+    grant_max_days: int = Field(365, ge=1, le=3650)
     ingest: IngestLimits = IngestLimits()  # default caps on a drop (a dataset may set its own)
     runs: RunSettings = RunSettings()
 
@@ -308,6 +331,9 @@ class ColumnRule(Strict):
     noise: NoiseSpec | None = None
     key_version: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,32}$")
     rename: str | None = Field(None, min_length=1, max_length=128)  # output column name
+    # Identifiers inside the kept text: "stop" the version (default), or "redact" each one to a
+    # typed placeholder such as <CN_RESIDENT_ID> before writing (see databourse/redaction.py).
+    embedded: Literal["stop", "redact"] = "stop"
 
     @model_validator(mode="before")
     @classmethod
@@ -322,6 +348,8 @@ class ColumnRule(Strict):
                     return {**value, "action": action}
             if value.get("key_version") is not None:
                 return {**value, "action": "pseudonymize"}
+            if value.get("embedded") is not None:  # `{embedded: redact}`: kept, redacted
+                return {**value, "action": "keep"}
         return value
 
     @model_validator(mode="after")
@@ -344,6 +372,8 @@ class ColumnRule(Strict):
         for name in ("mask", "noise"):
             if (getattr(self, name) is not None) != (self.action == name):
                 raise ValueError(f"action {name!r} needs its {name}: settings, and only it")
+        if self.embedded == "redact" and self.action not in ("keep", "mask", "generalize"):
+            raise ValueError(f"embedded: redact applies to kept text, not to {self.action}")
         if self.key_version is not None and self.action != "pseudonymize":
             raise ValueError("key_version only applies to action 'pseudonymize'")
         return self
@@ -464,7 +494,7 @@ _NEW_PRODUCT_DEFAULTS: dict[str, Any] = {
 _NEW_RULE_DEFAULTS: dict[str, Any] = {
     n: None
     for n in ("hierarchy", "level", "round", "top", "bottom", "mask", "noise", "key_version")
-}
+} | {"embedded": "stop"}
 _NEW_PRIVACY_DEFAULTS: dict[str, Any] = {
     "sensitive_attributes": [],
     "l": None,
@@ -798,6 +828,8 @@ def _check_rule(file: str, name: str, rule: ColumnRule, col_type: str) -> list[s
             problems.append(f"{where}.{field_name}: needs a numeric column, not {col_type}")
     if rule.mask is not None and col_type != "string":
         problems.append(f"{where}.mask: needs a string column, not {col_type}")
+    if rule.embedded == "redact" and col_type != "string":
+        problems.append(f"{where}.embedded: redact needs a string column, not {col_type}")
     return problems
 
 

@@ -9,7 +9,9 @@ hashes and counts only, never a cell value):
     quarantine/   each copy matches the sha256 in its `_reason.json`; copies without a reason
     products/     each version folder: a manifest (without one it is invisible and must not be
                   published), every listed file present with its size and sha256, the content
-                  hash matching the files and the catalog
+                  hash matching the files, schema, config, transfer facts and the catalog; with
+                  `evidence`, the facts recounted from the files (consistency_gate)
+    approvals     with `evidence`, each against the Prefect run that answered it
     catalog       each published version has its manifest; each market's status is the one its
                   last recorded gate decision or approval set; the audit chain verifies
     staging/      objects no ingest or version refers to, temp files of interrupted writes (info)
@@ -23,16 +25,19 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import tempfile
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from databourse import zones
 from databourse.catalog import Catalog
+from databourse.consistency_gate import GateEvidence, approval_problems_by_id
 from databourse.errors import DataBourseError
 from databourse.ingest import IngestResult
-from databourse.package import MANIFEST, FileEntry, content_hash, validate_manifest
+from databourse.package import MANIFEST, FileEntry, manifest_facts, manifest_hash, validate_manifest
 from databourse.storage import ObjectInfo, ObjectStore
 from databourse.storage_local import TMP_DIR, LocalStore
 
@@ -95,9 +100,15 @@ def check_all(
     grace_seconds: float = DEFAULT_GRACE_SECONDS,
     deep: bool = True,
     now: dt.datetime | None = None,
+    evidence: GateEvidence | None = None,
 ) -> ConsistencyReport:
-    """Walk the store and the catalog; `deep` re-hashes every raw, quarantined and product file."""
+    """Walk the store and the catalog; `deep` re-hashes every raw, quarantined and product file.
+
+    With `evidence` (consistency_gate), also each version's transfer facts recounted from its
+    files (when deep) and each approval against the Prefect run that answered it.
+    """
     walk = _Walk(store, catalog, grace_seconds, deep, now or dt.datetime.now(dt.UTC))
+    walk.evidence = evidence
     walk.run()
     order = {s: n for n, s in enumerate(SEVERITIES)}
     findings = sorted(walk.findings, key=lambda f: (order[f.severity], f.kind, f.key or ""))
@@ -130,6 +141,7 @@ class _Walk:
         self.checked: dict[str, int] = defaultdict(int)
         self.versions: dict[tuple[str, str], dict[str, Any]] = {}
         self.events: list[dict[str, Any]] = []
+        self.evidence: GateEvidence | None = None
 
     def add(self, severity: str, kind: str, message: str, **where: str | None) -> None:
         self.findings.append(Finding(severity, kind, message, **where))
@@ -145,8 +157,10 @@ class _Walk:
         completed = self.raw(quarantined)
         seen = self.products()
         self.catalog_versions(seen)
+        if self.evidence is not None:
+            self.approvals(self.evidence)
         self.staging(completed | quarantined)
-        chain = self.catalog.audit_verify()
+        chain = self.catalog.audit_verify(self.store)
         for problem in chain.problems:
             self.add("error", "audit-chain", f"audit chain broken: {problem}")
 
@@ -321,10 +335,13 @@ class _Walk:
             message = "the catalog does not record this manifest (re-run set_manifest)"
             self.add("warning", "manifest-uri-mismatch", message, key=key, **where)
         files = [FileEntry(**f) for f in manifest["files"]]
-        config = str(manifest["lineage"].get("product_config_sha256"))
-        if content_hash(files, manifest["schema"], config) != manifest["content_hash"]:
-            message = "content hash does not match the files, schema and config listed"
+        if manifest_hash(manifest) != manifest["content_hash"]:
+            message = "content hash does not match the files, schema, config and transfer facts"
             self.add("error", "content-hash-mismatch", message, key=key, **where)
+        if manifest_facts(manifest) is None:
+            message = "manifest version 1: the transfer facts are outside the content hash"
+            self.add("warning", "facts-unhashed", message, key=key, **where)
+        before = len(self.findings)
         for entry in files:
             file_key = f"{folder}/{entry.path}"
             info = objects.get(file_key)
@@ -333,6 +350,14 @@ class _Walk:
                 self.add("error", "manifest-file-missing", message, key=file_key, **where)
             elif why := self.same_bytes(file_key, entry.bytes, entry.sha256, info):
                 self.add("error", "file-corrupted", why, key=file_key, **where)
+        rederive = self.evidence.rederive if self.evidence is not None else None
+        if rederive is not None and self.deep and len(self.findings) == before:
+            self.checked["facts_rederived"] += 1
+            with tempfile.TemporaryDirectory(prefix="databourse-verify-") as tmp:
+                for entry in files:
+                    self.store.download(f"{folder}/{entry.path}", Path(tmp) / entry.path)
+                for problem in rederive(manifest, Path(tmp)):
+                    self.add("error", "facts-mismatch", problem, key=key, **where)
         listed = {key} | {f"{folder}/{f.path}" for f in files}
         for other in sorted(set(objects) - listed):
             self.add("warning", "unlisted-object", "not listed in the manifest", key=other, **where)
@@ -379,6 +404,22 @@ class _Walk:
         if status == "available" and row["status"] == "staged":
             message = f"market {name} is available but the version is not published"
             self.add("warning", "available-unpublished", message, **where)
+
+    def approvals(self, evidence: GateEvidence) -> None:
+        """Every recorded approval against the Prefect run that answered it (consistency_gate)."""
+        rows = [a for v in self.versions.values() for a in v.get("approvals", [])]
+        self.checked["approvals"] = len(rows)
+        if evidence.runs is None:
+            if any(a.get("flow_run_id") for a in rows):
+                message = f"approvals not cross-checked with Prefect: {evidence.prefect_error}"
+                self.add("error", "approvals-unchecked", message)
+            return
+        problems = approval_problems_by_id(rows, evidence.runs, evidence.nonces)
+        for a in rows:
+            for problem in problems.get(a["id"], []):
+                message = f"approval {a['id']} ({a['market']}, {a['decision']}): {problem}"
+                where = {"product": a["product_id"], "version": a["version"]}
+                self.add("error", "approval-unverified", message, **where)
 
     def staging(self, ingests: set[str]) -> None:
         """Staged objects no completed ingest or catalog version refers to; temp files (info)."""

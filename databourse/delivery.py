@@ -1,18 +1,28 @@
-"""Delivery: a buyer gets time-limited access to one exact version, never a copy of raw data."""
+"""Delivery: a buyer gets time-limited access to one exact version, never a copy of raw data.
+
+Before a grant is recorded everything it rests on is checked again, not trusted from earlier:
+the manifest hashes to the catalog's content hash (its transfer facts included), every file
+still has its manifest's sha256, the market's decision was made under today's transfer policy
+(else it is made again now), and the catalog checks the approval behind it and the expiry.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 from typing import Any
 
 from databourse import zones
 from databourse.catalog import Catalog
-from databourse.errors import CatalogError, VersionNotFound
+from databourse.config import Config
+from databourse.errors import CatalogError, DataBourseError, ManifestMismatch, VersionNotFound
+from databourse.facts import checked_facts
 from databourse.package import read_manifest
 from databourse.storage import ObjectStore
+from databourse.transfer import policy_fingerprint
 
-_DURATION = re.compile(r"^(\d+)([hd])$")
+_DURATION = re.compile(r"^(\d{1,6})([hd])$")
 
 
 def expiry(text: str, now: dt.datetime | None = None) -> dt.datetime:
@@ -25,7 +35,9 @@ def expiry(text: str, now: dt.datetime | None = None) -> dt.datetime:
         try:
             day = dt.date.fromisoformat(text.strip())
         except ValueError:
-            raise CatalogError(f"expiry {text!r}: give 24h, 7d or a date YYYY-MM-DD") from None
+            raise CatalogError(
+                f"expiry {text!r}: give 24h, 7d (at most 6 digits) or a date YYYY-MM-DD"
+            ) from None
         moment = dt.datetime.combine(day, dt.time(23, 59, 59), tzinfo=dt.UTC)
     if moment <= now:
         raise CatalogError(f"expiry {text!r} is not in the future")
@@ -33,6 +45,7 @@ def expiry(text: str, now: dt.datetime | None = None) -> dt.datetime:
 
 
 def grant_access(
+    cfg: Config,
     catalog: Catalog,
     store: ObjectStore,
     product: str,
@@ -41,13 +54,32 @@ def grant_access(
     market: str,
     expires_at: dt.datetime,
 ) -> dict[str, Any]:
-    """Record the grant (refused unless offered in that market) and return the file URLs."""
+    """Record the grant once everything it rests on checks out, and return the file URLs."""
     manifest = read_manifest(store, product, version)
     if manifest is None:
         raise VersionNotFound(
             f"{product}@{version} has no manifest", product=product, version=version
         )
-    grant = catalog.record_grant(product, version, buyer, market, expires_at)
+    shown = catalog.show(product, version)
+    owner, [row] = shown["product"], shown["versions"]
+    provider, dataset = owner["provider"], owner["dataset"]
+    spec = cfg.dataset(provider, dataset)  # ConfigError when the provider or dataset is gone
+    origin = cfg.providers[provider].jurisdiction
+    facts = checked_facts(manifest, row["content_hash"], origin, spec.important_data)
+    check_files(store, manifest)
+    decided = {
+        a["market"]: (a.get("detail") or {}).get("policy_sha256") for a in row["availability"]
+    }
+    redecide = market in decided and decided[market] != policy_fingerprint(cfg.policy)
+    if redecide and row["status"] == "published":
+        # Decided under another policy (or before decisions named theirs): decide it again now,
+        # do not trust it. A market never decided stays so: only the publish run offers one.
+        catalog.apply_transfer_policy(
+            product, version, cfg.policy, facts, [market], provider, carry_over=False
+        )
+    grant = catalog.record_grant(
+        product, version, buyer, market, expires_at, max_days=cfg.settings.grant_max_days
+    )
     seconds = int((expires_at - dt.datetime.now(dt.UTC)).total_seconds())
     prefix = zones.product_prefix(product, version)
     grant["files"] = [
@@ -62,3 +94,28 @@ def grant_access(
     grant["manifest_url"] = store.access_url(f"{prefix}/manifest.json", seconds)
     grant["url_expires_in_seconds"] = min(seconds, 7 * 24 * 3600)
     return grant
+
+
+def check_files(store: ObjectStore, manifest: dict[str, Any]) -> None:
+    """Every file of the version has its manifest's sha256 (ManifestMismatch naming the first)."""
+    product, version = manifest["product"], manifest["version"]
+    prefix = zones.product_prefix(product, version)
+    for entry in manifest["files"]:
+        key = f"{prefix}/{entry['path']}"
+        try:
+            digest = hashlib.sha256()
+            with store.open(key) as fh:
+                while block := fh.read(1 << 20):
+                    digest.update(block)
+            found = digest.hexdigest()
+        except (DataBourseError, OSError):
+            found = "missing"
+        if found != entry["sha256"]:
+            raise ManifestMismatch(
+                f"{key} is {found[:16]}, its manifest says {entry['sha256'][:16]}: the file was "
+                f"changed or removed after packaging; no grant. Run `bourse verify "
+                f"{product}@{version}`",
+                product=product,
+                version=version,
+                key=key,
+            )

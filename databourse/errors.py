@@ -3,6 +3,8 @@
     DataBourseError
     ├── ConfigError              a config file or key is invalid (lists every problem)
     ├── SecretMissing            a named secret is not set anywhere
+    ├── KeyRefused               a key was found but may not be used (weak, exposed, not the
+    │                            key recorded for its version)
     ├── StorageError             the object store failed
     │   ├── ObjectNotFound
     │   └── ObjectExists         a conditional (if-absent) write found the key taken
@@ -12,8 +14,11 @@
     │   ├── PersonalDataFound    undeclared personal data, or a direct identifier in a product
     │   └── PrivacyModelFailed   the privacy model (k, l, t) cannot be met
     ├── CatalogError             the catalog refused an operation
-    │   └── VersionNotFound
-    └── TransferNotApproved      a market was asked for without a recorded approval
+    │   ├── VersionNotFound
+    │   ├── InvalidName          a buyer or approver name is empty, too long or has controls
+    │   └── ManifestMismatch     a version's manifest or files differ from its content hash
+    ├── TransferNotApproved      a market was asked for without a recorded approval
+    └── SlotWaitTimeout          a run waited its bound for a concurrency slot (names holders)
 
 Messages never carry cell values: only names, keys, counts and hashes. Every exception keeps its
 inputs as attributes and pickles across processes (Dask workers, Prefect result storage).
@@ -61,6 +66,10 @@ class SecretMissing(DataBourseError):
     """A secret named in settings is set neither in the environment nor in a Prefect block."""
 
 
+class KeyRefused(DataBourseError):
+    """A key was found but may not be used: weak, readable by others, or not its version's key."""
+
+
 class StorageError(DataBourseError):
     """The object store failed."""
 
@@ -101,5 +110,17 @@ class VersionNotFound(CatalogError):
     """No such product version in the catalog."""
 
 
+class InvalidName(CatalogError):
+    """A name for the record (buyer, approver) is empty, overlong or holds control characters."""
+
+
+class ManifestMismatch(CatalogError):
+    """A version's manifest or files no longer match the content hash the catalog holds."""
+
+
 class TransferNotApproved(CatalogError):
     """A version was to be made available in a market without a recorded approval."""
+
+
+class SlotWaitTimeout(DataBourseError):
+    """A run waited its configured bound for a concurrency slot; `holders` says who held them."""

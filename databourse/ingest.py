@@ -6,6 +6,8 @@ CSV dialect detected), matched to its contract by `databourse.contract` (drift p
 layouts) and checked for repeated primary keys, all in record batches: memory does not grow with
 the file. `_ingest.json` is written last: an ingest without it never happened. A file that cannot
 be read or breaks its contract is copied to quarantine with `_reason.json`; raw keeps the original.
+A symbolic link is refused before a byte is read (files are opened with O_NOFOLLOW), and a file
+replaced or rewritten while it is ingested is quarantined.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import os
 import queue
 import tempfile
 import threading
@@ -32,6 +35,7 @@ from databourse.contract import ContractPlan, coerce_batch, contract_schema, pla
 from databourse.errors import GateFailed, IngestRejected, ObjectExists, StorageError
 from databourse.primary_key import KeyIndex
 from databourse.readers import ReadHints, ReadLimits, SourceReader, open_source
+from databourse.readers_bytes import open_binary, regular_file
 from databourse.storage import ObjectStore, put_file_once, s3_client
 
 log = logging.getLogger(__name__)
@@ -69,6 +73,7 @@ class IngestResult:
     drift: dict[str, Any] = field(default_factory=dict)
     expected_rows: int | None = None  # from the provider's sidecar manifest, when there is one
     original_name: str | None = None  # the name as dropped, when the key needed a safer one
+    sheet: str | None = None  # the xlsx sheet read
     duplicate: bool = False
 
     def to_json(self) -> dict[str, Any]:
@@ -78,9 +83,9 @@ class IngestResult:
 
 
 def sha256_file(path: Path) -> str:
-    """sha256 of a file, read in blocks."""
+    """sha256 of a file, read in blocks (IngestRejected if it is a symbolic link)."""
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
+    with open_binary(path, path.name) as fh:
         while block := fh.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()
@@ -108,6 +113,7 @@ def ingest_file(
             " rename the file",
             file=repr(given),
         ) from None
+    before = regular_file(source, name)  # a link is never followed, whatever it points at
     sha = sha256_file(source)
     ingest_id = sha[:16]
     raw = zones.raw_prefix(provider, dataset_id, ingest_id)
@@ -130,6 +136,7 @@ def ingest_file(
                 file=name,
                 row=min(read["rows"], expected_rows) + 1,
             )
+        _check_unchanged(source, name, before)
     except IngestRejected as exc:
         raise quarantine(store, provider, dataset_id, ingest_id, raw_key, exc, sha) from None
     result = IngestResult(
@@ -137,7 +144,7 @@ def ingest_file(
         dataset=dataset_id,
         ingest_id=ingest_id,
         sha256=sha,
-        size=source.stat().st_size,
+        size=before.st_size,
         source_name=name,
         raw_key=raw_key,
         staged_key=staged,
@@ -168,6 +175,20 @@ def ingest_file(
         extra={"file": name, "provider": provider, "dataset": dataset_id, "ingest_id": ingest_id},
     )
     return result
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _check_unchanged(source: Path, name: str, before: os.stat_result) -> None:
+    """IngestRejected if the file was replaced or rewritten while it was hashed, stored and read."""
+    if _identity(regular_file(source, name)) != _identity(before):
+        raise IngestRejected(
+            f"{name}: the file changed while it was being ingested (replaced or rewritten);"
+            " ingest it again once its upload is complete",
+            file=name,
+        )
 
 
 def _raw_key(store: ObjectStore, raw: str, name: str, source: Path) -> str:
@@ -256,7 +277,10 @@ def quarantine(
     )
 
 
-_REASON_EXTRAS = ("first_row", "byte_offset", "line", "member", "drift", "expected", "found")
+_REASON_EXTRAS = (
+    *("first_row", "byte_offset", "line", "member", "drift", "expected", "found"),
+    *("sheet", "cell"),
+)
 
 
 def _named(message: str, name: str) -> str:
@@ -310,6 +334,7 @@ def _convert(
         "header": info.header,
         "members": list(info.members),
         "member_encodings": list(info.member_encodings),
+        "sheet": info.sheet,
         "rows": rows,
         "schema": [{"name": f.name, "type": _type_name(f.type)} for f in plan.schema],
         "drift": plan.drift.to_json() if plan.drift or plan.drift.renamed else {},
@@ -405,6 +430,7 @@ def _hints(dataset: DatasetSpec) -> ReadHints:
         delimiter=dataset.read.delimiter,
         header=dataset.read.header,
         sheet=dataset.read.sheet,
+        allow_hidden_sheets=dataset.read.allow_hidden_sheets,
     )
 
 
@@ -414,6 +440,8 @@ def _read_limits(limits: IngestLimits) -> ReadLimits:
         max_uncompressed_bytes=limits.max_uncompressed_bytes,
         max_compression_ratio=limits.max_compression_ratio,
         max_record_bytes=limits.max_row_bytes,
+        max_archive_members=limits.max_archive_members,
+        max_header_bytes=limits.max_header_bytes,
     )
 
 
@@ -430,8 +458,7 @@ def fetched_source(
     """A local path for a source given as a local path or an s3://bucket/key URI."""
     if not source.startswith("s3://"):
         path = Path(source).expanduser()
-        if not path.is_file():
-            raise IngestRejected(f"{source}: no such file", file=source)
+        regular_file(path, source)  # a link is refused here, not followed
         yield path
         return
     bucket, _, key = source.removeprefix("s3://").partition("/")

@@ -12,8 +12,14 @@ unchanged) and gives each a status:
     waiting           its manifest's drop is incomplete, or it changed while it was being read
     invalid           it breaks its manifest, its manifest is invalid, or its name is unusable
     manifest          a valid sidecar manifest (never ingested as data)
+    refused           a link (symbolic, through a linked folder, or hard): never read nor ingested
     unknown_provider  not under a configured provider folder: reported, never read nor ingested
     unknown_dataset   not under a configured dataset folder: likewise
+
+Links are refused because they would make another file's bytes this provider's drop: a link in
+landing to another provider's raw file would be ingested into the wrong tenant. On a local store an
+object is refused when it is a symbolic link, when a folder on its way is one, or when its file has
+another hard link; its target is never opened.
 
 "New" is a fact about content, not names: a renamed re-upload of ingested bytes is `ingested`, and
 a crash after the raw upload but before `_ingest.json` leaves the drop `new`, so a re-run redoes it
@@ -33,6 +39,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import stat
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -56,6 +64,7 @@ STATUSES = (
     "waiting",
     "invalid",
     "manifest",
+    "refused",
     "unknown_provider",
     "unknown_dataset",
 )
@@ -240,6 +249,10 @@ def _discover_provider(
         if not name.endswith(MANIFEST_SUFFIX) and not _usable(name):
             rule = "letters, digits, . _ @ + - only"
             obj.holds.append(("invalid", f"{name!r} is not a usable file name ({rule}): rename it"))
+        if link := _link(store, info.key):
+            log.warning("landing object %s refused: %s", info.key, link)
+            drops.append(obj.drop(provider, "refused", link))
+            continue
         if name.endswith(MANIFEST_SUFFIX) or _hash(store, obj, index):
             objects.append(obj)
     index.save(store, [info.key for info in infos])
@@ -252,6 +265,25 @@ def _discover_provider(
         drops += _apply_manifests(store, provider, members, state)
         data += [o for o in members if not o.name.endswith(MANIFEST_SUFFIX)]
     return drops + _decide(provider, data, state)
+
+
+def _link(store: ObjectStore, key: str) -> str | None:
+    """Why a landing object is not the provider's own file (a link of some kind), or None."""
+    path = store.local_path(key)
+    if path is None:  # an object store has no links
+        return None
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None  # vanished: hashing says so
+    fix = "links are never followed: upload the file itself"
+    if stat.S_ISLNK(st.st_mode):
+        return f"a symbolic link; {fix}"
+    if os.path.realpath(path) != os.path.abspath(path):
+        return f"reached through a symbolic link to a folder; {fix}"
+    if st.st_nlink > 1:
+        return f"a hard link ({st.st_nlink} names for one file); {fix}"
+    return None
 
 
 def _hash(store: ObjectStore, obj: _Object, index: HashIndex) -> bool:

@@ -1,8 +1,11 @@
 """Package a product version: Parquet files, a content hash, and `manifest.json` written last.
 
-The content hash covers the files' sha256, the schema and the product config's fingerprint, so
-the same input and config give the same hash and nothing new is published. A version is visible
-only once its manifest exists; files are written with if-absent, so a version is never overwritten.
+The content hash covers the files' sha256, the schema, the product config's fingerprint and
+(manifest version 2) the transfer facts the cross-border gate decides on (origin, personal data
+remaining by category, sensitive categories, distinct individuals, declared important data), so
+the same input and config give the same hash, nothing new is published, and a manifest edited
+after packaging no longer matches the hash approvals are bound to. A version is visible only once
+its manifest exists; files are written with if-absent, so a version is never overwritten.
 """
 
 from __future__ import annotations
@@ -25,12 +28,14 @@ import pyarrow.parquet as pq
 from databourse import zones
 from databourse.errors import CatalogError, ObjectExists, StorageError
 from databourse.storage import ObjectStore
+from databourse.transfer import facts_for
 
 log = logging.getLogger(__name__)
 ROW_GROUP_ROWS = 128_000
 MANIFEST = "manifest.json"
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 MANIFEST_SCHEMA = Path(__file__).parent / "schemas" / "manifest.schema.json"
+MANIFEST_VERSION = 2  # 2: the transfer facts are inside the content hash (1: they were not)
 
 
 @dataclass(frozen=True)
@@ -96,13 +101,58 @@ def _partitions(table: pa.Table, column: str | None) -> list[tuple[str, pa.Table
     return parts
 
 
-def content_hash(files: list[FileEntry], schema: list[dict[str, str]], config_sha256: str) -> str:
-    """The identity of a version: its files, its schema and the config that made it."""
-    canonical = json.dumps(
-        {"files": [asdict(f) for f in files], "schema": schema, "config": config_sha256},
-        sort_keys=True,
-    )
+def content_hash(
+    files: list[FileEntry],
+    schema: list[dict[str, str]],
+    config_sha256: str,
+    facts: dict[str, Any] | None = None,
+) -> str:
+    """The identity of a version: its files, its schema, the config that made it and the facts
+    its transfers are decided on (`transfer_facts`; None only for manifest-1 versions)."""
+    identity: dict[str, Any] = {
+        "files": [asdict(f) for f in files],
+        "schema": schema,
+        "config": config_sha256,
+    }
+    if facts is not None:
+        identity["transfer_facts"] = facts
+    canonical = json.dumps(identity, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def transfer_facts(
+    origin: str, remaining: dict[str, str], individuals: int, important_data: bool
+) -> dict[str, Any]:
+    """The facts the transfer gate decides on, as the content hash covers them."""
+    facts = facts_for(origin, dict(remaining), int(individuals), bool(important_data))
+    return {
+        "origin": facts.origin,
+        "remaining": dict(sorted(remaining.items())),
+        "individuals": facts.individuals,
+        "sensitive_categories": list(facts.sensitive_categories),
+        "important_data": facts.important_data,
+    }
+
+
+def manifest_facts(manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """The transfer facts exactly as a manifest states them (None for a manifest-1 version)."""
+    if manifest.get("manifest_version", 1) < 2:
+        return None
+    personal = manifest.get("personal_data") or {}
+    return {
+        "origin": (manifest.get("lineage") or {}).get("origin"),
+        "remaining": dict(sorted((personal.get("remaining") or {}).items())),
+        "individuals": personal.get("individuals"),
+        "sensitive_categories": list(personal.get("sensitive_categories") or []),
+        "important_data": personal.get("important_data"),
+    }
+
+
+def manifest_hash(manifest: dict[str, Any]) -> str:
+    """The content hash recomputed from what the manifest lists (files, schema, config, facts)."""
+    files = [FileEntry(**f) for f in manifest["files"]]
+    config = str((manifest.get("lineage") or {}).get("product_config_sha256"))
+    return content_hash(files, manifest["schema"], config, manifest_facts(manifest))
 
 
 def code_version() -> str:
@@ -131,7 +181,7 @@ def build_manifest(
 ) -> dict[str, Any]:
     """The manifest of a version (everything a buyer or regulator needs to trust it)."""
     manifest = {
-        "manifest_version": 1,
+        "manifest_version": MANIFEST_VERSION,
         "product": product,
         "version": version,
         "content_hash": content_hash,
@@ -149,6 +199,13 @@ def build_manifest(
         "markets": markets,
     }
     validate_manifest(manifest)
+    if manifest_hash(manifest) != content_hash:
+        raise CatalogError(
+            f"content hash {content_hash[:16]} of {product}@{version} does not cover this "
+            "manifest's files, schema, config and transfer facts: build the version again",
+            product=product,
+            version=version,
+        )
     return manifest
 
 

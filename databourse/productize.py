@@ -24,14 +24,15 @@ import pyarrow.dataset as ds
 from databourse import lattice
 from databourse.aggregate import aggregate
 from databourse.anonymize import Keys, apply_rules, key_fingerprints
-from databourse.config import PrivacyModel, ProductSpec
+from databourse.config import DIRECT_IDENTIFIERS, PrivacyModel, ProductSpec
 from databourse.errors import PersonalDataFound, PrivacyModelFailed
 from databourse.grouping import WEIGHT, ClassIndex, group_counts, merge_groups
 from databourse.hierarchy import Hierarchy
 from databourse.pii import scan_batches
 from databourse.privacy import check_groups, enforce_groups, model_columns
+from databourse.redaction import placeholder
 from databourse.risk import risk_of_classes
-from databourse.screening import direct_identifiers
+from databourse.screening import EMBEDDED_MAX_SHARE, check_embedded, direct_identifiers
 from databourse.transfer import remaining_personal_data
 
 log = logging.getLogger(__name__)
@@ -162,19 +163,44 @@ def written_dataset(path: Path) -> ds.Dataset:
     return ds.dataset(str(path), format="parquet", partitioning=hive)
 
 
+def redacted_columns(product: ProductSpec) -> list[str]:
+    """Output columns whose rule redacts the identifiers inside their text."""
+    return [r.rename or n for n, r in product.columns.items() if r.embedded == "redact"]
+
+
+@dataclass(frozen=True)
+class Rescan:
+    """What the re-scan of the written files found: privacy figures, identifiers in text."""
+
+    privacy: dict[str, Any] | None  # the privacy model's re-check, None without a model
+    embedded: dict[str, Any]  # the manifest's personal_data.embedded (counts only)
+
+
 def verify_written(
     parquet_dir: Path, product: ProductSpec, pii_threshold: float = 0.8, sample_rows: int = 2000
 ) -> dict[str, Any] | None:
+    """`rescan_written`'s privacy figures (None without a model); raises what it raises."""
+    return rescan_written(parquet_dir, product, pii_threshold, sample_rows).privacy
+
+
+def rescan_written(
+    parquet_dir: Path,
+    product: ProductSpec,
+    pii_threshold: float = 0.8,
+    sample_rows: int = 2000,
+    embedded_max_share: float = EMBEDDED_MAX_SHARE,
+) -> Rescan:
     """The last checks before a version can exist, on the written files alone, streaming.
 
-    No direct identifier may be found in them (PersonalDataFound), and the privacy model must
-    hold (PrivacyModelFailed). Returns the privacy re-check's figures, None without a model.
-    One pass over record batches: the identifier scan sees every column, the model check keeps
-    grouped counts of its columns only.
+    No direct identifier may be found in them, whole or inside text beyond `check_embedded`'s
+    limits (PersonalDataFound), and the privacy model must hold (PrivacyModelFailed). One pass
+    over record batches: the identifier scan sees every column, the model check keeps grouped
+    counts of its columns only, and the placeholders of redacted columns are counted.
     """
     dataset = written_dataset(parquet_dir)
     model = product.privacy if product.type != "aggregate" else None
     counts = _ModelCounts(model, dataset.schema)
+    redacted = _Placeholders(redacted_columns(product))
 
     def batches() -> Iterator[pa.RecordBatch]:
         # Threaded scans decode ahead of a slow consumer without bound (measured: +55 MiB
@@ -183,19 +209,22 @@ def verify_written(
             batch_size=VERIFY_BATCH_ROWS, batch_readahead=1, fragment_readahead=1, use_threads=False
         ):
             counts.add(batch)
+            redacted.add(batch)
             yield batch
 
-    found = direct_identifiers(
-        scan_batches(batches(), dataset.schema, threshold=pii_threshold, sample_rows=sample_rows)
+    findings = scan_batches(
+        batches(), dataset.schema, threshold=pii_threshold, sample_rows=sample_rows
     )
+    found = direct_identifiers(findings)
     if found:
         raise PersonalDataFound(
             f"{product.id}: the written files hold direct identifiers in "
             f"{[f['column'] for f in found]}; no version is made",
             product=product.id,
         )
+    embedded = _embedded_gate(product, findings, redacted, embedded_max_share)
     if model is None:
-        return None
+        return Rescan(None, embedded)
     report = check_groups(counts.groups, model)  # a missing model column is named here
     if not report.satisfied:
         raise PrivacyModelFailed(
@@ -203,7 +232,52 @@ def verify_written(
             f"class {report.smallest_class}); no version is made",
             product=product.id,
         )
-    return report.to_json()
+    return Rescan(report.to_json(), embedded)
+
+
+def _embedded_gate(
+    product: ProductSpec, findings: list[Any], redacted: _Placeholders, max_share: float
+) -> dict[str, Any]:
+    """Identifiers inside the written text: PersonalDataFound beyond the limits, else figures."""
+    check = check_embedded(findings, redacted.columns, max_share)
+    if not check.ok:
+        first = check.refused[0]
+        raise PersonalDataFound(
+            f"{product.id}: identifiers inside the written text: {check.reason()}; no version is "
+            "made. Drop or pseudonymize the column, or set `embedded: redact` on its rule",
+            product=product.id,
+            column=first["column"],
+            category=first["category"],
+            values=first["values"],
+            checked=first["checked"],
+            refused=check.refused,
+        )
+    return {
+        "max_share": max_share,
+        "redacted": redacted.counts,  # column -> category -> values holding its placeholder
+        "left": check.left,  # tolerated below max_share (never in a redacted column)
+        "left_in_redacted": 0,
+    }
+
+
+class _Placeholders:
+    """Values of the redacted columns that hold each category's placeholder, over batches."""
+
+    def __init__(self, columns: list[str]) -> None:
+        self.columns = columns
+        self.counts: dict[str, dict[str, int]] = {c: {} for c in columns}
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        """Count one more batch."""
+        for column in self.columns:
+            if column not in batch.schema.names:
+                continue
+            values = _decoded(pa.chunked_array([batch.column(column)]))
+            for category in sorted(DIRECT_IDENTIFIERS):
+                hits = pc.sum(pc.match_substring(values, placeholder(category))).as_py() or 0
+                if hits:
+                    seen = self.counts[column]
+                    seen[category] = seen.get(category, 0) + hits
 
 
 class _ModelCounts:

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import zipfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -29,24 +28,25 @@ from databourse.readers_bytes import (
     ReadLimits,
     Tracker,
     check_file_size,
+    open_binary,
     open_gzip,
-    open_member,
     open_plain,
     read_sample,
     reject,
-    scan_zip,
     shown,
-    zip_data_members,
 )
-from databourse.readers_records import plan_jsonl, plan_parquet, plan_xlsx
+from databourse.readers_records import plan_jsonl, plan_parquet
 from databourse.readers_text import (
     Opener,
     Plan,
     ReadHints,
+    check_header_line,
     decode_sample,
     detect_encoding,
     plan_csv,
 )
+from databourse.readers_xlsx import plan_xlsx
+from databourse.readers_zip import Archive, data_members, scan_zip
 
 __all__ = ["ReadHints", "ReadLimits", "SourceInfo", "SourceReader", "open_source"]
 
@@ -70,6 +70,7 @@ class SourceInfo:
     header: bool
     members: tuple[str, ...] = ()  # archive members read, in order
     member_encodings: tuple[str | None, ...] = ()  # each member's encoding, in the same order
+    sheet: str | None = None  # the xlsx sheet read
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (tuples as lists)."""
@@ -113,15 +114,23 @@ def open_source(
 ) -> Iterator[SourceReader]:
     """Open a provider file for streaming; temporary extractions are removed on exit."""
     tracker = Tracker(check_file_size(Path(path), name, limits))
-    with tempfile.TemporaryDirectory(prefix="databourse-read-") as tmp:
-        info, plans = _plan(Path(path), name, hints, limits, Path(tmp), tracker)
+    with ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="databourse-read-")))
+        info, plans = _plan(Path(path), name, hints, limits, tmp, tracker, stack)
         yield SourceReader(info, plans, tracker)
 
 
 def _plan(
-    path: Path, name: str, hints: ReadHints, limits: ReadLimits, tmp: Path, tracker: Tracker
+    path: Path,
+    name: str,
+    hints: ReadHints,
+    limits: ReadLimits,
+    tmp: Path,
+    tracker: Tracker,
+    stack: ExitStack,
 ) -> tuple[SourceInfo, list[Plan]]:
-    with path.open("rb") as fh:
+    """The plans of a file by its magic bytes; a zip is opened once, until `stack` closes."""
+    with open_binary(path, name) as fh:
         magic = fh.read(8)
     suffix = Path(name).suffix.lower()
     if magic.startswith(PARQUET_MAGIC):
@@ -131,10 +140,13 @@ def _plan(
         opener = partial(open_gzip, path, name, limits, tracker)
         return _info("gzip", [_plan_stream(name, inner, opener, hints, limits, None)])
     if magic.startswith(ZIP_MAGICS):
-        if _is_xlsx(path):
-            scan_zip(path, name, limits)
-            return _info("none", [plan_xlsx(name, path, hints)])
-        plans = _plan_members(path, name, hints, limits, tmp, tracker)
+        archive = stack.enter_context(Archive(path, name, limits))
+        if "xl/workbook.xml" in archive.names():
+            scan_zip(archive)
+            plan, sheet = plan_xlsx(name, path, hints)
+            info, plans = _info("none", [plan])
+            return replace(info, sheet=sheet), plans
+        plans = _plan_members(archive, hints, tmp, tracker)
         return _info("zip", plans, tuple(p.label.split("!", 1)[1] for p in plans))
     if magic.startswith(OLE_MAGIC) or suffix == ".xls":
         raise reject(name, "a legacy .xls or password-protected workbook; save it as .xlsx or CSV")
@@ -176,18 +188,18 @@ def _plan_stream(
         return plan_jsonl(label, opener, enc, hints, limits)
     if head.startswith("["):
         raise reject(label, "a JSON array; send JSON Lines (one object per line)")
+    if hints.header != "absent":  # a headerless file's first line is a row: max_row_bytes
+        check_header_line(label, text, at_eof, enc, limits)
     return plan_csv(label, opener, enc, text, hints, limits)
 
 
-def _plan_members(
-    path: Path, name: str, hints: ReadHints, limits: ReadLimits, tmp: Path, tracker: Tracker
-) -> list[Plan]:
+def _plan_members(archive: Archive, hints: ReadHints, tmp: Path, tracker: Tracker) -> list[Plan]:
     plans: list[Plan] = []
     before = 0  # output of a member never exceeds its declared size (zipfile cuts it there)
-    for info in zip_data_members(path, name, limits):
-        label = f"{name}!{info.filename}"
-        opener = partial(open_member, path, info.filename, label, limits, before, tracker)
-        plan = _plan_stream(label, info.filename, opener, hints, limits, tmp)
+    for info in data_members(archive):
+        label = f"{archive.name}!{info.filename}"
+        opener = partial(archive.member, info, label, before, tracker)
+        plan = _plan_stream(label, info.filename, opener, hints, archive.limits, tmp)
         plan = replace(plan, raw_offset=info.header_offset)
         if plans:
             _check_same(plans[0], plan)
@@ -219,14 +231,6 @@ def _extract(opener: Opener, directory: Path) -> Path:
     with opener() as stream, target.open("wb") as out:
         shutil.copyfileobj(stream, out, SAMPLE_BYTES)
     return target
-
-
-def _is_xlsx(path: Path) -> bool:
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return "xl/workbook.xml" in archive.namelist()
-    except (zipfile.BadZipFile, OSError, ValueError):
-        return False
 
 
 def _info(

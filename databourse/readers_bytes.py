@@ -9,9 +9,11 @@ gzip, a bad CRC) becomes an `IngestRejected` named after the file.
 from __future__ import annotations
 
 import codecs
+import errno
 import gzip
 import io
-import re
+import os
+import stat
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -24,9 +26,6 @@ from databourse.errors import IngestRejected
 
 SAMPLE_BYTES = 1 << 20
 RATIO_FLOOR = 1 << 20  # below 1 MiB out, a high ratio is a small file of blanks, not a bomb
-ZIP_JUNK = ("__MACOSX/", ".DS_Store")
-ARCHIVE_SUFFIXES = (".zip", ".gz", ".tgz", ".tar", ".bz2", ".xz", ".7z", ".rar", ".xlsx", ".xls")
-DATA_SUFFIXES = (".csv", ".tsv", ".txt", ".jsonl", ".ndjson", ".parquet", ".pq")
 INCOMPLETE = ("unexpected end of data", "incomplete multibyte sequence", "truncated data")
 
 
@@ -44,6 +43,8 @@ class ReadLimits:
     max_uncompressed_bytes: int = 200 << 30  # after gzip/zip decompression
     max_compression_ratio: float = 200.0  # zip-bomb guard, checked while streaming
     max_record_bytes: int = 2 << 20  # one CSV row (also the Arrow block size) or JSON line
+    max_archive_members: int = 1000  # entries of one zip (a parse and a plan each)
+    max_header_bytes: int = 256 << 10  # the header line of a CSV, at most SAMPLE_BYTES
 
 
 def reject(label: str, message: str, **context: Any) -> IngestRejected:
@@ -206,9 +207,33 @@ def read_sample(stream: Readable, size: int = SAMPLE_BYTES) -> bytes:
     return b"".join(parts)
 
 
+def open_binary(path: Path, label: str) -> IO[bytes]:
+    """The file opened for reading without following a symbolic link (O_NOFOLLOW)."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        return os.fdopen(os.open(path, flags), "rb")
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise reject(label, "is a symbolic link; links are never followed") from None
+        raise
+
+
+def regular_file(path: Path, label: str) -> os.stat_result:
+    """The file's own status (lstat): IngestRejected for a symbolic link or a non-regular file."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        raise reject(label, "no such file") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise reject(label, "is a symbolic link; links are never followed: send the file itself")
+    if not stat.S_ISREG(st.st_mode):
+        raise reject(label, "is not a regular file (a folder, device or pipe)")
+    return st
+
+
 def check_file_size(path: Path, label: str, limits: ReadLimits) -> int:
-    """The file's size, rejected before any read if empty or over the cap."""
-    size = path.stat().st_size
+    """The file's size, rejected before any read if a link, empty or over the cap."""
+    size = regular_file(path, label).st_size
     if size > limits.max_file_bytes:
         raise reject(label, f"file of {size} bytes is over the {limits.max_file_bytes} byte cap")
     if size == 0:
@@ -221,7 +246,7 @@ def open_plain(
     path: Path, label: str, limits: ReadLimits, tracker: Tracker | None = None
 ) -> Iterator[CappedStream]:
     """An uncompressed file as a capped stream."""
-    with path.open("rb") as fh:
+    with open_binary(path, label) as fh:
         yield CappedStream(fh, label, limits, tracker=tracker)
 
 
@@ -230,87 +255,10 @@ def open_gzip(
     path: Path, label: str, limits: ReadLimits, tracker: Tracker | None = None
 ) -> Iterator[CappedStream]:
     """The decompressed content of a gzip file, capped by size and ratio."""
-    with path.open("rb") as fh:
+    with open_binary(path, label) as fh:
         counted = CountingFile(fh)
         with gzip.GzipFile(fileobj=counted, mode="rb") as inner:
             yield CappedStream(inner, label, limits, lambda: counted.count, tracker=tracker)
-
-
-@contextmanager
-def open_member(
-    path: Path,
-    member: str,
-    label: str,
-    limits: ReadLimits,
-    before: int = 0,
-    tracker: Tracker | None = None,
-) -> Iterator[CappedStream]:
-    """One zip member's content, capped by size and ratio (counted from the bytes read)."""
-    with path.open("rb") as fh:
-        counted = CountingFile(fh)
-        with zipfile.ZipFile(counted) as archive:
-            start = counted.count
-            try:
-                inner = archive.open(member)
-            except (RuntimeError, NotImplementedError, zipfile.BadZipFile) as exc:
-                raise reject(label, f"member cannot be opened ({exc.__class__.__name__})") from None
-            with inner:
-                yield CappedStream(
-                    inner, label, limits, lambda: counted.count - start, before, tracker
-                )
-
-
-def zip_data_members(path: Path, name: str, limits: ReadLimits) -> list[zipfile.ZipInfo]:
-    """The data members of a zip in name order, every member checked for hostile entries."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            infos = archive.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise reject(name, f"not a readable zip archive ({type(exc).__name__})") from None
-    for info in infos:
-        _check_member(info, name)
-    members = sorted(
-        (i for i in infos if not i.is_dir() and not _is_junk(i.filename)), key=lambda i: i.filename
-    )
-    if not members:
-        raise reject(name, "the zip holds no data member")
-    if (declared := sum(i.file_size for i in members)) > limits.max_uncompressed_bytes:
-        raise reject(
-            name, f"members declare {declared} bytes, over the {limits.max_uncompressed_bytes} cap"
-        )
-    return members
-
-
-def _check_member(info: zipfile.ZipInfo, name: str) -> None:
-    member = info.filename
-    label = f"{name}!{member}"
-    if (
-        "\\" in member
-        or "\0" in member
-        or member.startswith("/")
-        or re.match(r"^[A-Za-z]:", member)
-        or ".." in member.split("/")
-    ):
-        raise reject(
-            label, "unsafe member path (absolute, drive, backslash or '..')", member=member
-        )
-    if (info.external_attr >> 16) & 0o170000 == 0o120000:
-        raise reject(label, "symbolic link members are not accepted", member=member)
-    if info.flag_bits & 0x1:
-        raise reject(label, "encrypted member; send it unencrypted", member=member)
-    if info.is_dir() or _is_junk(member):
-        return
-    suffix = Path(member).suffix.lower()
-    if suffix in ARCHIVE_SUFFIXES:
-        raise reject(label, "nested archives are not accepted; send the files", member=member)
-    if suffix not in DATA_SUFFIXES:
-        raise reject(
-            label, f"not a data file; expected one of {', '.join(DATA_SUFFIXES)}", member=member
-        )
-
-
-def _is_junk(member: str) -> bool:
-    return member.startswith(ZIP_JUNK[0]) or Path(member).name == ZIP_JUNK[1]
 
 
 def locate_decode_error(
@@ -351,18 +299,3 @@ def codec_name(encoding: str, label: str) -> str:
         return codecs.lookup(encoding).name
     except LookupError:
         raise reject(label, f"unknown encoding {encoding!r} declared for this dataset") from None
-
-
-def scan_zip(path: Path, name: str, limits: ReadLimits) -> None:
-    """Decompress every member once, discarding it, so the caps hold before a library parses it."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            infos = [i for i in archive.infolist() if not i.is_dir()]
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise reject(name, f"not a readable zip archive ({type(exc).__name__})") from None
-    before = 0
-    for info in infos:
-        with open_member(path, info.filename, name, limits, before) as stream:
-            while stream.read(SAMPLE_BYTES):
-                pass
-            before += stream.out

@@ -1,18 +1,15 @@
-"""Reader record layer: JSON Lines, Excel workbooks and Parquet files as Arrow batches.
+"""Reader record layer: JSON Lines and Parquet files as Arrow batches (workbooks: readers_xlsx).
 
-JSON Lines and Excel cells become text the way a person reading the file would write them (JSON
-numbers as their JSON text, Excel dates as ISO dates, integral Excel numbers without ".0"); Parquet
-keeps its own types. Typing against the contract happens later, in one place for every format.
+JSON Lines values become text the way a person reading the file would write them (JSON numbers as
+their JSON text); Parquet keeps its own types. Typing against the contract happens later, in one
+place for every format.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import json
-import warnings
-from collections.abc import Generator, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Generator, Iterator
 from functools import partial
 from itertools import count
 from pathlib import Path
@@ -22,7 +19,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from databourse.errors import IngestRejected
 from databourse.readers_bytes import RATIO_FLOOR, ReadLimits, reject
 from databourse.readers_text import (
     Opener,
@@ -32,7 +28,6 @@ from databourse.readers_text import (
     check_no_nul,
     decode_rejection,
     describe,
-    resolve_header,
 )
 
 BATCH_ROWS = 50_000
@@ -245,103 +240,3 @@ def _check_expansion(label: str, out: int, size: int, limits: ReadLimits, verb: 
             f"{verb} {out} bytes of data from {size} bytes, a ratio above"
             f" {limits.max_compression_ratio:g} (a decompression bomb?); stopped reading",
         )
-
-
-def plan_xlsx(label: str, path: Path, hints: ReadHints) -> Plan:
-    """An Excel sheet (the first, or the one named in the hints): its header row."""
-    with _sheet_rows(label, path, hints.sheet) as rows, _openpyxl_calls(label):
-        first = next((r for r in map(_row_text, rows) if any(c is not None for c in r)), None)
-    if first is None:
-        raise reject(label, "the sheet is empty", row=0)
-    while first and first[-1] is None:
-        first.pop()
-    columns, header = resolve_header([c or "" for c in first], hints, label)
-    read = partial(_xlsx_batches, label, path, hints.sheet, columns, header)
-    return Plan(label, "xlsx", columns, read, header=header)
-
-
-@contextmanager
-def _sheet_rows(label: str, path: Path, sheet: str | None) -> Iterator[Iterator[tuple[Any, ...]]]:
-    import openpyxl
-
-    with _openpyxl_calls(label):
-        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    try:
-        if sheet is not None and sheet not in book.sheetnames:
-            raise reject(label, f"no sheet {sheet!r}; the workbook has {book.sheetnames}")
-        if not book.worksheets:
-            raise reject(label, "the workbook has no worksheet")
-        ws = book[sheet] if sheet is not None else book.worksheets[0]
-        ws.reset_dimensions()  # declared dimensions are often wrong; read what is there
-        yield ws.iter_rows(values_only=True)
-    finally:
-        book.close()
-
-
-def _xlsx_batches(
-    label: str, path: Path, sheet: str | None, columns: list[str], header: bool
-) -> Iterator[pa.RecordBatch]:
-    with _sheet_rows(label, path, sheet) as rows:
-        texts = (r for r in map(_row_text, rows) if any(c is not None for c in r))
-        if header:
-            next(texts, None)
-        row = 0
-        while True:
-            with _openpyxl_calls(label):
-                chunk = _take(texts, len(columns), label, row)
-            if not chunk:
-                return
-            row += len(chunk)
-            yield pa.RecordBatch.from_arrays(
-                [pa.array(list(c), pa.string()) for c in zip(*chunk, strict=True)], names=columns
-            )
-
-
-def _take(
-    texts: Iterator[list[str | None]], width: int, label: str, done: int
-) -> list[list[str | None]]:
-    """The next batch of non-blank rows, padded to the header's width."""
-    chunk: list[list[str | None]] = []
-    for cells in texts:
-        if any(c is not None for c in cells[width:]):
-            row = done + len(chunk) + 1
-            raise reject(label, f"data row {row} has values beyond the header's columns", row=row)
-        chunk.append(cells[:width] + [None] * (width - len(cells)))
-        if len(chunk) == BATCH_ROWS:
-            break
-    return chunk
-
-
-@contextmanager
-def _openpyxl_calls(label: str) -> Iterator[None]:
-    """openpyxl's warnings silenced (styles, extensions) and its errors, of any type, rejected."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            yield
-        except IngestRejected:
-            raise
-        except Exception as exc:  # anything from KeyError to XML syntax errors
-            raise reject(label, f"not a readable xlsx workbook ({type(exc).__name__})") from None
-
-
-def _row_text(values: Iterable[Any]) -> list[str | None]:
-    return [_cell_text(v) for v in values]
-
-
-def _cell_text(value: Any) -> str | None:
-    """A cell as the text the provider sees: ISO dates, numbers without a spurious '.0'."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        shown = float(f"{value:.15g}")  # Excel keeps 15 significant digits
-        return str(int(shown)) if shown.is_integer() and abs(shown) < 2**53 else repr(shown)
-    if isinstance(value, dt.datetime):
-        return value.date().isoformat() if value.time() == dt.time(0) else value.isoformat()
-    if isinstance(value, dt.date | dt.time):
-        return value.isoformat()
-    return str(value)

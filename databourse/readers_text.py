@@ -12,6 +12,7 @@ import codecs
 import csv
 import io
 import re
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ BOMS = (
 DETECTABLE = ["gb18030", "big5"]  # utf-16 is told by its NUL bytes, which these never contain
 SUPERSETS = {"gbk": "gb18030", "gb2312": "gb18030"}  # providers say GBK and mean GB18030
 SNIFF_CHARS, SNIFF_LINES = 1 << 12, 64
+SAMPLE_CHARS = 1 << 20  # the sample is one MiB: a header cap beyond it cannot be checked from it
 _LINE_END = re.compile(r"\r\n|\r|\n")
 
 
@@ -54,6 +56,7 @@ class ReadHints:
     delimiter: str | None = None  # None = detect among , TAB ; |
     header: Literal["auto", "present", "absent"] = "auto"
     sheet: str | None = None  # xlsx sheet, default the first
+    allow_hidden_sheets: bool = False  # read a hidden xlsx sheet (refused by default)
 
 
 @dataclass(frozen=True)
@@ -236,7 +239,7 @@ def resolve_header(first: list[str], hints: ReadHints, label: str) -> tuple[list
         hints.header == "auto" and expected and not matches and len(first) == len(expected)
     )
     if not headerless:
-        dupes = sorted({c for c in found if found.count(c) > 1})
+        dupes = sorted(c for c, n in Counter(found).items() if n > 1)  # linear: 100k names
         if dupes:
             raise reject(label, f"column {dupes[0]!r} appears twice in the header", column=dupes[0])
         return found, True
@@ -248,6 +251,28 @@ def resolve_header(first: list[str], hints: ReadHints, label: str) -> tuple[list
             row=1,
         )
     return expected, False
+
+
+def check_header_line(
+    label: str, text: str, at_eof: bool, enc: TextEncoding, limits: ReadLimits
+) -> None:
+    """Refuse a first line over `max_header_bytes`, from the sample, before anything parses it."""
+    cap = min(limits.max_header_bytes, SAMPLE_CHARS)
+    body = text.lstrip("\r\n")
+    end = _LINE_END.search(body, 0, cap + 1)
+    first = body[: end.start()] if end else body[: cap + 1]
+    if (end is None and (len(body) > cap or not at_eof)) or _size(first, enc) > cap:
+        raise reject(
+            label,
+            f"the header line is longer than the {cap} byte cap (ingest.max_header_bytes);"
+            " a header names columns: check the file's line ends and delimiter",
+            row=0,  # the header
+            line=1 + len(_LINE_END.findall(text[: len(text) - len(body)])),
+        )
+
+
+def _size(text: str, enc: TextEncoding) -> int:
+    return len(text.encode(enc.codec, errors="replace"))
 
 
 def plan_csv(

@@ -11,18 +11,18 @@ person in two versions counts twice: an upper bound, which can only pick the str
 
 from __future__ import annotations
 
-import re
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from databourse.approval_rules import Binding, answer_problems
 from databourse.config import SENSITIVE_CATEGORIES, Condition, CrossBorderPolicy, ProductSpec, Rule
 
 Decision = Literal["allowed", "approval_required", "denied"]
-# A reference that says nothing: refused where the route requires a reference.
-_PLACEHOLDER = re.compile(r"^\s*(none|n/?a|-+|tbd|todo|unknown)?\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,12 @@ class TransferDecision:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def policy_fingerprint(policy: CrossBorderPolicy) -> str:
+    """sha256 of the policy as loaded (canonical JSON): which rules a decision was made under."""
+    canonical = json.dumps(policy.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def decide(policy: CrossBorderPolicy, facts: TransferFacts, market: str) -> TransferDecision:
@@ -241,53 +247,26 @@ def _fact(name: str, facts: TransferFacts, market: str) -> Any:
 
 
 def approval_problems(
-    policy: CrossBorderPolicy, route: str, answer: Mapping[str, Any], today: date
+    policy: CrossBorderPolicy,
+    route: str,
+    answer: Mapping[str, Any],
+    today: date,
+    binding: Binding | None = None,
 ) -> list[str]:
     """Why an approver's answer cannot be recorded on this route (empty when it can).
 
-    A rejection needs only the approver's name; an approval needs a basis of the route and every
-    field that basis requires, with a reference that says something and an expiry not passed.
+    The rules are `approval_rules`' (the same that make the form's schema): a rejection needs
+    the approver's name; an approval a basis of the route and every field that basis requires,
+    a reference that says something, a real expiry not passed. With a `binding`, the answer
+    must carry that suspension's product, version, content hash, market and nonce.
     """
-    problems = [] if str(answer.get("approver") or "").strip() else ["the approver's name is empty"]
-    if answer.get("decision") != "approve":
-        return problems
-    spec = policy.routes.get(route)
-    if spec is None:
-        return [*problems, f"route {route!r} is not defined in the cross-border policy"]
-    if answer.get("route") not in (None, "", route):
-        problems.append(
-            f"the approval names route {answer['route']!r}; the rule requires {route!r}"
-        )
-    name = answer_basis(policy, route, answer)
-    basis = spec.bases.get(name or "")
-    if basis is None:
-        return [*problems, f"basis {name!r} is not one of route {route}'s: {sorted(spec.bases)}"]
-    needs = set(basis.requires)
-    if "reference" in needs and _PLACEHOLDER.match(str(answer.get("reference") or "")):
-        problems.append(f"approving on '{basis.label}' needs a reference: {basis.reference}")
-    until = _date(answer.get("valid_until"))
-    if "valid_until" in needs and until is None:
-        problems.append(f"approving on '{basis.label}' needs the reference's expiry (valid_until)")
-    if until is not None and until < today:
-        problems.append(f"the reference expired on {until.isoformat()}")
-    if "evidence_url" in needs and not str(answer.get("evidence_url") or "").strip():
-        problems.append(f"approving on '{basis.label}' needs a link to the evidence (evidence_url)")
-    return problems
+    return answer_problems(route, policy.routes.get(route), answer, today, binding)
 
 
 def answer_basis(policy: CrossBorderPolicy, route: str, answer: Mapping[str, Any]) -> str | None:
     """The basis an answer relies on: the one it names, else the route's first (the default)."""
     spec = policy.routes.get(route)
     return answer.get("basis") or (next(iter(spec.bases)) if spec is not None else None)
-
-
-def _date(value: Any) -> date | None:
-    if value is None or value == "" or isinstance(value, date):
-        return value or None
-    try:
-        return date.fromisoformat(str(value))
-    except ValueError:
-        return None
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 #   1. the bucket of DATABOURSE_STORE_ROOT, when that is an s3:// root;
 #   2. the `databourse` work pool (type process), unless it exists (a Kubernetes pool of that
 #      name, see deploy/k8s/, is left as it is);
-#   3. the deployments of deploy/prefect.yaml (created or updated in place).
+#   3. the deployments of deploy/prefect.yaml (created or updated in place);
+#   4. each provider's concurrency limit and the zombie-run automation, before any run needs them.
 # Needs PREFECT_API_URL, and DATABOURSE_HOME: the folder holding flows/, configs/ and deploy/.
 set -eu
 cd "${DATABOURSE_HOME:?set DATABOURSE_HOME to the folder holding flows/ and deploy/}"
@@ -37,3 +38,13 @@ else
 fi
 
 prefect --no-prompt deploy --prefect-file deploy/prefect.yaml --all
+
+python - <<'PYTHON'
+"""Provider concurrency limits and the "a run stopped beating" automation (both idempotent)."""
+from bourse.automations import ensure_zombie
+from tasks.limits import ensure_provider_limits
+
+for name, limit in ensure_provider_limits.fn().items():
+    print(f"concurrency limit {name} = {limit}")
+print(ensure_zombie() or "zombie-run automation exists")
+PYTHON

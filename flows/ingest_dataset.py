@@ -7,6 +7,7 @@ from typing import Any
 from prefect import flow
 
 from flows.run_names import dated
+from tasks.anchoring import anchor_audit
 from tasks.ingesting import ingest
 
 
@@ -19,4 +20,6 @@ def ingest_dataset(
     expected_rows: int | None = None,
 ) -> dict[str, Any]:
     """Ingest `source` (local path or s3:// URI) for a provider's dataset."""
-    return ingest(provider, dataset, source, source_name, expected_rows)
+    result = ingest(provider, dataset, source, source_name, expected_rows)
+    anchor_audit()
+    return result

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import time
-from typing import Any, cast
+from typing import Any
 
 from prefect import flow, get_run_logger, tags, task
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.objects import FlowRun
-from prefect.concurrency.sync import concurrency
-from prefect.deployments import run_deployment
 
 from flows.build_product import build_product
 from flows.ingest_dataset import ingest_dataset
-from flows.publish_product import DEPLOYMENT
 from flows.run_names import dated
 from flows.validate_dataset import validate_dataset
 from tasks import reporting, resources
-from tasks.limits import limit_name
+from tasks.limits import provider_slot
+from tasks.publishing import start_publication
 
 
 @flow(name="process-drop", flow_run_name=dated("process", "provider", "dataset"))
@@ -32,10 +29,11 @@ def process_drop(
     """Process one drop; publication runs as its own deployment run, which may suspend.
 
     The heavy part holds a slot of the provider's global concurrency limit (see tasks/limits.py):
-    50 drops of one provider never run 50 at once. Without the limit (not created yet) it runs.
+    50 drops of one provider never run 50 at once. The limit is created when missing; a wait
+    for a slot logs who holds them and ends at a bound (settings `runs.slot_*`).
     """
     with tags(f"provider:{provider}", f"dataset:{dataset}"):
-        with concurrency(limit_name(provider), occupy=1, strict=False):
+        with provider_slot(provider):
             ingested = ingest_dataset(provider, dataset, source, source_name, expected_rows)
             validate_dataset(provider, dataset, ingested["ingest_id"])
             built_all = [
@@ -64,18 +62,8 @@ def process_drop(
 def request_publication(
     product: str, version: str, content_hash: str, wait_seconds: float
 ) -> dict[str, Any]:
-    """Start (once per content hash) the gated publish run, wait until it ends or suspends."""
-    run = cast(
-        FlowRun,
-        run_deployment(  # called from sync code: returns the FlowRun
-            DEPLOYMENT,
-            parameters={"product": product, "version": version},
-            timeout=0,
-            idempotency_key=f"{product}@{version}#{content_hash[:16]}",
-            tags=[f"product:{product}"],
-            as_subflow=False,  # a subflow cannot suspend; this run outlives the drop's run
-        ),
-    )
+    """Start (once per content hash; anew after a failed one) the gated publish run, wait."""
+    run = start_publication(product, version, content_hash, [f"product:{product}"])
     state = _wait(run.id, wait_seconds)
     get_run_logger().info("publish run %s of %s@%s: %s", run.name, product, version, state)
     return {"publish_run_id": str(run.id), "publish_run_name": run.name, "publish_state": state}

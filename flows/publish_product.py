@@ -5,6 +5,9 @@ on an input form for days without holding a worker, and runs again from the top 
 Every step before the gate is idempotent and cached, so the re-run only records the answer. The
 flow has no parameter or setting that skips the gate: a market that needs approval is opened
 only by an answer recorded from the form (or an earlier approval the rules let carry over).
+Each suspension first records its question in the catalog (content hash, market, nonce); the
+form carries those as constants and an answer counts only on that question. A run whose
+parameters changed after it asked stops at once; a refused answer is audited and asked again.
 """
 
 from __future__ import annotations
@@ -15,25 +18,36 @@ from prefect import flow, get_run_logger
 from prefect.client.orchestration import get_client
 from prefect.flow_runs import suspend_flow_run
 from prefect.runtime import deployment, flow_run
+from pydantic import ValidationError
 
+from databourse.approval_rules import Binding
 from databourse.errors import TransferNotApproved
 from flows.approval_form import approval_description, approval_form
 from tasks import reporting, resources
+from tasks.anchoring import anchor_audit
+from tasks.approving import check_run_binding, close_questions, open_approval, record_approval
 from tasks.publishing import (
+    PUBLISH_DEPLOYMENT,
     approval_key,
     decide_transfers,
     export_catalog,
-    record_approval,
     sweep_approvals,
 )
 
-DEPLOYMENT = "publish-product/gated"
+DEPLOYMENT = PUBLISH_DEPLOYMENT
 MAX_ANSWERS = 5  # refused answers (incomplete, stale) before the run gives up; a new run asks
 
 
-@flow(name="publish-product", flow_run_name="publish/{product}/{version}", persist_result=True)
+@flow(
+    name="publish-product",
+    flow_run_name="publish/{product}/{version}",
+    persist_result=True,
+    on_failure=[close_questions],
+)
 def publish_product(product: str, version: str) -> dict[str, Any]:
     """Decide each market; suspend on a form for each that awaits a person; record the answers."""
+    if flow_run.id is not None:
+        check_run_binding(product, version, str(flow_run.id))
     sweep_approvals()
     decisions = decide_transfers(product, version)
     _tag_markets(decisions)
@@ -41,6 +55,7 @@ def publish_product(product: str, version: str) -> dict[str, Any]:
         if decision["status"] == "pending_approval":
             _ask(product, version, decision)
     export_catalog()
+    anchor_audit()
     shown = resources.catalog().show(product, version)
     reporting.markdown(
         f"publish-{product}",
@@ -73,21 +88,17 @@ def _ask(product: str, version: str, decision: dict[str, Any]) -> None:
             version=version,
             market=market,
         )
-    cfg = resources.config()
-    timeout = cfg.settings.approval_timeout_seconds
     refused: list[str] = []
     for attempt in range(1, MAX_ANSWERS + 1):
-        route = decision["route"]
-        description = approval_description(
-            product, version, decision, cfg.policy.routes[route], timeout, refused
-        )
-        get_run_logger().info(
-            "%s@%s -> %s waits for approval (route %s)", product, version, market, route
-        )
-        key = approval_key(market, attempt)
-        form = approval_form(route, cfg.policy.routes[route], description)
-        suspend_flow_run(wait_for_input=form, key=key, timeout=timeout)
-        outcome = record_approval(product, version, market, route, key, str(flow_run.id))
+        outcome = _ask_once(product, version, decision, attempt, refused)
+        if outcome["final"] and not outcome["recorded"]:
+            raise TransferNotApproved(
+                f"{product}@{version} -> {market}: answer refused: "
+                + "; ".join(outcome["problems"]),
+                product=product,
+                version=version,
+                market=market,
+            )
         if outcome["recorded"] or outcome["status"] != "pending_approval":
             return
         refused, decision = outcome["problems"], outcome["decision"]
@@ -97,6 +108,27 @@ def _ask(product: str, version: str, decision: dict[str, Any]) -> None:
         version=version,
         market=market,
     )
+
+
+def _ask_once(
+    product: str, version: str, decision: dict[str, Any], attempt: int, refused: list[str]
+) -> dict[str, Any]:
+    """Open this suspension's question, suspend on its form, then record or refuse the answer."""
+    cfg = resources.config()
+    market, route = decision["market"], decision["route"]
+    key, spec, run_id = approval_key(market, attempt), cfg.policy.routes[route], str(flow_run.id)
+    binding = Binding.of(open_approval(product, version, decision, key, run_id))
+    timeout = cfg.settings.approval_timeout_seconds
+    description = approval_description(product, version, decision, spec, timeout, binding, refused)
+    get_run_logger().info(
+        "%s@%s -> %s waits for approval (route %s)", product, version, market, route
+    )
+    form = approval_form(route, spec, description, binding)
+    try:
+        suspend_flow_run(wait_for_input=form, key=key, timeout=timeout)
+    except ValidationError:
+        pass  # an answer stored around the form: record_approval refuses it, audited
+    return record_approval(product, version, market, route, key, run_id)
 
 
 def _summary(product: str, version: str, shown: dict[str, Any]) -> str:

@@ -27,6 +27,7 @@ from prefect.events import emit_event
 from databourse import assembly, zones
 from databourse.anonymize import Keys
 from databourse.config import Config, ProductSpec
+from databourse.errors import PersonalDataFound
 from databourse.hierarchy import Hierarchy, product_hierarchies
 from databourse.ingest import load_ingest
 from databourse.odrl import usage_policy
@@ -64,6 +65,8 @@ class _Build:
     key: Keys | None
     hierarchies: dict[str, Hierarchy]
     declared: dict[str, str]
+    origin: str  # the provider's jurisdiction
+    important_data: bool  # the dataset is declared important data
 
 
 def _build(product_id: str) -> _Build:
@@ -73,8 +76,12 @@ def _build(product_id: str) -> _Build:
     noisy = bool(product.aggregate and product.aggregate.epsilon is not None)
     key = resources.pseudonym_keys(product) if keyed or noisy else None
     hierarchies = product_hierarchies(product, Path(cfg.files[f"product/{product_id}"]).parents[1])
-    declared = cfg.dataset(product.source.provider, product.source.dataset).declared_categories
-    return _Build(cfg, resources.store(), product, key, hierarchies, declared)
+    src = product.source
+    dataset = cfg.dataset(src.provider, src.dataset)
+    return _Build(
+        cfg, resources.store(), product, key, hierarchies, dataset.declared_categories,
+        cfg.providers[src.provider].jurisdiction, dataset.important_data,
+    )  # fmt: skip
 
 
 @contextmanager
@@ -276,10 +283,16 @@ def finish_build(
     pii = (build.cfg.settings.pii_threshold, build.cfg.settings.pii_sample_rows)
     with work_folder(build.store, plan["work"], reads) as work:
         full, _ = _schemas(build, work, decided)
-        built = assembly.finish(
-            work, work / FILES, files, written, layout["privacy"], full,
-            build.product, build.declared, build.key, pii,
-        )  # fmt: skip
+        try:
+            built = assembly.finish(
+                work, work / FILES, files, written, layout["privacy"], full,
+                build.product, build.declared, build.key, pii,
+                origin=build.origin, important_data=build.important_data,
+                embedded_max_share=build.cfg.settings.pii_embedded_max_share,
+            )  # fmt: skip
+        except PersonalDataFound as exc:  # nothing staged: the work folder is dropped after
+            resources.audit("quarantine", exc, product=product_id, ingest_id=plan["ingest_id"])
+            raise
         prefix = zones.product_staging_prefix(product_id, built.content_hash)
         for f in built.files:
             put_file_once(build.store, f"{prefix}/{f.path}", work / FILES / f.path)

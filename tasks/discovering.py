@@ -6,6 +6,7 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
+from databourse.errors import IngestRejected
 from databourse.landing import discover
 from tasks import reporting, resources
 from tasks.retrying import LIGHT_SECONDS, RETRY_TRANSIENT
@@ -22,6 +23,9 @@ def discover_drops(provider: str | None = None) -> dict[str, Any]:
     result = discover(resources.store(), resources.config().providers, provider)
     summary = {k: v for k, v in result.summary().items() if v}
     get_run_logger().info("landing: %s", summary or "empty")
+    for drop in (d for d in result.drops if d.status == "refused"):  # a link: recorded each time
+        refused = IngestRejected(f"{drop.key}: {drop.reason}", file=drop.key)
+        resources.audit("quarantine", refused, provider=drop.provider, dataset=drop.dataset)
     rows = [
         {
             "key": d.key,

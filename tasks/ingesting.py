@@ -65,10 +65,11 @@ def ingest(
     cfg = resources.config()
     spec = cfg.dataset(provider, dataset)
     store = resources.store()
-    with fetched_source(source, cfg.s3_endpoint_url, cfg.settings.storage.region) as path:
-        name = source_name or path.name
-        progress = _Progress(name, reporting.artifact_key("ingest-progress", provider, dataset))
-        try:
+    try:  # a refused source (a link, a missing file) is audited like a quarantined one
+        with fetched_source(source, cfg.s3_endpoint_url, cfg.settings.storage.region) as path:
+            name = source_name or path.name
+            key = reporting.artifact_key("ingest-progress", provider, dataset)
+            progress = _Progress(name, key)
             result = ingest_file(
                 store,
                 provider,
@@ -80,9 +81,9 @@ def ingest(
                 expected_rows=expected_rows,
                 progress=progress,
             )
-        except GateFailed as exc:
-            resources.audit("quarantine", exc, provider=provider, dataset=dataset)
-            raise
+    except GateFailed as exc:
+        resources.audit("quarantine", exc, provider=provider, dataset=dataset)
+        raise
     if not result.duplicate:
         progress(result.rows, 1.0)  # the file is read whole: show it done
     if not result.duplicate or not _audited(result.ingest_id):
@@ -107,12 +108,14 @@ def ingest(
         )
     else:
         logger.info("%s: %d rows ingested as %s", result.source_name, result.rows, result.ingest_id)
+    sheet = f"| sheet read | `{result.sheet}` |\n" if result.sheet else ""
     reporting.markdown(
         f"ingest-{provider}-{dataset}",
         f"### Ingest `{provider}/{dataset}`\n\n| | |\n|---|---|\n"
         f"| file | `{result.source_name}` |\n| ingest id | `{result.ingest_id}` |\n"
         f"| sha256 | `{result.sha256}` |\n| bytes | {result.size} |\n| rows | {result.rows} |\n"
         f"| format | {result.format} ({result.compression}) |\n"
+        f"{sheet}"
         f"| encoding | {result.encoding or '-'}{' with BOM' if result.bom else ''} |\n"
         f"| schema drift | {_drift_text(result.drift)} |\n"
         f"| duplicate | {result.duplicate} |\n| raw | `{store.uri(result.raw_key)}` |\n",

@@ -1,11 +1,10 @@
-"""Tasks: the transfer gate per market, answers read back from Prefect, the expiry sweep."""
+"""Tasks: the transfer gate per market, the expiry sweep (answers: `tasks/approving.py`)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
 from typing import Any
-from uuid import UUID
 
 from prefect import get_run_logger, task
 from prefect.client.orchestration import SyncPrefectClient, get_client
@@ -17,13 +16,12 @@ from prefect.client.schemas.filters import (
     FlowRunFilterStateType,
 )
 from prefect.client.schemas.objects import FlowRun, StateType
-from prefect.exceptions import ObjectNotFound
-from prefect.input.run_input import keyset_from_base_key
 
 from databourse.catalog import Catalog
-from databourse.errors import CatalogError, TransferNotApproved, VersionNotFound
+from databourse.errors import CatalogError, VersionNotFound
+from databourse.facts import checked_facts
 from databourse.package import read_manifest
-from databourse.transfer import TransferFacts, answer_basis, approval_problems, facts_for
+from databourse.transfer import TransferFacts
 from tasks import reporting, resources
 from tasks.retrying import LIGHT_SECONDS, RETRY_TRANSIENT
 
@@ -63,11 +61,11 @@ def version_facts(product_id: str, version: str) -> tuple[TransferFacts, str]:
             product=product_id,
             version=version,
         )
-    src, personal = product.source, manifest["personal_data"]
-    facts = facts_for(
+    src = product.source
+    facts = checked_facts(  # ManifestMismatch unless the manifest hashes to the catalog's hash
+        manifest,
+        resources.catalog().get_version(product_id, version).content_hash,
         cfg.providers[src.provider].jurisdiction,
-        personal["remaining"],
-        personal["individuals"],
         cfg.dataset(src.provider, src.dataset).important_data,
     )
     return facts, src.provider
@@ -113,100 +111,6 @@ def decide_transfers(product_id: str, version: str) -> list[dict[str, Any]]:
     return decisions
 
 
-@task(
-    name="record-approval",
-    task_run_name="record answer {product_id}@{version} {market}",
-    timeout_seconds=LIGHT_SECONDS,
-)
-def record_approval(
-    product_id: str, version: str, market: str, route: str, key: str, flow_run_id: str
-) -> dict[str, Any]:
-    """Record the answer Prefect stored for this run's form, if the policy still lets it stand.
-
-    The answer is read from the Prefect API, never taken from the caller. It is not recorded
-    (`recorded` false, with `problems`) when the decision changed while the form waited (the
-    exporter's count crossed a threshold) or when the answer misses what the route requires.
-    """
-    answer, sender = read_answer(product_id, version, key, flow_run_id)
-    cfg = resources.config()
-    catalog = resources.catalog()
-    facts, exporter = version_facts(product_id, version)
-    [now] = catalog.apply_transfer_policy(
-        product_id, version, cfg.policy, facts, [market], exporter, carry_over=False
-    )
-    approve = answer.get("decision") == "approve"
-    problems = approval_problems(cfg.policy, route, answer, dt.date.today())
-    if now["status"] != "pending_approval":
-        problems = [f"{market} is {now['status']} now: there is nothing to answer"]
-    elif approve and now["route"] != route:  # a refusal stands whatever the route
-        problems = [
-            f"the decision changed while the form waited: rule {now['rule_id']} now requires "
-            f"the route {now['route']} (the form was for {route})"
-        ]
-    if problems:
-        where = f"{product_id}@{version} -> {market}"
-        get_run_logger().warning("%s: answer not recorded: %s", where, "; ".join(problems))
-        return {"recorded": False, "status": now["status"], "problems": problems, "decision": now}
-    until = answer.get("valid_until")
-    rec = catalog.record_approval(
-        product_id,
-        version,
-        market,
-        "approved" if approve else "rejected",
-        approver=answer["approver"],
-        route=route,
-        reference=answer.get("reference") or None,
-        conditions=answer.get("conditions") or None,
-        evidence_url=answer.get("evidence_url") or None,
-        valid_until=dt.date.fromisoformat(until) if until else None,
-        flow_run_id=flow_run_id,
-        prefect_identity=sender,
-        basis=answer_basis(cfg.policy, route, answer) if approve else None,
-        carry_over=bool(answer.get("carry_over")) and approve,
-        identity_note=None if sender else NO_IDENTITY,
-    )
-    get_run_logger().info(
-        "%s@%s -> %s: %s by %s", product_id, version, market, rec.decision, rec.approver
-    )
-    return {"recorded": True, "status": _STATUS[rec.decision], "problems": [], "decision": now}
-
-
-_STATUS = {"approved": "available", "rejected": "rejected"}
-
-
-def read_answer(
-    product_id: str, version: str, key: str, flow_run_id: str
-) -> tuple[dict[str, Any], str | None]:
-    """The answer stored in Prefect for a publish run's form, and its sender (an identity)."""
-    with get_client(sync_client=True) as client:
-        try:
-            run = client.read_flow_run(UUID(flow_run_id))
-        except (ObjectNotFound, ValueError):
-            raise TransferNotApproved(
-                f"no publish run {flow_run_id!r} exists", product=product_id, version=version
-            ) from None
-        flow = client.read_flow(run.flow_id)
-        params = run.parameters
-        if flow.name != PUBLISH_FLOW or (params.get("product"), params.get("version")) != (
-            product_id,
-            version,
-        ):
-            raise TransferNotApproved(
-                f"run {flow_run_id} is not a publish run of {product_id}@{version}",
-                product=product_id,
-                version=version,
-            )
-        response_key = keyset_from_base_key(f"suspended-{key}")["response"]
-        found = client.filter_flow_run_input(run.id, response_key, 1, set())
-    if not found or found[0].key != response_key:
-        raise TransferNotApproved(
-            f"no answer was given on the approval form {key} of run {flow_run_id}",
-            product=product_id,
-            version=version,
-        )
-    return dict(found[0].decoded_value), found[0].sender
-
-
 # --- expiry -----------------------------------------------------------------------------------
 
 
@@ -240,6 +144,7 @@ def sweep_expired(catalog: Catalog, now: dt.datetime | None = None) -> list[dict
             except CatalogError as exc:
                 log.info("sweep: run %s not recorded: %s", run.id, exc)
                 continue
+            catalog.close_pending(str(run.id), "expired", waited)
             if rec is not None:
                 log.info("%s@%s -> %s: approval expired (run %s)", product, version, market, run.id)
                 out.append(rec.to_json())
@@ -284,3 +189,52 @@ def export_catalog() -> dict[str, str]:
     uris = export(resources.catalog(), resources.store())
     reporting.link("catalog-page", uris["page"], "The catalog page (HTML)")
     return uris
+
+
+# --- starting publish runs --------------------------------------------------------------------
+
+PUBLISH_DEPLOYMENT = "publish-product/gated"
+_CHAIN_LIMIT = 50  # failed runs of one version followed before giving up
+
+
+def publish_key(product: str, version: str, content_hash: str, after: str | None = None) -> str:
+    """The idempotency key of a version's publish run (`after`: the failed run it replaces)."""
+    key = f"{product}@{version}#{content_hash[:16]}"
+    return f"{key}#after-{after}" if after else key
+
+
+def start_publication(
+    product: str,
+    version: str,
+    content_hash: str,
+    tags: list[str] | None = None,
+    deployment: str = PUBLISH_DEPLOYMENT,
+    after: str | None = None,
+) -> FlowRun:
+    """The version's current publish run: started once per content hash, anew after a failure.
+
+    A failed, crashed or cancelled run is followed by the run keyed after it, so a re-run drop
+    and `bourse approvals retry` both reach the same fresh run, never the failed one again
+    (`after`: start the chain after that run, for a run started without a key).
+    """
+    from prefect.deployments import run_deployment
+
+    key = publish_key(product, version, content_hash, after)
+    for _ in range(_CHAIN_LIMIT):
+        run = run_deployment(  # called from sync code: returns the FlowRun
+            deployment,
+            parameters={"product": product, "version": version},
+            timeout=0,
+            idempotency_key=key,
+            tags=tags or [f"product:{product}"],
+            as_subflow=False,  # a subflow cannot suspend; this run outlives its caller
+        )
+        state = run.state  # type: ignore[union-attr]
+        if state is None or not (state.is_failed() or state.is_crashed() or state.is_cancelled()):
+            return run  # type: ignore[return-value]
+        key = publish_key(product, version, content_hash, after=str(run.id))  # type: ignore[union-attr]
+    raise CatalogError(
+        f"{product}@{version}: {_CHAIN_LIMIT} publish runs failed in a row; see the last one",
+        product=product,
+        version=version,
+    )

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
+from pathlib import Path
 from typing import cast
 
 from databourse.catalog import Catalog
 from databourse.config import Config, ProductSpec, load_config
-from databourse.errors import DataBourseError, SecretMissing
+from databourse.errors import DataBourseError
+from databourse.keys import DEFAULT_VERSION, Key, KeyPlace, bind, check_strength, default_key_dir
+from databourse.keys import read as read_key
+from databourse.keys import require as require_key
 from databourse.storage import ObjectStore, open_store
 
 
@@ -29,8 +33,8 @@ def store() -> ObjectStore:
 
 @lru_cache(maxsize=1)
 def catalog() -> Catalog:
-    """The catalog database, with its tables created if missing."""
-    cat = Catalog(config().catalog_url)
+    """The catalog database, with its tables created if missing; its audit key from `audit_keys`."""
+    cat = Catalog(config().catalog_url, audit_keys=audit_keys)
     cat.create_schema()
     return cat
 
@@ -38,8 +42,9 @@ def catalog() -> Catalog:
 def pseudonym_keys(product: ProductSpec) -> bytes | dict[str, bytes]:
     """The key, or for a product naming key versions, every version it names plus the default.
 
-    A version `v2` is read from `$<env>__V2`, then the Secret block `<block>-v2`: rotating means
-    adding the new key under a new version and pointing the rule's `key_version` at it.
+    A version `v2` is read from `$<env>__V2`, then the key file `pseudonym-v2.key` (see
+    `databourse.keys`): rotating means adding the new key under a new version and pointing the
+    rule's `key_version` at it.
     """
     versions = {r.key_version for r in product.columns.values() if r.key_version}
     if not versions:
@@ -55,28 +60,63 @@ def pseudonym_keys(product: ProductSpec) -> bytes | dict[str, bytes]:
 
 
 def pseudonym_key(version: str | None = None) -> bytes:
-    """The pseudonymization key: environment variable first, then the Prefect Secret block."""
-    ref = config().settings.pseudonym_key
-    env = f"{ref.env}__{version.upper()}" if version else ref.env
-    block_name = f"{ref.block}-{version.lower()}" if version and ref.block else ref.block
-    value = os.environ.get(env)
-    if not value and block_name:
-        from prefect.blocks.system import Secret
+    """The pseudonymization key of a version (checked, and bound to its id in the store)."""
+    return load_key("pseudonym", version or DEFAULT_VERSION).material
 
-        try:
-            block = cast(Secret[str], Secret.load(block_name))
-            value = str(block.get())
-        except ValueError:
-            value = None  # no such block
-    if not value:
-        raise SecretMissing(
-            f"pseudonymization key{f' {version}' if version else ''} not set: export {env} or "
-            f"create the Prefect Secret block {block_name!r} (bourse secrets init creates the "
-            "default one with a random key)",
-            env=env,
-            block=block_name,
-        )
-    return value.encode()
+
+def audit_keys() -> list[Key]:
+    """The audit trail's signing key (bound to its id in the store)."""
+    return [load_key("audit")]
+
+
+def key_place(purpose: str) -> KeyPlace:
+    """Where keys of a purpose are looked for: its variable, then the key folder."""
+    cfg = config()
+    ref = cfg.settings.audit_key if purpose == "audit" else cfg.settings.pseudonym_key
+    folder = os.environ.get("DATABOURSE_KEY_DIR") or cfg.settings.key_dir
+    key_dir = cfg.resolve(folder) if folder else default_key_dir(cfg.store_root)
+    forbidden = [cfg.state_dir, cfg.root / "configs"]
+    if not cfg.store_root.startswith("s3://"):
+        forbidden.append(Path(cfg.store_root))
+    return KeyPlace(purpose, ref.env, key_dir, tuple(forbidden))
+
+
+def load_key(purpose: str, version: str = DEFAULT_VERSION) -> Key:
+    """A key from the environment, the key file, or (authenticated API only) a Secret block."""
+    place = key_place(purpose)
+    key = read_key(place, version) or _block_key(place, version)
+    if key is None:
+        key = require_key(place, version)  # raises SecretMissing, naming where it looked
+    if (key.purpose, key.version, key.key_id) not in _BOUND:
+        bind(store(), key)
+        _BOUND.add((key.purpose, key.version, key.key_id))
+    return key
+
+
+_BOUND: set[tuple[str, str, str]] = set()  # keys whose id this process checked against the store
+
+
+def blocks_allowed() -> bool:
+    """Secret blocks are read only when the Prefect API requires authentication."""
+    authenticated = os.environ.get("PREFECT_API_AUTH_STRING") or os.environ.get("PREFECT_API_KEY")
+    return config().settings.prefect_api_authenticated or bool(authenticated)
+
+
+def _block_key(place: KeyPlace, version: str) -> Key | None:
+    """The key from a Prefect Secret block (authenticated API only), checked like the others."""
+    cfg = config()
+    ref = cfg.settings.audit_key if place.purpose == "audit" else cfg.settings.pseudonym_key
+    if not ref.block or not blocks_allowed():
+        return None
+    name = ref.block if version == DEFAULT_VERSION else f"{ref.block}-{version.lower()}"
+    from prefect.blocks.system import Secret
+
+    try:
+        value = str(cast(Secret[str], Secret.load(name)).get())
+    except ValueError:
+        return None  # no such block
+    check_strength(value.encode(), f"the Prefect Secret block {name!r}")
+    return Key(place.purpose, version, f"Prefect Secret block {name!r}", value.encode())
 
 
 def audit(kind: str, error: DataBourseError, **where: str) -> None:

@@ -17,8 +17,10 @@ from helpers import free_port, make_project
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-# A throwaway key for tests; real keys come from the environment or a Prefect Secret block.
-TEST_KEY = "test-only-key-0123456789abcdef0123456789abcdef"
+# Throwaway keys for tests (random-looking: weak keys are refused); real keys come from the
+# environment or a key file (databourse/keys.py).
+TEST_KEY = "qnZqJ2O0k23R7wcW0EkNzUHlPIvUWHpqEOC40FhTS5g1cqKY"
+TEST_AUDIT_KEY = "6PYMZ-5rjguQgHkjgJk-rbPYAFmrMmRdDI-olZqWOTCcCYvu"
 
 # Configure before anything imports Prefect: no analytics, results persisted (suspend needs it).
 _SESSION = Path(tempfile.mkdtemp(prefix="databourse-tests-"))
@@ -33,6 +35,8 @@ os.environ.update(
         "PREFECT_RUNNER_POLL_FREQUENCY": "1",
         "GX_ANALYTICS_ENABLED": "false",
         "DATABOURSE_PSEUDONYM_KEY": TEST_KEY,
+        "DATABOURSE_AUDIT_KEY": TEST_AUDIT_KEY,
+        "XDG_CONFIG_HOME": str(_SESSION / "config"),  # key files of CLI runs, not ~/.config
         "DATABOURSE_SCHEDULES": "off",  # a served nightly must not fire during a test run
     }
 )

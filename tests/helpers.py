@@ -85,6 +85,7 @@ def publish_sample_version(
         content_hash,
         publish_files,
         schema_of,
+        transfer_facts,
         write_parquet,
     )
     from databourse.storage import open_store
@@ -95,8 +96,8 @@ def publish_sample_version(
     cat.create_schema()
     table = pa.table({"id": ["a", "b"], "amount": [1.0, 2.0]})
     files = write_parquet(table, tmp_path / "out")
-    chash = content_hash(files, schema_of(table), sha)
-    cat.ensure_product("p1", name, "sz-retail", "orders")
+    chash = content_hash(files, schema_of(table), sha, transfer_facts("CN", {}, 0, False))
+    cat.ensure_product("p1", name, "sz-retail", "customer_orders")
     version = cat.reserve_version("p1", chash, schema_of(table), 2).version
     terms = UsageTerms(purposes=["research"])
     manifest = sample_manifest(table, files, version=version, terms=terms, markets=["CN", "MY"])
@@ -133,32 +134,46 @@ def sample_manifest(
     markets: list[str] | None = None,
     **override: Any,
 ) -> dict[str, Any]:
-    """A valid manifest of product p1 for `table` written as `files`; `override` any field."""
+    """A valid manifest of product p1 for `table` written as `files`; `override` any field.
+
+    Its content hash covers the transfer facts of `personal_data` (origin CN) unless
+    `content_hash` is overridden.
+    """
     from databourse.config import UsageTerms
     from databourse.odrl import usage_policy
-    from databourse.package import build_manifest, content_hash, schema_of
+    from databourse.package import build_manifest, content_hash, schema_of, transfer_facts
 
     sha = "0" * 64
     terms = terms or UsageTerms(purposes=["research"])
     markets = markets or ["MY", "CN"]
-    chash = content_hash(files, schema_of(table), sha)
+    personal = override.pop("personal_data", None) or {"remaining": {}, "individuals": 0}
+    facts = transfer_facts(
+        "CN", personal["remaining"], personal["individuals"], personal.get("important_data", False)
+    )
+    personal = {
+        **personal,
+        "sensitive_categories": facts["sensitive_categories"],
+        "important_data": facts["important_data"],
+    }
+    schema = override.pop("schema", None) or schema_of(table)
+    chash = content_hash(files, schema, sha, facts)
     args: dict[str, Any] = dict(
         product="p1",
         version=version,
         content_hash=chash,
-        schema=schema_of(table),
+        schema=schema,
         rows=table.num_rows,
         files=files,
         lineage={
             "provider": "sz-retail",
-            "dataset": "orders",
+            "dataset": "customer_orders",
             "origin": "CN",
             "product_config_sha256": sha,
             "ingests": [{"ingest_id": "i", "sha256": sha, "raw": "file:///raw"}],
         },
         quality={"success": True, "report": "file:///q.json"},
         privacy={"model": None},
-        personal_data={"remaining": {}, "individuals": 0},
+        personal_data=personal,
         usage_terms=terms.model_dump(mode="json"),
         usage_policy=usage_policy("p1", version, chash, terms, markets),
         markets=markets,

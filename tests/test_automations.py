@@ -33,6 +33,7 @@ def test_setup_is_idempotent_and_the_failed_run_automation_fires(prefect_api: st
         "created automation 'databourse: a run failed'",
         "created automation 'databourse: an approval is waiting'",
         "created automation 'databourse: product quality dropped'",
+        "created automation 'databourse: a run stopped beating'",
     ]
     second = ensure(timedelta(hours=24))
     assert all(line.startswith("updated automation") for line in second)
@@ -41,6 +42,7 @@ def test_setup_is_idempotent_and_the_failed_run_automation_fires(prefect_api: st
     names = httpx.post(f"{prefect_api}/automations/filter", json={}, timeout=10).json()
     assert sorted(a["name"] for a in names if a["name"].startswith("databourse: ")) == [
         "databourse: a run failed",
+        "databourse: a run stopped beating",
         "databourse: an approval is waiting",
         "databourse: product quality dropped",
     ]

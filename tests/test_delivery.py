@@ -11,10 +11,12 @@ import pytest
 from helpers import publish_sample_version
 from s3_server import make_bucket, moto_server, use_dummy_aws_env
 
+from databourse.config import load_config
 from databourse.delivery import expiry, grant_access
 from databourse.errors import CatalogError, TransferNotApproved
 
 NOW = dt.datetime(2026, 11, 21, 12, 0, tzinfo=dt.UTC)
+CFG = load_config()  # the repo's configs: p1's provider and dataset are sz-retail's orders
 
 
 def test_expiry_parsing() -> None:
@@ -29,7 +31,7 @@ def test_expiry_parsing() -> None:
 def test_grant_in_an_available_market_is_recorded(tmp_path: Path) -> None:
     cat, store = publish_sample_version(tmp_path)
     until = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
-    given = grant_access(cat, store, "p1", "1.0.0", "Shenzhen Robotics", "CN", until)
+    given = grant_access(CFG, cat, store, "p1", "1.0.0", "Shenzhen Robotics", "CN", until)
     [f] = given["files"]
     path = Path(f["url"].removeprefix("file://"))
     assert hashlib.sha256(path.read_bytes()).hexdigest() == f["sha256"]
@@ -46,12 +48,12 @@ def test_no_grant_without_approval_or_after_withdrawal(tmp_path: Path) -> None:
     cat, store = publish_sample_version(tmp_path)
     until = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
     with pytest.raises(TransferNotApproved):  # MY waits for an approval
-        grant_access(cat, store, "p1", "1.0.0", "KL Mart", "MY", until)
+        grant_access(CFG, cat, store, "p1", "1.0.0", "KL Mart", "MY", until)
     with pytest.raises(TransferNotApproved):  # never decided
-        grant_access(cat, store, "p1", "1.0.0", "Someone", "SG", until)
+        grant_access(CFG, cat, store, "p1", "1.0.0", "Someone", "SG", until)
     cat.withdraw_version("p1", "1.0.0", reason="recalled")
     with pytest.raises(TransferNotApproved):
-        grant_access(cat, store, "p1", "1.0.0", "Shenzhen Robotics", "CN", until)
+        grant_access(CFG, cat, store, "p1", "1.0.0", "Shenzhen Robotics", "CN", until)
     assert cat.grants("p1") == []
 
 
@@ -65,7 +67,7 @@ def test_presigned_s3_url_downloads_the_exact_file(
             tmp_path, store_root="s3://exchange/zones", endpoint_url=endpoint
         )
         until = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
-        given = grant_access(cat, store, "p1", "1.0.0", "Shenzhen Robotics", "CN", until)
+        given = grant_access(CFG, cat, store, "p1", "1.0.0", "Shenzhen Robotics", "CN", until)
         [f] = given["files"]
         assert "X-Amz-Signature=" in f["url"] and "X-Amz-Expires=" in f["url"]
         body = httpx.get(f["url"], timeout=10).content

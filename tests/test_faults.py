@@ -53,6 +53,7 @@ from databourse.package import (
     publish_files,
     read_manifest,
     schema_of,
+    transfer_facts,
     write_parquet,
 )
 from databourse.storage import ObjectStore, open_store, put_file_once
@@ -68,6 +69,7 @@ SPEC = {
     ]
 }
 CONFIG_SHA = "c" * 64  # stands in for a product config's fingerprint
+FACTS = transfer_facts("CN", {}, 0, False)  # the transfer facts inside every content hash here
 CHILD_TIMEOUT_S = 120
 
 
@@ -101,7 +103,7 @@ def package_version(
     with tempfile.TemporaryDirectory() as tmp:  # anonymize: write, stage by content hash
         files = write_parquet(table, Path(tmp), max_rows_per_file=rows_per_file)
         schema = schema_of(table)
-        chash = content_hash(files, schema, CONFIG_SHA)
+        chash = content_hash(files, schema, CONFIG_SHA, FACTS)
         staging = zones.product_staging_prefix(product, chash)
         for f in files:
             put_file_once(store, f"{staging}/{f.path}", Path(tmp) / f.path)
@@ -142,7 +144,12 @@ def _manifest(
         },
         quality={"success": True, "report": "file:///quality.json"},
         privacy={"model": None},
-        personal_data={"remaining": {}, "individuals": 0},
+        personal_data={
+            "remaining": {},
+            "individuals": 0,
+            "sensitive_categories": [],
+            "important_data": False,
+        },
         usage_terms=terms.model_dump(mode="json"),
         usage_policy=usage_policy(product, version, chash, terms, ["CN"]),
         markets=["CN"],
@@ -542,7 +549,8 @@ def test_postgres_connections_dropped(tmp_path: Path, pg_url: ScratchPg) -> None
 
     event.listen(catalog.engine, "commit", lambda _conn: pg_url.terminate(), once=True)
     table = product_table(2_000, "b")
-    chash = content_hash(write_parquet(table, tmp_path / "b"), schema_of(table), CONFIG_SHA)
+    files = write_parquet(table, tmp_path / "b")
+    chash = content_hash(files, schema_of(table), CONFIG_SHA, FACTS)
     with pytest.raises(CatalogError, match=r"unreachable or locked \(.*(terminat|closed)"):
         catalog.reserve_version("p1", chash, schema_of(table), table.num_rows)
     assert published(catalog, "p1") == [("1.0.0", "published")]  # nothing of it kept

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pyarrow as pa
 import pytest
 
@@ -9,8 +12,21 @@ from databourse.anonymize import apply_rules, key_fingerprints
 from databourse.config import ProductSpec
 from tasks import resources
 
-OLD = "o" * 40
-NEW = "n" * 40
+# Random-looking: a key of one repeated letter is refused (tests/test_key_attacks.py).
+OLD = "Xk3vQ9pLm2Rt7wZa8YcN4bHs6JdF1gEu"
+NEW = "pW8nT2xK5qRz9LmV3cYh7BsJ4dGf6aUe"
+
+
+@pytest.fixture(autouse=True)
+def own_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A store and key folder of this test's own: key ids are bound per store and version."""
+    monkeypatch.setenv("DATABOURSE_STORE_ROOT", str(tmp_path / "store"))
+    monkeypatch.setenv("DATABOURSE_KEY_DIR", str(tmp_path / "keys"))
+    resources.store.cache_clear()
+    resources._BOUND.clear()
+    yield
+    resources.store.cache_clear()
+    resources._BOUND.clear()
 
 
 def product(key_version: str | None) -> ProductSpec:

@@ -21,7 +21,7 @@ from databourse.assembly import Built, build
 from databourse.config import ProductSpec, RunSettings
 from databourse.errors import IngestRejected, PrivacyModelFailed
 from databourse.hierarchy import Hierarchy
-from databourse.package import content_hash, schema_of, write_parquet
+from databourse.package import content_hash, schema_of, transfer_facts, write_parquet
 from databourse.partitions import Partition, plan_partitions, read_partition
 from databourse.productize import productize
 
@@ -135,7 +135,9 @@ def staged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def built(source: Path, spec: ProductSpec, rows: int, tmp: Path) -> Built:
-    return build(source, spec, DECLARED, KEY, HIERARCHIES, tmp / "work", tmp / "out", rows)
+    return build(
+        source, spec, DECLARED, KEY, HIERARCHIES, tmp / "work", tmp / "out", rows, origin="CN"
+    )
 
 
 def figures(b: Built) -> dict[str, Any]:
@@ -173,12 +175,15 @@ def test_any_partitioning_builds_the_whole_tables_bytes(
         for c in schema_of(made.table)
     ]
     assert files == one.files
-    assert content_hash(files, schema, spec.fingerprint()) == one.content_hash
+    facts = transfer_facts("CN", remaining, made.personal_data["individuals"], False)
+    assert content_hash(files, schema, spec.fingerprint(), facts) == one.content_hash
     privacy = {k: v for k, v in one.privacy.items() if k != "verified"}
     privacy.get("search", {}).pop("seconds", None)
     made.privacy.get("search", {}).pop("seconds", None)
     assert made.privacy == privacy
-    assert made.personal_data == one.personal_data
+    facts_fields = {"sensitive_categories": facts["sensitive_categories"], "important_data": False}
+    rescanned = {k: v for k, v in one.personal_data.items() if k != "embedded"}  # written files'
+    assert {**made.personal_data, **facts_fields} == rescanned
     assert one.rows == made.table.num_rows
 
 

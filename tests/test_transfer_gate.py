@@ -44,7 +44,13 @@ def package(cfg: Config, product: str, rows: int, individuals: int, tag: str) ->
     import pyarrow as pa
 
     from databourse.odrl import usage_policy
-    from databourse.package import content_hash, publish_files, schema_of, write_parquet
+    from databourse.package import (
+        content_hash,
+        publish_files,
+        schema_of,
+        transfer_facts,
+        write_parquet,
+    )
 
     table = pa.table(
         {
@@ -54,7 +60,9 @@ def package(cfg: Config, product: str, rows: int, individuals: int, tag: str) ->
     )
     out = cfg.state_dir / "build" / f"{product}-{tag}"
     files = write_parquet(table, out)
-    chash = content_hash(files, schema_of(table), "0" * 64)
+    remaining = {"customer_ref": "CN_RESIDENT_ID"}
+    facts = transfer_facts("CN", remaining, individuals, False)  # inside the content hash
+    chash = content_hash(files, schema_of(table), "0" * 64, facts)
     cat, store = catalog_of(cfg), open_store(cfg.store_root)
     cat.ensure_product(product, product, EXPORTER, "customer_orders")
     version = cat.reserve_version(product, chash, schema_of(table), rows).version
@@ -66,7 +74,7 @@ def package(cfg: Config, product: str, rows: int, individuals: int, tag: str) ->
         terms=spec.terms,
         markets=list(spec.markets),
         product=product,
-        personal_data={"remaining": {"customer_ref": "CN_RESIDENT_ID"}, "individuals": individuals},
+        personal_data={"remaining": remaining, "individuals": individuals},
         usage_policy=usage_policy(product, version, chash, spec.terms, list(spec.markets)),
     )
     cat.set_manifest(product, version, publish_files(store, product, version, out, files, manifest))
@@ -314,7 +322,8 @@ def test_flow_gate_cannot_be_skipped(prefect_api: str, gate_cfg: Config) -> None
     import uuid
 
     from flows.publish_product import publish_product
-    from tasks.publishing import approval_key, record_approval
+    from tasks.approving import record_approval
+    from tasks.publishing import approval_key
 
     assert set(publish_product.parameters.properties) == {"product", "version"}
     version = package(gate_cfg, BASKETS, rows=5, individuals=5, tag="skip")
@@ -349,7 +358,8 @@ def _publish_run_of(product: str, version: str) -> str:
 @pytest.mark.prefect
 def test_approve_and_reject_through_the_api(gate_runner: Any, gate_cfg: Config) -> None:
     from bourse.approvals import ApprovalError, answer
-    from tasks.publishing import approval_key, record_approval
+    from tasks.approving import record_approval
+    from tasks.publishing import approval_key
 
     cat = catalog_of(gate_cfg)
     version = package(gate_cfg, BASKETS, rows=40, individuals=400, tag="v1")
@@ -366,8 +376,8 @@ def test_approve_and_reject_through_the_api(gate_runner: Any, gate_cfg: Config) 
     with pytest.raises(ApprovalError, match="route"):
         answer(run_id, approve_my(route="cac_security_assessment"))
     assert wait_state(run_id, {"Suspended"}) == "Suspended" and waiting_market(run_id) == "MY"
-    # The task after the gate records nothing without an answer given on the form.
-    with project_resources(gate_cfg), pytest.raises(TransferNotApproved, match="no answer"):
+    # The task after the gate records nothing for a form the run never opened.
+    with project_resources(gate_cfg), pytest.raises(TransferNotApproved, match="no approval form"):
         record_approval.fn(BASKETS, version, "SG", SCC, approval_key("SG"), run_id)
 
     assert answer(run_id, approve_my(basis="standard_contract", carry_over=True)) == "Suspended"
@@ -431,6 +441,7 @@ def test_carry_over_then_an_unanswered_approval_expires(gate_runner: Any, gate_c
     )  # fmt: skip
     assert expired["flow_run_id"] == run_id and "timed out" in expired["conditions"]
     assert sweep_expired(cat) == []  # idempotent
+    assert [(p["market"], p["status"]) for p in cat.pending_of_run(run_id)] == [("SG", "expired")]
     assert status(cat, BASKETS, version) == {"CN": "available", "MY": "available", "SG": "expired"}
     assert [e["kind"] for e in cat.audit_history(BASKETS)].count("expiry") == 1
     listed = json.loads(cli(gate_cfg, "approvals", "list", "--all", "--json").stdout)

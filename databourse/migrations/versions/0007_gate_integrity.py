@@ -51,9 +51,13 @@ def upgrade() -> None:
     with op.batch_alter_table("audit_events") as batch:
         batch.add_column(sa.Column("mac", sa.String(128), nullable=True))
         batch.add_column(sa.Column("key_id", sa.String(64), nullable=True))
+    with op.batch_alter_table("approvals") as batch:  # the suspension an answer was given on
+        batch.add_column(sa.Column("pending_id", sa.Integer, nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("approvals") as batch:
+        batch.drop_column("pending_id")
     with op.batch_alter_table("audit_events") as batch:
         batch.drop_column("key_id")
         batch.drop_column("mac")

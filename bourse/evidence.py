@@ -1,0 +1,103 @@
+"""What `bourse verify --all` reads beyond the store and catalog: Prefect's runs, the files' facts.
+
+The publish runs the recorded approvals name, with the answers stored on their forms, are read
+from the Prefect API (never from the catalog) into `consistency_gate.RunEvidence`; the checks
+themselves are the domain's (databourse.consistency_gate, databourse.facts).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import httpx
+import pyarrow.parquet as pq
+
+from databourse.catalog import Catalog
+from databourse.config import Config
+from databourse.consistency_gate import GateEvidence, RunEvidence
+from databourse.errors import DataBourseError
+from databourse.facts import rederived_problems
+
+log = logging.getLogger(__name__)
+ANSWER_PREFIX = "suspended-"
+ANSWER_SUFFIX = "-response"
+
+
+def gate_evidence(cfg: Config, catalog: Catalog) -> GateEvidence:
+    """The facts check over `cfg`, and Prefect's side of every approval the catalog records."""
+    approvals = catalog.transfer_decisions()
+    run_ids = sorted({str(a["flow_run_id"]) for a in approvals if a.get("flow_run_id")})
+
+    def rederive(manifest: dict[str, Any], folder: Path) -> list[str]:
+        return facts_problems(cfg, manifest, folder)
+
+    if not run_ids:
+        return GateEvidence(rederive=rederive, runs={})
+    try:
+        runs = read_runs(run_ids)
+    except (httpx.HTTPError, OSError, RuntimeError) as exc:
+        why = (
+            f"the Prefect API did not answer ({type(exc).__name__}); start it (bourse server start)"
+        )
+        return GateEvidence(rederive=rederive, prefect_error=why)
+    nonces = {
+        (str(p["flow_run_id"]), str(p["suspend_key"])): str(p["nonce"])
+        for run_id in run_ids
+        for p in catalog.pending_of_run(run_id)
+    }
+    return GateEvidence(rederive=rederive, runs=runs, nonces=nonces)
+
+
+def facts_problems(cfg: Config, manifest: dict[str, Any], folder: Path) -> list[str]:
+    """The manifest's transfer facts against its files (in `folder`) and the provider's config."""
+    try:
+        src = cfg.product(manifest["product"]).source
+    except DataBourseError:
+        return []  # a product no longer configured: its facts cannot be compared with a config
+    table = pq.read_table(folder)
+    return rederived_problems(
+        table,
+        manifest,
+        cfg.providers[src.provider].jurisdiction,
+        cfg.dataset(src.provider, src.dataset).important_data,
+        cfg.settings.pii_threshold,
+    )
+
+
+def read_runs(run_ids: list[str]) -> dict[str, RunEvidence | None]:
+    """Each run's flow name, parameters and approval-form answers (None: no such run)."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    out: dict[str, RunEvidence | None] = {}
+    with get_client(sync_client=True) as client:
+        for run_id in run_ids:
+            try:
+                run = client.read_flow_run(UUID(run_id))
+            except (ObjectNotFound, ValueError):
+                out[run_id] = None
+                continue
+            flow = client.read_flow(run.flow_id)
+            inputs = client.filter_flow_run_input(run.id, ANSWER_PREFIX, 1000, set())
+            out[run_id] = RunEvidence(flow.name, dict(run.parameters), _answers(inputs))
+    return out
+
+
+def _answers(inputs: list[Any]) -> dict[str, list[dict[str, Any]]]:
+    """The form answers of a run by market (a key `suspended-approval-my-2-response` is MY's)."""
+    from tasks.publishing import market_of
+
+    out: dict[str, list[dict[str, Any]]] = {}
+    for item in inputs:
+        if not item.key.endswith(ANSWER_SUFFIX):
+            continue
+        key = item.key.removeprefix(ANSWER_PREFIX).removesuffix(ANSWER_SUFFIX)
+        market = market_of(key)
+        value = item.decoded_value
+        if market is None or not isinstance(value, dict):
+            continue
+        out.setdefault(market, []).append({**value, "_key": key})
+    return out

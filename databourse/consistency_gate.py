@@ -1,0 +1,126 @@
+"""What `bourse verify --all` checks of the gate's evidence, beyond the store and the catalog.
+
+facts        each version's transfer facts recounted from its files (facts.rederived_problems);
+             a manifest-1 version, whose facts are outside its hash, is a warning
+approvals    each recorded approval against the Prefect run that answered it: the run exists,
+             is a publish run of that version, and holds an answer on that market's form with
+             the same approver, decision, reference and expiry (and content hash, market and
+             nonce when the form carries them); an approval without a run must be a carry-over
+             whose source verifies
+
+The Prefect side is read by the caller (the domain never imports Prefect) into `RunEvidence`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["PUBLISH_FLOW", "GateEvidence", "RunEvidence", "approval_problems_by_id"]
+
+PUBLISH_FLOW = "publish-product"
+_DECISION = {"approved": "approve", "rejected": "reject"}
+
+
+@dataclass(frozen=True)
+class RunEvidence:
+    """What Prefect holds for one flow run: its flow, parameters and form answers by market
+    (each answer as the form's values plus `_key`, the suspend key it was given on)."""
+
+    flow: str
+    parameters: dict[str, Any]
+    answers: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GateEvidence:
+    """What the caller of `check_all` brings for these checks.
+
+    `rederive(manifest, folder)`: the facts' problems given the version's files in `folder`.
+    `runs`: every flow run id the approvals name -> its evidence (None: no such run), or None
+    when Prefect could not be read (`prefect_error` says why). `nonces`: (run id, suspend key)
+    -> the nonce of the form the catalog opened there.
+    """
+
+    rederive: Callable[[dict[str, Any], Path], list[str]] | None = None
+    runs: Mapping[str, RunEvidence | None] | None = None
+    nonces: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    prefect_error: str | None = None
+
+
+def approval_problems_by_id(
+    approvals: list[dict[str, Any]],
+    runs: Mapping[str, RunEvidence | None],
+    nonces: Mapping[tuple[str, str], str] | None = None,
+) -> dict[int, list[str]]:
+    """Each approval's disagreements with Prefect (approval id -> problems; empty: verified).
+
+    `approvals` are ApprovalRecord JSON rows; `runs` maps every flow run id they name to its
+    evidence (None: no such run); `nonces` maps (run id, suspend key) to the nonce of the form
+    the catalog opened there.
+    """
+    out: dict[int, list[str]] = {}
+    for a in sorted(approvals, key=lambda a: int(a["id"])):
+        run_id = a.get("flow_run_id")
+        if run_id:
+            out[a["id"]] = _against_run(a, runs.get(run_id), nonces or {})
+            continue
+        source = (a.get("carried_over_from") or {}).get("approval_id")
+        if source is None:
+            out[a["id"]] = ["no publish run answered it and it is not a carry-over"]
+        elif out.get(source):
+            out[a["id"]] = [f"carried over from approval {source}, which does not verify"]
+        elif source not in out:
+            out[a["id"]] = [f"carried over from approval {source}, which does not exist"]
+        else:
+            out[a["id"]] = []
+    return out
+
+
+def _against_run(
+    a: dict[str, Any], run: RunEvidence | None, nonces: Mapping[tuple[str, str], str]
+) -> list[str]:
+    """Why an approval does not match the run it names (empty when it does)."""
+    if run is None:
+        return [f"its publish run {a['flow_run_id']} does not exist in Prefect"]
+    params = (run.parameters.get("product"), run.parameters.get("version"))
+    if run.flow != PUBLISH_FLOW or params != (a["product_id"], a["version"]):
+        return [
+            f"run {a['flow_run_id']} is a {run.flow} run of {params[0]}@{params[1]}, not a "
+            f"publish run of {a['product_id']}@{a['version']}"
+        ]
+    if a["decision"] == "expired":
+        return []  # recorded by the sweep from the run's timeout: there is no answer to match
+    answers = run.answers.get(a["market"], [])
+    if not answers:
+        return [f"run {a['flow_run_id']} holds no answer on a {a['market']} approval form"]
+    run_id = str(a["flow_run_id"])
+    misses = [
+        _mismatch(a, answer, nonces.get((run_id, answer.get("_key", "")))) for answer in answers
+    ]
+    if all(misses):
+        return [f"no answer in run {a['flow_run_id']} matches it: {misses[-1]}"]
+    return []
+
+
+def _mismatch(a: dict[str, Any], answer: dict[str, Any], nonce: str | None) -> str:
+    """The first field where the recorded approval differs from the answer given ('' if none)."""
+    wanted = {
+        "approver": a["approver"],
+        "decision": _DECISION.get(a["decision"], a["decision"]),
+        "reference": a.get("reference") or None,
+        "valid_until": a.get("valid_until") or None,
+    }
+    for name in ("content_hash", "market"):
+        if name in answer:
+            wanted[name] = a[name]
+    if nonce is not None:  # the catalog opened this form with a nonce: the answer must carry it
+        wanted["nonce"] = nonce
+    for name, value in wanted.items():
+        given = answer.get(name)
+        given = None if given in ("", None) else str(given).strip()
+        if given != (None if value is None else str(value).strip()):
+            return f"{name} differs from the answer given on the form"
+    return ""

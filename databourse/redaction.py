@@ -1,0 +1,167 @@
+"""Identifiers inside free text, found as spans and replaced by typed placeholders.
+
+A product column whose rule says `embedded: redact` keeps its text but not the identifiers in it:
+each span the personal-data scan would count (`pii.scan_batches`: digit runs validated as CN
+resident ids, cards and phones; separated forms such as dashed MyKad numbers, NRICs, IBANs,
+emails, IPs) becomes `<CATEGORY>`, and a value that is wholly an identifier becomes one
+placeholder. The same patterns and validators as the scan are used (`databourse.identifiers`),
+and the written files are re-scanned afterwards (`productize.verify_written`): whatever this
+missed stops the version. Only categories that identify a person (`DIRECT_IDENTIFIERS`) are
+replaced; a company's credit code (CN_USCC) is not personal data and stays.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from databourse.config import DIRECT_IDENTIFIERS
+from databourse.identifiers import (
+    ANY_EMBEDDED,
+    HEX_TOKENS,
+    MIXED_TOKENS,
+    RUN_CATEGORIES,
+    SEPARATED,
+    valid_mask,
+)
+from databourse.pii import GLUED_ID_LENGTH, classify_array
+
+log = logging.getLogger(__name__)
+
+Span = tuple[int, int, str]  # start, end (code points), category
+Hit = tuple[int, int, int, str]  # text index, start, end, category (or the candidate's text)
+_HEX = re.compile(HEX_TOKENS)
+_MIXED = re.compile(MIXED_TOKENS)
+_RUN = re.compile(r"[0-9Xx]+")  # the pieces pii._run_hits gets by splitting on RUN_SEPARATORS
+RUN_LENGTHS = range(10, 20)
+
+
+def placeholder(category: str) -> str:
+    """The text that replaces an identifier of `category`."""
+    return f"<{category}>"
+
+
+def _blank(pattern: re.Pattern[str], text: str) -> str:
+    """`text` with every match of `pattern` turned into spaces (positions kept)."""
+    return pattern.sub(lambda m: " " * len(m.group()), text)
+
+
+def _validated(category: str, found: list[Hit]) -> list[Hit]:
+    """(text index, start, end, category) of the candidates (their text last) valid for it."""
+    if not found:
+        return []
+    ok = valid_mask(category, pa.array([c[3] for c in found], pa.large_string()))
+    return [(i, a, b, category) for (i, a, b, _), good in zip(found, ok, strict=True) if good]
+
+
+def find_spans(texts: list[str]) -> list[list[Span]]:
+    """For each text, the spans of the personal identifiers inside it (sorted, not overlapping)."""
+    hexless = [_blank(_HEX, t) for t in texts]
+    runs: list[Hit] = [
+        (i, m.start(), m.end(), m.group())
+        for i, t in enumerate(hexless)
+        for m in _RUN.finditer(_blank(_MIXED, t))
+        if m.end() - m.start() in RUN_LENGTHS
+    ]
+    hits: list[Hit] = []
+    for category in RUN_CATEGORIES:  # a run counts for the first category it is valid for
+        valid = _validated(category, runs)
+        taken = {(i, a) for i, a, _, _ in valid}
+        runs = [r for r in runs if (r[0], r[1]) not in taken]
+        hits += valid
+    glued: list[Hit] = [  # pii._glued_ids: CN ids with letters touching them
+        (i, m.start(), m.end(), m.group())
+        for i, t in enumerate(hexless)
+        for m in _RUN.finditer(t)
+        if m.end() - m.start() == GLUED_ID_LENGTH
+    ]
+    hits += _validated("CN_RESIDENT_ID", glued)
+    for category, (_, pattern) in SEPARATED.items():
+        found = [(i, m.start(), m.end(), m.group()) for i, t in enumerate(hexless)
+                 for m in pattern.finditer(t)]  # fmt: skip
+        hits += _validated(category, found)
+    spans: list[list[Span]] = [[] for _ in texts]
+    for i, start, end, category in hits:
+        if category in DIRECT_IDENTIFIERS:
+            spans[i].append((start, end, category))
+    return [_merged(s) for s in spans]
+
+
+def _merged(spans: list[Span]) -> list[Span]:
+    """Overlapping spans joined; the joined span takes the category of its longest part."""
+    out: list[Span] = []
+    for start, end, category in sorted(spans, key=lambda s: (s[0], -s[1])):
+        if out and start < out[-1][1]:
+            a, b, kept = out[-1]
+            longer = category if end - start > b - a else kept
+            out[-1] = (a, max(b, end), longer)
+        else:
+            out.append((start, end, category))
+    return out
+
+
+def redact_text(text: str, spans: list[Span]) -> str:
+    """`text` with each span replaced by its placeholder."""
+    for start, end, category in reversed(spans):
+        text = text[:start] + placeholder(category) + text[end:]
+    return text
+
+
+def redact_values(
+    values: list[str], whole: list[str | None] | None = None
+) -> tuple[list[str], dict[str, int]]:
+    """Each text redacted; and per category, how many of the texts held one.
+
+    `whole` is each text's category as a whole value (`pii.classify_array`), when known."""
+    if whole is None:
+        whole = classify_array(pa.array(values, pa.large_string()))
+    out, counts = list(values), dict[str, int]()
+    rest = []
+    for i, category in enumerate(whole):
+        if category in DIRECT_IDENTIFIERS:  # the value is one identifier, nothing around it
+            out[i] = placeholder(category)
+            counts[category] = counts.get(category, 0) + 1
+        else:
+            rest.append(i)
+    held: dict[int, set[str]] = {}
+    while rest:  # a placeholder is a new boundary: "<MY_NRIC>ZJ759382(7)" shows an HK id
+        changed = []
+        for i, spans in zip(rest, find_spans([out[i] for i in rest]), strict=True):
+            if spans:  # each pass removes digits, '@' or ':' for good, so the loop ends
+                out[i] = redact_text(out[i], spans)
+                held.setdefault(i, set()).update(c for _, _, c in spans)
+                changed.append(i)
+        rest = changed
+    for categories in held.values():
+        for category in categories:
+            counts[category] = counts.get(category, 0) + 1
+    return out, counts
+
+
+def redact_embedded(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """A text column with its identifiers replaced by placeholders (type and nulls kept).
+
+    Each distinct value is looked at once; only values the scan's prefilter selects, or that
+    are wholly an identifier, are redacted in Python."""
+    array = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
+    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+        raise TypeError(f"embedded: redact needs a text column, not {array.type}")
+    encoded = pc.dictionary_encode(array)
+    distinct = encoded.dictionary.cast(pa.large_string())
+    texts = distinct.to_pylist()
+    shaped = pc.match_substring_regex(distinct, ANY_EMBEDDED).to_numpy(zero_copy_only=False)
+    whole = classify_array(distinct)
+    direct = np.array([c in DIRECT_IDENTIFIERS for c in whole], dtype=bool)
+    rows = np.flatnonzero(shaped | direct)
+    redacted, counts = redact_values([texts[i] for i in rows], [whole[i] for i in rows])
+    for i, text in zip(rows.tolist(), redacted, strict=True):
+        texts[i] = text
+    log.debug("redacted identifiers in %d distinct values: %s", len(rows), counts)
+    dictionary = pa.array(texts, array.type)
+    return pa.DictionaryArray.from_arrays(encoded.indices, dictionary).dictionary_decode()
