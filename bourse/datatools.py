@@ -16,7 +16,7 @@ from databourse.catalog import Catalog
 from databourse.config import Config, PrivacyModel
 from databourse.consistency import ConsistencyReport, check_all
 from databourse.errors import DataBourseError, IngestRejected
-from databourse.facts import rederived_problems
+from databourse.facts import configured_problems
 from databourse.hierarchy import product_hierarchies
 from databourse.ingest import read_contract_table
 from databourse.package import manifest_hash, read_manifest, validate_manifest
@@ -162,17 +162,10 @@ def _hash_problems(
 
 def _facts_problems(cfg: Config, table: Any, manifest: dict[str, Any]) -> list[str]:
     """The transfer facts recounted from the files and the provider's config (see facts.py)."""
-    try:
-        src = cfg.product(manifest["product"]).source
-    except DataBourseError:
+    found = configured_problems(cfg, table, manifest)
+    if found is None:
         return [f"product {manifest['product']} is not configured: facts not re-derived"]
-    return rederived_problems(
-        table,
-        manifest,
-        cfg.providers[src.provider].jurisdiction,
-        cfg.dataset(src.provider, src.dataset).important_data,
-        cfg.settings.pii_threshold,
-    )
+    return found
 
 
 def _embedded_problems(

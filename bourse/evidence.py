@@ -18,8 +18,7 @@ import pyarrow.parquet as pq
 from databourse.catalog import Catalog
 from databourse.config import Config
 from databourse.consistency_gate import GateEvidence, RunEvidence
-from databourse.errors import DataBourseError
-from databourse.facts import rederived_problems
+from databourse.facts import configured_problems
 
 log = logging.getLogger(__name__)
 ANSWER_PREFIX = "suspended-"
@@ -53,18 +52,8 @@ def gate_evidence(cfg: Config, catalog: Catalog) -> GateEvidence:
 
 def facts_problems(cfg: Config, manifest: dict[str, Any], folder: Path) -> list[str]:
     """The manifest's transfer facts against its files (in `folder`) and the provider's config."""
-    try:
-        src = cfg.product(manifest["product"]).source
-    except DataBourseError:
-        return []  # a product no longer configured: its facts cannot be compared with a config
-    table = pq.read_table(folder)
-    return rederived_problems(
-        table,
-        manifest,
-        cfg.providers[src.provider].jurisdiction,
-        cfg.dataset(src.provider, src.dataset).important_data,
-        cfg.settings.pii_threshold,
-    )
+    # A product no longer configured: its facts cannot be compared with a config.
+    return configured_problems(cfg, pq.read_table(folder), manifest) or []
 
 
 def read_runs(run_ids: list[str]) -> dict[str, RunEvidence | None]:

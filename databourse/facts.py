@@ -16,7 +16,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from databourse.errors import ManifestMismatch
+from databourse.config import Config
+from databourse.errors import DataBourseError, ManifestMismatch
 from databourse.package import manifest_hash, transfer_facts
 from databourse.pii import scan_table
 from databourse.transfer import TransferFacts, facts_for
@@ -99,6 +100,21 @@ def rederived_problems(
         if important_data and not personal.get("important_data"):
             problems.append("the dataset is declared important data, the manifest says it is not")
     return problems
+
+
+def configured_problems(cfg: Config, table: pa.Table, manifest: dict[str, Any]) -> list[str] | None:
+    """`rederived_problems` with the provider's config; None when the product is not configured."""
+    try:
+        src = cfg.product(manifest["product"]).source
+    except DataBourseError:
+        return None
+    return rederived_problems(
+        table,
+        manifest,
+        cfg.providers[src.provider].jurisdiction,
+        cfg.dataset(src.provider, src.dataset).important_data,
+        cfg.settings.pii_threshold,
+    )
 
 
 def individuals(table: pa.Table, remaining: dict[str, str]) -> int:

@@ -14,14 +14,13 @@ import json
 import os
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import TEST_AUDIT_KEY
-from helpers import make_project
+from helpers import bourse, make_project
 
 from databourse import audit, keys
 from databourse.catalog import Catalog
@@ -32,14 +31,8 @@ from databourse.transfer import facts_for
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """The real CLI in a subprocess (no Prefect server needed by these commands)."""
-    return subprocess.run(
-        [sys.executable, "-m", "bourse", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    """The real CLI in a subprocess (never raises: the test reads rc, stdout and stderr)."""
+    return bourse(env, *args, check=False)
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import datetime as dt
 import json
 import re
 import subprocess
-import sys
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ import httpx
 import hypothesis.strategies as st
 import pytest
 import yaml
-from helpers import cli_env, make_project, publish_sample_version
+from helpers import bourse, cli_env, make_project, publish_sample_version
 from hypothesis import given, settings
 from pydantic import BaseModel, Field, ValidationError
 from rich.table import Table
@@ -52,13 +51,7 @@ RAW = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """The real CLI in a subprocess (never raises: the test reads rc, stdout and stderr)."""
-    return subprocess.run(
-        [sys.executable, "-m", "bourse", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return bourse(env, *args, check=False)
 
 
 def shown_safely(proc: subprocess.CompletedProcess[str]) -> str:

@@ -11,13 +11,12 @@ import hashlib
 import os
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 from conftest import TEST_AUDIT_KEY, TEST_KEY
-from helpers import make_project
+from helpers import bourse, make_project
 
 from databourse import keys
 from databourse.errors import KeyRefused
@@ -47,13 +46,8 @@ def env_for(project: Path, key_dir: Path, **extra: str) -> dict[str, str]:
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bourse", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    """The real CLI in a subprocess (never raises: the test reads rc, stdout and stderr)."""
+    return bourse(env, *args, check=False)
 
 
 @pytest.mark.prefect
