@@ -83,12 +83,17 @@ def waiting(now: dt.datetime | None = None) -> list[Waiting]:
     return sorted(out, key=lambda w: w.since)
 
 
-def answer(run_id: str, form: dict[str, Any], wait_seconds: float = 120) -> str:
-    """Resume a suspended publish run with the form's answer; return the run's next state."""
+def run_uuid(run_id: str) -> UUID:
+    """A flow run id as typed by an operator, or a clear error."""
     try:
-        uuid = UUID(run_id)
+        return UUID(run_id)
     except ValueError:
         raise ApprovalError(f"{run_id!r} is not a flow run id") from None
+
+
+def answer(run_id: str, form: dict[str, Any], wait_seconds: float = 120) -> str:
+    """Resume a suspended publish run with the form's answer; return the run's next state."""
+    uuid = run_uuid(run_id)
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(uuid)
         if run.state is None or not run.state.is_paused():
@@ -195,10 +200,7 @@ def _still_waits(catalog: Catalog, product: str, version: str) -> bool:
 
 def retry(catalog: Catalog, run_id: str) -> FlowRun:
     """Start a fresh publish run for the version of a failed one (the same one if retried)."""
-    try:
-        uuid = UUID(run_id)
-    except ValueError:
-        raise ApprovalError(f"{run_id!r} is not a flow run id") from None
+    uuid = run_uuid(run_id)
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(uuid)
         flow = client.read_flow(run.flow_id)
@@ -249,10 +251,7 @@ def asked(catalog: Catalog, run_id: str) -> dict[str, Any]:
     ApprovalError when the run is not waiting on an approval form, the pipeline opened no
     question for that form, or the run's parameters no longer name the version it asked about.
     """
-    try:
-        uuid = UUID(run_id)
-    except ValueError:
-        raise ApprovalError(f"{run_id!r} is not a flow run id") from None
+    uuid = run_uuid(run_id)
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(uuid)
     state = run.state
