@@ -31,6 +31,7 @@ from databourse.identifiers import (
     RUN_SEPARATORS,
     SEPARATED,
     SHAPES,
+    text_card_mask,
     valid_mask,
 )
 from databourse.pii_text import COLUMN_LEVEL, DOB_CUES, column_factor, detail_keys, text_valid_mask
@@ -412,6 +413,8 @@ def _run_hits(values: pa.Array) -> list[tuple[str, np.ndarray]]:
     out = []
     for category in RUN_CATEGORIES:  # a run counts for the first category it is valid for
         ok = valid_mask(category, flat) & ~claimed
+        if category == "CREDIT_CARD":
+            ok &= text_card_mask(flat)
         claimed |= ok
         out.append((category, parents[ok]))
     return out
