@@ -20,6 +20,7 @@ import ipaddress
 import random
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import phonenumbers
 import pyarrow as pa
@@ -151,7 +152,9 @@ def _locale_set(locale: str, region: str, rows: int, seed: int) -> EvalSet:
     labels: dict[str, str | None] = {}
     truth: dict[str, list[bool]] = {}
 
-    def add(name: str, label: str | None, values: list, flags: list[bool], typ: pa.DataType):
+    def add(
+        name: str, label: str | None, values: list[Any], flags: list[bool], typ: pa.DataType
+    ) -> None:
         if label is not None and sum(flags) < MIN_VALID_SHARE * len(flags):
             return  # Faker's output is not valid by the oracle (its TW, VN phones): not a test
         cols[name], labels[name], truth[name] = pa.array(values, typ), label, flags
