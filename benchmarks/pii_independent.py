@@ -117,26 +117,39 @@ ORACLES: dict[str, Callable[[str], bool]] = {
 }
 
 
-def _dirty(r: random.Random, fake: Faker, values: list[str]) -> tuple[list[str], list[bool]]:
-    """A quarter of the values replaced by placeholders, typos and other countries' numbers."""
-    out, clean = [], []
+def _dirty(r: random.Random, fake: Faker, values: list[str], kind: str) -> list[str]:
+    """A quarter of the values replaced by placeholders, typos and values from elsewhere.
+
+    `kind` "phone": other values are German numbers in their national form (no country code: not
+    a number of the column's region); "email": words. The truth of each value is then its
+    oracle's verdict: a typo that leaves a valid address is still personal data."""
+    out = []
     other = Faker("de_DE")
     other.seed_instance(r.random())
     for value in values:
         if r.random() >= DIRTY_SHARE:
             out.append(value)
-            clean.append(True)
             continue
-        kind = r.randrange(3)
-        if kind == 0:
+        roll = r.randrange(3)
+        if roll == 0:
             out.append(r.choice(PLACEHOLDERS))
-        elif kind == 1:  # a typo: a character dropped
+        elif roll == 1:  # a typo: a character dropped
             cut = r.randrange(len(value)) if value else 0
             out.append(value[:cut] + value[cut + 1 :])
+        elif kind == "phone":
+            out.append(_national(other.phone_number(), "DE"))
         else:
-            out.append(other.phone_number() if r.random() < 0.5 else fake.word())
-        clean.append(False)
-    return out, clean
+            out.append(fake.word())
+    return out
+
+
+def _national(text: str, region: str) -> str:
+    """A number in its national form (no country code), or the text when it does not parse."""
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return text
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
 
 
 def faker_sets(rows: int = 500, seed: int = 0) -> list[EvalSet]:
@@ -178,12 +191,10 @@ def _locale_set(locale: str, region: str, rows: int, seed: int) -> EvalSet:
         label = NATIONAL_IDS[locale]
         strings(label, fake.ssn, ORACLES.get(label))
     # dirty columns: the category holds, a quarter of the values are not it
-    dirty, clean = _dirty(r, fake, [fake.phone_number() for _ in range(rows)])
-    add(f"{locale}_dirty_phone", "PHONE_NUMBER", dirty,
-        [c and phone_ok(v) for v, c in zip(dirty, clean, strict=True)], pa.string())  # fmt: skip
-    dirty, clean = _dirty(r, fake, [fake.email() for _ in range(rows)])
-    add(f"{locale}_dirty_email", "EMAIL_ADDRESS", dirty,
-        [c and _email_ok(v) for v, c in zip(dirty, clean, strict=True)], pa.string())  # fmt: skip
+    dirty = _dirty(r, fake, [fake.phone_number() for _ in range(rows)], "phone")
+    add(f"{locale}_dirty_phone", "PHONE_NUMBER", dirty, [phone_ok(v) for v in dirty], pa.string())
+    dirty = _dirty(r, fake, [fake.email() for _ in range(rows)], "email")
+    add(f"{locale}_dirty_email", "EMAIL_ADDRESS", dirty, [_email_ok(v) for v in dirty], pa.string())
     # numbers typed as numbers, as a CSV reader leaves them
     cards = [fake.credit_card_number(card_type=r.choice(["visa", "mastercard"]))
              for _ in range(rows)]  # fmt: skip

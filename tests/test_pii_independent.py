@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import csv
 import decimal
+import json
 import random
 import sys
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -163,3 +165,30 @@ def test_known_bank_layouts_without_a_cue_are_still_bank_accounts() -> None:
     for values in (ocbc, uob):
         (finding,) = scan_table(pa.table({"ref": values}))
         assert finding.category == "BANK_ACCOUNT"
+
+
+def test_bourse_scan_shows_every_share_and_numbers(tmp_path: Path) -> None:
+    from bourse.scan import scan_file
+
+    phones = ["+60 12-345 6789", "+65 9123 4567", "N/A", "012-345 678"] * 25
+    table = pa.table(
+        {
+            "contact": phones,
+            "card": pa.array([4111111111111111] * 100, pa.int64()),
+            "big": pa.array([6212345678901234567.0] * 100, pa.float64()),
+        }
+    )
+    path = tmp_path / "drop.parquet"
+    pq.write_table(table, path)
+    code, text = scan_file(path, as_json=False, threshold=0.8, sample_rows=100)
+    assert code == 0 and "PHONE_NUMBER=0.50" in text and "lost_digits=100" in text
+    assert "card (numbers)" in text and "+60" not in text and "4111" not in text
+    code, text = scan_file(path, as_json=True, threshold=0.8, sample_rows=100)
+    columns = {c["name"]: c for c in json.loads(text)["columns"]}
+    assert columns["contact"]["category"] is None
+    assert columns["contact"]["shares"] == {"PHONE_NUMBER": 0.5}
+    assert (columns["card"]["category"], columns["card"]["read_as"]) == (
+        "CREDIT_CARD",
+        "decimal text",
+    )
+    assert columns["big"]["lost_digits"] == 100
