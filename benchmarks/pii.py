@@ -283,14 +283,14 @@ def report(title: str, us: dict[str, Any], them: dict[str, Any] | None) -> None:
                 line += f" {_cell(them['structured'].get(cat)):>14}"
         print(line)
     print(f"decoy columns flagged: databourse {us['decoys']}")
-    print(
-        f"gate (nothing declared) stops: dirty columns {us['gate']['dirty']}, "
-        f"decoy columns {us['gate']['decoy']}"
-    )
     if them:
         print(f"                       presidio {them['decoys']}")
         if not isinstance(them["structured"], dict):
             print(them["structured"])
+    print(
+        f"gate (nothing declared) stops: dirty columns {us['gate']['dirty']}, "
+        f"decoy columns {us['gate']['decoy']}"
+    )
     print()
 
 
