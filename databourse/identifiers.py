@@ -352,10 +352,17 @@ def _credit_card(arr: pa.Array) -> Mask:
     return out
 
 
-def text_card_mask(runs: pa.Array) -> Mask:
-    """Which bare digit runs cut from text may be cards (see TEXT_CARD_MIN_LENGTH)."""
-    long_enough = pc.greater_equal(pc.utf8_length(runs), TEXT_CARD_MIN_LENGTH)
-    return pc.and_not(long_enough, pc.starts_with(runs, "1")).to_numpy(zero_copy_only=False)
+def run_mask(category: str, runs: pa.Array) -> Mask:
+    """Which bare digit runs cut out of text are valid values of `category` (a RUN_CATEGORY).
+
+    The scan and the redaction both ask this: a card run must also be TEXT_CARD_MIN_LENGTH
+    digits or more and not a UATP number (starting with 1)."""
+    ok = valid_mask(category, runs)
+    if category == "CREDIT_CARD":
+        runs = runs.cast(pa.large_string())
+        long_enough = pc.greater_equal(pc.utf8_length(runs), TEXT_CARD_MIN_LENGTH)
+        ok &= pc.and_not(long_enough, pc.starts_with(runs, "1")).to_numpy(zero_copy_only=False)
+    return ok
 
 
 def _email(arr: pa.Array) -> Mask:

@@ -31,7 +31,7 @@ from databourse.identifiers import (
     RUN_SEPARATORS,
     SEPARATED,
     SHAPES,
-    text_card_mask,
+    run_mask,
     valid_mask,
 )
 from databourse.pii_text import COLUMN_LEVEL, DOB_CUES, column_factor, detail_keys, text_valid_mask
@@ -412,9 +412,7 @@ def _run_hits(values: pa.Array) -> list[tuple[str, np.ndarray]]:
     claimed = np.zeros(len(flat), dtype=bool)
     out = []
     for category in RUN_CATEGORIES:  # a run counts for the first category it is valid for
-        ok = valid_mask(category, flat) & ~claimed
-        if category == "CREDIT_CARD":
-            ok &= text_card_mask(flat)
+        ok = run_mask(category, flat) & ~claimed
         claimed |= ok
         out.append((category, parents[ok]))
     return out

@@ -113,3 +113,12 @@ def test_ibans_as_written(text: str) -> None:
 )
 def test_ipv6_forms(text: str, expected: str | None) -> None:
     assert classify_value(text) == expected
+
+
+def test_redaction_reads_card_runs_as_the_scan_does() -> None:
+    from databourse.redaction import find_spans
+
+    short, diners = card("6759", 12), card("36", 14)
+    spans = find_spans([f"order {short} shipped", f"paid {diners} ok"])
+    assert "CREDIT_CARD" not in [category for _, _, category in spans[0]]
+    assert [category for _, _, category in spans[1]] == ["CREDIT_CARD"]
