@@ -21,7 +21,7 @@ Mask = np.ndarray  # one bool per candidate
 SHAPES: dict[str, str] = {
     "CN_RESIDENT_ID": r"^\d{17}[\dXx]$",
     "SG_NRIC_FIN": r"^[STFGMstfgm]\d{7}[A-Za-z]$",
-    "CN_USCC": r"^[1-9][1-9]\d{6}[0-9A-HJ-NP-RT-Y]{9}[0-9A-HJ-NP-RT-Y]$",
+    "CN_USCC": r"^[1-9][1-9] ?\d{6} ?[0-9A-HJ-NP-RT-Y]{9}[0-9A-HJ-NP-RT-Y]$",  # 2-6-10 spaced
     "HK_ID": r"^[A-Z]{1,2}\d{6}(?:[0-9A]|\([0-9A]\))$",
     "MY_NRIC": r"^(?:\d{6}-\d{2}-\d{4}|\d{12})$",
     # as written: any grouping by spaces, dashes or dots, lower case letters in the BBAN
@@ -258,7 +258,7 @@ _HK_WEIGHTS = np.arange(9, 1, -1)
 
 def _cn_uscc(arr: pa.Array) -> Mask:
     """GB 32100-2015: check over 3^i mod 31, a real province in the division code; not a CN id."""
-    mat = _matrix(arr, 18)
+    mat = _matrix(pc.replace_substring(arr, " ", ""), 18)
     total = _USCC_VALUE[mat[:, :17]] @ _USCC_WEIGHTS
     check_ok = _USCC_ALPHABET[(31 - total % 31) % 31] == mat[:, 17]
     region_ok = np.isin(_number(mat[:, 2:4].astype(np.int64) - 48), [*CN_PROVINCES, 10])

@@ -99,6 +99,11 @@ def test_ibans_as_written(text: str) -> None:
     assert classify_value(text) == "IBAN"
 
 
+def test_uscc_spaced_as_printed() -> None:
+    assert classify_value("91 110000 600037341L") == "CN_USCC"
+    assert classify_value("91 110000 600037341N") is None
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
