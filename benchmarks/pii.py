@@ -3,7 +3,9 @@
     python benchmarks/pii.py                        # default sizes, about 90 s
     python benchmarks/pii.py --rows 200000 --seeds 10 --presidio-rows 1000
 
-Data: `databourse.pii_evalset` (seeded; a column per category, decoy columns, free text).
+Data: the project's own `databourse.pii_evalset` (seeded; a column per category, decoy columns,
+free text) and an independent set (`benchmarks/pii_independent.py`: other projects' published
+test cases and Faker tables labelled by independent validators, with decoy and dirty columns).
 Figures, per category:
   column level  precision / recall of the column's classification over `--seeds` tables
   value level   precision / recall of each value's whole-value category
@@ -124,32 +126,86 @@ def presidio_remote(python: str, columns: dict[str, list[str | None]]) -> dict[s
 # ---- our side and the report ---------------------------------------------------------------
 
 
-def ours(seeds: int, rows: int, threshold: float) -> dict[str, Any]:
-    """Column-level predictions over seeds, value-level predictions and speed on one table."""
-    import pyarrow as pa
+def own_sets(seeds: int, rows: int = 1000) -> list[Any]:
+    """The project's own evaluation tables (`databourse.pii_evalset`), one per seed."""
+    from databourse.pii_evalset import make_evalset
 
+    return [make_evalset(rows, seed=seed) for seed in range(seeds)]
+
+
+def independent_sets(seeds: int, rows: int = 500) -> list[Any]:
+    """Published test cases and Faker tables (`benchmarks/pii_independent.py`)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from pii_independent import faker_sets, published_sets
+
+    sets = published_sets()
+    for seed in range(seeds):
+        sets += faker_sets(rows, seed=seed)
+    return sets
+
+
+def _text(column: Any) -> Any:
+    """A column as the text the scan reads (numbers as their decimal text)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return pc.cast(column.combine_chunks(), pa.large_string())
+
+
+def score_ours(sets: list[Any], threshold: float) -> dict[str, Any]:
+    """Column- and value-level scores of our scan over labelled tables; decoys flagged."""
     from databourse.pii import classify_array, scan_table
-    from databourse.pii_evalset import column_scores, make_evalset, value_scores
+    from databourse.pii_evalset import Score, column_scores
+    from databourse.screening import check_declarations
 
     labels: dict[str, str | None] = {}
     predicted: dict[str, str | None] = {}
-    for seed in range(seeds):
-        ev = make_evalset(1000, seed=seed)
+    values: dict[str, Score] = {}
+    stopped: dict[str, list[bool]] = {"dirty": [], "decoy": []}  # the gate, nothing declared
+    for i, ev in enumerate(sets):
         for f in scan_table(ev.table, threshold=threshold):
-            labels[f"{seed}/{f.column}"] = ev.labels[f.column]
-            predicted[f"{seed}/{f.column}"] = f.category
+            labels[f"{i}/{f.column}"] = ev.labels[f.column]
+            predicted[f"{i}/{f.column}"] = f.category
+            found = {u["found"] for u in check_declarations([f], {}).undeclared}
+            if "_dirty_" in f.column:
+                stopped["dirty"].append(ev.labels[f.column] in found)
+            elif ev.labels[f.column] is None:
+                stopped["decoy"].append(bool(found))
+        guesses = {n: classify_array(_text(ev.table[n]), n) for n in ev.table.column_names}
+        _add_values(values, ev, guesses)
+    return {
+        "columns": column_scores(labels, predicted),
+        "values": values,
+        "decoys": _decoys_flagged(labels, predicted),
+        "gate": {k: f"{sum(v)}/{len(v)}" for k, v in stopped.items()},
+    }
+
+
+def _add_values(total: dict[str, Any], ev: Any, guesses: dict[str, list[str | None]]) -> None:
+    from databourse.pii_evalset import Score, value_scores
+
+    for category, score in value_scores(ev, guesses).items():
+        into = total.setdefault(category, Score())
+        into.tp, into.fp, into.fn = into.tp + score.tp, into.fp + score.fp, into.fn + score.fn
+
+
+def _decoys_flagged(labels: dict[str, str | None], predicted: dict[str, str | None]) -> str:
+    decoys = [k for k, label in labels.items() if label is None]
+    flagged = sorted(k.split("/", 1)[1] for k in decoys if predicted.get(k))
+    return f"{len(flagged)}/{len(decoys)}" + (f" ({', '.join(flagged)})" if flagged else "")
+
+
+def speed_ours(rows: int, threshold: float) -> dict[str, Any]:
+    """Rows per second of a full scan of the own set (every column), and its embedded counts."""
+    from databourse.pii import scan_table
+    from databourse.pii_evalset import make_evalset
+
     big = make_evalset(rows, seed=1000)
     scan_table(big.table.slice(0, 1000))  # warm caches (phone metadata) outside the timing
     start = time.perf_counter()
     findings = scan_table(big.table, threshold=threshold)
     seconds = time.perf_counter() - start
-    values = {
-        name: classify_array(big.table[name].combine_chunks().cast(pa.large_string()), name)
-        for name in big.table.column_names
-    }
     return {
-        "columns": column_scores(labels, predicted),
-        "values": value_scores(big, values),
         "rows_per_s": rows / seconds,
         "seconds": seconds,
         "embedded": {f.column: f.embedded for f in findings if f.column in big.embedded},
@@ -157,43 +213,47 @@ def ours(seeds: int, rows: int, threshold: float) -> dict[str, Any]:
     }
 
 
-def theirs(python: str, mode: str, seeds: int, rows: int, threshold: float) -> dict[str, Any]:
+def score_presidio(
+    python: str, mode: str, sets: list[Any], rows: int, threshold: float
+) -> dict[str, Any]:
     """The same measures for Presidio, on the first `rows` rows of each table."""
     from collections import Counter
 
-    from databourse.pii_evalset import EvalSet, column_scores, make_evalset, value_scores
-
-    def run(ev: EvalSet) -> dict[str, Any]:
-        cols = {n: ev.table[n].to_pylist() for n in ev.table.column_names}
-        return presidio_run(cols) if mode == "inprocess" else presidio_remote(python, cols)
+    from databourse.pii_evalset import EvalSet, Score, column_scores
 
     labels: dict[str, str | None] = {}
     per_value: dict[str, str | None] = {}
     structured: dict[str, str | None] = {}
-    result: dict[str, Any] = {}
-    for seed in range(seeds):
-        ev = make_evalset(rows, seed=seed)
-        result = run(ev)
+    values: dict[str, Score] = {}
+    seconds, scanned = 0.0, 0
+    note = ""
+    for i, full in enumerate(sets):
+        table = full.table.slice(0, rows)
+        ev = EvalSet(table, full.labels, {k: v[:rows] for k, v in full.positives.items()}, {})
+        cols = {n: _text(table[n]).to_pylist() for n in table.column_names}
+        result = presidio_run(cols) if mode == "inprocess" else presidio_remote(python, cols)
+        seconds += result["seconds"]
+        scanned += table.num_rows
         for name, guesses in result["whole"].items():
-            key = f"{seed}/{name}"
+            key = f"{i}/{name}"
             labels[key] = ev.labels[name]
             counts = Counter(g for g in guesses if g)
             top = counts.most_common(1)[0] if counts else (None, 0)
-            checked = sum(1 for v in ev.table[name].to_pylist() if v is not None)
+            checked = sum(1 for v in cols[name] if v is not None)
             per_value[key] = top[0] if checked and top[1] / checked >= threshold else None
             if isinstance(result["structured"], dict):
                 guess = result["structured"].get(name)
                 structured[key] = None if guess in (None, "OTHER") else guess
-    last = make_evalset(rows, seed=seeds - 1)
-    embedded = Counter(c for found in result["anywhere"]["remarks"] for c in found)
+            else:
+                note = result["structured"]
+        _add_values(values, ev, result["whole"])
     return {
         "columns": column_scores(labels, per_value),
-        "structured": column_scores(labels, structured) if structured else result["structured"],
-        "values": value_scores(last, result["whole"]),
-        "rows_per_s": rows / result["seconds"],
-        "seconds": result["seconds"],
-        "embedded": {"remarks": dict(embedded)},
-        "embedded_truth": last.embedded,
+        "structured": column_scores(labels, structured) if structured else note,
+        "values": values,
+        "decoys": _decoys_flagged(labels, per_value),
+        "rows_per_s": scanned / seconds,
+        "seconds": seconds,
     }
 
 
@@ -205,9 +265,10 @@ def _cell(score: Any) -> str:
     return f"{precision} {score.recall:5.3f}"
 
 
-def report(us: dict[str, Any], them: dict[str, Any] | None) -> None:
-    """Print the side-by-side table and the speed ratio."""
+def report(title: str, us: dict[str, Any], them: dict[str, Any] | None) -> None:
+    """Print one set's side-by-side table per category, and the decoy columns flagged."""
     cats = sorted({*us["columns"], *us["values"], *(them["columns"] if them else {})})
+    print(f"== {title}")
     head = f"{'category':18} {'ours col P  R':>13} {'ours val P  R':>13}"
     if them:
         head += f" {'presidio col':>13} {'presidio val':>13}"
@@ -221,15 +282,26 @@ def report(us: dict[str, Any], them: dict[str, Any] | None) -> None:
             if isinstance(them["structured"], dict):
                 line += f" {_cell(them['structured'].get(cat)):>14}"
         print(line)
-    print(f"\nembedded in free text, truth: {us['embedded_truth']}")
-    print(f"  databourse: {us['embedded']}")
-    print(f"\ndatabourse: {us['rows_per_s']:,.0f} rows/s (all columns, {us['seconds']:.2f} s)")
+    print(f"decoy columns flagged: databourse {us['decoys']}")
     if them:
-        print(f"  presidio: {them['embedded']} (truth of its rows: {them['embedded_truth']})")
-        print(f"presidio:   {them['rows_per_s']:,.1f} rows/s ({them['seconds']:.2f} s)")
-        print(f"speed ratio databourse/presidio: {us['rows_per_s'] / them['rows_per_s']:,.0f}x")
+        print(f"                       presidio {them['decoys']}")
         if not isinstance(them["structured"], dict):
             print(them["structured"])
+    print(
+        f"gate (nothing declared) stops: dirty columns {us['gate']['dirty']}, "
+        f"decoy columns {us['gate']['decoy']}"
+    )
+    print()
+
+
+def report_speed(speed: dict[str, Any], them: dict[str, Any] | None) -> None:
+    """Embedded counts on the own set's free text, rows per second and the speed ratio."""
+    print(f"embedded in free text, truth: {speed['embedded_truth']}")
+    print(f"  databourse: {speed['embedded']}")
+    print(f"databourse: {speed['rows_per_s']:,.0f} rows/s (all columns, {speed['seconds']:.2f} s)")
+    if them:
+        print(f"presidio:   {them['rows_per_s']:,.1f} rows/s ({them['seconds']:.2f} s)")
+        print(f"speed ratio databourse/presidio: {speed['rows_per_s'] / them['rows_per_s']:,.0f}x")
 
 
 def main() -> None:
@@ -245,20 +317,25 @@ def main() -> None:
     if args.worker:
         json.dump(presidio_run(json.load(sys.stdin)), sys.stdout)
         return
-    us = ours(args.seeds, args.rows, args.threshold)
+    own, independent = own_sets(args.seeds), independent_sets(args.seeds)
     mode = presidio_available(args.presidio_python)
-    them = None
     if mode is None:
         print(
             f"Presidio skipped: presidio_analyzer is not importable here nor in "
             f"{args.presidio_python} (create it: python3.11 -m venv /tmp/presidio-venv && "
             "/tmp/presidio-venv/bin/pip install presidio-analyzer presidio-structured)\n"
         )
-    else:
-        them = theirs(
-            args.presidio_python, mode, args.presidio_seeds, args.presidio_rows, args.threshold
-        )
-    report(us, them)
+    speed_of_theirs = None  # Presidio's rows/s on the own set, the table the speed is timed on
+    for title, sets in (("own set (pii_evalset)", own), ("independent set", independent)):
+        them = None
+        if mode is not None:
+            few = sets[: args.presidio_seeds] if sets is own else sets
+            them = score_presidio(
+                args.presidio_python, mode, few, args.presidio_rows, args.threshold
+            )
+            speed_of_theirs = speed_of_theirs or them
+        report(title, score_ours(sets, args.threshold), them)
+    report_speed(speed_ours(args.rows, args.threshold), speed_of_theirs)
 
 
 if __name__ == "__main__":

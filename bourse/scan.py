@@ -44,20 +44,27 @@ def _batches(path: Path) -> tuple[Iterator[pa.RecordBatch], pa.Schema]:
 
 
 def _render(findings: list[ColumnFinding]) -> str:
-    """A readable table: column, category, confidence, share, embedded counts (names escaped)."""
-    rows = [("column", "category", "confidence", "share", "embedded")]
+    """A readable table: column, category, confidence, share, every category's share, embedded
+    counts (names escaped); a numeric column is marked `(numbers)`."""
+    rows = [("column", "category", "confidence", "share", "seen", "embedded")]
     for f in findings:
         embedded = ", ".join(f"{c}={n}" for c, n in sorted(f.embedded.items()))
+        seen = ", ".join(f"{c}={s:.2f}" for c, s in f.shares.items())
+        if f.lost_digits:
+            seen = f"{seen}, " if seen else ""
+            seen += f"lost_digits={f.lost_digits}"
+        numbers = " (numbers)" if f.read_as != "text" else ""
         rows.append(
             (
-                escape_controls(f.column),
+                escape_controls(f.column) + numbers,
                 f.category or "-",
                 f"{f.confidence:.2f}",
                 f"{f.share:.2f}",
+                seen or "-",
                 embedded or "-",
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join(
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
         for row in rows
@@ -79,6 +86,9 @@ def scan_file(path: Path, as_json: bool, threshold: float, sample_rows: int) -> 
             "category": f.category,
             "confidence": round(f.confidence, 4),
             "share": round(f.share, 4),
+            "shares": {c: round(v, 4) for c, v in f.shares.items()},
+            "read_as": f.read_as,
+            "lost_digits": f.lost_digits,
             "embedded": dict(sorted(f.embedded.items())),
         }
         for f in findings

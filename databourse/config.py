@@ -191,6 +191,11 @@ class Settings(Strict):
     prefect_api_authenticated: bool = False
     pii_threshold: float = Field(0.8, gt=0, le=1)  # share of values that must match to classify
     pii_sample_rows: int = Field(2000, ge=10)
+    # A column where this share of the checked values are whole identifiers of a category holds
+    # that category, classified or not (a messy column of 70% phone numbers is not clean): an
+    # undeclared one stops the product (screening.check_declarations). Random digit codes pass
+    # a card's IIN and Luhn check up to about 3% of the time: keep it above that.
+    pii_undeclared_min_share: float = Field(0.05, gt=0, le=1)
     # Identifiers inside a product's text: one of a checksum category (resident ids, NRIC, HK id,
     # cards, IBAN) stops the version; of a weaker one (phone, email, IP, name, plate) a column may
     # hold at most this share of its values before it stops (detector noise, never a real leak).

@@ -21,28 +21,37 @@ Mask = np.ndarray  # one bool per candidate
 SHAPES: dict[str, str] = {
     "CN_RESIDENT_ID": r"^\d{17}[\dXx]$",
     "SG_NRIC_FIN": r"^[STFGMstfgm]\d{7}[A-Za-z]$",
-    "CN_USCC": r"^[1-9][1-9]\d{6}[0-9A-HJ-NP-RT-Y]{9}[0-9A-HJ-NP-RT-Y]$",
+    "CN_USCC": r"^[1-9][1-9] ?\d{6} ?[0-9A-HJ-NP-RT-Y]{9}[0-9A-HJ-NP-RT-Y]$",  # 2-6-10 spaced
     "HK_ID": r"^[A-Z]{1,2}\d{6}(?:[0-9A]|\([0-9A]\))$",
     "MY_NRIC": r"^(?:\d{6}-\d{2}-\d{4}|\d{12})$",
-    "IBAN": r"^[A-Z]{2}\d{2}(?:[A-Z0-9]{11,30}|(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?)$",
-    "CREDIT_CARD": (
-        r"^(?:\d{13,19}|\d{4}[ -]\d{4}[ -]\d{4}[ -]\d{4}(?:[ -]\d{3})?|\d{4}[ -]\d{6}[ -]\d{5})$"
+    # as written: any grouping by spaces, dashes or dots, lower case letters in the BBAN
+    "IBAN": r"^[A-Z]{2}[ .-]?\d(?:[ .-]?[A-Za-z0-9]){12,33}$",
+    "CREDIT_CARD": (  # bare 12-19 digits; 4-4-4-4(-3), Amex 4-6-5, Diners 4-6-4
+        r"^(?:\d{12,19}|\d{4}[ -]\d{4}[ -]\d{4}[ -]\d{4}(?:[ -]\d{3})?|\d{4}[ -]\d{6}[ -]\d{4,5})$"
     ),
     "EMAIL_ADDRESS": (
         r"^[A-Za-z0-9_%+'-]+(?:\.[A-Za-z0-9_%+'-]+)*@"
-        r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
+        r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+(?:[A-Za-z]{2,63}|xn--[A-Za-z0-9-]{2,59})$"
     ),
     "IP_ADDRESS": (
         r"^(?:(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-        r"|(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}|[0-9A-Fa-f:.]*::[0-9A-Fa-f:.]*)$"
+        r"|(?:(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}|(?:[0-9A-Fa-f]{1,4}:){6}[\d.]{7,15}"
+        r"|[0-9A-Fa-f:.]*::[0-9A-Fa-f:.]*)(?:%[0-9A-Za-z._~-]{1,64})?)$"  # IPv6, zone id
     ),
-    "PHONE_NUMBER": (
-        r"^(?:\+\d[\d -]{6,20}\d|\(\+\d{1,4}\) ?\d[\d -]{5,18}\d"  # international
-        r"|1[3-9]\d[ -]?\d{4}[ -]?\d{4}"  # CN mobile
-        r"|0\d{9,10}|\(?0\d{1,3}\)?[ -]\d{3,4}[ -]?\d{4}"  # MY, CN national with trunk 0
-        r"|[2-9]\d{3} \d{4})$"  # SG, HK: 8 digits only when spaced
+    "PHONE_NUMBER": (  # as people write them: brackets, dots, mixed separators, an extension
+        r"^(?:(?:\+|00[ .-]?)\d[\d .()/-]{5,22}\d"  # international: a plus or the 00 exit code
+        r"|\(\+\d{1,4}\) ?\d[\d .()/-]{5,18}\d"
+        r"|1[3-9]\d[ .-]?\d{4}[ .-]?\d{4}"  # CN mobile
+        r"|0\d{9,10}|\(?0\d{1,3}\)?[ .-]\d{3,4}[ .-]?\d{4}"  # MY, CN national with trunk 0
+        r"|[2-9]\d{3}[ .-]\d{4}"  # SG, HK: 8 digits only when grouped
+        r"|\(?[2-9]\d{2}\)?[ .-]?[2-9]\d{2}[ .-]\d{4}"  # US, CA: grouped 3-3-4
+        r")(?:,? ?(?:x|ext\.?|extension|#) ?\d{1,6})?$"
     ),
 }
+PHONE_EXTENSION = r",? ?(?:x|ext\.?|extension|#) ?\d{1,6}$"
+# An international number: a plus or the 00 exit code (not NANP's 011: MY mobiles start 011).
+PHONE_EXIT = r"^\(?(?:\+|00)"
+NANP_GROUPED = r"^\(?[2-9]\d{2}\)?[ .-]?[2-9]\d{2}[ .-]\d{4}$"
 # Any value that can be valid for some category matches this; one pass rules the rest out.
 ANY_SHAPE = "^(?:" + "|".join(f"(?:{shape[1:-1]})" for shape in SHAPES.values()) + ")$"
 # Identifiers inside text. Contiguous digit runs (CN ids, bare cards and phones) are cut out and
@@ -97,7 +106,11 @@ SEPARATED: dict[str, tuple[str, re.Pattern[str]]] = {  # category -> (RE2 prefil
         r"\d\.\d{1,3}\.\d{1,3}\.\d|::|(?:[0-9A-Fa-f]{1,4}:){7}",
         re.compile(
             r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?!\.?\d)"
-            r"|(?<![0-9A-Fa-f:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![0-9A-Fa-f:])"
+            # IPv6 whole: the token may end in a dotted quad or a zone id, and never continues
+            # (no address cut out of a malformed token such as ::ffff:256.0.0.1)
+            r"|(?<![0-9A-Za-z:.%])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}"
+            r"(?:(?<=:)\d{1,3}(?:\.\d{1,3}){3})?(?:%[0-9A-Za-z._~-]{1,64})?"
+            r"(?![0-9A-Za-z:%]|\.[0-9A-Za-z])"
         ),
     ),
     "PHONE_NUMBER": (
@@ -124,13 +137,52 @@ _SG_TABLES = {  # prefix -> (offset, letters indexed by weighted sum mod 11)
     "G": (4, b"XWUTRQPNMLK"),
     "M": (3, b"XWUTRQPNJLK"),
 }
-# (IIN prefix regex, allowed lengths); 'UnionPay 19 digits' included.
-_CARD_BRANDS: tuple[tuple[str, frozenset[int]], ...] = (
-    (r"^4", frozenset({13, 16, 19})),
-    (r"^(?:5[1-5]|222[1-9]|22[3-9]\d|2[3-6]\d\d|27[01]\d|2720)", frozenset({16})),
-    (r"^3[47]", frozenset({15})),
-    (r"^(?:62|35|6011|65)", frozenset(range(16, 20))),
+# Card issuer identification number ranges (ISO/IEC 7812 as the networks publish them): (first
+# and last prefix, inclusive, of equal width; allowed lengths). A number is a card when a range
+# holds its prefix, its length is allowed and its Luhn check holds.
+# 18 digits is a CN resident id's length: of the ranges issued at 16-19 digits, only UnionPay 62
+# is read at 18 (a wrong-check id of province 36, 50, 63 or 64 must not become a Diners,
+# Maestro, InterPayment or Discover card).
+_UP_TO_19 = frozenset({16, 17, 19})
+_CARD_RANGES: tuple[tuple[int, int, frozenset[int]], ...] = (
+    (4, 4, frozenset({13, 16, 19})),  # Visa (Electron, Dankort co-brand inside)
+    (51, 55, frozenset({16})),  # Mastercard
+    (2221, 2720, frozenset({16})),  # Mastercard 2-series
+    (34, 34, frozenset({15})),  # American Express
+    (37, 37, frozenset({15})),
+    (300, 305, frozenset({14}) | _UP_TO_19),  # Diners Club International
+    (3095, 3095, frozenset({14}) | _UP_TO_19),
+    (36, 36, frozenset({14}) | _UP_TO_19),
+    (38, 39, frozenset({14}) | _UP_TO_19),
+    (6011, 6011, _UP_TO_19),  # Discover
+    (644, 649, _UP_TO_19),
+    (65, 65, _UP_TO_19),
+    (3528, 3589, _UP_TO_19),  # JCB
+    (62, 62, frozenset(range(16, 20))),  # UnionPay (often 19 digits)
+    (81, 81, frozenset({16, 19})),  # UnionPay 81
+    (5019, 5019, frozenset({16})),  # Dankort
+    (2200, 2204, _UP_TO_19),  # Mir
+    (5018, 5018, frozenset(range(12, 18)) | {19}),  # Maestro
+    (5020, 5020, frozenset(range(12, 18)) | {19}),
+    (5038, 5038, frozenset(range(12, 18)) | {19}),
+    (5893, 5893, frozenset(range(12, 18)) | {19}),
+    (6304, 6304, frozenset(range(12, 18)) | {19}),
+    (6759, 6759, frozenset(range(12, 18)) | {19}),
+    (6761, 6763, frozenset(range(12, 18)) | {19}),
+    (60, 60, frozenset({16})),  # RuPay
+    (508, 508, frozenset({16})),
+    (353, 353, frozenset({16})),
+    (356, 356, frozenset({16})),
+    (636, 636, _UP_TO_19),  # InterPayment
+    (506099, 506198, frozenset({16, 19})),  # Verve
+    (507865, 507964, frozenset({16, 19})),
+    (650002, 650027, frozenset({16, 19})),
+    (9792, 9792, frozenset({16})),  # Troy
+    (1, 1, frozenset({15})),  # UATP
 )
+# In free text a digit run is a card only at 13 digits or more and never a UATP (1 + 14 digits):
+# shorter runs and runs starting with 1 are as often order numbers, with a 1 in 10 Luhn chance.
+TEXT_CARD_MIN_LENGTH = 13
 _PHONE_REGIONS = {"86": "CN", "60": "MY", "65": "SG", "852": "HK"}
 _TRUNK_ZERO = frozenset({"CN", "MY"})
 _DESC_NAMES = ("mobile", "fixed_line", "premium_rate", "toll_free", "shared_cost", "voip")
@@ -206,7 +258,7 @@ _HK_WEIGHTS = np.arange(9, 1, -1)
 
 def _cn_uscc(arr: pa.Array) -> Mask:
     """GB 32100-2015: check over 3^i mod 31, a real province in the division code; not a CN id."""
-    mat = _matrix(arr, 18)
+    mat = _matrix(pc.replace_substring(arr, " ", ""), 18)
     total = _USCC_VALUE[mat[:, :17]] @ _USCC_WEIGHTS
     check_ok = _USCC_ALPHABET[(31 - total % 31) % 31] == mat[:, 17]
     region_ok = np.isin(_number(mat[:, 2:4].astype(np.int64) - 48), [*CN_PROVINCES, 10])
@@ -249,7 +301,7 @@ def _iban_structures() -> str:
 
 def _iban(arr: pa.Array) -> Mask:
     """ISO 13616: the country's layout (python-stdnum's registry) and mod 97 == 1."""
-    norm = pc.replace_substring(arr, " ", "")
+    norm = pc.utf8_upper(pc.replace_substring_regex(arr, r"[ .-]", ""))
     out = pc.match_substring_regex(norm, _iban_structures()).to_numpy(zero_copy_only=False)
     moved = pc.binary_join_element_wise(
         pc.utf8_slice_codeunits(norm, 4),
@@ -286,14 +338,31 @@ def luhn(digits: np.ndarray) -> Mask:
 def _credit_card(arr: pa.Array) -> Mask:
     norm = pc.replace_substring_regex(arr, r"[ -]", "")
     lengths = pc.utf8_length(norm).to_numpy()
+    head = pc.utf8_slice_codeunits(norm, 0, 6)
+    prefix = pc.cast(pc.if_else(pc.equal(head, ""), "0", head), pa.int64()).to_numpy(False)
+    head_len = np.minimum(lengths, 6)
     out = np.zeros(len(norm), dtype=bool)
-    for pattern, allowed in _CARD_BRANDS:
-        brand = pc.match_substring_regex(norm, pattern).to_numpy(zero_copy_only=False)
-        out |= brand & np.isin(lengths, list(allowed))
+    for low, high, allowed in _CARD_RANGES:
+        width = len(str(low))
+        lead = prefix // 10 ** np.maximum(head_len - width, 0)
+        out |= (lead >= low) & (lead <= high) & np.isin(lengths, list(allowed))
     for width in np.unique(lengths[out]):
         rows = np.flatnonzero(out & (lengths == width))
         out[rows] = luhn(_matrix(norm.take(pa.array(rows)), int(width)).astype(np.int64) - 48)
     return out
+
+
+def run_mask(category: str, runs: pa.Array) -> Mask:
+    """Which bare digit runs cut out of text are valid values of `category` (a RUN_CATEGORY).
+
+    The scan and the redaction both ask this: a card run must also be TEXT_CARD_MIN_LENGTH
+    digits or more and not a UATP number (starting with 1)."""
+    ok = valid_mask(category, runs)
+    if category == "CREDIT_CARD":
+        runs = runs.cast(pa.large_string())
+        long_enough = pc.greater_equal(pc.utf8_length(runs), TEXT_CARD_MIN_LENGTH)
+        ok &= pc.and_not(long_enough, pc.starts_with(runs, "1")).to_numpy(zero_copy_only=False)
+    return ok
 
 
 def _email(arr: pa.Array) -> Mask:
@@ -350,9 +419,12 @@ def national_valid(region: str, nsn: pa.Array) -> Mask:
 
 
 def _phone(arr: pa.Array) -> Mask:
-    digits = pc.replace_substring_regex(arr, r"\D", "")
+    text = pc.replace_substring(pc.replace_substring_regex(arr, PHONE_EXTENSION, ""), "(0)", "")
+    digits = pc.replace_substring_regex(text, r"\D", "")
+    dialled = pc.match_substring_regex(text, r"^\(?00")  # the exit code is not the number's
+    digits = pc.if_else(dialled, pc.utf8_slice_codeunits(digits, 2), digits)
     lengths = pc.utf8_length(digits).to_numpy()
-    plus = pc.match_substring_regex(arr, r"^\(?\+").to_numpy(zero_copy_only=False)
+    plus = pc.match_substring_regex(text, PHONE_EXIT).to_numpy(zero_copy_only=False)
     first = pc.utf8_slice_codeunits(digits, 0, 1).to_numpy(zero_copy_only=False)
     out = np.zeros(len(arr), dtype=bool)
     known = ~plus
@@ -371,6 +443,8 @@ def _phone(arr: pa.Array) -> Mask:
     out |= _valid_in(~plus & (first == "0"), digits, 1, ("MY", "CN"))
     out |= _valid_in(~plus & (first == "1"), digits, 0, ("CN",))
     out |= _valid_in(~plus & (lengths == 8), digits, 0, ("SG", "HK"))
+    nanp = ~plus & pc.match_substring_regex(text, NANP_GROUPED).to_numpy(zero_copy_only=False)
+    out |= _valid_in(nanp, digits, 0, ("US", "CA"))
     return out
 
 

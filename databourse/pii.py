@@ -31,6 +31,7 @@ from databourse.identifiers import (
     RUN_SEPARATORS,
     SEPARATED,
     SHAPES,
+    run_mask,
     valid_mask,
 )
 from databourse.pii_text import COLUMN_LEVEL, DOB_CUES, column_factor, detail_keys, text_valid_mask
@@ -95,6 +96,15 @@ class ColumnFinding:
     checked: int
     embedded: dict[str, int]
     whole: dict[str, int] = field(default_factory=dict)  # category -> values matching it whole
+    read_as: str = "text"  # "text", or "decimal text" for a numeric column
+    lost_digits: int = 0  # float values too large to be read exactly (not checked)
+
+    @property
+    def shares(self) -> dict[str, float]:
+        """Measured share of the checked values of every category seen whole in the column."""
+        if not self.checked:
+            return {}
+        return {c: n / self.checked for c, n in sorted(self.whole.items())}
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (counts and names only)."""
@@ -107,6 +117,9 @@ class ColumnFinding:
             "checked": self.checked,
             "embedded": dict(sorted(self.embedded.items())),
             "whole": dict(sorted(self.whole.items())),
+            "shares": {c: round(v, 4) for c, v in self.shares.items()},
+            "read_as": self.read_as,
+            "lost_digits": self.lost_digits,
         }
 
 
@@ -118,9 +131,11 @@ class _Counts:
     whole: Counter[str] = field(default_factory=Counter)
     embedded: Counter[str] = field(default_factory=Counter)
     detail: Counter[tuple[str, str]] = field(default_factory=Counter)  # (category, sub-kind)
+    lost_digits: int = 0  # floats too large to hold their integer exactly (not checked)
 
     def add(self, other: _Counts) -> None:
         self.checked += other.checked
+        self.lost_digits += other.lost_digits
         self.whole.update(other.whole)
         self.embedded.update(other.embedded)
         self.detail.update(other.detail)
@@ -132,6 +147,7 @@ class _ColumnState:
 
     scannable: bool
     name: str = ""
+    numeric: bool = False
     rows: int = 0
     sample: _Counts = field(default_factory=_Counts)
     total: _Counts = field(default_factory=_Counts)
@@ -159,7 +175,12 @@ def scan_batches(
     the GIL), up to `IN_FLIGHT` batches ahead, and added to the column's totals in batch order:
     a column slower than the others (a unique ID) no longer leaves the other threads idle.
     """
-    states = [_ColumnState(scannable=_scannable(f.type, f.name), name=f.name) for f in schema]
+    states = [
+        _ColumnState(
+            scannable=_scannable(f.type, f.name), name=f.name, numeric=_numeric(_value_type(f.type))
+        )
+        for f in schema
+    ]
     scanned = [i for i, state in enumerate(states) if state.scannable]
     workers = max(1, min(pa.cpu_count(), len(scanned) * IN_FLIGHT))
     pending: deque[list[tuple[int, Future[tuple[_Counts | None, _Counts]]]]] = deque()
@@ -236,14 +257,54 @@ def _plain(batch: pa.RecordBatch) -> pa.RecordBatch:
 
 
 def _scannable(typ: pa.DataType, name: str = "") -> bool:
-    """Strings and integers are scanned, dates when the column is named as a birth date."""
+    """Strings and numbers are scanned, dates when the column is named as a birth date."""
     if pa.types.is_dictionary(typ):
         return _scannable(typ.value_type, name)
     if pa.types.is_date(typ) or pa.types.is_timestamp(typ):
         return DOB_CUES.search(name) is not None
+    return (
+        _numeric(_value_type(typ))
+        or any(check(typ) for check in (pa.types.is_string, pa.types.is_large_string))
+        or pa.types.is_string_view(typ)
+    )
+
+
+def _value_type(typ: pa.DataType) -> pa.DataType:
+    return typ.value_type if pa.types.is_dictionary(typ) else typ
+
+
+def _numeric(typ: pa.DataType) -> bool:
     return any(
-        check(typ) for check in (pa.types.is_integer, pa.types.is_string, pa.types.is_large_string)
-    ) or pa.types.is_string_view(typ)
+        check(typ) for check in (pa.types.is_integer, pa.types.is_floating, pa.types.is_decimal)
+    )
+
+
+def as_text(arr: pa.Array) -> tuple[pa.Array, int]:
+    """A column as the text a provider wrote: integral numbers as their decimal digits.
+
+    Integers are exact. A float holds an integer exactly only below 2**53: a float at or above
+    it (a 16-19 digit card or account read as float64) has lost digits, becomes null and is
+    counted in the second value, so that a report can say so. A number with a fraction is a
+    measure, never an identifier: it becomes "" (checked, matching nothing), so that the digits
+    of its fraction are not read as a card or a phone. Decimals with a zero fraction
+    ("4111111111111111.00") are read as their integer."""
+    if pa.types.is_dictionary(arr.type):
+        arr = plain(arr)
+    typ = arr.type
+    if pa.types.is_floating(typ):
+        values = arr.cast(pa.float64())
+        whole = pc.equal(pc.floor(values), values)
+        exact = pc.less(pc.abs(values), float(2**53))
+        lost = int(pc.sum(pc.and_(pc.and_not(whole, exact), pc.is_finite(values))).as_py() or 0)
+        as_int = pc.if_else(pc.and_(whole, exact), values, None).cast(pa.int64(), safe=False)
+        text = pc.cast(as_int, pa.large_string())
+        measure = pc.or_(pc.invert(whole), pc.invert(pc.is_finite(values)))
+        return pc.if_else(measure, pa.scalar("", pa.large_string()), text), lost
+    text = pc.cast(arr, pa.large_string())
+    if pa.types.is_decimal(typ):
+        integral = pc.replace_substring_regex(text, r"\.0+$", "")
+        text = pc.if_else(pc.match_substring(integral, "."), "", integral)
+    return text, 0
 
 
 def _scan_chunk(name: str, arr: pa.Array, head: int) -> tuple[_Counts | None, _Counts]:
@@ -251,9 +312,11 @@ def _scan_chunk(name: str, arr: pa.Array, head: int) -> tuple[_Counts | None, _C
 
     Errors are re-raised without their (data) message."""
     try:
-        arr = pc.cast(arr, pa.large_string())
+        arr, lost = as_text(arr)
         sample = _count(arr.slice(0, head)) if head else None
-        return sample, _count(arr.slice(head)) if head < len(arr) else _Counts()
+        rest = _count(arr.slice(head)) if head < len(arr) else _Counts()
+        rest.lost_digits += lost
+        return sample, rest
     except (pa.ArrowException, ValueError) as exc:
         raise DataBourseError(
             f"PII scan failed on column {name!r} ({type(exc).__name__})", column=name
@@ -308,12 +371,13 @@ def classify_value(text: str, column_name: str | None = None) -> str | None:
 
 
 def classify_array(values: pa.Array, column_name: str | None = None) -> list[str | None]:
-    """The category of each whole value of a string array (None for nulls and non-matches).
+    """The category of each whole value of an array (None for nulls and non-matches).
 
+    Numbers are read as their decimal text (`as_text`).
     Column-level categories (PASSPORT, BANK_ACCOUNT, DATE_OF_BIRTH) are only returned when a
     `column_name` is given, and BANK_ACCOUNT and DATE_OF_BIRTH only when that name has a cue.
     """
-    codes = _whole_codes(pc.fill_null(pc.utf8_trim_whitespace(values), ""))
+    codes = _whole_codes(pc.fill_null(pc.utf8_trim_whitespace(as_text(values)[0]), ""))
     allowed = {c for c in COLUMN_LEVEL if column_name is not None}
     if column_name is not None:
         allowed -= {c for c in ("BANK_ACCOUNT", "DATE_OF_BIRTH") if not _cued(c, column_name)}
@@ -348,7 +412,7 @@ def _run_hits(values: pa.Array) -> list[tuple[str, np.ndarray]]:
     claimed = np.zeros(len(flat), dtype=bool)
     out = []
     for category in RUN_CATEGORIES:  # a run counts for the first category it is valid for
-        ok = valid_mask(category, flat) & ~claimed
+        ok = run_mask(category, flat) & ~claimed
         claimed |= ok
         out.append((category, parents[ok]))
     return out
@@ -407,6 +471,8 @@ def _finding(column: str, state: _ColumnState, threshold: float) -> ColumnFindin
         checked=total.checked,
         embedded=dict(total.embedded),
         whole={c: n for c, n in total.whole.items() if n and _reported(c, category, n, total)},
+        read_as="decimal text" if state.numeric else "text",
+        lost_digits=total.lost_digits,
     )
 
 

@@ -142,9 +142,10 @@ def _luhn_ok(number: str) -> bool:
 
 
 def card(r: random.Random, valid: bool = True) -> str:
-    """Visa, Mastercard and UnionPay (16 and 19 digits), Luhn-valid unless `valid` is False."""
+    """Visa, Mastercard, UnionPay (16 and 19 digits), JCB; Luhn-valid unless `valid` is False."""
     prefix, length = r.choice([("4", 16), ("5", 16), ("62", 16), ("62", 19), ("35", 16)])
     prefix += r.choice("12345") if prefix == "5" else ""
+    prefix += str(r.randint(28, 89)) if prefix == "35" else ""  # JCB is 3528-3589
     while True:
         number = prefix + _digits(r, length - len(prefix))
         if _luhn_ok(number) == valid:

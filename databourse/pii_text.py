@@ -249,11 +249,25 @@ def detail_keys(category: str, values: pa.Array) -> list[str]:
     return []
 
 
+# Grouped layouts that banks print account numbers in (digits per group). Without a name cue a
+# column is BANK_ACCOUNT only in one of these: any other grouping of 10-19 digits is as likely a
+# registration, order or document number (a 6-2-4 grouping is a MyKad, 4-4-4-4 a card).
+ACCOUNT_LAYOUTS = frozenset(
+    {
+        (3, 6, 1),  # DBS (SG)
+        (3, 5, 1),  # POSB (SG)
+        (3, 6, 3),  # OCBC (SG), HSBC and Hang Seng (HK)
+        (3, 3, 3, 1),  # UOB (SG)
+        (4, 4, 4),  # Maybank (MY), 12 digits as printed
+        (3, 2, 5),  # Public Bank (MY)
+        (3, 3, 6),  # Bank of China (HK)
+    }
+)
+
+
 def _fixed_format(fmt: str) -> bool:
-    """A grouped account format (DBS 123-456789-0, Maybank 5141 2345 6789), not a card grouping."""
-    groups = re.split(r"[ -]", fmt)
-    card = [len(g) for g in groups] in ([4, 4, 4, 4], [4, 4, 4, 4, 3], [4, 6, 5])
-    return len(groups) > 1 and not card
+    """A known grouped account layout (`ACCOUNT_LAYOUTS`), whichever separators it uses."""
+    return tuple(len(g) for g in re.split(r"[ -]", fmt)) in ACCOUNT_LAYOUTS
 
 
 def column_factor(
@@ -266,8 +280,8 @@ def column_factor(
     itself reach that share's floor (the threshold is applied by the caller on `share`), 0.7.
     DATE_OF_BIRTH needs a name cue (birth, dob, 出生, lahir...): past dates without one are as
     likely order or founding dates; 0.9. BANK_ACCOUNT: with a cue (bank, account, 账号, akaun...)
-    0.9; without one, most values must share one grouped format (`_fixed_format`), 0.7: plain
-    digit strings of one length without a cue are as likely order or customer numbers.
+    0.9; without one, most values must share one known bank layout (`ACCOUNT_LAYOUTS`), 0.7: plain
+    or otherwise grouped digits without a cue are as likely order or registration numbers.
     """
     if category == "DATE_OF_BIRTH":
         return 0.9 if DOB_CUES.search(column_name) else 0.0

@@ -26,6 +26,7 @@ from databourse.identifiers import (
     MIXED_TOKENS,
     RUN_CATEGORIES,
     SEPARATED,
+    run_mask,
     valid_mask,
 )
 from databourse.pii import GLUED_ID_LENGTH, classify_array
@@ -50,11 +51,14 @@ def _blank(pattern: re.Pattern[str], text: str) -> str:
     return pattern.sub(lambda m: " " * len(m.group()), text)
 
 
-def _validated(category: str, found: list[Hit]) -> list[Hit]:
-    """(text index, start, end, category) of the candidates (their text last) valid for it."""
+def _validated(category: str, found: list[Hit], *, runs: bool = False) -> list[Hit]:
+    """(text index, start, end, category) of the candidates (their text last) valid for it.
+
+    `runs`: the candidates are bare digit runs, checked as the scan checks them (`run_mask`)."""
     if not found:
         return []
-    ok = valid_mask(category, pa.array([c[3] for c in found], pa.large_string()))
+    check = run_mask if runs else valid_mask
+    ok = check(category, pa.array([c[3] for c in found], pa.large_string()))
     return [(i, a, b, category) for (i, a, b, _), good in zip(found, ok, strict=True) if good]
 
 
@@ -69,7 +73,7 @@ def find_spans(texts: list[str]) -> list[list[Span]]:
     ]
     hits: list[Hit] = []
     for category in RUN_CATEGORIES:  # a run counts for the first category it is valid for
-        valid = _validated(category, runs)
+        valid = _validated(category, runs, runs=True)
         taken = {(i, a) for i, a, _, _ in valid}
         runs = [r for r in runs if (r[0], r[1]) not in taken]
         hits += valid

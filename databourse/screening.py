@@ -25,19 +25,27 @@ class DeclarationCheck:
         return {"ok": self.ok, "undeclared": self.undeclared, "declared_not_found": self.not_found}
 
 
-# A column where this share of values are whole identifiers of a category holds that category,
-# even below the classification threshold (a column of 70% ID numbers is not clean).
+# settings.pii_undeclared_min_share: a column where this share of values are whole identifiers of
+# a category holds that category, even below the classification threshold (a messy column of 70%
+# phone numbers is not clean).
 UNDECLARED_MIN_SHARE = 0.05
 
 
-def check_declarations(findings: list[ColumnFinding], declared: dict[str, str]) -> DeclarationCheck:
-    """Undeclared (or differently declared) categories stop the product; missing ones warn."""
+def check_declarations(
+    findings: list[ColumnFinding],
+    declared: dict[str, str],
+    min_share: float = UNDECLARED_MIN_SHARE,
+) -> DeclarationCheck:
+    """Undeclared (or differently declared) categories stop the product; missing ones warn.
+
+    A category counts in a column when the column is classified as it, or when at least
+    `min_share` of the column's checked values are whole values of it (dirty columns)."""
     undeclared = []
     for f in findings:
         shares = dict.fromkeys([f.category] if f.category else [], f.share)
-        for category, count in f.whole.items():
-            if f.checked and count / f.checked >= UNDECLARED_MIN_SHARE:
-                shares.setdefault(category, count / f.checked)
+        for category, share in f.shares.items():
+            if share >= min_share:
+                shares.setdefault(category, share)
         undeclared += [
             {
                 "column": f.column,

@@ -89,7 +89,11 @@ def scan_personal_data(provider: str, dataset: str, ingest_id: str) -> dict[str,
             threshold=cfg.settings.pii_threshold,
             sample_rows=cfg.settings.pii_sample_rows,
         )
-    check = check_declarations(findings, cfg.dataset(provider, dataset).declared_categories)
+    check = check_declarations(
+        findings,
+        cfg.dataset(provider, dataset).declared_categories,
+        min_share=cfg.settings.pii_undeclared_min_share,
+    )
     report = {"findings": [f.to_json() for f in findings], **check.to_json()}
     key = f"{zones.reports_prefix(provider, dataset, ingest_id)}/pii.json"
     store.put_bytes(key, json.dumps(report, indent=2).encode())

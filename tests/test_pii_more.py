@@ -253,13 +253,19 @@ def test_scan_file_json_for_csv_parquet_jsonl(tmp_path: Path) -> None:
         "category": "CN_USCC",
         "confidence": 1.0,
         "share": 1.0,
+        "shares": {"CN_USCC": 1.0},
+        "read_as": "text",
+        "lost_digits": 0,
         "embedded": {},
     }
     assert columns["phone"]["category"] == "PHONE_NUMBER"  # leading 0 kept: read as strings
     assert columns["note"]["embedded"] == {"EMAIL_ADDRESS": 25}
     assert columns["amount"]["category"] is None
     for column in columns.values():
-        assert set(column) == {"name", "category", "confidence", "share", "embedded"}
+        assert set(column) == {
+            *("name", "category", "confidence", "share", "embedded"),
+            *("shares", "read_as", "lost_digits"),
+        }
 
 
 def test_scan_file_table_and_unreadable(tmp_path: Path) -> None:
