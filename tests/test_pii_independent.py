@@ -19,7 +19,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from pii_independent import DATA, faker_sets
+from pii_independent import PUBLISHED, faker_sets
 
 from databourse.config import Settings
 from databourse.pii import classify_array, scan_table
@@ -38,7 +38,12 @@ PUBLISHED_DISAGREEMENTS = {
 
 
 def published_rows() -> list[dict[str, str]]:
-    with (DATA / "published_cases.csv").open(newline="", encoding="utf-8") as handle:
+    if not PUBLISHED.is_file():
+        pytest.skip(
+            f"the published cases are not at {PUBLISHED} (values from other projects' tests are "
+            "kept beside the project, not committed: see tests/data/pii_independent/README.md)"
+        )
+    with PUBLISHED.open(newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
 
 
