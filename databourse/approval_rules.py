@@ -21,6 +21,7 @@ from jsonschema.exceptions import ValidationError as SchemaError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from databourse.config import RouteBasis, RouteSpec
+from databourse.names import NAME_MAX_LENGTH, NAME_PATTERN, name_problems
 
 # A reference that names something: has a letter or digit, and is not a placeholder.
 MEANINGFUL = (
@@ -61,7 +62,12 @@ class ApprovalAnswer(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    approver: str = Field(pattern=r"\S", description="Who decides (name or staff id)")
+    approver: str = Field(
+        min_length=1,
+        max_length=NAME_MAX_LENGTH,
+        pattern=NAME_PATTERN,
+        description="Who decides (name or staff id)",
+    )
     decision: Literal["approve", "reject"]  # no default: the form must not pre-select an answer
     route: str = Field(description="The legal route the rule requires (set by the policy)")
     basis: str = Field("", description="The basis within the route the approval relies on")
@@ -159,7 +165,7 @@ def answer_problems(
     """
     if spec is None:
         if answer.get("decision") != "approve":
-            return [] if str(answer.get("approver") or "").strip() else [_EMPTY_APPROVER]
+            return name_problems(answer.get("approver"), "approver")
         return [f"route {route!r} is not defined in the cross-border policy"]
     given = dict(answer) if binding else {k: v for k, v in answer.items() if k not in BOUND}
     given = {k: v for k, v in given.items() if v not in (None, "")}  # blank is missing
@@ -214,7 +220,7 @@ def _message(
     value = given.get(field)
     basis = _basis(route, spec, given)
     if field == "approver":
-        return _EMPTY_APPROVER
+        return "; ".join(name_problems(value, "approver")) or _EMPTY_APPROVER
     if field == "decision":
         return "decision must be `approve` or `reject`"
     if field == "route":

@@ -104,6 +104,22 @@ def test_an_answer_is_checked_against_its_suspension() -> None:
     assert "a field the form does not" in answer_problems(SCC, spec, {**good, "x": 1}, TODAY)[0]
 
 
+@pytest.mark.parametrize("approver", ["", "   ", "Li\x1b[2JWei", "Li\u202eWei", "x" * 201])
+def test_a_hostile_approver_is_refused_by_the_form_and_the_check(approver: str) -> None:
+    """The form's schema (which Prefect checks) and the Python check apply the name rule."""
+    import jsonschema
+
+    spec = load_config().policy.routes[SCC]
+    binding = Binding("p", "1.0.4", "a" * 64, "MY", "n" * 32)
+    answer = {**ANSWER, "approver": approver, **binding.to_json()}
+    problems = answer_problems(SCC, spec, answer, TODAY, binding)
+    assert problems and all("approver" in p for p in problems)
+    assert not any(approver.strip() and approver in p for p in problems)  # never the value
+    schema = answer_model(SCC, spec, binding).model_json_schema()
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(answer, schema)
+
+
 # --- the pending approvals in the catalog -------------------------------------------------------
 
 
