@@ -25,11 +25,13 @@ from prefect.states import Cancelled
 from databourse.approval_rules import BOUND
 from databourse.catalog import Catalog
 from databourse.errors import DataBourseError
+from tasks.approving import description_problems
 from tasks.publishing import (
     EXPIRED_MARK,
     PUBLISH_DEPLOYMENT,
     PUBLISH_FLOW,
     market_of,
+    pending_deadline,
     start_publication,
 )
 
@@ -47,14 +49,23 @@ class Waiting:
     market: str
     since: str
     timeout_at: str | None
+    warnings: tuple[str, ...] = ()  # what the Prefect API shows that the pipeline did not write
 
     def to_json(self) -> dict[str, Any]:
-        return self.__dict__.copy()
+        return {**self.__dict__, "warnings": list(self.warnings)}
 
 
-def waiting(now: dt.datetime | None = None) -> list[Waiting]:
-    """Publish runs suspended on an approval form and still in time, oldest first."""
+def waiting(now: dt.datetime | None = None, catalog: Catalog | None = None) -> list[Waiting]:
+    """Publish runs suspended on a form the pipeline opened and still in time, oldest first.
+
+    Version, market, asked time and deadline are the catalog's pending row, never the run's
+    parameters or pause timeout in the Prefect API; a form whose description was replaced, or a
+    run whose parameters were changed, is flagged in `warnings`.
+    """
+    from tasks import resources
+
     now = now or dt.datetime.now(dt.UTC)
+    catalog = catalog or resources.catalog()
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(
             flow_filter=FlowFilter(name=FlowFilterName(any_=[PUBLISH_FLOW])),
@@ -62,25 +73,51 @@ def waiting(now: dt.datetime | None = None) -> list[Waiting]:
                 state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))
             ),
         )
-    out = []
-    for run in runs:
-        details = run.state.state_details if run.state else None
-        market = market_of(details.pause_key if details else None)
-        timeout = details.pause_timeout if details else None
-        if market is None or (timeout is not None and timeout < now):
-            continue  # another kind of pause, or expired (the sweep records it)
-        out.append(
-            Waiting(
-                run_id=str(run.id),
-                run_name=run.name,
-                product=str(run.parameters.get("product")),
-                version=str(run.parameters.get("version")),
-                market=market,
-                since=run.state.timestamp.isoformat() if run.state else "",
-                timeout_at=timeout.isoformat() if timeout else None,
-            )
-        )
+        out = [w for run in runs if (w := _waiting_on(client, catalog, run, now)) is not None]
     return sorted(out, key=lambda w: w.since)
+
+
+def _waiting_on(client: Any, catalog: Catalog, run: FlowRun, now: dt.datetime) -> Waiting | None:
+    """The question a paused run waits on, as the catalog recorded it (None: none in time)."""
+    key = run.state.state_details.pause_key if run.state else None
+    pending = catalog.pending_for(str(run.id), key) if market_of(key) and key else None
+    if pending is None or pending["status"] != "waiting":
+        return None  # another kind of pause, or a form the pipeline never opened
+    deadline = pending_deadline(pending)
+    if deadline < now:
+        return None  # expired: the sweep records it
+    warnings = []
+    shown = _description(client, run.id, pending["suspend_key"])
+    if description_problems(pending, shown):
+        warnings.append(
+            "the form's description was replaced through the Prefect API: do not trust what "
+            "the form says; an answer on it is refused (read the facts with `bourse catalog show`)"
+        )
+    named = (str(run.parameters.get("product")), str(run.parameters.get("version")))
+    if named != (pending["product"], pending["version"]):
+        warnings.append(
+            "the run's parameters were changed after it asked: an answer on it is refused"
+        )
+    return Waiting(
+        run_id=str(run.id),
+        run_name=run.name,
+        product=pending["product"],
+        version=pending["version"],
+        market=pending["market"],
+        since=str(pending["created_at"]),
+        timeout_at=deadline.isoformat(),
+        warnings=tuple(warnings),
+    )
+
+
+def _description(client: Any, run_id: UUID, key: str) -> str | None:
+    """The description the run's form shows now (None when there is none)."""
+    description_key = keyset_from_base_key(f"suspended-{key}")["description"]
+    found = client.filter_flow_run_input(run_id, description_key, 1, set())
+    if not found or found[0].key != description_key:
+        return None
+    value = found[0].decoded_value
+    return value if isinstance(value, str) else None
 
 
 def run_uuid(run_id: str) -> UUID:
@@ -169,12 +206,27 @@ def stopped(catalog: Catalog) -> list[Stopped]:
         state = run.state
         if state is None or not (state.is_failed() or state.is_crashed()):
             continue
-        if EXPIRED_MARK in (state.message or "") or not _still_waits(catalog, product, version):
+        if _timed_out(catalog, run, state.message) or not _still_waits(catalog, product, version):
             continue  # an approval timeout is recorded as expired by the sweep
         why = (state.message or "no message").splitlines()[0][:300]
         since = state.timestamp.isoformat()
         out.append(Stopped(str(run.id), run.name, product, version, str(state.name), why, since))
     return sorted(out, key=lambda s: s.since)
+
+
+def _timed_out(catalog: Catalog, run: FlowRun, message: str | None) -> bool:
+    """True when Prefect failed the run for a timeout and the catalog's deadline passed too.
+
+    A pause timeout forced through the API fails the run early: it is listed as failed (retry
+    it), not left to an expiry the catalog will not record before its own deadline.
+    """
+    if EXPIRED_MARK not in (message or ""):
+        return False
+    now = dt.datetime.now(dt.UTC)
+    asked = catalog.pending_of_run(str(run.id))
+    return not asked or any(
+        p["status"] == "expired" or pending_deadline(p) < now for p in asked[-1:]
+    )
 
 
 def subject(catalog: Catalog, run: FlowRun) -> tuple[str, str]:
@@ -231,7 +283,9 @@ def retry(catalog: Catalog, run_id: str) -> FlowRun:
 def cancel_waiting(catalog: Catalog, product: str, version: str, reason: str) -> list[str]:
     """Cancel the version's publish runs that wait on a form, and their open questions."""
     runs = {p["flow_run_id"] for p in catalog.pending_of_version(product, version)}
-    runs |= {w.run_id for w in waiting() if (w.product, w.version) == (product, version)}
+    runs |= {
+        w.run_id for w in waiting(catalog=catalog) if (w.product, w.version) == (product, version)
+    }
     cancelled = []
     with get_client(sync_client=True) as client:
         for run_id in sorted(runs):

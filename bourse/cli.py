@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -52,8 +54,16 @@ err = PlainConsole(stderr=True, soft_wrap=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
-def fail(message: str, code: int = 1) -> None:
-    err.print(assemble(("error:", "bold red"), " ", safe(message, keep="\n")))
+def fail(message: str, code: int = 1, *, details: Iterable[object] = ()) -> None:
+    """Print an error and exit: `message` on one line, each of `details` on its own line.
+
+    Every line break inside them is data (a name, key or message from the store or catalog) and
+    is printed escaped (`\\n`), so no data can print a line of its own.
+    """
+    lines = [assemble(("error:", "bold red"), " ", safe(message))]
+    lines += [assemble("  ", safe(d)) for d in details]
+    for line in lines:
+        err.print(line)
     raise typer.Exit(code)
 
 
@@ -88,7 +98,7 @@ def run(
     from flows.process_drop import process_drop
 
     _ensure_stack()
-    result = _run_flow(lambda: process_drop(provider, dataset, str(_abs(source)), wait))
+    result = _run_flow(lambda: process_drop(provider, dataset, _abs(source), wait))
     for p in result["products"]:
         out.print(
             safe(
@@ -318,7 +328,7 @@ def verify(
         if problems:
             raise typer.Exit(1)
     if problems:
-        fail(f"{ref} fails verification:\n  " + "\n  ".join(problems))
+        fail(f"{ref} fails verification:", details=problems)
     out.print(safe(f"{ref}: files, content hash, privacy model and identifier scan all verified"))
 
 
@@ -730,7 +740,11 @@ def catalog_export() -> None:
     from databourse.exports import export_catalog
     from tasks import resources
 
-    for kind, uri in export_catalog(resources.catalog(), resources.store()).items():
+    try:
+        exported = export_catalog(resources.catalog(), resources.store())
+    except DataBourseError as exc:  # a manifest edited after packaging is not published
+        fail(str(exc))
+    for kind, uri in exported.items():
         out.print(safe(f"{kind}: {uri}"))
 
 
@@ -764,9 +778,9 @@ def audit_verify() -> None:
 
     report = resources.catalog().audit_verify(resources.store())
     if not report.ok:
-        fail(f"audit chain broken ({report.events} events):\n  " + "\n  ".join(report.problems))
+        fail(f"audit chain broken ({report.events} events):", details=report.problems)
     for note in report.notes:
-        out.print(note, highlight=False, markup=False)
+        out.print(safe(note))
     out.print(
         f"audit chain intact: {report.events} events, authenticated with the audit key; "
         f"{report.anchors} anchor(s) in the store agree"
@@ -778,7 +792,10 @@ def audit_anchor() -> None:
     """Copy the chain's head (seq, hash, MAC) into the store as a write-once anchor."""
     from tasks import resources
 
-    anchored = resources.catalog().audit_anchor(resources.store())
+    try:
+        anchored = resources.catalog().audit_anchor(resources.store())
+    except DataBourseError as exc:
+        fail(str(exc))
     if anchored is None:
         out.print("the audit trail is empty: nothing to anchor")
         return
@@ -922,7 +939,8 @@ def _ensure_stack() -> None:
 
 
 def _abs(source: str) -> str:
-    return source if source.startswith("s3://") else str(Path(source).expanduser().resolve())
+    """The source made absolute without resolving links (the ingest refuses a link, named)."""
+    return source if source.startswith("s3://") else os.path.abspath(os.path.expanduser(source))
 
 
 def _run_flow(call: Any) -> Any:

@@ -42,12 +42,12 @@ def gate_evidence(cfg: Config, catalog: Catalog) -> GateEvidence:
             f"the Prefect API did not answer ({type(exc).__name__}); start it (bourse server start)"
         )
         return GateEvidence(rederive=rederive, prefect_error=why)
-    nonces = {
-        (str(p["flow_run_id"]), str(p["suspend_key"])): str(p["nonce"])
+    pending = {
+        (str(p["flow_run_id"]), str(p["suspend_key"])): p
         for run_id in run_ids
         for p in catalog.pending_of_run(run_id)
     }
-    return GateEvidence(rederive=rederive, runs=runs, nonces=nonces)
+    return GateEvidence(rederive=rederive, runs=runs, pending=pending)
 
 
 def facts_problems(cfg: Config, manifest: dict[str, Any], folder: Path) -> list[str]:

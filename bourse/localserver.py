@@ -4,6 +4,8 @@
 Each start also recovers from a crash: the zombie-run automation exists, and concurrency slots
 whose holders are gone (killed with the server, or since) are freed (tasks/leases.py).
 With an external `PREFECT_API_URL` only the runner is ours; the server is somebody else's.
+The managed server never starts without its auth string (bourse/runtime.py), and a managed server
+found running without authentication (started by an older version) is reported.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from bourse.runtime import Runtime
+from bourse.runtime import Runtime, api_auth_file, auth_headers
 
 RUNNER_READY_DEPLOYMENT = "publish-product/gated"
 
@@ -110,12 +112,26 @@ def healthy(api_url: str) -> bool:
         return False
 
 
+def open_to_anyone(api_url: str) -> bool:
+    """True when the API answers a request without credentials (no authentication)."""
+    try:
+        return httpx.post(f"{api_url}/flows/count", json={}, timeout=2).status_code != 401
+    except httpx.HTTPError:
+        return False
+
+
 def start(rt: Runtime, timeout: float = 120) -> list[str]:
     """Start the server (if ours and down) and the runner (if down); return what was done."""
     done = []
     if not healthy(rt.api_url):
         if not rt.managed:
             raise LocalServerError(f"the configured Prefect API {rt.api_url} does not answer")
+        if not os.environ.get("PREFECT_SERVER_API_AUTH_STRING"):
+            raise LocalServerError(
+                "the managed Prefect server needs an auth string and none could be made: "
+                f"check the key folder ({api_auth_file() or 'see settings key_dir'}) or set "
+                "PREFECT_API_AUTH_STRING"
+            )
         port = rt.api_url.rsplit(":", 1)[-1].split("/")[0]
         proc = server(rt)
         proc.start(
@@ -131,6 +147,12 @@ def start(rt: Runtime, timeout: float = 120) -> list[str]:
         )
         _wait(lambda: healthy(rt.api_url), timeout, proc)
         done.append(f"started Prefect server at {rt.ui_url} (log {proc.log_file})")
+        done.append(f"its API and UI ask for the auth string in {api_auth_file()}")
+    elif rt.managed and open_to_anyone(rt.api_url):
+        done.append(
+            f"WARNING: the Prefect server at {rt.api_url} answers without authentication (started "
+            "by an older version): restart it (`bourse server stop`, `bourse server start`)"
+        )
     done += recover(rt)
     proc = runner(rt)
     if proc.pid() is None:
@@ -187,6 +209,11 @@ def status(rt: Runtime) -> dict[str, str]:
         "ui": rt.ui_url,
         "server": "external" if not rt.managed else _pid_text(server(rt)),
         "runner": _pid_text(runner(rt)),
+        "auth": (
+            "basic auth string (PREFECT_API_AUTH_STRING)"
+            if os.environ.get("PREFECT_API_AUTH_STRING")
+            else "NONE: anyone who reaches the API can run code and answer approvals"
+        ),
     }
 
 
@@ -198,7 +225,9 @@ def _pid_text(proc: Process) -> str:
 def _deployment_ready(api_url: str) -> bool:
     try:
         flow, name = RUNNER_READY_DEPLOYMENT.split("/")
-        resp = httpx.get(f"{api_url}/deployments/name/{flow}/{name}", timeout=2)
+        resp = httpx.get(
+            f"{api_url}/deployments/name/{flow}/{name}", headers=auth_headers(), timeout=2
+        )
         return resp.status_code == 200
     except httpx.HTTPError:
         return False

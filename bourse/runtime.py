@@ -2,19 +2,39 @@
 
 Without a configured `PREFECT_API_URL`, the project runs its own local Prefect server (SQLite
 under `state/prefect/`) at http://127.0.0.1:4200; with one, that server is used as it is.
+
+The managed server requires basic authentication: a random auth string in the key folder
+(`prefect-api-default.key`, mode 0600, made on first use) is given to the server
+(`PREFECT_SERVER_API_AUTH_STRING`) and to every client this process starts or is
+(`PREFECT_API_AUTH_STRING`). Whoever can use the Prefect API can change what the runner runs and
+answer approvals: an external API without an auth string is warned about, once per process tree.
 """
 
 from __future__ import annotations
 
+import base64
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from databourse.config import default_config_dir
+from databourse import keys
+from databourse.config import default_config_dir, load_config
+from databourse.errors import DataBourseError
 
 MANAGED = "DATABOURSE_MANAGED_PREFECT"
 LEASE_STORAGE = "prefect.server.concurrency.lease_storage.filesystem"
 HEARTBEAT_SECONDS = 30
+API_AUTH_PURPOSE = "prefect-api"
+API_AUTH_ENV = "DATABOURSE_PREFECT_API_KEY"  # the auth string's password, instead of the file
+API_AUTH_USER = "bourse"
+_WARNED = "DATABOURSE_API_AUTH_WARNED"
+UNAUTHENTICATED_WARNING = (
+    "WARNING: the Prefect API {url} is used without an auth string (PREFECT_API_AUTH_STRING "
+    "unset): whoever reaches that API can change what the runner runs (and so read the keys) "
+    "and answer transfer approvals; they are only as safe as that API's network access. "
+    "Set PREFECT_SERVER_API_AUTH_STRING on the server and PREFECT_API_AUTH_STRING here."
+)
 
 
 @dataclass(frozen=True)
@@ -44,6 +64,9 @@ def configure() -> Runtime:
         os.environ[MANAGED] = "1"
         os.environ.setdefault("PREFECT_HOME", str(state / "prefect"))
         os.environ.setdefault("PREFECT_API_URL", f"http://127.0.0.1:{port}/api")
+        _set_managed_auth(config_dir)
+    elif not os.environ.get("PREFECT_API_AUTH_STRING") and not os.environ.get("PREFECT_API_KEY"):
+        _warn_unauthenticated(os.environ["PREFECT_API_URL"])
     defaults = {
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
@@ -65,3 +88,56 @@ def configure() -> Runtime:
     return Runtime(
         project=project, state=state, api_url=os.environ["PREFECT_API_URL"], managed=managed
     )
+
+
+def api_auth_place(config_dir: Path) -> keys.KeyPlace:
+    """Where the managed server's auth string is kept: the project's key folder."""
+    cfg = load_config(config_dir)
+    folder = os.environ.get("DATABOURSE_KEY_DIR") or cfg.settings.key_dir
+    key_dir = cfg.resolve(folder) if folder else keys.default_key_dir(cfg.store_root)
+    forbidden = [cfg.state_dir, cfg.root / "configs"]
+    if not cfg.store_root.startswith("s3://"):
+        forbidden.append(Path(cfg.store_root))
+    return keys.KeyPlace(API_AUTH_PURPOSE, API_AUTH_ENV, key_dir, tuple(forbidden))
+
+
+def _set_managed_auth(config_dir: Path) -> None:
+    """Give the managed server and its clients the auth string (made on first use)."""
+    if os.environ.get("PREFECT_API_AUTH_STRING"):
+        os.environ.setdefault(
+            "PREFECT_SERVER_API_AUTH_STRING", os.environ["PREFECT_API_AUTH_STRING"]
+        )
+        return
+    try:
+        place = api_auth_place(config_dir)
+        key = keys.read(place) or keys.create(place)
+    except (DataBourseError, OSError) as exc:  # the server then refuses to start (localserver)
+        print(f"the Prefect API auth string is not available: {exc}", file=sys.stderr)
+        return
+    auth = f"{API_AUTH_USER}:{key.material.decode()}"
+    os.environ["PREFECT_API_AUTH_STRING"] = auth
+    os.environ.setdefault("PREFECT_SERVER_API_AUTH_STRING", auth)
+
+
+def _warn_unauthenticated(url: str) -> None:
+    """Say loudly, once per process tree, that an external API is used without auth."""
+    if os.environ.get(_WARNED) == url:
+        return
+    os.environ[_WARNED] = url
+    print(UNAUTHENTICATED_WARNING.format(url=url), file=sys.stderr)
+
+
+def auth_headers() -> dict[str, str]:
+    """The Authorization header for a raw HTTP call to the API ({} without an auth string)."""
+    auth = os.environ.get("PREFECT_API_AUTH_STRING")
+    if not auth:
+        return {}
+    return {"Authorization": "Basic " + base64.b64encode(auth.encode()).decode()}
+
+
+def api_auth_file(config_dir: Path | None = None) -> Path | None:
+    """The managed server's auth-string file (None when it cannot be placed)."""
+    try:
+        return api_auth_place(config_dir or default_config_dir()).file(keys.DEFAULT_VERSION)
+    except DataBourseError:
+        return None

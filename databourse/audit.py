@@ -5,10 +5,13 @@ event's hash, so editing, removing or reordering any event breaks the chain at t
 alone proves nothing to someone who can write the database (they recompute it), so each event also
 carries `mac` = HMAC-SHA256(audit key, hash) and the key's id: the audit key lives outside the
 database (`databourse.keys`), and an event inserted or resealed without it does not verify. Events
-written before MACs existed (NULL mac) are accepted only as the chain's leading run, and reported
-as unauthenticated. Anchors (`anchor`) copy the head (seq, hash, mac) into the object store as
-write-once objects, `audit/anchors/<seq>.json`: a rewrite or truncation of the chain, even by
-someone holding the audit key but not the store, no longer matches them.
+written before MACs existed (NULL mac) are accepted only as the chain's leading run AND only when
+the first MAC'd event is a `keyed` marker naming the last of them and its hash: stripping every
+MAC leaves no such marker, so it does not verify. Every write transaction that appends anchors its
+new head after it commits (`CatalogEngine` with an anchor store): a write-once object
+`audit/anchors/<seq>.json` holding the head's seq, hash, MAC and prev_hash, itself MAC'd. A
+truncation or rewrite leaves an anchor the chain no longer matches; a head older than
+`ANCHOR_GRACE` without its anchor (anchors deleted) is an error too.
 Details carry names, counts, hashes and references only, never personal data.
 """
 
@@ -24,13 +27,18 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from databourse.audit_anchors import ANCHOR_GRACE as ANCHOR_GRACE
+from databourse.audit_anchors import ANCHORS as ANCHORS
+from databourse.audit_anchors import anchor_body, check_anchors, unanchored
+from databourse.audit_anchors import anchor_key as anchor_key
+from databourse.audit_anchors import write_anchor as write_anchor
 from databourse.catalog_models import AuditEvent, iso, to_utc, utcnow
-from databourse.errors import DataBourseError, ObjectExists, SecretMissing
+from databourse.errors import AuditError, DataBourseError, SecretMissing
 from databourse.keys import AUDIT_ENV, Key
 from databourse.storage import ObjectStore
 
 GENESIS = "0" * 64
-ANCHORS = "audit/anchors/"
+_ANCHOR_INFO = "audit_anchor"  # session.info: the anchor of the head this transaction appended
 _NO_KEY = (
     f"no audit key (export {AUDIT_ENV} or restore the key file); hashes alone prove nothing "
     "against someone who can write the database"
@@ -49,6 +57,7 @@ KINDS = (
     "withdrawal",
     "grant",
     "refusal",  # an answer to an approval form refused (wrong form, version, nonce or content)
+    "keyed",  # the first MAC'd event after a pre-MAC (legacy) run: names its last seq and hash
 )
 
 
@@ -113,11 +122,34 @@ def append(
     key = signing_key(session)
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(7263520)"))  # one appender at a time
-    last = session.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1)).first()
+    last = _head(session)
+    if last is not None and last.mac is None:  # a pre-MAC trail: vouch for it once, with the key
+        marker = {"legacy_through": last.seq, "legacy_hash": last.hash}
+        last = _add(session, key, last, "keyed", None, None, None, None, marker)
+    event = _add(session, key, last, kind, product, version, market, actor, detail or {})
+    session.info[_ANCHOR_INFO] = anchor_body(event, key)
+    return event
+
+
+def _head(session: Session) -> AuditEvent | None:
+    return session.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1)).first()
+
+
+def _add(
+    session: Session,
+    key: Key,
+    last: AuditEvent | None,
+    kind: str,
+    product: str | None,
+    version: str | None,
+    market: str | None,
+    actor: str | None,
+    detail: dict[str, Any],
+) -> AuditEvent:
     seq = last.seq + 1 if last else 1
     prev = last.hash if last else GENESIS
     at = utcnow().replace(microsecond=0)
-    body = json.loads(json.dumps(detail or {}, default=str))
+    body = json.loads(json.dumps(detail, default=str))
     digest = event_hash(seq, at, kind, product, version, market, actor, body, prev)
     event = AuditEvent(
         seq=seq,
@@ -136,6 +168,11 @@ def append(
     session.add(event)
     session.flush()
     return event
+
+
+def appended_anchor(session: Session) -> dict[str, Any] | None:
+    """The anchor of the head this (committed) transaction appended, if it appended any."""
+    return session.info.pop(_ANCHOR_INFO, None)
 
 
 @dataclass(frozen=True)
@@ -160,7 +197,9 @@ class ChainReport:
         }
 
 
-def verify(session: Session, store: ObjectStore | None = None) -> ChainReport:
+def verify(
+    session: Session, store: ObjectStore | None = None, now: datetime | None = None
+) -> ChainReport:
     """Recompute every hash and MAC in order, then check the anchors; report each break."""
     try:
         keys = {k.key_id: k.material for k in session_keys(session)}
@@ -168,23 +207,51 @@ def verify(session: Session, store: ObjectStore | None = None) -> ChainReport:
     except DataBourseError as exc:  # a weak or refused key: say so, do not pass
         keys, problems = {}, [f"cannot authenticate the audit trail: {exc}"]
     prev, expected_seq, count, legacy, authenticated = GENESIS, 1, 0, 0, False
+    first = head = None
     for ev in session.scalars(select(AuditEvent).order_by(AuditEvent.seq)):
-        count += 1
+        count, first, head = count + 1, first or ev, ev
         problems += _chain_problems(ev, prev, expected_seq)
         if ev.mac is None and not authenticated:
             legacy += 1
         else:
+            if legacy and not authenticated:
+                problems += _marker_problems(ev, legacy, prev)
             authenticated = True
             problems += _mac_problems(ev, keys)
         prev, expected_seq = ev.hash, ev.seq + 1
+    if legacy and not authenticated:
+        problems.append(_unvouched(legacy))
     notes = (
-        [f"events 1-{legacy} predate audit MACs: hash-chained, not authenticated"] if legacy else []
+        [f"events 1-{legacy} predate audit MACs: hash-chained, vouched for by the keyed marker"]
+        if legacy and authenticated
+        else []
     )
     anchors = 0
     if store is not None:
-        anchors, anchor_problems = check_anchors(session, store)
+        anchors, anchored, anchor_problems = check_anchors(session, store, keys)
         problems += anchor_problems
+        problems += unanchored(first, head, anchored, now or utcnow())
     return ChainReport(count, not problems, problems, legacy, anchors, notes)
+
+
+def _unvouched(legacy: int) -> str:
+    return (
+        f"events 1-{legacy} have no MAC and no authenticated `keyed` marker vouches for them "
+        "(MACs stripped, or a pre-MAC trail never vouched for: check it, then "
+        "`bourse audit anchor` with the audit key)"
+    )
+
+
+def _marker_problems(ev: AuditEvent, legacy: int, prev: str) -> list[str]:
+    """The first MAC'd event after a legacy run must be the marker naming that run's end."""
+    detail = dict(ev.detail or {})
+    if (
+        ev.kind == "keyed"
+        and detail.get("legacy_through") == legacy
+        and detail.get("legacy_hash") == prev
+    ):
+        return []
+    return [_unvouched(legacy)]
 
 
 def _chain_problems(ev: AuditEvent, prev: str, expected_seq: int) -> list[str]:
@@ -230,51 +297,35 @@ def _mac_problems(ev: AuditEvent, keys: dict[str, bytes]) -> list[str]:
     return []
 
 
-def anchor_key(seq: int) -> str:
-    """The store key of the anchor of event `seq` (zero-padded: listed in order)."""
-    return f"{ANCHORS}{seq:012d}.json"
-
-
 def anchor(session: Session, store: ObjectStore) -> dict[str, Any] | None:
-    """Copy the chain's head into the store as a write-once object; the anchor, None if empty."""
-    head = session.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1)).first()
+    """Anchor the chain's head in the store (vouching for a pre-MAC run first); None if empty."""
+    head = _head(session)
     if head is None:
         return None
-    body = {
-        "seq": head.seq,
-        "hash": head.hash,
-        "mac": head.mac,
-        "key_id": head.key_id,
-        "event_at": iso(head.at),
-    }
-    try:
-        data = json.dumps(body, sort_keys=True).encode()
-        store.put_bytes(anchor_key(head.seq), data, if_absent=True)
-    except ObjectExists:
-        pass  # anchored before; check_anchors compares it with the chain
+    key = signing_key(session)
+    if head.mac is None:
+        head = _vouch(session, key, head)
+    body = anchor_body(head, key) if head.key_id == key.key_id else _foreign(session, head)
+    write_anchor(store, body)
     return body
 
 
-def check_anchors(session: Session, store: ObjectStore) -> tuple[int, list[str]]:
-    """Every anchor's event must still be in the chain with the same hash and MAC."""
-    problems, count = [], 0
-    for info in store.list(ANCHORS):
-        count += 1
-        try:
-            body = json.loads(store.get_bytes(info.key))
-            seq, digest, mac = int(body["seq"]), str(body["hash"]), body.get("mac")
-        except (ValueError, KeyError, TypeError):
-            problems.append(f"anchor {info.key}: not a readable anchor")
-            continue
-        ev = session.get(AuditEvent, seq)
-        if ev is None:
-            problems.append(f"anchor {info.key}: event {seq} is missing from the chain (truncated)")
-        elif ev.hash != digest or ev.mac != mac:
-            problems.append(
-                f"anchor {info.key}: event {seq} differs from its anchor "
-                "(the chain was rewritten after it was anchored)"
-            )
-    return count, problems
+def _vouch(session: Session, key: Key, head: AuditEvent) -> AuditEvent:
+    marker = {"legacy_through": head.seq, "legacy_hash": head.hash}
+    event = _add(session, key, head, "keyed", None, None, None, None, marker)
+    session.info.pop(_ANCHOR_INFO, None)
+    return event
+
+
+def _foreign(session: Session, head: AuditEvent) -> dict[str, Any]:
+    """The anchor of a head MAC'd under an older key still in the key list."""
+    for k in session_keys(session):
+        if k.key_id == head.key_id:
+            return anchor_body(head, k)
+    raise AuditError(
+        f"event {head.seq} is MAC'd under audit key {head.key_id}, which is not configured",
+        seq=head.seq,
+    )
 
 
 def event_json(ev: AuditEvent) -> dict[str, Any]:

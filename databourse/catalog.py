@@ -144,11 +144,35 @@ class Catalog(TransferGate, ApprovalDesk, GrantsAndAudit):
 
         self._write("set_quality_scores", work)
 
-    def set_manifest(self, product_id: str, version: str, manifest_uri: str) -> None:
-        """Record where the version's manifest was written."""
+    def set_manifest(
+        self, product_id: str, version: str, manifest_uri: str, sha256: str | None = None
+    ) -> None:
+        """Record where the version's manifest was written and, once, the sha256 of its bytes.
+
+        The sha256 is also written to a `version` audit event: grants, `verify --all` and the
+        DCAT export refuse a manifest whose bytes no longer hash to it (trail_state).
+        """
 
         def work(session: Session) -> None:
-            self._version_row(session, product_id, version).manifest_uri = manifest_uri
+            row = self._version_row(session, product_id, version)
+            row.manifest_uri = manifest_uri
+            if sha256 is None or row.manifest_sha256 == sha256:
+                return
+            if row.manifest_sha256 is not None:
+                raise CatalogError(
+                    f"{product_id} {version}: its manifest was recorded as "
+                    f"{row.manifest_sha256[:16]}, not {sha256[:16]}; a manifest is written once",
+                    product=product_id,
+                    version=version,
+                )
+            row.manifest_sha256 = sha256
+            audit.append(
+                session,
+                "version",
+                product=product_id,
+                version=version,
+                detail={"content_hash": row.content_hash, "manifest_sha256": sha256},
+            )
 
         self._write("set_manifest", work)
 

@@ -16,10 +16,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from databourse import keys
+from databourse import audit, keys
 from databourse.catalog_models import Version, utcnow
-from databourse.errors import CatalogError, VersionNotFound
+from databourse.errors import CatalogError, DataBourseError, VersionNotFound
 from databourse.keys import Key
+from databourse.storage import ObjectStore
 
 __all__ = [
     "MIGRATIONS",
@@ -102,9 +103,17 @@ def newest_first(product_id: str) -> Select[tuple[Version]]:
 class CatalogEngine:
     """The catalog database behind one URL: connections, schema and transactions."""
 
-    def __init__(self, url: str, audit_keys: Callable[[], list[Key]] | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        audit_keys: Callable[[], list[Key]] | None = None,
+        anchor_store: Callable[[], ObjectStore] | None = None,
+    ) -> None:
         self.url = url
         self.engine = make_engine(url)
+        # Where each write transaction that appended to the audit trail anchors its new head,
+        # after it commits (None: nowhere; `bourse audit anchor` and verification then tell).
+        self.anchor_store = anchor_store
         # The audit trail's keys (signing key first), which the database never holds; without a
         # resolver, the environment's $DATABOURSE_AUDIT_KEY (see databourse/keys.py).
         info = {"audit_keys": audit_keys or keys.from_environment}
@@ -158,7 +167,9 @@ class CatalogEngine:
         for attempt in range(1, _ATTEMPTS + 1):
             try:
                 with self._writes.begin() as session:
-                    return work(session)
+                    result = work(session)
+                self._anchor(what, session)
+                return result
             except IntegrityError as exc:
                 if attempt == _ATTEMPTS:
                     raise CatalogError(
@@ -180,6 +191,16 @@ class CatalogEngine:
                 log.warning("%s: catalog database locked, retry %d", what, attempt)
                 time.sleep(min(0.5 * 2**attempt, 8.0))  # the pool re-connects (pre_ping)
         raise AssertionError("unreachable")
+
+    def _anchor(self, what: str, session: Session) -> None:
+        """Anchor the audit head a committed transaction appended (a failure is only logged)."""
+        body = audit.appended_anchor(session)
+        if body is None or self.anchor_store is None:
+            return
+        try:
+            audit.write_anchor(self.anchor_store(), body)
+        except (DataBourseError, OSError) as exc:  # committed: never retried; verify flags it
+            log.warning("%s: audit event %s committed but not anchored: %s", what, body["seq"], exc)
 
     def _read(self, work: Callable[[Session], T]) -> T:
         with self._reads.begin() as session:

@@ -9,12 +9,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from databourse import audit
+from databourse import audit, trail_state
 from databourse.catalog_engine import CatalogEngine, check_market
 from databourse.catalog_markets import availability_row, count_abroad
 from databourse.catalog_models import Approval, Availability, Grant, Version, iso
 from databourse.errors import CatalogError, TransferNotApproved
 from databourse.names import check_name
+from databourse.staged_integrity import authenticated_events
 from databourse.storage import ObjectStore
 
 __all__ = ["GrantsAndAudit"]
@@ -58,6 +59,8 @@ class GrantsAndAudit(CatalogEngine):
                     market=market,
                 )
             approval = _approval_in_force(session, row, where, expires_at, self._now())
+            untrailed = trail_state.grant_problems(session, row, where, approval)
+            _refuse_untrailed(untrailed, row, market)
             grant = Grant(
                 version_id=row.id,
                 content_hash=row.content_hash,
@@ -127,15 +130,47 @@ class GrantsAndAudit(CatalogEngine):
 
     def audit_verify(self, store: ObjectStore | None = None) -> audit.ChainReport:
         """Walk the audit trail's hashes and MACs, and with a store its anchors there."""
-        return self._read(lambda session: audit.verify(session, store))
+        return self._read(lambda session: audit.verify(session, store, self._now()))
 
     def audit_anchor(self, store: ObjectStore) -> dict[str, Any] | None:
         """Write the chain's head to the store as a write-once anchor (None on an empty chain)."""
-        return self._read(lambda session: audit.anchor(session, store))
+        return self._write("audit_anchor", lambda session: audit.anchor(session, store))
 
     def audit_history(self, product: str | None = None) -> list[dict[str, Any]]:
         """The audit events, all or one product's, in order."""
         return self._read(lambda session: audit.history(session, product))
+
+    def audit_authenticated(self, kind: str) -> list[dict[str, Any]]:
+        """Events of one kind whose hash and MAC verify under the audit key (seq and detail)."""
+        return self._read(lambda session: authenticated_events(session, kind))
+
+    def trail_problems(self, product_id: str, version: str, market: str) -> list[str]:
+        """What a grant in `market` would rest on that the authenticated audit trail contradicts."""
+
+        def work(session: Session) -> list[str]:
+            row = self._version_row(session, product_id, version)
+            where = availability_row(session, row.id, market)
+            problems = trail_state.version_problems(trail_state.TrailState.of(session), row)
+            if where is not None:
+                problems += trail_state.grant_problems(session, row, where, None)
+            return list(dict.fromkeys(problems))
+
+        return self._read(work)
+
+    def audited_manifests(self) -> dict[tuple[str, str], str]:
+        """(product, version) -> the manifest sha256 the authenticated trail records."""
+
+        def work(session: Session) -> dict[tuple[str, str], str]:
+            versions = trail_state.TrailState.of(session).versions
+            return {
+                k: v["manifest_sha256"] for k, v in versions.items() if v.get("manifest_sha256")
+            }
+
+        return self._read(work)
+
+    def trail_findings(self) -> list[tuple[str, str]]:
+        """Every catalog row the authenticated audit trail contradicts: (kind, message)."""
+        return self._read(trail_state.catalog_problems)
 
     def grants(self, product_id: str) -> list[dict[str, Any]]:
         """Every grant of every version of a product, oldest first."""
@@ -222,6 +257,19 @@ def _approval_in_force(
             valid_until=until.isoformat(),
         )
     return approval
+
+
+def _refuse_untrailed(problems: list[str], row: Version, market: str) -> None:
+    """TransferNotApproved naming the first catalog row the audit trail does not back."""
+    if problems:
+        raise TransferNotApproved(
+            f"no grant: the catalog contradicts the authenticated audit trail: {problems[0]}"
+            f"{f' (+{len(problems) - 1} more)' if len(problems) > 1 else ''}; run "
+            "`bourse verify --all` and `bourse audit verify`",
+            product=row.product_id,
+            version=row.version,
+            market=market,
+        )
 
 
 def _end_of(day: date) -> datetime:

@@ -66,8 +66,8 @@ def store_availability(
     current = availability_row(session, row.id, market)
     policy = (detail or {}).get("policy_sha256")
     changed = current is None or (
-        (current.status, current.rule_id, (current.detail or {}).get("policy_sha256"))
-        != (status, rule_id, policy)
+        (current.status, current.rule_id, *_decided(current.detail))
+        != (status, rule_id, *_decided(detail))
     )
     if current is None:
         current = Availability(version_id=row.id, market=market)
@@ -87,9 +87,15 @@ def store_availability(
                 "route": route,
                 "content_hash": row.content_hash,
                 "policy_sha256": policy,
+                "decision": (detail or {}).get("decision"),  # allowed/gated: trail_state checks
             },
         )
     log.info("%s %s market %s: %s (rule %s)", row.product_id, row.version, market, status, rule_id)
+
+
+def _decided(detail: dict[str, Any] | None) -> tuple[Any, Any]:
+    """The policy fingerprint and decision (allowed/gated) a market's detail records."""
+    return (detail or {}).get("policy_sha256"), (detail or {}).get("decision")
 
 
 def count_abroad(session: Session, row: Version, market: str, now: datetime) -> None:

@@ -91,6 +91,8 @@ class Version(Base):
     schema_diff: Mapped[dict[str, Any] | None] = mapped_column(JsonType, nullable=True)
     row_count: Mapped[int] = mapped_column(Integer)
     manifest_uri: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # sha256 of the whole manifest as packaged (also in the MAC'd `version` audit event).
+    manifest_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     status: Mapped[str] = mapped_column(String(20), default="staged")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -275,6 +277,7 @@ class VersionRecord:
     quality_scores: dict[str, Any] | None = None
     privacy: dict[str, Any] | None = None
     new: bool = False
+    manifest_sha256: str | None = None
 
     @classmethod
     def of(cls, row: Version, new: bool = False) -> VersionRecord:
@@ -295,6 +298,7 @@ class VersionRecord:
             quality_scores=dict(row.quality_scores) if row.quality_scores is not None else None,
             privacy=dict(row.privacy) if row.privacy is not None else None,
             new=new,
+            manifest_sha256=row.manifest_sha256,
         )
 
     def to_json(self) -> dict[str, Any]:

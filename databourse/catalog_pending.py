@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -61,11 +62,13 @@ class PendingDesk(CatalogEngine):
         rule_id: str | None,
         flow_run_id: str,
         suspend_key: str,
+        timeout_seconds: int | None = None,
     ) -> dict[str, Any]:
         """The pending approval of one suspension: made on the first call, found on the next.
 
         Found by (flow run, suspend key) whatever the version asked now: the caller compares.
-        A withdrawn version gets no new question (TransferNotApproved).
+        A withdrawn version gets no new question (TransferNotApproved). `timeout_seconds` sets
+        its deadline (`detail.deadline`), the one the expiry sweep goes by.
         """
         check_market(market)
 
@@ -94,11 +97,28 @@ class PendingDesk(CatalogEngine):
                 detail={},
                 created_at=self._now(),
             )
+            if timeout_seconds is not None:
+                deadline = pending.created_at + timedelta(seconds=timeout_seconds)
+                pending.detail = {"deadline": iso(deadline)}
             session.add(pending)
             session.flush()
             return pending_json(pending, row)
 
         return self._write("open_pending", work)
+
+    def note_description(self, pending_id: int, sha256: str) -> str:
+        """Keep the sha256 of the description its form shows; the first one kept stays."""
+
+        def work(session: Session) -> str:
+            row = session.get(PendingApproval, pending_id)
+            if row is None:
+                raise CatalogError(f"no pending approval {pending_id}", pending_id=pending_id)
+            detail = dict(row.detail or {})
+            if not detail.get("description_sha256"):
+                row.detail = {**detail, "description_sha256": sha256}
+            return str((row.detail or {})["description_sha256"])
+
+        return self._write("note_description", work)
 
     def pending_for(self, flow_run_id: str, suspend_key: str) -> dict[str, Any] | None:
         """The pending approval of one suspension, if the pipeline opened one."""
@@ -106,6 +126,20 @@ class PendingDesk(CatalogEngine):
         def work(session: Session) -> dict[str, Any] | None:
             row = self._pending_row(session, flow_run_id, suspend_key)
             return pending_json(row, session.get_one(Version, row.version_id)) if row else None
+
+        return self._read(work)
+
+    def waiting_pending(self) -> list[dict[str, Any]]:
+        """Every question still waiting for an answer, oldest first."""
+
+        def work(session: Session) -> list[dict[str, Any]]:
+            rows = session.execute(
+                select(PendingApproval, Version)
+                .join(Version, PendingApproval.version_id == Version.id)
+                .where(PendingApproval.status == "waiting")
+                .order_by(PendingApproval.id)
+            ).all()
+            return [pending_json(p, v) for p, v in rows]
 
         return self._read(work)
 

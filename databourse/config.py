@@ -204,6 +204,9 @@ class Settings(Strict):
     # The longest access a grant may give (it also ends with the approval it rests on).
     grant_max_days: int = Field(365, ge=1, le=3650)
     ingest: IngestLimits = IngestLimits()  # default caps on a drop (a dataset may set its own)
+    # Folders (or s3:// prefixes) a run's `source` may name besides the landing zone; the key
+    # folder, state folder and the store's other zones are refused whatever this lists.
+    source_roots: list[str] = []
     runs: RunSettings = RunSettings()
 
 

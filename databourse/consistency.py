@@ -38,8 +38,10 @@ from databourse.consistency_gate import GateEvidence, approval_problems_by_id
 from databourse.errors import DataBourseError
 from databourse.ingest import IngestResult
 from databourse.package import MANIFEST, FileEntry, manifest_facts, manifest_hash, validate_manifest
+from databourse.staged_integrity import record_problems
 from databourse.storage import ObjectInfo, ObjectStore
 from databourse.storage_local import TMP_DIR, LocalStore
+from databourse.trail_state import manifest_problem
 
 __all__ = ["DEFAULT_GRACE_SECONDS", "ConsistencyReport", "Finding", "check_all"]
 
@@ -142,6 +144,7 @@ class _Walk:
         self.versions: dict[tuple[str, str], dict[str, Any]] = {}
         self.events: list[dict[str, Any]] = []
         self.evidence: GateEvidence | None = None
+        self.audited_manifests: dict[tuple[str, str], str] = {}
 
     def add(self, severity: str, kind: str, message: str, **where: str | None) -> None:
         self.findings.append(Finding(severity, kind, message, **where))
@@ -151,6 +154,7 @@ class _Walk:
             for version in self.catalog.show(product["id"])["versions"]:
                 self.versions[(product["id"], version["version"])] = version
         self.events = self.catalog.audit_history()
+        self.audited_manifests = self.catalog.audited_manifests()
         self.checked["catalog_versions"] = len(self.versions)
         self.checked["audit_events"] = len(self.events)
         quarantined = self.quarantine()
@@ -160,6 +164,8 @@ class _Walk:
         if self.evidence is not None:
             self.approvals(self.evidence)
         self.staging(completed | quarantined)
+        for kind, problem in self.catalog.trail_findings():
+            self.add("error", kind, f"not backed by the audit trail: {problem}")
         chain = self.catalog.audit_verify(self.store)
         for problem in chain.problems:
             self.add("error", "audit-chain", f"audit chain broken: {problem}")
@@ -256,12 +262,27 @@ class _Walk:
             self.add("error", "raw-corrupted", f"raw object {why}", key=record.raw_key)
         for other in sorted(set(objects) - {key, record.raw_key}):
             self.add("warning", "raw-unrecorded", "raw object not named by _ingest.json", key=other)
-        if not self.store.exists(record.staged_key):
-            message = f"staged Parquet of ingest {record.ingest_id} is missing: ingest it again"
-            self.add("warning", "staged-missing", message, key=record.staged_key)
+        ingests = [e for e in self.events if e["kind"] == "ingest"]  # the chain check vouches
+        for problem in record_problems(record, ingests):
+            self.add("error", "ingest-record-rewritten", problem, key=key)
+        self.staged(record)
         if not audited:
             message = f"ingest {record.ingest_id} has no 'ingest' event in the audit trail"
             self.add("warning", "ingest-unaudited", message, key=key)
+
+    def staged(self, record: IngestResult) -> None:
+        """The staged Parquet is there, with the size (and when deep the sha256) ingest wrote."""
+        info = self.store.head(record.staged_key)
+        if info is None:
+            message = f"staged Parquet of ingest {record.ingest_id} is missing: ingest it again"
+            self.add("warning", "staged-missing", message, key=record.staged_key)
+        elif record.staged_sha256 is None:
+            message = f"ingest {record.ingest_id} predates staged hashes: staged file unchecked"
+            self.add("warning", "staged-unrecorded", message, key=record.staged_key)
+        elif why := self.same_bytes(
+            record.staged_key, record.staged_size, record.staged_sha256, info
+        ):
+            self.add("error", "staged-corrupted", f"staged Parquet {why}", key=record.staged_key)
 
     def quarantine(self) -> set[str]:
         """Check every quarantine folder; the ingest ids ('p/d/id') with a reason."""
@@ -338,6 +359,7 @@ class _Walk:
         if manifest_hash(manifest) != manifest["content_hash"]:
             message = "content hash does not match the files, schema, config and transfer facts"
             self.add("error", "content-hash-mismatch", message, key=key, **where)
+        self.manifest_bytes(key, where)
         if manifest_facts(manifest) is None:
             message = "manifest version 1: the transfer facts are outside the content hash"
             self.add("warning", "facts-unhashed", message, key=key, **where)
@@ -361,6 +383,18 @@ class _Walk:
         listed = {key} | {f"{folder}/{f.path}" for f in files}
         for other in sorted(set(objects) - listed):
             self.add("warning", "unlisted-object", "not listed in the manifest", key=other, **where)
+
+    def manifest_bytes(self, key: str, where: dict[str, str]) -> None:
+        """The whole manifest hashes to the sha256 the audit trail recorded at packaging."""
+        audited = self.audited_manifests.get((where["product"], where["version"]))
+        if audited is None:
+            message = "packaged before manifests were hashed: terms outside any recorded hash"
+            self.add("warning", "manifest-unhashed", message, key=key, **where)
+            return
+        name = f"{where['product']}@{where['version']}"
+        problem = manifest_problem(audited, self.sha256(key), name)
+        if problem is not None:
+            self.add("error", "manifest-edited", problem, key=key, **where)
 
     def catalog_versions(self, folders: set[tuple[str, str]]) -> None:
         """Published versions have a manifest; every market's status has a recorded decision."""
@@ -414,7 +448,7 @@ class _Walk:
                 message = f"approvals not cross-checked with Prefect: {evidence.prefect_error}"
                 self.add("error", "approvals-unchecked", message)
             return
-        problems = approval_problems_by_id(rows, evidence.runs, evidence.nonces)
+        problems = approval_problems_by_id(rows, evidence.runs, evidence.pending)
         for a in rows:
             for problem in problems.get(a["id"], []):
                 message = f"approval {a['id']} ({a['market']}, {a['decision']}): {problem}"

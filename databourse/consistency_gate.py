@@ -3,10 +3,11 @@
 facts        each version's transfer facts recounted from its files (facts.rederived_problems);
              a manifest-1 version, whose facts are outside its hash, is a warning
 approvals    each recorded approval against the Prefect run that answered it: the run exists,
-             is a publish run of that version, and holds an answer on that market's form with
-             the same approver, decision, reference and expiry (and content hash, market and
-             nonce when the form carries them); an approval without a run must be a carry-over
-             whose source verifies
+             is a publish run, and holds an answer on a form the catalog opened (a pending row
+             under that run and suspend key) for that version, content hash and market, with the
+             form's nonce, content hash and market and the same approver, decision, reference
+             and expiry; an approval without a run must be a carry-over whose source verifies
+             and was approved (an expiry is no source)
 
 The Prefect side is read by the caller (the domain never imports Prefect) into `RunEvidence`.
 """
@@ -40,32 +41,33 @@ class GateEvidence:
 
     `rederive(manifest, folder)`: the facts' problems given the version's files in `folder`.
     `runs`: every flow run id the approvals name -> its evidence (None: no such run), or None
-    when Prefect could not be read (`prefect_error` says why). `nonces`: (run id, suspend key)
-    -> the nonce of the form the catalog opened there.
+    when Prefect could not be read (`prefect_error` says why). `pending`: (run id, suspend key)
+    -> the pending row (catalog_pending.pending_json) of the form the catalog opened there.
     """
 
     rederive: Callable[[dict[str, Any], Path], list[str]] | None = None
     runs: Mapping[str, RunEvidence | None] | None = None
-    nonces: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    pending: Mapping[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     prefect_error: str | None = None
 
 
 def approval_problems_by_id(
     approvals: list[dict[str, Any]],
     runs: Mapping[str, RunEvidence | None],
-    nonces: Mapping[tuple[str, str], str] | None = None,
+    pending: Mapping[tuple[str, str], dict[str, Any]] | None = None,
 ) -> dict[int, list[str]]:
     """Each approval's disagreements with Prefect (approval id -> problems; empty: verified).
 
     `approvals` are ApprovalRecord JSON rows; `runs` maps every flow run id they name to its
-    evidence (None: no such run); `nonces` maps (run id, suspend key) to the nonce of the form
-    the catalog opened there.
+    evidence (None: no such run); `pending` maps (run id, suspend key) to the pending row of the
+    form the catalog opened there.
     """
     out: dict[int, list[str]] = {}
+    decisions = {a["id"]: a["decision"] for a in approvals}
     for a in sorted(approvals, key=lambda a: int(a["id"])):
         run_id = a.get("flow_run_id")
         if run_id:
-            out[a["id"]] = _against_run(a, runs.get(run_id), nonces or {})
+            out[a["id"]] = _against_run(a, runs.get(run_id), pending or {})
             continue
         source = (a.get("carried_over_from") or {}).get("approval_id")
         if source is None:
@@ -74,23 +76,24 @@ def approval_problems_by_id(
             out[a["id"]] = [f"carried over from approval {source}, which does not verify"]
         elif source not in out:
             out[a["id"]] = [f"carried over from approval {source}, which does not exist"]
+        elif decisions[source] != "approved":
+            out[a["id"]] = [
+                f"carried over from approval {source}, which is {decisions[source]}: "
+                "only an approved answer can be carried over"
+            ]
         else:
             out[a["id"]] = []
     return out
 
 
 def _against_run(
-    a: dict[str, Any], run: RunEvidence | None, nonces: Mapping[tuple[str, str], str]
+    a: dict[str, Any], run: RunEvidence | None, pending: Mapping[tuple[str, str], dict[str, Any]]
 ) -> list[str]:
     """Why an approval does not match the run it names (empty when it does)."""
     if run is None:
         return [f"its publish run {a['flow_run_id']} does not exist in Prefect"]
-    params = (run.parameters.get("product"), run.parameters.get("version"))
-    if run.flow != PUBLISH_FLOW or params != (a["product_id"], a["version"]):
-        return [
-            f"run {a['flow_run_id']} is a {run.flow} run of {params[0]}@{params[1]}, not a "
-            f"publish run of {a['product_id']}@{a['version']}"
-        ]
+    if run.flow != PUBLISH_FLOW:  # its version is the pending row's: parameters can be edited
+        return [f"run {a['flow_run_id']} is a {run.flow} run, not a publish run"]
     if a["decision"] == "expired":
         return []  # recorded by the sweep from the run's timeout: there is no answer to match
     answers = run.answers.get(a["market"], [])
@@ -98,26 +101,29 @@ def _against_run(
         return [f"run {a['flow_run_id']} holds no answer on a {a['market']} approval form"]
     run_id = str(a["flow_run_id"])
     misses = [
-        _mismatch(a, answer, nonces.get((run_id, answer.get("_key", "")))) for answer in answers
+        _mismatch(a, answer, pending.get((run_id, answer.get("_key", "")))) for answer in answers
     ]
     if all(misses):
         return [f"no answer in run {a['flow_run_id']} matches it: {misses[-1]}"]
     return []
 
 
-def _mismatch(a: dict[str, Any], answer: dict[str, Any], nonce: str | None) -> str:
+def _mismatch(a: dict[str, Any], answer: dict[str, Any], opened: dict[str, Any] | None) -> str:
     """The first field where the recorded approval differs from the answer given ('' if none)."""
+    if opened is None:
+        return f"answer under {answer.get('_key')}, a form the catalog never opened"
+    asked = (opened["product"], opened["version"], opened["content_hash"], opened["market"])
+    if asked != (a["product_id"], a["version"], a["content_hash"], a["market"]):
+        return f"the form {opened['suspend_key']} asked about another version, content or market"
     wanted = {
         "approver": a["approver"],
         "decision": _DECISION.get(a["decision"], a["decision"]),
         "reference": a.get("reference") or None,
         "valid_until": a.get("valid_until") or None,
+        "content_hash": opened["content_hash"],  # the form's fixed fields, always required
+        "market": opened["market"],
+        "nonce": opened["nonce"],
     }
-    for name in ("content_hash", "market"):
-        if name in answer:
-            wanted[name] = a[name]
-    if nonce is not None:  # the catalog opened this form with a nonce: the answer must carry it
-        wanted["nonce"] = nonce
     for name, value in wanted.items():
         given = answer.get(name)
         given = None if given in ("", None) else str(given).strip()

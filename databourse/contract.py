@@ -12,6 +12,11 @@ Column names match exactly, else ignoring case and surrounding spaces (recorded 
 Text is what most drops carry: `coerce_batch` turns it into the contract's types, with the
 column's date layouts (`%d/%m/%Y`, `%Y年%m月%d日`, ...), bool words and the dataset's null
 texts. A value that does not convert names its column and data row, never the value.
+
+Header names outside the contract are the provider's data (a file without a header row puts its
+first record there: an ID, a name, a phone number), so no message, drift record or audit detail
+holds them: they are counted and named by their place in the header (`#3`). Names the contract
+declares are named.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import pyarrow.compute as pc
 
 from databourse.config import ColumnSpec, DatasetSpec
 from databourse.errors import IngestRejected
+from databourse.readers_bytes import column_label
 
 ARROW_TYPES: dict[str, pa.DataType] = {
     "string": pa.string(),
@@ -59,7 +65,7 @@ def contract_schema(dataset: DatasetSpec) -> pa.Schema:
 class Drift:
     """How a drop's columns differ from its contract."""
 
-    added: tuple[str, ...] = ()
+    added: tuple[str, ...] = ()  # places in the header (`#3`) of columns outside the contract
     missing: tuple[str, ...] = ()
     retyped: tuple[tuple[str, str, str], ...] = ()  # (column, found kind, contract type)
     renamed: tuple[tuple[str, str], ...] = ()  # (found name, contract name)
@@ -76,7 +82,9 @@ class Drift:
         }
 
     def describe(self) -> str:
-        parts = [f"new column(s) {list(self.added)}"] if self.added else []
+        parts = (
+            [f"{len(self.added)} new column(s) at {', '.join(self.added)}"] if self.added else []
+        )
         parts += [f"missing column(s) {list(self.missing)}"] if self.missing else []
         parts += [f"{c!r} is {f}, the contract says {t}" for c, f, t in self.retyped]
         return "; ".join(parts)
@@ -95,23 +103,25 @@ class ContractPlan:
 
 def plan_columns(found: pa.Schema, dataset: DatasetSpec, name: str) -> ContractPlan:
     """Match a file's columns to the contract under its drift policy (IngestRejected if not)."""
-    dupes = sorted({n for n in found.names if found.names.count(n) > 1})
+    declared = [c.name for c in dataset.columns]
+    dupes = [n for n in found.names if found.names.count(n) > 1]
     if dupes:
+        column = column_label(found.names, dupes[0], declared)
         raise IngestRejected(
-            f"{name}: column {dupes[0]!r} appears more than once in the header",
+            f"{name}: column {column} appears more than once in the header",
             file=name,
-            column=dupes[0],
+            column=column,
         )
-    sources, renamed = _match_names(found.names, [c.name for c in dataset.columns])
+    sources, renamed = _match_names(found.names, declared)
     used = {s for s in sources.values() if s is not None}
+    extras = tuple(n for n in found.names if n not in used)
     drift = Drift(
-        added=tuple(n for n in found.names if n not in used),
+        added=tuple(column_label(found.names, n) for n in extras),
         missing=tuple(c for c, s in sources.items() if s is None),
         retyped=tuple(_retyped(found, dataset, sources)),
         renamed=tuple(renamed),
     )
     _apply_policy(drift, dataset, name)
-    extras = drift.added
     # Staged data may hold nulls where the contract forbids them: completeness is the quality
     # suite's to measure and judge (ExpectColumnValuesToNotBeNull), not a parse error.
     schema = pa.schema([f.with_nullable(True) for f in contract_schema(dataset)])
@@ -200,10 +210,11 @@ def coerce_batch(
         try:
             arrays.append(_as_text(_nulled(batch.column(extra), nulls)))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            column = column_label(batch.schema.names, extra)
             raise IngestRejected(
-                f"{name}: new column {extra!r} cannot be kept as text ({batch.column(extra).type})",
+                f"{name}: new column {column} cannot be kept as text ({batch.column(extra).type})",
                 file=name,
-                column=extra,
+                column=column,
             ) from None
     return pa.RecordBatch.from_arrays(arrays, schema=plan.schema)
 

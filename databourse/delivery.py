@@ -16,10 +16,17 @@ from typing import Any
 from databourse import zones
 from databourse.catalog import Catalog
 from databourse.config import Config
-from databourse.errors import CatalogError, DataBourseError, ManifestMismatch, VersionNotFound
+from databourse.errors import (
+    CatalogError,
+    DataBourseError,
+    ManifestMismatch,
+    TransferNotApproved,
+    VersionNotFound,
+)
 from databourse.facts import checked_facts
-from databourse.package import read_manifest
+from databourse.package import manifest_sha256, read_manifest
 from databourse.storage import ObjectStore
+from databourse.trail_state import manifest_problem
 from databourse.transfer import policy_fingerprint
 
 _DURATION = re.compile(r"^(\d{1,6})([hd])$")
@@ -65,7 +72,17 @@ def grant_access(
     provider, dataset = owner["provider"], owner["dataset"]
     spec = cfg.dataset(provider, dataset)  # ConfigError when the provider or dataset is gone
     origin = cfg.providers[provider].jurisdiction
+    untrailed = catalog.trail_problems(product, version, market)
+    if untrailed:  # before anything is re-decided from rows the trail does not back
+        raise TransferNotApproved(
+            f"no grant: the catalog contradicts the authenticated audit trail: {untrailed[0]}; "
+            "run `bourse verify --all` and `bourse audit verify`",
+            product=product,
+            version=version,
+            market=market,
+        )
     facts = checked_facts(manifest, row["content_hash"], origin, spec.important_data)
+    check_manifest(catalog, store, product, version)
     check_files(store, manifest)
     decided = {
         a["market"]: (a.get("detail") or {}).get("policy_sha256") for a in row["availability"]
@@ -94,6 +111,19 @@ def grant_access(
     grant["manifest_url"] = store.access_url(f"{prefix}/manifest.json", seconds)
     grant["url_expires_in_seconds"] = min(seconds, 7 * 24 * 3600)
     return grant
+
+
+def check_manifest(catalog: Catalog, store: ObjectStore, product: str, version: str) -> None:
+    """The manifest's bytes hash to the sha256 the audit trail recorded at packaging."""
+    audited = catalog.audited_manifests().get((product, version))
+    found = manifest_sha256(store, product, version)
+    problem = manifest_problem(audited, found, f"{product}@{version}")
+    if problem is not None:
+        raise ManifestMismatch(
+            f"{problem}; no grant. Run `bourse verify {product}@{version}`",
+            product=product,
+            version=version,
+        )
 
 
 def check_files(store: ObjectStore, manifest: dict[str, Any]) -> None:

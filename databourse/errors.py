@@ -7,7 +7,8 @@
     │                            key recorded for its version)
     ├── StorageError             the object store failed
     │   ├── ObjectNotFound
-    │   └── ObjectExists         a conditional (if-absent) write found the key taken
+    │   ├── ObjectExists         a conditional (if-absent) write found the key taken
+    │   └── ObjectChanged        an ingested object or its record is not what ingest recorded
     ├── GateFailed               a dataset or product failed a gate; the input is quarantined
     │   ├── IngestRejected       the file could not be parsed or broke its contract
     │   ├── QualityFailed        error-severity expectations failed
@@ -82,6 +83,10 @@ class ObjectExists(StorageError):
     """A conditional write found the key already taken."""
 
 
+class ObjectChanged(StorageError):
+    """A staged or raw object, or its record, differs from what ingest recorded (not retried)."""
+
+
 class GateFailed(DataBourseError):
     """A gate failed; `quarantine_uri` (when set) says where the input and its reason are kept."""
 
@@ -108,6 +113,10 @@ class CatalogError(DataBourseError):
 
 class VersionNotFound(CatalogError):
     """No such product version in the catalog."""
+
+
+class AuditError(CatalogError):
+    """The audit trail or its anchors refused an operation (a conflicting anchor, a lost key)."""
 
 
 class InvalidName(CatalogError):

@@ -10,8 +10,10 @@ from databourse import zones
 from databourse.catalog import Catalog
 from databourse.catalog_page import render
 from databourse.dcat import catalog_jsonld
-from databourse.package import read_manifest
+from databourse.errors import ManifestMismatch
+from databourse.package import manifest_sha256, read_manifest
 from databourse.storage import ObjectStore
+from databourse.trail_state import manifest_problem
 
 JSONLD_KEY = "catalog/dcat.jsonld"
 PAGE_KEY = "catalog/index.html"
@@ -23,7 +25,14 @@ def gather(catalog: Catalog, store: ObjectStore) -> list[dict[str, Any]]:
     for listed in catalog.list_products():
         shown = catalog.show(listed["id"])
         versions = []
+        audited = catalog.audited_manifests()
         for record in shown["versions"]:
+            name = (listed["id"], record["version"])
+            problem = manifest_problem(
+                audited.get(name), manifest_sha256(store, *name), "@".join(name)
+            )
+            if problem is not None:  # the published terms must be the ones packaged
+                raise ManifestMismatch(f"{problem}; not exported", product=name[0], version=name[1])
             manifest = read_manifest(store, listed["id"], record["version"])
             prefix = zones.product_prefix(listed["id"], record["version"])
             files = {

@@ -32,10 +32,18 @@ import pyarrow.parquet as pq
 from databourse import zones
 from databourse.config import DatasetSpec, IngestLimits
 from databourse.contract import ContractPlan, coerce_batch, contract_schema, plan_columns
-from databourse.errors import GateFailed, IngestRejected, ObjectExists, StorageError
+from databourse.errors import (
+    GateFailed,
+    IngestRejected,
+    ObjectChanged,
+    ObjectExists,
+    StorageError,
+)
+from databourse.landing_bounds import SourceBounds
 from databourse.primary_key import KeyIndex
 from databourse.readers import ReadHints, ReadLimits, SourceReader, open_source
 from databourse.readers_bytes import open_binary, regular_file
+from databourse.staged_integrity import check_staged_object, file_digest
 from databourse.storage import ObjectStore, put_file_once, s3_client
 
 log = logging.getLogger(__name__)
@@ -74,6 +82,8 @@ class IngestResult:
     expected_rows: int | None = None  # from the provider's sidecar manifest, when there is one
     original_name: str | None = None  # the name as dropped, when the key needed a safer one
     sheet: str | None = None  # the xlsx sheet read
+    staged_sha256: str | None = None  # of the staged Parquet as written (None: older ingests)
+    staged_size: int | None = None
     duplicate: bool = False
 
     def to_json(self) -> dict[str, Any]:
@@ -101,6 +111,7 @@ def ingest_file(
     *,
     limits: IngestLimits | None = None,
     expected_rows: int | None = None,
+    expected_sha256: str | None = None,
     progress: Progress | None = None,
 ) -> IngestResult:
     """Store `source` in raw, convert it to typed Parquet in staging; quarantine if unreadable."""
@@ -115,11 +126,20 @@ def ingest_file(
         ) from None
     before = regular_file(source, name)  # a link is never followed, whatever it points at
     sha = sha256_file(source)
+    if expected_sha256 is not None and sha != expected_sha256.lower():
+        raise IngestRejected(
+            f"{name}: sha256 {sha[:16]} differs from {expected_sha256.lower()[:16]} that discovery"
+            " hashed: the file was replaced after discovery; it is not ingested",
+            file=name,
+            sha256=sha,
+            expected_sha256=expected_sha256.lower(),
+        )
     ingest_id = sha[:16]
     raw = zones.raw_prefix(provider, dataset_id, ingest_id)
     if (done := store.head(f"{raw}/_ingest.json")) is not None and done.size > 0:
         record = load_ingest(store, provider, dataset_id, ingest_id)
         verify_raw(store, record)
+        verify_staged(store, record, sha)
         log.info(
             "ingest %s of %s/%s already done: identical bytes", ingest_id, provider, dataset_id
         )
@@ -220,6 +240,20 @@ def verify_raw(store: ObjectStore, record: IngestResult) -> None:
             expected=record.sha256,
             found=digest.hexdigest(),
         )
+
+
+def verify_staged(store: ObjectStore, record: IngestResult, sha256: str) -> None:
+    """A duplicate's record and staged Parquet are those of these bytes (ObjectChanged if not)."""
+    key = f"{zones.raw_prefix(record.provider, record.dataset, record.ingest_id)}/_ingest.json"
+    if record.sha256 != sha256:
+        raise ObjectChanged(
+            f"{store.uri(key)}: records sha256 {record.sha256[:16]}..., the file's is"
+            f" {sha256[:16]}...: the raw record was rewritten; investigate before ingesting",
+            key=key,
+            expected=sha256,
+            found=record.sha256,
+        )
+    check_staged_object(store, record.staged_key, record.staged_sha256, record.staged_size)
 
 
 def quarantine(
@@ -324,8 +358,11 @@ def _convert(
         with open_source(source, name, _hints(dataset), _read_limits(limits)) as reader:
             plan, rows = _write_staged(reader, dataset, name, out, progress)
             info = reader.info
+        staged_sha256, staged_size = file_digest(out)
         store.put_file(staged_key, out)
     return {
+        "staged_sha256": staged_sha256,
+        "staged_size": staged_size,
         "format": info.format,
         "compression": info.compression,
         "encoding": info.encoding or "",
@@ -453,12 +490,13 @@ def _type_name(dtype: pa.DataType) -> str:
 
 @contextmanager
 def fetched_source(
-    source: str, endpoint_url: str | None = None, region: str = "us-east-1"
+    source: str, bounds: SourceBounds, endpoint_url: str | None = None, region: str = "us-east-1"
 ) -> Iterator[Path]:
-    """A local path for a source given as a local path or an s3://bucket/key URI."""
+    """A local path for a source (a local path or s3://bucket/key) that `bounds` lets be read."""
+    bounds.check(source)  # never the key folder, state/, the store's other zones, /proc, ...
     if not source.startswith("s3://"):
-        path = Path(source).expanduser()
-        regular_file(path, source)  # a link is refused here, not followed
+        path = Path(os.path.abspath(Path(source).expanduser()))
+        regular_file(path, source)  # a link of any kind is refused here, not followed
         yield path
         return
     bucket, _, key = source.removeprefix("s3://").partition("/")

@@ -17,6 +17,18 @@ NAME_MAX_LENGTH = 200  # the catalog's name columns are String(200)
 # Unicode categories that draw nothing or move the cursor: controls and DEL (Cc), format
 # characters such as U+202E or U+200B (Cf), lone surrogates (Cs), line/paragraph separators.
 INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+# Characters that draw as blank or only decorate another: marks (Mn, Me) and the fillers and
+# blanks that are Default_Ignorable or look empty (Hangul fillers U+115F, U+1160, U+3164, U+FFA0,
+# the Braille blank U+2800, U+034F, Mongolian and variation selectors). A name made only of these
+# and spaces shows as nothing: it needs one visible letter, digit or symbol (Basic Plane only,
+# as NAME_PATTERN; astral fillers are format characters, refused above).
+BLANK_CATEGORIES = frozenset({"Mn", "Me", "Zs"})
+BLANK_CODE_POINTS = frozenset(
+    {0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x2800, 0x3164, 0xFFA0}
+    | set(range(0x180B, 0x1810))
+    | set(range(0xFE00, 0xFE10))
+    | set(range(0xFFF0, 0xFFF9))
+)
 _SHOWN = 5  # code points named in a refusal
 
 
@@ -25,7 +37,17 @@ def is_invisible(char: str) -> bool:
     return unicodedata.category(char) in INVISIBLE_CATEGORIES
 
 
-def _bmp_ranges() -> str:
+def is_blank(char: str) -> bool:
+    """True for a character that shows nothing on its own (space, mark, filler; Basic Plane)."""
+    code = ord(char)
+    return code < 0x10000 and (
+        code in BLANK_CODE_POINTS
+        or char.isspace()
+        or unicodedata.category(char) in BLANK_CATEGORIES
+    )
+
+
+def _bmp_ranges(test: object = is_invisible) -> str:
     """The invisible characters of the Basic Multilingual Plane as regex class ranges.
 
     `\\uXXXX` escapes read the same in pydantic's Rust regex, Python (the Prefect server's
@@ -34,7 +56,8 @@ def _bmp_ranges() -> str:
     """
     ranges: list[tuple[int, int]] = []
     for code in range(0x10000):
-        if unicodedata.category(chr(code)) in INVISIBLE_CATEGORIES - {"Cs"}:
+        char = chr(code)
+        if callable(test) and test(char) and unicodedata.category(char) != "Cs":
             if ranges and ranges[-1][1] == code - 1:
                 ranges[-1] = (ranges[-1][0], code)
             else:
@@ -43,10 +66,11 @@ def _bmp_ranges() -> str:
 
 
 _RANGES = _bmp_ranges()
-# No invisible character anywhere, and one that is not a space; no look-around, which pydantic's
-# Rust regex lacks. (Python's `$` also matches before one final newline: `name_problems` refuses
-# that.) With maxLength NAME_MAX_LENGTH, this is the rule as a JSON schema.
-NAME_PATTERN = rf"^[^{_RANGES}]*[^\s{_RANGES}][^{_RANGES}]*$"
+_BLANKS = _bmp_ranges(is_blank)
+# No invisible character anywhere, and one that is neither invisible nor blank; no look-around,
+# which pydantic's Rust regex lacks. (Python's `$` also matches before one final newline:
+# `name_problems` refuses that.) With maxLength NAME_MAX_LENGTH, this is the rule as a JSON schema.
+NAME_PATTERN = rf"^[^{_RANGES}]*[^\s{_RANGES}{_BLANKS}][^{_RANGES}]*$"
 
 
 def name_schema(description: str) -> dict[str, object]:
@@ -82,6 +106,11 @@ def name_problems(value: object, what: str) -> list[str]:
             f"the {what} holds control or invisible characters ({shown}{more}): "
             "give it as plain text"
         )
+    if not any(not is_invisible(c) and not is_blank(c) for c in value):
+        problems.append(
+            f"the {what} shows nothing: it holds only spaces, marks or filler characters "
+            "(such as U+3164 or U+2800); give a name with a visible letter or digit"
+        )
     return problems
 
 
@@ -95,10 +124,13 @@ def check_name(value: object, what: str) -> str:
 
 
 __all__ = [
+    "BLANK_CATEGORIES",
+    "BLANK_CODE_POINTS",
     "INVISIBLE_CATEGORIES",
     "NAME_MAX_LENGTH",
     "NAME_PATTERN",
     "check_name",
+    "is_blank",
     "is_invisible",
     "name_problems",
     "name_schema",

@@ -268,6 +268,14 @@ def _verify(store: ObjectStore, key: str, entry: FileEntry) -> None:
         raise StorageError(f"{key} exists with different content than this version's file", key=key)
 
 
+def manifest_sha256(store: ObjectStore, product: str, version: str) -> str | None:
+    """sha256 of the version's manifest bytes as stored, or None while it has none."""
+    key = f"{zones.product_prefix(product, version)}/{MANIFEST}"
+    if not store.exists(key):
+        return None
+    return hashlib.sha256(store.get_bytes(key)).hexdigest()
+
+
 def read_manifest(store: ObjectStore, product: str, version: str) -> dict[str, Any] | None:
     """The version's manifest, or None while it has none (not visible)."""
     key = f"{zones.product_prefix(product, version)}/{MANIFEST}"

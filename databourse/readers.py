@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, replace
 from functools import partial
@@ -28,6 +28,7 @@ from databourse.readers_bytes import (
     ReadLimits,
     Tracker,
     check_file_size,
+    column_label,
     open_binary,
     open_gzip,
     open_plain,
@@ -202,25 +203,27 @@ def _plan_members(archive: Archive, hints: ReadHints, tmp: Path, tracker: Tracke
         plan = _plan_stream(label, info.filename, opener, hints, archive.limits, tmp)
         plan = replace(plan, raw_offset=info.header_offset)
         if plans:
-            _check_same(plans[0], plan)
+            _check_same(plans[0], plan, hints.expected_columns)
         plans.append(plan)
         before += info.file_size
     return plans
 
 
-def _check_same(first: Plan, plan: Plan) -> None:
+def _check_same(first: Plan, plan: Plan, declared: Sequence[str]) -> None:
     if plan.format != first.format:
         raise reject(
             plan.label,
             f"is {plan.format} but {shown(first.label)} is {first.format}; members must match",
         )
-    missing = [c for c in first.columns if c not in plan.columns]
-    extra = [c for c in plan.columns if c not in first.columns]
-    if missing or extra:
+    names = set(plan.columns)
+    missing = [column_label(first.columns, c, declared) for c in first.columns if c not in names]
+    names = set(first.columns)
+    extra = [column_label(plan.columns, c, declared) for c in plan.columns if c not in names]
+    if missing or extra:  # places, not names: a header outside the contract is provider data
         raise reject(
             plan.label,
-            f"columns differ from those of {shown(first.label)}"
-            f" (missing: {missing}; extra: {extra})",
+            f"columns differ from those of {shown(first.label)} ({len(missing)} missing:"
+            f" {', '.join(missing) or '-'}; {len(extra)} extra: {', '.join(extra) or '-'})",
             column=(missing or extra)[0],
         )
 

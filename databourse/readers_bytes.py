@@ -16,7 +16,7 @@ import os
 import stat
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +50,15 @@ class ReadLimits:
 def reject(label: str, message: str, **context: Any) -> IngestRejected:
     """An IngestRejected whose message starts with the file's label, control characters escaped."""
     return IngestRejected(f"{shown(label)}: {_escaped(message)}", file=label, **context)
+
+
+def column_label(names: Sequence[str], name: str, declared: Collection[str] = ()) -> str:
+    """A found column (or JSON key) as messages name it: its contract name, else its place (`#3`).
+
+    Names outside the contract are the provider's data (a file without a header row puts a
+    record there), so their text never reaches a message, log or audit detail.
+    """
+    return name if name in declared else f"#{list(names).index(name) + 1}"
 
 
 def shown(name: str) -> str:
@@ -218,16 +227,31 @@ def open_binary(path: Path, label: str) -> IO[bytes]:
         raise
 
 
+_LINKS = "links are never followed: send the file itself"
+
+
 def regular_file(path: Path, label: str) -> os.stat_result:
-    """The file's own status (lstat): IngestRejected for a symbolic link or a non-regular file."""
+    """The status of the file itself (O_NOFOLLOW, fstat): regular, one name, no linked folder."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
-        st = os.lstat(path)
+        fd = os.open(path, flags)
     except FileNotFoundError:
         raise reject(label, "no such file") from None
-    if stat.S_ISLNK(st.st_mode):
-        raise reject(label, "is a symbolic link; links are never followed: send the file itself")
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise reject(label, f"is a symbolic link; {_LINKS}") from None
+        raise reject(label, f"cannot be opened ({exc.strerror})") from None
+    try:
+        st = os.fstat(fd)
+    finally:
+        os.close(fd)
     if not stat.S_ISREG(st.st_mode):
         raise reject(label, "is not a regular file (a folder, device or pipe)")
+    if st.st_nlink != 1:
+        raise reject(label, f"is a hard link ({st.st_nlink} names for one file); {_LINKS}")
+    absolute = os.path.abspath(path)
+    if os.path.realpath(absolute) != absolute:
+        raise reject(label, f"is reached through a symbolic link to a folder; {_LINKS}")
     return st
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Sequence
 from functools import partial
 from itertools import count
 from pathlib import Path
@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from databourse.readers_bytes import RATIO_FLOOR, ReadLimits, reject
+from databourse.readers_bytes import RATIO_FLOOR, ReadLimits, column_label, reject
 from databourse.readers_text import (
     Opener,
     Plan,
@@ -43,7 +43,7 @@ def plan_jsonl(
 ) -> Plan:
     """JSON Lines: the keys of the first batch of objects, then contract names not seen there."""
     columns: dict[str, None] = {}
-    objects = _objects(label, opener, enc, limits)
+    objects = _objects(label, opener, enc, limits, hints.expected_columns)
     for row, _line, obj in objects:
         columns.update(dict.fromkeys(obj))
         if row >= BATCH_ROWS:
@@ -51,22 +51,27 @@ def plan_jsonl(
     objects.close()
     columns.update(dict.fromkeys(hints.expected_columns))
     names = list(columns)
-    read = partial(_jsonl_batches, label, opener, enc, limits, names)
+    read = partial(_jsonl_batches, label, opener, enc, limits, names, hints.expected_columns)
     return Plan(label, "jsonl", names, read, enc.reported, bool(enc.bom), None, True)
 
 
 def _jsonl_batches(
-    label: str, opener: Opener, enc: TextEncoding, limits: ReadLimits, columns: list[str]
+    label: str,
+    opener: Opener,
+    enc: TextEncoding,
+    limits: ReadLimits,
+    columns: list[str],
+    declared: Sequence[str] = (),
 ) -> Iterator[pa.RecordBatch]:
     known = set(columns)
     schema = pa.schema([(c, pa.string()) for c in columns])
     chunk: list[dict[str, str | None]] = []
-    for row, line, obj in _objects(label, opener, enc, limits):
+    for row, line, obj in _objects(label, opener, enc, limits, declared):
         if not known.issuperset(obj):
-            unknown = next(k for k in obj if k not in known)
+            unknown = column_label(list(obj), next(k for k in obj if k not in known))
             raise reject(
                 label,
-                f"line {line}: key {unknown!r} first appears after the first"
+                f"line {line}: key {unknown} first appears after the first"
                 f" {BATCH_ROWS} objects and is not in the contract",
                 row=row,
                 line=line,
@@ -81,7 +86,7 @@ def _jsonl_batches(
 
 
 def _objects(
-    label: str, opener: Opener, enc: TextEncoding, limits: ReadLimits
+    label: str, opener: Opener, enc: TextEncoding, limits: ReadLimits, declared: Sequence[str] = ()
 ) -> Generator[tuple[int, int, dict[str, str | None]]]:
     """(data row, line, object with text values) for each non-blank line."""
     with opener() as stream:
@@ -100,10 +105,12 @@ def _objects(
                 raise reject(label, f"line {line} is longer than the record cap", line=line)
             if content.strip():
                 row += 1
-                yield row, line, _parse(content, label, row, line)
+                yield row, line, _parse(content, label, row, line, declared)
 
 
-def _parse(content: str, label: str, row: int, line: int) -> dict[str, str | None]:
+def _parse(
+    content: str, label: str, row: int, line: int, declared: Sequence[str]
+) -> dict[str, str | None]:
     where = {"row": row, "line": line}
     try:
         obj = _DECODER.decode(content)
@@ -119,16 +126,18 @@ def _parse(content: str, label: str, row: int, line: int) -> dict[str, str | Non
         raise reject(label, f"line {line}: not a JSON object", **where)
     if "\\u" in content and (bad := _bad_text(obj)) is not None:  # only escapes make these
         key, problem = bad
-        raise reject(label, f"line {line}: key {key!r} holds {problem}", column=key, **where)
+        key = column_label(list(obj), key, declared)
+        raise reject(label, f"line {line}: key {key} holds {problem}", column=key, **where)
     for key, value in obj.items():
         if value is None or value.__class__ is str:  # numbers arrive as their JSON text
             continue
         if value is True or value is False:
             obj[key] = "true" if value else "false"
             continue
+        key = column_label(list(obj), key, declared)
         raise reject(
             label,
-            f"line {line}: key {key!r} holds a nested {type(value).__name__};"
+            f"line {line}: key {key} holds a nested {type(value).__name__};"
             " only scalar values are accepted",
             column=key,
             **where,
@@ -153,7 +162,8 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     obj = dict(pairs)
     if len(obj) != len(pairs):
         keys = [k for k, _ in pairs]
-        raise _JsonProblem(f"duplicate key {next(k for k in keys if keys.count(k) > 1)!r}")
+        twice = next(k for k in keys if keys.count(k) > 1)
+        raise _JsonProblem(f"duplicate key {column_label(keys, twice)}")
     return obj
 
 
@@ -180,8 +190,9 @@ def plan_parquet(label: str, path: Path, limits: ReadLimits) -> Plan:
     if nested := next((f for f in schema if pa.types.is_nested(f.type)), None):
         raise reject(  # no contract type holds them (and their text escapes the checks below)
             label,
-            f"column {nested.name!r} holds nested values ({str(nested.type)[:60]}); flatten it",
-            column=nested.name,
+            f"column {column_label(schema.names, nested.name)} holds nested values"
+            f" ({str(nested.type)[:60]}); flatten it",
+            column=column_label(schema.names, nested.name),
         )
     read = partial(_parquet_batches, label, path, schema, limits)
     return Plan(label, "parquet", list(schema.names), read)

@@ -29,6 +29,7 @@ from databourse.readers_bytes import (
     CappedStream,
     ReadLimits,
     codec_name,
+    column_label,
     locate_decode_error,
     reject,
 )
@@ -241,7 +242,8 @@ def resolve_header(first: list[str], hints: ReadHints, label: str) -> tuple[list
     if not headerless:
         dupes = sorted(c for c, n in Counter(found).items() if n > 1)  # linear: 100k names
         if dupes:
-            raise reject(label, f"column {dupes[0]!r} appears twice in the header", column=dupes[0])
+            column = column_label(found, dupes[0], expected)
+            raise reject(label, f"column {column} appears twice in the header", column=column)
         return found, True
     if len(first) != len(expected):
         raise reject(
@@ -350,8 +352,9 @@ def check_no_nul(batch: pa.RecordBatch, label: str, offset: int) -> None:
             row = offset + pc.index(hits, True).as_py() + 1
             raise reject(
                 label,
-                f"column {name!r}, data row {row}: a NUL character in a value",
-                column=name,
+                f"column {column_label(batch.schema.names, name)}, data row {row}:"
+                " a NUL character in a value",
+                column=column_label(batch.schema.names, name),
                 row=row,
             )
 

@@ -18,8 +18,9 @@ def ingest_dataset(
     source: str,
     source_name: str | None = None,
     expected_rows: int | None = None,
+    expected_sha256: str | None = None,
 ) -> dict[str, Any]:
     """Ingest `source` (local path or s3:// URI) for a provider's dataset."""
-    result = ingest(provider, dataset, source, source_name, expected_rows)
+    result = ingest(provider, dataset, source, source_name, expected_rows, expected_sha256)
     anchor_audit()
     return result

@@ -28,6 +28,7 @@ def process_new_drop(key: str, drop: dict[str, Any], publish_wait_seconds: float
         publish_wait_seconds,
         drop["name"],
         drop["expected_rows"],
+        drop.get("sha256"),  # the ingest refuses other bytes (a file swapped since discovery)
         return_state=True,
     )
     if state.is_failed():

@@ -25,6 +25,7 @@ def process_drop(
     publish_wait_seconds: float = 300,
     source_name: str | None = None,
     expected_rows: int | None = None,
+    expected_sha256: str | None = None,
 ) -> dict[str, Any]:
     """Process one drop; publication runs as its own deployment run, which may suspend.
 
@@ -34,7 +35,9 @@ def process_drop(
     """
     with tags(f"provider:{provider}", f"dataset:{dataset}"):
         with provider_slot(provider):
-            ingested = ingest_dataset(provider, dataset, source, source_name, expected_rows)
+            ingested = ingest_dataset(
+                provider, dataset, source, source_name, expected_rows, expected_sha256
+            )
             validate_dataset(provider, dataset, ingested["ingest_id"])
             built_all = [
                 build_product(spec.id, ingested["ingest_id"])

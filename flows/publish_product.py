@@ -25,7 +25,13 @@ from databourse.errors import TransferNotApproved
 from flows.approval_form import approval_description, approval_form
 from tasks import reporting, resources
 from tasks.anchoring import anchor_audit
-from tasks.approving import check_run_binding, close_questions, open_approval, record_approval
+from tasks.approving import (
+    bind_description,
+    check_run_binding,
+    close_questions,
+    open_approval,
+    record_approval,
+)
 from tasks.publishing import (
     PUBLISH_DEPLOYMENT,
     approval_key,
@@ -117,9 +123,11 @@ def _ask_once(
     cfg = resources.config()
     market, route = decision["market"], decision["route"]
     key, spec, run_id = approval_key(market, attempt), cfg.policy.routes[route], str(flow_run.id)
-    binding = Binding.of(open_approval(product, version, decision, key, run_id))
+    pending = open_approval(product, version, decision, key, run_id)
+    binding = Binding.of(pending)
     timeout = cfg.settings.approval_timeout_seconds
     description = approval_description(product, version, decision, spec, timeout, binding, refused)
+    bind_description(pending["id"], description)  # a description replaced later is refused
     get_run_logger().info(
         "%s@%s -> %s waits for approval (route %s)", product, version, market, route
     )

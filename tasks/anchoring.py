@@ -7,6 +7,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from databourse.audit import anchor_key
 from tasks import reporting, resources
 from tasks.retrying import LIGHT_SECONDS, RETRY_TRANSIENT
 
@@ -14,11 +15,11 @@ from tasks.retrying import LIGHT_SECONDS, RETRY_TRANSIENT
 # Never cached: a resumed run runs again from the top and must anchor the head as it is then.
 @task(name="anchor-audit", timeout_seconds=LIGHT_SECONDS, cache_policy=NO_CACHE, **RETRY_TRANSIENT)
 def anchor_audit() -> dict[str, Any] | None:
-    """Write the audit chain's head (seq, hash, MAC) as a write-once object in the store."""
+    """Anchor the audit chain's head (every append anchors too; this repairs a missed one)."""
     anchored = resources.catalog().audit_anchor(resources.store())
     if anchored is None:
         return None
-    key = f"audit/anchors/{anchored['seq']:012d}.json"
+    key = anchor_key(anchored["seq"])
     get_run_logger().info("audit trail anchored at event %d in %s", anchored["seq"], key)
     reporting.markdown(
         "audit-anchor",

@@ -12,12 +12,15 @@ market pending.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import logging
 from typing import Any
 from uuid import UUID
 
+import httpx
 from prefect import Flow, State, get_run_logger, task
-from prefect.client.orchestration import get_client
+from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.objects import FlowRun
 from prefect.exceptions import ObjectNotFound
 from prefect.input.run_input import keyset_from_base_key
@@ -50,7 +53,20 @@ def open_approval(
         decision["rule_id"],
         flow_run_id,
         key,
+        resources.config().settings.approval_timeout_seconds,
     )
+
+
+@task(name="bind-description", timeout_seconds=LIGHT_SECONDS)
+def bind_description(pending_id: int, description: str) -> str:
+    """Keep the sha256 of the form's description the pipeline wrote (the first one stays)."""
+    return resources.catalog().note_description(pending_id, description_sha256(description))
+
+
+def description_sha256(description: object) -> str:
+    """The sha256 of a form description as text ("" for none)."""
+    text = description if isinstance(description, str) else ""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @task(name="check-run-binding", timeout_seconds=LIGHT_SECONDS)
@@ -106,7 +122,7 @@ def record_approval(
             product=product_id,
             version=version,
         )
-    answer, sender, params = read_answer(product_id, version, key, flow_run_id)
+    answer, sender, params, shown = read_answer(product_id, version, key, flow_run_id)
     if pending["status"] == "recorded":  # the run runs again from the top after a resume
         return {"recorded": True, "status": _market_status(pending), "problems": [], "final": True}
     final = _final_problems(pending, params, (product_id, version, market, flow_run_id))
@@ -114,7 +130,8 @@ def record_approval(
         return _refuse(pending, final, answer, None, final=True)
     cfg = resources.config()
     binding = Binding.of(pending)
-    problems = approval_problems(cfg.policy, route, answer, dt.date.today(), binding)
+    problems = description_problems(pending, shown)
+    problems += approval_problems(cfg.policy, route, answer, dt.date.today(), binding)
     facts, exporter = version_facts(product_id, version)
     [now] = catalog.apply_transfer_policy(
         product_id, version, cfg.policy, facts, [market], exporter, carry_over=False
@@ -142,11 +159,11 @@ def record_approval(
         evidence_url=answer.get("evidence_url") or None,
         valid_until=dt.date.fromisoformat(until) if until else None,
         flow_run_id=flow_run_id,
-        prefect_identity=sender,
+        prefect_identity=None,  # the open-source API takes any `sender` a writer types
         content_hash=pending["content_hash"],
         basis=answer_basis(cfg.policy, route, answer) if approve else None,
         carry_over=bool(answer.get("carry_over")) and approve,
-        identity_note=None if sender else NO_IDENTITY,
+        identity_note=identity_note(sender),
         pending_id=pending["id"],
         nonce=answer.get("nonce"),
     )
@@ -155,6 +172,32 @@ def record_approval(
     )
     status = _STATUS[rec.decision]
     return {"recorded": True, "status": status, "problems": [], "decision": now, "final": True}
+
+
+def identity_note(sender: object) -> str:
+    """The record's identity note: no verified identity; a `sender` given is a mere claim."""
+    if not sender:
+        return NO_IDENTITY
+    claim = ascii(str(sender)[:120])  # escaped: the writer chose every character
+    return (
+        f"{NO_IDENTITY}. The stored answer claims the sender {claim}: unverified, since "
+        "anyone who can write the Prefect API sets that field"
+    )
+
+
+def description_problems(pending: dict[str, Any], shown: str | None) -> list[str]:
+    """Why the form's description Prefect holds is not the one the pipeline wrote (else [])."""
+    expected = (pending.get("detail") or {}).get("description_sha256")
+    if not expected:
+        return []  # a form opened before descriptions were bound
+    actual = description_sha256(shown)
+    if actual == expected:
+        return []
+    return [
+        f"the description shown on form {pending['suspend_key']} was replaced through the "
+        f"Prefect API (sha256 {actual[:16]}, the pipeline wrote {expected[:16]}): the approver "
+        "may have read other facts; answer again on the new form"
+    ]
 
 
 def _final_problems(
@@ -213,8 +256,9 @@ def _market_status(pending: dict[str, Any]) -> str:
 
 def read_answer(
     product_id: str, version: str, key: str, flow_run_id: str
-) -> tuple[dict[str, Any], str | None, dict[str, Any]]:
-    """The answer stored in Prefect for a publish run's form, its sender, the run's parameters."""
+) -> tuple[dict[str, Any], str | None, dict[str, Any], str | None]:
+    """The answer stored in Prefect for a publish run's form, its sender (a claim), the run's
+    parameters and the description the form shows now."""
     with get_client(sync_client=True) as client:
         try:
             run = client.read_flow_run(UUID(flow_run_id))
@@ -226,8 +270,10 @@ def read_answer(
             raise TransferNotApproved(
                 f"run {flow_run_id} is not a publish run", product=product_id, version=version
             )
-        response_key = keyset_from_base_key(f"suspended-{key}")["response"]
+        keys = keyset_from_base_key(f"suspended-{key}")
+        response_key = keys["response"]
         found = client.filter_flow_run_input(run.id, response_key, 1, set())
+        shown = _read_input(client, run.id, keys["description"])
     if not found or found[0].key != response_key:
         raise TransferNotApproved(
             f"no answer was given on the approval form {key} of run {flow_run_id}",
@@ -236,7 +282,20 @@ def read_answer(
         )
     value = found[0].decoded_value
     answer = dict(value) if isinstance(value, dict) else {"answer": "not an object"}
-    return answer, found[0].sender, dict(run.parameters)
+    text = shown if isinstance(shown, str) else None
+    return answer, found[0].sender, dict(run.parameters), text
+
+
+def _read_input(client: SyncPrefectClient, run_id: UUID, key: str) -> object:
+    """The decoded value of one flow-run input, exactly that key (None when there is none)."""
+    try:
+        return json.loads(client.read_flow_run_input(run_id, key))
+    except (ObjectNotFound, ValueError):
+        return None
+    except httpx.HTTPStatusError as exc:
+        if exc.response.status_code == 404:
+            return None
+        raise
 
 
 def close_questions(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:

@@ -31,7 +31,13 @@ from databourse.errors import PersonalDataFound
 from databourse.hierarchy import Hierarchy, product_hierarchies
 from databourse.ingest import load_ingest
 from databourse.odrl import usage_policy
-from databourse.package import FileEntry, build_manifest, publish_files, read_manifest
+from databourse.package import (
+    FileEntry,
+    build_manifest,
+    manifest_sha256,
+    publish_files,
+    read_manifest,
+)
 from databourse.partitions import (
     PARTITION_ROWS,
     Partition,
@@ -49,7 +55,7 @@ from databourse.productize import decide
 from databourse.storage import ObjectStore, put_file_once
 from tasks import reporting, resources
 from tasks.retrying import HEAVY_SECONDS, LIGHT_SECONDS, RETRY_TRANSIENT
-from tasks.staged import local_copy
+from tasks.staged import staged_copy, trusted_staged
 
 SOURCE_SCHEMA = "source.arrow"
 FILES = "files"
@@ -126,7 +132,8 @@ def plan_build(
     work = zones.join(
         "staging", "products", product_id, "work", f"{ingest_id}-{uuid.uuid4().hex[:12]}"
     )
-    with local_copy(build.store, record.staged_key) as path:
+    expected = trusted_staged(build.store, record)  # `_ingest.json` agrees with the trail
+    with staged_copy(build.store, record.staged_key, expected) as path:
         staged = pq.read_schema(path)
         output_schema(staged, build.product, build.key, build.hierarchies, {})  # bad columns fail
         partitions = plan_partitions(path, rows)
@@ -140,6 +147,7 @@ def plan_build(
         "product": product_id,
         "ingest_id": ingest_id,
         "staged_key": record.staged_key,
+        "staged": expected,  # every partition read checks the staged file's sha256 first
         "work": work,
         "partitions": [p.to_json() for p in partitions],
         "counts": build.product.privacy is not None,  # pass 1 feeds the privacy model only
@@ -157,7 +165,7 @@ def count_classes(plan: dict[str, Any], part: dict[str, int]) -> dict[str, Any] 
     build = _build(plan["product"])
     part_ = Partition.from_json(part)
     with (
-        local_copy(build.store, plan["staged_key"]) as source,
+        staged_copy(build.store, plan["staged_key"], plan["staged"]) as source,
         work_folder(build.store, plan["work"], []) as work,
     ):
         return count_partition(source, part_, build.product, build.key, build.hierarchies, work)
@@ -192,7 +200,7 @@ def write_records(
     reads = [decided["decision"], *([decided["kept"]] if decided["kept"] else [])]
     part_ = Partition.from_json(part)
     with (
-        local_copy(build.store, plan["staged_key"]) as source,
+        staged_copy(build.store, plan["staged_key"], plan["staged"]) as source,
         work_folder(build.store, plan["work"], reads) as work,
     ):
         decision = load_decision(work, decided)
@@ -309,6 +317,7 @@ def finish_build(
     return {
         "product": product_id,
         "ingest_id": plan["ingest_id"],
+        "staged_sha256": plan["staged"]["sha256"],  # what the lineage names
         "content_hash": built.content_hash,
         "staged_prefix": prefix,
         "files": [asdict(f) for f in built.files],
@@ -399,8 +408,9 @@ def package_version(product_id: str, anonymized: dict[str, Any]) -> dict[str, An
         logger.info("%s@%s already holds this content: nothing new", product_id, rec.version)
     # Recorded whenever the catalog lacks them, not only when the manifest was just written:
     # a run killed between the manifest and these writes is completed by the next one.
-    if rec.manifest_uri != store.uri(manifest_key):
-        catalog.set_manifest(product_id, rec.version, store.uri(manifest_key))
+    if rec.manifest_uri != store.uri(manifest_key) or rec.manifest_sha256 is None:
+        packaged = manifest_sha256(store, product_id, rec.version)
+        catalog.set_manifest(product_id, rec.version, store.uri(manifest_key), packaged)
     scores = manifest["quality"].get("scores")
     if scores and rec.quality_scores is None:
         catalog.set_quality_scores(product_id, rec.version, scores)
@@ -428,6 +438,7 @@ def _write_version(
     product = cfg.product(product_id)
     src = product.source
     record = load_ingest(store, src.provider, src.dataset, anonymized["ingest_id"])
+    staged = trusted_staged(store, record)["sha256"]  # the lineage names what the trail holds
     reports = zones.reports_prefix(src.provider, src.dataset, record.ingest_id)
     quality = json.loads(store.get_bytes(f"{reports}/quality.json"))
     pii = json.loads(store.get_bytes(f"{reports}/pii.json"))
@@ -448,6 +459,7 @@ def _write_version(
                     "ingest_id": record.ingest_id,
                     "sha256": record.sha256,
                     "raw": store.uri(record.raw_key),
+                    "staged_sha256": anonymized.get("staged_sha256", staged),
                 }
             ],
             "product_config_sha256": product.fingerprint(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any, cast
@@ -10,8 +11,9 @@ from uuid import UUID
 from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-from databourse.errors import GateFailed
+from databourse.errors import GateFailed, ObjectChanged
 from databourse.ingest import fetched_source, ingest_file
+from databourse.landing_bounds import SourceBounds
 from tasks import reporting, resources
 from tasks.retrying import HEAVY_SECONDS, RETRY_TRANSIENT
 
@@ -59,6 +61,7 @@ def ingest(
     source: str,
     source_name: str | None = None,
     expected_rows: int | None = None,
+    expected_sha256: str | None = None,
 ) -> dict[str, Any]:
     """Ingest `source` (a path or s3:// URI); returns the `_ingest.json` record."""
     logger = get_run_logger()
@@ -66,7 +69,8 @@ def ingest(
     spec = cfg.dataset(provider, dataset)
     store = resources.store()
     try:  # a refused source (a link, a missing file) is audited like a quarantined one
-        with fetched_source(source, cfg.s3_endpoint_url, cfg.settings.storage.region) as path:
+        where = (cfg.s3_endpoint_url, cfg.settings.storage.region)
+        with fetched_source(source, source_bounds(), *where) as path:
             name = source_name or path.name
             key = reporting.artifact_key("ingest-progress", provider, dataset)
             progress = _Progress(name, key)
@@ -79,10 +83,14 @@ def ingest(
                 source_name=name,
                 limits=spec.limits or cfg.settings.ingest,
                 expected_rows=expected_rows,
+                expected_sha256=expected_sha256,
                 progress=progress,
             )
     except GateFailed as exc:
         resources.audit("quarantine", exc, provider=provider, dataset=dataset)
+        raise
+    except ObjectChanged as exc:  # a duplicate whose record or staged bytes are not those ingested
+        resources.audit("quarantine", exc, provider=provider, dataset=dataset, stage="staged")
         raise
     if not result.duplicate:
         progress(result.rows, 1.0)  # the file is read whole: show it done
@@ -96,6 +104,9 @@ def ingest(
                 "dataset": dataset,
                 "ingest_id": result.ingest_id,
                 "sha256": result.sha256,
+                "size": result.size,
+                "staged_sha256": result.staged_sha256,
+                "staged_size": result.staged_size,
                 "rows": result.rows,
                 "file": result.source_name,
             },
@@ -122,6 +133,25 @@ def ingest(
         "Ingest record",
     )
     return {**result.to_json(), "duplicate": result.duplicate}
+
+
+def source_bounds() -> SourceBounds:
+    """Where this process may read sources: the landing zone, source_roots, its caller's paths.
+
+    A process a runner or worker started for a flow run (Prefect sets PREFECT__FLOW_RUN_ID) runs
+    parameters anyone with the API may have set: it reads only the landing zone and source_roots.
+    Called in a process of its own (`bourse ingest`/`run`, a script), the caller named the path.
+    """
+    cfg = resources.config()
+    store = resources.store()
+    landing = store.local_path("landing")
+    keys = {str(resources.key_place(p).key_dir) for p in ("audit", "pseudonym")}
+    return SourceBounds(
+        landing=str(landing) if landing is not None else store.uri("landing"),
+        roots=tuple(cfg.settings.source_roots),
+        denied=(str(cfg.state_dir), cfg.store_root, str(cfg.root / "configs"), *sorted(keys)),
+        caller_named="PREFECT__FLOW_RUN_ID" not in os.environ,
+    )
 
 
 def _drift_text(drift: dict[str, Any]) -> str:

@@ -5,17 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from typing import Any
+from uuid import UUID
 
 from prefect import get_run_logger, task
 from prefect.client.orchestration import SyncPrefectClient, get_client
-from prefect.client.schemas.filters import (
-    FlowFilter,
-    FlowFilterName,
-    FlowRunFilter,
-    FlowRunFilterState,
-    FlowRunFilterStateType,
-)
 from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.exceptions import ObjectNotFound
 
 from databourse.catalog import Catalog
 from databourse.errors import CatalogError, VersionNotFound
@@ -31,9 +26,9 @@ KEY_PREFIX = "approval-"
 # resumed." (its pause-expirations service) or "... suspended and never resumed." (a late resume).
 EXPIRED_MARK = "never resumed"
 NO_IDENTITY = (
-    "the Prefect API reported no identity for this answer (open-source server without "
-    "authentication): approvers are whoever can reach the Prefect UI or API; the approver is "
-    "the name typed on the form"
+    "the Prefect API gives no identity for this answer (the open-source server has no users): "
+    "approvers are whoever holds the API's auth string, or reaches an API without one; the "
+    "approver is the name typed on the form"
 )
 log = logging.getLogger(__name__)
 
@@ -115,61 +110,57 @@ def decide_transfers(product_id: str, version: str) -> list[dict[str, Any]]:
 
 
 def sweep_expired(catalog: Catalog, now: dt.datetime | None = None) -> list[dict[str, Any]]:
-    """Record as expired every approval whose publish run timed out waiting (idempotent).
+    """Record as expired every question whose own deadline passed unanswered (idempotent).
 
-    A suspended run past its timeout, or one the Prefect server failed for it, is recorded once
-    per run; a market answered meanwhile by another run is left alone, and runs of products
-    this catalog does not hold are skipped.
+    The deadline, version and market come from the catalog's pending row (asked time plus the
+    configured timeout), never from the run's state or parameters in the Prefect API, which
+    anyone who can write that API sets; a run that is running again (an answer being recorded)
+    is left for the next sweep. A market answered meanwhile by another run is left alone.
     """
     now = now or dt.datetime.now(dt.UTC)
-    done = {run for run, _ in catalog.expired_runs()}
-    out = []
+    out: list[dict[str, Any]] = []
+    due = [p for p in catalog.waiting_pending() if pending_deadline(p) < now]
+    if not due:
+        return out
     with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(
-            flow_filter=FlowFilter(name=FlowFilterName(any_=[PUBLISH_FLOW])),
-            flow_run_filter=FlowRunFilter(
-                state=FlowRunFilterState(
-                    type=FlowRunFilterStateType(any_=[StateType.PAUSED, StateType.FAILED])
-                )
-            ),
-        )
-        for run in runs:
-            wait = None if str(run.id) in done else _timed_out(client, run, now)
-            if wait is None:
+        for pending in due:
+            run_id = pending["flow_run_id"]
+            if _run_active(client, run_id):
                 continue
-            market, waited = wait
-            product, version = str(run.parameters["product"]), str(run.parameters["version"])
+            product, version, market = pending["product"], pending["version"], pending["market"]
+            waited = (
+                f"asked {pending['created_at']} on form {pending['suspend_key']}, "
+                f"timed out {pending_deadline(pending).isoformat()}"
+            )
             try:
-                rec = catalog.record_expiry(product, version, market, str(run.id), waited)
+                rec = catalog.record_expiry(product, version, market, run_id, waited)
             except CatalogError as exc:
-                log.info("sweep: run %s not recorded: %s", run.id, exc)
+                log.info("sweep: run %s not recorded: %s", run_id, exc)
                 continue
-            catalog.close_pending(str(run.id), "expired", waited)
+            catalog.close_pending(run_id, "expired", waited)
             if rec is not None:
-                log.info("%s@%s -> %s: approval expired (run %s)", product, version, market, run.id)
+                log.info("%s@%s -> %s: approval expired (run %s)", product, version, market, run_id)
                 out.append(rec.to_json())
     return out
 
 
-def _timed_out(client: SyncPrefectClient, run: FlowRun, now: dt.datetime) -> tuple[str, str] | None:
-    """(market, what happened) when the run's approval wait timed out, else None."""
+def pending_deadline(pending: dict[str, Any]) -> dt.datetime:
+    """When a question expires: its recorded deadline, else asked time plus the timeout now."""
+    recorded = (pending.get("detail") or {}).get("deadline")
+    if recorded:
+        return dt.datetime.fromisoformat(str(recorded))
+    timeout = resources.config().settings.approval_timeout_seconds
+    return dt.datetime.fromisoformat(str(pending["created_at"])) + dt.timedelta(seconds=timeout)
+
+
+def _run_active(client: SyncPrefectClient, run_id: str) -> bool:
+    """True while the run is running again (resumed): its answer is being recorded."""
+    try:
+        run = client.read_flow_run(UUID(run_id))
+    except (ObjectNotFound, ValueError):
+        return False
     state = run.state
-    if state is None:
-        return None
-    if state.is_paused():
-        suspended = [state]
-    elif state.is_failed() and EXPIRED_MARK in (state.message or ""):
-        history = sorted(client.read_flow_run_states(run.id), key=lambda s: s.timestamp)
-        suspended = [s for s in history if s.is_paused()][-1:]
-    else:
-        return None
-    for s in suspended:
-        details = s.state_details
-        market = market_of(details.pause_key)
-        timeout = details.pause_timeout
-        if market and timeout is not None and timeout < now:
-            return market, f"suspended {s.timestamp.isoformat()}, timed out {timeout.isoformat()}"
-    return None
+    return state is not None and state.type in (StateType.RUNNING, StateType.PENDING)
 
 
 @task(name="sweep-approvals", timeout_seconds=LIGHT_SECONDS)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from functools import lru_cache
 from pathlib import Path
 from typing import cast
+
+import httpx
 
 from databourse.catalog import Catalog
 from databourse.config import Config, ProductSpec, load_config
@@ -14,6 +17,8 @@ from databourse.keys import DEFAULT_VERSION, Key, KeyPlace, bind, check_strength
 from databourse.keys import read as read_key
 from databourse.keys import require as require_key
 from databourse.storage import ObjectStore, open_store
+
+log = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=1)
@@ -34,7 +39,7 @@ def store() -> ObjectStore:
 @lru_cache(maxsize=1)
 def catalog() -> Catalog:
     """The catalog database, with its tables created if missing; its audit key from `audit_keys`."""
-    cat = Catalog(config().catalog_url, audit_keys=audit_keys)
+    cat = Catalog(config().catalog_url, audit_keys=audit_keys, anchor_store=store)
     cat.create_schema()
     return cat
 
@@ -97,9 +102,12 @@ _BOUND: set[tuple[str, str, str]] = set()  # keys whose id this process checked 
 
 
 def blocks_allowed() -> bool:
-    """Secret blocks are read only when the Prefect API requires authentication."""
-    authenticated = os.environ.get("PREFECT_API_AUTH_STRING") or os.environ.get("PREFECT_API_KEY")
-    return config().settings.prefect_api_authenticated or bool(authenticated)
+    """Secret blocks are read only where settings say the Prefect API requires authentication.
+
+    An auth string in the environment is not enough: the managed local stack sets one for its
+    own server, which holds no Secret blocks, and an operator must decide to keep keys there.
+    """
+    return config().settings.prefect_api_authenticated
 
 
 def _block_key(place: KeyPlace, version: str) -> Key | None:
@@ -115,6 +123,9 @@ def _block_key(place: KeyPlace, version: str) -> Key | None:
         value = str(cast(Secret[str], Secret.load(name)).get())
     except ValueError:
         return None  # no such block
+    except (httpx.HTTPError, OSError) as exc:
+        log.warning("Secret block %r not read: the Prefect API did not answer (%s)", name, exc)
+        return None  # then the missing key is reported, naming every place looked at
     check_strength(value.encode(), f"the Prefect Secret block {name!r}")
     return Key(place.purpose, version, f"Prefect Secret block {name!r}", value.encode())
 

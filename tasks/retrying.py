@@ -12,7 +12,13 @@ from typing import Any
 
 import httpx
 
-from databourse.errors import CatalogError, ObjectExists, ObjectNotFound, StorageError
+from databourse.errors import (
+    CatalogError,
+    ObjectChanged,
+    ObjectExists,
+    ObjectNotFound,
+    StorageError,
+)
 
 HEAVY_SECONDS = 6 * 3600  # a whole file through one stage
 LIGHT_SECONDS = 15 * 60  # catalog and bookkeeping steps
@@ -20,7 +26,7 @@ LIGHT_SECONDS = 15 * 60  # catalog and bookkeeping steps
 
 def transient(error: BaseException | None) -> bool:
     """Whether another try may succeed."""
-    if isinstance(error, (ObjectNotFound, ObjectExists)):
+    if isinstance(error, (ObjectNotFound, ObjectExists, ObjectChanged)):
         return False
     if isinstance(error, CatalogError):
         return "unreachable or locked" in str(error)

@@ -18,7 +18,7 @@ from databourse.quality_score import scores
 from databourse.screening import check_declarations
 from tasks import reporting, resources
 from tasks.retrying import HEAVY_SECONDS, RETRY_TRANSIENT
-from tasks.staged import local_copy
+from tasks.staged import ingested_copy
 
 
 @task(
@@ -34,7 +34,7 @@ def check_quality(provider: str, dataset: str, ingest_id: str) -> dict[str, Any]
     spec = resources.config().dataset(provider, dataset)
     check_suite(spec)  # a bad expectation is a config error, found before any data is read
     record = load_ingest(store, provider, dataset, ingest_id)
-    with local_copy(store, record.staged_key) as path:
+    with ingested_copy(store, record) as path:
         report = validate_parquet(path, f"{provider}/{dataset}", suite_from_contract(spec))
     prefix = zones.reports_prefix(provider, dataset, ingest_id)
     quality = {**report.to_json(), "scores": scores(report)}
@@ -76,7 +76,7 @@ def scan_personal_data(provider: str, dataset: str, ingest_id: str) -> dict[str,
     cfg = resources.config()
     store = resources.store()
     record = load_ingest(store, provider, dataset, ingest_id)
-    with local_copy(store, record.staged_key) as path:
+    with ingested_copy(store, record) as path:
         pfile = pq.ParquetFile(path)
         findings = scan_batches(
             reporting.progress(

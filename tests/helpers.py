@@ -11,6 +11,10 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+# The managed Prefect API requires basic auth: tests that call it by hand give their CLI runs this
+# auth string (cli_env(..., PREFECT_API_AUTH_STRING=API_AUTH_STRING)) and use API_AUTH.
+API_AUTH = ("bourse", "tests-" + os.urandom(24).hex())
+API_AUTH_STRING = ":".join(API_AUTH)
 
 
 def free_port() -> int:
@@ -83,6 +87,7 @@ def publish_sample_version(
     from databourse.config import UsageTerms
     from databourse.package import (
         content_hash,
+        manifest_sha256,
         publish_files,
         schema_of,
         transfer_facts,
@@ -101,9 +106,8 @@ def publish_sample_version(
     version = cat.reserve_version("p1", chash, schema_of(table), 2).version
     terms = UsageTerms(purposes=["research"])
     manifest = sample_manifest(table, files, version=version, terms=terms, markets=["CN", "MY"])
-    cat.set_manifest(
-        "p1", version, publish_files(store, "p1", version, tmp_path / "out", files, manifest)
-    )
+    uri = publish_files(store, "p1", version, tmp_path / "out", files, manifest)
+    cat.set_manifest("p1", version, uri, manifest_sha256(store, "p1", version))  # as the build
     cat.publish_version("p1", version)
     cat.set_availability(
         "p1",
@@ -221,3 +225,64 @@ def chromium_dom(url: str, wait_ms: int = 0) -> str:
             timeout=120,
             check=True,
         ).stdout
+
+
+def signed_in_ui(ui_url: str, auth: str) -> Any:
+    """A local proxy to a Prefect UI behind basic auth, signed in as a browser would be.
+
+    The managed server requires its auth string; headless Chromium cannot type it into the UI's
+    login page, so this proxy adds the Authorization header to every request, and points the
+    UI's settings at itself with no login asked. Returns a context manager yielding its base URL.
+    """
+    import base64
+    import contextlib
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import httpx
+
+    header = "Basic " + base64.b64encode(auth.encode()).decode()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+
+    class Handler(BaseHTTPRequestHandler):
+        def _forward(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else None
+            skip = {"host", "authorization", "accept-encoding", "content-length", "connection"}
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in skip}
+            resp = httpx.request(
+                self.command, ui_url + self.path, content=body,
+                headers={**headers, "Authorization": header}, timeout=60,
+            )  # fmt: skip
+            content = resp.content
+            if self.path.split("?")[0].endswith("/ui-settings") and resp.status_code == 200:
+                settings = {**resp.json(), "api_url": f"{base}/api", "auth": None}
+                content = json.dumps(settings).encode()
+            self.send_response(resp.status_code)
+            for k, v in resp.headers.items():
+                if k.lower() not in ("content-length", "content-encoding", "transfer-encoding",
+                                     "connection"):  # fmt: skip
+                    self.send_header(k, v)
+            self.send_header("Content-Length", str(len(content)))
+            self.end_headers()
+            self.wfile.write(content)
+
+        do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = do_OPTIONS = _forward
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    @contextlib.contextmanager
+    def serving() -> Any:
+        server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield base
+        finally:
+            server.shutdown()
+            server.server_close()
+
+    return serving()

@@ -42,6 +42,7 @@ def test_every_decision_is_an_event_in_a_valid_chain(cat: Catalog) -> None:
     kinds = [e["kind"] for e in events]
     assert kinds == [
         "version",
+        "version",  # the manifest's sha256, recorded once it is written (issue 15 R3)
         "publication",
         "decision",
         "decision",
@@ -49,13 +50,14 @@ def test_every_decision_is_an_event_in_a_valid_chain(cat: Catalog) -> None:
         "grant",
         "withdrawal",
     ]
-    approval = events[4]
+    assert events[1]["detail"]["manifest_sha256"] == cat.get_version("p1").manifest_sha256
+    approval = events[5]
     assert approval["actor"] == "Li Wei" and approval["market"] == "MY"
     assert approval["detail"]["reference"] == "YUE-SC-2026-0042"
     assert approval["detail"]["content_hash"] == cat.get_version("p1", "1.0.0").content_hash
     assert all(b["prev_hash"] == a["hash"] for a, b in itertools.pairwise(events))
     report = cat.audit_verify()
-    assert report.ok and report.events == 7 and report.problems == []
+    assert report.ok and report.events == 8 and report.problems == []
 
 
 def test_idempotent_reruns_add_no_events(cat: Catalog) -> None:

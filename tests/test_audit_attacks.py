@@ -198,22 +198,27 @@ def test_cli_anchor_is_written_once_in_the_store(chain: tuple[dict, Path]) -> No
 
 
 def test_legacy_events_are_accepted_only_as_a_leading_run(tmp_path: Path) -> None:
-    """Events from before 0007 (no MAC) verify as unauthenticated; one after a MAC'd event fails."""
+    """Events from before 0007 (no MAC) verify only as a leading run a `keyed` marker vouches for.
+
+    Changed in issue 15 round 2 (R2): a NULL-MAC run with no marker (every MAC stripped) fails.
+    """
     cat = Catalog(f"sqlite:///{tmp_path / 'c.db'}")
     cat.create_schema()
-    for n in range(3):
+    for n in range(2):
         cat.audit_append("ingest", detail={"provider": "p", "dataset": "d", "ingest_id": str(n)})
     with cat.engine.begin() as conn:
-        conn.exec_driver_sql("UPDATE audit_events SET mac = NULL, key_id = NULL WHERE seq <= 2")
+        conn.exec_driver_sql("UPDATE audit_events SET mac = NULL, key_id = NULL")
+    cat.audit_append("ingest", detail={"provider": "p", "dataset": "d", "ingest_id": "2"})
     report = cat.audit_verify()
     assert report.ok and report.unauthenticated == 2, report.problems
-    assert report.notes == ["events 1-2 predate audit MACs: hash-chained, not authenticated"]
+    assert report.notes == [
+        "events 1-2 predate audit MACs: hash-chained, vouched for by the keyed marker"
+    ]
     with cat.engine.begin() as conn:
-        conn.exec_driver_sql("UPDATE audit_events SET mac = NULL WHERE seq = 3")
-        conn.exec_driver_sql("UPDATE audit_events SET mac = 'x' WHERE seq = 2")
+        conn.exec_driver_sql("UPDATE audit_events SET mac = NULL WHERE seq = 4")
     report = cat.audit_verify()
     assert not report.ok
-    assert any(p.startswith("event 3 (ingest): no MAC") for p in report.problems)
+    assert any(p.startswith("event 4 (ingest): no MAC") for p in report.problems)
     cat.close()
 
 

@@ -60,7 +60,7 @@ def test_a_consistent_world_is_ok(world: tuple[ObjectStore, Catalog, IngestResul
         "catalog_versions": 1,
         "audit_events": report.checked["audit_events"],
         "raw_ingests": 1,
-        "objects_hashed": 2,  # the raw object and the product file
+        "objects_hashed": 3,  # the raw object, the product file and its manifest
         "product_versions": 1,
         "availability_rows": 2,
     }
@@ -153,7 +153,8 @@ def test_catalog_content_hash_or_manifest_uri_differs(
     sql(tmp_path, "UPDATE versions SET manifest_uri = NULL")
     assert check(store, catalog).kinds() == {"manifest-uri-mismatch"}
     sql(tmp_path, "UPDATE versions SET content_hash = 'other'")
-    assert check(store, catalog).kinds("error") == {"content-hash-mismatch"}
+    # the audited `version` event contradicts the row too (trail_state, issue 15 R3)
+    assert check(store, catalog).kinds("error") == {"content-hash-mismatch", "trail-version"}
 
 
 def test_market_status_without_the_gates_decision(
@@ -162,7 +163,7 @@ def test_market_status_without_the_gates_decision(
     store, catalog, _ = world
     sql(tmp_path, "UPDATE availability SET status = 'available' WHERE market = 'MY'")
     report = check(store, catalog)
-    assert report.kinds("error") == {"availability-mismatch"}
+    assert report.kinds("error") == {"availability-mismatch", "trail-market"}
     assert "MY is available, its last recorded decision says pending_approval" in str(report)
     sql(
         tmp_path,
@@ -172,6 +173,7 @@ def test_market_status_without_the_gates_decision(
     assert check(store, catalog).kinds("error") == {
         "availability-mismatch",
         "availability-undecided",
+        "trail-market",
     }
 
 

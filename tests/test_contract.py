@@ -106,8 +106,9 @@ def test_drift_reject_names_every_difference() -> None:
         coerce(batch, spec())
     message = str(err.value)
     assert "'reject'" in message and "missing column(s) ['day']" in message
-    assert "new column(s) ['colour']" in message and err.value.column == "day"
-    assert err.value.drift["added"] == ["colour"]
+    # a header outside the contract is the provider's data: counted and placed, never named
+    assert "1 new column(s) at #4" in message and err.value.column == "day"
+    assert err.value.drift["added"] == ["#4"] and "colour" not in message
 
 
 def test_drift_additive_keeps_new_columns_as_text_but_refuses_missing() -> None:

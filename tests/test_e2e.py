@@ -10,7 +10,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import bourse, chromium_dom, cli_env, make_project, stop_stack
+from helpers import (
+    API_AUTH,
+    API_AUTH_STRING,
+    bourse,
+    chromium_dom,
+    cli_env,
+    make_project,
+    signed_in_ui,
+    stop_stack,
+)
 
 from databourse.samples import write_bad_drop
 
@@ -19,7 +28,8 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    environment = cli_env(make_project(tmp_path_factory.mktemp("e2e") / "project"))
+    project = make_project(tmp_path_factory.mktemp("e2e") / "project")
+    environment = cli_env(project, PREFECT_API_AUTH_STRING=API_AUTH_STRING)
     yield environment
     stop_stack(environment)
 
@@ -41,16 +51,23 @@ def test_operator_sees_the_suspended_run_and_its_artifacts_in_the_ui(
 ) -> None:
     """As an operator: the Prefect UI's run page shows the waiting run; its artifact renders."""
     [waiting, *_] = json.loads(bourse(env, "approvals", "list", "--json").stdout)
-    page = rendered_text(waiting["url"])
+    server = waiting["url"].split("/runs/")[0]
+    assert httpx.post(f"{server}/api/flow_runs/filter", json={}).status_code == 401
+    with signed_in_ui(server, API_AUTH_STRING) as ui:  # the managed API requires its auth string
+        _check_run_page(waiting, waiting["url"].replace(server, ui), ui)
+
+
+def _check_run_page(waiting: dict[str, str], url: str, base: str) -> None:
+    page = rendered_text(url)
     assert "publish/sz-retail-baskets/1.0.0" in page
     assert "Suspended" in page and "Resume" in page
     assert "market:MY" in page and "awaiting-approval" in page  # tags an operator filters on
     assert "MY waits for approval (route standard_contract_or_certification)" in page
-    base = waiting["url"].split("/runs/")[0]
     artifacts = httpx.post(
         f"{base}/api/artifacts/filter",
         json={"artifacts": {"flow_run_id": {"any_": [waiting["run_id"]]}}},
         timeout=30,
+        auth=API_AUTH,
     ).json()
     [decisions] = [a for a in artifacts if a["key"] == "transfer-sz-retail-baskets"]
     table = rendered_text(f"{base}/artifacts/artifact/{decisions['id']}")

@@ -376,7 +376,16 @@ def test_verify_all_cross_checks_approvals_with_prefect(prefect_api: str, world:
         "reference": "YUE-SC-2026-0042",
         "valid_until": (TODAY + dt.timedelta(days=90)).isoformat(),
     }
-    run = _publish_run(PRODUCT, version, {"approval-my": given})
+    run = _publish_run(PRODUCT, version, {})
+    # The form the publish run opens: the answer carries its nonce, content hash and market.
+    asked = world.catalog.open_pending(
+        PRODUCT, version, "MY", SCC, "cn-sensitive-under-10k", run, "approval-my"
+    )
+    given.update(nonce=asked["nonce"], content_hash=asked["content_hash"], market="MY")
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        client.create_flow_run_input(run, "suspended-approval-my-response", json.dumps(given))
     approval = approve_my(world, version, TODAY + dt.timedelta(days=90), run=run)
     assert _findings(world) == []  # the answer stored in Prefect is the one recorded
 
@@ -387,7 +396,7 @@ def test_verify_all_cross_checks_approvals_with_prefect(prefect_api: str, world:
     assert f"approval {approval}" in msg and "reference differs" in msg
     other = _publish_run("sz-retail-baskets", "9.9.9", {"approval-my": given})
     for run_id, says in (
-        (other, "not a publish run of"),
+        (other, "a form the catalog never opened"),  # issue 15 R3: answers need a pending row
         (str(uuid.uuid4()), "does not exist in Prefect"),
         (None, "no publish run answered it and it is not a carry-over"),
     ):

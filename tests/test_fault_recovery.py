@@ -22,7 +22,7 @@ import httpx
 import pytest
 import yaml
 from conftest import TEST_KEY
-from helpers import bourse, cli_env, make_project, stop_stack
+from helpers import API_AUTH, API_AUTH_STRING, bourse, cli_env, make_project, stop_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.prefect]
 
@@ -37,7 +37,9 @@ def stack(tmp_path: Path, **runs: Any) -> tuple[Path, dict[str, str], str]:
     data = yaml.safe_load(settings.read_text())
     data["runs"].update(runs)
     settings.write_text(yaml.safe_dump(data))
-    env = cli_env(project, DATABOURSE_PSEUDONYM_KEY=TEST_KEY)
+    env = cli_env(
+        project, DATABOURSE_PSEUDONYM_KEY=TEST_KEY, PREFECT_API_AUTH_STRING=API_AUTH_STRING
+    )
     return project, env, f"http://127.0.0.1:{env['DATABOURSE_PREFECT_PORT']}/api"
 
 
@@ -63,7 +65,7 @@ def spawn_run(env: dict[str, str], source: Path) -> subprocess.Popen[str]:
 
 
 def limit(api: str) -> dict[str, Any]:
-    resp = httpx.get(f"{api}/v2/concurrency_limits/{LIMIT}", timeout=10)
+    resp = httpx.get(f"{api}/v2/concurrency_limits/{LIMIT}", timeout=10, auth=API_AUTH)
     resp.raise_for_status()
     return dict(resp.json())
 
@@ -105,7 +107,12 @@ def test_server_killed_twice_during_drops_leaks_no_slot(tmp_path: Path) -> None:
     project, env, api = stack(tmp_path, slot_notice_seconds=5, slot_wait_seconds=40)
     try:
         bourse(env, "server", "start")
-        httpx.post(f"{api}/v2/concurrency_limits/", json={"name": LIMIT, "limit": 2}, timeout=10)
+        httpx.post(
+            f"{api}/v2/concurrency_limits/",
+            json={"name": LIMIT, "limit": 2},
+            timeout=10,
+            auth=API_AUTH,
+        )
         for seed in (1, 2):
             before = limit(api)["active_slots"]
             run = spawn_run(env, drop(tmp_path, seed))
@@ -124,6 +131,7 @@ def test_server_killed_twice_during_drops_leaks_no_slot(tmp_path: Path) -> None:
             f"{api}/flow_runs/filter",
             json={"flows": {"name": {"any_": ["process-drop"]}}},
             timeout=10,
+            auth=API_AUTH,
         ).json()
         assert sorted(r["state"]["type"] for r in crashed) == ["CRASHED", "CRASHED"]
         third = subprocess.run(
@@ -150,11 +158,17 @@ def test_a_wait_for_a_slot_names_the_holders_and_ends_at_the_bound(tmp_path: Pat
     _, env, api = stack(tmp_path, slot_notice_seconds=3, slot_wait_seconds=10)
     try:
         bourse(env, "server", "start")
-        httpx.post(f"{api}/v2/concurrency_limits/", json={"name": LIMIT, "limit": 2}, timeout=10)
+        httpx.post(
+            f"{api}/v2/concurrency_limits/",
+            json={"name": LIMIT, "limit": 2},
+            timeout=10,
+            auth=API_AUTH,
+        )
         taken = httpx.post(
             f"{api}/v2/concurrency_limits/increment-with-lease",
             json={"names": [LIMIT], "slots": 2, "lease_duration": 3600},
             timeout=10,
+            auth=API_AUTH,
         )
         taken.raise_for_status()
         lease = taken.json()["lease_id"]
@@ -181,11 +195,13 @@ def test_a_wait_for_a_slot_names_the_holders_and_ends_at_the_bound(tmp_path: Pat
             f"{api}/v2/concurrency_limits/decrement-with-lease",
             json={"lease_id": lease},
             timeout=10,
+            auth=API_AUTH,
         ).raise_for_status()
         httpx.post(  # a slot counted with no lease at all
             f"{api}/v2/concurrency_limits/increment",
             json={"names": [LIMIT], "slots": 1},
             timeout=10,
+            auth=API_AUTH,
         ).raise_for_status()
         assert limit(api)["active_slots"] == 1
         report = bourse(env, "server", "reclaim").stdout
@@ -212,7 +228,7 @@ def test_settings_bound_the_slot_wait() -> None:
 
 
 def flow_run_state(api: str, run_id: str) -> dict[str, Any]:
-    return dict(httpx.get(f"{api}/flow_runs/{run_id}", timeout=10).json()["state"])
+    return dict(httpx.get(f"{api}/flow_runs/{run_id}", timeout=10, auth=API_AUTH).json()["state"])
 
 
 def test_runner_killed_after_a_resume_is_found_and_reported(tmp_path: Path) -> None:
@@ -223,7 +239,7 @@ def test_runner_killed_after_a_resume_is_found_and_reported(tmp_path: Path) -> N
     try:
         ran = bourse(env, "run", PROVIDER, DATASET, str(drop(tmp_path, 1))).stdout
         assert "Suspended" in ran, ran
-        zombie = httpx.post(f"{api}/automations/filter", json={}, timeout=10).json()
+        zombie = httpx.post(f"{api}/automations/filter", json={}, timeout=10, auth=API_AUTH).json()
         [beats] = [a for a in zombie if a["name"] == "databourse: a run stopped beating"]
         assert beats["trigger"]["after"] == ["prefect.flow-run.heartbeat"]
         assert beats["actions"][0]["state"] == "CRASHED"

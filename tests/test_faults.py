@@ -18,6 +18,7 @@ import http.client
 import json
 import os
 import resource
+import shutil
 import signal
 import socket
 import sqlite3
@@ -423,7 +424,7 @@ def test_sigkill_during_ingest(tmp_path: Path, big_csv: Path, point: str) -> Non
     assert "incomplete-ingest" not in check_all(store, catalog).kinds()  # young: a live run
 
     renamed = tmp_path / "renamed.csv"  # the provider uploaded the same bytes again, renamed
-    os.link(big_csv, renamed)
+    shutil.copyfile(big_csv, renamed)  # a copy: a hard link is refused as another file's name
     result = rerun_ingest(store, catalog, renamed)
     assert (result.duplicate, result.sha256, result.rows) == (False, sha, 700_000)
     expected = "big.csv" if left else "renamed.csv"  # what is there is reused, not copied again

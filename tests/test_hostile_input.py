@@ -479,7 +479,7 @@ def test_nested_parquet_columns_are_quarantined_not_crashed() -> None:
     pq.write_table(pa.table({"id": ["K1"], "extra": [{"a": "x"}]}), buffer)
     additive = SPEC.model_copy(update={"schema_drift": "additive"})
     error = ingest_or_quarantine(buffer.getvalue().to_pybytes(), "drop.parquet", additive)
-    assert isinstance(error, IngestRejected) and error.context["column"] == "extra"
+    assert isinstance(error, IngestRejected) and error.context["column"] == "#2"  # not named
 
 
 def test_xlsx_entity_expansion_is_rejected(valid_files: dict[str, bytes], tmp_path: Path) -> None:
@@ -550,7 +550,8 @@ def test_control_and_bidi_characters_in_headers_are_escaped(
     header = "id,\u202eeman,city,\x1b[31mamount\x1b[0m,day"
     error = ingest_or_quarantine(f"{header}\nK1,Tan,KL,1,\n".encode(), "drop.csv")
     assert isinstance(error, IngestRejected)
-    assert "\\u202eeman" in str(error) and "\\x1b[31mamount" in str(error)
+    # headers outside the contract are never shown at all now: only their places
+    assert "at #2, #4" in str(error) and "eman" not in str(error) and "31m" not in str(error)
     assert caplog.records and not any(
         BIDI_AND_CONTROLS.search(r.getMessage()) for r in caplog.records
     )
@@ -619,7 +620,7 @@ def test_bom_only_counts_at_the_start(tmp_path: Path) -> None:
     assert isinstance(result, IngestResult) and result.bom and result.rows == 1
     shifted = "id,\ufeffname,city,amount,day\nK1,a,KL,1,\n"  # a BOM inside the header
     error = ingest_or_quarantine(shifted.encode("utf-8"), "drop.csv")
-    assert isinstance(error, IngestRejected) and "\\ufeffname" in str(error)
+    assert isinstance(error, IngestRejected) and "new column(s) at #2" in str(error)
 
 
 @pytest.mark.parametrize("end", ["\n", "\r\n", "\r", "mixed"])

@@ -158,9 +158,9 @@ def reason_of(store: ObjectStore, err: IngestRejected) -> dict[str, object]:
         (
             "drift.csv",
             "id,n,x,d,t,ok,note,extra\na,1,1,2026-01-01,2026-01-01T00:00:00,true,x,y\n",
-            "extra",
+            "#8",
             None,
-            "new column(s) ['extra']",
+            "1 new column(s) at #8",
         ),
         (
             "badint.csv",

@@ -292,10 +292,10 @@ def wait_state(run_id: str, names: set[str], timeout: float = 120) -> str:
     raise AssertionError(f"run {run_id} did not reach {names}")
 
 
-def waiting_market(run_id: str) -> str:
+def waiting_market(run_id: str, cfg: Config) -> str:
     from bourse.approvals import waiting
 
-    [w] = [w for w in waiting() if w.run_id == run_id]
+    [w] = [w for w in waiting(catalog=catalog_of(cfg)) if w.run_id == run_id]
     return w.market
 
 
@@ -365,7 +365,7 @@ def test_approve_and_reject_through_the_api(gate_runner: Any, gate_cfg: Config) 
     version = package(gate_cfg, BASKETS, rows=40, individuals=400, tag="v1")
     run_id = start(BASKETS, version)
     assert wait_state(run_id, {"Suspended", "Completed", "Failed"}) == "Suspended"
-    assert waiting_market(run_id) == "MY"
+    assert waiting_market(run_id, gate_cfg) == "MY"
     # The answer is refused when the route's basis misses what it requires; the run waits on.
     bad = cli(gate_cfg, "approve", run_id, "--approver", "Li Wei", "--reference", "none",
               check=False)  # fmt: skip
@@ -375,13 +375,14 @@ def test_approve_and_reject_through_the_api(gate_runner: Any, gate_cfg: Config) 
         answer(run_id, approve_my(basis="certification", valid_until=None))
     with pytest.raises(ApprovalError, match="route"):
         answer(run_id, approve_my(route="cac_security_assessment"))
-    assert wait_state(run_id, {"Suspended"}) == "Suspended" and waiting_market(run_id) == "MY"
+    assert wait_state(run_id, {"Suspended"}) == "Suspended"
+    assert waiting_market(run_id, gate_cfg) == "MY"
     # The task after the gate records nothing for a form the run never opened.
     with project_resources(gate_cfg), pytest.raises(TransferNotApproved, match="no approval form"):
         record_approval.fn(BASKETS, version, "SG", SCC, approval_key("SG"), run_id)
 
     assert answer(run_id, approve_my(basis="standard_contract", carry_over=True)) == "Suspended"
-    assert waiting_market(run_id) == "SG"
+    assert waiting_market(run_id, gate_cfg) == "SG"
     rejected = cli(
         gate_cfg, "reject", run_id, "--approver", "Tan Mei Ling", "--reason", "no contract"
     )
@@ -426,7 +427,7 @@ def test_carry_over_then_an_unanswered_approval_expires(gate_runner: Any, gate_c
     run_id = start(BASKETS, version)
     assert wait_state(run_id, {"Suspended", "Completed", "Failed"}) == "Suspended"
     # MY: the approval of the previous version was given for later ones and still holds.
-    assert waiting_market(run_id) == "SG"  # SG was rejected for the previous version
+    assert waiting_market(run_id, gate_cfg) == "SG"  # SG was rejected for the previous version
     my = approvals(cat, BASKETS, version)["MY"]
     assert my["carried_over_from"]["version"] == first and my["reference"] == "YUE-SC-2026-0042"
     assert any(e["kind"] == "carry_over" for e in cat.audit_history(BASKETS))
@@ -475,7 +476,7 @@ def test_a_count_that_crosses_a_threshold_while_waiting_asks_again(
     cat.record_approval(BASKETS, other, "MY", "approved", "dpo", SCC, "SCC-77")
 
     assert answer(run_id, approve_my(basis="standard_contract")) == "Suspended"
-    assert waiting_market(run_id) == "MY"  # asked again, on the stricter route
+    assert waiting_market(run_id, gate_cfg) == "MY"  # asked again, on the stricter route
     market = next(a for a in cat.show(ORDERS, version)["versions"][0]["availability"]
                   if a["market"] == "MY")  # fmt: skip
     assert (market["status"], market["rule_id"], market["route"]) == (

@@ -53,9 +53,13 @@ def upgrade() -> None:
         batch.add_column(sa.Column("key_id", sa.String(64), nullable=True))
     with op.batch_alter_table("approvals") as batch:  # the suspension an answer was given on
         batch.add_column(sa.Column("pending_id", sa.Integer, nullable=True))
+    with op.batch_alter_table("versions") as batch:  # the whole manifest's sha256 (trail_state)
+        batch.add_column(sa.Column("manifest_sha256", sa.String(64), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("versions") as batch:
+        batch.drop_column("manifest_sha256")
     with op.batch_alter_table("approvals") as batch:
         batch.drop_column("pending_id")
     with op.batch_alter_table("audit_events") as batch:

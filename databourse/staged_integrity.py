@@ -1,0 +1,141 @@
+"""Staged and raw data are what was ingested: each reuse checks them against the audit trail.
+
+An ingest writes the raw bytes, a staged Parquet and `_ingest.json`, then an `ingest` audit event
+authenticated by the audit key (sha256 and size of both). Whoever can write the store can rewrite
+`_ingest.json` to match edited bytes; they cannot write a matching event. So a record is trusted
+only when its ingest id is the start of its raw sha256 and it agrees with every authenticated
+`ingest` event of that id, and a staged file is read only after its sha256 (streamed, ~1 GB/s)
+matches. Ingests audited before staged hashes were recorded are checked against `_ingest.json`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from databourse import audit
+from databourse.catalog_models import AuditEvent
+from databourse.errors import ObjectChanged
+from databourse.storage import ObjectStore
+
+if TYPE_CHECKING:
+    from databourse.ingest import IngestResult
+
+ID_DIGITS = 16  # the ingest id is the first 16 hex digits of the raw file's sha256
+_FIELDS = ("sha256", "size", "staged_sha256", "staged_size")
+_BLOCK = 1 << 20
+
+
+def file_digest(path: Path) -> tuple[str, int]:
+    """sha256 (hex) and size of a local file, read in 1 MiB blocks."""
+    with path.open("rb") as fh:
+        return stream_digest(fh)
+
+
+def stream_digest(fh: BinaryIO) -> tuple[str, int]:
+    """sha256 (hex) and size of what is left in an open binary file, read in 1 MiB blocks."""
+    digest, size = hashlib.sha256(), 0
+    while block := fh.read(_BLOCK):
+        digest.update(block)
+        size += len(block)
+    return digest.hexdigest(), size
+
+
+def authenticated_events(session: Session, kind: str) -> list[dict[str, Any]]:
+    """Events of one kind whose hash and MAC verify under the audit key (others are left out)."""
+    audit.signing_key(session)  # SecretMissing, saying how to set it, when there is no key
+    keys = {k.key_id: k.material for k in audit.session_keys(session)}
+    found = []
+    query = select(AuditEvent).where(AuditEvent.kind == kind).order_by(AuditEvent.seq)
+    for ev in session.scalars(query):
+        detail = dict(ev.detail or {})
+        digest = audit.event_hash(
+            ev.seq, ev.at, ev.kind, ev.product, ev.version, ev.market, ev.actor, detail,
+            ev.prev_hash,
+        )  # fmt: skip
+        key = keys.get(ev.key_id or "")
+        if digest != ev.hash or key is None or ev.mac is None:
+            continue  # edited, or written without a known key: `bourse audit verify` names it
+        if hmac.compare_digest(audit.event_mac(key, digest), ev.mac):
+            found.append({"seq": ev.seq, "detail": detail})
+    return found
+
+
+def record_problems(record: IngestResult, events: list[dict[str, Any]]) -> list[str]:
+    """How `_ingest.json` disagrees with its id rule and its authenticated ingest events."""
+    problems = []
+    if record.sha256[:ID_DIGITS] != record.ingest_id:
+        problems.append(
+            f"ingest id {record.ingest_id} is not the start of the recorded sha256"
+            f" {record.sha256[:ID_DIGITS]}... (the raw record was rewritten)"
+        )
+    for event in matching(record, events)[-1:]:  # a re-ingest after a repair records anew
+        for name in _FIELDS:
+            trail, stored = event["detail"].get(name), getattr(record, name)
+            if trail is not None and trail != stored:
+                problems.append(
+                    f"{name} {str(stored)[:16]} differs from {str(trail)[:16]} in the"
+                    f" authenticated audit event {event['seq']} (recorded at ingest)"
+                )
+    return problems
+
+
+def matching(record: IngestResult, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events of this record's provider, dataset and ingest id."""
+    ident = (record.provider, record.dataset, record.ingest_id)
+    found = [
+        e
+        for e in events
+        if tuple(e["detail"].get(k) for k in ("provider", "dataset", "ingest_id")) == ident
+    ]
+    return sorted(found, key=lambda e: int(e["seq"]))
+
+
+def expected_staged(record: IngestResult, events: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """The staged file's sha256 and size to check (ObjectChanged if the record is untrusted)."""
+    problems = record_problems(record, events)
+    if not matching(record, events):
+        problems.append(
+            f"ingest {record.ingest_id} has no authenticated 'ingest' event in the audit trail"
+            " (run the drop again to record it, with the audit key set)"
+        )
+    if problems:
+        raise ObjectChanged(
+            f"{key}: {'; '.join(problems)}; investigate before using this ingest",
+            key=key,
+            problems=problems,
+        )
+    return {"sha256": record.staged_sha256, "size": record.staged_size}
+
+
+def check_staged(path: Path, uri: str, sha256: str | None, size: int | None) -> None:
+    """ObjectChanged naming the staged object when a local copy is not what ingest wrote."""
+    if sha256 is not None:  # None: ingested before staged hashes were recorded (verify warns)
+        with path.open("rb") as fh:
+            _compare(stream_digest(fh), uri, sha256, size)
+
+
+def check_staged_object(store: ObjectStore, key: str, sha256: str | None, size: int | None) -> None:
+    """ObjectChanged naming the staged object when its stored bytes are not what ingest wrote."""
+    if sha256 is not None:
+        with store.open(key) as fh:
+            _compare(stream_digest(fh), store.uri(key), sha256, size)
+
+
+def _compare(found: tuple[str, int], uri: str, sha256: str, size: int | None) -> None:
+    digest, found_size = found
+    if digest != sha256 or (size is not None and found_size != size):
+        raise ObjectChanged(
+            f"{uri}: staged Parquet changed after ingest: sha256 {digest[:16]}... ({found_size}"
+            f" bytes) differs from {sha256[:16]}... ({size} bytes) recorded at ingest; not used:"
+            " investigate, then delete it and its ingest's _ingest.json (raw stays) and run the"
+            " drop again",
+            key=uri,
+            expected=sha256,
+            found=digest,
+        )

@@ -1,0 +1,247 @@
+"""The state the authenticated audit trail proves, and the catalog rows it contradicts.
+
+The catalog database is writable by an insider; the audit events are MAC'd with a key it does not
+hold. `TrailState.of(session)` folds only the events whose hash recomputes and whose MAC verifies
+into what they prove: per version its content hash and status, per market its last decision or
+answer, per approval its decision and terms, the grants and the exporters' yearly counts.
+`grant_problems` and `catalog_problems` name every row a grant or `verify --all` relies on that
+this state does not back. Messages name versions, markets, ids and hashes only.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from databourse import audit
+from databourse.catalog_models import (
+    Approval,
+    AuditEvent,
+    Availability,
+    ExporterTransfer,
+    Grant,
+    Version,
+    iso,
+)
+
+__all__ = ["TrailState", "catalog_problems", "grant_problems"]
+
+VKey = tuple[str, str]  # (product, version)
+MKey = tuple[str, str, str]  # (product, version, market)
+_ANSWERED = {"approval": "available", "rejection": "rejected", "expiry": "expired"}
+_STATUS = {"version": "staged", "publication": "published", "withdrawal": "withdrawn"}
+
+
+@dataclass
+class TrailState:
+    """What the MAC-verified audit events prove (see the module docstring)."""
+
+    versions: dict[VKey, dict[str, Any]] = field(default_factory=dict)
+    markets: dict[MKey, dict[str, Any]] = field(default_factory=dict)
+    approvals: dict[int, dict[str, Any]] = field(default_factory=dict)
+    grants: dict[int, dict[str, Any]] = field(default_factory=dict)
+    counts: dict[tuple[str, int], int] = field(default_factory=lambda: defaultdict(int))
+
+    @classmethod
+    def of(cls, session: Session) -> TrailState:
+        """Fold every authenticated event, in chain order; unauthenticated ones prove nothing."""
+        keys = {k.key_id: k.material for k in audit.session_keys(session)}
+        state = cls()
+        for ev in session.scalars(select(AuditEvent).order_by(AuditEvent.seq)):
+            if _authentic(ev, keys):
+                state.fold(audit.event_json(ev))
+        return state
+
+    def fold(self, e: dict[str, Any]) -> None:
+        """Apply one authenticated event."""
+        kind, d = e["kind"], e["detail"]
+        vkey = (e["product"], e["version"])
+        if kind in _STATUS and e["version"]:
+            entry = self.versions.setdefault(vkey, {"content_hash": d.get("content_hash")})
+            if kind != "version" or "status" not in entry:  # a later `version` event: manifest
+                entry["status"] = _STATUS[kind]
+            if d.get("manifest_sha256"):
+                entry["manifest_sha256"] = d["manifest_sha256"]
+        elif kind == "decision" and e["market"]:
+            self.markets[(*vkey, e["market"])] = {
+                "status": d.get("status"),
+                "rule": d.get("rule"),
+                "policy_sha256": d.get("policy_sha256"),
+                "decision": d.get("decision"),
+                "approval_id": None,
+            }
+        elif kind in _ANSWERED and e["market"]:
+            market = self.markets.setdefault((*vkey, e["market"]), {})
+            market.update(status=_ANSWERED[kind], approval_id=d.get("approval_id"))
+            self.approvals[int(d["approval_id"])] = {
+                "decision": {"approval": "approved", "rejection": "rejected"}.get(kind, "expired"),
+                "valid_until": d.get("valid_until"),
+                "reference": d.get("reference"),
+                "market": e["market"],
+                "version": vkey,
+            }
+        elif kind == "carry_over":
+            self._carry(e, vkey)
+        elif kind == "grant" and d.get("grant_id") is not None:
+            self.grants[int(d["grant_id"])] = {**d, "version": vkey, "market": e["market"]}
+        elif kind == "count":
+            self.counts[(str(d.get("exporter")), int(d.get("year") or 0))] += int(
+                d.get("individuals") or 0
+            )
+
+    def _carry(self, e: dict[str, Any], vkey: VKey) -> None:
+        """A carry-over proves an approval only when its source is an audited approved one."""
+        d = e["detail"]
+        source_id = (d.get("carried_over_from") or {}).get("approval_id")
+        source = self.approvals.get(int(source_id)) if source_id is not None else None
+        if source is None or source["decision"] != "approved":
+            return
+        self.approvals[int(d["approval_id"])] = {
+            **source,
+            "reference": d.get("reference", source["reference"]),
+            "market": e["market"],
+            "version": vkey,
+        }
+
+
+def manifest_problem(audited: str | None, found: str | None, name: str) -> str | None:
+    """Why a manifest's bytes (sha256 `found`) are not the ones packaged, or None if they are."""
+    if audited is None or found == audited:
+        return None  # None: packaged before manifests were hashed (verify --all warns)
+    return (
+        f"{name}: manifest.json hashes to {str(found)[:16]}, packaged as {audited[:16]} (edited "
+        "after packaging: terms, markets or privacy figures cannot be trusted)"
+    )
+
+
+def _authentic(ev: AuditEvent, keys: dict[str, bytes]) -> bool:
+    """The event's hash recomputes and its MAC verifies under a known audit key."""
+    key = keys.get(ev.key_id or "")
+    if ev.mac is None or key is None:
+        return False
+    digest = audit.event_hash(
+        ev.seq, ev.at, ev.kind, ev.product, ev.version, ev.market, ev.actor,
+        dict(ev.detail or {}), ev.prev_hash,
+    )  # fmt: skip
+    return digest == ev.hash and hmac.compare_digest(audit.event_mac(key, digest), ev.mac)
+
+
+def version_problems(state: TrailState, row: Version) -> list[str]:
+    """The version row's content hash and status against the trail."""
+    name = f"{row.product_id} {row.version}"
+    proved = state.versions.get((row.product_id, row.version))
+    if proved is None:
+        return [f"{name}: no authenticated `version` event records it"]
+    problems = []
+    if proved["content_hash"] != row.content_hash:
+        problems.append(
+            f"{name}: content hash {row.content_hash[:16]} is not the audited "
+            f"{str(proved['content_hash'])[:16]} (the catalog row was rewritten)"
+        )
+    if row.manifest_sha256 != proved.get("manifest_sha256"):
+        problems.append(f"{name}: its manifest sha256 is not the audited one")
+    if proved.get("status") == "withdrawn" and row.status != "withdrawn":
+        problems.append(f"{name}: the trail records its withdrawal, the catalog says {row.status}")
+    return problems
+
+
+def market_problems(state: TrailState, row: Version, where: Availability) -> list[str]:
+    """One market's stored status, rule and policy against its last audited decision/answer."""
+    name = f"{row.product_id} {row.version} market {where.market}"
+    proved = state.markets.get((row.product_id, row.version, where.market))
+    if proved is None:
+        return [f"{name}: {where.status} without any authenticated gate decision"]
+    problems = []
+    if proved.get("status") != where.status:
+        problems.append(f"{name}: {where.status}, the audited trail says {proved.get('status')}")
+    detail = where.detail or {}
+    if proved.get("policy_sha256") != detail.get("policy_sha256"):
+        problems.append(f"{name}: its policy fingerprint is not the audited decision's")
+    if proved.get("rule") != where.rule_id:
+        problems.append(f"{name}: rule {where.rule_id}, the audited decision's is {proved['rule']}")
+    if proved.get("decision") is not None and proved["decision"] != detail.get("decision"):
+        problems.append(f"{name}: policy decision {detail.get('decision')} is not the audited one")
+    return problems
+
+
+def approval_problems(state: TrailState, approval: Approval) -> list[str]:
+    """An approval row against its audited decision, valid_until and reference."""
+    proved = state.approvals.get(approval.id)
+    name = f"approval {approval.id} ({approval.market})"
+    if proved is None:
+        return [f"{name}: no authenticated approval (or approved carry-over source) records it"]
+    problems = []
+    until = approval.valid_until.isoformat() if approval.valid_until else None
+    if (proved.get("valid_until") or None) != until:
+        problems.append(f"{name}: valid until {until}, audited {proved.get('valid_until')}")
+    if proved.get("reference") != approval.reference:
+        problems.append(f"{name}: its reference is not the audited one")
+    if proved["decision"] != approval.decision:
+        problems.append(
+            f"{name}: {approval.decision}, the audited decision is {proved['decision']}"
+        )
+    if proved["market"] != approval.market:
+        problems.append(f"{name}: audited for market {proved['market']}")
+    return problems
+
+
+def grant_problems(
+    session: Session, row: Version, where: Availability, approval: Approval | None
+) -> list[str]:
+    """Everything a new grant rests on that the authenticated trail does not back."""
+    state = TrailState.of(session)
+    problems = version_problems(state, row) + market_problems(state, row, where)
+    if approval is not None:
+        problems += approval_problems(state, approval)
+    return problems
+
+
+def catalog_problems(session: Session) -> list[tuple[str, str]]:
+    """Every catalog row `verify --all` relies on that the trail contradicts: (kind, message)."""
+    state = TrailState.of(session)
+    out: list[tuple[str, str]] = []
+    versions = {v.id: v for v in session.scalars(select(Version))}
+    for row in versions.values():
+        out += [("trail-version", p) for p in version_problems(state, row)]
+    for where in session.scalars(select(Availability)):
+        out += [
+            ("trail-market", p) for p in market_problems(state, versions[where.version_id], where)
+        ]
+    for approval in session.scalars(select(Approval)):
+        out += [("trail-approval", p) for p in approval_problems(state, approval)]
+    for grant in session.scalars(select(Grant)):
+        out += [("trail-grant", p) for p in _grant_row_problems(state, grant, versions)]
+    who = (ExporterTransfer.exporter, ExporterTransfer.year)
+    stored = session.execute(
+        select(*who, func.sum(ExporterTransfer.individuals)).group_by(*who)
+    ).all()
+    sums = {(e, int(y)): int(n or 0) for e, y, n in stored}
+    for key in sorted(set(sums) | set(state.counts)):
+        if sums.get(key, 0) != state.counts.get(key, 0):
+            out.append((
+                "trail-count",
+                f"exporter {key[0]} {key[1]}: {sums.get(key, 0)} individuals counted, "
+                f"the audited count events sum to {state.counts.get(key, 0)}",
+            ))  # fmt: skip
+    return out
+
+
+def _grant_row_problems(state: TrailState, grant: Grant, versions: dict[int, Version]) -> list[str]:
+    """A grant row needs its audited grant event, same version, market, hash and expiry."""
+    proved = state.grants.get(grant.id)
+    if proved is None:
+        return [f"grant {grant.id} ({grant.market}): no authenticated grant event records it"]
+    row = versions.get(grant.version_id)
+    same = (
+        row is not None
+        and proved["version"] == (row.product_id, row.version)
+        and proved["market"] == grant.market
+        and proved.get("content_hash") == grant.content_hash
+        and proved.get("expires_at") == iso(grant.expires_at)
+    )
+    return [] if same else [f"grant {grant.id} ({grant.market}): differs from its audit event"]
