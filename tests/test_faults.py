@@ -51,6 +51,7 @@ from databourse.package import (
     MANIFEST,
     build_manifest,
     content_hash,
+    manifest_sha256,
     publish_files,
     read_manifest,
     schema_of,
@@ -119,7 +120,8 @@ def package_version(
             publish_files(store, product, rec.version, Path(tmp), files, manifest)
     # Unlike tasks/building.py (only when it writes the manifest), on every run: a crash after
     # the manifest and before this line would otherwise leave the catalog without its URI.
-    catalog.set_manifest(product, rec.version, store.uri(manifest_key))
+    sha = manifest_sha256(store, product, rec.version)
+    catalog.set_manifest(product, rec.version, store.uri(manifest_key), sha)
     catalog.publish_version(product, rec.version)  # decide-transfers
     catalog.set_availability(product, rec.version, "CN", "available", "domestic")
     return {"version": rec.version, "content_hash": chash, "new": rec.new}
@@ -338,7 +340,9 @@ def invariants(store: ObjectStore, catalog: Catalog) -> ConsistencyReport:
             assert catalog.get_version(product, version).status == "staged"
     events = catalog.audit_history()
     counts = Counter(
+        # a version has two `version` events: reserved, then its manifest's sha256 recorded
         (e["kind"], e["product"], e["version"], e["detail"].get("ingest_id"))
+        + ("manifest_sha256" in e["detail"],)
         for e in events
         if e["kind"] in ("ingest", "version", "publication")
     )
@@ -475,12 +479,12 @@ def test_sigkill_with_the_publication_transaction_open(
     code, _ = finish(spawn(job, "publish-commit"))
     assert code == -signal.SIGKILL
     assert published(catalog, "p1") == [("1.0.0", "staged")]  # rolled back
-    assert [e["kind"] for e in catalog.audit_history()] == ["version"]
+    assert [e["kind"] for e in catalog.audit_history()] == ["version", "version"]  # + manifest
     invariants(store, catalog)
     assert package_version(store, catalog, "p1", product_table(5_000), 10_000)["new"] is False
     assert published(catalog, "p1") == [("1.0.0", "published")]
     kinds = [e["kind"] for e in catalog.audit_history()]
-    assert kinds == ["version", "publication", "decision"]
+    assert kinds == ["version", "version", "publication", "decision"]
     assert invariants(store, catalog).kinds("warning") == set()
 
 
