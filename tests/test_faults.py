@@ -341,8 +341,13 @@ def invariants(store: ObjectStore, catalog: Catalog) -> ConsistencyReport:
     events = catalog.audit_history()
     counts = Counter(
         # a version has two `version` events: reserved, then its manifest's sha256 recorded
-        (e["kind"], e["product"], e["version"], e["detail"].get("ingest_id"))
-        + ("manifest_sha256" in e["detail"],)
+        (
+            e["kind"],
+            e["product"],
+            e["version"],
+            e["detail"].get("ingest_id"),
+            "manifest_sha256" in e["detail"],
+        )
         for e in events
         if e["kind"] in ("ingest", "version", "publication")
     )
