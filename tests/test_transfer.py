@@ -259,7 +259,7 @@ def test_approval_answers_refused_with_reasons(policy: CrossBorderPolicy) -> Non
     assert "not one of route" in approval_problems(policy, route, {**OK, "basis": "bcr"}, TODAY)[0]
     assert "not defined" in approval_problems(policy, "made_up", OK, TODAY)[0]
     assert approval_problems(policy, route, {**OK, "approver": " "}, TODAY) == [
-        "the approver's name is empty"
+        "the approver is empty: give a name or staff id"  # the one name rule (databourse.names)
     ]
     rejection = {"approver": "Tan Mei Ling", "decision": "reject", "reference": "none"}
     assert approval_problems(policy, route, rejection, TODAY) == []
