@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -286,3 +289,37 @@ def signed_in_ui(ui_url: str, auth: str) -> Any:
             server.server_close()
 
     return serving()
+
+
+@contextlib.contextmanager
+def served_publish_flow(
+    prefect_api: str, root: Path, name: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A runner serving publish-product as `publish-product/<name>` with `root`'s configs."""
+    import httpx
+
+    log = root / "runner.log"
+    code = (
+        f"from flows.publish_product import publish_product; publish_product.serve(name={name!r})"
+    )
+    env = {**os.environ, "DATABOURSE_CONFIG_DIR": str(root / "configs")}
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code],
+            cwd=root,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 90
+        url = f"{prefect_api}/deployments/name/publish-product/{name}"
+        while httpx.get(url).status_code != 200:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} runner did not start: {log.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield proc
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=30)

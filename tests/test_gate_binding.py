@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +19,7 @@ from uuid import UUID
 
 import httpx
 import pytest
-from helpers import make_project
+from helpers import make_project, served_publish_flow
 from sqlalchemy import text
 from test_transfer_gate import (
     SCC,
@@ -179,30 +177,8 @@ def bind_cfg(tmp_path_factory: pytest.TempPathFactory) -> Config:
 @pytest.fixture(scope="module")
 def bind_runner(prefect_api: str, bind_cfg: Config) -> Iterator[subprocess.Popen[bytes]]:
     """Serves publish-product as `publish-product/binding` with this module's configs."""
-    log = bind_cfg.root / "runner.log"
-    code = (
-        "from flows.publish_product import publish_product; publish_product.serve(name='binding')"
-    )
-    env = {**os.environ, "DATABOURSE_CONFIG_DIR": str(bind_cfg.root / "configs")}
-    with log.open("wb") as fh:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", code],
-            cwd=bind_cfg.root,
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 90
-        while httpx.get(f"{prefect_api}/deployments/name/{DEPLOYMENT}").status_code != 200:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"binding runner did not start: {log.read_text()[-3000:]}")
-            time.sleep(0.5)
+    with served_publish_flow(prefect_api, bind_cfg.root, "binding") as proc:
         yield proc
-    finally:
-        os.killpg(proc.pid, 15)
-        proc.wait(timeout=30)
 
 
 def suspended(cfg: Config, tag: str) -> tuple[str, str]:

@@ -11,7 +11,6 @@ import datetime as dt
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +19,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from helpers import REPO, bourse, make_project, sample_manifest
+from helpers import REPO, bourse, make_project, sample_manifest, served_publish_flow
 from sqlalchemy import text
 
 from databourse.catalog import Catalog
@@ -245,30 +244,8 @@ def test_the_cli_has_no_way_around_the_gate() -> None:
 @pytest.fixture(scope="module")
 def gate_runner(prefect_api: str, gate_cfg: Config) -> Iterator[subprocess.Popen[bytes]]:
     """Serves publish-product as `publish-product/gate` with the gate project's configs."""
-    import httpx
-
-    log = gate_cfg.root / "runner.log"
-    code = "from flows.publish_product import publish_product; publish_product.serve(name='gate')"
-    env = {**os.environ, "DATABOURSE_CONFIG_DIR": str(gate_cfg.root / "configs")}
-    with log.open("wb") as fh:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", code],
-            cwd=gate_cfg.root,
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 90
-        while httpx.get(f"{prefect_api}/deployments/name/{DEPLOYMENT}").status_code != 200:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"gate runner did not start: {log.read_text()[-3000:]}")
-            time.sleep(0.5)
+    with served_publish_flow(prefect_api, gate_cfg.root, "gate") as proc:
         yield proc
-    finally:
-        os.killpg(proc.pid, 15)
-        proc.wait(timeout=30)
 
 
 def start(product: str, version: str) -> str:
