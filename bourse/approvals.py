@@ -137,6 +137,12 @@ def answer(run_id: str, form: dict[str, Any], wait_seconds: float = 120) -> str:
             state = run.state.name if run.state else "unknown"
             raise ApprovalError(f"run {run.name} ({run_id}) is not waiting for approval: {state}")
         key = run.state.state_details.pause_key or ""
+        # Prefect marks a run Suspended before it saves the form's schema: wait for the form.
+        if not _form_ready(client, uuid, key, wait_seconds=min(wait_seconds, 30)):
+            raise ApprovalError(
+                f"run {run.name} ({run_id}) is suspending but its form is not saved yet; "
+                "try again in a moment"
+            )
         # As the form in the UI does: the suspension's constants come back as shown.
         form = {**form_constants(client, uuid, key), **form}
         result = client.resume_flow_run(uuid, run_input=_jsonable(form))
@@ -146,14 +152,33 @@ def answer(run_id: str, form: dict[str, Any], wait_seconds: float = 120) -> str:
         return _wait_settled(client, uuid, wait_seconds)
 
 
+def _form_ready(client: Any, run_id: UUID, key: str, wait_seconds: float = 0) -> bool:
+    """True once the suspension's form schema is saved (Prefect saves it after the state)."""
+    schema_key = keyset_from_base_key(f"suspended-{key}")["schema"]
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        found = client.filter_flow_run_input(run_id, schema_key, 1, set())
+        if found and found[0].key == schema_key:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.25)
+
+
 def _wait_settled(client: Any, run_id: UUID, seconds: float) -> str:
-    """Wait until the resumed run completes, fails, or suspends again (next market)."""
+    """Wait until the resumed run completes, fails, or suspends again (next market) with its
+    form saved, so that the next answer can be given at once."""
     deadline = time.monotonic() + seconds
     time.sleep(1)
     while True:
         state = client.read_flow_run(run_id).state
         settled = state is not None and (
-            state.is_final() or (state.is_paused() and state.name == "Suspended")
+            state.is_final()
+            or (
+                state.is_paused()
+                and state.name == "Suspended"
+                and _form_ready(client, run_id, state.state_details.pause_key or "")
+            )
         )
         if settled or time.monotonic() > deadline:
             return state.name if state else "unknown"
