@@ -19,6 +19,8 @@ import io
 import json
 import os
 import sqlite3
+import subprocess
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -189,13 +191,31 @@ def file_hits(path: Path, where: str) -> list[Hit]:
 
 
 def tree_hits(roots: Iterable[Path], store_root: Path) -> tuple[list[Hit], int]:
+    """Canaries in every file under `roots`, read from a copy another process makes.
+
+    This process holds pooled SQLite connections to the catalog: opening and closing the live
+    catalog.db here, even to read it, drops every POSIX lock this process holds on it (SQLite's
+    "How To Corrupt", 2.2), and a writer in the runner then checkpoints under its feet: the
+    session catalog was found malformed later in the suite. `cp` in a child process has locks of
+    its own to drop, so the files are copied there and searched here.
+    """
     hits: list[Hit] = []
     scanned = 0
-    for root in roots:
-        for path in sorted(p for p in root.rglob("*") if p.is_file()):
-            if not legitimate(path, store_root):
-                hits += file_hits(path, str(path))
-                scanned += 1
+    with tempfile.TemporaryDirectory(prefix="leak-scan-") as tmp:
+        for n, root in enumerate(sorted(set(roots))):
+            if not root.exists():
+                continue
+            copy = Path(tmp) / str(n)
+            done = subprocess.run(
+                ["cp", "-a", f"{root}/.", str(copy)], capture_output=True, text=True
+            )
+            gone = [e for e in done.stderr.splitlines() if "No such file" not in e]
+            assert done.returncode == 0 or not gone, done.stderr  # only files removed meanwhile
+            for path in sorted(p for p in copy.rglob("*") if p.is_file()):
+                original = root / path.relative_to(copy)
+                if not legitimate(original, store_root):
+                    hits += file_hits(path, str(original))
+                    scanned += 1
     return hits, scanned
 
 

@@ -35,29 +35,6 @@ def canary() -> str:
     return secrets.token_hex(32)
 
 
-@pytest.fixture(autouse=True)
-def shared_catalog_intact(request: pytest.FixtureRequest) -> None:
-    """The API-run tests share the session project's catalog with the session runner.
-
-    In one full-suite CI run (2026-12-04) that SQLite file was found malformed by the time these
-    tests ran (cause not yet found, see the closing note of that stop); a broken shared file says
-    nothing about the source boundaries, so those tests stop here saying so, instead of failing.
-    """
-    if "project" not in request.fixturenames:
-        return
-    project = request.getfixturevalue("project")
-    db = project / "state" / "catalog.db"
-    if not db.exists():
-        return
-    with sqlite3.connect(db) as conn:
-        try:
-            verdict = conn.execute("PRAGMA quick_check").fetchone()[0]
-        except sqlite3.DatabaseError as exc:
-            verdict = str(exc)
-    if verdict != "ok":
-        pytest.skip(f"the session's shared catalog {db} is corrupt ({verdict}): not this test's")
-
-
 @pytest.fixture(scope="module")
 def places(project: Path) -> dict[str, Path]:
     """The project's key folder, state folder and landing zone (the config the runner serves)."""
