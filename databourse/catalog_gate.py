@@ -29,6 +29,8 @@ from databourse.catalog_models import (
 )
 from databourse.config import CrossBorderPolicy
 from databourse.errors import CatalogError, TransferNotApproved
+from databourse.trail_state import TrailState
+from databourse.trail_state import approval_problems as trail_approval_problems
 from databourse.transfer import (
     TransferDecision,
     TransferFacts,
@@ -42,6 +44,22 @@ from databourse.transfer import (
 __all__ = ["TransferGate"]
 
 log = logging.getLogger("databourse.catalog")
+
+
+def _untrailed_source(session: Session, trail: TrailState, approval_id: int) -> list[str]:
+    """Why the audited trail does not back carrying `approval_id` over (none: it does)."""
+    source = session.get(Approval, approval_id)
+    earlier = session.get(Version, source.version_id) if source is not None else None
+    if source is None or earlier is None:
+        return [f"approval {approval_id} is gone"]
+    problems = trail.chain_problems() + trail_approval_problems(trail, source, earlier)
+    proved = trail.approvals.get(approval_id) or {}
+    if source.carry_over and not proved.get("carry_over"):
+        problems.append(
+            f"approval {approval_id}: the audited answer did not say it covers later versions"
+        )
+    return problems
+
 
 # What an approval carried over to a later version keeps from the one it copies.
 _CARRIED_FIELDS = (
@@ -72,13 +90,15 @@ def _carry_over(
     decision: TransferDecision,
     facts: TransferFacts,
     allowed: bool,
+    trail: TrailState,
 ) -> tuple[dict[str, Any] | None, list[str]]:
-    """Copy an earlier version's approval to this one when the rules allow it."""
+    """Copy an earlier version's approval to this one when the rules and the trail allow it."""
     market = decision.market
     prior = prior_approval(session, row, market)
     if prior is None or not allowed:
         return None, []
     problems = carry_over_problems(prior, row.schema, facts, decision, date.today())
+    problems += _untrailed_source(session, trail, prior.approval_id)
     if problems:
         why = "; ".join(problems)
         log.info("%s %s %s: no carry-over: %s", row.product_id, row.version, market, why)
@@ -209,6 +229,15 @@ class TransferGate(CatalogEngine):
             row = self._version_row(session, product_id, version)
             _lock_exporter(session, exporter)
             year = calendar_year(timezone, self._now())
+            trail = TrailState.of(session)
+            stored = sent_this_year(session, exporter, year)
+            if refused := trail.chain_problems() + trail.count_problems(exporter, year, stored):
+                raise TransferNotApproved(
+                    f"{product_id} {version}: no market decided: {refused[0]}; run "
+                    "`bourse audit verify` and `bourse verify --all`",
+                    product=product_id,
+                    version=version,
+                )
             full = with_running_count(facts, year, *sent_this_year(session, exporter, year, row.id))
             row.transfer_facts = {
                 **full.to_json(),
@@ -220,7 +249,7 @@ class TransferGate(CatalogEngine):
             for market in markets:
                 decision = decide(policy, full, market)
                 status, carried, problems = self._gate_market(
-                    session, row, decision, full, carry_over, fingerprint
+                    session, row, decision, full, carry_over, fingerprint, trail
                 )
                 out.append(
                     {
@@ -244,6 +273,7 @@ class TransferGate(CatalogEngine):
         facts: TransferFacts,
         carry_over: bool,
         fingerprint: str,
+        trail: TrailState,
     ) -> tuple[str, dict[str, Any] | None, list[str]]:
         """One market's status under the policy's decision: (status, carried from, why not)."""
         market = decision.market
@@ -262,7 +292,7 @@ class TransferGate(CatalogEngine):
         elif decision.decision == "allowed":
             status = "pending_approval"  # gated before for this content: a person decides
         else:
-            carried, problems = _carry_over(session, row, decision, facts, carry_over)
+            carried, problems = _carry_over(session, row, decision, facts, carry_over, trail)
             status = "available" if carried else "pending_approval"
         detail = {
             **decision.to_json(),

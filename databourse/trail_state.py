@@ -29,7 +29,7 @@ from databourse.catalog_models import (
     iso,
 )
 
-__all__ = ["TrailState", "catalog_problems", "grant_problems"]
+__all__ = ["TrailState", "approval_problems", "catalog_problems", "grant_problems"]
 
 VKey = tuple[str, str]  # (product, version)
 MKey = tuple[str, str, str]  # (product, version, market)
@@ -46,16 +46,41 @@ class TrailState:
     approvals: dict[int, dict[str, Any]] = field(default_factory=dict)
     grants: dict[int, dict[str, Any]] = field(default_factory=dict)
     counts: dict[tuple[str, int], int] = field(default_factory=lambda: defaultdict(int))
+    sensitive: dict[tuple[str, int], int] = field(default_factory=lambda: defaultdict(int))
+    breaks: list[str] = field(default_factory=list)  # the chain's breaks: nothing is backed
 
     @classmethod
     def of(cls, session: Session) -> TrailState:
-        """Fold every authenticated event, in chain order; unauthenticated ones prove nothing."""
+        """Fold every authenticated event, in chain order; unauthenticated ones prove nothing.
+
+        An event deleted from the middle of the trail (its MAC'd neighbours still verify) or one
+        rewritten after authenticated events is a break of the chain (`audit.verify`'s checks):
+        a state with breaks backs no grant, carry-over or count.
+        """
         keys = {k.key_id: k.material for k in audit.session_keys(session)}
-        state = cls()
+        state = cls(breaks=list(audit.verify(session).problems))
         for ev in session.scalars(select(AuditEvent).order_by(AuditEvent.seq)):
             if _authentic(ev, keys):
                 state.fold(audit.event_json(ev))
         return state
+
+    def chain_problems(self) -> list[str]:
+        """The trail's breaks, as a refusal names them (first three)."""
+        if not self.breaks:
+            return []
+        shown = "; ".join(self.breaks[:3]) + ("; ..." if len(self.breaks) > 3 else "")
+        return [f"the audit trail is broken ({shown}): `bourse audit verify` says where"]
+
+    def count_problems(self, exporter: str, year: int, stored: tuple[int, int]) -> list[str]:
+        """The stored running count (individuals, sensitive) against the audited count events."""
+        audited = (self.counts.get((exporter, year), 0), self.sensitive.get((exporter, year), 0))
+        if audited == tuple(stored):
+            return []
+        return [
+            f"exporter {exporter} {year}: the stored running count {stored[0]} (sensitive "
+            f"{stored[1]}) is not the audited {audited[0]} (sensitive {audited[1]}): rows of "
+            "exporter_transfers were deleted or edited"
+        ]
 
     def fold(self, e: dict[str, Any]) -> None:
         """Apply one authenticated event."""
@@ -84,28 +109,32 @@ class TrailState:
                 "reference": d.get("reference"),
                 "market": e["market"],
                 "version": vkey,
+                "content_hash": d.get("content_hash"),
+                "carry_over": bool(d.get("carry_over")),
             }
         elif kind == "carry_over":
             self._carry(e, vkey)
         elif kind == "grant" and d.get("grant_id") is not None:
             self.grants[int(d["grant_id"])] = {**d, "version": vkey, "market": e["market"]}
         elif kind == "count":
-            self.counts[(str(d.get("exporter")), int(d.get("year") or 0))] += int(
-                d.get("individuals") or 0
-            )
+            who = (str(d.get("exporter")), int(d.get("year") or 0))
+            self.counts[who] += int(d.get("individuals") or 0)
+            if d.get("sensitive"):
+                self.sensitive[who] += int(d.get("individuals") or 0)
 
     def _carry(self, e: dict[str, Any], vkey: VKey) -> None:
         """A carry-over proves an approval only when its source is an audited approved one."""
         d = e["detail"]
         source_id = (d.get("carried_over_from") or {}).get("approval_id")
         source = self.approvals.get(int(source_id)) if source_id is not None else None
-        if source is None or source["decision"] != "approved":
-            return
+        if source is None or source["decision"] != "approved" or not source["carry_over"]:
+            return  # only an answer that said "covers later versions" carries over
         self.approvals[int(d["approval_id"])] = {
             **source,
             "reference": d.get("reference", source["reference"]),
             "market": e["market"],
             "version": vkey,
+            "content_hash": d.get("content_hash"),
         }
 
 
@@ -169,13 +198,19 @@ def market_problems(state: TrailState, row: Version, where: Availability) -> lis
     return problems
 
 
-def approval_problems(state: TrailState, approval: Approval) -> list[str]:
-    """An approval row against its audited decision, valid_until and reference."""
+def approval_problems(
+    state: TrailState, approval: Approval, row: Version | None = None
+) -> list[str]:
+    """An approval row against its audited decision, terms, version and content hash."""
     proved = state.approvals.get(approval.id)
     name = f"approval {approval.id} ({approval.market})"
     if proved is None:
         return [f"{name}: no authenticated approval (or approved carry-over source) records it"]
     problems = []
+    if row is not None and proved["version"] != (row.product_id, row.version):
+        problems.append(f"{name}: audited for {proved['version'][0]} {proved['version'][1]}")
+    if proved.get("content_hash") and proved["content_hash"] != approval.content_hash:
+        problems.append(f"{name}: its content hash is not the audited one")
     until = approval.valid_until.isoformat() if approval.valid_until else None
     if (proved.get("valid_until") or None) != until:
         problems.append(f"{name}: valid until {until}, audited {proved.get('valid_until')}")
@@ -195,9 +230,16 @@ def grant_problems(
 ) -> list[str]:
     """Everything a new grant rests on that the authenticated trail does not back."""
     state = TrailState.of(session)
-    problems = version_problems(state, row) + market_problems(state, row, where)
+    problems = state.chain_problems()
+    problems += version_problems(state, row) + market_problems(state, row, where)
     if approval is not None:
-        problems += approval_problems(state, approval)
+        problems += approval_problems(state, approval, row)
+        made_available = state.markets.get((row.product_id, row.version, where.market), {})
+        if made_available.get("approval_id") not in (None, approval.id):
+            problems.append(
+                f"approval {approval.id} ({where.market}): the audited trail made the market "
+                f"available with approval {made_available['approval_id']}"
+            )
     return problems
 
 
@@ -213,7 +255,8 @@ def catalog_problems(session: Session) -> list[tuple[str, str]]:
             ("trail-market", p) for p in market_problems(state, versions[where.version_id], where)
         ]
     for approval in session.scalars(select(Approval)):
-        out += [("trail-approval", p) for p in approval_problems(state, approval)]
+        owner = versions.get(approval.version_id)
+        out += [("trail-approval", p) for p in approval_problems(state, approval, owner)]
     for grant in session.scalars(select(Grant)):
         out += [("trail-grant", p) for p in _grant_row_problems(state, grant, versions)]
     who = (ExporterTransfer.exporter, ExporterTransfer.year)
