@@ -204,11 +204,9 @@ def discover(
 @app.command()
 def serve() -> None:
     """Serve the deployments of deploy/prefect.yaml from this process (the embedded runner)."""
-    from prefect import serve as prefect_serve
+    from bourse.serving import serve as serve_declared
 
-    from bourse.serving import runner_deployments
-
-    prefect_serve(*runner_deployments())
+    serve_declared()
 
 
 @app.command()

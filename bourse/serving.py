@@ -32,29 +32,51 @@ def declared() -> list[dict[str, Any]]:
     return list(spec["deployments"])
 
 
-def runner_deployments() -> list[Any]:
-    """`RunnerDeployment`s for `prefect.serve`, one per declared deployment."""
+def served_flows() -> list[tuple[Any, dict[str, Any]]]:
+    """(flow, deployment options) of each declared deployment; DATABOURSE_SCHEDULES=off: none."""
     schedules_on = os.environ.get("DATABOURSE_SCHEDULES", "on") != "off"
     out = []
     for dep in declared():
         path, name = dep["entrypoint"].split(":")
         flow = getattr(importlib.import_module(path.removesuffix(".py").replace("/", ".")), name)
         limit = dep.get("concurrency_limit")
-        out.append(
-            flow.to_deployment(
-                name=dep["name"],
-                description=dep.get("description"),
-                tags=dep.get("tags"),
-                parameters=dep.get("parameters") or {},
-                schedules=[
-                    Cron(s["cron"], timezone=s.get("timezone", "UTC"))
-                    for s in dep.get("schedules") or []
-                    if "cron" in s and s.get("active", True)
-                ]
-                if schedules_on
-                else None,
-                concurrency_limit=limit["limit"] if isinstance(limit, dict) else limit,
-                enforce_parameter_schema=dep.get("enforce_parameter_schema", True),
-            )
-        )
+        options = {
+            "name": dep["name"],
+            "description": dep.get("description"),
+            "tags": dep.get("tags"),
+            "parameters": dep.get("parameters") or {},
+            "schedules": [
+                Cron(s["cron"], timezone=s.get("timezone", "UTC"))
+                for s in dep.get("schedules") or []
+                if "cron" in s and s.get("active", True)
+            ]
+            if schedules_on
+            else None,
+            "concurrency_limit": limit["limit"] if isinstance(limit, dict) else limit,
+            "enforce_parameter_schema": dep.get("enforce_parameter_schema", True),
+        }
+        out.append((flow, options))
     return out
+
+
+def runner_deployments() -> list[Any]:
+    """`RunnerDeployment`s, one per declared deployment (what `bourse serve` registers)."""
+    return [flow.to_deployment(**options) for flow, options in served_flows()]
+
+
+def serve() -> None:
+    """Run the embedded runner: each run executes the flow imported here, never code the API names.
+
+    `prefect.serve(*deployments)` loads a run's flow from the deployment as the API stores it, so
+    anyone who may PATCH a deployment (its `pull_steps`, `entrypoint`) runs code in the runner,
+    next to the key files. `Runner.add_flow` keeps the imported flow for its deployment and
+    starts every run of it from that object (Prefect's direct subprocess), whatever the API says.
+    """
+    import asyncio
+
+    from prefect.runner import Runner
+
+    runner = Runner(pause_on_shutdown=True)
+    for flow, options in served_flows():
+        runner.add_flow(flow, **options)
+    asyncio.run(runner.start())

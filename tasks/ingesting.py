@@ -138,7 +138,7 @@ def ingest(
 def source_bounds() -> SourceBounds:
     """Where this process may read sources: the landing zone, source_roots, its caller's paths.
 
-    A process a runner or worker started for a flow run (Prefect sets PREFECT__FLOW_RUN_ID) runs
+    A flow run a deployment started (a runner or worker: `started_by_a_deployment`) runs
     parameters anyone with the API may have set: it reads only the landing zone and source_roots.
     Called in a process of its own (`bourse ingest`/`run`, a script), the caller named the path.
     """
@@ -150,8 +150,21 @@ def source_bounds() -> SourceBounds:
         landing=str(landing) if landing is not None else store.uri("landing"),
         roots=tuple(cfg.settings.source_roots),
         denied=(str(cfg.state_dir), cfg.store_root, str(cfg.root / "configs"), *sorted(keys)),
-        caller_named="PREFECT__FLOW_RUN_ID" not in os.environ,
+        caller_named=not started_by_a_deployment(),
     )
+
+
+def started_by_a_deployment() -> bool:
+    """Whether this flow run came through a deployment (API, schedule, event), not a caller.
+
+    A runner sets PREFECT__FLOW_RUN_ID for `python -m prefect.engine`, or PREFECT__DEPLOYMENT_NAME
+    for a flow it starts directly; the run's own deployment id says it wherever it runs.
+    """
+    if os.environ.get("PREFECT__FLOW_RUN_ID") or os.environ.get("PREFECT__DEPLOYMENT_NAME"):
+        return True
+    from prefect.runtime import deployment
+
+    return deployment.id is not None
 
 
 def _drift_text(drift: dict[str, Any]) -> str:

@@ -133,6 +133,31 @@ def test_the_managed_api_refuses_who_has_no_auth_string(stack: dict[str, Any]) -
     assert "basic auth string" in status
 
 
+def test_who_holds_the_auth_string_cannot_run_code_in_the_runner(
+    stack: dict[str, Any], tmp_path: Path
+) -> None:
+    """Adversary pass 2, row 1: PATCH `pull_steps` of a served deployment, then start a run: the
+    runner runs the flow it imported, never a step the API names (it ran and read key files)."""
+    client, planted = stack["client"], tmp_path / "ran-in-the-runner.txt"
+    [deployment] = client.post("/deployments/filter", json={
+        "deployments": {"name": {"any_": ["discover"]}}}).json()  # fmt: skip
+    script = f"sh -c 'echo pwned > {planted}'"  # run_shell_script runs no shell of its own
+    steps = [{"prefect.deployments.steps.run_shell_script": {"script": script}}]
+    patched = client.patch(f"/deployments/{deployment['id']}", json={"pull_steps": steps})
+    assert patched.status_code == 204, patched.text
+    assert client.get(f"/deployments/{deployment['id']}").json()["pull_steps"] == steps
+    made = client.post(f"/deployments/{deployment['id']}/create_flow_run", json={})
+    assert made.status_code == 201, made.text
+    run_id = made.json()["id"]
+    deadline = time.monotonic() + 180
+    while (state := client.get(f"/flow_runs/{run_id}").json()["state"])["type"] not in {
+        "COMPLETED", "FAILED", "CRASHED", "CANCELLED"}:  # fmt: skip
+        assert time.monotonic() < deadline, state
+        time.sleep(1)
+    assert not planted.exists(), "a pull step the API named ran in the runner"
+    assert state["type"] == "COMPLETED", state  # the served flow itself ran
+
+
 def test_a_forged_sender_is_recorded_as_an_unverified_claim(stack: dict[str, Any]) -> None:
     """Row 14: the `sender` a writer types is never the approver's Prefect identity."""
     client = stack["client"]
