@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 from databourse import zones
 from databourse.anonymize import Keys
 from databourse.catalog import Catalog
-from databourse.config import Config, PrivacyModel
+from databourse.config import Config
 from databourse.consistency import ConsistencyReport, check_all
 from databourse.errors import DataBourseError, IngestRejected
 from databourse.facts import configured_problems
@@ -21,7 +21,6 @@ from databourse.hierarchy import product_hierarchies
 from databourse.ingest import read_contract_table
 from databourse.package import manifest_hash, read_manifest, validate_manifest
 from databourse.pii import scan_table
-from databourse.privacy import verify
 from databourse.productize import productize, rescan_written
 from databourse.quality_profile import profile_yaml
 from databourse.screening import check_embedded, direct_identifiers
@@ -129,13 +128,12 @@ def verify_version(
                 problems.append(f"{prefix}/{f['path']}: sha256 differs from the manifest")
         if len(problems) > before_files:  # the files are not the version's: nothing more to say
             return problems
-        problems += _privacy_problems(manifest, Path(tmp))
         table = pq.read_table(tmp)
         findings = scan_table(table, threshold=cfg.settings.pii_threshold)
         found = direct_identifiers(findings)
         problems += [f"direct identifier in column {f['column']} ({f['category']})" for f in found]
         problems += _embedded_problems(findings, manifest, cfg.settings.pii_embedded_max_share)
-        problems += [f"{key}: {p}" for p in _facts_problems(cfg, table, manifest)]
+        problems += [f"{key}: {p}" for p in _facts_problems(cfg, Path(tmp), manifest)]
     return problems
 
 
@@ -160,9 +158,9 @@ def _hash_problems(
     return problems
 
 
-def _facts_problems(cfg: Config, table: Any, manifest: dict[str, Any]) -> list[str]:
-    """The transfer facts recounted from the files and the provider's config (see facts.py)."""
-    found = configured_problems(cfg, table, manifest)
+def _facts_problems(cfg: Config, folder: Path, manifest: dict[str, Any]) -> list[str]:
+    """The facts and the privacy model from the product's config and the files (see facts.py)."""
+    found = configured_problems(cfg, folder, manifest)
     if found is None:
         return [f"product {manifest['product']} is not configured: facts not re-derived"]
     return found
@@ -175,21 +173,6 @@ def _embedded_problems(
     redacted = (manifest["personal_data"].get("embedded") or {}).get("redacted") or {}
     check = check_embedded(findings, list(redacted), max_share)
     return [] if check.ok else [f"identifiers inside text: {check.reason()}"]
-
-
-def _privacy_problems(manifest: dict[str, Any], folder: Path) -> list[str]:
-    privacy = manifest.get("privacy") or {}
-    if not privacy.get("quasi_identifiers") or "aggregate" in privacy:
-        return []
-    fields = set(PrivacyModel.model_fields)
-    model = PrivacyModel(**{k: v for k, v in privacy.items() if k in fields and v is not None})
-    report = verify(folder, model)
-    if not report.satisfied:
-        return [
-            f"privacy model not met by the files: k={report.k}, smallest class "
-            f"{report.smallest_class}"
-        ]
-    return []
 
 
 def verify_all(

@@ -13,7 +13,6 @@ from typing import Any
 from uuid import UUID
 
 import httpx
-import pyarrow.parquet as pq
 
 from databourse.catalog import Catalog
 from databourse.config import Config
@@ -51,9 +50,10 @@ def gate_evidence(cfg: Config, catalog: Catalog) -> GateEvidence:
 
 
 def facts_problems(cfg: Config, manifest: dict[str, Any], folder: Path) -> list[str]:
-    """The manifest's transfer facts against its files (in `folder`) and the provider's config."""
+    """The manifest against its product's config and its files (in `folder`): transfer facts,
+    schema tags, privacy figures and the config's privacy model on the files."""
     # A product no longer configured: its facts cannot be compared with a config.
-    return configured_problems(cfg, pq.read_table(folder), manifest) or []
+    return configured_problems(cfg, folder, manifest) or []
 
 
 def read_runs(run_ids: list[str]) -> dict[str, RunEvidence | None]:

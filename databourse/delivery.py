@@ -2,14 +2,15 @@
 
 Before a grant is recorded everything it rests on is checked again, not trusted from earlier:
 the manifest hashes to the catalog's content hash (its transfer facts included), every file
-still has its manifest's sha256, the market's decision was made under today's transfer policy
-(else it is made again now), and the catalog checks the approval behind it and the expiry.
+still has its manifest's sha256, the facts agree with what the product's config and the files
+make them (facts.confirmed_facts; a disagreement is audited), the market's decision was made
+under today's transfer policy (else it is made again now, on those facts), and the catalog
+checks the approval behind it and the expiry.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import re
 from typing import Any
 
@@ -18,12 +19,12 @@ from databourse.catalog import Catalog
 from databourse.config import Config
 from databourse.errors import (
     CatalogError,
-    DataBourseError,
+    FactsMismatch,
     ManifestMismatch,
     TransferNotApproved,
     VersionNotFound,
 )
-from databourse.facts import checked_facts
+from databourse.facts import checked_facts, confirmed_facts
 from databourse.package import manifest_sha256, read_manifest
 from databourse.storage import ObjectStore
 from databourse.trail_state import manifest_problem
@@ -81,9 +82,16 @@ def grant_access(
             version=version,
             market=market,
         )
-    facts = checked_facts(manifest, row["content_hash"], origin, spec.important_data)
+    checked_facts(manifest, row["content_hash"], origin, spec.important_data)  # the hash first
     check_manifest(catalog, store, product, version)
-    check_files(store, manifest)
+    try:
+        facts = confirmed_facts(cfg, store, manifest, row["content_hash"], "no grant")
+    except FactsMismatch as exc:
+        detail = {"stage": "grant", "error": type(exc).__name__, "message": str(exc)}
+        catalog.audit_append(
+            "quarantine", product=product, version=version, market=market, detail=detail
+        )
+        raise
     decided = {
         a["market"]: (a.get("detail") or {}).get("policy_sha256") for a in row["availability"]
     }
@@ -124,28 +132,3 @@ def check_manifest(catalog: Catalog, store: ObjectStore, product: str, version: 
             product=product,
             version=version,
         )
-
-
-def check_files(store: ObjectStore, manifest: dict[str, Any]) -> None:
-    """Every file of the version has its manifest's sha256 (ManifestMismatch naming the first)."""
-    product, version = manifest["product"], manifest["version"]
-    prefix = zones.product_prefix(product, version)
-    for entry in manifest["files"]:
-        key = f"{prefix}/{entry['path']}"
-        try:
-            digest = hashlib.sha256()
-            with store.open(key) as fh:
-                while block := fh.read(1 << 20):
-                    digest.update(block)
-            found = digest.hexdigest()
-        except (DataBourseError, OSError):
-            found = "missing"
-        if found != entry["sha256"]:
-            raise ManifestMismatch(
-                f"{key} is {found[:16]}, its manifest says {entry['sha256'][:16]}: the file was "
-                f"changed or removed after packaging; no grant. Run `bourse verify "
-                f"{product}@{version}`",
-                product=product,
-                version=version,
-                key=key,
-            )

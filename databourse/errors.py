@@ -18,6 +18,7 @@
     │   ├── VersionNotFound
     │   ├── InvalidName          a buyer or approver name is empty, too long or has controls
     │   └── ManifestMismatch     a version's manifest or files differ from its content hash
+    │       └── FactsMismatch    its manifest disagrees with its product's config or files
     ├── TransferNotApproved      a market was asked for without a recorded approval
     └── SlotWaitTimeout          a run waited its bound for a concurrency slot (names holders)
 
@@ -125,6 +126,13 @@ class InvalidName(CatalogError):
 
 class ManifestMismatch(CatalogError):
     """A version's manifest or files no longer match the content hash the catalog holds."""
+
+
+class FactsMismatch(ManifestMismatch):
+    """A version's manifest states facts (personal data, individuals, privacy model) that its
+    product's config and its files contradict; `problems` lists each disagreement."""
+
+    problems: list[str]
 
 
 class TransferNotApproved(CatalogError):

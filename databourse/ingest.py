@@ -6,8 +6,10 @@ CSV dialect detected), matched to its contract by `databourse.contract` (drift p
 layouts) and checked for repeated primary keys, all in record batches: memory does not grow with
 the file. `_ingest.json` is written last: an ingest without it never happened. A file that cannot
 be read or breaks its contract is copied to quarantine with `_reason.json`; raw keeps the original.
-A symbolic link is refused before a byte is read (files are opened with O_NOFOLLOW), and a file
-replaced or rewritten while it is ingested is quarantined.
+A symbolic link is refused before a byte is read (files are opened with O_NOFOLLOW). The source
+is opened once and copied privately as it is hashed (`held_source`): raw/ and the reader get
+those bytes only, whatever takes the file's name later; a file replaced or rewritten while it is
+ingested is refused (before anything is stored when it happens while it is read).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from databourse.errors import (
     ObjectExists,
     StorageError,
 )
+from databourse.held_source import HeldSource, hold, identity
 from databourse.landing_bounds import SourceBounds
 from databourse.primary_key import KeyIndex
 from databourse.readers import ReadHints, ReadLimits, SourceReader, open_source
@@ -124,8 +127,38 @@ def ingest_file(
             " rename the file",
             file=repr(given),
         ) from None
-    before = regular_file(source, name)  # a link is never followed, whatever it points at
-    sha = sha256_file(source)
+    with hold(source, name) as held:  # one descriptor: what is hashed is what is stored and read
+        return _ingest_held(
+            store,
+            provider,
+            dataset_id,
+            dataset,
+            source,
+            held,
+            given,
+            limits=limits,
+            expected_rows=expected_rows,
+            expected_sha256=expected_sha256,
+            progress=progress,
+        )
+
+
+def _ingest_held(
+    store: ObjectStore,
+    provider: str,
+    dataset_id: str,
+    dataset: DatasetSpec,
+    source: Path,
+    held: HeldSource,
+    given: str,
+    *,
+    limits: IngestLimits | None,
+    expected_rows: int | None,
+    expected_sha256: str | None,
+    progress: Progress | None,
+) -> IngestResult:
+    """`ingest_file` on the private copy of the source (`held`); `source` is only re-checked."""
+    name, sha, before = held.path.name, held.sha256, held.opened
     if expected_sha256 is not None and sha != expected_sha256.lower():
         raise IngestRejected(
             f"{name}: sha256 {sha[:16]} differs from {expected_sha256.lower()[:16]} that discovery"
@@ -144,12 +177,12 @@ def ingest_file(
             "ingest %s of %s/%s already done: identical bytes", ingest_id, provider, dataset_id
         )
         return IngestResult(**{**record.to_json(), "duplicate": True})
-    raw_key = _raw_key(store, raw, name, source)
-    put_file_once(store, raw_key, source)  # same key, same sha256: same bytes
+    raw_key = _raw_key(store, raw, name, held.size)
+    put_file_once(store, raw_key, held.path)  # same key, same sha256: same bytes
     staged = zones.staging_key(provider, dataset_id, ingest_id)
     caps = limits or dataset.limits or IngestLimits()
     try:
-        read = _convert(store, source, dataset, staged, name, caps, progress)
+        read = _convert(store, held.path, dataset, staged, name, caps, progress)
         if expected_rows is not None and read["rows"] != expected_rows:
             raise IngestRejected(
                 f"{name}: {read['rows']} data rows, the provider's manifest says {expected_rows}",
@@ -164,7 +197,7 @@ def ingest_file(
         dataset=dataset_id,
         ingest_id=ingest_id,
         sha256=sha,
-        size=before.st_size,
+        size=held.size,
         source_name=name,
         raw_key=raw_key,
         staged_key=staged,
@@ -197,13 +230,10 @@ def ingest_file(
     return result
 
 
-def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
-    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
-
-
 def _check_unchanged(source: Path, name: str, before: os.stat_result) -> None:
-    """IngestRejected if the file was replaced or rewritten while it was hashed, stored and read."""
-    if _identity(regular_file(source, name)) != _identity(before):
+    """IngestRejected if the source's name now holds another file, or it was rewritten, since it
+    was opened (its bytes as opened are the ones stored: this refuses an unfinished upload)."""
+    if identity(regular_file(source, name)) != identity(before):
         raise IngestRejected(
             f"{name}: the file changed while it was being ingested (replaced or rewritten);"
             " ingest it again once its upload is complete",
@@ -211,13 +241,12 @@ def _check_unchanged(source: Path, name: str, before: os.stat_result) -> None:
         )
 
 
-def _raw_key(store: ObjectStore, raw: str, name: str, source: Path) -> str:
+def _raw_key(store: ObjectStore, raw: str, name: str, size: int) -> str:
     """Where the bytes go: beside `_ingest.json`, or the object an interrupted run already left.
 
     Raw writes are atomic and the folder is named by the content hash, so an object found there
     holds these bytes, possibly under the name of an earlier upload: it is reused, not copied.
     """
-    size = source.stat().st_size
     left = [
         o.key
         for o in store.list(f"{raw}/")

@@ -17,7 +17,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 from importlib import metadata
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
@@ -26,7 +26,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from databourse import zones
-from databourse.errors import CatalogError, ObjectExists, StorageError
+from databourse.errors import (
+    CatalogError,
+    DataBourseError,
+    ManifestMismatch,
+    ObjectExists,
+    StorageError,
+)
 from databourse.storage import ObjectStore
 from databourse.transfer import facts_for
 
@@ -283,3 +289,39 @@ def read_manifest(store: ObjectStore, product: str, version: str) -> dict[str, A
         return None
     result: dict[str, Any] = json.loads(store.get_bytes(key))
     return result
+
+
+def fetch_files(
+    store: ObjectStore, manifest: dict[str, Any], folder: Path, consequence: str
+) -> None:
+    """Copy the version's files into `folder`, each hashed as it is copied: what is then read is
+    what was checked. ManifestMismatch names the first file that differs from its manifest's
+    sha256 (or is missing); `consequence` ends the message ("no grant")."""
+    product, version = manifest["product"], manifest["version"]
+    prefix = zones.product_prefix(product, version)
+    for entry in manifest["files"]:
+        key = f"{prefix}/{entry['path']}"
+        rel = PurePosixPath(entry["path"])
+        if rel.is_absolute() or ".." in rel.parts:
+            found = "outside the version"
+        else:
+            path = folder.joinpath(*rel.parts)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            digest = hashlib.sha256()
+            try:
+                with store.open(key) as src, path.open("wb") as out:
+                    while block := src.read(1 << 20):
+                        digest.update(block)
+                        out.write(block)
+                found = digest.hexdigest()
+            except (DataBourseError, OSError):
+                found = "missing"
+        if found != entry["sha256"]:
+            raise ManifestMismatch(
+                f"{key} is {found[:16]}, its manifest says {entry['sha256'][:16]}: the file was "
+                f"changed or removed after packaging; {consequence}. Run `bourse verify "
+                f"{product}@{version}`",
+                product=product,
+                version=version,
+                key=key,
+            )

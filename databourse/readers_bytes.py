@@ -232,6 +232,15 @@ _LINKS = "links are never followed: send the file itself"
 
 def regular_file(path: Path, label: str) -> os.stat_result:
     """The status of the file itself (O_NOFOLLOW, fstat): regular, one name, no linked folder."""
+    fd, st = open_regular(path, label)
+    os.close(fd)
+    return st
+
+
+def open_regular(path: Path, label: str) -> tuple[int, os.stat_result]:
+    """The file itself opened read-only (O_NOFOLLOW) and checked on that descriptor (fstat:
+    regular, one name; no linked folder on its path): the descriptor, for the caller to close,
+    and its status. Whatever takes the path's name later is not what it reads."""
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
         fd = os.open(path, flags)
@@ -243,16 +252,17 @@ def regular_file(path: Path, label: str) -> os.stat_result:
         raise reject(label, f"cannot be opened ({exc.strerror})") from None
     try:
         st = os.fstat(fd)
-    finally:
+        if not stat.S_ISREG(st.st_mode):
+            raise reject(label, "is not a regular file (a folder, device or pipe)")
+        if st.st_nlink != 1:
+            raise reject(label, f"is a hard link ({st.st_nlink} names for one file); {_LINKS}")
+        absolute = os.path.abspath(path)
+        if os.path.realpath(absolute) != absolute:
+            raise reject(label, f"is reached through a symbolic link to a folder; {_LINKS}")
+    except BaseException:
         os.close(fd)
-    if not stat.S_ISREG(st.st_mode):
-        raise reject(label, "is not a regular file (a folder, device or pipe)")
-    if st.st_nlink != 1:
-        raise reject(label, f"is a hard link ({st.st_nlink} names for one file); {_LINKS}")
-    absolute = os.path.abspath(path)
-    if os.path.realpath(absolute) != absolute:
-        raise reject(label, f"is reached through a symbolic link to a folder; {_LINKS}")
-    return st
+        raise
+    return fd, st
 
 
 def check_file_size(path: Path, label: str, limits: ReadLimits) -> int:

@@ -13,12 +13,12 @@ from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.exceptions import ObjectNotFound
 
 from databourse.catalog import Catalog
-from databourse.errors import CatalogError, VersionNotFound
-from databourse.facts import checked_facts
+from databourse.errors import CatalogError, ManifestMismatch, VersionNotFound
+from databourse.facts import confirmed_facts
 from databourse.package import read_manifest
 from databourse.transfer import TransferFacts
 from tasks import reporting, resources
-from tasks.retrying import LIGHT_SECONDS, RETRY_TRANSIENT
+from tasks.retrying import HEAVY_SECONDS, LIGHT_SECONDS, RETRY_TRANSIENT
 
 PUBLISH_FLOW = "publish-product"
 KEY_PREFIX = "approval-"
@@ -46,9 +46,10 @@ def market_of(key: str | None) -> str | None:
 
 
 def version_facts(product_id: str, version: str) -> tuple[TransferFacts, str]:
-    """What the version's manifest says the rules need, and its exporter (the provider)."""
+    """The facts the rules need, as the product's config and the version's files make them (the
+    manifest must hash to the catalog's content hash and agree), and its exporter (the provider).
+    """
     cfg = resources.config()
-    product = cfg.product(product_id)
     manifest = read_manifest(resources.store(), product_id, version)
     if manifest is None:
         raise VersionNotFound(
@@ -56,20 +57,20 @@ def version_facts(product_id: str, version: str) -> tuple[TransferFacts, str]:
             product=product_id,
             version=version,
         )
-    src = product.source
-    facts = checked_facts(  # ManifestMismatch unless the manifest hashes to the catalog's hash
+    facts = confirmed_facts(  # ManifestMismatch, FactsMismatch: nothing is decided on it
+        cfg,
+        resources.store(),
         manifest,
         resources.catalog().get_version(product_id, version).content_hash,
-        cfg.providers[src.provider].jurisdiction,
-        cfg.dataset(src.provider, src.dataset).important_data,
+        "nothing is decided on it",
     )
-    return facts, src.provider
+    return facts, cfg.product(product_id).source.provider
 
 
 @task(
     name="decide-transfers",
     task_run_name="transfer decisions {product_id}@{version}",
-    timeout_seconds=LIGHT_SECONDS,
+    timeout_seconds=HEAVY_SECONDS,  # the facts are recounted from the version's files
     **RETRY_TRANSIENT,
 )
 def decide_transfers(product_id: str, version: str) -> list[dict[str, Any]]:
@@ -77,7 +78,12 @@ def decide_transfers(product_id: str, version: str) -> list[dict[str, Any]]:
     logger = get_run_logger()
     cfg = resources.config()
     catalog = resources.catalog()
-    facts, exporter = version_facts(product_id, version)
+    try:
+        facts, exporter = version_facts(product_id, version)
+    except ManifestMismatch as exc:  # the version is offered nowhere; the refusal is audited
+        detail = {"stage": "gate", "error": type(exc).__name__, "message": str(exc)}
+        catalog.audit_append("quarantine", product=product_id, version=version, detail=detail)
+        raise
     catalog.publish_version(product_id, version)
     markets = list(cfg.product(product_id).markets)
     decisions = catalog.apply_transfer_policy(

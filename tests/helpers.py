@@ -33,6 +33,34 @@ def make_project(root: Path) -> Path:
     return root
 
 
+SAMPLE_PRODUCT = """\
+# p1 of publish_sample_version: two columns of sz-retail's orders, no personal data left.
+id: p1
+name: Sample product
+source: {provider: sz-retail, dataset: customer_orders}
+columns:
+  order_id: {action: keep, rename: id}
+  customer_id_number: drop
+  customer_name: drop
+  mobile: drop
+  email: drop
+  birth_date: drop
+  district: drop
+  order_date: drop
+  category: drop
+  amount_cny: {action: keep, rename: amount}
+terms: {purposes: [research]}
+markets: [CN, MY]
+"""
+
+
+def with_sample_product(project: Path) -> Path:
+    """`project` with the product config of publish_sample_version's p1 (grants derive facts
+    from a product's config); never in the demo's configs, which would build it."""
+    (project / "configs" / "products" / "p1.yaml").write_text(SAMPLE_PRODUCT)
+    return project
+
+
 # Variables of the test process that must not leak into a CLI run that manages its own stack.
 NOT_FOR_CLI = (
     "PREFECT_API_URL",

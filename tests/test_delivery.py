@@ -8,15 +8,20 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import publish_sample_version
+from helpers import make_project, publish_sample_version, with_sample_product
 from s3_server import make_bucket, moto_server, use_dummy_aws_env
 
-from databourse.config import load_config
+from databourse.config import Config, load_config
 from databourse.delivery import expiry, grant_access
 from databourse.errors import CatalogError, TransferNotApproved
 
 NOW = dt.datetime(2026, 11, 21, 12, 0, tzinfo=dt.UTC)
-CFG = load_config()  # the repo's configs: p1's provider and dataset are sz-retail's orders
+
+
+@pytest.fixture
+def cfg(tmp_path: Path) -> Config:
+    """The repo's configs with p1's product config (publish_sample_version's product)."""
+    return load_config(with_sample_product(make_project(tmp_path / "project")) / "configs")
 
 
 def test_expiry_parsing() -> None:
@@ -28,10 +33,10 @@ def test_expiry_parsing() -> None:
             expiry(bad, NOW)
 
 
-def test_grant_in_an_available_market_is_recorded(tmp_path: Path) -> None:
+def test_grant_in_an_available_market_is_recorded(tmp_path: Path, cfg: Config) -> None:
     cat, store = publish_sample_version(tmp_path)
     until = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
-    given = grant_access(CFG, cat, store, "p1", "1.0.0", "Shenzhen Robotics", "CN", until)
+    given = grant_access(cfg, cat, store, "p1", "1.0.0", "Shenzhen Robotics", "CN", until)
     [f] = given["files"]
     path = Path(f["url"].removeprefix("file://"))
     assert hashlib.sha256(path.read_bytes()).hexdigest() == f["sha256"]
@@ -44,21 +49,21 @@ def test_grant_in_an_available_market_is_recorded(tmp_path: Path) -> None:
     assert recorded["content_hash"] == given["content_hash"]
 
 
-def test_no_grant_without_approval_or_after_withdrawal(tmp_path: Path) -> None:
+def test_no_grant_without_approval_or_after_withdrawal(tmp_path: Path, cfg: Config) -> None:
     cat, store = publish_sample_version(tmp_path)
     until = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
     with pytest.raises(TransferNotApproved):  # MY waits for an approval
-        grant_access(CFG, cat, store, "p1", "1.0.0", "KL Mart", "MY", until)
+        grant_access(cfg, cat, store, "p1", "1.0.0", "KL Mart", "MY", until)
     with pytest.raises(TransferNotApproved):  # never decided
-        grant_access(CFG, cat, store, "p1", "1.0.0", "Someone", "SG", until)
+        grant_access(cfg, cat, store, "p1", "1.0.0", "Someone", "SG", until)
     cat.withdraw_version("p1", "1.0.0", reason="recalled")
     with pytest.raises(TransferNotApproved):
-        grant_access(CFG, cat, store, "p1", "1.0.0", "Shenzhen Robotics", "CN", until)
+        grant_access(cfg, cat, store, "p1", "1.0.0", "Shenzhen Robotics", "CN", until)
     assert cat.grants("p1") == []
 
 
 def test_presigned_s3_url_downloads_the_exact_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, cfg: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     use_dummy_aws_env(monkeypatch)
     with moto_server() as endpoint:
@@ -67,7 +72,7 @@ def test_presigned_s3_url_downloads_the_exact_file(
             tmp_path, store_root="s3://exchange/zones", endpoint_url=endpoint
         )
         until = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
-        given = grant_access(CFG, cat, store, "p1", "1.0.0", "Shenzhen Robotics", "CN", until)
+        given = grant_access(cfg, cat, store, "p1", "1.0.0", "Shenzhen Robotics", "CN", until)
         [f] = given["files"]
         assert "X-Amz-Signature=" in f["url"] and "X-Amz-Expires=" in f["url"]
         body = httpx.get(f["url"], timeout=10).content

@@ -21,7 +21,7 @@ import httpx
 import hypothesis.strategies as st
 import pytest
 import yaml
-from helpers import bourse, cli_env, make_project, publish_sample_version
+from helpers import bourse, cli_env, make_project, publish_sample_version, with_sample_product
 from hypothesis import given, settings
 from pydantic import BaseModel, Field, ValidationError
 from rich.table import Table
@@ -95,7 +95,7 @@ def insider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
             text("UPDATE audit_events SET actor = :a WHERE kind = 'approval'"), {"a": APPROVER}
         )
     engine.dispose()
-    project = make_project(root / "project")
+    project = with_sample_product(make_project(root / "project"))
     (project / "state" / "prefect").mkdir(parents=True)
     yield cli_env(
         project,
@@ -222,12 +222,28 @@ def test_grant_expires_gives_a_clear_error(insider: dict[str, str], expires: str
     )
 
 
-def test_a_good_grant_still_works_and_prints_plainly(insider: dict[str, str]) -> None:
-    """A buyer named with brackets and CJK is fine: printed as text, not markup."""
+def test_a_good_grant_still_works_and_prints_plainly(
+    insider: dict[str, str], tmp_path: Path
+) -> None:
+    """A buyer named with brackets and CJK is fine: printed as text, not markup.
+
+    On a catalog of its own: the insider's catalog above has rewritten audit events, and a
+    broken trail backs no grant (tests/test_trail_gate_attacks.py)."""
+    publish_sample_version(tmp_path, name=PRODUCT_NAME)
+    project = with_sample_product(make_project(tmp_path / "project"))
+    env = cli_env(
+        project,
+        DATABOURSE_CATALOG_URL=f"sqlite:///{tmp_path / 'catalog.db'}",
+        DATABOURSE_STORE_ROOT=str(tmp_path / "store"),
+        COLUMNS="400",
+    )
     out = shown_safely(
-        run(insider, "grant", "p1@1.0.0", "--buyer", "深圳 [Robotics]", "--market", "CN")
+        run(env, "grant", "p1@1.0.0", "--buyer", "深圳 [Robotics]", "--market", "CN")
     )
     assert "深圳 [Robotics] may read p1@1.0.0 in CN" in out
+    assert run(env, "audit", "verify").returncode == 0  # this trail is whole
+    args = ["grant", "p1@1.0.0", "--buyer", "深圳 [Robotics]", "--market", "CN"]
+    refused(run(insider, *args), "audit trail is broken")  # the rewritten one backs nothing
 
 
 @pytest.mark.parametrize("command", ["approve", "reject"])

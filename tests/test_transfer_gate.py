@@ -51,20 +51,26 @@ def package(cfg: Config, product: str, rows: int, individuals: int, tag: str) ->
         write_parquet,
     )
 
+    # The gate recounts the facts from the files (issue 15 row 4b): they hold `individuals`.
+    rows = max(rows, individuals)
     table = pa.table(
         {
-            "customer_ref": [f"{tag}-{i}" for i in range(rows)],
+            "customer_ref": [f"{tag}-{i % max(individuals, 1)}" for i in range(rows)],
             "amount": [float(i) for i in range(rows)],
         }
     )
     out = cfg.state_dir / "build" / f"{product}-{tag}"
     files = write_parquet(table, out)
     remaining = {"customer_ref": "CN_RESIDENT_ID"}
+    schema = [
+        {**c, "personal_data": remaining[c["name"]]} if c["name"] in remaining else c
+        for c in schema_of(table)
+    ]  # as the build tags it
     facts = transfer_facts("CN", remaining, individuals, False)  # inside the content hash
-    chash = content_hash(files, schema_of(table), "0" * 64, facts)
+    chash = content_hash(files, schema, "0" * 64, facts)
     cat, store = catalog_of(cfg), open_store(cfg.store_root)
     cat.ensure_product(product, product, EXPORTER, "customer_orders")
-    version = cat.reserve_version(product, chash, schema_of(table), rows).version
+    version = cat.reserve_version(product, chash, schema, rows).version
     spec = cfg.product(product)
     manifest = sample_manifest(
         table,
@@ -73,6 +79,7 @@ def package(cfg: Config, product: str, rows: int, individuals: int, tag: str) ->
         terms=spec.terms,
         markets=list(spec.markets),
         product=product,
+        schema=schema,
         personal_data={"remaining": remaining, "individuals": individuals},
         usage_policy=usage_policy(product, version, chash, spec.terms, list(spec.markets)),
     )
