@@ -26,6 +26,7 @@ from databourse.catalog_models import (
 from databourse.catalog_pending import PendingDesk
 from databourse.errors import CatalogError, TransferNotApproved
 from databourse.names import check_name
+from databourse.trail_state import carry_over_terms
 
 __all__ = ["ApprovalDesk"]
 
@@ -198,6 +199,13 @@ class ApprovalDesk(PendingDesk):
                 "valid_until": iso(approval.valid_until),
                 "carry_over": approval.carry_over,
                 "content_hash": row.content_hash,
+                **carry_over_terms(
+                    row.schema,
+                    row.transfer_facts,
+                    approval.rule_id,
+                    approval.route,
+                    approval.basis,
+                ),
                 "flow_run_id": approval.flow_run_id,
                 "prefect_identity": approval.prefect_identity,
                 "identity_note": approval.identity_note,

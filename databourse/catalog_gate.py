@@ -29,7 +29,7 @@ from databourse.catalog_models import (
 )
 from databourse.config import CrossBorderPolicy
 from databourse.errors import CatalogError, TransferNotApproved
-from databourse.trail_state import TrailState
+from databourse.trail_state import TrailState, carry_over_terms
 from databourse.trail_state import approval_problems as trail_approval_problems
 from databourse.transfer import (
     TransferDecision,
@@ -58,6 +58,16 @@ def _untrailed_source(session: Session, trail: TrailState, approval_id: int) -> 
         problems.append(
             f"approval {approval_id}: the audited answer did not say it covers later versions"
         )
+    stored = carry_over_terms(
+        earlier.schema, earlier.transfer_facts, source.rule_id, source.route, source.basis
+    )
+    for term, value in stored.items():
+        if term not in proved:
+            problems.append(f"approval {approval_id}: audited without its {term}: ask again")
+        elif proved[term] != value:
+            problems.append(
+                f"approval {approval_id}: its {term} (or its version's) is not the audited one"
+            )
     return problems
 
 
@@ -134,8 +144,10 @@ def _carry_over(
             "approval_id": copy.id,
             "route": copy.route,
             "reference": copy.reference,
-            "rule": decision.rule_id,
             "content_hash": row.content_hash,
+            **carry_over_terms(
+                row.schema, row.transfer_facts, decision.rule_id, copy.route, copy.basis
+            ),
         },
     )
     return origin, []

@@ -10,7 +10,9 @@ this state does not back. Messages name versions, markets, ids and hashes only.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +31,36 @@ from databourse.catalog_models import (
     iso,
 )
 
-__all__ = ["TrailState", "approval_problems", "catalog_problems", "grant_problems"]
+__all__ = [
+    "TrailState",
+    "approval_problems",
+    "carry_over_terms",
+    "catalog_problems",
+    "grant_problems",
+]
+# What a carry-over compares between versions and answers, audited with each approval.
+CARRY_TERMS = ("rule", "route", "basis", "schema_sha256", "categories")
+
+
+def carry_over_terms(
+    schema: list[dict[str, Any]] | None,
+    facts: dict[str, Any] | None,
+    rule: str | None,
+    route: str | None,
+    basis: str | None,
+) -> dict[str, Any]:
+    """The terms an approval is audited with, for a later carry-over to compare against."""
+    categories = (facts or {}).get("categories")
+    return {
+        "rule": rule,
+        "route": route,
+        "basis": basis,
+        "schema_sha256": hashlib.sha256(
+            json.dumps(schema or [], sort_keys=True, ensure_ascii=False).encode()
+        ).hexdigest(),
+        "categories": sorted(categories) if categories is not None else None,
+    }
+
 
 VKey = tuple[str, str]  # (product, version)
 MKey = tuple[str, str, str]  # (product, version, market)
@@ -111,6 +142,7 @@ class TrailState:
                 "version": vkey,
                 "content_hash": d.get("content_hash"),
                 "carry_over": bool(d.get("carry_over")),
+                **{term: d[term] for term in CARRY_TERMS if term in d},
             }
         elif kind == "carry_over":
             self._carry(e, vkey)
@@ -135,6 +167,7 @@ class TrailState:
             "market": e["market"],
             "version": vkey,
             "content_hash": d.get("content_hash"),
+            **{term: d[term] for term in CARRY_TERMS if term in d},
         }
 
 

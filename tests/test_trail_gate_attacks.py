@@ -120,3 +120,68 @@ def test_an_approval_pointed_at_another_version_is_refused(world: World) -> None
         l=long,
     )
     refused(grant(world, v2, "MY", "30d"), "contradicts the authenticated audit trail")
+
+
+# --- third pass: what a carry-over compares is the audited answer's, not the catalog's ---------
+
+SCC_ROUTE = "standard_contract_or_certification"
+
+
+def _approve_carrying(w: World, version: str) -> int:
+    """MY approved for `version`, the answer saying it covers later versions."""
+    return w.catalog.record_approval(
+        PRODUCT, version, "MY", "approved", approver="Li Wei", route=SCC_ROUTE,
+        reference="YUE-SC-2026-0042", valid_until=TODAY + dt.timedelta(days=300),
+        carry_over=True,
+    ).id  # fmt: skip
+
+
+def _gate_with(w: World, version: str, remaining: dict[str, str], important: bool) -> None:
+    w.catalog.publish_version(PRODUCT, version)
+    facts = facts_for("CN", remaining, 30, important)
+    w.catalog.apply_transfer_policy(
+        PRODUCT, version, w.cfg.policy, facts, ["CN", "MY", "SG"], EXPORTER
+    )
+
+
+def test_categories_rewritten_on_the_earlier_version_carry_nothing(world: World) -> None:
+    """Pass 3, row 1: v2 holds one more category; v1's row is made to hold it too."""
+    before = {"customer_ref": "CN_RESIDENT_ID"}
+    after = {**before, "mobile_ref": "PHONE_NUMBER"}
+    v1 = package(world, tag="v1")
+    _gate_with(world, v1, before, False)
+    _approve_carrying(world, v1)
+    v2 = package(world, tag="v2")
+    _gate_with(world, v2, after, False)
+    assert world.status(v2)["MY"] == "pending_approval"  # honest: the categories changed
+    sql(
+        world,
+        "UPDATE versions SET transfer_facts = json_set(transfer_facts, '$.categories',"
+        " json(:c)) WHERE version = :v",
+        c='["CN_RESIDENT_ID", "PHONE_NUMBER"]',
+        v=v1,
+    )
+    _gate_with(world, v2, after, False)  # the next publish run of v2
+    assert world.status(v2)["MY"] == "pending_approval", "carried over on rewritten categories"
+
+
+def test_a_route_rewritten_on_the_earlier_approval_carries_nothing(world: World) -> None:
+    """Pass 3, row 2: v2 is important data (a CAC assessment); v1's approval is made to say so."""
+    remaining = {"customer_ref": "CN_RESIDENT_ID"}
+    v1 = package(world, tag="v1")
+    _gate_with(world, v1, remaining, False)
+    first = _approve_carrying(world, v1)
+    v2 = package(world, tag="v2")
+    _gate_with(world, v2, remaining, True)
+    assert world.status(v2)["MY"] == "pending_approval"  # honest: another rule and route
+    [shown] = world.catalog.show(PRODUCT, v2)["versions"]
+    wanted = {a["market"]: a for a in shown["availability"]}["MY"]
+    sql(
+        world,
+        "UPDATE approvals SET rule_id = :r, route = :o WHERE id = :a",
+        r=wanted["rule_id"],
+        o=wanted["route"],
+        a=first,
+    )
+    _gate_with(world, v2, remaining, True)
+    assert world.status(v2)["MY"] == "pending_approval", "carried over on a rewritten route"
