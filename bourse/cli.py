@@ -960,7 +960,13 @@ def _print_approval_hint(run_id: str) -> None:
 
 
 def main() -> None:
-    app()
+    """The CLI. A databourse error no command caught (a missing key, say) is one error line and
+    exit 1, never a traceback."""
+    try:
+        app()
+    except DataBourseError as exc:
+        err.print(assemble(("error:", "bold red"), " ", safe(str(exc))))
+        sys.exit(1)
 
 
 if __name__ == "__main__":

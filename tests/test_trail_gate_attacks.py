@@ -11,8 +11,11 @@ real gate and the real CLI.
 from __future__ import annotations
 
 import datetime as dt
+import re
+from pathlib import Path
 from typing import Any
 
+from helpers import bourse, cli_env, make_project, publish_sample_version, with_sample_product
 from test_facts_and_grants import (
     EXPORTER,
     PRODUCT,
@@ -185,3 +188,21 @@ def test_a_route_rewritten_on_the_earlier_approval_carries_nothing(world: World)
     )
     _gate_with(world, v2, remaining, True)
     assert world.status(v2)["MY"] == "pending_approval", "carried over on a rewritten route"
+
+
+def test_an_operator_without_the_audit_key_gets_an_error_not_a_traceback(tmp_path: Path) -> None:
+    """Pass 3, row 9: `catalog withdraw` with no audit key was refused, with a traceback."""
+    publish_sample_version(tmp_path)
+    project = with_sample_product(make_project(tmp_path / "project"))
+    (project / "state" / "prefect").mkdir(parents=True)
+    env = cli_env(
+        project,
+        DATABOURSE_CATALOG_URL=f"sqlite:///{tmp_path / 'catalog.db'}",
+        DATABOURSE_STORE_ROOT=str(tmp_path / "store"),
+        XDG_CONFIG_HOME=str(tmp_path / "no-keys"),
+    )
+    env.pop("DATABOURSE_AUDIT_KEY", None)
+    proc = bourse(env, "catalog", "withdraw", "p1@1.0.0", "--reason", "recall", check=False)
+    assert proc.returncode == 1, proc.stdout
+    assert "Traceback" not in proc.stderr and re.search("^error: ", proc.stderr, re.M), proc.stderr
+    assert "audit key" in proc.stderr, proc.stderr
