@@ -42,7 +42,24 @@ ENTITY_MAP = {  # Presidio entity -> our category
     "DATE_TIME": "DATE_OF_BIRTH",
     "PERSON": "PERSON_NAME",
     "LOCATION": "ADDRESS",
+    # the next markets (issue 16, class 10): Presidio's URL is any URL, ours a person's page
+    "US_SSN": "US_SSN",
+    "UK_NINO": "UK_NINO",
+    "IN_AADHAAR": "IN_AADHAAR",
+    "IN_PAN": "IN_PAN",
+    "KR_RRN": "KR_RRN",
+    "KR_FRN": "KR_RRN",
+    "TH_TNIN": "TH_ID",
+    "PH_TIN": "PH_ID",
+    "PH_UMID": "PH_ID",
+    "MAC_ADDRESS": "MAC_ADDRESS",
+    "URL": "PERSONAL_URL",
 }
+# Presidio's recognizers of those markets that its English registry leaves out (other languages
+# or disabled by default), added for English text.
+MARKET_RECOGNIZERS = ("KrRrnRecognizer", "KrFrnRecognizer", "ThTninRecognizer", "PhTinRecognizer")
+MARKET_RECOGNIZERS += ("PhUmidRecognizer", "InAadhaarRecognizer", "InPanRecognizer")
+MARKET_RECOGNIZERS += ("UkNinoRecognizer",)
 MIN_SCORE = 0.4
 DEFAULT_PRESIDIO_PYTHON = "/tmp/presidio-venv/bin/python"
 
@@ -64,6 +81,12 @@ def _presidio_analyzer() -> Any:
     registry = RecognizerRegistry(supported_languages=["en"])
     registry.load_predefined_recognizers(languages=["en"], nlp_engine=nlp)
     registry.add_recognizer(SgFinRecognizer())
+    from presidio_analyzer import predefined_recognizers
+
+    present = {type(r).__name__ for r in registry.recognizers}
+    for name in MARKET_RECOGNIZERS:
+        if name not in present and hasattr(predefined_recognizers, name):
+            registry.add_recognizer(getattr(predefined_recognizers, name)(supported_language="en"))
     return AnalyzerEngine(nlp_engine=nlp, registry=registry, supported_languages=["en"])
 
 
@@ -304,6 +327,17 @@ def report_speed(speed: dict[str, Any], them: dict[str, Any] | None) -> None:
         print(f"speed ratio databourse/presidio: {speed['rows_per_s'] / them['rows_per_s']:,.0f}x")
 
 
+def report_mentions() -> None:
+    """Names and addresses inside sentences (`pii_names_addresses.mention_counts`), by value."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from pii_names_addresses import mention_counts
+
+    print("free text, values mentioning one (true/found):")
+    for language, counts in mention_counts().items():
+        cells = ", ".join(f"{k} {true}/{found}" for k, (true, found) in counts.items())
+        print(f"  {language:22} {cells}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=20_000, help="rows of the speed table")
@@ -336,6 +370,7 @@ def main() -> None:
             speed_of_theirs = speed_of_theirs or them
         report(title, score_ours(sets, args.threshold), them)
     report_speed(speed_ours(args.rows, args.threshold), speed_of_theirs)
+    report_mentions()
 
 
 if __name__ == "__main__":

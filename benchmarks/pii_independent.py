@@ -27,6 +27,8 @@ import phonenumbers
 import pyarrow as pa
 from email_validator import EmailNotValidError, validate_email
 from faker import Faker
+from pii_markets import device_columns, dirty_column, market_columns, market_decoys
+from pii_names_addresses import name_address_columns
 from stdnum import iban as std_iban
 from stdnum import luhn as std_luhn
 from stdnum.cn import ric as std_cn_ric
@@ -52,16 +54,12 @@ LOCALES: dict[str, str] = {  # Faker locale -> phone region (Faker 40 has no ms_
     "th_TH": "TH",
     "vi_VN": "VN",
     "en_GB": "GB",
+    "ko_KR": "KR",
+    "ja_JP": "JP",
 }
-# Faker's `ssn` per locale, with the category it is; ids of markets we do not cover yet keep
-# their own name so that the gap shows as missed recall (issue 16, class 10).
-NATIONAL_IDS: dict[str, str] = {
-    "zh_CN": "CN_RESIDENT_ID",
-    "zh_TW": "TW_ID",
-    "en_US": "US_SSN",
-    "en_GB": "UK_NINO",
-    "th_TH": "TH_ID",
-}
+# Faker's `ssn` per locale, with the category it is; the next markets' ids (and Faker's ssn of
+# zh_TW, en_US, th_TH) are made and labelled in `pii_markets` (issue 16, class 10).
+NATIONAL_IDS: dict[str, str] = {"zh_CN": "CN_RESIDENT_ID"}
 PLACEHOLDERS = ("N/A", "-", "", "unknown", "TBC", "0000000000", "none", "未提供", "tiada")
 DIRTY_SHARE = 0.25
 MIN_VALID_SHARE = 0.5  # a positive column is kept when its oracle accepts this share
@@ -91,6 +89,8 @@ def published_sets() -> list[EvalSet]:
 
 def _phone_ok(region: str) -> Callable[[str], bool]:
     def check(value: str) -> bool:
+        if value.startswith("00"):  # the 00 exit code (Faker's en_US writes 001-...)
+            value = "+" + value[2:]
         try:
             return phonenumbers.is_valid_number(phonenumbers.parse(value, region))
         except phonenumbers.NumberParseException:
@@ -165,8 +165,28 @@ def _national(text: str, region: str) -> str:
 
 
 def faker_sets(rows: int = 500, seed: int = 0) -> list[EvalSet]:
-    """One labelled table per locale (deterministic for a seed and a Faker version)."""
-    return [_locale_set(locale, region, rows, seed) for locale, region in LOCALES.items()]
+    """One labelled table per locale, and one of the markets' device ids, Philippine ids and
+    decoys (deterministic for a seed and a Faker version)."""
+    sets = [_locale_set(locale, region, rows, seed) for locale, region in LOCALES.items()]
+    return [*sets, _markets_set(rows, seed)]
+
+
+def _markets_set(rows: int, seed: int) -> EvalSet:
+    fake = Faker("en_PH")
+    fake.seed_instance(seed)
+    r = random.Random(f"markets/{seed}")
+    cols: dict[str, pa.Array] = {}
+    labels: dict[str, str | None] = {}
+    truth: dict[str, list[bool]] = {}
+
+    def add(name: str, label: str | None, values: list[Any], flags: list[bool], typ: Any) -> None:
+        if label is None or sum(flags) >= MIN_VALID_SHARE * len(flags):
+            cols[name], labels[name], truth[name] = pa.array(values, typ), label, flags
+
+    market_columns("en_PH", fake, r, rows, add)
+    device_columns("markets", fake, r, rows, add)
+    market_decoys("markets", fake, r, rows, add)
+    return EvalSet(pa.table(cols), labels, truth, {})
 
 
 def _locale_set(locale: str, region: str, rows: int, seed: int) -> EvalSet:
@@ -219,6 +239,9 @@ def _locale_set(locale: str, region: str, rows: int, seed: int) -> EvalSet:
         add(f"{locale}_mobile_float64", "PHONE_NUMBER", [float(m) for m in mobiles],
             [phone_ok(m) for m in mobiles], pa.float64())  # fmt: skip
     _decoys(locale, fake, r, rows, add)
+    market_columns(locale, fake, r, rows, add)
+    dirty_column(locale, fake, r, rows, add)
+    name_address_columns(locale, fake, r, rows, add)
     return EvalSet(pa.table(cols), labels, truth, {})
 
 

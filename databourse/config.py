@@ -41,7 +41,26 @@ Category = Literal[
     "DATE_OF_BIRTH",
     "GEO_COORDINATES",
     "LICENSE_PLATE",
+    "ID_NIK",
+    "TH_ID",
+    "VN_CCCD",
+    "PH_ID",
+    "TW_ID",
+    "KR_RRN",
+    "JP_MY_NUMBER",
+    "IN_AADHAAR",
+    "IN_PAN",
+    "US_SSN",
+    "UK_NINO",
+    "MAC_ADDRESS",
+    "IMEI",
+    "PERSONAL_URL",
 ]
+# National ids of the exchange's next markets (databourse.identifiers_intl).
+NATIONAL_IDS_INTL: frozenset[str] = frozenset(
+    {"ID_NIK", "TH_ID", "VN_CCCD", "PH_ID", "TW_ID", "KR_RRN", "JP_MY_NUMBER", "IN_AADHAAR"}
+    | {"IN_PAN", "US_SSN", "UK_NINO"}
+)
 # Identify a person on their own: never allowed in a product unless pseudonymized.
 DIRECT_IDENTIFIERS: frozenset[str] = frozenset(
     {
@@ -58,7 +77,11 @@ DIRECT_IDENTIFIERS: frozenset[str] = frozenset(
         "IP_ADDRESS",
         "PERSON_NAME",
         "LICENSE_PLATE",
+        "MAC_ADDRESS",  # one device, as an IP address
+        "IMEI",
+        "PERSONAL_URL",
     }
+    | NATIONAL_IDS_INTL
 )
 # Sensitive personal information (PIPL art. 28): identity, financial accounts, location.
 SENSITIVE_CATEGORIES: frozenset[str] = frozenset(
@@ -73,6 +96,7 @@ SENSITIVE_CATEGORIES: frozenset[str] = frozenset(
         "BANK_ACCOUNT",
         "GEO_COORDINATES",
     }
+    | NATIONAL_IDS_INTL
 )
 Jurisdiction = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
 Identifier = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import ipaddress
 import re
 import string
@@ -10,12 +9,25 @@ from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
-import phonenumbers
 import pyarrow as pa
 import pyarrow.compute as pc
 from stdnum import iban as stdnum_iban
 
-Mask = np.ndarray  # one bool per candidate
+from databourse.cards import card_mask
+from databourse.digits import Mask, real_dates
+from databourse.digits import luhn as luhn  # re-exported: pii_text asks it here
+from databourse.digits import matrix as _matrix
+from databourse.digits import number as _number
+from databourse.emails import EMAIL_SHAPE, email_mask
+from databourse.identifiers_intl import (
+    CHANCE_LEVEL_INTL,
+    CHECKS_INTL,
+    LOOK_ALIKES_INTL,
+    RUN_CATEGORIES_INTL,
+    SEPARATED_INTL,
+    SHAPES_INTL,
+)
+from databourse.phones import PHONE_SHAPE, PHONE_TEXT, PHONE_TEXT_PREFILTER, phone_mask
 
 # Whole-value shapes, RE2 syntax (pyarrow.compute); a candidate must match before it is checked.
 SHAPES: dict[str, str] = {
@@ -29,29 +41,15 @@ SHAPES: dict[str, str] = {
     "CREDIT_CARD": (  # bare 12-19 digits; 4-4-4-4(-3), Amex 4-6-5, Diners 4-6-4
         r"^(?:\d{12,19}|\d{4}[ -]\d{4}[ -]\d{4}[ -]\d{4}(?:[ -]\d{3})?|\d{4}[ -]\d{6}[ -]\d{4,5})$"
     ),
-    "EMAIL_ADDRESS": (
-        r"^[A-Za-z0-9_%+'-]+(?:\.[A-Za-z0-9_%+'-]+)*@"
-        r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+(?:[A-Za-z]{2,63}|xn--[A-Za-z0-9-]{2,59})$"
-    ),
+    "EMAIL_ADDRESS": EMAIL_SHAPE,
     "IP_ADDRESS": (
         r"^(?:(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
         r"|(?:(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}|(?:[0-9A-Fa-f]{1,4}:){6}[\d.]{7,15}"
         r"|[0-9A-Fa-f:.]*::[0-9A-Fa-f:.]*)(?:%[0-9A-Za-z._~-]{1,64})?)$"  # IPv6, zone id
     ),
-    "PHONE_NUMBER": (  # as people write them: brackets, dots, mixed separators, an extension
-        r"^(?:(?:\+|00[ .-]?)\d[\d .()/-]{5,22}\d"  # international: a plus or the 00 exit code
-        r"|\(\+\d{1,4}\) ?\d[\d .()/-]{5,18}\d"
-        r"|1[3-9]\d[ .-]?\d{4}[ .-]?\d{4}"  # CN mobile
-        r"|0\d{9,10}|\(?0\d{1,3}\)?[ .-]\d{3,4}[ .-]?\d{4}"  # MY, CN national with trunk 0
-        r"|[2-9]\d{3}[ .-]\d{4}"  # SG, HK: 8 digits only when grouped
-        r"|\(?[2-9]\d{2}\)?[ .-]?[2-9]\d{2}[ .-]\d{4}"  # US, CA: grouped 3-3-4
-        r")(?:,? ?(?:x|ext\.?|extension|#) ?\d{1,6})?$"
-    ),
+    "PHONE_NUMBER": PHONE_SHAPE,
+    **SHAPES_INTL,  # the next markets: identifiers_intl
 }
-PHONE_EXTENSION = r",? ?(?:x|ext\.?|extension|#) ?\d{1,6}$"
-# An international number: a plus or the 00 exit code (not NANP's 011: MY mobiles start 011).
-PHONE_EXIT = r"^\(?(?:\+|00)"
-NANP_GROUPED = r"^\(?[2-9]\d{2}\)?[ .-]?[2-9]\d{2}[ .-]\d{4}$"
 # Any value that can be valid for some category matches this; one pass rules the rest out.
 ANY_SHAPE = "^(?:" + "|".join(f"(?:{shape[1:-1]})" for shape in SHAPES.values()) + ")$"
 # Identifiers inside text. Contiguous digit runs (CN ids, bare cards and phones) are cut out and
@@ -66,7 +64,7 @@ HEX_TOKENS = (
     r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}|[0-9A-Fa-f]{32,}"
 )
 RUN_SEPARATORS = r"[^0-9Xx]+"
-RUN_CATEGORIES = ("CN_RESIDENT_ID", "CREDIT_CARD", "PHONE_NUMBER")
+RUN_CATEGORIES = ("CN_RESIDENT_ID", "CREDIT_CARD", "PHONE_NUMBER", *RUN_CATEGORIES_INTL)
 SEPARATED: dict[str, tuple[str, re.Pattern[str]]] = {  # category -> (RE2 prefilter, extractor)
     "SG_NRIC_FIN": (
         r"(?:^|[^A-Za-z0-9])[STFGMstfgm]\d{7}[A-Za-z](?:$|[^A-Za-z0-9])",
@@ -113,16 +111,19 @@ SEPARATED: dict[str, tuple[str, re.Pattern[str]]] = {  # category -> (RE2 prefil
             r"(?![0-9A-Za-z:%]|\.[0-9A-Za-z])"
         ),
     ),
-    "PHONE_NUMBER": (
-        r"\+\d|\d[ -]\d{3,4}[ -]?\d{4}|[2-9]\d{3} \d{4}",
-        re.compile(  # national shapes must not be a piece of a longer digit group
-            r"\+\d(?:[ -]?\d){6,14}(?!\d)"
-            r"|(?<!\d)(?<![\d+][ -])(?:1[3-9]\d(?:[ -]?\d{4}){2}|0\d{1,3}[ -]\d{3,4}[ -]?\d{4}"
-            r"|[2-9]\d{3} \d{4})(?![ -]?\d)"
-        ),
-    ),
+    "PHONE_NUMBER": (PHONE_TEXT_PREFILTER, re.compile(PHONE_TEXT)),
+    **SEPARATED_INTL,
 }
 ANY_SEPARATED = "|".join(prefilter for prefilter, _ in SEPARATED.values())
+# The same in two parts (two RE2 passes over text are faster than one over the union).
+ANY_SEPARATED_INTL = "|".join(prefilter for prefilter, _ in SEPARATED_INTL.values())
+ANY_SEPARATED_BASE = "|".join(p for c, (p, _) in SEPARATED.items() if c not in SEPARATED_INTL)
+# Categories that random look-alikes pass often (a check digit in ten, a date, a phone plan):
+# below the classification threshold a column holds one only when at least CHANCE_FLOOR of its
+# values shaped like it (LOOK_ALIKES) are valid (pii._reported).
+CHANCE_LEVEL = CHANCE_LEVEL_INTL | {"PHONE_NUMBER"}
+LOOK_ALIKES = {**LOOK_ALIKES_INTL, "PHONE_NUMBER": PHONE_SHAPE}
+CHANCE_FLOOR = 0.5
 ANY_EMBEDDED = r"\d{10}|" + ANY_SEPARATED
 _PROVINCE_RANGES = ((11, 15), (21, 23), (31, 37), (41, 46), (50, 54), (61, 65), (71, 71), (81, 82))
 CN_PROVINCES = frozenset(p for low, high in _PROVINCE_RANGES for p in range(low, high + 1))
@@ -137,56 +138,9 @@ _SG_TABLES = {  # prefix -> (offset, letters indexed by weighted sum mod 11)
     "G": (4, b"XWUTRQPNMLK"),
     "M": (3, b"XWUTRQPNJLK"),
 }
-# Card issuer identification number ranges (ISO/IEC 7812 as the networks publish them): (first
-# and last prefix, inclusive, of equal width; allowed lengths). A number is a card when a range
-# holds its prefix, its length is allowed and its Luhn check holds.
-# 18 digits is a CN resident id's length: of the ranges issued at 16-19 digits, only UnionPay 62
-# is read at 18 (a wrong-check id of province 36, 50, 63 or 64 must not become a Diners,
-# Maestro, InterPayment or Discover card).
-_UP_TO_19 = frozenset({16, 17, 19})
-_CARD_RANGES: tuple[tuple[int, int, frozenset[int]], ...] = (
-    (4, 4, frozenset({13, 16, 19})),  # Visa (Electron, Dankort co-brand inside)
-    (51, 55, frozenset({16})),  # Mastercard
-    (2221, 2720, frozenset({16})),  # Mastercard 2-series
-    (34, 34, frozenset({15})),  # American Express
-    (37, 37, frozenset({15})),
-    (300, 305, frozenset({14}) | _UP_TO_19),  # Diners Club International
-    (3095, 3095, frozenset({14}) | _UP_TO_19),
-    (36, 36, frozenset({14}) | _UP_TO_19),
-    (38, 39, frozenset({14}) | _UP_TO_19),
-    (6011, 6011, _UP_TO_19),  # Discover
-    (644, 649, _UP_TO_19),
-    (65, 65, _UP_TO_19),
-    (3528, 3589, _UP_TO_19),  # JCB
-    (62, 62, frozenset(range(16, 20))),  # UnionPay (often 19 digits)
-    (81, 81, frozenset({16, 19})),  # UnionPay 81
-    (5019, 5019, frozenset({16})),  # Dankort
-    (2200, 2204, _UP_TO_19),  # Mir
-    (5018, 5018, frozenset(range(12, 18)) | {19}),  # Maestro
-    (5020, 5020, frozenset(range(12, 18)) | {19}),
-    (5038, 5038, frozenset(range(12, 18)) | {19}),
-    (5893, 5893, frozenset(range(12, 18)) | {19}),
-    (6304, 6304, frozenset(range(12, 18)) | {19}),
-    (6759, 6759, frozenset(range(12, 18)) | {19}),
-    (6761, 6763, frozenset(range(12, 18)) | {19}),
-    (60, 60, frozenset({16})),  # RuPay
-    (508, 508, frozenset({16})),
-    (353, 353, frozenset({16})),
-    (356, 356, frozenset({16})),
-    (636, 636, _UP_TO_19),  # InterPayment
-    (506099, 506198, frozenset({16, 19})),  # Verve
-    (507865, 507964, frozenset({16, 19})),
-    (650002, 650027, frozenset({16, 19})),
-    (9792, 9792, frozenset({16})),  # Troy
-    (1, 1, frozenset({15})),  # UATP
-)
 # In free text a digit run is a card only at 13 digits or more and never a UATP (1 + 14 digits):
 # shorter runs and runs starting with 1 are as often order numbers, with a 1 in 10 Luhn chance.
 TEXT_CARD_MIN_LENGTH = 13
-_PHONE_REGIONS = {"86": "CN", "60": "MY", "65": "SG", "852": "HK"}
-_TRUNK_ZERO = frozenset({"CN", "MY"})
-_DESC_NAMES = ("mobile", "fixed_line", "premium_rate", "toll_free", "shared_cost", "voip")
-_DESC_NAMES2 = ("personal_number", "pager", "uan", "voicemail")
 
 
 def valid_mask(category: str, candidates: pa.Array) -> Mask:
@@ -198,33 +152,6 @@ def valid_mask(category: str, candidates: pa.Array) -> Mask:
     if len(idx):
         out[idx] = _CHECKS[category](arr.take(pa.array(idx)))
     return out
-
-
-def _matrix(arr: pa.Array, width: int) -> np.ndarray:
-    """View equal-length ASCII strings as an (n, width) uint8 matrix."""
-    fixed = pc.cast(arr.cast(pa.large_binary()), pa.binary(width))
-    buf = np.frombuffer(fixed.buffers()[1], np.uint8)
-    return buf[fixed.offset * width : (fixed.offset + len(fixed)) * width].reshape(-1, width)
-
-
-def _number(digits: np.ndarray) -> np.ndarray:
-    """Decimal value of each row of a digit matrix."""
-    weights = 10 ** np.arange(digits.shape[1] - 1, -1, -1)
-    return digits.astype(np.int64) @ weights
-
-
-def real_dates(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> Mask:
-    """Which (year, month, day) triples are calendar dates between 1900-01-01 and today."""
-    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
-    month_days = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
-    in_month = month_days[np.clip(month, 0, 12)] + ((month == 2) & leap)
-    today = dt.date.today()
-    not_future = (
-        year * 10000 + month * 100 + day <= today.year * 10000 + today.month * 100 + today.day
-    )
-    return (
-        (year >= 1900) & (month >= 1) & (month <= 12) & (day >= 1) & (day <= in_month) & not_future
-    )
 
 
 def _cn_resident_id(arr: pa.Array) -> Mask:
@@ -327,31 +254,6 @@ def _my_nric(arr: pa.Array) -> Mask:
     return dated & ~np.isin(_number(digits[:, 6:8]), list(MY_UNASSIGNED_PB))
 
 
-def luhn(digits: np.ndarray) -> Mask:
-    """Luhn check of each row of a digit matrix (check digit last)."""
-    rev = digits[:, ::-1].astype(np.int64)
-    doubled = rev[:, 1::2] * 2
-    doubled -= 9 * (doubled > 9)
-    return (rev[:, 0::2].sum(axis=1) + doubled.sum(axis=1)) % 10 == 0
-
-
-def _credit_card(arr: pa.Array) -> Mask:
-    norm = pc.replace_substring_regex(arr, r"[ -]", "")
-    lengths = pc.utf8_length(norm).to_numpy()
-    head = pc.utf8_slice_codeunits(norm, 0, 6)
-    prefix = pc.cast(pc.if_else(pc.equal(head, ""), "0", head), pa.int64()).to_numpy(False)
-    head_len = np.minimum(lengths, 6)
-    out = np.zeros(len(norm), dtype=bool)
-    for low, high, allowed in _CARD_RANGES:
-        width = len(str(low))
-        lead = prefix // 10 ** np.maximum(head_len - width, 0)
-        out |= (lead >= low) & (lead <= high) & np.isin(lengths, list(allowed))
-    for width in np.unique(lengths[out]):
-        rows = np.flatnonzero(out & (lengths == width))
-        out[rows] = luhn(_matrix(norm.take(pa.array(rows)), int(width)).astype(np.int64) - 48)
-    return out
-
-
 def run_mask(category: str, runs: pa.Array) -> Mask:
     """Which bare digit runs cut out of text are valid values of `category` (a RUN_CATEGORY).
 
@@ -366,7 +268,7 @@ def run_mask(category: str, runs: pa.Array) -> Mask:
 
 
 def _email(arr: pa.Array) -> Mask:
-    return np.ones(len(arr), dtype=bool)  # the shape regex is the whole check
+    return email_mask(arr)
 
 
 def _ip(arr: pa.Array) -> Mask:
@@ -381,86 +283,6 @@ def _ip(arr: pa.Array) -> Mask:
     return out
 
 
-Desc = tuple[str, tuple[int, ...]]  # national number pattern, possible lengths
-
-
-@lru_cache(maxsize=8)
-def _region_descs(region: str) -> tuple[Desc, tuple[Desc, ...]]:
-    """The general and the per-type descriptions of a region's phone metadata."""
-    meta = phonenumbers.PhoneMetadata.metadata_for_region(region)
-    assert meta is not None and meta.general_desc is not None, region
-    descs: list[Desc] = []
-    for name in ("general_desc", *_DESC_NAMES, *_DESC_NAMES2):
-        desc = getattr(meta, name)
-        if desc is not None and desc.national_number_pattern:
-            descs.append((str(desc.national_number_pattern), tuple(desc.possible_length)))
-    return descs[0], tuple(descs[1:])
-
-
-def _desc_match(nsn: pa.Array, lengths: np.ndarray, desc: Desc) -> Mask:
-    pattern, possible = desc
-    hit = pc.match_substring_regex(nsn, f"^(?:{pattern})$").to_numpy(zero_copy_only=False)
-    return hit & (np.isin(lengths, possible) if possible else True)
-
-
-def national_valid(region: str, nsn: pa.Array) -> Mask:
-    """What phonenumbers' is_valid_number says of national significant numbers, vectorized."""
-    general, descs = _region_descs(region)
-    lengths = pc.utf8_length(nsn).to_numpy()
-    general_ok = _desc_match(nsn, lengths, general)
-    typed = np.zeros(len(nsn), dtype=bool)
-    for desc in descs:  # valid = matches the general pattern and the pattern of some type
-        pending = np.flatnonzero(general_ok & ~typed)
-        if len(pending) == 0:
-            break
-        sub = nsn.take(pa.array(pending, pa.int64()))
-        typed[pending] = _desc_match(sub, lengths[pending], desc)
-    return general_ok & typed
-
-
-def _phone(arr: pa.Array) -> Mask:
-    text = pc.replace_substring(pc.replace_substring_regex(arr, PHONE_EXTENSION, ""), "(0)", "")
-    digits = pc.replace_substring_regex(text, r"\D", "")
-    dialled = pc.match_substring_regex(text, r"^\(?00")  # the exit code is not the number's
-    digits = pc.if_else(dialled, pc.utf8_slice_codeunits(digits, 2), digits)
-    lengths = pc.utf8_length(digits).to_numpy()
-    plus = pc.match_substring_regex(text, PHONE_EXIT).to_numpy(zero_copy_only=False)
-    first = pc.utf8_slice_codeunits(digits, 0, 1).to_numpy(zero_copy_only=False)
-    out = np.zeros(len(arr), dtype=bool)
-    known = ~plus
-    for code, region in _PHONE_REGIONS.items():
-        rows = plus & pc.starts_with(digits, code).to_numpy(zero_copy_only=False)
-        known |= rows
-        out |= _valid_in(rows, digits, len(code), (region,))
-        if region in _TRUNK_ZERO:  # '+60 012...' is read as '+60 12...' by phonenumbers.parse
-            trunk = rows & pc.starts_with(digits, code + "0").to_numpy(zero_copy_only=False)
-            out |= _valid_in(trunk, digits, len(code) + 1, (region,))
-    for i in np.flatnonzero(~known & (lengths >= 8) & (lengths <= 15)):
-        try:
-            out[i] = phonenumbers.is_valid_number(phonenumbers.parse("+" + digits[int(i)].as_py()))
-        except phonenumbers.NumberParseException:
-            pass
-    out |= _valid_in(~plus & (first == "0"), digits, 1, ("MY", "CN"))
-    out |= _valid_in(~plus & (first == "1"), digits, 0, ("CN",))
-    out |= _valid_in(~plus & (lengths == 8), digits, 0, ("SG", "HK"))
-    nanp = ~plus & pc.match_substring_regex(text, NANP_GROUPED).to_numpy(zero_copy_only=False)
-    out |= _valid_in(nanp, digits, 0, ("US", "CA"))
-    return out
-
-
-def _valid_in(rows: Mask, digits: pa.Array, skip: int, regions: tuple[str, ...]) -> Mask:
-    """Valid in any of `regions` after dropping `skip` leading digits, for the selected rows."""
-    out = np.zeros(len(rows), dtype=bool)
-    idx = np.flatnonzero(rows)
-    if len(idx):
-        nsn = pc.utf8_slice_codeunits(digits.take(pa.array(idx, pa.int64())), skip)
-        ok = np.zeros(len(idx), dtype=bool)
-        for region in regions:
-            ok |= national_valid(region, nsn)
-        out[idx] = ok
-    return out
-
-
 _CHECKS: dict[str, Callable[[pa.Array], Mask]] = {
     "CN_RESIDENT_ID": _cn_resident_id,
     "SG_NRIC_FIN": _sg_nric_fin,
@@ -468,8 +290,9 @@ _CHECKS: dict[str, Callable[[pa.Array], Mask]] = {
     "HK_ID": _hk_id,
     "IBAN": _iban,
     "MY_NRIC": _my_nric,
-    "CREDIT_CARD": _credit_card,
+    "CREDIT_CARD": card_mask,
     "EMAIL_ADDRESS": _email,
     "IP_ADDRESS": _ip,
-    "PHONE_NUMBER": _phone,
+    "PHONE_NUMBER": phone_mask,
+    **CHECKS_INTL,
 }

@@ -23,9 +23,12 @@ import pyarrow.compute as pc
 from databourse.errors import DataBourseError
 from databourse.grouping import plain
 from databourse.identifiers import (
-    ANY_EMBEDDED,
-    ANY_SEPARATED,
+    ANY_SEPARATED_BASE,
+    ANY_SEPARATED_INTL,
+    CHANCE_FLOOR,
+    CHANCE_LEVEL,
     HEX_TOKENS,
+    LOOK_ALIKES,
     MIXED_TOKENS,
     RUN_CATEGORIES,
     RUN_SEPARATORS,
@@ -34,8 +37,19 @@ from databourse.identifiers import (
     run_mask,
     valid_mask,
 )
-from databourse.pii_text import COLUMN_LEVEL, DOB_CUES, column_factor, detail_keys, text_valid_mask
+from databourse.identifiers_intl import SEPARATED_INTL, SHAPES_INTL
+from databourse.pii_overlaps import Overlaps
+from databourse.pii_text import (
+    COLUMN_LEVEL,
+    DOB_CUES,
+    column_factor,
+    detail_keys,
+    enough_evidence,
+    text_valid_mask,
+)
 from databourse.pii_text import SHAPES as TEXT_SHAPES
+from databourse.scan_text import folded
+from databourse.text_mentions import mentions
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +58,25 @@ CATEGORIES: tuple[str, ...] = (  # priority order when a value fits several
     "CN_USCC",
     "SG_NRIC_FIN",
     "HK_ID",
+    "TW_ID",
+    "KR_RRN",
     "MY_NRIC",
     "CREDIT_CARD",
     "IBAN",
+    "ID_NIK",
+    "TH_ID",
+    "IN_AADHAAR",
+    "JP_MY_NUMBER",
+    "VN_CCCD",
+    "IMEI",
+    "PH_ID",
+    "US_SSN",
+    "UK_NINO",
+    "IN_PAN",
+    "MAC_ADDRESS",
     "EMAIL_ADDRESS",
     "IP_ADDRESS",
+    "PERSONAL_URL",
     "GEO_COORDINATES",
     "PHONE_NUMBER",
     "PASSPORT",
@@ -60,20 +88,40 @@ CATEGORIES: tuple[str, ...] = (  # priority order when a value fits several
 )
 CHECKSUM_BACKED = frozenset(
     {"CN_RESIDENT_ID", "CN_USCC", "SG_NRIC_FIN", "HK_ID", "CREDIT_CARD", "IBAN"}
+    | {"TW_ID", "KR_RRN", "TH_ID", "IN_AADHAAR", "JP_MY_NUMBER", "IMEI"}
+)
+# Identifiers whose shapes overlap (12, 13, 15, 16 digits, 4-4-4 groups; two letters, 6 digits
+# and A): a value valid for several is counted for the one its column holds most of
+# (`pii_overlaps`), so that a column of Aadhaar numbers keeps the tenth that also pass Japan's
+# check digit, and a column of NINOs those that are HK ids with the check letter A.
+SHARED_SHAPES = frozenset(
+    {"MY_NRIC", "CREDIT_CARD", "PHONE_NUMBER", "ID_NIK", "TH_ID", "KR_RRN", "IN_AADHAAR"}
+    | {"JP_MY_NUMBER", "VN_CCCD", "PH_ID", "IMEI", "HK_ID", "UK_NINO"}
 )
 PATTERN_ONLY_FACTOR = 0.9
 DICTIONARY_FACTOR = 0.8  # names, addresses, plates: patterns and word lists
 DICTIONARY_BASED = frozenset({"PERSON_NAME", "ADDRESS", "LICENSE_PLATE"})
+# Whole addresses (a number, a street or unit word, an area) are not chance matches: their count
+# is reported at any share, so that the gate sees a messy column that holds some.
+STRUCTURED_WHOLE = frozenset({"ADDRESS"})
 WEAK_WHOLE_FLOOR = 0.5  # below this share, dictionary matches are chance and are not reported
 ALL_SHAPES = {**SHAPES, **TEXT_SHAPES}
 ANY_SHAPE = "^(?:" + "|".join(f"(?:{ALL_SHAPES[c][1:-1]})" for c in CATEGORIES) + ")$"
+# Checked apart, the next markets' shapes and the others cost two RE2 passes that are faster
+# than one over all of them, and a value of one kind is never checked against the other's.
+ANY_SHAPE_INTL = "^(?:" + "|".join(f"(?:{s[1:-1]})" for s in SHAPES_INTL.values()) + ")$"
+ANY_SHAPE_BASE = (
+    "^(?:" + "|".join(f"(?:{ALL_SHAPES[c][1:-1]})" for c in CATEGORIES if c not in SHAPES_INTL)
+) + ")$"
 # Rows counted per column at once. Each chunk's distinct values are classified once, so larger
 # chunks classify a repeated value fewer times: 64k -> 256k rows halved the scan of a 2M-row
 # sensor file (names, IDs, phones: 1.65 -> 0.82 s); 1M rows gained nothing more.
 SCAN_BATCH_ROWS = 262_144
 IN_FLIGHT = 2  # batches counted ahead of the one being added
+TEXT = r"\S\s+\S|\p{Han}[^\n]{4}"  # running text: two words, or Chinese of five characters
 GLUED_ID_LENGTH = 18  # a CN resident id's digit run when letters touch it
 GLUED_ID = r"[A-WYZa-wyz]\d{17}[\dXx]|\d{17}[\dXx][A-WYZa-wyz]"  # RE2 prefilter of those
+ANY_LOOK_ALIKE = "^(?:" + "|".join(f"(?:{shape[1:-1]})" for shape in LOOK_ALIKES.values()) + ")$"
 
 
 @dataclass(frozen=True)
@@ -86,6 +134,8 @@ class ColumnFinding:
     `embedded`: category -> values that hold it inside longer text (never decides `category`).
     `whole`: category -> values that are wholly of that category (every category, not only the
     winner, so that a column just under the threshold is still visible to a gate).
+    `mentions`: PERSON_NAME, ADDRESS -> values of running text that mention one (reported,
+    not gated: `text_mentions`).
     """
 
     column: str
@@ -98,6 +148,7 @@ class ColumnFinding:
     whole: dict[str, int] = field(default_factory=dict)  # category -> values matching it whole
     read_as: str = "text"  # "text", or "decimal text" for a numeric column
     lost_digits: int = 0  # float values too large to be read exactly (not checked)
+    mentions: dict[str, int] = field(default_factory=dict)  # names, addresses inside text
 
     @property
     def shares(self) -> dict[str, float]:
@@ -120,6 +171,7 @@ class ColumnFinding:
             "shares": {c: round(v, 4) for c, v in self.shares.items()},
             "read_as": self.read_as,
             "lost_digits": self.lost_digits,
+            "mentions": dict(sorted(self.mentions.items())),
         }
 
 
@@ -132,13 +184,19 @@ class _Counts:
     embedded: Counter[str] = field(default_factory=Counter)
     detail: Counter[tuple[str, str]] = field(default_factory=Counter)  # (category, sub-kind)
     lost_digits: int = 0  # floats too large to hold their integer exactly (not checked)
+    shared: Counter[int] = field(default_factory=Counter)  # SHARED_SHAPES bits -> values
+    shaped: Counter[str] = field(default_factory=Counter)  # CHANCE_LEVEL: its look-alikes
+    mentions: Counter[str] = field(default_factory=Counter)  # names, addresses inside text
 
     def add(self, other: _Counts) -> None:
         self.checked += other.checked
         self.lost_digits += other.lost_digits
         self.whole.update(other.whole)
+        self.shared.update(other.shared)
+        self.shaped.update(other.shaped)
         self.embedded.update(other.embedded)
         self.detail.update(other.detail)
+        self.mentions.update(other.mentions)
 
 
 @dataclass
@@ -329,12 +387,23 @@ def _count(arr: pa.Array) -> _Counts:
     if counts.checked == 0:
         return counts
     distinct = pc.value_counts(arr.drop_null())
-    values, weights = distinct.field("values"), distinct.field("counts").to_numpy()
-    codes = _whole_codes(pc.utf8_trim_whitespace(values))
+    values = folded(distinct.field("values"))  # as a person reads them (full-width, hidden)
+    weights = distinct.field("counts").to_numpy()
+    trimmed = pc.utf8_trim_whitespace(values)
+    codes = _whole_codes(trimmed)
     for code, total in enumerate(np.bincount(codes[codes >= 0], weights[codes >= 0])):
         if total:
             counts.whole[CATEGORIES[code]] = int(total)
-    for category in ("PASSPORT", "BANK_ACCOUNT"):
+    bits = _OVERLAPS.bits(trimmed, codes)
+    for key in np.unique(bits[bits > 0]).tolist():
+        counts.shared[key] = int(weights[bits == key].sum())
+    alike = np.flatnonzero(pc.match_substring_regex(trimmed, ANY_LOOK_ALIKE).to_numpy(False))
+    if len(alike):
+        subset = trimmed.take(pa.array(alike, pa.int64()))
+        for category, shape in LOOK_ALIKES.items():
+            hit = pc.match_substring_regex(subset, shape).to_numpy(zero_copy_only=False)
+            counts.shaped[category] = int(weights[alike[hit]].sum())
+    for category in ("PASSPORT", "BANK_ACCOUNT", "PERSON_NAME"):
         rows = np.flatnonzero(codes == CATEGORIES.index(category))
         if len(rows):
             subset = pc.utf8_trim_whitespace(values.take(pa.array(rows, pa.int64())))
@@ -343,17 +412,26 @@ def _count(arr: pa.Array) -> _Counts:
     rest = np.flatnonzero(codes < 0)
     for category, found in _embedded_hits(values.take(pa.array(rest, pa.int64()))).items():
         counts.embedded[category] = int(weights[rest[found]].sum())
+    text = rest[
+        pc.match_substring_regex(values.take(pa.array(rest, pa.int64())), TEXT).to_numpy(False)
+    ]
+    for category, found in mentions(values.take(pa.array(text, pa.int64()))).items():
+        if found.any():
+            counts.mentions[category] = int(weights[text[found]].sum())
     return counts
 
 
 def _whole_codes(values: pa.Array) -> np.ndarray:
     """Index in CATEGORIES of each value's category as a whole (first in priority order), or -1."""
     codes = np.full(len(values), -1, dtype=np.int64)
-    shaped = pc.match_substring_regex(values, ANY_SHAPE).to_numpy(zero_copy_only=False)
+    base = pc.match_substring_regex(values, ANY_SHAPE_BASE).to_numpy(zero_copy_only=False)
+    intl = pc.match_substring_regex(values, ANY_SHAPE_INTL).to_numpy(zero_copy_only=False)
     for code, category in enumerate(CATEGORIES):
-        undecided = np.flatnonzero(shaped & (codes < 0))
+        undecided = np.flatnonzero((intl if category in SHAPES_INTL else base) & (codes < 0))
         if len(undecided) == 0:
-            break
+            if not ((base | intl) & (codes < 0)).any():
+                break
+            continue
         ok = _valid(category, values.take(pa.array(undecided, pa.int64())))
         codes[undecided[ok]] = code
     return codes
@@ -363,6 +441,9 @@ def _valid(category: str, values: pa.Array) -> np.ndarray:
     if category in SHAPES:
         return valid_mask(category, values)
     return text_valid_mask(category, values)
+
+
+_OVERLAPS = Overlaps(CATEGORIES, SHARED_SHAPES, _valid)
 
 
 def classify_value(text: str, column_name: str | None = None) -> str | None:
@@ -376,11 +457,18 @@ def classify_array(values: pa.Array, column_name: str | None = None) -> list[str
     Numbers are read as their decimal text (`as_text`).
     Column-level categories (PASSPORT, BANK_ACCOUNT, DATE_OF_BIRTH) are only returned when a
     `column_name` is given, and BANK_ACCOUNT and DATE_OF_BIRTH only when that name has a cue.
+    PERSON_NAME only for a value that is strong evidence by itself (a name-shaped value without
+    it counts in a column, `scan_table`, when enough of the column's values are strong).
     """
-    codes = _whole_codes(pc.fill_null(pc.utf8_trim_whitespace(as_text(values)[0]), ""))
+    text = pc.fill_null(pc.utf8_trim_whitespace(folded(as_text(values)[0])), "")
+    codes = _OVERLAPS.column_codes(text, _whole_codes(text))
     allowed = {c for c in COLUMN_LEVEL if column_name is not None}
     if column_name is not None:
         allowed -= {c for c in ("BANK_ACCOUNT", "DATE_OF_BIRTH") if not _cued(c, column_name)}
+    names = np.flatnonzero(codes == CATEGORIES.index("PERSON_NAME"))
+    if len(names):  # alone, a value is a name only on strong evidence (`person_names`)
+        strong = detail_keys("PERSON_NAME", text.take(pa.array(names, pa.int64())))
+        codes[names[np.array(strong) != "strong"]] = -1
     found = [CATEGORIES[code] if code >= 0 else None for code in codes.tolist()]
     return [c if c not in COLUMN_LEVEL or c in allowed else None for c in found]
 
@@ -391,7 +479,8 @@ def _cued(category: str, column_name: str) -> bool:
 
 def _embedded_hits(values: pa.Array) -> dict[str, np.ndarray]:
     """For each category, the distinct positions of values that hold a valid identifier."""
-    gate = pc.match_substring_regex(values, ANY_EMBEDDED).to_numpy(zero_copy_only=False)
+    gate = pc.match_substring_regex(values, r"\d{10}|" + ANY_SEPARATED_BASE).to_numpy(False)
+    gate |= pc.match_substring_regex(values, ANY_SEPARATED_INTL).to_numpy(zero_copy_only=False)
     origin = np.flatnonzero(gate)
     values = pc.replace_substring_regex(values.filter(gate), HEX_TOKENS, " ")
     hits: dict[str, list[np.ndarray]] = {c: [] for c in CATEGORIES}
@@ -433,13 +522,20 @@ def _glued_ids(values: pa.Array) -> tuple[str, np.ndarray]:
 
 def _separated_hits(values: pa.Array) -> list[tuple[str, np.ndarray]]:
     """Separated forms, extracted in Python from the values an RE2 prefilter selected."""
-    separated = np.flatnonzero(pc.match_substring_regex(values, ANY_SEPARATED).to_numpy(False))
+    base = pc.match_substring_regex(values, ANY_SEPARATED_BASE).to_numpy(zero_copy_only=False)
+    intl = pc.match_substring_regex(values, ANY_SEPARATED_INTL).to_numpy(zero_copy_only=False)
+    separated = np.flatnonzero(base | intl)
     subset = values.take(pa.array(separated, pa.int64()))
     out = []
     for category, (prefilter, pattern) in SEPARATED.items():
-        selected = pc.match_substring_regex(subset, prefilter).to_numpy(zero_copy_only=False)
+        pool = np.flatnonzero((intl if category in SEPARATED_INTL else base)[separated])
+        if len(pool) == 0:
+            continue
+        texts = subset.take(pa.array(pool, pa.int64()))
+        selected = pool[pc.match_substring_regex(texts, prefilter).to_numpy(False)]
         positions, candidates = [], []
-        for pos, text in zip(separated[selected], subset.filter(selected).to_pylist(), strict=True):
+        found = subset.take(pa.array(selected, pa.int64())).to_pylist()
+        for pos, text in zip(separated[selected], found, strict=True):
             for match in pattern.finditer(text):
                 positions.append(pos)
                 candidates.append(match.group())
@@ -454,13 +550,16 @@ def _finding(column: str, state: _ColumnState, threshold: float) -> ColumnFindin
     total = state.total
     category: str | None = None
     factor = 0.0
+    whole = total.whole
     if state.sample.checked:
-        best = max(CATEGORIES, key=lambda c: (state.sample.whole[c], -CATEGORIES.index(c)))
-        sample_share = state.sample.whole[best] / state.sample.checked
-        if sample_share >= threshold and total.whole[best] / total.checked >= threshold:
+        sample = state.sample
+        best = _OVERLAPS.best(sample.whole, sample.shared)
+        whole = _OVERLAPS.attributed(total.whole, total.shared, best)
+        sample_share = _OVERLAPS.support(sample.whole, sample.shared)[best] / sample.checked
+        if sample_share >= threshold and whole[best] / total.checked >= threshold:
             factor = _factor(best, state)
             category = best if factor > 0 else None
-    matched = total.whole[category] if category else 0
+    matched = whole[category] if category else 0
     share = matched / total.checked if category else 0.0
     return ColumnFinding(
         column=column,
@@ -470,9 +569,10 @@ def _finding(column: str, state: _ColumnState, threshold: float) -> ColumnFindin
         matched=matched,
         checked=total.checked,
         embedded=dict(total.embedded),
-        whole={c: n for c, n in total.whole.items() if n and _reported(c, category, n, total)},
+        whole={c: n for c, n in whole.items() if n and _reported(c, category, n, total)},
         read_as="decimal text" if state.numeric else "text",
         lost_digits=total.lost_digits,
+        mentions=dict(total.mentions),
     )
 
 
@@ -481,7 +581,7 @@ def _factor(category: str, state: _ColumnState) -> float:
     if category in CHECKSUM_BACKED:
         return 1.0
     if category in DICTIONARY_BASED:
-        return DICTIONARY_FACTOR
+        return DICTIONARY_FACTOR if _evidence(category, state.total) else 0.0
     if category not in COLUMN_LEVEL:
         return PATTERN_ONLY_FACTOR
     total = state.total
@@ -489,10 +589,19 @@ def _factor(category: str, state: _ColumnState) -> float:
     return column_factor(category, state.name, details, total.whole[category] / total.checked)
 
 
+def _evidence(category: str, total: _Counts) -> bool:
+    """A dictionary category's column-level evidence (`pii_text.enough_evidence`)."""
+    details = {k: n / total.checked for (c, k), n in total.detail.items() if c == category}
+    return enough_evidence(category, details, total.whole[category] / total.checked)
+
+
 def _reported(category: str, chosen: str | None, count: int, total: _Counts) -> bool:
     """Whether a category's whole matches are reported: column-level ones only when chosen."""
     if category in COLUMN_LEVEL:
         return category == chosen
-    if category in DICTIONARY_BASED:
-        return category == chosen or count / total.checked >= WEAK_WHOLE_FLOOR
+    if category in DICTIONARY_BASED - STRUCTURED_WHOLE:
+        share = count / total.checked
+        return category == chosen or (share >= WEAK_WHOLE_FLOOR and _evidence(category, total))
+    if category in CHANCE_LEVEL:  # random look-alikes pass too often
+        return category == chosen or count >= CHANCE_FLOOR * total.shaped[category]
     return True

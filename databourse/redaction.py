@@ -30,6 +30,7 @@ from databourse.identifiers import (
     valid_mask,
 )
 from databourse.pii import GLUED_ID_LENGTH, classify_array
+from databourse.scan_text import folded
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,26 @@ def redact_values(
     return out, counts
 
 
+def _redact_disguised(texts: list[str | None], counts: dict[str, int]) -> None:
+    """Values still holding an identifier as the scan reads them (full-width digits, hidden
+    characters: `scan_text`) are written back folded, with placeholders; others as they were."""
+    current = pa.array(texts, pa.large_string())
+    seen = folded(current)
+    rows = np.flatnonzero(pc.fill_null(pc.not_equal(seen, current), False).to_numpy(False))
+    if not len(rows):
+        return
+    candidates = seen.take(pa.array(rows, pa.int64()))
+    left = find_spans(candidates.to_pylist())
+    hit = [i for i, spans in zip(rows.tolist(), left, strict=True) if spans]
+    if not hit:
+        return
+    redacted, more = redact_values([str(seen[i].as_py()) for i in hit])
+    for i, text in zip(hit, redacted, strict=True):
+        texts[i] = text
+    for category, n in more.items():
+        counts[category] = counts.get(category, 0) + n
+
+
 def redact_embedded(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     """A text column with its identifiers replaced by placeholders (type and nulls kept).
 
@@ -166,6 +187,7 @@ def redact_embedded(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     redacted, counts = redact_values([texts[i] for i in rows], [whole[i] for i in rows])
     for i, text in zip(rows.tolist(), redacted, strict=True):
         texts[i] = text
+    _redact_disguised(texts, counts)
     log.debug("redacted identifiers in %d distinct values: %s", len(rows), counts)
     dictionary = pa.array(texts, array.type)
     return pa.DictionaryArray.from_arrays(encoded.indices, dictionary).dictionary_decode()

@@ -77,6 +77,7 @@ def direct_identifiers(findings: list[ColumnFinding]) -> list[dict[str, Any]]:
 # a birth date backs the match): never detector noise, so a single one stops the version.
 STRICT_EMBEDDED = frozenset(
     {"CN_RESIDENT_ID", "SG_NRIC_FIN", "HK_ID", "MY_NRIC", "CREDIT_CARD", "IBAN"}
+    | {"TW_ID", "KR_RRN", "TH_ID"}  # in text only as written: letter + 9, 6-7, 1-4-5-2-1
 )
 EMBEDDED_MAX_SHARE = 0.001  # settings.pii_embedded_max_share: weaker categories (phones, emails)
 
