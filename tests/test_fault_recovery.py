@@ -151,6 +151,18 @@ def test_server_killed_twice_during_drops_leaks_no_slot(tmp_path: Path) -> None:
 # --- never wait silently ----------------------------------------------------------------------
 
 
+def api_post(url: str, body: dict[str, Any]) -> httpx.Response:
+    """POST to the managed API as Prefect's own client does: a 503 (a retryable server error,
+    such as SQLite busy just after start) is tried again, a few times; any other error fails."""
+    for attempt in range(6):
+        response = httpx.post(url, json=body, timeout=10, auth=API_AUTH)
+        if response.status_code != 503:
+            break
+        time.sleep(0.5 * 2**attempt)
+    response.raise_for_status()
+    return response
+
+
 def test_a_wait_for_a_slot_names_the_holders_and_ends_at_the_bound(tmp_path: Path) -> None:
     """Both slots taken through the Prefect API by a holder that never lets go: the drop logs who
     holds them, then fails with an error naming the limit, the leases and how to free them; slots
@@ -158,19 +170,11 @@ def test_a_wait_for_a_slot_names_the_holders_and_ends_at_the_bound(tmp_path: Pat
     _, env, api = stack(tmp_path, slot_notice_seconds=3, slot_wait_seconds=10)
     try:
         bourse(env, "server", "start")
-        httpx.post(
-            f"{api}/v2/concurrency_limits/",
-            json={"name": LIMIT, "limit": 2},
-            timeout=10,
-            auth=API_AUTH,
-        )
-        taken = httpx.post(
+        api_post(f"{api}/v2/concurrency_limits/", {"name": LIMIT, "limit": 2})
+        taken = api_post(
             f"{api}/v2/concurrency_limits/increment-with-lease",
-            json={"names": [LIMIT], "slots": 2, "lease_duration": 3600},
-            timeout=10,
-            auth=API_AUTH,
+            {"names": [LIMIT], "slots": 2, "lease_duration": 3600},
         )
-        taken.raise_for_status()
         lease = taken.json()["lease_id"]
 
         started = time.monotonic()
@@ -191,18 +195,10 @@ def test_a_wait_for_a_slot_names_the_holders_and_ends_at_the_bound(tmp_path: Pat
         assert "no slot held by a dead holder" in report
         assert f"{LIMIT}: 2 of 2 slot(s) in use" in report and lease in report
 
-        httpx.post(
-            f"{api}/v2/concurrency_limits/decrement-with-lease",
-            json={"lease_id": lease},
-            timeout=10,
-            auth=API_AUTH,
-        ).raise_for_status()
-        httpx.post(  # a slot counted with no lease at all
-            f"{api}/v2/concurrency_limits/increment",
-            json={"names": [LIMIT], "slots": 1},
-            timeout=10,
-            auth=API_AUTH,
-        ).raise_for_status()
+        api_post(f"{api}/v2/concurrency_limits/decrement-with-lease", {"lease_id": lease})
+        api_post(  # a slot counted with no lease at all
+            f"{api}/v2/concurrency_limits/increment", {"names": [LIMIT], "slots": 1}
+        )
         assert limit(api)["active_slots"] == 1
         report = bourse(env, "server", "reclaim").stdout
         assert f"freed 1 slot(s) of {LIMIT} held by no lease" in report
