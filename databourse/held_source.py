@@ -10,7 +10,6 @@ the descriptor moves) is refused before anything is stored.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import tempfile
@@ -19,8 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from databourse.errors import StorageError
 from databourse.readers_bytes import open_regular, reject
+from databourse.storage import os_errors
 
 BLOCK = 1 << 20
 
@@ -41,20 +40,6 @@ def identity(st: os.stat_result) -> tuple[int, int, int, int]:
 
 
 @contextmanager
-def _copy_errors(name: str) -> Iterator[None]:
-    """The working copy could not be written (disk full, file size limit): a StorageError
-    carrying the errno name as `code`, as the store's own writes fail."""
-    try:
-        yield
-    except OSError as exc:
-        code = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
-        raise StorageError(
-            f"cannot hold a working copy of {name}: {exc.strerror or type(exc).__name__}",
-            code=code,
-        ) from None
-
-
-@contextmanager
 def hold(source: Path, name: str) -> Iterator[HeldSource]:
     """The source's bytes in a private copy, removed on exit (IngestRejected: a link, not a
     regular file, or rewritten while copied). `name` is a safe file name (zones.file_name)."""
@@ -63,7 +48,11 @@ def hold(source: Path, name: str) -> Iterator[HeldSource]:
         copy = Path(os.path.realpath(tmp)) / name  # the readers refuse a path through a link
         digest = hashlib.sha256()
         size = 0
-        with os.fdopen(fd, "rb") as fh, _copy_errors(name), copy.open("wb") as out:
+        with (
+            os.fdopen(fd, "rb") as fh,
+            os_errors(f"cannot hold a working copy of {name}"),
+            copy.open("wb") as out,
+        ):
             while block := fh.read(BLOCK):
                 digest.update(block)
                 out.write(block)

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import re
@@ -166,6 +167,18 @@ def check_source_file(key: str, path: Path) -> None:
         raise StorageError(
             f"source for {key!r} is not a readable file: {path}", key=key, path=str(path)
         )
+
+
+@contextmanager
+def os_errors(what: str, key: str | None = None) -> Iterator[None]:
+    """Turn OSError into StorageError: `what` and the reason, the errno name as `code`."""
+    try:
+        yield
+    except OSError as exc:
+        code = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+        raise StorageError(
+            f"{what}: {exc.strerror or type(exc).__name__}", key=key, code=code
+        ) from exc
 
 
 @contextmanager

@@ -9,14 +9,13 @@ temp file under `.tmp/`, which `list()` never shows and `sweep_tmp()` removes.
 from __future__ import annotations
 
 import datetime as dt
-import errno
 import logging
 import os
 import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -25,6 +24,7 @@ from databourse.storage import (
     ObjectInfo,
     ObjectStore,
     check_source_file,
+    os_errors,
     replacing_file,
     validate_key,
     validate_prefix,
@@ -37,18 +37,9 @@ _CHUNK = 1024 * 1024
 _NOT_A_FILE = (FileNotFoundError, IsADirectoryError, NotADirectoryError)
 
 
-@contextmanager
-def _os_errors(key: str) -> Iterator[None]:
-    """Turn OSError into StorageError carrying the key and the errno name as `code`."""
-    try:
-        yield
-    except OSError as exc:
-        code = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
-        raise StorageError(
-            f"local storage failed for {key!r}: {exc.strerror or type(exc).__name__}",
-            key=key,
-            code=code,
-        ) from exc
+def _os_errors(key: str) -> AbstractContextManager[None]:
+    """OSError becomes StorageError carrying the key and the errno name as `code`."""
+    return os_errors(f"local storage failed for {key!r}", key=key)
 
 
 def _fsync_dir(path: Path) -> None:
