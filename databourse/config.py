@@ -228,10 +228,17 @@ class Settings(Strict):
     # The longest access a grant may give (it also ends with the approval it rests on).
     grant_max_days: int = Field(365, ge=1, le=3650)
     ingest: IngestLimits = IngestLimits()  # default caps on a drop (a dataset may set its own)
-    # Folders (or s3:// prefixes) a run's `source` may name besides the landing zone; the key
-    # folder, state folder and the store's other zones are refused whatever this lists.
-    source_roots: list[str] = []
+    # Folders (or s3:// prefixes) a run's `source` may name besides its own landing folder: a
+    # list for every provider, or a mapping of provider id to its own list (tenants apart). The
+    # key folder, state folder and the store's other zones are refused whatever this lists.
+    source_roots: list[str] | dict[str, list[str]] = []
     runs: RunSettings = RunSettings()
+
+    def roots_of(self, provider: str) -> list[str]:
+        """The source_roots a run of `provider` may read."""
+        if isinstance(self.source_roots, dict):
+            return list(self.source_roots.get(provider, []))
+        return list(self.source_roots)
 
 
 # ---------------------------------------------------------------- providers

@@ -2,8 +2,10 @@
 
 A run's `source` is a parameter anyone with the Prefect API sets, so the pipeline reads only:
 
-    the landing zone          always (a local folder or the store's s3:// landing prefix)
-    settings `source_roots`   more folders or s3:// prefixes a deployment may read
+    the landing zone          the run's own `landing/<provider>/<dataset>/` folder only: a drop of
+                              another provider or dataset is refused, whoever names it (tenants)
+    settings `source_roots`   more folders or s3:// prefixes a deployment may read, for every
+                              provider (a list) or per provider (a mapping of provider to list)
     any other path            only when named in this process (the CLI, a script), not by a run
                               an executor started from the API (its parameters are anyone's)
 
@@ -29,6 +31,7 @@ class SourceBounds:
     """The places a source may and may not be read from."""
 
     landing: str  # the landing zone: a local folder or an s3:// prefix
+    own: str = ""  # the run's own landing/<provider>/<dataset> folder or prefix
     roots: tuple[str, ...] = ()  # settings `source_roots`
     denied: tuple[str, ...] = ()  # key folder, state folder, the store root
     caller_named: bool = False  # named in this process (CLI, script), not by an API run's params
@@ -37,7 +40,13 @@ class SourceBounds:
         """IngestRejected unless `source` is inside the landing zone, a root or an explicit path."""
         place = source if source.startswith("s3://") else _absolute(source)
         if _inside(place, [self.landing]):
-            return
+            if not self.own or _inside(place, [self.own]):
+                return
+            raise IngestRejected(
+                f"{source}: a drop in another provider's or dataset's landing folder; a run reads"
+                f" only its own ({self.own})",
+                file=source,
+            )
         if _inside(place, [*self.denied, *SYSTEM_ROOTS]):
             raise IngestRejected(
                 f"{source}: inside the key folder, the state folder, the store or a system"

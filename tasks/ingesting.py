@@ -70,7 +70,7 @@ def ingest(
     store = resources.store()
     try:  # a refused source (a link, a missing file) is audited like a quarantined one
         where = (cfg.s3_endpoint_url, cfg.settings.storage.region)
-        with fetched_source(source, source_bounds(), *where) as path:
+        with fetched_source(source, source_bounds(provider, dataset), *where) as path:
             name = source_name or path.name
             key = reporting.artifact_key("ingest-progress", provider, dataset)
             progress = _Progress(name, key)
@@ -135,8 +135,9 @@ def ingest(
     return {**result.to_json(), "duplicate": result.duplicate}
 
 
-def source_bounds() -> SourceBounds:
-    """Where this process may read sources: the landing zone, source_roots, its caller's paths.
+def source_bounds(provider: str, dataset: str) -> SourceBounds:
+    """Where this process may read `provider`'s `dataset` from: its own landing folder,
+    source_roots, its caller's paths.
 
     A flow run a deployment started (a runner or worker: `started_by_a_deployment`) runs
     parameters anyone with the API may have set: it reads only the landing zone and source_roots.
@@ -146,9 +147,11 @@ def source_bounds() -> SourceBounds:
     store = resources.store()
     landing = store.local_path("landing")
     keys = {str(resources.key_place(p).key_dir) for p in ("audit", "pseudonym")}
+    zone = str(landing) if landing is not None else store.uri("landing")
     return SourceBounds(
-        landing=str(landing) if landing is not None else store.uri("landing"),
-        roots=tuple(cfg.settings.source_roots),
+        landing=zone,
+        own=f"{zone.rstrip('/')}/{provider}/{dataset}",
+        roots=tuple(cfg.settings.roots_of(provider)),
         denied=(str(cfg.state_dir), cfg.store_root, str(cfg.root / "configs"), *sorted(keys)),
         caller_named=not started_by_a_deployment(),
     )

@@ -97,3 +97,15 @@ def test_yaml_is_loaded_safely(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(cfg)
     assert "not valid YAML" in "\n".join(info.value.problems)
+
+
+def test_source_roots_are_for_every_provider_or_per_provider() -> None:
+    """A list is every provider's; a mapping keeps each provider to its own roots."""
+    from databourse.config import Settings
+
+    shared = Settings(source_roots=["/srv/drops"])
+    assert shared.roots_of("sz-retail") == shared.roots_of("my-buildops") == ["/srv/drops"]
+    apart = Settings(source_roots={"sz-retail": ["/srv/sz"], "my-buildops": ["/srv/my"]})
+    assert apart.roots_of("sz-retail") == ["/srv/sz"]
+    assert apart.roots_of("my-buildops") == ["/srv/my"]
+    assert apart.roots_of("another") == []

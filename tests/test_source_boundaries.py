@@ -132,6 +132,40 @@ def test_an_api_run_cannot_ingest_a_file_outside_the_landing_zone(
     assert leaks(secret, prefect_api, project) == []
 
 
+def test_an_api_run_cannot_ingest_another_tenants_landing_drop(
+    prefect_api: str, runner: Any, project: Path, places: dict[str, Path]
+) -> None:
+    """Pass 4, row 1: a run of sz-retail naming a drop in another provider's (or dataset's)
+    landing folder is refused unread: tenants are kept apart by their landing folders."""
+    secret = canary()
+    for other in ("my-buildops/customer_orders", "sz-retail/another_dataset"):
+        drop = places["landing"] / other / "orders-2026-11-20.csv"
+        drop.parent.mkdir(parents=True, exist_ok=True)
+        drop.write_text(f"order_id,{secret}\n1,2\n")
+        try:
+            run = final_run(prefect_api, start_run(prefect_api, str(drop)))
+            assert run["state"]["type"] == "FAILED"
+            assert "another provider's or dataset's landing folder" in run["state"]["message"]
+            assert leaks(secret, prefect_api, project, skip=("landing/",)) == []
+        finally:
+            drop.unlink()
+
+
+def test_the_cli_cannot_name_another_tenants_landing_drop(tmp_path: Path) -> None:
+    """The CLI may name any file of its own, but not a drop of another tenant."""
+    from databourse.landing_bounds import SourceBounds
+
+    landing = tmp_path / "landing"
+    bounds = SourceBounds(
+        landing=str(landing), own=str(landing / "sz-retail" / "orders"), caller_named=True
+    )
+    bounds.check(str(landing / "sz-retail" / "orders" / "a.csv"))
+    bounds.check(str(tmp_path / "elsewhere" / "a.csv"))
+    for other in ("my-retail/orders/a.csv", "sz-retail/other/a.csv", "sz-retail/a.csv"):
+        with pytest.raises(IngestRejected, match="another provider's or dataset's"):
+            bounds.check(str(landing / other))
+
+
 def test_a_headerless_first_record_never_reaches_a_message(
     prefect_api: str, runner: Any, project: Path, places: dict[str, Path]
 ) -> None:
