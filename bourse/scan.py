@@ -11,6 +11,7 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from bourse.display import escape_controls, json_text
+from databourse.dirty_columns import DIRTY_THRESHOLD
 from databourse.errors import DataBourseError
 from databourse.pii import ColumnFinding, scan_batches
 
@@ -45,14 +46,16 @@ def _batches(path: Path) -> tuple[Iterator[pa.RecordBatch], pa.Schema]:
 
 def _render(findings: list[ColumnFinding]) -> str:
     """A readable table: column, category, confidence, share, every category's share, embedded
-    counts (names escaped); a numeric column is marked `(numbers)`."""
+    counts (names escaped); a numeric column is marked `(numbers)`, with how many of its
+    numbers were read with leading zeros they had lost (`zero_padded`)."""
     rows = [("column", "category", "confidence", "share", "seen", "embedded")]
     for f in findings:
         embedded = ", ".join(f"{c}={n}" for c, n in sorted(f.embedded.items()))
         seen = ", ".join(f"{c}={s:.2f}" for c, s in f.shares.items())
-        if f.lost_digits:
-            seen = f"{seen}, " if seen else ""
-            seen += f"lost_digits={f.lost_digits}"
+        for label, count in (("lost_digits", f.lost_digits), ("zero_padded", f.zero_padded)):
+            if count:
+                seen = f"{seen}, " if seen else ""
+                seen += f"{label}={count}"
         numbers = " (numbers)" if f.read_as != "text" else ""
         rows.append(
             (
@@ -71,11 +74,23 @@ def _render(findings: list[ColumnFinding]) -> str:
     )
 
 
-def scan_file(path: Path, as_json: bool, threshold: float, sample_rows: int) -> tuple[int, str]:
+def scan_file(
+    path: Path,
+    as_json: bool,
+    threshold: float,
+    sample_rows: int,
+    dirty_threshold: float = DIRTY_THRESHOLD,
+) -> tuple[int, str]:
     """Scan one file; return (exit code, text to print). Never prints a cell value."""
     try:
         batches, schema = _batches(path)
-        findings = scan_batches(batches, schema, threshold=threshold, sample_rows=sample_rows)
+        findings = scan_batches(
+            batches,
+            schema,
+            threshold=threshold,
+            sample_rows=sample_rows,
+            dirty_threshold=dirty_threshold,
+        )
     except (OSError, pa.ArrowException, DataBourseError) as exc:
         return 2, f"cannot read {path}: {type(exc).__name__}"
     if not as_json:
@@ -89,6 +104,8 @@ def scan_file(path: Path, as_json: bool, threshold: float, sample_rows: int) -> 
             "shares": {c: round(v, 4) for c, v in f.shares.items()},
             "read_as": f.read_as,
             "lost_digits": f.lost_digits,
+            "zero_padded": f.zero_padded,
+            "empty": f.empty,
             "embedded": dict(sorted(f.embedded.items())),
         }
         for f in findings

@@ -29,6 +29,7 @@ _CARD_RANGES: tuple[tuple[int, int, frozenset[int]], ...] = (
     (644, 649, _UP_TO_19),
     (65, 65, _UP_TO_19),
     (3528, 3589, _UP_TO_19),  # JCB
+    (2131, 2131, frozenset({15})),  # JCB's 15-digit cards (its 1800 ones are UATP's range)
     (62, 62, frozenset(range(16, 20))),  # UnionPay (often 19 digits)
     (81, 81, frozenset({16, 19})),  # UnionPay 81
     (5019, 5019, frozenset({16})),  # Dankort

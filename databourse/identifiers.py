@@ -27,11 +27,18 @@ from databourse.identifiers_intl import (
     SEPARATED_INTL,
     SHAPES_INTL,
 )
-from databourse.phones import PHONE_SHAPE, PHONE_TEXT, PHONE_TEXT_PREFILTER, phone_mask
+from databourse.phones import (
+    PHONE_CODE_LIKE,
+    PHONE_SHAPE,
+    PHONE_TEXT,
+    PHONE_TEXT_PREFILTER,
+    phone_mask,
+)
 
 # Whole-value shapes, RE2 syntax (pyarrow.compute); a candidate must match before it is checked.
 SHAPES: dict[str, str] = {
-    "CN_RESIDENT_ID": r"^\d{17}[\dXx]$",
+    # bare, or grouped as written on forms: region, birth date, sequence and check (6-8-4)
+    "CN_RESIDENT_ID": r"^(?:\d{17}[\dXx]|\d{6}[ -]\d{8}[ -]\d{3}[\dXx])$",
     "SG_NRIC_FIN": r"^[STFGMstfgm]\d{7}[A-Za-z]$",
     "CN_USCC": r"^[1-9][1-9] ?\d{6} ?[0-9A-HJ-NP-RT-Y]{9}[0-9A-HJ-NP-RT-Y]$",  # 2-6-10 spaced
     "HK_ID": r"^[A-Z]{1,2}\d{6}(?:[0-9A]|\([0-9A]\))$",
@@ -66,6 +73,10 @@ HEX_TOKENS = (
 RUN_SEPARATORS = r"[^0-9Xx]+"
 RUN_CATEGORIES = ("CN_RESIDENT_ID", "CREDIT_CARD", "PHONE_NUMBER", *RUN_CATEGORIES_INTL)
 SEPARATED: dict[str, tuple[str, re.Pattern[str]]] = {  # category -> (RE2 prefilter, extractor)
+    "CN_RESIDENT_ID": (  # grouped 6-8-4 (a bare one is a digit run)
+        r"\d{6}[ -]\d{8}[ -]\d{3}[\dXx]",
+        re.compile(r"(?<![\d-])\d{6}[ -]\d{8}[ -]\d{3}[\dXx](?![0-9A-Za-z-])"),
+    ),
     "SG_NRIC_FIN": (
         r"(?:^|[^A-Za-z0-9])[STFGMstfgm]\d{7}[A-Za-z](?:$|[^A-Za-z0-9])",
         re.compile(r"(?<![A-Za-z0-9])[STFGMstfgm]\d{7}[A-Za-z](?![A-Za-z0-9])"),
@@ -122,7 +133,7 @@ ANY_SEPARATED_BASE = "|".join(p for c, (p, _) in SEPARATED.items() if c not in S
 # below the classification threshold a column holds one only when at least CHANCE_FLOOR of its
 # values shaped like it (LOOK_ALIKES) are valid (pii._reported).
 CHANCE_LEVEL = CHANCE_LEVEL_INTL | {"PHONE_NUMBER"}
-LOOK_ALIKES = {**LOOK_ALIKES_INTL, "PHONE_NUMBER": PHONE_SHAPE}
+LOOK_ALIKES = {**LOOK_ALIKES_INTL, "PHONE_NUMBER": PHONE_CODE_LIKE}  # phones: bare digits
 CHANCE_FLOOR = 0.5
 ANY_EMBEDDED = r"\d{10}|" + ANY_SEPARATED
 _PROVINCE_RANGES = ((11, 15), (21, 23), (31, 37), (41, 46), (50, 54), (61, 65), (71, 71), (81, 82))
@@ -155,7 +166,7 @@ def valid_mask(category: str, candidates: pa.Array) -> Mask:
 
 
 def _cn_resident_id(arr: pa.Array) -> Mask:
-    mat = _matrix(pc.utf8_upper(arr), 18)
+    mat = _matrix(pc.utf8_upper(pc.replace_substring_regex(arr, r"[ -]", "")), 18)
     digits = mat[:, :17].astype(np.int64) - 48
     check_ok = _CN_CHECK[(digits @ _CN_WEIGHTS) % 11] == mat[:, 17]
     province_ok = np.isin(_number(digits[:, :2]), list(CN_PROVINCES))

@@ -7,6 +7,8 @@ Chinese script: the surnames of CC-CEDICT (the community Chinese-English diction
 with the `mingzi` package's surnames (single, and the compound ones of the Hundred Family
 Surnames) and given-name characters, each also in the traditional forms CC-CEDICT gives;
 CC-CEDICT's Japanese surnames (佐藤, 渡邊) for names in Japanese order and spacing.
+Hangul: the `name-variants` package's Korean surnames (the 100 most borne, from Statistics
+Korea's 2015 census, MIT) and the syllables of its Korean given names.
 """
 
 from __future__ import annotations
@@ -75,6 +77,26 @@ class HanNames:
     compound: frozenset[str]
     given: frozenset[str]
     japanese: frozenset[str]  # CC-CEDICT's Japanese surnames (佐藤, 渡邊...)
+
+
+@dataclass(frozen=True)
+class HangulNames:
+    """Korean surnames in Hangul and the syllables of Korean given names."""
+
+    surnames: frozenset[str]
+    given: frozenset[str]
+
+
+@cache
+def hangul_names() -> HangulNames:
+    """The Hangul lists (`name-variants`: its Korean surname and given-name tables)."""
+    from name_variants.korean_given_names import KOREAN_GIVEN_NAME_VARIANTS
+    from name_variants.korean_surnames import KOREAN_SURNAME_VARIANTS
+
+    return HangulNames(
+        surnames=frozenset(KOREAN_SURNAME_VARIANTS),
+        given=frozenset(c for name in KOREAN_GIVEN_NAME_VARIANTS for c in name),
+    )
 
 
 def _table(name: str) -> pa.Table:

@@ -3,10 +3,12 @@
 A value is name-shaped when it is two to five capitalized words (initials and the connectors of
 Malay, Indian and European names allowed), after an optional title and academic degree, with no
 word of a place, street, organisation or sentence; or a Chinese surname with one or two more
-characters; or two Thai words. It is strong evidence of a name when a title, a degree or a
+characters; or two Thai words; or a Korean surname in Hangul with one or two more syllables
+(김영철, 김 영철). It is strong evidence of a name when a title, a degree or a
 patronymic connector (bin, binti, a/l, a/p...) is there, when a known given name comes first and
 a known surname last, or when a Chinese, Korean or Vietnamese surname stands with romanized
-syllables; Chinese names when every given-name character is a known one. A column is a name
+syllables; Chinese names when every given-name character is a known one; Korean ones when a
+given-name syllable is a known one. A column is a name
 column when most values are name-shaped and enough of them are strong (`pii_text.column_factor`):
 product names, places and phrases are name-shaped but seldom strong.
 Word lists: `databourse.name_lists`; the vocabularies below are structure, not names.
@@ -21,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from databourse.digits import Mask
-from databourse.name_lists import WordList, han_names, latin_names
+from databourse.name_lists import WordList, han_names, hangul_names, latin_names
 
 
 def _words(text: str) -> frozenset[str]:
@@ -122,6 +124,11 @@ PARTICLE_WORDS = WordList(sorted(_words(PARTICLES)))
 THAI_ORGANISATIONS = "^(?:ห้างหุ้นส่วน|บริษัท|ธนาคาร|มหาวิทยาลัย|โรงเรียน|โรงพยาบาล|ร้าน|สำนักงาน)|จำกัด|มหาชน"
 # Japanese order and spacing: 渡辺 直樹, 加藤 くみ子 (a Chinese name is written without the space).
 JAPANESE = r"^\p{Han}[\p{Han}々]{0,3}[ 　][\p{Han}\p{Hiragana}\p{Katakana}ー々]{1,5}$"
+# Korean: a surname syllable, then one or two given-name syllables (a space may follow the
+# surname); a last syllable that ends place and organisation names (시 city, 구 district, 역
+# station, 점 shop, 회 society...) makes it no name.
+HANGUL = r"^\p{Hangul}{2,3}$|^\p{Hangul} \p{Hangul}{1,2}$"
+HANGUL_NOT_LAST = "시구군읍면로길역점청회당교산항층관"
 MAX_LENGTH = 80
 # Prefilter (RE2) of the values worth checking; no {m,n} (over Unicode classes: slow in RE2).
 SHAPE = (
@@ -147,8 +154,10 @@ def name_evidence(values: pa.Array) -> tuple[Mask, Mask]:
     han = _hits(arr, r"^\p{Han}{2,5}$")
     japanese = _hits(arr, JAPANESE)
     thai = _hits(arr, r"\p{Thai}")
-    latin = ~han & ~japanese & ~thai
-    for mask, check in ((han, _han), (japanese, _japanese), (thai, _thai), (latin, _latin)):
+    hangul = _hits(arr, HANGUL)
+    latin = ~han & ~japanese & ~thai & ~hangul
+    checks = ((han, _han), (japanese, _japanese), (thai, _thai), (hangul, _hangul))
+    for mask, check in (*checks, (latin, _latin)):
         rows = np.flatnonzero(mask & short)
         if len(rows):
             shaped[rows], strong[rows] = check(arr.take(pa.array(rows, pa.int64())))
@@ -165,6 +174,22 @@ def _han_patterns() -> tuple[str, str]:
 
 def _han(arr: pa.Array) -> tuple[Mask, Mask]:
     shape, strong = _han_patterns()
+    shaped = _hits(arr, shape)
+    return shaped, shaped & _hits(arr, strong)
+
+
+@cache
+def _hangul_patterns() -> tuple[str, str]:
+    names = hangul_names()
+    surname = "[" + "".join(sorted(names.surnames)) + "] ?"
+    given = "[" + "".join(sorted(names.given)) + "]"
+    shaped = rf"^{surname}\p{{Hangul}}?[^\s{HANGUL_NOT_LAST}]$"
+    return shaped, rf"^{surname}(?:{given}\p{{Hangul}}?|\p{{Hangul}}{given})$"
+
+
+def _hangul(arr: pa.Array) -> tuple[Mask, Mask]:
+    """A Korean surname and one or two syllables: strong when a given-name syllable is known."""
+    shape, strong = _hangul_patterns()
     shaped = _hits(arr, shape)
     return shaped, shaped & _hits(arr, strong)
 

@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from databourse.dirty_columns import DIRTY_THRESHOLD, counted, holds
 from databourse.errors import DataBourseError
 from databourse.grouping import plain
 from databourse.identifiers import (
@@ -38,6 +39,7 @@ from databourse.identifiers import (
     valid_mask,
 )
 from databourse.identifiers_intl import SEPARATED_INTL, SHAPES_INTL
+from databourse.pii_numbers import ZERO_LED, Readings, numbers_alike, restored
 from databourse.pii_overlaps import Overlaps
 from databourse.pii_text import (
     COLUMN_LEVEL,
@@ -49,6 +51,7 @@ from databourse.pii_text import (
 )
 from databourse.pii_text import SHAPES as TEXT_SHAPES
 from databourse.scan_text import folded
+from databourse.serials import Sequence, phone_named, sequence_of, serial_phones
 from databourse.text_mentions import mentions
 
 log = logging.getLogger(__name__)
@@ -136,6 +139,9 @@ class ColumnFinding:
     winner, so that a column just under the threshold is still visible to a gate).
     `mentions`: PERSON_NAME, ADDRESS -> values of running text that mention one (reported,
     not gated: `text_mentions`).
+    `empty`: checked values that are blank; a messy column is classified on the share of the
+    others (`dirty_columns`). `zero_padded`: numbers of a numeric column counted with the
+    leading zeros they had lost (`pii_numbers`).
     """
 
     column: str
@@ -149,6 +155,8 @@ class ColumnFinding:
     read_as: str = "text"  # "text", or "decimal text" for a numeric column
     lost_digits: int = 0  # float values too large to be read exactly (not checked)
     mentions: dict[str, int] = field(default_factory=dict)  # names, addresses inside text
+    empty: int = 0  # blank values (checked, never matching)
+    zero_padded: int = 0  # numbers read with leading zeros they lost
 
     @property
     def shares(self) -> dict[str, float]:
@@ -172,6 +180,8 @@ class ColumnFinding:
             "read_as": self.read_as,
             "lost_digits": self.lost_digits,
             "mentions": dict(sorted(self.mentions.items())),
+            "empty": self.empty,
+            "zero_padded": self.zero_padded,
         }
 
 
@@ -186,14 +196,22 @@ class _Counts:
     lost_digits: int = 0  # floats too large to hold their integer exactly (not checked)
     shared: Counter[int] = field(default_factory=Counter)  # SHARED_SHAPES bits -> values
     shaped: Counter[str] = field(default_factory=Counter)  # CHANCE_LEVEL: its look-alikes
+    alike: Counter[str] = field(default_factory=Counter)  # and those valid for it
     mentions: Counter[str] = field(default_factory=Counter)  # names, addresses inside text
+    empty: int = 0  # blank values
+    zero_padded: int = 0  # numbers read with the leading zeros they lost (`pii_numbers`)
+    sequence: Sequence = field(default_factory=Sequence)  # plain numbers in row order (phones)
 
     def add(self, other: _Counts) -> None:
         self.checked += other.checked
+        self.empty += other.empty
+        self.zero_padded += other.zero_padded
+        self.sequence.add(other.sequence)
         self.lost_digits += other.lost_digits
         self.whole.update(other.whole)
         self.shared.update(other.shared)
         self.shaped.update(other.shaped)
+        self.alike.update(other.alike)
         self.embedded.update(other.embedded)
         self.detail.update(other.detail)
         self.mentions.update(other.mentions)
@@ -212,11 +230,19 @@ class _ColumnState:
 
 
 def scan_table(
-    table: pa.Table, *, threshold: float = 0.8, sample_rows: int = 2000
+    table: pa.Table,
+    *,
+    threshold: float = 0.8,
+    sample_rows: int = 2000,
+    dirty_threshold: float = DIRTY_THRESHOLD,
 ) -> list[ColumnFinding]:
     """Classify every column of `table`, in order."""
     return scan_batches(
-        table.to_batches(), table.schema, threshold=threshold, sample_rows=sample_rows
+        table.to_batches(),
+        table.schema,
+        threshold=threshold,
+        sample_rows=sample_rows,
+        dirty_threshold=dirty_threshold,
     )
 
 
@@ -226,8 +252,12 @@ def scan_batches(
     *,
     threshold: float = 0.8,
     sample_rows: int = 2000,
+    dirty_threshold: float = DIRTY_THRESHOLD,
 ) -> list[ColumnFinding]:
     """Classify every column of a stream of batches (memory bounded); same result as scan_table.
+
+    A column is classified when `threshold` of its values are of one category, or, messy,
+    `dirty_threshold` of its non-empty values (`dirty_columns`).
 
     Each (batch, column) is counted as its own job on a pool of threads (Arrow kernels release
     the GIL), up to `IN_FLIGHT` batches ahead, and added to the column's totals in batch order:
@@ -257,7 +287,9 @@ def scan_batches(
                 _add_results(states, pending.popleft())
         while pending:
             _add_results(states, pending.popleft())
-    findings = [_finding(f.name, s, threshold) for f, s in zip(schema, states, strict=True)]
+    findings = [
+        _finding(f.name, s, threshold, dirty_threshold) for f, s in zip(schema, states, strict=True)
+    ]
     for found in findings:
         log.debug(
             "column %s: category=%s matched=%d checked=%d embedded=%s",
@@ -370,10 +402,15 @@ def _scan_chunk(name: str, arr: pa.Array, head: int) -> tuple[_Counts | None, _C
 
     Errors are re-raised without their (data) message."""
     try:
+        zeros = _zeros(arr.type, name)
         arr, lost = as_text(arr)
-        sample = _count(arr.slice(0, head)) if head else None
-        rest = _count(arr.slice(head)) if head < len(arr) else _Counts()
+        sample = _count(arr.slice(0, head), zeros) if head else None
+        rest = _count(arr.slice(head), zeros) if head < len(arr) else _Counts()
         rest.lost_digits += lost
+        if (sample and sample.whole["PHONE_NUMBER"]) or rest.whole["PHONE_NUMBER"]:
+            if sample is not None:  # in row order: a counter of order numbers is no phone
+                sample.sequence = sequence_of(arr.slice(0, head))
+            rest.sequence = sequence_of(arr.slice(head))
         return sample, rest
     except (pa.ArrowException, ValueError) as exc:
         raise DataBourseError(
@@ -381,8 +418,11 @@ def _scan_chunk(name: str, arr: pa.Array, head: int) -> tuple[_Counts | None, _C
         ) from None
 
 
-def _count(arr: pa.Array) -> _Counts:
-    """Whole and embedded counts over distinct values, weighted by how often each occurs."""
+def _count(arr: pa.Array, zeros: Readings | None = None) -> _Counts:
+    """Whole and embedded counts over distinct values, weighted by how often each occurs.
+
+    With `zeros` (numbers as their decimal text; `_zeros`), a number is also read with the
+    leading zeros it may have lost (`pii_numbers`)."""
     counts = _Counts(checked=len(arr) - arr.null_count)
     if counts.checked == 0:
         return counts
@@ -390,7 +430,13 @@ def _count(arr: pa.Array) -> _Counts:
     values = folded(distinct.field("values"))  # as a person reads them (full-width, hidden)
     weights = distinct.field("counts").to_numpy()
     trimmed = pc.utf8_trim_whitespace(values)
+    counts.empty = int(weights[pc.equal(trimmed, "").to_numpy(zero_copy_only=False)].sum())
     codes = _whole_codes(trimmed)
+    tried = np.zeros(len(codes), dtype=bool)
+    if zeros is not None:
+        trimmed, codes, tried, padded = restored(trimmed, codes, zeros, weights)
+        counts.zero_padded = int(weights[padded].sum())
+        values = trimmed
     for code, total in enumerate(np.bincount(codes[codes >= 0], weights[codes >= 0])):
         if total:
             counts.whole[CATEGORIES[code]] = int(total)
@@ -403,6 +449,15 @@ def _count(arr: pa.Array) -> _Counts:
         for category, shape in LOOK_ALIKES.items():
             hit = pc.match_substring_regex(subset, shape).to_numpy(zero_copy_only=False)
             counts.shaped[category] = int(weights[alike[hit]].sum())
+            valid = hit & (codes[alike] == CATEGORIES.index(category))
+            counts.alike[category] = int(weights[alike[valid]].sum())
+    if zeros is not None:
+        phone, more = numbers_alike(
+            trimmed, codes, (tried, padded), weights, bool(zeros.phone), CATEGORIES
+        )
+        if phone is not None:  # read as phones: every number of a phone's length is alike
+            counts.shaped["PHONE_NUMBER"], counts.alike["PHONE_NUMBER"] = phone
+        counts.shaped.update(more)
     for category in ("PASSPORT", "BANK_ACCOUNT", "PERSON_NAME"):
         rows = np.flatnonzero(codes == CATEGORIES.index(category))
         if len(rows):
@@ -421,9 +476,16 @@ def _count(arr: pa.Array) -> _Counts:
     return counts
 
 
-def _whole_codes(values: pa.Array) -> np.ndarray:
-    """Index in CATEGORIES of each value's category as a whole (first in priority order), or -1."""
+def _whole_codes(values: pa.Array, only: frozenset[int] | None = None) -> np.ndarray:
+    """Index in CATEGORIES of each value's category as a whole (first in priority order), or -1
+    (`only`: of those categories alone, each checked without the prefilter of all shapes)."""
     codes = np.full(len(values), -1, dtype=np.int64)
+    for code in sorted(only or ()):
+        undecided = np.flatnonzero(codes < 0)
+        ok = _valid(CATEGORIES[code], values.take(pa.array(undecided, pa.int64())))
+        codes[undecided[ok]] = code
+    if only is not None:
+        return codes
     base = pc.match_substring_regex(values, ANY_SHAPE_BASE).to_numpy(zero_copy_only=False)
     intl = pc.match_substring_regex(values, ANY_SHAPE_INTL).to_numpy(zero_copy_only=False)
     for code, category in enumerate(CATEGORIES):
@@ -444,6 +506,22 @@ def _valid(category: str, values: pa.Array) -> np.ndarray:
 
 
 _OVERLAPS = Overlaps(CATEGORIES, SHARED_SHAPES, _valid)
+_COLUMN_LEVEL_CODES = frozenset(CATEGORIES.index(c) for c in COLUMN_LEVEL)
+_PHONE = CATEGORIES.index("PHONE_NUMBER")
+_SHARED_CODES = frozenset(CATEGORIES.index(c) for c in SHARED_SHAPES)
+_ZERO_WIDTHS = {n: frozenset(CATEGORIES.index(c) for c in ids) for n, ids in ZERO_LED.items()}
+
+
+def _zeros(typ: pa.DataType, column_name: str) -> Readings | None:
+    """How a numeric column's numbers are read with the zeros they lost (`pii_numbers`): as
+    phones only when it is named as phones. None (read as written) for text, and for a column
+    named as bank accounts or birth dates, whose numbers are those."""
+    if not _numeric(_value_type(typ)):
+        return None
+    if any(_cued(c, column_name) for c in ("BANK_ACCOUNT", "DATE_OF_BIRTH")):
+        return None
+    phone = frozenset({_PHONE}) if phone_named(column_name) else frozenset()
+    return Readings(_whole_codes, _ZERO_WIDTHS, phone, _COLUMN_LEVEL_CODES, _SHARED_CODES)
 
 
 def classify_value(text: str, column_name: str | None = None) -> str | None:
@@ -461,7 +539,11 @@ def classify_array(values: pa.Array, column_name: str | None = None) -> list[str
     it counts in a column, `scan_table`, when enough of the column's values are strong).
     """
     text = pc.fill_null(pc.utf8_trim_whitespace(folded(as_text(values)[0])), "")
-    codes = _OVERLAPS.column_codes(text, _whole_codes(text))
+    codes = _whole_codes(text)
+    zeros = _zeros(values.type, column_name or "")
+    if zeros is not None:
+        text, codes, _, _ = restored(text, codes, zeros)
+    codes = _OVERLAPS.column_codes(text, codes)
     allowed = {c for c in COLUMN_LEVEL if column_name is not None}
     if column_name is not None:
         allowed -= {c for c in ("BANK_ACCOUNT", "DATE_OF_BIRTH") if not _cued(c, column_name)}
@@ -545,9 +627,19 @@ def _separated_hits(values: pa.Array) -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def _finding(column: str, state: _ColumnState, threshold: float) -> ColumnFinding:
-    """Decide a column's category: best on the sample at `threshold`, confirmed on all values."""
+def _finding(
+    column: str, state: _ColumnState, threshold: float, dirty_threshold: float
+) -> ColumnFinding:
+    """Decide a column's category: best on the sample at `threshold` (or, for a messy column,
+    `dirty_threshold` of its non-empty values), confirmed on all values."""
     total = state.total
+    phones = (
+        total.whole["PHONE_NUMBER"],
+        total.alike["PHONE_NUMBER"],
+        total.shaped["PHONE_NUMBER"],
+    )
+    if serial_phones(state.name, phones, total.sequence, total.checked - total.empty):
+        del state.sample.whole["PHONE_NUMBER"], total.whole["PHONE_NUMBER"]
     category: str | None = None
     factor = 0.0
     whole = total.whole
@@ -555,8 +647,13 @@ def _finding(column: str, state: _ColumnState, threshold: float) -> ColumnFindin
         sample = state.sample
         best = _OVERLAPS.best(sample.whole, sample.shared)
         whole = _OVERLAPS.attributed(total.whole, total.shared, best)
-        sample_share = _OVERLAPS.support(sample.whole, sample.shared)[best] / sample.checked
-        if sample_share >= threshold and whole[best] / total.checked >= threshold:
+        hits = _OVERLAPS.support(sample.whole, sample.shared)[best]
+        sample_hits = counted(best, hits, sample.alike, sample.shaped)
+        total_hits = counted(best, whole[best], total.alike, total.shaped)
+        clean = sample_hits / sample.checked >= threshold
+        clean &= total_hits / total.checked >= threshold
+        values = (sample.checked - sample.empty, total.checked - total.empty)
+        if clean or holds(best, (sample_hits, values[0]), (total_hits, values[1]), dirty_threshold):
             factor = _factor(best, state)
             category = best if factor > 0 else None
     matched = whole[category] if category else 0
@@ -573,6 +670,8 @@ def _finding(column: str, state: _ColumnState, threshold: float) -> ColumnFindin
         read_as="decimal text" if state.numeric else "text",
         lost_digits=total.lost_digits,
         mentions=dict(total.mentions),
+        empty=total.empty,
+        zero_padded=total.zero_padded,
     )
 
 

@@ -88,6 +88,7 @@ def scan_personal_data(provider: str, dataset: str, ingest_id: str) -> dict[str,
             pfile.schema_arrow,
             threshold=cfg.settings.pii_threshold,
             sample_rows=cfg.settings.pii_sample_rows,
+            dirty_threshold=cfg.settings.pii_dirty_threshold,
         )
     check = check_declarations(
         findings,

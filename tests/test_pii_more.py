@@ -256,6 +256,8 @@ def test_scan_file_json_for_csv_parquet_jsonl(tmp_path: Path) -> None:
         "shares": {"CN_USCC": 1.0},
         "read_as": "text",
         "lost_digits": 0,
+        "zero_padded": 0,
+        "empty": 0,
         "embedded": {},
     }
     assert columns["phone"]["category"] == "PHONE_NUMBER"  # leading 0 kept: read as strings
@@ -264,7 +266,7 @@ def test_scan_file_json_for_csv_parquet_jsonl(tmp_path: Path) -> None:
     for column in columns.values():
         assert set(column) == {
             *("name", "category", "confidence", "share", "embedded"),
-            *("shares", "read_as", "lost_digits"),
+            *("shares", "read_as", "lost_digits", "zero_padded", "empty"),
         }
 
 

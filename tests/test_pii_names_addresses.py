@@ -95,8 +95,11 @@ def test_malay_and_indian_patronymics() -> None:
 def test_rare_surnames_count_through_the_column() -> None:
     """Names whose surnames no list holds (Faker's Indonesian, Indian) are name-shaped; the
     column is a name column because enough of its other values are strong evidence."""
-    rare = [n for n in (fake("id_ID", 7).name() for _ in range(2 * ROWS)) if not strong([n])[0]]
-    mixed = rare[: ROWS // 2] + [fake("en_US", 7).name() for _ in range(ROWS // 2)]
+    indonesian, american = fake("id_ID", 7), fake("en_US", 7)
+    names = [indonesian.name() for _ in range(2 * ROWS)]
+    rare = [n for n, known in zip(names, strong(names), strict=True) if not known]
+    assert len(set(rare)) > ROWS // 2  # many different names, not one repeated
+    mixed = rare[: ROWS // 2] + [american.name() for _ in range(ROWS // 2)]
     assert scan(mixed).category == "PERSON_NAME"
     assert scan(rare[:ROWS]).category is None  # alone, shape is not enough
 
