@@ -19,13 +19,14 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.responses import SetStateStatus
+from prefect.exceptions import ObjectNotFound
 from prefect.input.run_input import keyset_from_base_key
 from prefect.states import Cancelled
 
 from databourse.approval_rules import BOUND
 from databourse.catalog import Catalog
 from databourse.errors import DataBourseError
-from tasks.approving import description_problems
+from databourse.form_binding import replaced_parts
 from tasks.publishing import (
     EXPIRED_MARK,
     PUBLISH_DEPLOYMENT,
@@ -86,13 +87,11 @@ def _waiting_on(client: Any, catalog: Catalog, run: FlowRun, now: dt.datetime) -
     deadline = pending_deadline(pending)
     if deadline < now:
         return None  # expired: the sweep records it
-    warnings = []
-    shown = _description(client, run.id, pending["suspend_key"])
-    if description_problems(pending, shown):
-        warnings.append(
-            "the form's description was replaced through the Prefect API: do not trust what "
-            "the form says; an answer on it is refused (read the facts with `bourse catalog show`)"
-        )
+    warnings = [
+        f"the form's {part} was replaced through the Prefect API: do not trust what the form "
+        "says; an answer on it is refused (read the facts with `bourse catalog show`)"
+        for part in replaced_parts(pending, _shown(client, run.id, pending["suspend_key"]))
+    ]
     named = (str(run.parameters.get("product")), str(run.parameters.get("version")))
     if named != (pending["product"], pending["version"]):
         warnings.append(
@@ -110,14 +109,25 @@ def _waiting_on(client: Any, catalog: Catalog, run: FlowRun, now: dt.datetime) -
     )
 
 
-def _description(client: Any, run_id: UUID, key: str) -> str | None:
-    """The description the run's form shows now (None when there is none)."""
-    description_key = keyset_from_base_key(f"suspended-{key}")["description"]
-    found = client.filter_flow_run_input(run_id, description_key, 1, set())
-    if not found or found[0].key != description_key:
-        return None
-    value = found[0].decoded_value
-    return value if isinstance(value, str) else None
+def _shown(client: Any, run_id: UUID, key: str) -> dict[str, object]:
+    """What the run's form shows now: its `description` (text) and `schema` (None: none)."""
+    keys = keyset_from_base_key(f"suspended-{key}")
+    shown: dict[str, object] = {}
+    for part in ("description", "schema"):
+        found = client.filter_flow_run_input(run_id, keys[part], 1, set())
+        exact = found and found[0].key == keys[part]
+        shown[part] = found[0].decoded_value if exact else None
+    if not isinstance(shown["description"], str):
+        shown["description"] = None
+    return shown
+
+
+def read_run(client: Any, run_id: str) -> FlowRun:
+    """A flow run by the id an operator typed, or an ApprovalError naming it."""
+    try:
+        return client.read_flow_run(run_uuid(run_id))  # type: ignore[no-any-return]
+    except ObjectNotFound:
+        raise ApprovalError(f"the Prefect API has no flow run {run_id}") from None
 
 
 def run_uuid(run_id: str) -> UUID:
@@ -132,7 +142,7 @@ def answer(run_id: str, form: dict[str, Any], wait_seconds: float = 120) -> str:
     """Resume a suspended publish run with the form's answer; return the run's next state."""
     uuid = run_uuid(run_id)
     with get_client(sync_client=True) as client:
-        run = client.read_flow_run(uuid)
+        run = read_run(client, run_id)
         if run.state is None or not run.state.is_paused():
             state = run.state.name if run.state else "unknown"
             raise ApprovalError(f"run {run.name} ({run_id}) is not waiting for approval: {state}")
@@ -276,23 +286,27 @@ def _still_waits(catalog: Catalog, product: str, version: str) -> bool:
 
 
 def retry(catalog: Catalog, run_id: str) -> FlowRun:
-    """Start a fresh publish run for the version of a failed one (the same one if retried)."""
-    uuid = run_uuid(run_id)
+    """Start a fresh publish run for the version of an ended one (the same one if retried).
+
+    A failed, crashed or cancelled publish run is retried, and so is a completed one while a
+    market of its version still waits for approval (a state forced through the API).
+    """
     with get_client(sync_client=True) as client:
-        run = client.read_flow_run(uuid)
+        run = read_run(client, run_id)
         flow = client.read_flow(run.flow_id)
         served = client.read_deployment(run.deployment_id) if run.deployment_id else None
     state = run.state
-    if (
-        flow.name != PUBLISH_FLOW
-        or state is None
-        or not (state.is_final() and not state.is_completed())
-    ):
+    if flow.name != PUBLISH_FLOW or state is None or not state.is_final():
         what = state.name if state else "unknown"
         raise ApprovalError(
-            f"run {run.name} ({run_id}) is {what}: only a failed publish run is retried"
+            f"run {run.name} ({run_id}) is {what}: only a publish run that ended is retried"
         )
     product, version = subject(catalog, run)
+    if state.is_completed() and not _still_waits(catalog, product, version):
+        raise ApprovalError(
+            f"run {run.name} ({run_id}) completed and no market of {product}@{version} waits "
+            "for approval: there is nothing to retry"
+        )
     record = catalog.get_version(product, version)
     if record.status == "withdrawn":
         raise ApprovalError(f"{product}@{version} was withdrawn: there is nothing to retry")
@@ -314,7 +328,10 @@ def cancel_waiting(catalog: Catalog, product: str, version: str, reason: str) ->
     cancelled = []
     with get_client(sync_client=True) as client:
         for run_id in sorted(runs):
-            run = client.read_flow_run(UUID(run_id))
+            try:
+                run = client.read_flow_run(UUID(run_id))
+            except ObjectNotFound:
+                continue  # deleted from Prefect: nothing to cancel there
             if run.state is None or not run.state.is_paused():
                 continue
             message = f"{product}@{version} was withdrawn: {reason}"[:300]
@@ -330,9 +347,8 @@ def asked(catalog: Catalog, run_id: str) -> dict[str, Any]:
     ApprovalError when the run is not waiting on an approval form, the pipeline opened no
     question for that form, or the run's parameters no longer name the version it asked about.
     """
-    uuid = run_uuid(run_id)
     with get_client(sync_client=True) as client:
-        run = client.read_flow_run(uuid)
+        run = read_run(client, run_id)
     state = run.state
     key = state.state_details.pause_key if state is not None and state.is_paused() else None
     if key is None or market_of(key) is None:

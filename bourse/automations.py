@@ -106,7 +106,12 @@ _BEATS_END = {
 
 
 def zombie(missed: int = 3) -> Automation:
-    """Prefect's zombie detection: no heartbeat for `missed` beats marks the run Crashed."""
+    """Prefect's zombie detection: no heartbeat for `missed` beats marks the run Crashed.
+
+    The trigger cannot see a run's state: a heartbeat received after the run's Suspended event
+    opens a window that nothing closes, and the suspended run is crashed. So a run suspends only
+    through `flows.suspending.suspend`, which stops its heartbeats and delivers them first.
+    """
     silent = EventTrigger(
         match={"prefect.resource.id": "prefect.flow-run.*"},
         after={"prefect.flow-run.heartbeat"},

@@ -215,11 +215,20 @@ def scan(
     as_json: JsonOpt = False,
     threshold: Annotated[float, typer.Option(help="Share of values that must match.")] = 0.8,
     sample_rows: Annotated[int, typer.Option(help="Rows used to pick a column's category.")] = 2000,
+    dirty_threshold: Annotated[
+        float, typer.Option(help="Share of non-empty values that classifies a messy column.")
+    ] = 0.5,
 ) -> None:
     """Classify every column of any file by content; prints categories and shares, never values."""
     from bourse.scan import scan_file
 
-    code, text = scan_file(path, as_json=as_json, threshold=threshold, sample_rows=sample_rows)
+    code, text = scan_file(
+        path,
+        as_json=as_json,
+        threshold=threshold,
+        sample_rows=sample_rows,
+        dirty_threshold=dirty_threshold,
+    )
     if code:
         fail(text, code)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
@@ -419,32 +428,46 @@ def approvals_list(
         bool, typer.Option("--all", help="Also every decision: approved, rejected, expired.")
     ] = False,
 ) -> None:
-    """Publish runs suspended on an approval form, and those that failed while a market waits.
+    """Publish runs suspended on an approval form, those that failed while a market waits, and
+    every market pending approval that no live run asks for (with the command to ask again).
 
     Timed-out ones are recorded expired first; a failed one is restarted by `approvals retry`.
     """
     from bourse.approvals import stopped, waiting
     from bourse.stuck import describe
     from bourse.stuck import find as find_stuck
+    from bourse.unasked import describe as describe_unasked
+    from bourse.unasked import unasked
+    from bourse.unrecorded import unrecorded
     from tasks import resources
     from tasks.publishing import sweep_expired
 
     sweep_expired(resources.catalog())
     items = waiting()
     failed = stopped(resources.catalog())
+    lost = unasked(resources.catalog())
+    tampered = unrecorded(resources.catalog())
     decided = resources.catalog().transfer_decisions() if show_all else []
     stuck_runs = [s for s in find_stuck(resources.catalog().transfer_decisions(), stuck_after)
                   if s.run_id not in {f.run_id for f in failed}]  # fmt: skip
     if as_json:
         pending = [{**w.to_json(), "url": RT.run_url(w.run_id)} for w in items]
         stuck = [{**f.to_json(), "url": RT.run_url(f.run_id)} for f in failed]
-        listing = {"waiting": pending, "failed": stuck, "decided": decided}
+        listing: dict[str, Any] = {"waiting": pending, "failed": stuck, "decided": decided}
         listing["stuck"] = [s.to_json() for s in stuck_runs]
+        listing["unasked"] = [u.to_json() for u in lost]
+        listing["unrecorded"] = tampered
         print_json(listing if show_all else pending)
+        for line in tampered:
+            err.print(assemble(("error:", "bold red"), " ", safe(line)))
         return
     _print_stopped(failed)
     for s in stuck_runs:
         out.print(safe(describe(s)))
+    for u in lost:
+        out.print(safe(describe_unasked(u)))
+    for line in tampered:
+        err.print(assemble(("error:", "bold red"), " ", safe(line)))
     if not items:
         out.print("no transfer is waiting for approval")
     else:
@@ -455,6 +478,9 @@ def approvals_list(
             until = (w.timeout_at or "")[:19]
             table.add_row(*cells(w.run_id, w.product, w.version, w.market, w.since[:19], until))
         out.print(table)
+        for w in items:
+            for warning in w.warnings:
+                out.print(safe(f"warning: run {w.run_id} ({w.market}): {warning}"))
     if show_all:
         _print_decisions(decided)
 
@@ -502,18 +528,33 @@ def _print_decisions(decided: list[dict[str, Any]]) -> None:
 
 @approvals_app.command("sweep")
 def approvals_sweep(as_json: JsonOpt = False, stuck_after: StuckAfterOpt = 600) -> None:
-    """Record expired approvals (idempotent); report publish runs stopped after an answer."""
+    """Record expired approvals (idempotent); close the questions of runs cancelled or deleted
+    in Prefect (audited); report publish runs stopped after an answer and every market pending
+    approval that no live run asks for."""
     from bourse.stuck import describe, find
+    from bourse.unasked import close_abandoned, unasked
+    from bourse.unasked import describe as describe_unasked
     from tasks import resources
     from tasks.publishing import sweep_expired
 
     expired = sweep_expired(resources.catalog())
+    closed = close_abandoned(resources.catalog())
     stuck = find(resources.catalog().transfer_decisions(), stuck_after, crash=True)
+    lost = unasked(resources.catalog())
     if as_json:
-        print_json({"expired": expired, "stuck": [s.to_json() for s in stuck]})
+        print_json({
+            "expired": expired, "stuck": [s.to_json() for s in stuck], "closed": closed,
+            "unasked": [u.to_json() for u in lost],
+        })  # fmt: skip
         return
     for s in stuck:
         out.print(safe(describe(s)))
+    for c in closed:
+        why = c["detail"].get("cancelled", "")
+        where = f"{c['product']}@{c['version']} -> {c['market']}, form {c['suspend_key']}"
+        out.print(safe(f"closed: {where} of run {c['flow_run_id']}: {why}"))
+    for u in lost:
+        out.print(safe(describe_unasked(u)))
     for e in expired:
         where = f"{e['product_id']}@{e['version']} -> {e['market']}"
         out.print(safe(f"expired: {where} ({e['conditions']})"))
@@ -615,13 +656,28 @@ def grant(
     ref: Annotated[str, typer.Argument(help="PRODUCT@VERSION")],
     buyer: Annotated[str, typer.Option(help="Who gets access.")],
     market: Annotated[str, typer.Option(help="The buyer's jurisdiction (2 letters).")],
+    purpose: Annotated[
+        str | None,
+        typer.Option(
+            help="The buyer's purpose: one the version's usage terms permit (required; the "
+            "error lists them); recorded in the audited grant event."
+        ),
+    ] = None,
     expires: Annotated[
         str,
         typer.Option(
             help="24h, 7d or a date YYYY-MM-DD; at most grant_max_days (settings) and never "
-            "past the approval the market rests on."
+            "past the approval the market rests on or the usage terms' expiry."
         ),
     ] = "7d",
+    accept_conditions: Annotated[
+        bool,
+        typer.Option(
+            "--accept-conditions",
+            help="Accept the conditions of the approval the grant rests on (printed first); "
+            "without it a grant on an approval with conditions is refused.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Give a buyer time-limited access to one published version available in their market."""
@@ -640,6 +696,7 @@ def grant(
     except CatalogError as exc:
         fail(f"--expires: {exc}")
     try:
+        shown = _grant_conditions(product, version, market.upper(), accept_conditions)
         given = grant_access(
             resources.config(),
             resources.catalog(),
@@ -649,11 +706,13 @@ def grant(
             buyer,
             market.upper(),
             until,
+            accepted_conditions=shown["conditions_sha256"] if shown else None,
+            purpose=purpose,
         )
     except DataBourseError as exc:  # refused: manifest or files changed, approval, expiry
         fail(str(exc))
     if as_json:
-        print_json(given)
+        print_json({**given, "conditions": shown})
         return
     out.print(
         safe(
@@ -666,10 +725,34 @@ def grant(
         out.print(safe(f"  {f['path']} ({size} bytes, sha256 {sha}...): {f['url']}"))
 
 
+def _grant_conditions(
+    product: str, version: str, market: str, accepted: bool
+) -> dict[str, Any] | None:
+    """Print the conditions the grant would rest on (stderr, escaped); refuse unaccepted ones."""
+    from tasks import resources
+
+    shown = resources.catalog().grant_conditions(product, version, market)
+    if shown is None:
+        return None
+    err.print(
+        safe(
+            f"approval {shown['approval_id']} (reference {shown['reference']}) for {market} "
+            "was given under these conditions:"
+        )
+    )
+    err.print(assemble("  ", safe(shown["conditions"])))  # one line: its breaks print as \n
+    if not accepted:
+        fail(
+            f"no grant of {product}@{version} in {market}: accept the conditions of approval "
+            f"{shown['approval_id']} above with --accept-conditions (the grant records it)"
+        )
+    return shown
+
+
 # ---------------------------------------------------------------- catalog
 @catalog_app.command("list")
 def catalog_list(as_json: JsonOpt = False) -> None:
-    """Products with their latest version and where it is available."""
+    """Products with their latest version and where the audit trail backs it as available."""
     from tasks import resources
 
     items = resources.catalog().list_products()
@@ -697,13 +780,17 @@ def catalog_show(
     ref: Annotated[str, typer.Argument(help="PRODUCT or PRODUCT@VERSION")],
     as_json: JsonOpt = False,
 ) -> None:
-    """One product (all versions) or one version: availability, approvals, manifest."""
+    """One product (all versions) or one version: availability, approvals, manifest.
+
+    Markets and approvals as the authenticated audit trail backs them: a stored row it does not
+    back is shown as unverified.
+    """
     from databourse.errors import CatalogError
     from tasks import resources
 
     product, _, version = ref.partition("@")
     try:
-        shown = resources.catalog().show(product, version or None)
+        [shown] = resources.catalog().listing(product, version or None)
     except CatalogError as exc:
         fail(str(exc))
     if as_json:
@@ -718,10 +805,14 @@ def catalog_show(
             )
         )
         for a in v.get("availability", []):
-            out.print(safe(f"    {a['market']}: {a['status']} ({a.get('rule_id')})"))
-        for ap in v.get("approvals", []):
+            stored = (
+                f", stored as {a['stored_status']}: {a['unverified']}" if "unverified" in a else ""
+            )
+            out.print(safe(f"    {a['market']}: {a['status']} ({a.get('rule_id')}{stored})"))
+        for ap in [*v.get("approvals", []), *v.get("unverified_approvals", [])]:
             carried = ap.get("carried_over_from")
             since = f", carried over from {carried['version']}" if carried else ""
+            since += f"; UNVERIFIED: {ap['unverified']}" if "unverified" in ap else ""
             who = ap.get("prefect_identity") or "no Prefect identity"
             out.print(
                 safe(
@@ -734,16 +825,22 @@ def catalog_show(
 
 @catalog_app.command("export")
 def catalog_export() -> None:
-    """Write the catalog as DCAT-AP 3 JSON-LD and a static HTML page to the catalog zone."""
-    from databourse.exports import export_catalog
+    """Write the catalog as DCAT-AP 3 JSON-LD and a static HTML page to the catalog zone, sealed.
+
+    A market whose stored status the authenticated audit trail does not back is listed as
+    unverified, never as available, and named in a warning.
+    """
+    from databourse.exports import export_listing
     from tasks import resources
 
     try:
-        exported = export_catalog(resources.catalog(), resources.store())
+        exported = export_listing(resources.catalog(), resources.store())
     except DataBourseError as exc:  # a manifest edited after packaging is not published
         fail(str(exc))
-    for kind, uri in exported.items():
+    for kind, uri in exported.uris.items():
         out.print(safe(f"{kind}: {uri}"))
+    for line in exported.warnings():
+        err.print(assemble(("warning:", "bold yellow"), " ", safe(line)))
 
 
 @catalog_app.command("withdraw")
@@ -752,8 +849,11 @@ def catalog_withdraw(
     reason: Annotated[str, typer.Option(help="Why it is withdrawn (kept for audit).")],
 ) -> None:
     """Withdraw a version: kept for audit, offered nowhere; its waiting publish runs cancelled."""
+    import httpx
+
     from bourse.approvals import cancel_waiting
     from databourse.errors import CatalogError
+    from databourse.exports import refresh_listing
     from tasks import resources
 
     product, _, version = ref.partition("@")
@@ -761,10 +861,20 @@ def catalog_withdraw(
         fail("give the exact version to withdraw: PRODUCT@VERSION")
     try:
         resources.catalog().withdraw_version(product, version, reason=reason)
-        cancelled = cancel_waiting(resources.catalog(), product, version, reason)
     except CatalogError as exc:
         fail(str(exc))
     out.print(safe(f"{product}@{version} withdrawn: {reason}"))
+    try:
+        cancelled = cancel_waiting(resources.catalog(), product, version, reason)
+    except httpx.HTTPError:  # the withdrawal stands; an answer to a waiting run is refused anyway
+        resources.catalog().cancel_pending(product, version, reason)
+        cancelled = []
+        err.print(
+            "warning: the Prefect API is not reachable: publish runs waiting on this version"
+            " were not cancelled there (an answer to them is refused: the version is withdrawn)"
+        )
+    if refresh_listing(resources.catalog(), resources.store()) is not None:
+        out.print("the public listing (catalog/) was exported again without it")
     for run_id in cancelled:  # an answer to them would be refused anyway: nothing waits now
         out.print(safe(f"cancelled publish run {run_id}, which waited for an approval"))
 
@@ -777,7 +887,7 @@ def audit_verify() -> None:
     report = resources.catalog().audit_verify(resources.store())
     if not report.ok:
         fail(f"audit chain broken ({report.events} events):", details=report.problems)
-    for note in report.notes:
+    for note in report.notes + report.planted:
         out.print(safe(note))
     out.print(
         f"audit chain intact: {report.events} events, authenticated with the audit key; "
@@ -960,12 +1070,21 @@ def _print_approval_hint(run_id: str) -> None:
 
 
 def main() -> None:
-    """The CLI. A databourse error no command caught (a missing key, say) is one error line and
-    exit 1, never a traceback."""
+    """The CLI. A databourse error no command caught (a missing key, say), or a refusal of the
+    Prefect API (no such run, a wrong auth string), is one error line and exit 1, never a
+    traceback."""
+    from bourse.api_errors import api_error_line
+
     try:
         app()
     except DataBourseError as exc:
         err.print(assemble(("error:", "bold red"), " ", safe(str(exc))))
+        sys.exit(1)
+    except Exception as exc:
+        line = api_error_line(exc)
+        if line is None:
+            raise
+        err.print(assemble(("error:", "bold red"), " ", safe(line)))
         sys.exit(1)
 
 

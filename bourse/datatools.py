@@ -16,7 +16,7 @@ from databourse.catalog import Catalog
 from databourse.config import Config
 from databourse.consistency import ConsistencyReport, check_all
 from databourse.errors import DataBourseError, IngestRejected
-from databourse.facts import configured_problems
+from databourse.facts import configured_problems, configured_terms_problems
 from databourse.hierarchy import product_hierarchies
 from databourse.ingest import read_contract_table
 from databourse.package import manifest_hash, read_manifest, validate_manifest
@@ -114,6 +114,10 @@ def verify_version(
     except DataBourseError as exc:  # CatalogError with the schema problems
         return [f"{key}: {exc}"]
     problems = _hash_problems(manifest, key, catalog, product, version)
+    ingests = None
+    if catalog is not None:  # the chain itself is `bourse audit verify`'s
+        ingests = [e for e in catalog.audit_history() if e.get("kind") == "ingest"]
+    problems += [f"{key}: {p}" for p in configured_terms_problems(cfg, manifest, ingests)]
     prefix = zones.product_prefix(product, version)
     before_files = len(problems)
     with tempfile.TemporaryDirectory() as tmp:

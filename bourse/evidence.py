@@ -1,8 +1,9 @@
 """What `bourse verify --all` reads beyond the store and catalog: Prefect's runs, the files' facts.
 
 The publish runs the recorded approvals name, with the answers stored on their forms, are read
-from the Prefect API (never from the catalog) into `consistency_gate.RunEvidence`; the checks
-themselves are the domain's (databourse.consistency_gate, databourse.facts).
+from the Prefect API (never from the catalog) into `consistency_gate.RunEvidence`, and so are
+the markets pending approval that no live run asks for (bourse.unasked); the checks themselves
+are the domain's (databourse.consistency_gate, databourse.facts).
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from uuid import UUID
 
 import httpx
 
+from bourse.unasked import unasked
+from bourse.unrecorded import runs_without_row
 from databourse.catalog import Catalog
 from databourse.config import Config
 from databourse.consistency_gate import GateEvidence, RunEvidence
-from databourse.facts import configured_problems
+from databourse.facts import configured_problems, configured_terms_problems
 
 log = logging.getLogger(__name__)
 ANSWER_PREFIX = "suspended-"
@@ -32,21 +35,63 @@ def gate_evidence(cfg: Config, catalog: Catalog) -> GateEvidence:
     def rederive(manifest: dict[str, Any], folder: Path) -> list[str]:
         return facts_problems(cfg, manifest, folder)
 
+    def terms(manifest: dict[str, Any], ingest_events: list[dict[str, Any]]) -> list[str]:
+        return configured_terms_problems(cfg, manifest, ingest_events)
+
+    lost, lost_error = _unasked(catalog)
+    unrecorded = _runs_without_row(catalog)
     if not run_ids:
-        return GateEvidence(rederive=rederive, runs={})
+        return GateEvidence(
+            rederive=rederive, terms=terms, runs={}, unasked=lost, unasked_error=lost_error,
+            unrecorded=unrecorded,
+        )  # fmt: skip
     try:
         runs = read_runs(run_ids)
     except (httpx.HTTPError, OSError, RuntimeError) as exc:
-        why = (
-            f"the Prefect API did not answer ({type(exc).__name__}); start it (bourse server start)"
+        return GateEvidence(
+            rederive=rederive,
+            terms=terms,
+            prefect_error=_unreachable(exc),
+            unasked=lost,
+            unasked_error=lost_error,
+            unrecorded=unrecorded,
         )
-        return GateEvidence(rederive=rederive, prefect_error=why)
     pending = {
         (str(p["flow_run_id"]), str(p["suspend_key"])): p
         for run_id in run_ids
         for p in catalog.pending_of_run(run_id)
     }
-    return GateEvidence(rederive=rederive, runs=runs, pending=pending)
+    return GateEvidence(
+        rederive=rederive,
+        terms=terms,
+        runs=runs,
+        pending=pending,
+        unasked=lost,
+        unasked_error=lost_error,
+        unrecorded=unrecorded,
+    )
+
+
+def _unasked(catalog: Catalog) -> tuple[tuple[tuple[str, str, str, str], ...], str | None]:
+    """The markets pending that no live run asks for, or why Prefect could not say."""
+    if not catalog.pending_approvals():
+        return (), None  # nothing to ask Prefect about
+    try:
+        return tuple((u.product, u.version, u.market, u.why) for u in unasked(catalog)), None
+    except (httpx.HTTPError, OSError, RuntimeError) as exc:
+        return (), _unreachable(exc)
+
+
+def _runs_without_row(catalog: Catalog) -> tuple[str, ...]:
+    """Publish runs suspended on a form the catalog holds no row for (bourse.unrecorded)."""
+    try:
+        return tuple(runs_without_row(catalog))
+    except (httpx.HTTPError, OSError, RuntimeError):
+        return ()  # Prefect did not answer: `_unasked` already warns that it was not checked
+
+
+def _unreachable(exc: BaseException) -> str:
+    return f"the Prefect API did not answer ({type(exc).__name__}); start it (bourse server start)"
 
 
 def facts_problems(cfg: Config, manifest: dict[str, Any], folder: Path) -> list[str]:

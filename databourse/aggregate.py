@@ -8,9 +8,19 @@ values of all other dimensions form a margin whose total a reader may know; a ma
 one suppressed cell would give it away by subtraction, so its smallest unsuppressed cell is
 suppressed too, repeated until no margin has exactly one.
 
-With `epsilon`, every published count gets Laplace noise of scale 1/epsilon (one record changes a
-count by 1), seeded by the key so a rebuild is identical; sums and other statistics are not
-noised and are not differentially private. Suppression is decided on the true counts.
+With `epsilon`, every published count (the record `count` and each measure's `<column>_count`)
+gets Laplace noise; one record changes each count by at most 1, so with n count columns the
+scale is b = n/epsilon and the release spends epsilon in all. Sums, means, minima, maxima and
+percentiles are published exact: they are not noised and not differentially private (the report
+names both lists). Suppression is decided on the true counts.
+
+The noise of a release is independent of every other release's: its generator is seeded by
+HMAC-SHA256(key, the aggregate spec and a digest of the true cells), and each cell takes its own
+draws. A rebuild from the same records gives the same cells, hence the same noise (the content
+hash and a re-run stay as they were); records that differ by one person give fresh noise in
+every cell, so subtracting two versions, or rescaling one under another epsilon, cancels
+nothing. Releases of overlapping data still compose: k releases at epsilon each spend k*epsilon.
+The digest never leaves this module (it would let a guess of the true cells be confirmed).
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +41,7 @@ from databourse.config import AggregateSpec
 
 log = logging.getLogger(__name__)
 
-_NOISE_MESSAGE = b"databourse/aggregate-noise/v1"
+_NOISE_MESSAGE = b"databourse/aggregate-noise/v2"
 _PERCENTILES = {"p25": 0.25, "p50": 0.5, "p75": 0.75, "p90": 0.9, "p99": 0.99}
 _FUNCTIONS = {"sum": "sum", "mean": "mean", "min": "min", "max": "max", "count": "count"}
 
@@ -46,6 +57,9 @@ class AggregateReport:
     primary_suppressed: int
     secondary_suppressed: int
     epsilon: float | None
+    noise_scale: float | None = None  # b of the Laplace noise on each noised column
+    noised: list[str] = dataclasses.field(default_factory=list)  # count columns, noised
+    exact: list[str] = dataclasses.field(default_factory=list)  # other statistics: not private
 
     def to_json(self) -> dict[str, Any]:
         """The report as a JSON-ready dict."""
@@ -106,11 +120,13 @@ def aggregate(
     hidden = primary.copy()
     _complementary(cells, spec.dimensions, counts, hidden)
     stats = [n for n in cells.column_names if n not in spec.dimensions]
+    noised = _count_columns(spec) if spec.epsilon is not None else []
+    scale = len(noised) / spec.epsilon if spec.epsilon is not None else None
+    if scale is not None and key is not None:
+        cells = _noisy(cells, noised, scale, _generator(cells, spec, key))
     mask = pa.array(hidden)
     for name in stats:
         column = cells.column(name)
-        if name == "count" and spec.epsilon is not None and key is not None:
-            column = pa.array(_noisy(counts, spec.epsilon, key))
         nulls = pa.nulls(len(cells), column.type)
         cells = cells.set_column(
             cells.schema.get_field_index(name), name, pc.if_else(mask, nulls, column)
@@ -124,6 +140,9 @@ def aggregate(
         primary_suppressed=int(primary.sum()),
         secondary_suppressed=int(hidden.sum() - primary.sum()),
         epsilon=spec.epsilon,
+        noise_scale=scale,
+        noised=noised,
+        exact=[n for n in stats if n not in noised],
     )
     log.info(
         "aggregated %d records into %d cells: %d suppressed under %d, %d complementary",
@@ -133,13 +152,32 @@ def aggregate(
     return cells, report
 
 
-def _noisy(counts: np.ndarray, epsilon: float, key: bytes) -> np.ndarray:
-    """Counts plus Laplace(1/epsilon) noise, rounded and floored at 0, seeded by the key."""
-    seed = hmac.new(key, _NOISE_MESSAGE, hashlib.sha256).digest()
-    rng = np.random.default_rng(int.from_bytes(seed[:16], "big"))
-    return np.maximum(np.rint(counts + rng.laplace(0.0, 1.0 / epsilon, len(counts))), 0).astype(
-        np.int64
-    )
+def _count_columns(spec: AggregateSpec) -> list[str]:
+    """The statistics that count records: one record changes each by at most 1."""
+    return ["count", *(f"{m.column}_count" for m in spec.measures if "count" in m.stats)]
+
+
+def _generator(cells: pa.Table, spec: AggregateSpec, key: bytes) -> np.random.Generator:
+    """The release's noise generator: keyed, and seeded by the spec and the true cells."""
+    digest = hashlib.sha256(spec.model_dump_json().encode())
+    for name in cells.column_names:  # sorted by the dimensions: the same cells, the same bytes
+        column = cells.column(name)
+        digest.update(
+            json.dumps([name, str(column.type), column.to_pylist()], default=str).encode()
+        )
+    seed = hmac.new(key, _NOISE_MESSAGE + digest.digest(), hashlib.sha256).digest()
+    return np.random.default_rng(int.from_bytes(seed, "big"))
+
+
+def _noisy(cells: pa.Table, names: list[str], scale: float, rng: np.random.Generator) -> pa.Table:
+    """The count columns plus Laplace(scale) noise per cell, rounded and floored at 0."""
+    draws = rng.laplace(0.0, scale, (len(cells), len(names)))  # row i: cell i's own draws
+    for j, name in enumerate(names):
+        true = np.asarray(pc.fill_null(cells.column(name), 0), dtype=np.int64)
+        noisy = np.maximum(np.rint(true + draws[:, j]), 0).astype(np.int64)
+        at = cells.schema.get_field_index(name)
+        cells = cells.set_column(at, name, pa.array(noisy))
+    return cells
 
 
 def _codes(column: pa.ChunkedArray) -> np.ndarray:

@@ -29,8 +29,9 @@ from sqlalchemy.orm import Session
 
 from databourse.audit_anchors import ANCHOR_GRACE as ANCHOR_GRACE
 from databourse.audit_anchors import ANCHORS as ANCHORS
-from databourse.audit_anchors import anchor_body, check_anchors, unanchored
+from databourse.audit_anchors import anchor_body, unanchored
 from databourse.audit_anchors import anchor_key as anchor_key
+from databourse.audit_anchors import check_anchors as check_anchors
 from databourse.audit_anchors import write_anchor as write_anchor
 from databourse.catalog_models import AuditEvent, iso, to_utc, utcnow
 from databourse.errors import AuditError, DataBourseError, SecretMissing
@@ -57,6 +58,8 @@ KINDS = (
     "withdrawal",
     "grant",
     "refusal",  # an answer to an approval form refused (wrong form, version, nonce or content)
+    "question_closed",  # a waiting approval form closed: its run was cancelled or deleted
+    "asked",  # an approval form opened: its pending row (run, form, content hash, nonce's hash)
     "keyed",  # the first MAC'd event after a pre-MAC (legacy) run: names its last seq and hash
 )
 
@@ -185,6 +188,7 @@ class ChainReport:
     unauthenticated: int = 0  # leading events written before MACs (migration 0007)
     anchors: int = 0
     notes: list[str] = field(default_factory=list)
+    planted: list[str] = field(default_factory=list)  # unauthenticated anchors: not a break
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -194,6 +198,7 @@ class ChainReport:
             "unauthenticated": self.unauthenticated,
             "anchors": self.anchors,
             "notes": self.notes,
+            "planted": self.planted,
         }
 
 
@@ -226,12 +231,13 @@ def verify(
         if legacy and authenticated
         else []
     )
-    anchors = 0
+    anchors, planted = 0, []
     if store is not None:
-        anchors, anchored, anchor_problems = check_anchors(session, store, keys)
-        problems += anchor_problems
-        problems += unanchored(first, head, anchored, now or utcnow())
-    return ChainReport(count, not problems, problems, legacy, anchors, notes)
+        found = check_anchors(session, store, keys)
+        anchors, planted = found.count, found.planted
+        problems += found.problems
+        problems += unanchored(first, head, found.anchored, now or utcnow())
+    return ChainReport(count, not problems, problems, legacy, anchors, notes, planted)
 
 
 def _unvouched(legacy: int) -> str:
@@ -306,7 +312,7 @@ def anchor(session: Session, store: ObjectStore) -> dict[str, Any] | None:
     if head.mac is None:
         head = _vouch(session, key, head)
     body = anchor_body(head, key) if head.key_id == key.key_id else _foreign(session, head)
-    write_anchor(store, body)
+    write_anchor(store, body, key.material if body["key_id"] == key.key_id else None)
     return body
 
 

@@ -4,7 +4,8 @@ SQLite file by default, PostgreSQL (`postgresql+psycopg://`) in production. Each
 one short transaction and returns plain records, never ORM objects. `Catalog` is the facade: the
 products and versions live here, the rest in mixins (`catalog_gate` decides markets,
 `catalog_approvals` records a person's decisions, `catalog_grants` holds grants and the audit
-trail) on top of `catalog_engine` (engine, migrations, transactions).
+trail, `catalog_listing` lists what the audit trail backs) on top of `catalog_engine` (engine,
+migrations, transactions).
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ from databourse.catalog_engine import SQLITE_TIMEOUT_S as SQLITE_TIMEOUT_S
 from databourse.catalog_engine import make_engine, newest_first
 from databourse.catalog_gate import TransferGate
 from databourse.catalog_grants import GrantsAndAudit
+from databourse.catalog_listing import PublicListing, listed_availability
 from databourse.catalog_markets import GATED as GATED
 from databourse.catalog_models import (
     ApprovalRecord,
-    Availability,
     Product,
     Version,
     VersionRecord,
@@ -35,6 +36,7 @@ from databourse.catalog_models import (
     version_json,
 )
 from databourse.errors import CatalogError, VersionNotFound
+from databourse.trail_state import TrailState
 from databourse.versioning import Schema, next_version, parse_version, schema_diff
 
 __all__ = ["ApprovalRecord", "Catalog", "VersionRecord", "make_engine"]
@@ -42,7 +44,7 @@ __all__ = ["ApprovalRecord", "Catalog", "VersionRecord", "make_engine"]
 log = logging.getLogger(__name__)
 
 
-class Catalog(TransferGate, ApprovalDesk, GrantsAndAudit):
+class Catalog(TransferGate, ApprovalDesk, GrantsAndAudit, PublicListing):
     """The catalog database behind one URL."""
 
     def __enter__(self) -> Catalog:
@@ -229,34 +231,30 @@ class Catalog(TransferGate, ApprovalDesk, GrantsAndAudit):
     # --- browsing -----------------------------------------------------------------------------
 
     def list_products(self) -> list[dict[str, Any]]:
-        """Every product with its latest version, number of versions and markets available."""
+        """Every product with its latest version, number of versions and markets available.
+
+        `markets`: where the latest version is available as the audit trail backs it
+        (catalog_listing); a stored "available" the trail does not back is left out.
+        """
 
         def work(session: Session) -> list[dict[str, Any]]:
             out = []
+            state = TrailState.of(session)
             for product in session.scalars(select(Product).order_by(Product.id)):
                 count = session.scalar(
                     select(func.count(Version.id)).where(Version.product_id == product.id)
                 )
                 latest = session.scalars(newest_first(product.id).limit(1)).first()
-                markets = []
+                listed = []
                 if latest is not None and latest.status == "published":
-                    markets = list(
-                        session.scalars(
-                            select(Availability.market)
-                            .where(
-                                Availability.version_id == latest.id,
-                                Availability.status == "available",
-                            )
-                            .order_by(Availability.market)
-                        )
-                    )
+                    listed = listed_availability(session, state, latest)
                 out.append(
                     {
                         **product_json(product),
                         "latest_version": latest.version if latest else None,
                         "latest_status": latest.status if latest else None,
                         "version_count": int(count or 0),
-                        "markets": markets,
+                        "markets": [a["market"] for a in listed if a["status"] == "available"],
                     }
                 )
             return out

@@ -25,6 +25,7 @@ from databourse.catalog_models import (
 )
 from databourse.catalog_pending import PendingDesk
 from databourse.errors import CatalogError, TransferNotApproved
+from databourse.grant_conditions import conditions_sha256
 from databourse.names import check_name
 from databourse.trail_state import carry_over_terms
 
@@ -197,6 +198,7 @@ class ApprovalDesk(PendingDesk):
                 "basis": approval.basis,
                 "reference": approval.reference,
                 "valid_until": iso(approval.valid_until),
+                "conditions_sha256": conditions_sha256(approval.conditions),
                 "carry_over": approval.carry_over,
                 "content_hash": row.content_hash,
                 **carry_over_terms(

@@ -116,7 +116,8 @@ class CatalogEngine:
         self.anchor_store = anchor_store
         # The audit trail's keys (signing key first), which the database never holds; without a
         # resolver, the environment's $DATABOURSE_AUDIT_KEY (see databourse/keys.py).
-        info = {"audit_keys": audit_keys or keys.from_environment}
+        # The anchor store rides along too: every fold of the trail checks its anchors there.
+        info = {"audit_keys": audit_keys or keys.from_environment, "anchor_store": anchor_store}
         self._reads = sessionmaker(bind=self.engine, expire_on_commit=False, info=info)
         self._writes = sessionmaker(
             bind=self.engine.execution_options(**{_WRITE_OPTION: True}),
@@ -198,7 +199,8 @@ class CatalogEngine:
         if body is None or self.anchor_store is None:
             return
         try:
-            audit.write_anchor(self.anchor_store(), body)
+            keyring = {k.key_id: k.material for k in audit.session_keys(session)}
+            audit.write_anchor(self.anchor_store(), body, keyring.get(body["key_id"]))
         except (DataBourseError, OSError) as exc:  # committed: never retried; verify flags it
             log.warning("%s: audit event %s committed but not anchored: %s", what, body["seq"], exc)
 

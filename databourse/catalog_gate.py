@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select, text
@@ -29,7 +29,7 @@ from databourse.catalog_models import (
 )
 from databourse.config import CrossBorderPolicy
 from databourse.errors import CatalogError, TransferNotApproved
-from databourse.trail_state import TrailState, carry_over_terms
+from databourse.trail_state import TrailState, answer_age_problems, carry_over_terms
 from databourse.trail_state import approval_problems as trail_approval_problems
 from databourse.transfer import (
     TransferDecision,
@@ -99,16 +99,20 @@ def _carry_over(
     row: Version,
     decision: TransferDecision,
     facts: TransferFacts,
-    allowed: bool,
     trail: TrailState,
+    max_age: tuple[int, datetime],
 ) -> tuple[dict[str, Any] | None, list[str]]:
-    """Copy an earlier version's approval to this one when the rules and the trail allow it."""
+    """Copy an earlier version's approval to this one when the rules and the trail allow it.
+
+    `max_age` is (carry_over_max_age_days, now): an answer audited longer ago is asked again.
+    """
     market = decision.market
     prior = prior_approval(session, row, market)
-    if prior is None or not allowed:
+    if prior is None:
         return None, []
     problems = carry_over_problems(prior, row.schema, facts, decision, date.today())
     problems += _untrailed_source(session, trail, prior.approval_id)
+    problems += answer_age_problems(trail, prior.approval_id, *max_age)
     if problems:
         why = "; ".join(problems)
         log.info("%s %s %s: no carry-over: %s", row.product_id, row.version, market, why)
@@ -222,6 +226,7 @@ class TransferGate(CatalogEngine):
         markets: list[str],
         exporter: str,
         carry_over: bool = True,
+        carry_over_max_age_days: int = 365,
     ) -> list[dict[str, Any]]:
         """The transfer gate: decide every market and store the outcome, in one transaction.
 
@@ -231,6 +236,8 @@ class TransferGate(CatalogEngine):
         over when `carry_over_problems` finds nothing), "pending_approval", "rejected" (final for
         this content) or "denied". A market once gated stays so until a person decides. Every
         market that becomes available abroad counts the version once in the exporter's year.
+        An approval carries over only if its audited answer is at most `carry_over_max_age_days`
+        old (settings).
         """
         for market in markets:
             check_market(market)
@@ -260,8 +267,9 @@ class TransferGate(CatalogEngine):
             out = []
             for market in markets:
                 decision = decide(policy, full, market)
+                carry = (carry_over_max_age_days, self._now()) if carry_over else None
                 status, carried, problems = self._gate_market(
-                    session, row, decision, full, carry_over, fingerprint, trail
+                    session, row, decision, full, carry, fingerprint, trail
                 )
                 out.append(
                     {
@@ -283,11 +291,14 @@ class TransferGate(CatalogEngine):
         row: Version,
         decision: TransferDecision,
         facts: TransferFacts,
-        carry_over: bool,
+        carry_over: tuple[int, datetime] | None,
         fingerprint: str,
         trail: TrailState,
     ) -> tuple[str, dict[str, Any] | None, list[str]]:
-        """One market's status under the policy's decision: (status, carried from, why not)."""
+        """One market's status under the policy's decision: (status, carried from, why not).
+
+        `carry_over` is (max age in days, now), or None when no approval may carry over.
+        """
         market = decision.market
         current = availability_row(session, row.id, market)
         was = current.status if current is not None else None
@@ -304,7 +315,11 @@ class TransferGate(CatalogEngine):
         elif decision.decision == "allowed":
             status = "pending_approval"  # gated before for this content: a person decides
         else:
-            carried, problems = _carry_over(session, row, decision, facts, carry_over, trail)
+            carried, problems = (
+                _carry_over(session, row, decision, facts, trail, carry_over)
+                if carry_over is not None
+                else (None, [])
+            )
             status = "available" if carried else "pending_approval"
         detail = {
             **decision.to_json(),

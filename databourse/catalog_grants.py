@@ -14,6 +14,8 @@ from databourse.catalog_engine import CatalogEngine, check_market
 from databourse.catalog_markets import availability_row, count_abroad
 from databourse.catalog_models import Approval, Availability, Grant, Version, iso
 from databourse.errors import CatalogError, TransferNotApproved
+from databourse.grant_conditions import acceptance_problem, conditions_sha256
+from databourse.grant_terms import check_terms_expiry
 from databourse.names import check_name
 from databourse.staged_integrity import authenticated_events
 from databourse.storage import ObjectStore
@@ -34,14 +36,21 @@ class GrantsAndAudit(CatalogEngine):
         market: str,
         expires_at: datetime,
         max_days: int = 365,
+        accepted_conditions: str | None = None,
+        purpose: str | None = None,
+        terms_expire: date | None = None,
     ) -> dict[str, Any]:
         """Record a buyer's access to a published version available in their market.
 
         Refused (TransferNotApproved) unless the version is published and its availability in
         `market` is "available", which for gated markets means an approval bound to its hash
-        whose `valid_until` has not passed. The grant ends by that day and within `max_days`
-        (CatalogError otherwise). A grant abroad in a new calendar year counts the version in
-        that year too.
+        whose `valid_until` has not passed, and whose conditions, if it has any, were accepted:
+        `accepted_conditions` is the sha256 of the text shown (`grant_conditions`). The grant
+        ends by that day and within `max_days` (CatalogError otherwise). A grant abroad in a
+        new calendar year counts the version in that year too. `purpose` (the buyer's, checked
+        against the usage terms by `delivery.grant_access`) is recorded in the audited event;
+        the grant is refused after `terms_expire` (the usage terms' expiry) and may not end
+        later (grant_terms).
         """
         check_market(market)
         check_name(buyer, "buyer")  # InvalidName: empty, overlong, control characters
@@ -61,6 +70,8 @@ class GrantsAndAudit(CatalogEngine):
             approval = _approval_in_force(session, row, where, expires_at, self._now())
             untrailed = trail_state.grant_problems(session, row, where, approval)
             _refuse_untrailed(untrailed, row, market)
+            _refuse_unaccepted(approval, accepted_conditions, row)
+            check_terms_expiry(product_id, version, terms_expire, expires_at, self._now())
             grant = Grant(
                 version_id=row.id,
                 content_hash=row.content_hash,
@@ -85,6 +96,11 @@ class GrantsAndAudit(CatalogEngine):
                     "rule": where.rule_id,
                     "policy_sha256": (where.detail or {}).get("policy_sha256"),
                     "approval_id": approval.id if approval else None,
+                    "conditions_sha256": conditions_sha256(approval.conditions)
+                    if approval
+                    else None,
+                    "conditions_accepted": accepted_conditions is not None,
+                    "purpose": purpose,
                 },
             )
             log.info("granted %s %s in %s until %s", product_id, version, market, expires_at)
@@ -97,9 +113,34 @@ class GrantsAndAudit(CatalogEngine):
                 "market": market,
                 "expires_at": iso(expires_at),
                 "granted_at": iso(grant.granted_at),
+                "purpose": purpose,
             }
 
         return self._write("record_grant", work)
+
+    def grant_conditions(self, product_id: str, version: str, market: str) -> dict[str, Any] | None:
+        """The conditions of the approval a grant in `market` would rest on (None: none).
+
+        What `bourse grant` shows before asking for their acceptance: the approval's id,
+        reference, conditions and their sha256 (what `record_grant` takes as accepted).
+        """
+        check_market(market)
+
+        def work(session: Session) -> dict[str, Any] | None:
+            row = self._version_row(session, product_id, version)
+            where = availability_row(session, row.id, market)
+            approval = _latest_approval(session, row, where) if where is not None else None
+            sha = conditions_sha256(approval.conditions) if approval is not None else None
+            if approval is None or approval.decision != "approved" or sha is None:
+                return None
+            return {
+                "approval_id": approval.id,
+                "reference": approval.reference,
+                "conditions": approval.conditions,
+                "conditions_sha256": sha,
+            }
+
+        return self._read(work)
 
     def audit_append(
         self,
@@ -222,16 +263,7 @@ def _approval_in_force(
     """
     if where.rule_id == "domestic" or (where.detail or {}).get("decision") == "allowed":
         return None
-    approval = session.scalars(
-        select(Approval)
-        .where(
-            Approval.version_id == row.id,
-            Approval.market == where.market,
-            Approval.content_hash == row.content_hash,
-        )
-        .order_by(Approval.decided_at.desc(), Approval.id.desc())
-        .limit(1)
-    ).first()
+    approval = _latest_approval(session, row, where)
     names = {"product": row.product_id, "version": row.version, "market": where.market}
     if approval is None or approval.decision != "approved":
         raise TransferNotApproved(
@@ -257,6 +289,36 @@ def _approval_in_force(
             valid_until=until.isoformat(),
         )
     return approval
+
+
+def _latest_approval(session: Session, row: Version, where: Availability) -> Approval | None:
+    """The latest decision for the market on this content, if the market is gated at all."""
+    if where.rule_id == "domestic" or (where.detail or {}).get("decision") == "allowed":
+        return None
+    return session.scalars(
+        select(Approval)
+        .where(
+            Approval.version_id == row.id,
+            Approval.market == where.market,
+            Approval.content_hash == row.content_hash,
+        )
+        .order_by(Approval.decided_at.desc(), Approval.id.desc())
+        .limit(1)
+    ).first()
+
+
+def _refuse_unaccepted(approval: Approval | None, accepted: str | None, row: Version) -> None:
+    """TransferNotApproved when the approval's conditions were not accepted as shown."""
+    problem = acceptance_problem(approval.conditions, accepted) if approval else None
+    if approval is not None and problem is not None:
+        raise TransferNotApproved(
+            f"no grant of {row.product_id} {row.version} in {approval.market}: approval "
+            f"{approval.id} (reference {approval.reference}) has conditions; {problem}",
+            product=row.product_id,
+            version=row.version,
+            market=approval.market,
+            approval_id=approval.id,
+        )
 
 
 def _refuse_untrailed(problems: list[str], row: Version, market: str) -> None:

@@ -10,7 +10,8 @@ body{font-family:system-ui,sans-serif;margin:2rem;color:#1b1b1b}
 h1{font-size:1.6rem}h2{margin-top:2rem;border-bottom:1px solid #ccc}
 table{border-collapse:collapse;margin:.5rem 0 1rem}td,th{border:1px solid #ccc;padding:.3rem .6rem;
 text-align:left;vertical-align:top}th{background:#f2f2f2}.available{color:#0a6b2d;font-weight:600}
-.pending_approval{color:#8a5a00}.rejected,.denied,.expired{color:#a11}.withdrawn{color:#777}
+.pending_approval{color:#8a5a00}.rejected,.denied,.expired,.unverified{color:#a11}
+.withdrawn{color:#777}
 code{font-size:.85em}
 """
 
@@ -20,7 +21,8 @@ def render(entries: list[dict[str, Any]], title: str, generated_at: str) -> str:
     body = [
         f"<h1>{escape(title)}</h1>",
         f"<p>Generated {escape(generated_at)}. Every version is immutable and identified by "
-        "its content hash; a market is listed as available only with its legal basis.</p>",
+        "its content hash; a market is listed as available only with its legal basis, and only "
+        "when the authenticated audit trail records it (otherwise: unverified).</p>",
     ]
     for entry in entries:
         body.append(_product(entry))

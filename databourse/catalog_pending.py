@@ -4,7 +4,8 @@ A publish run records a pending approval (version content hash, market, route, r
 random nonce) before it suspends on a form; the same run and suspend key find the same row
 after the resume, so the form and the nonce are the same. An answer is recorded only on its
 row (`ApprovalDesk.record_approval(pending_id=...)`); a refused one marks the row `refused` and
-is audited; a withdrawn version's rows are `cancelled`.
+is audited; a withdrawn version's rows are `cancelled`, and so are (audited) the rows of a run
+cancelled or deleted in Prefect (`close_abandoned`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from databourse import audit
+from databourse.asked_questions import asked_detail, question_problems
 from databourse.catalog_engine import CatalogEngine, check_market
 from databourse.catalog_models import PendingApproval, Version, iso
 from databourse.errors import CatalogError, TransferNotApproved
@@ -102,23 +104,32 @@ class PendingDesk(CatalogEngine):
                 pending.detail = {"deadline": iso(deadline)}
             session.add(pending)
             session.flush()
+            audit.append(
+                session, "asked", product=product_id, version=version, market=market,
+                detail=asked_detail(pending, row),
+            )  # fmt: skip
             return pending_json(pending, row)
 
         return self._write("open_pending", work)
 
-    def note_description(self, pending_id: int, sha256: str) -> str:
-        """Keep the sha256 of the description its form shows; the first one kept stays."""
+    def question_problems(self) -> list[str]:
+        """Audited questions whose pending row was deleted or rewritten (asked_questions)."""
+        return self._read(question_problems)
 
-        def work(session: Session) -> str:
+    def note_form(self, pending_id: int, sha256s: dict[str, str]) -> dict[str, str]:
+        """Keep the sha256 of each part its form shows (`description_sha256`,
+        `schema_sha256`); the first one kept of each stays. Returns the hashes kept."""
+
+        def work(session: Session) -> dict[str, str]:
             row = session.get(PendingApproval, pending_id)
             if row is None:
                 raise CatalogError(f"no pending approval {pending_id}", pending_id=pending_id)
             detail = dict(row.detail or {})
-            if not detail.get("description_sha256"):
-                row.detail = {**detail, "description_sha256": sha256}
-            return str((row.detail or {})["description_sha256"])
+            kept = {k: str(detail.get(k) or v) for k, v in sha256s.items()}
+            row.detail = {**detail, **kept}
+            return kept
 
-        return self._write("note_description", work)
+        return self._write("note_form", work)
 
     def pending_for(self, flow_run_id: str, suspend_key: str) -> dict[str, Any] | None:
         """The pending approval of one suspension, if the pipeline opened one."""
@@ -253,6 +264,44 @@ class PendingDesk(CatalogEngine):
             return len(rows)
 
         return self._write("close_pending", work)
+
+    def close_abandoned(self, flow_run_id: str, reason: str) -> list[dict[str, Any]]:
+        """Close a run's waiting questions as `cancelled` (its run was cancelled or deleted in
+        Prefect, so nobody can answer them), each audited `question_closed`; returns them.
+
+        An answer forced onto that run later is refused: its question is no longer waiting.
+        """
+
+        def work(session: Session) -> list[dict[str, Any]]:
+            rows = session.scalars(
+                select(PendingApproval).where(
+                    PendingApproval.flow_run_id == flow_run_id,
+                    PendingApproval.status == "waiting",
+                )
+            ).all()
+            out = []
+            for row in rows:
+                version = session.get_one(Version, row.version_id)
+                row.status, row.answered_at = "cancelled", self._now()
+                row.detail = {**(row.detail or {}), "cancelled": reason[:300]}
+                audit.append(
+                    session,
+                    "question_closed",
+                    product=version.product_id,
+                    version=version.version,
+                    market=row.market,
+                    detail={
+                        "pending_id": row.id,
+                        "flow_run_id": row.flow_run_id,
+                        "suspend_key": row.suspend_key,
+                        "content_hash": row.content_hash,
+                        "reason": reason[:300],
+                    },
+                )
+                out.append(pending_json(row, version))
+            return out
+
+        return self._write("close_abandoned", work)
 
     @staticmethod
     def _pending_row(

@@ -215,6 +215,12 @@ class Settings(Strict):
     prefect_api_authenticated: bool = False
     pii_threshold: float = Field(0.8, gt=0, le=1)  # share of values that must match to classify
     pii_sample_rows: int = Field(2000, ge=10)
+    # A messy column (typos, placeholders such as N/A or 000, numbers of another country) is
+    # classified when this share of its non-empty values are of one category, in the sample and
+    # overall, and they are no chance matches (random codes that pass a check digit or a phone
+    # plan are discounted: databourse/dirty_columns.py); a column of random codes passes any
+    # other category's checks at 0.1 of its values at most (a card's Luhn check).
+    pii_dirty_threshold: float = Field(0.5, gt=0, le=1)
     # A column where this share of the checked values are whole identifiers of a category holds
     # that category, classified or not (a messy column of 70% phone numbers is not clean): an
     # undeclared one stops the product (screening.check_declarations). Random digit codes pass
@@ -227,6 +233,9 @@ class Settings(Strict):
     approval_timeout_seconds: int = Field(7 * 24 * 3600, ge=1)
     # The longest access a grant may give (it also ends with the approval it rests on).
     grant_max_days: int = Field(365, ge=1, le=3650)
+    # An approval given "for later versions" carries over only while its audited answer is at
+    # most this old; after that the next version is asked again (transfer gate, trail_state).
+    carry_over_max_age_days: int = Field(365, ge=1, le=3650)
     ingest: IngestLimits = IngestLimits()  # default caps on a drop (a dataset may set its own)
     # Folders (or s3:// prefixes) a run's `source` may name besides its own landing folder: a
     # list for every provider, or a mapping of provider id to its own list (tenants apart). The
@@ -476,7 +485,9 @@ class AggregateSpec(Strict):
     dimensions: list[str] = Field(min_length=1)
     measures: list[MeasureSpec] = []
     min_cell: int = Field(10, ge=1)  # cells with fewer records are suppressed
-    epsilon: float | None = Field(None, gt=0)  # Laplace noise on counts and sums when set
+    # Laplace noise on the counts (record count, measures' `count`), fresh per release; sums,
+    # means, min/max and percentiles stay exact (see databourse.aggregate)
+    epsilon: float | None = Field(None, gt=0)
 
     @model_validator(mode="after")
     def _distinct(self) -> AggregateSpec:

@@ -10,10 +10,14 @@ hashes and counts only, never a cell value):
     products/     each version folder: a manifest (without one it is invisible and must not be
                   published), every listed file present with its size and sha256, the content
                   hash matching the files, schema, config, transfer facts and the catalog; with
-                  `evidence`, the facts recounted from the files (consistency_gate)
-    approvals     with `evidence`, each against the Prefect run that answered it
+                  `evidence`, the facts recounted from the files and the terms, ODRL policy,
+                  markets and lineage re-derived (terms-mismatch; consistency_gate)
+    approvals     with `evidence`, each against the Prefect run that answered it; a market
+                  pending approval that no live publish run asks for (warning)
     catalog       each published version has its manifest; each market's status is the one its
                   last recorded gate decision or approval set; the audit chain verifies
+    catalog/      the listing objects against their seal (audit key), and no market offered by
+                  the sealed DCAT export that the audited catalog does not list (listing_seal)
     staging/      objects no ingest or version refers to, temp files of interrupted writes (info)
 
 A report is `ok` when it holds no error. Writers younger than the grace period are reported as
@@ -35,8 +39,11 @@ from typing import Any
 from databourse import zones
 from databourse.catalog import Catalog
 from databourse.consistency_gate import GateEvidence, approval_problems_by_id
+from databourse.dcat import available_markets
 from databourse.errors import DataBourseError
+from databourse.exports import JSONLD_KEY
 from databourse.ingest import IngestResult
+from databourse.listing_seal import seal_findings
 from databourse.package import MANIFEST, FileEntry, manifest_facts, manifest_hash, validate_manifest
 from databourse.staged_integrity import record_problems
 from databourse.storage import ObjectInfo, ObjectStore
@@ -169,6 +176,28 @@ class _Walk:
         chain = self.catalog.audit_verify(self.store)
         for problem in chain.problems:
             self.add("error", "audit-chain", f"audit chain broken: {problem}")
+        for problem in self.catalog.question_problems():
+            self.add("error", "pending-tampered", problem)
+        for planted in chain.planted:  # a store writer's object: no break, never blocks
+            self.add("warning", "audit-anchor-planted", planted)
+        self.listing()
+
+    def listing(self) -> None:
+        """The sealed listing (catalog/) against its seal and what the audited catalog offers."""
+        keys = {k.key_id: k.material for k in self.catalog.listing_keys()}
+        if not keys:
+            self.add("error", "listing-unchecked", "no audit key: the listing's seal is unchecked")
+            return
+        offered = {
+            (entry["product"]["id"], v["version"], market)
+            for entry in self.catalog.listing()
+            for v in entry["versions"]
+            for market in available_markets(v)
+        }
+        for severity, kind, key, message in seal_findings(self.store, keys, JSONLD_KEY, offered):
+            self.add(severity, kind, message, key=key)
+        if listed := sum(1 for _ in self.store.list("catalog/")):
+            self.checked["listing_objects"] = listed
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -360,6 +389,7 @@ class _Walk:
             message = "content hash does not match the files, schema, config and transfer facts"
             self.add("error", "content-hash-mismatch", message, key=key, **where)
         self.manifest_bytes(key, where)
+        self.terms(manifest, key, where)
         if manifest_facts(manifest) is None:
             message = "manifest version 1: the transfer facts are outside the content hash"
             self.add("warning", "facts-unhashed", message, key=key, **where)
@@ -395,6 +425,15 @@ class _Walk:
         problem = manifest_problem(audited, self.sha256(key), name)
         if problem is not None:
             self.add("error", "manifest-edited", problem, key=key, **where)
+
+    def terms(self, manifest: dict[str, Any], key: str, where: dict[str, str]) -> None:
+        """Its terms, ODRL policy, markets and lineage as its config and the trail make them."""
+        check = self.evidence.terms if self.evidence is not None else None
+        if check is None:
+            return
+        ingests = [e for e in self.events if e.get("kind") == "ingest"]
+        for problem in check(manifest, ingests):
+            self.add("error", "terms-mismatch", problem, key=key, **where)
 
     def catalog_versions(self, folders: set[tuple[str, str]]) -> None:
         """Published versions have a manifest; every market's status has a recorded decision."""
@@ -441,6 +480,14 @@ class _Walk:
 
     def approvals(self, evidence: GateEvidence) -> None:
         """Every recorded approval against the Prefect run that answered it (consistency_gate)."""
+        for product, version, market, why in evidence.unasked:
+            message = f"market {market} waits for approval but no publish run asks for it: {why}"
+            self.add("warning", "pending-unasked", message, product=product, version=version)
+        if evidence.unasked_error:
+            message = f"markets pending approval not checked with Prefect: {evidence.unasked_error}"
+            self.add("warning", "pending-unchecked", message)
+        for line in evidence.unrecorded:
+            self.add("error", "pending-tampered", line)
         rows = [a for v in self.versions.values() for a in v.get("approvals", [])]
         self.checked["approvals"] = len(rows)
         if evidence.runs is None:

@@ -2,12 +2,18 @@
 
 facts        each version's transfer facts recounted from its files (facts.rederived_problems);
              a manifest-1 version, whose facts are outside its hash, is a warning
+terms        each manifest's usage terms, ODRL policy, markets and source against its product's
+             config, and its lineage's ingests against the audited ingest events (manifest_terms)
 approvals    each recorded approval against the Prefect run that answered it: the run exists,
              is a publish run, and holds an answer on a form the catalog opened (a pending row
              under that run and suspend key) for that version, content hash and market, with the
              form's nonce, content hash and market and the same approver, decision, reference
              and expiry; an approval without a run must be a carry-over whose source verifies
              and was approved (an expiry is no source)
+unasked      a market pending approval that no live publish run asks for (its runs cancelled,
+             failed before asking it, deleted): a warning, not an error, since the market stays
+             closed (nothing is offered without an answer) and the Prefect API holder can cancel a
+             run at will: an error there would be theirs to raise; the work left is the operator's
 
 The Prefect side is read by the caller (the domain never imports Prefect) into `RunEvidence`.
 """
@@ -40,15 +46,24 @@ class GateEvidence:
     """What the caller of `check_all` brings for these checks.
 
     `rederive(manifest, folder)`: the facts' problems given the version's files in `folder`.
+    `terms(manifest, ingest_events)`: where its terms, ODRL policy, markets and source differ
+    from its config, and its lineage from the audited ingest events.
     `runs`: every flow run id the approvals name -> its evidence (None: no such run), or None
     when Prefect could not be read (`prefect_error` says why). `pending`: (run id, suspend key)
     -> the pending row (catalog_pending.pending_json) of the form the catalog opened there.
+    `unasked`: (product, version, market, why) of each market pending approval that no live
+    publish run asks for (a warning: nothing was opened, but nobody will be asked), unless
+    `unasked_error` says why Prefect could not be asked.
     """
 
     rederive: Callable[[dict[str, Any], Path], list[str]] | None = None
+    terms: Callable[[dict[str, Any], list[dict[str, Any]]], list[str]] | None = None
     runs: Mapping[str, RunEvidence | None] | None = None
     pending: Mapping[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     prefect_error: str | None = None
+    unasked: tuple[tuple[str, str, str, str], ...] = ()
+    unasked_error: str | None = None
+    unrecorded: tuple[str, ...] = ()  # runs suspended on a form with no pending row (tampering)
 
 
 def approval_problems_by_id(

@@ -1,7 +1,8 @@
 """The catalog as DCAT-AP 3 JSON-LD: a dataset series per product, a dataset per version.
 
 Distributions carry byte sizes and SPDX sha256 checksums, each version its ODRL policy
-(`odrl:hasPolicy`), the markets it is available in (`dct:spatial`), the legislation the transfer
+(`odrl:hasPolicy`), the markets it is available in as the audit trail backs them (`dct:spatial`,
+from `Catalog.listing`), the legislation the transfer
 decisions cite (`dcatap:applicableLegislation`) and its status (`adms:status`).
 """
 
@@ -57,13 +58,31 @@ def catalog_jsonld(entries: list[dict[str, Any]], title: str) -> dict[str, Any]:
     }
 
 
-def _version(series_id: str, product: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
-    record, manifest = item["record"], item.get("manifest") or {}
-    available = sorted(
+def available_markets(record: dict[str, Any]) -> list[str]:
+    """The markets a listed version is offered in: available (as listed) and published."""
+    return sorted(
         a["market"]
         for a in record.get("availability", [])
         if a["status"] == "available" and record["status"] == "published"
     )
+
+
+def listed_offers(doc: dict[str, Any]) -> set[tuple[str, str, str]]:
+    """(product, version, market) of every offer a DCAT document of `catalog_jsonld` makes."""
+    offers = set()
+    for dataset in doc.get("dcat:dataset", []):
+        if not isinstance(dataset, dict) or dataset.get("@type") != "dcat:Dataset":
+            continue
+        product, _, version = str(dataset.get("dct:identifier", "")).rpartition("@")
+        for place in dataset.get("dct:spatial") or []:
+            code = str(place.get("@id", "") if isinstance(place, dict) else "").rpartition(":")[2]
+            offers.add((product, version, code))
+    return offers
+
+
+def _version(series_id: str, product: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
+    record, manifest = item["record"], item.get("manifest") or {}
+    available = available_markets(record)
     legislation = sorted(
         {(a.get("detail") or {}).get("citation", "") for a in record.get("availability", [])} - {""}
     )

@@ -5,7 +5,8 @@ the manifest hashes to the catalog's content hash (its transfer facts included),
 still has its manifest's sha256, the facts agree with what the product's config and the files
 make them (facts.confirmed_facts; a disagreement is audited), the market's decision was made
 under today's transfer policy (else it is made again now, on those facts), and the catalog
-checks the approval behind it and the expiry.
+checks the approval behind it and the expiry. The grant names a purpose the version's usage
+terms permit and ends by their expiry (grant_terms).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from databourse.errors import (
     VersionNotFound,
 )
 from databourse.facts import checked_facts, confirmed_facts
+from databourse.grant_terms import check_purpose
 from databourse.package import manifest_sha256, read_manifest
 from databourse.storage import ObjectStore
 from databourse.trail_state import manifest_problem
@@ -61,8 +63,19 @@ def grant_access(
     buyer: str,
     market: str,
     expires_at: dt.datetime,
+    accepted_conditions: str | None = None,
+    *,
+    purpose: str | None,
 ) -> dict[str, Any]:
-    """Record the grant once everything it rests on checks out, and return the file URLs."""
+    """Record the grant once everything it rests on checks out, and return the file URLs.
+
+    `accepted_conditions`: the sha256 of the approval's conditions as shown to whoever grants
+    (`Catalog.grant_conditions`); a grant on an approval with conditions needs it. `purpose`:
+    the buyer's, one the product's usage terms permit; the grant ends by the terms' expiry
+    (grant_terms; the terms are the config's, which the manifest must agree with).
+    """
+    terms = cfg.product(product).terms  # ConfigError when the product is not configured
+    check_purpose(product, version, terms, purpose)
     manifest = read_manifest(store, product, version)
     if manifest is None:
         raise VersionNotFound(
@@ -103,7 +116,15 @@ def grant_access(
             product, version, cfg.policy, facts, [market], provider, carry_over=False
         )
     grant = catalog.record_grant(
-        product, version, buyer, market, expires_at, max_days=cfg.settings.grant_max_days
+        product,
+        version,
+        buyer,
+        market,
+        expires_at,
+        max_days=cfg.settings.grant_max_days,
+        accepted_conditions=accepted_conditions,
+        purpose=purpose,
+        terms_expire=terms.expires,
     )
     seconds = int((expires_at - dt.datetime.now(dt.UTC)).total_seconds())
     prefix = zones.product_prefix(product, version)

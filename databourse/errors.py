@@ -8,7 +8,8 @@
     ├── StorageError             the object store failed
     │   ├── ObjectNotFound
     │   ├── ObjectExists         a conditional (if-absent) write found the key taken
-    │   └── ObjectChanged        an ingested object or its record is not what ingest recorded
+    │   └── ObjectChanged        an ingested object or its record is not what ingest recorded,
+    │                            or a listing object is not what its seal vouches for
     ├── GateFailed               a dataset or product failed a gate; the input is quarantined
     │   ├── IngestRejected       the file could not be parsed or broke its contract
     │   ├── QualityFailed        error-severity expectations failed
@@ -85,7 +86,8 @@ class ObjectExists(StorageError):
 
 
 class ObjectChanged(StorageError):
-    """A staged or raw object, or its record, differs from what ingest recorded (not retried)."""
+    """A staged or raw object, or its record, differs from what ingest recorded, or a listing
+    object from its seal (listing_seal); not retried."""
 
 
 class GateFailed(DataBourseError):

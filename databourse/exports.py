@@ -1,40 +1,70 @@
-"""Exports of the catalog for outside consumers, written atomically to the `catalog/` zone."""
+"""Exports of the catalog for outside consumers, written atomically to the `catalog/` zone.
+
+What is exported is `Catalog.listing`: a market the authenticated audit trail does not back is
+listed as "unverified", never as available, and named in a warning. The objects are sealed with
+the audit key after they are written (listing_seal), so a rewritten listing is found by
+`bourse verify --all`.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
+from dataclasses import dataclass
 from typing import Any
 
 from databourse import zones
 from databourse.catalog import Catalog
+from databourse.catalog_listing import unverified_markets
 from databourse.catalog_page import render
 from databourse.dcat import catalog_jsonld
 from databourse.errors import ManifestMismatch
+from databourse.listing_seal import SEAL_KEY, write_sealed
 from databourse.package import manifest_sha256, read_manifest
 from databourse.storage import ObjectStore
 from databourse.trail_state import manifest_problem
+
+log = logging.getLogger(__name__)
 
 JSONLD_KEY = "catalog/dcat.jsonld"
 PAGE_KEY = "catalog/index.html"
 
 
-def gather(catalog: Catalog, store: ObjectStore) -> list[dict[str, Any]]:
-    """Every product with its versions (newest first), their manifests and file URLs."""
+@dataclass(frozen=True)
+class Export:
+    """What an export wrote (kind -> URI) and the markets it listed as unverified."""
+
+    uris: dict[str, str]
+    unverified: list[tuple[str, str, str, str]]  # (product, version, market, stored status)
+
+    def warnings(self) -> list[str]:
+        """One line per unverified market: product@version, market and stored status only."""
+        return [
+            f"{product}@{version} market {market}: stored as {stored}, not backed by the "
+            "authenticated audit trail: listed as unverified (`bourse verify --all` says why)"
+            for product, version, market, stored in self.unverified
+        ]
+
+
+def gather(
+    catalog: Catalog, store: ObjectStore, listing: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """Every product of the listing with its versions (newest first), manifests and file URLs."""
     entries = []
-    for listed in catalog.list_products():
-        shown = catalog.show(listed["id"])
+    audited = catalog.audited_manifests()
+    for shown in catalog.listing() if listing is None else listing:
+        product_id = shown["product"]["id"]
         versions = []
-        audited = catalog.audited_manifests()
         for record in shown["versions"]:
-            name = (listed["id"], record["version"])
+            name = (product_id, record["version"])
             problem = manifest_problem(
                 audited.get(name), manifest_sha256(store, *name), "@".join(name)
             )
             if problem is not None:  # the published terms must be the ones packaged
                 raise ManifestMismatch(f"{problem}; not exported", product=name[0], version=name[1])
-            manifest = read_manifest(store, listed["id"], record["version"])
-            prefix = zones.product_prefix(listed["id"], record["version"])
+            manifest = read_manifest(store, *name)
+            prefix = zones.product_prefix(*name)
             files = {
                 f["path"]: store.uri(f"{prefix}/{f['path']}")
                 for f in (manifest or {}).get("files", [])
@@ -44,15 +74,42 @@ def gather(catalog: Catalog, store: ObjectStore) -> list[dict[str, Any]]:
     return entries
 
 
+def export_listing(
+    catalog: Catalog, store: ObjectStore, title: str = "databourse data product catalog"
+) -> Export:
+    """Write the DCAT-AP 3 JSON-LD and the HTML page, then their seal; what was written."""
+    signing = catalog.listing_signing_key()  # SecretMissing before anything is written
+    listing = catalog.listing()
+    entries = gather(catalog, store, listing)
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    objects = {
+        JSONLD_KEY: json.dumps(
+            catalog_jsonld(entries, title), indent=2, ensure_ascii=False
+        ).encode(),
+        PAGE_KEY: render(entries, title, now).encode(),
+    }
+    uris = write_sealed(store, signing, objects, now)
+    export = Export(
+        {"dcat": uris[JSONLD_KEY], "page": uris[PAGE_KEY], "seal": uris[SEAL_KEY]},
+        unverified_markets(listing),
+    )
+    for line in export.warnings():
+        log.warning("%s", line)
+    return export
+
+
 def export_catalog(
     catalog: Catalog, store: ObjectStore, title: str = "databourse data product catalog"
 ) -> dict[str, str]:
-    """Write the DCAT-AP 3 JSON-LD and the HTML page; return their URIs."""
-    entries = gather(catalog, store)
-    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    store.put_bytes(
-        JSONLD_KEY,
-        json.dumps(catalog_jsonld(entries, title), indent=2, ensure_ascii=False).encode(),
-    )
-    store.put_bytes(PAGE_KEY, render(entries, title, now).encode())
-    return {"dcat": store.uri(JSONLD_KEY), "page": store.uri(PAGE_KEY)}
+    """Write and seal the catalog's listing (export_listing); return the URIs written."""
+    return export_listing(catalog, store, title).uris
+
+
+def refresh_listing(catalog: Catalog, store: ObjectStore) -> Export | None:
+    """Re-export a listing that exists, after a change that takes an offer away (a withdrawal, an
+    expiry), so the public files never offer what the catalog no longer does; None if none yet."""
+    from databourse.listing_seal import SEAL_KEY
+
+    if not store.exists(SEAL_KEY) and not store.exists(JSONLD_KEY):
+        return None
+    return export_listing(catalog, store)

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 
 from databourse.config import Config, PrivacyModel, ProductSpec
 from databourse.errors import DataBourseError, FactsMismatch, ManifestMismatch
+from databourse.manifest_terms import terms_problems
 from databourse.package import fetch_files, manifest_hash, transfer_facts
 from databourse.pii import scan_table
 from databourse.privacy import KAnonymityReport, verify
@@ -253,6 +254,17 @@ def configured_problems(cfg: Config, folder: Path, manifest: dict[str, Any]) -> 
     )
 
 
+def configured_terms_problems(
+    cfg: Config, manifest: dict[str, Any], ingest_events: list[dict[str, Any]] | None = None
+) -> list[str]:
+    """`manifest_terms.terms_problems` under `cfg`; nothing when the product is not configured."""
+    try:
+        product = cfg.product(manifest["product"])
+    except DataBourseError:
+        return []
+    return terms_problems(product, manifest, ingest_events)
+
+
 def confirmed_facts(
     cfg: Config,
     store: ObjectStore,
@@ -264,7 +276,8 @@ def confirmed_facts(
 
     The manifest must hash to `catalog_hash` (ManifestMismatch), every file must have its
     manifest's sha256 as it is copied for reading (ManifestMismatch), and the manifest must
-    agree with the config and the files (FactsMismatch listing every disagreement);
+    agree with the config and the files, its usage terms, ODRL policy and markets included
+    (manifest_terms; FactsMismatch listing every disagreement);
     `consequence` ends each message ("no grant").
     """
     name = f"{manifest.get('product')}@{manifest.get('version')}"
@@ -276,7 +289,7 @@ def confirmed_facts(
     with tempfile.TemporaryDirectory(prefix="databourse-facts-") as tmp:
         fetch_files(store, manifest, Path(tmp), consequence)
         counted = recount(Path(tmp), product, spec.declared_categories, origin, spec.important_data)
-    problems = disagreements(manifest, product, counted)
+    problems = disagreements(manifest, product, counted) + terms_problems(product, manifest)
     if problems:
         raise FactsMismatch(
             f"{name}: the manifest disagrees with the product's config and files: "

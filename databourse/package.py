@@ -33,6 +33,7 @@ from databourse.errors import (
     ObjectExists,
     StorageError,
 )
+from databourse.manifest_once import write_manifest_once
 from databourse.storage import ObjectStore
 from databourse.transfer import facts_for
 
@@ -247,25 +248,33 @@ def publish_files(
     manifest: dict[str, Any],
 ) -> str:
     """Upload the files, then the manifest last; idempotent; returns the manifest's URI."""
+    return publish_version(store, product, version, local_dir, files, manifest)[0]
+
+
+def publish_version(
+    store: ObjectStore,
+    product: str,
+    version: str,
+    local_dir: Path,
+    files: list[FileEntry],
+    manifest: dict[str, Any],
+) -> tuple[str, str]:
+    """Upload the files, then the manifest last, if absent; the manifest's URI and the sha256
+    of the bytes this run built. A manifest found in place is kept only if it is this build's
+    (manifest_once; ObjectChanged otherwise)."""
     prefix = zones.product_prefix(product, version)
     manifest_key = f"{prefix}/{MANIFEST}"
-    if store.exists(manifest_key):
-        return store.uri(manifest_key)
-    for entry in files:
-        key = f"{prefix}/{entry.path}"
-        try:
-            store.put_file(key, local_dir / entry.path, if_absent=True)
-        except ObjectExists:
-            # left by a run that died before its manifest: it must be the same bytes
-            _verify(store, key, entry)
-    try:
-        store.put_bytes(
-            manifest_key, json.dumps(manifest, indent=2, default=str).encode(), if_absent=True
-        )
-    except ObjectExists:
-        pass  # a concurrent publisher of the same content finished first
+    if not store.exists(manifest_key):
+        for entry in files:
+            key = f"{prefix}/{entry.path}"
+            try:
+                store.put_file(key, local_dir / entry.path, if_absent=True)
+            except ObjectExists:
+                # left by a run that died before its manifest: it must be the same bytes
+                _verify(store, key, entry)
+    sha256 = write_manifest_once(store, manifest_key, manifest)
     log.info("packaged %s@%s: %d file(s)", product, version, len(files))
-    return store.uri(manifest_key)
+    return store.uri(manifest_key), sha256
 
 
 def _verify(store: ObjectStore, key: str, entry: FileEntry) -> None:

@@ -36,7 +36,8 @@ from databourse.readers_bytes import (
     reject,
     shown,
 )
-from databourse.readers_records import plan_jsonl, plan_parquet
+from databourse.readers_parquet import plan_parquet
+from databourse.readers_records import plan_jsonl
 from databourse.readers_text import (
     Opener,
     Plan,
@@ -135,7 +136,7 @@ def _plan(
         magic = fh.read(8)
     suffix = Path(name).suffix.lower()
     if magic.startswith(PARQUET_MAGIC):
-        return _info("none", [plan_parquet(name, path, limits)])
+        return _info("none", [plan_parquet(name, path, limits, hints.expected_columns)])
     if magic.startswith(GZIP_MAGIC):
         inner = name[: -len(suffix)] if suffix == ".gz" else name
         opener = partial(open_gzip, path, name, limits, tracker)
@@ -175,7 +176,7 @@ def _plan_stream(
     if sample.startswith(PARQUET_MAGIC):
         if extract_to is None:
             raise reject(label, "Parquet inside gzip is not supported; send the .parquet file")
-        return plan_parquet(label, _extract(opener, extract_to), limits)
+        return plan_parquet(label, _extract(opener, extract_to), limits, hints.expected_columns)
     if sample.startswith((GZIP_MAGIC, *ZIP_MAGICS)) or sample[257:262] == b"ustar":
         raise reject(label, "nested archives are not accepted; send the files")
     if suffix in PARQUET_SUFFIXES:

@@ -1,8 +1,7 @@
-"""Reader record layer: JSON Lines and Parquet files as Arrow batches (workbooks: readers_xlsx).
+"""Reader record layer: JSON Lines files as Arrow batches (Parquet and xlsx: their own modules).
 
 JSON Lines values become text the way a person reading the file would write them (JSON numbers as
-their JSON text); Parquet keeps its own types. Typing against the contract happens later, in one
-place for every format.
+their JSON text). Typing against the contract happens later, in one place for every format.
 """
 
 from __future__ import annotations
@@ -12,22 +11,17 @@ import json
 from collections.abc import Generator, Iterator, Sequence
 from functools import partial
 from itertools import count
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from databourse.readers_bytes import RATIO_FLOOR, ReadLimits, column_label, reject
+from databourse.readers_bytes import ReadLimits, column_label, reject
 from databourse.readers_text import (
     Opener,
     Plan,
     ReadHints,
     TextEncoding,
-    check_no_nul,
     decode_rejection,
-    describe,
 )
 
 BATCH_ROWS = 50_000
@@ -175,79 +169,3 @@ def _no_constant(name: str) -> Any:
 _DECODER = json.JSONDecoder(
     object_pairs_hook=_unique_keys, parse_float=str, parse_int=str, parse_constant=_no_constant
 )
-
-
-def plan_parquet(label: str, path: Path, limits: ReadLimits) -> Plan:
-    """A Parquet file: its own column names and types, its declared data size within the caps."""
-    try:
-        with pq.ParquetFile(path) as pfile:
-            schema = pfile.schema_arrow
-            meta = pfile.metadata
-            declared = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
-    except (pa.ArrowException, OSError) as exc:
-        raise reject(label, f"not a readable Parquet file: {describe(exc)}") from None
-    _check_expansion(label, declared, path.stat().st_size, limits, "declares")
-    if nested := next((f for f in schema if pa.types.is_nested(f.type)), None):
-        raise reject(  # no contract type holds them (and their text escapes the checks below)
-            label,
-            f"column {column_label(schema.names, nested.name)} holds nested values"
-            f" ({str(nested.type)[:60]}); flatten it",
-            column=column_label(schema.names, nested.name),
-        )
-    read = partial(_parquet_batches, label, path, schema, limits)
-    return Plan(label, "parquet", list(schema.names), read)
-
-
-def _parquet_batches(
-    label: str, path: Path, schema: pa.Schema, limits: ReadLimits
-) -> Iterator[pa.RecordBatch]:
-    """Batches with text columns read as dictionaries, measured, then decoded.
-
-    A dictionary page holding one 1 MB text that every row points at is a few hundred bytes of
-    Parquet; decoding it eagerly would allocate 64 GB for one batch. So its size is checked first.
-    """
-    texts = [
-        f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
-    ]
-    size, out, rows = path.stat().st_size, 0, 0
-    try:
-        with pq.ParquetFile(path, read_dictionary=texts) as pfile:
-            for batch in pfile.iter_batches(batch_size=64_000):
-                out += _decoded_bytes(batch)
-                _check_expansion(label, out, size, limits, "decodes to")
-                columns = [
-                    c.dictionary_decode()
-                    if f.name in texts and pa.types.is_dictionary(c.type)
-                    else c
-                    for f, c in zip(batch.schema, batch.columns, strict=True)
-                ]
-                decoded = pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
-                check_no_nul(decoded, label, rows)
-                rows += decoded.num_rows
-                yield decoded
-    except (pa.ArrowException, OSError) as exc:
-        raise reject(label, f"cannot be read as Parquet: {describe(exc)}") from None
-
-
-def _decoded_bytes(batch: pa.RecordBatch) -> int:
-    """The batch's size once its text dictionaries are decoded (computed without decoding)."""
-    total = 0
-    for column in batch.columns:
-        if pa.types.is_dictionary(column.type) and column.dictionary.type in _TEXTS:
-            lengths = pc.binary_length(column.dictionary).take(column.indices)
-            total += column.indices.nbytes + (pc.sum(lengths).as_py() or 0)
-        else:
-            total += column.nbytes
-    return total
-
-
-def _check_expansion(label: str, out: int, size: int, limits: ReadLimits, verb: str) -> None:
-    """The caps of compressed input (size once decoded, ratio) applied to a Parquet file."""
-    if out > limits.max_uncompressed_bytes:
-        raise reject(label, f"{verb} more than {limits.max_uncompressed_bytes} bytes of data")
-    if out > RATIO_FLOOR and out / max(size, 1) > limits.max_compression_ratio:
-        raise reject(
-            label,
-            f"{verb} {out} bytes of data from {size} bytes, a ratio above"
-            f" {limits.max_compression_ratio:g} (a decompression bomb?); stopped reading",
-        )

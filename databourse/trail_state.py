@@ -4,8 +4,10 @@ The catalog database is writable by an insider; the audit events are MAC'd with 
 hold. `TrailState.of(session)` folds only the events whose hash recomputes and whose MAC verifies
 into what they prove: per version its content hash and status, per market its last decision or
 answer, per approval its decision and terms, the grants and the exporters' yearly counts.
-`grant_problems` and `catalog_problems` name every row a grant or `verify --all` relies on that
-this state does not back. Messages name versions, markets, ids and hashes only.
+`availability_problems` is the one rule of whether a market's stored status is backed (a grant
+and every public listing ask it); `grant_problems` and `catalog_problems` name every row a grant
+or `verify --all` relies on that this state does not back. Messages name versions, markets, ids
+and hashes only.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import hmac
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -30,10 +33,14 @@ from databourse.catalog_models import (
     Version,
     iso,
 )
+from databourse.errors import DataBourseError
+from databourse.grant_conditions import conditions_sha256
 
 __all__ = [
     "TrailState",
+    "answer_age_problems",
     "approval_problems",
+    "availability_problems",
     "carry_over_terms",
     "catalog_problems",
     "grant_problems",
@@ -86,10 +93,11 @@ class TrailState:
 
         An event deleted from the middle of the trail (its MAC'd neighbours still verify) or one
         rewritten after authenticated events is a break of the chain (`audit.verify`'s checks):
-        a state with breaks backs no grant, carry-over or count.
+        a state with breaks backs no grant, carry-over or count. So are the newest events cut
+        off the end, or the chain rewritten, under an authenticated anchor in the store.
         """
         keys = {k.key_id: k.material for k in audit.session_keys(session)}
-        state = cls(breaks=list(audit.verify(session).problems))
+        state = cls(breaks=list(audit.verify(session).problems) + _anchor_breaks(session, keys))
         for ev in session.scalars(select(AuditEvent).order_by(AuditEvent.seq)):
             if _authentic(ev, keys):
                 state.fold(audit.event_json(ev))
@@ -142,7 +150,8 @@ class TrailState:
                 "version": vkey,
                 "content_hash": d.get("content_hash"),
                 "carry_over": bool(d.get("carry_over")),
-                **{term: d[term] for term in CARRY_TERMS if term in d},
+                "answered_at": e["at"],  # a carry-over keeps its source's: the person's answer
+                **{term: d[term] for term in (*CARRY_TERMS, "conditions_sha256") if term in d},
             }
         elif kind == "carry_over":
             self._carry(e, vkey)
@@ -169,6 +178,18 @@ class TrailState:
             "content_hash": d.get("content_hash"),
             **{term: d[term] for term in CARRY_TERMS if term in d},
         }
+
+
+def _anchor_breaks(session: Session, keys: dict[str, bytes]) -> list[str]:
+    """The store's authenticated anchors the chain contradicts (`verify --all`'s rule), read
+    from the newest down; planted, unauthenticated anchors are no break (see audit_anchors)."""
+    resolve = session.info.get("anchor_store")
+    if resolve is None:
+        return []
+    try:
+        return audit.check_anchors(session, resolve(), keys, newest_only=True).problems
+    except (OSError, DataBourseError) as exc:  # fail closed: an unread anchor backs nothing
+        return [f"the audit anchors ({audit.ANCHORS}) could not be read: {type(exc).__name__}"]
 
 
 def manifest_problem(audited: str | None, found: str | None, name: str) -> str | None:
@@ -209,6 +230,8 @@ def version_problems(state: TrailState, row: Version) -> list[str]:
         problems.append(f"{name}: its manifest sha256 is not the audited one")
     if proved.get("status") == "withdrawn" and row.status != "withdrawn":
         problems.append(f"{name}: the trail records its withdrawal, the catalog says {row.status}")
+    elif row.status == "published" and proved.get("status") != "published":
+        problems.append(f"{name}: published in the catalog, the trail records no publication")
     return problems
 
 
@@ -249,6 +272,10 @@ def approval_problems(
         problems.append(f"{name}: valid until {until}, audited {proved.get('valid_until')}")
     if proved.get("reference") != approval.reference:
         problems.append(f"{name}: its reference is not the audited one")
+    if "conditions_sha256" in proved and (  # audited since conditions were hashed
+        proved["conditions_sha256"] != conditions_sha256(approval.conditions)
+    ):
+        problems.append(f"{name}: its conditions are not the audited ones")
     if proved["decision"] != approval.decision:
         problems.append(
             f"{name}: {approval.decision}, the audited decision is {proved['decision']}"
@@ -258,13 +285,37 @@ def approval_problems(
     return problems
 
 
+def answer_age_problems(
+    state: TrailState, approval_id: int, max_days: int, now: datetime
+) -> list[str]:
+    """Why an approval is too old to carry over: its audited answer (not the catalog's row)
+    was given more than `max_days` ago (settings: carry_over_max_age_days)."""
+    answered = (state.approvals.get(approval_id) or {}).get("answered_at")
+    if answered is None:
+        return [f"approval {approval_id}: no audited answer time: ask again"]
+    when = datetime.fromisoformat(answered)
+    if now - when <= timedelta(days=max_days):
+        return []
+    return [
+        f"approval {approval_id} was answered on {when.date().isoformat()}, more than "
+        f"{max_days} days ago (carry_over_max_age_days): ask again"
+    ]
+
+
+def availability_problems(state: TrailState, row: Version, where: Availability) -> list[str]:
+    """Why the trail does not back a market's stored status (none: it does): the chain, the
+    version's row and the market's row. A grant and every listing of the market ask this."""
+    return (
+        state.chain_problems() + version_problems(state, row) + market_problems(state, row, where)
+    )
+
+
 def grant_problems(
     session: Session, row: Version, where: Availability, approval: Approval | None
 ) -> list[str]:
     """Everything a new grant rests on that the authenticated trail does not back."""
     state = TrailState.of(session)
-    problems = state.chain_problems()
-    problems += version_problems(state, row) + market_problems(state, row, where)
+    problems = availability_problems(state, row, where)
     if approval is not None:
         problems += approval_problems(state, approval, row)
         made_available = state.markets.get((row.product_id, row.version, where.market), {})

@@ -30,6 +30,15 @@ def approval_form(
     return form.with_initial_data(description=description)
 
 
+def stored_schema(form: type[TransferApproval]) -> dict[str, Any]:
+    """The JSON schema Prefect saves for the form when the run suspends (`RunInput.save`), the
+    one the server checks a resume against and the UI draws: its sha256 is bound to the
+    question (flows.publish_product, databourse.form_binding)."""
+    from prefect._internal.pydantic.v2_schema import create_v2_schema
+
+    return dict(create_v2_schema(form.__name__, model_base=form))
+
+
 def approval_description(
     product: str,
     version: str,

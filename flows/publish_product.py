@@ -7,7 +7,8 @@ flow has no parameter or setting that skips the gate: a market that needs approv
 only by an answer recorded from the form (or an earlier approval the rules let carry over).
 Each suspension first records its question in the catalog (content hash, market, nonce); the
 form carries those as constants and an answer counts only on that question. A run whose
-parameters changed after it asked stops at once; a refused answer is audited and asked again.
+parameters changed after it asked stops at once; a refused answer is audited and asked again,
+and so is one given while the form's description or schema differs from what the run wrote.
 """
 
 from __future__ import annotations
@@ -16,17 +17,17 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.client.orchestration import get_client
-from prefect.flow_runs import suspend_flow_run
 from prefect.runtime import deployment, flow_run
 from pydantic import ValidationError
 
 from databourse.approval_rules import Binding
 from databourse.errors import TransferNotApproved
-from flows.approval_form import approval_description, approval_form
+from flows.approval_form import approval_description, approval_form, stored_schema
+from flows.suspending import suspend
 from tasks import reporting, resources
 from tasks.anchoring import anchor_audit
 from tasks.approving import (
-    bind_description,
+    bind_form,
     check_run_binding,
     close_questions,
     open_approval,
@@ -127,13 +128,13 @@ def _ask_once(
     binding = Binding.of(pending)
     timeout = cfg.settings.approval_timeout_seconds
     description = approval_description(product, version, decision, spec, timeout, binding, refused)
-    bind_description(pending["id"], description)  # a description replaced later is refused
+    form = approval_form(route, spec, description, binding)
+    bind_form(pending["id"], description, stored_schema(form))  # replaced later: refused
     get_run_logger().info(
         "%s@%s -> %s waits for approval (route %s)", product, version, market, route
     )
-    form = approval_form(route, spec, description, binding)
     try:
-        suspend_flow_run(wait_for_input=form, key=key, timeout=timeout)
+        suspend(form, key, timeout)  # heartbeats stopped first: never taken for dead
     except ValidationError:
         pass  # an answer stored around the form: record_approval refuses it, audited
     return record_approval(product, version, market, route, key, run_id)

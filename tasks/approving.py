@@ -12,7 +12,6 @@ market pending.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
 from typing import Any
@@ -27,6 +26,7 @@ from prefect.input.run_input import keyset_from_base_key
 
 from databourse.approval_rules import Binding
 from databourse.errors import TransferNotApproved
+from databourse.form_binding import description_sha256, form_problems, schema_sha256
 from databourse.transfer import answer_basis, approval_problems
 from tasks import resources
 from tasks.publishing import NO_IDENTITY, PUBLISH_FLOW, version_facts
@@ -57,16 +57,15 @@ def open_approval(
     )
 
 
-@task(name="bind-description", timeout_seconds=LIGHT_SECONDS)
-def bind_description(pending_id: int, description: str) -> str:
-    """Keep the sha256 of the form's description the pipeline wrote (the first one stays)."""
-    return resources.catalog().note_description(pending_id, description_sha256(description))
-
-
-def description_sha256(description: object) -> str:
-    """The sha256 of a form description as text ("" for none)."""
-    text = description if isinstance(description, str) else ""
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+@task(name="bind-form", timeout_seconds=LIGHT_SECONDS)
+def bind_form(pending_id: int, description: str, schema: dict[str, Any]) -> dict[str, str]:
+    """Keep the sha256 of the form's description and schema the pipeline wrote (the first
+    ones stay): a form replaced later through the Prefect API is refused (form_binding)."""
+    sha256s = {
+        "description_sha256": description_sha256(description),
+        "schema_sha256": schema_sha256(schema),
+    }
+    return resources.catalog().note_form(pending_id, sha256s)
 
 
 @task(name="check-run-binding", timeout_seconds=LIGHT_SECONDS)
@@ -130,7 +129,7 @@ def record_approval(
         return _refuse(pending, final, answer, None, final=True)
     cfg = resources.config()
     binding = Binding.of(pending)
-    problems = description_problems(pending, shown)
+    problems = form_problems(pending, shown)
     problems += approval_problems(cfg.policy, route, answer, dt.date.today(), binding)
     facts, exporter = version_facts(product_id, version)
     [now] = catalog.apply_transfer_policy(
@@ -185,21 +184,6 @@ def identity_note(sender: object) -> str:
     )
 
 
-def description_problems(pending: dict[str, Any], shown: str | None) -> list[str]:
-    """Why the form's description Prefect holds is not the one the pipeline wrote (else [])."""
-    expected = (pending.get("detail") or {}).get("description_sha256")
-    if not expected:
-        return []  # a form opened before descriptions were bound
-    actual = description_sha256(shown)
-    if actual == expected:
-        return []
-    return [
-        f"the description shown on form {pending['suspend_key']} was replaced through the "
-        f"Prefect API (sha256 {actual[:16]}, the pipeline wrote {expected[:16]}): the approver "
-        "may have read other facts; answer again on the new form"
-    ]
-
-
 def _final_problems(
     pending: dict[str, Any], params: dict[str, Any], asked: tuple[str, str, str, str]
 ) -> list[str]:
@@ -216,8 +200,13 @@ def _final_problems(
             f"the content of {product_id}@{version} changed since the form was opened "
             f"({pending['content_hash'][:16]} -> {pending['version_content_hash'][:16]})"
         ]
-    if pending["version_status"] == "withdrawn" or pending["status"] == "cancelled":
+    if pending["version_status"] == "withdrawn":
         return [f"{product_id}@{version} was withdrawn: its approval form was cancelled"]
+    if pending["status"] == "cancelled":
+        return [
+            f"the approval form {pending['suspend_key']} was closed: its run was cancelled or "
+            "deleted in Prefect (start a new publish run)"
+        ]
     if pending["status"] != "waiting":
         return [f"the approval form {pending['suspend_key']} was already answered"]
     return []
@@ -256,9 +245,9 @@ def _market_status(pending: dict[str, Any]) -> str:
 
 def read_answer(
     product_id: str, version: str, key: str, flow_run_id: str
-) -> tuple[dict[str, Any], str | None, dict[str, Any], str | None]:
+) -> tuple[dict[str, Any], str | None, dict[str, Any], dict[str, object]]:
     """The answer stored in Prefect for a publish run's form, its sender (a claim), the run's
-    parameters and the description the form shows now."""
+    parameters and what the form shows now (its `description` and `schema`)."""
     with get_client(sync_client=True) as client:
         try:
             run = client.read_flow_run(UUID(flow_run_id))
@@ -273,7 +262,7 @@ def read_answer(
         keys = keyset_from_base_key(f"suspended-{key}")
         response_key = keys["response"]
         found = client.filter_flow_run_input(run.id, response_key, 1, set())
-        shown = _read_input(client, run.id, keys["description"])
+        shown = {p: _read_input(client, run.id, keys[p]) for p in ("description", "schema")}
     if not found or found[0].key != response_key:
         raise TransferNotApproved(
             f"no answer was given on the approval form {key} of run {flow_run_id}",
@@ -282,8 +271,9 @@ def read_answer(
         )
     value = found[0].decoded_value
     answer = dict(value) if isinstance(value, dict) else {"answer": "not an object"}
-    text = shown if isinstance(shown, str) else None
-    return answer, found[0].sender, dict(run.parameters), text
+    if not isinstance(shown["description"], str):
+        shown["description"] = None
+    return answer, found[0].sender, dict(run.parameters), shown
 
 
 def _read_input(client: SyncPrefectClient, run_id: UUID, key: str) -> object:

@@ -27,7 +27,7 @@ from prefect.events import emit_event
 from databourse import assembly, zones
 from databourse.anonymize import Keys
 from databourse.config import Config, ProductSpec
-from databourse.errors import PersonalDataFound
+from databourse.errors import ObjectChanged, PersonalDataFound
 from databourse.hierarchy import Hierarchy, product_hierarchies
 from databourse.ingest import load_ingest
 from databourse.odrl import usage_policy
@@ -35,7 +35,7 @@ from databourse.package import (
     FileEntry,
     build_manifest,
     manifest_sha256,
-    publish_files,
+    publish_version,
     read_manifest,
 )
 from databourse.partitions import (
@@ -398,18 +398,23 @@ def package_version(product_id: str, anonymized: dict[str, Any]) -> dict[str, An
         product_id, anonymized["content_hash"], anonymized["schema"], anonymized["rows"]
     )
     manifest_key = f"{zones.product_prefix(product_id, rec.version)}/manifest.json"
-    manifest = read_manifest(store, product_id, rec.version)
-    if manifest is None:
-        manifest_uri, manifest = _write_version(
+    recorded = rec.manifest_sha256  # set once the pipeline recorded the bytes it wrote
+    manifest = None
+    if recorded is not None and recorded == manifest_sha256(store, product_id, rec.version):
+        manifest = read_manifest(store, product_id, rec.version)
+    if manifest is not None and recorded is not None:
+        logger.info("%s@%s already holds this content: nothing new", product_id, rec.version)
+        packaged = recorded
+    else:
+        # No manifest the pipeline recorded: build it, write it if absent, and keep one found
+        # in place only if it is this build's (a manifest planted there is refused, audited).
+        manifest_uri, manifest, packaged = _write_version(
             store, product_id, rec.version, rec.schema_diff, anonymized
         )
         logger.info("%s@%s packaged (%s)", product_id, rec.version, manifest_uri)
-    else:
-        logger.info("%s@%s already holds this content: nothing new", product_id, rec.version)
     # Recorded whenever the catalog lacks them, not only when the manifest was just written:
     # a run killed between the manifest and these writes is completed by the next one.
-    if rec.manifest_uri != store.uri(manifest_key) or rec.manifest_sha256 is None:
-        packaged = manifest_sha256(store, product_id, rec.version)
+    if rec.manifest_uri != store.uri(manifest_key) or recorded is None:
         catalog.set_manifest(product_id, rec.version, store.uri(manifest_key), packaged)
     scores = manifest["quality"].get("scores")
     if scores and rec.quality_scores is None:
@@ -432,8 +437,8 @@ def package_version(product_id: str, anonymized: dict[str, Any]) -> dict[str, An
 
 def _write_version(
     store: Any, product_id: str, version: str, schema_diff: Any, anonymized: dict[str, Any]
-) -> tuple[str, dict[str, Any]]:
-    """Write the version's files and manifest; its URI and the manifest."""
+) -> tuple[str, dict[str, Any], str]:
+    """Write the version's files and manifest; its URI, the manifest and its bytes' sha256."""
     cfg = resources.config()
     product = cfg.product(product_id)
     src = product.source
@@ -487,7 +492,12 @@ def _write_version(
     with tempfile.TemporaryDirectory(prefix="databourse-pub-") as tmp:
         for f in files:
             store.download(f"{anonymized['staged_prefix']}/{f.path}", Path(tmp) / f.path)
-        return publish_files(store, product_id, version, Path(tmp), files, manifest), manifest
+        try:
+            uri, sha256 = publish_version(store, product_id, version, Path(tmp), files, manifest)
+        except ObjectChanged as exc:  # a manifest this run did not write is in place: audited
+            resources.audit("quarantine", exc, product=product_id, version=version)
+            raise
+    return uri, manifest, sha256
 
 
 QUALITY_DROP = 0.01  # a fall of the overall score by more than this is an operator's concern

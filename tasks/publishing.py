@@ -87,7 +87,13 @@ def decide_transfers(product_id: str, version: str) -> list[dict[str, Any]]:
     catalog.publish_version(product_id, version)
     markets = list(cfg.product(product_id).markets)
     decisions = catalog.apply_transfer_policy(
-        product_id, version, cfg.policy, facts, markets, exporter
+        product_id,
+        version,
+        cfg.policy,
+        facts,
+        markets,
+        exporter,
+        carry_over_max_age_days=cfg.settings.carry_over_max_age_days,
     )
     for d in decisions:
         logger.info(

@@ -351,3 +351,16 @@ def served_publish_flow(
     finally:
         os.killpg(proc.pid, 15)
         proc.wait(timeout=30)
+
+
+def api_post(url: str, body: dict[str, Any], auth: Any = None) -> Any:
+    """POST to a Prefect API as Prefect's own client does: a 503 (a retryable server error, such
+    as SQLite busy under load) is tried again a few times; the last response is returned."""
+    import httpx
+
+    for attempt in range(6):
+        response = httpx.post(url, json=body, timeout=30, auth=auth)
+        if response.status_code != 503:
+            break
+        time.sleep(0.5 * 2**attempt)
+    return response

@@ -11,8 +11,8 @@ import time
 from typing import Any
 from uuid import uuid4
 
-import httpx
 import pytest
+from helpers import api_post
 from prefect.client.orchestration import get_client
 from prefect.input.run_input import keyset_from_base_key
 from prefect.states import Suspended
@@ -46,7 +46,7 @@ def save_schema_later(api: str, run_id: Any, delay: float) -> threading.Thread:
         time.sleep(delay)
         schema_key = keyset_from_base_key(f"suspended-{KEY}")["schema"]
         body = {"key": schema_key, "value": json.dumps(SCHEMA)}
-        httpx.post(f"{api}/flow_runs/{run_id}/input", json=body).raise_for_status()
+        api_post(f"{api}/flow_runs/{run_id}/input", body).raise_for_status()
 
     thread = threading.Thread(target=save)
     thread.start()

@@ -177,16 +177,22 @@ def test_cli_writes_anchor_through_the_catalog_it_opens(
 
 
 def test_a_planted_anchor_is_an_error_naming_it(trail: Trail) -> None:
-    """Row 22: garbage pre-planted where the next head's anchor goes; `audit anchor` fails."""
+    """Row 22: garbage pre-planted where the next head's anchor goes: named, never blocking.
+
+    (Pass 5: it blocked `audit anchor` and failed verify, a denial of service by a store writer
+    without the audit key; the anchor is now written beside it and verify names it as planted.)
+    """
     env, db, store = trail
     cat = Catalog(f"sqlite:///{db}")  # no anchor store: the head stays unanchored
     seq = cat.audit_append("grant", product="p2", detail={"buyer": "b"})["seq"]
     cat.close()
     store.put_bytes(audit.anchor_key(seq), b'{"seq": 1}')
     anchored = cli(env, "audit", "anchor")
-    assert anchored.returncode == 1, anchored.stdout
-    assert f"the anchor {audit.anchor_key(seq)} already exists and differs" in anchored.stderr
-    assert "anchored event" not in anchored.stdout
+    assert anchored.returncode == 0, anchored.stderr
+    assert f"anchored event {seq}" in anchored.stdout
+    verified = cli(env, "audit", "verify")
+    assert verified.returncode == 0, verified.stderr
+    assert f"anchor {audit.anchor_key(seq)}: not authenticated by the audit key" in verified.stdout
 
 
 def test_anchor_name_cannot_inject_a_line(trail: Trail) -> None:
@@ -194,13 +200,11 @@ def test_anchor_name_cannot_inject_a_line(trail: Trail) -> None:
     env, _db, store = trail
     folder = Path(str(store.uri(audit.anchor_key(1))).removeprefix("file://")).parent
     (folder / "x\naudit chain intact: 99 events\r").write_text("{}")
-    verified = cli(env, "audit", "verify")
-    assert verified.returncode == 1
+    verified = cli(env, "audit", "verify")  # planted, not MAC'd: named, not a break (pass 5)
     lines = (verified.stdout + verified.stderr).splitlines()
-    assert not any(line.startswith("audit chain intact") for line in lines), lines
-    assert "x\\x0aaudit chain intact" in verified.stderr, verified.stderr
+    assert not any(line.startswith("audit chain intact: 99") for line in lines), lines
+    assert "x\\x0aaudit chain intact" in verified.stdout, verified.stdout
     everything = cli(env, "verify", "--all")
-    assert everything.returncode == 1
     lines = (everything.stdout + everything.stderr).splitlines()
     assert not any(line.lstrip().startswith("audit chain intact") for line in lines), lines
 

@@ -36,7 +36,9 @@ def test_expiry_parsing() -> None:
 def test_grant_in_an_available_market_is_recorded(tmp_path: Path, cfg: Config) -> None:
     cat, store = publish_sample_version(tmp_path)
     until = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
-    given = grant_access(cfg, cat, store, "p1", "1.0.0", "Shenzhen Robotics", "CN", until)
+    given = grant_access(
+        cfg, cat, store, "p1", "1.0.0", "Shenzhen Robotics", "CN", until, purpose="research"
+    )
     [f] = given["files"]
     path = Path(f["url"].removeprefix("file://"))
     assert hashlib.sha256(path.read_bytes()).hexdigest() == f["sha256"]
@@ -53,12 +55,14 @@ def test_no_grant_without_approval_or_after_withdrawal(tmp_path: Path, cfg: Conf
     cat, store = publish_sample_version(tmp_path)
     until = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
     with pytest.raises(TransferNotApproved):  # MY waits for an approval
-        grant_access(cfg, cat, store, "p1", "1.0.0", "KL Mart", "MY", until)
+        grant_access(cfg, cat, store, "p1", "1.0.0", "KL Mart", "MY", until, purpose="research")
     with pytest.raises(TransferNotApproved):  # never decided
-        grant_access(cfg, cat, store, "p1", "1.0.0", "Someone", "SG", until)
+        grant_access(cfg, cat, store, "p1", "1.0.0", "Someone", "SG", until, purpose="research")
     cat.withdraw_version("p1", "1.0.0", reason="recalled")
     with pytest.raises(TransferNotApproved):
-        grant_access(cfg, cat, store, "p1", "1.0.0", "Shenzhen Robotics", "CN", until)
+        grant_access(
+            cfg, cat, store, "p1", "1.0.0", "Shenzhen Robotics", "CN", until, purpose="research"
+        )
     assert cat.grants("p1") == []
 
 
@@ -72,7 +76,9 @@ def test_presigned_s3_url_downloads_the_exact_file(
             tmp_path, store_root="s3://exchange/zones", endpoint_url=endpoint
         )
         until = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
-        given = grant_access(cfg, cat, store, "p1", "1.0.0", "Shenzhen Robotics", "CN", until)
+        given = grant_access(
+            cfg, cat, store, "p1", "1.0.0", "Shenzhen Robotics", "CN", until, purpose="research"
+        )
         [f] = given["files"]
         assert "X-Amz-Signature=" in f["url"] and "X-Amz-Expires=" in f["url"]
         body = httpx.get(f["url"], timeout=10).content

@@ -170,6 +170,8 @@ def test_operations_on_the_published_demo(env: dict[str, str], demo: str, tmp_pa
             "KL Mart",
             "--market",
             "MY",
+            "--purpose",
+            "market-research",
             "--expires",
             "24h",
             "--json",
@@ -177,8 +179,9 @@ def test_operations_on_the_published_demo(env: dict[str, str], demo: str, tmp_pa
     )
     assert granted["market"] == "MY" and Path(granted["files"][0]["url"][7:]).is_file()
     refused = bourse(
-        env, "grant", "sz-retail-baskets@1.0.0", "--buyer", "SG Shop", "--market", "SG", check=False
-    )
+        env, "grant", "sz-retail-baskets@1.0.0", "--buyer", "SG Shop", "--market", "SG",
+        "--purpose", "market-research", check=False,
+    )  # fmt: skip
     assert refused.returncode == 1 and "not offered in SG" in refused.stderr
 
     exported = bourse(env, "catalog", "export").stdout

@@ -768,6 +768,7 @@ class FaultProxy:
     on_request: Callable[[str, int], None] | None = None  # (operation, how many so far)
     down_until: float = 0.0  # until then every connection is dropped unanswered
     seen: Counter[str] = field(default_factory=Counter)
+    claiming: threading.Lock = field(default_factory=threading.Lock)
 
     @contextmanager
     def serving(self) -> Iterator[str]:
@@ -804,20 +805,22 @@ class FaultProxy:
             request.close_connection = True
             request.connection.shutdown(socket.SHUT_RDWR)
             return
-        fault = next(
-            (
-                f
-                for f in self.faults
-                if f.operation == op and f.path in request.path and f.done < f.times
-            ),
-            None,
-        )
+        with self.claiming:  # parts are uploaded in parallel: one request claims one injection
+            fault = next(
+                (
+                    f
+                    for f in self.faults
+                    if f.operation == op and f.path in request.path and f.done < f.times
+                ),
+                None,
+            )
+            if fault is not None:
+                fault.done += 1
         if fault is None or fault.after_forward:
             status, headers, data = self.forward(request, body)
         if fault is None:
             self.answer(request, status, headers, data)
             return
-        fault.done += 1
         error = f"<Error><Code>{fault.code}</Code><Message>injected</Message></Error>".encode()
         self.answer(request, fault.status, [("Content-Type", "application/xml")], error)
 

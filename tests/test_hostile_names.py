@@ -21,7 +21,14 @@ import httpx
 import hypothesis.strategies as st
 import pytest
 import yaml
-from helpers import bourse, cli_env, make_project, publish_sample_version, with_sample_product
+from helpers import (
+    api_post,
+    bourse,
+    cli_env,
+    make_project,
+    publish_sample_version,
+    with_sample_product,
+)
 from hypothesis import given, settings
 from pydantic import BaseModel, Field, ValidationError
 from rich.table import Table
@@ -45,6 +52,7 @@ APPROVER = f"[/]\u202eecilA{LINK}"
 REFERENCE = "REF\x9b31m-1"  # C1 CSI: some terminals read it as ESC [
 CONDITIONS = "[bold]none[/bold] :smile: \u2066\u200b"
 PRODUCT_NAME = f"Orders [/] {CLEAR}\u202e"
+PURPOSE = ("--purpose", "research")  # permitted by p1's terms (helpers.SAMPLE_PRODUCT)
 # Any of these raw in the output repaints, re-links or reorders what the operator reads.
 RAW = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 
@@ -148,10 +156,10 @@ def test_approvals_list_survives_a_hostile_run_made_through_the_prefect_api(
 ) -> None:
     """Someone with the Prefect API makes a 'suspended publish run' whose names are hostile."""
     until = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).isoformat()
-    flow = httpx.post(f"{prefect_api}/flows/", json={"name": "publish-product"}).json()
-    made = httpx.post(
+    flow = api_post(f"{prefect_api}/flows/", {"name": "publish-product"}).json()
+    made = api_post(
         f"{prefect_api}/flow_runs/",
-        json={
+        {
             "flow_id": flow["id"],
             "name": f"evil{CLEAR}",
             "parameters": {"product": BUYER, "version": f"1.0.0{LINK}"},
@@ -238,11 +246,11 @@ def test_a_good_grant_still_works_and_prints_plainly(
         COLUMNS="400",
     )
     out = shown_safely(
-        run(env, "grant", "p1@1.0.0", "--buyer", "深圳 [Robotics]", "--market", "CN")
+        run(env, "grant", "p1@1.0.0", "--buyer", "深圳 [Robotics]", "--market", "CN", *PURPOSE)
     )
     assert "深圳 [Robotics] may read p1@1.0.0 in CN" in out
     assert run(env, "audit", "verify").returncode == 0  # this trail is whole
-    args = ["grant", "p1@1.0.0", "--buyer", "深圳 [Robotics]", "--market", "CN"]
+    args = ["grant", "p1@1.0.0", "--buyer", "深圳 [Robotics]", "--market", "CN", *PURPOSE]
     refused(run(insider, *args), "audit trail is broken")  # the rewritten one backs nothing
 
 

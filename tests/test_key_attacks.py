@@ -13,10 +13,9 @@ import stat
 import subprocess
 from pathlib import Path
 
-import httpx
 import pytest
 from conftest import TEST_AUDIT_KEY, TEST_KEY
-from helpers import bourse, make_project
+from helpers import api_post, bourse, make_project
 
 from databourse import keys
 from databourse.errors import KeyRefused
@@ -61,9 +60,7 @@ def test_the_prefect_api_hands_out_no_key(prefect_api: str, tmp_path: Path) -> N
     assert [f.name for f in files] == ["audit-default.key", "pseudonym-default.key"]
     for f in files:
         assert stat.S_IMODE(f.stat().st_mode) == 0o600
-    found = httpx.post(
-        f"{prefect_api}/block_documents/filter", json={"include_secrets": True}, timeout=30
-    )
+    found = api_post(f"{prefect_api}/block_documents/filter", {"include_secrets": True})
     assert found.status_code == 200
     text = found.text
     for f in files:

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import bourse, cli_env, make_project, stop_stack
+from helpers import api_post, bourse, cli_env, make_project, stop_stack
 
 from databourse.errors import IngestRejected
 from databourse.keys import default_key_dir
@@ -55,7 +55,7 @@ def start_run(api: str, source: str) -> str:
     """POST create_flow_run on the on-demand deployment, as anyone with the API can."""
     dep = httpx.get(f"{api}/deployments/name/{DEPLOYMENT}").json()
     params = {"provider": "sz-retail", "dataset": "customer_orders", "source": source}
-    made = httpx.post(f"{api}/deployments/{dep['id']}/create_flow_run", json={"parameters": params})
+    made = api_post(f"{api}/deployments/{dep['id']}/create_flow_run", {"parameters": params})
     assert made.status_code == 201, made.text
     return str(made.json()["id"])
 
@@ -75,7 +75,7 @@ def everything_written(api: str | None, project: Path, skip: tuple[str, ...] = (
     for kind in ("flow_runs", "task_runs", "logs", "artifacts") if api else ():
         offset = 0
         while True:
-            page = httpx.post(f"{api}/{kind}/filter", json={"limit": 200, "offset": offset})
+            page = api_post(f"{api}/{kind}/filter", {"limit": 200, "offset": offset})
             yield f"{kind}: " + page.text
             if len(page.json()) < 200:
                 break
