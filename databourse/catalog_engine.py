@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import re
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, Select, create_engine, event, inspect, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -83,6 +84,23 @@ def make_engine(url: str) -> Engine:
     raise CatalogError(f"unsupported catalog database {backend!r}", backend=backend)
 
 
+def catalog_identity(url: str) -> str:
+    """A short name of the catalog behind `url` that holds across processes and credentials.
+
+    Two catalogs may share one Prefect server (a staging and a production exchange, two
+    checkouts, the test suite): each publish run carries its catalog's identity (tag and
+    idempotency key), so that one catalog neither reuses nor judges another's runs. The
+    password never enters it, so rotating a database password keeps the identity.
+    """
+    sa_url = make_url(url)
+    if sa_url.drivername in ("postgresql", "postgres"):
+        sa_url = sa_url.set(drivername="postgresql+psycopg")
+    plain = URL.create(
+        sa_url.drivername, sa_url.username, None, sa_url.host, sa_url.port, sa_url.database
+    ).render_as_string(hide_password=False)
+    return hashlib.sha256(plain.encode()).hexdigest()[:16]
+
+
 def check_market(market: str) -> None:
     """Refuse (CatalogError) anything but a 2-letter upper-case jurisdiction code."""
     if not isinstance(market, str) or not _MARKET.match(market):
@@ -111,6 +129,7 @@ class CatalogEngine:
     ) -> None:
         self.url = url
         self.engine = make_engine(url)
+        self.identity = catalog_identity(url)
         # Where each write transaction that appended to the audit trail anchors its new head,
         # after it commits (None: nowhere; `bourse audit anchor` and verification then tell).
         self.anchor_store = anchor_store

@@ -200,9 +200,29 @@ PUBLISH_DEPLOYMENT = "publish-product/gated"
 _CHAIN_LIMIT = 50  # failed runs of one version followed before giving up
 
 
-def publish_key(product: str, version: str, content_hash: str, after: str | None = None) -> str:
-    """The idempotency key of a version's publish run (`after`: the failed run it replaces)."""
-    key = f"{product}@{version}#{content_hash[:16]}"
+CATALOG_TAG = "catalog:"
+
+
+def catalog_tag(catalog: Catalog) -> str:
+    """The tag every publish run of `catalog` carries (see `catalog_engine.catalog_identity`)."""
+    return CATALOG_TAG + catalog.identity
+
+
+def of_another_catalog(run: FlowRun, catalog: Catalog) -> bool:
+    """The run names another catalog in its tags (a run with none is taken as this one's)."""
+    named = {t for t in run.tags or [] if t.startswith(CATALOG_TAG)}
+    return bool(named) and catalog_tag(catalog) not in named
+
+
+def publish_key(
+    catalog: Catalog, product: str, version: str, content_hash: str, after: str | None = None
+) -> str:
+    """The idempotency key of a version's publish run (`after`: the failed run it replaces).
+
+    It names the catalog: two catalogs on one Prefect server holding the same content under the
+    same version number each get their own run, never the other's.
+    """
+    key = f"{catalog.identity}/{product}@{version}#{content_hash[:16]}"
     return f"{key}#after-{after}" if after else key
 
 
@@ -222,20 +242,22 @@ def start_publication(
     """
     from prefect.deployments import run_deployment
 
-    key = publish_key(product, version, content_hash, after)
+    catalog = resources.catalog()
+    tags = [*(tags or [f"product:{product}"]), catalog_tag(catalog)]
+    key = publish_key(catalog, product, version, content_hash, after)
     for _ in range(_CHAIN_LIMIT):
         run = run_deployment(  # called from sync code: returns the FlowRun
             deployment,
             parameters={"product": product, "version": version},
             timeout=0,
             idempotency_key=key,
-            tags=tags or [f"product:{product}"],
+            tags=tags,
             as_subflow=False,  # a subflow cannot suspend; this run outlives its caller
         )
         state = run.state  # type: ignore[union-attr]
         if state is None or not (state.is_failed() or state.is_crashed() or state.is_cancelled()):
             return run  # type: ignore[return-value]
-        key = publish_key(product, version, content_hash, after=str(run.id))  # type: ignore[union-attr]
+        key = publish_key(catalog, product, version, content_hash, after=str(run.id))  # type: ignore[union-attr]
     raise CatalogError(
         f"{product}@{version}: {_CHAIN_LIMIT} publish runs failed in a row; see the last one",
         product=product,

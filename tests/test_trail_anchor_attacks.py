@@ -10,6 +10,7 @@ neither the pipeline nor a grant. Row 6 is in the second half (a deleted pending
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from sqlalchemy import text
 from test_facts_and_grants import PRODUCT, World, gate, package, world
@@ -96,7 +97,7 @@ def test_a_planted_anchor_blocks_neither_anchoring_nor_grants(world: World) -> N
 # --- row 6: a pending row deleted under a suspended publish run --------------------------------
 
 
-def suspended_run(version: str) -> str:
+def suspended_run(version: str, tags: list[str] | None = None) -> str:
     """A publish run suspended on the MY form, as the Prefect API holds it (no runner needed)."""
     from prefect import flow
     from prefect.client.orchestration import get_client
@@ -113,6 +114,7 @@ def suspended_run(version: str) -> str:
             publish,
             parameters={"product": PRODUCT, "version": version},
             state=Suspended(timeout_seconds=3600, pause_key="approval-my"),
+            tags=tags or [],
         )
     return str(run.id)
 
@@ -151,3 +153,46 @@ def test_a_deleted_pending_row_is_named_by_approvals_and_verify(
     assert any(f"({other}) waits on the approval form" in t for t in tampered)
     sql(world, "UPDATE audit_events SET detail = '{}' WHERE kind = 'asked'")  # hide it: a break
     assert not world.catalog.audit_verify().ok
+
+
+def test_another_catalogs_waiting_runs_on_one_prefect_server_are_not_this_ones(
+    prefect_api: str, world: World, tmp_path: Path
+) -> None:
+    """Two exchanges on one Prefect server: each judges only its own (and untagged) runs.
+
+    Before publish runs carried their catalog's identity, every catalog on a shared server named
+    the other's suspended runs "pending-tampered" in `approvals list` and `verify --all`.
+    """
+    from databourse.catalog import Catalog
+    from tasks.publishing import catalog_tag
+
+    version = package(world)
+    gate(world, version)
+    other_catalog = Catalog(f"sqlite:///{tmp_path / 'other' / 'catalog.db'}")
+    assert other_catalog.identity != world.catalog.identity
+    theirs = suspended_run(version, tags=[catalog_tag(other_catalog)])
+    ours = suspended_run(version, tags=[catalog_tag(world.catalog)])
+    untagged = suspended_run(version)  # a run without any catalog's tag is judged as ours
+    listed = json.loads(world.cli("approvals", "list", "--all", "--json").stdout)
+    named = " ".join(listed["unrecorded"])
+    assert ours in named and untagged in named
+    assert theirs not in named
+    found = json.loads(world.cli("verify", "--all", "--json").stdout)["findings"]
+    tampered = " ".join(f["message"] for f in found if f["kind"] == "pending-tampered")
+    assert ours in tampered and untagged in tampered and theirs not in tampered
+
+
+def test_a_catalogs_identity_and_publish_key_name_it_and_not_its_password(tmp_path: Path) -> None:
+    """The identity holds across password rotation; two catalogs never share a publish key."""
+    from databourse.catalog_engine import catalog_identity
+
+    a = catalog_identity("postgresql://bourse:old@db.example:5432/exchange")
+    assert a == catalog_identity("postgresql://bourse:new@db.example:5432/exchange")
+    assert a == catalog_identity("postgresql+psycopg://bourse@db.example:5432/exchange")
+    assert a != catalog_identity("postgresql://bourse:old@db.example:5432/staging")
+    assert "old" not in a and len(a) == 16
+    from databourse.catalog import Catalog
+    from tasks.publishing import publish_key
+
+    one, two = (Catalog(f"sqlite:///{tmp_path}/{name}.db") for name in ("a", "b"))
+    assert publish_key(one, "p", "1.0.0", "ab" * 32) != publish_key(two, "p", "1.0.0", "ab" * 32)
