@@ -89,14 +89,16 @@ def catalog_identity(url: str) -> str:
 
     Two catalogs may share one Prefect server (a staging and a production exchange, two
     checkouts, the test suite): each publish run carries its catalog's identity (tag and
-    idempotency key), so that one catalog neither reuses nor judges another's runs. The
-    password never enters it, so rotating a database password keeps the identity.
+    idempotency key), so that one catalog neither reuses nor judges another's runs. The query
+    counts (a `search_path` option names another schema, another catalog); passwords never enter
+    it, so rotating a database password keeps the identity.
     """
     sa_url = make_url(url)
     if sa_url.drivername in ("postgresql", "postgres"):
         sa_url = sa_url.set(drivername="postgresql+psycopg")
+    query = {k: v for k, v in sa_url.query.items() if "password" not in k.lower()}
     plain = URL.create(
-        sa_url.drivername, sa_url.username, None, sa_url.host, sa_url.port, sa_url.database
+        sa_url.drivername, sa_url.username, None, sa_url.host, sa_url.port, sa_url.database, query
     ).render_as_string(hide_password=False)
     return hashlib.sha256(plain.encode()).hexdigest()[:16]
 

@@ -190,6 +190,8 @@ def test_a_catalogs_identity_and_publish_key_name_it_and_not_its_password(tmp_pa
     assert a == catalog_identity("postgresql://bourse:new@db.example:5432/exchange")
     assert a == catalog_identity("postgresql+psycopg://bourse@db.example:5432/exchange")
     assert a != catalog_identity("postgresql://bourse:old@db.example:5432/staging")
+    schema = "postgresql://bourse@db.example:5432/exchange?options=-csearch_path%3D"
+    assert catalog_identity(schema + "a") != catalog_identity(schema + "b")
     assert "old" not in a and len(a) == 16
     from databourse.catalog import Catalog
     from tasks.publishing import publish_key
