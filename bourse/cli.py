@@ -471,12 +471,11 @@ def approvals_list(
     if not items:
         out.print("no transfer is waiting for approval")
     else:
-        table = Table("run", "product", "version", "market", "since", "expires")
-        for column in table.columns:
-            column.overflow = "fold"
+        table = Table("run", "version", "market", "asked (UTC)", "expires (UTC)")
+        _fold_all_but_the_run(table)
         for w in items:
-            until = (w.timeout_at or "")[:19]
-            table.add_row(*cells(w.run_id, w.product, w.version, w.market, w.since[:19], until))
+            asked, until = _minute(w.since), _minute(w.timeout_at or "")
+            table.add_row(*cells(w.run_id, f"{w.product}@{w.version}", w.market, asked, until))
         out.print(table)
         for w in items:
             for warning in w.warnings:
@@ -485,12 +484,24 @@ def approvals_list(
         _print_decisions(decided)
 
 
+def _minute(timestamp: str) -> str:
+    """An ISO timestamp to the minute, `T` as a space: `2026-12-06 01:02`."""
+    return timestamp[:16].replace("T", " ")
+
+
+def _fold_all_but_the_run(table: Table) -> None:
+    """Long cells fold, except the run id an operator copies into `approve`/`retry`: whole."""
+    for column in table.columns:
+        column.overflow = "fold"
+    table.columns[0].no_wrap = True
+    table.columns[0].min_width = 36  # a UUID
+
+
 def _print_stopped(failed: list[Any]) -> None:
     if not failed:
         return
     table = Table("failed run", "product", "version", "state", "since", "why")
-    for column in table.columns:
-        column.overflow = "fold"
+    _fold_all_but_the_run(table)
     for f in failed:
         table.add_row(*cells(f.run_id, f.product, f.version, f.state, f.since[:19], f.why))
     out.print(table)

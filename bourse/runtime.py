@@ -63,6 +63,9 @@ def configure() -> Runtime:
         port = os.environ.get("DATABOURSE_PREFECT_PORT", "4200")
         os.environ[MANAGED] = "1"
         os.environ.setdefault("PREFECT_HOME", str(state / "prefect"))
+        # Prefect makes its home without parents and warns when it cannot (a fresh clone has
+        # no state/ yet): make it here, private, before any process imports Prefect.
+        Path(os.environ["PREFECT_HOME"]).mkdir(mode=0o700, parents=True, exist_ok=True)
         os.environ.setdefault("PREFECT_API_URL", f"http://127.0.0.1:{port}/api")
         _set_managed_auth(config_dir)
     elif not os.environ.get("PREFECT_API_AUTH_STRING") and not os.environ.get("PREFECT_API_KEY"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,9 +36,23 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def demo(env: dict[str, str]) -> str:
+def demo_run(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """`bourse demo` once for the module: leaves sz-retail-baskets@1.0.0 waiting on MY and SG."""
-    return bourse(env, "demo", "--scale", "0.2").stdout
+    return bourse(env, "demo", "--scale", "0.2")
+
+
+@pytest.fixture(scope="module")
+def demo(demo_run: subprocess.CompletedProcess[str]) -> str:
+    return demo_run.stdout
+
+
+def test_the_demo_on_a_fresh_project_prints_no_warning_or_traceback(
+    demo_run: subprocess.CompletedProcess[str],
+) -> None:
+    """A fresh clone has no state/ yet: Prefect could not make its home there and warned."""
+    said = demo_run.stdout + demo_run.stderr
+    assert "Failed to create the Prefect home directory" not in said
+    assert "Traceback" not in said and "UserWarning" not in said, demo_run.stderr[-3000:]
 
 
 def rendered_text(url: str) -> str:
