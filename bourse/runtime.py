@@ -6,8 +6,9 @@ under `state/prefect/`) at http://127.0.0.1:4200; with one, that server is used 
 The managed server requires basic authentication: a random auth string in the key folder
 (`prefect-api-default.key`, mode 0600, made on first use) is given to the server
 (`PREFECT_SERVER_API_AUTH_STRING`) and to every client this process starts or is
-(`PREFECT_API_AUTH_STRING`). Whoever can use the Prefect API can change what the runner runs and
-answer approvals: an external API without an auth string is warned about, once per process tree.
+(`PREFECT_API_AUTH_STRING`). Whoever can use the Prefect API can answer approvals (the runner and
+`bourse worker` run only the project's imported flows, whatever a deployment says): an external
+API without an auth string is warned about, once per process tree.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ API_AUTH_USER = "bourse"
 _WARNED = "DATABOURSE_API_AUTH_WARNED"
 UNAUTHENTICATED_WARNING = (
     "WARNING: the Prefect API {url} is used without an auth string (PREFECT_API_AUTH_STRING "
-    "unset): whoever reaches that API can change what the runner runs (and so read the keys) "
-    "and answer transfer approvals; they are only as safe as that API's network access. "
+    "unset): whoever reaches that API can answer transfer approvals and start or cancel runs, "
+    "and on a Kubernetes work pool change what its pods run (and so read the keys); they are "
+    "only as safe as that API's network access. "
     "Set PREFECT_SERVER_API_AUTH_STRING on the server and PREFECT_API_AUTH_STRING here."
 )
 

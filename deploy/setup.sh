@@ -1,8 +1,9 @@
 #!/bin/sh
 # One-shot setup of a databourse stack, safe to run again (compose runs it on every `up`):
 #   1. the bucket of DATABOURSE_STORE_ROOT, when that is an s3:// root;
-#   2. the `databourse` work pool (type process), unless it exists (a Kubernetes pool of that
-#      name, see deploy/k8s/, is left as it is);
+#   2. the `databourse` work pool (type process, served by the databourse worker: `bourse
+#      worker`), unless it exists (a Kubernetes pool of that name, see deploy/k8s/, is left
+#      as it is);
 #   3. the deployments of deploy/prefect.yaml (created or updated in place);
 #   4. each provider's concurrency limit and the zombie-run automation, before any run needs them.
 # Needs PREFECT_API_URL, and DATABOURSE_HOME: the folder holding flows/, configs/ and deploy/.

@@ -694,7 +694,8 @@ def check_on_demand(base: str, dep: dict[str, Any]) -> None:
 def test_a_process_worker_runs_a_deployment_to_completion(
     own_prefect_api: str, tmp_path: Path
 ) -> None:
-    """The real-server way: a `process` worker on the pool picks up a deployment run and ends it."""
+    """The real-server way: the databourse worker (the layouts' `--type databourse`, which runs
+    only the project's imported flows) picks up a deployment run on the pool and ends it."""
     from helpers import make_project
 
     found = {d["name"]: d for d in api(own_prefect_api, "POST", "/deployments/filter", {})}
@@ -713,7 +714,7 @@ def test_a_process_worker_runs_a_deployment_to_completion(
     log = tmp_path / "worker.log"
     with log.open("wb") as fh:
         worker = subprocess.Popen(
-            ["prefect", "worker", "start", "--pool", POOL, "--type", "process"],
+            ["prefect", "worker", "start", "--pool", POOL, "--type", "databourse"],
             env=env,
             stdout=fh,
             stderr=subprocess.STDOUT,
