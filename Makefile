@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast lint bench stop status clean lock
+.PHONY: help install demo exchange test test-fast lint bench stop status clean lock
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -22,6 +22,9 @@ install: $(STAMP) ## Create .venv and install the pinned dependencies
 
 demo: $(STAMP) ## Start the local Prefect server + runner, generate sample drops, run the pipeline
 	$(BIN)/bourse demo
+
+exchange: $(STAMP) ## Serve the buyers' Delta Sharing service on 127.0.0.1:8780 (EXCHANGE_ARGS=...)
+	$(BIN)/bourse exchange serve $(EXCHANGE_ARGS)
 
 test: $(STAMP) ## Run the whole test suite
 	$(BIN)/python -m pytest -q

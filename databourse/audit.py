@@ -61,6 +61,9 @@ KINDS = (
     "question_closed",  # a waiting approval form closed: its run was cancelled or deleted
     "asked",  # an approval form opened: its pending row (run, form, content hash, nonce's hash)
     "keyed",  # the first MAC'd event after a pre-MAC (legacy) run: names its last seq and hash
+    "recipient",  # a grant made a Delta Sharing recipient: its bearer token's sha256
+    "revocation",  # a grant revoked: the exchange refuses its token from then on
+    "access",  # a buyer's query or batch of file reads through the exchange (grant, bytes)
 )
 
 

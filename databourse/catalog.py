@@ -4,7 +4,8 @@ SQLite file by default, PostgreSQL (`postgresql+psycopg://`) in production. Each
 one short transaction and returns plain records, never ORM objects. `Catalog` is the facade: the
 products and versions live here, the rest in mixins (`catalog_gate` decides markets,
 `catalog_approvals` records a person's decisions, `catalog_grants` holds grants and the audit
-trail, `catalog_listing` lists what the audit trail backs) on top of `catalog_engine` (engine,
+trail, `catalog_listing` lists what the audit trail backs, `catalog_shares` holds grants' Delta
+Sharing recipients) on top of `catalog_engine` (engine,
 migrations, transactions).
 """
 
@@ -35,6 +36,7 @@ from databourse.catalog_models import (
     utcnow,
     version_json,
 )
+from databourse.catalog_shares import ShareDesk
 from databourse.errors import CatalogError, VersionNotFound
 from databourse.trail_state import TrailState
 from databourse.versioning import Schema, next_version, parse_version, schema_diff
@@ -44,7 +46,7 @@ __all__ = ["ApprovalRecord", "Catalog", "VersionRecord", "make_engine"]
 log = logging.getLogger(__name__)
 
 
-class Catalog(TransferGate, ApprovalDesk, GrantsAndAudit, PublicListing):
+class Catalog(TransferGate, ApprovalDesk, GrantsAndAudit, PublicListing, ShareDesk):
     """The catalog database behind one URL."""
 
     def __enter__(self) -> Catalog:
