@@ -236,6 +236,7 @@ def stage_pii(s: Stage) -> dict[str, Any]:
         pfile.schema_arrow,
         threshold=s.cfg.settings.pii_threshold,
         sample_rows=s.cfg.settings.pii_sample_rows,
+        dirty_threshold=s.cfg.settings.pii_dirty_threshold,
     )
     check = check_declarations(findings, s.cfg.dataset(PROVIDER, DATASET).declared_categories)
     report = {"findings": [f.to_json() for f in findings], **check.to_json()}
@@ -303,7 +304,11 @@ def stage_anonymize(s: Stage) -> dict[str, Any]:
             )
         )
         s.mark("write files")
-    pii = (cfg.settings.pii_threshold, cfg.settings.pii_sample_rows)
+    pii = (
+        cfg.settings.pii_threshold,
+        cfg.settings.pii_sample_rows,
+        cfg.settings.pii_dirty_threshold,
+    )
     built = assembly.finish(work, work / "files", files, written, dict(decision.privacy), full,
                             product, declared, key, pii,
                             origin=cfg.providers[src.provider].jurisdiction,

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import typer.core
 from rich.table import Table
 
 from bourse import runtime
@@ -35,6 +36,26 @@ samples_app = typer.Typer(help="Sample provider drops.", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=True)
 quality_app = typer.Typer(help="Data quality suites.", no_args_is_help=True)
 transfer_app = typer.Typer(help="Cross-border transfer decisions.", no_args_is_help=True)
+exchange_app = typer.Typer(
+    help="The buyers' service: Delta Sharing over the catalog and store.", no_args_is_help=True
+)
+
+
+class _GrantGroup(typer.core.TyperGroup):
+    """`bourse grant PRODUCT@VERSION ...` gives access; `grant list` and `grant revoke` manage."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["give", *args]  # the grant itself: `bourse grant PRODUCT@VERSION ...`
+        return list(super().parse_args(ctx, args))
+
+
+grant_app = typer.Typer(
+    cls=_GrantGroup,
+    help="Buyers' access: `bourse grant PRODUCT@VERSION --buyer NAME --market XX --purpose P "
+    "[--profile FILE]` gives it (`grant give` is the same); `grant list`, `grant revoke ID`.",
+    no_args_is_help=True,
+)
 for sub, name in (
     (catalog_app, "catalog"),
     (server_app, "server"),
@@ -45,6 +66,8 @@ for sub, name in (
     (quality_app, "quality"),
     (transfer_app, "transfer"),
     (samples_app, "samples"),
+    (exchange_app, "exchange"),
+    (grant_app, "grant"),
 ):
     app.add_typer(sub, name=name)
 # Data printed here comes from buyers, approvers, providers and the catalog: plain text only,
@@ -207,6 +230,20 @@ def serve() -> None:
     from bourse.serving import serve as serve_declared
 
     serve_declared()
+
+
+@app.command()
+def worker(
+    pool: Annotated[str, typer.Option(help="The work pool to take flow runs from.")] = "databourse",
+    limit: Annotated[int | None, typer.Option(help="Most flow runs at once.")] = None,
+    healthcheck: Annotated[
+        bool, typer.Option("--with-healthcheck", help="Serve /health on port 8080.")
+    ] = False,
+) -> None:
+    """Run a work pool's flow runs, each from the flow imported here (never code the API names)."""
+    from bourse.worker import work
+
+    work(pool, limit=limit, with_healthcheck=healthcheck, printer=out.print)
 
 
 @app.command()
@@ -662,7 +699,7 @@ def _answer(run_id: str, form: dict[str, Any]) -> None:
     out.print(safe(f"{form['decision']} recorded; publish run is now {state}: {url}"))
 
 
-@app.command()
+@grant_app.command("give")
 def grant(
     ref: Annotated[str, typer.Argument(help="PRODUCT@VERSION")],
     buyer: Annotated[str, typer.Option(help="Who gets access.")],
@@ -689,9 +726,25 @@ def grant(
             "without it a grant on an approval with conditions is refused.",
         ),
     ] = False,
+    profile: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also make the grant a Delta Sharing recipient: write its profile (endpoint, "
+            "bearer token, expiry; mode 0600) to this file for the buyer. Only the token's "
+            "sha256 is kept; `bourse exchange serve` answers it.",
+        ),
+    ] = None,
+    endpoint: Annotated[
+        str,
+        typer.Option(
+            envvar="DATABOURSE_EXCHANGE_URL",
+            help="The exchange's Delta Sharing URL written into --profile.",
+        ),
+    ] = "http://127.0.0.1:8780/delta-sharing",
     as_json: JsonOpt = False,
 ) -> None:
     """Give a buyer time-limited access to one published version available in their market."""
+    from databourse import sharing
     from databourse.delivery import expiry, grant_access
     from databourse.errors import CatalogError
     from databourse.names import name_problems
@@ -704,8 +757,11 @@ def grant(
         fail("--buyer: " + "; ".join(problems))
     try:
         until = expiry(expires)
+        if profile is not None:  # before anything is recorded
+            sharing.check_profile_path(profile)
+            sharing.profile_json(endpoint, sharing.new_token(), until)
     except CatalogError as exc:
-        fail(f"--expires: {exc}")
+        fail(f"--expires: {exc}" if profile is None else str(exc))
     try:
         shown = _grant_conditions(product, version, market.upper(), accept_conditions)
         given = grant_access(
@@ -722,6 +778,9 @@ def grant(
         )
     except DataBourseError as exc:  # refused: manifest or files changed, approval, expiry
         fail(str(exc))
+    if profile is not None:
+        _write_profile(given, profile, endpoint, as_json)
+        return
     if as_json:
         print_json({**given, "conditions": shown})
         return
@@ -734,6 +793,95 @@ def grant(
     for f in given["files"]:
         size, sha = f["bytes"], f["sha256"][:16]
         out.print(safe(f"  {f['path']} ({size} bytes, sha256 {sha}...): {f['url']}"))
+
+
+def _write_profile(given: dict[str, Any], path: Path, endpoint: str, as_json: bool) -> None:
+    """Make the recorded grant a recipient and write its profile; revoke it if that fails."""
+    import datetime as dt
+
+    from databourse import sharing
+    from tasks import resources
+
+    token = sharing.new_token()
+    until = dt.datetime.fromisoformat(given["expires_at"])
+    catalog = resources.catalog()
+    try:
+        catalog.add_recipient(given["id"], sharing.token_sha256(token), endpoint)
+        sharing.write_profile(path, sharing.profile_json(endpoint, token, until))
+    except (DataBourseError, OSError) as exc:
+        catalog.revoke_grant(given["id"], "its profile could not be written")
+        fail(f"grant {given['id']} revoked: its profile could not be written: {exc}")
+    table = sharing.SharedTable(given["id"], given["product"], given["version"])
+    url = f"{path}#{table.share}.{table.schema}.{table.table}"
+    if as_json:
+        files = [{k: f[k] for k in ("path", "bytes", "sha256")} for f in given["files"]]
+        print_json({**given, "files": files, "manifest_url": None, "profile": str(path),
+                    "table_url": url})  # fmt: skip
+        return
+    out.print(
+        safe(
+            f"grant {given['id']}: {given['buyer']} may read {given['product']}@"
+            f"{given['version']} in {given['market']} until {given['expires_at']}"
+        )
+    )
+    out.print(safe(f"  Delta Sharing profile (0600): {path}"))
+    out.print(safe(f"  table: {url}"))
+
+
+@grant_app.command("list")
+def grant_list(as_json: JsonOpt = False) -> None:
+    """Every grant: product, version, buyer, market, expiry, profile, revoked."""
+    from tasks import resources
+
+    items = resources.catalog().grant_list()
+    if as_json:
+        print_json(items)
+        return
+    table = Table("id", "product@version", "buyer", "market", "expires", "profile", "revoked")
+    for g in items:
+        table.add_row(
+            *cells(
+                g["id"], f"{g['product']}@{g['version']}", g["buyer"], g["market"],
+                g["expires_at"], "yes" if g["profile"] else "no", "yes" if g["revoked"] else "no",
+            )
+        )  # fmt: skip
+    out.print(table)
+
+
+@grant_app.command("revoke")
+def grant_revoke(
+    grant_id: Annotated[int, typer.Argument(help="The grant (bourse grant list).")],
+    reason: Annotated[str, typer.Option(help="Why it is revoked (kept for audit).")] = "revoked",
+) -> None:
+    """Revoke a grant: the exchange refuses its token from the next request on (audited)."""
+    from tasks import resources
+
+    try:
+        done = resources.catalog().revoke_grant(grant_id, reason)
+    except DataBourseError as exc:
+        fail(str(exc))
+    out.print(safe(f"grant {grant_id} of {done['product']}@{done['version']} revoked"))
+
+
+@exchange_app.command("serve")
+def exchange_serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8780,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            help="The base URL buyers reach this service at (file links); default: "
+            "the URL each request came to."
+        ),
+    ] = None,
+) -> None:
+    """Serve the Delta Sharing protocol to buyers holding a grant's profile (read-only)."""
+    from bourse.exchange import serve
+
+    try:
+        serve(host, port, public_url)
+    except DataBourseError as exc:
+        fail(str(exc))
 
 
 def _grant_conditions(
@@ -924,12 +1072,20 @@ def audit_anchor() -> None:
 @audit_app.command("show")
 def audit_show(
     product: Annotated[str | None, typer.Argument(help="Only this product's events.")] = None,
+    grant_id: Annotated[
+        int | None,
+        typer.Option(
+            "--grant", help="Only this grant's events (grant, profile, reads, revocation)."
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """The history: ingests, decisions, approvals, rejections, publications, withdrawals, grants."""
     from tasks import resources
 
     events = resources.catalog().audit_history(product)
+    if grant_id is not None:
+        events = [e for e in events if (e["detail"] or {}).get("grant_id") == grant_id]
     if as_json:
         print_json(events)
         return
@@ -940,7 +1096,10 @@ def audit_show(
         )
         who = f" by {e['actor']}" if e["actor"] else ""
         market = f" -> {e['market']}" if e["market"] else ""
-        out.print(safe(f"{e['seq']:>5} {e['at'][:19]} {e['kind']:<11} {subject}{market}{who}"))
+        read = f" ({detail['what']}: {detail['bytes']} bytes)" if e["kind"] == "access" else ""
+        out.print(
+            safe(f"{e['seq']:>5} {e['at'][:19]} {e['kind']:<11} {subject}{market}{who}{read}")
+        )
 
 
 @audit_app.command("export")

@@ -78,7 +78,7 @@ def anonymize_file(
         settings = cfg.settings
         rescan = rescan_written(
             tmp, product, settings.pii_threshold, settings.pii_sample_rows,
-            settings.pii_embedded_max_share,
+            settings.pii_embedded_max_share, dirty_threshold=settings.pii_dirty_threshold,
         )  # fmt: skip
         made.privacy["verified"] = rescan.privacy
         made.personal_data["embedded"] = rescan.embedded
@@ -133,7 +133,13 @@ def verify_version(
         if len(problems) > before_files:  # the files are not the version's: nothing more to say
             return problems
         table = pq.read_table(tmp)
-        findings = scan_table(table, threshold=cfg.settings.pii_threshold)
+        settings = cfg.settings
+        findings = scan_table(
+            table,
+            threshold=settings.pii_threshold,
+            sample_rows=settings.pii_sample_rows,
+            dirty_threshold=settings.pii_dirty_threshold,
+        )
         found = direct_identifiers(findings)
         problems += [f"direct identifier in column {f['column']} ({f['category']})" for f in found]
         problems += _embedded_problems(findings, manifest, cfg.settings.pii_embedded_max_share)

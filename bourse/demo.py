@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from rich.console import Console
@@ -9,8 +10,10 @@ from rich.console import Console
 from bourse.display import assemble, safe
 from bourse.runtime import Runtime
 from databourse import keys, zones
-from databourse.errors import DataBourseError, KeyRefused, SecretMissing
+from databourse.config import Config
+from databourse.errors import DataBourseError, KeyRefused, SecretMissing, TransferNotApproved
 from databourse.exports import JSONLD_KEY, PAGE_KEY
+from databourse.grant_terms import check_terms_expiry
 
 
 def ensure_keys() -> list[str]:
@@ -95,9 +98,12 @@ def report(rt: Runtime, out: Console, results: list[dict[str, Any]]) -> None:
                 f"publish run {p['publish_run_name']}: {p['publish_state']}"
             )
     out.rule("catalog")
+    cfg = resources.config()
     for p in resources.catalog().list_products():
         markets = ", ".join(p["markets"]) or "none yet"
         out.print(f"{p['id']}@{p['latest_version']}: available in {markets}")
+        if expired := terms_expired(cfg, p["id"], p["latest_version"]):
+            out.print(assemble("  ", (expired, "yellow")))
     pending = waiting()
     out.rule("waiting for approval")
     if not pending:
@@ -109,7 +115,6 @@ def report(rt: Runtime, out: Console, results: list[dict[str, Any]]) -> None:
             f"  or: bourse approve {w.run_id} --approver NAME --reference FILING-NUMBER\n"
             f"  or: bourse reject {w.run_id} --approver NAME --reason TEXT"
         )
-    cfg = resources.config()
     store = resources.store()
     out.rule("where things are")
     out.print(
@@ -123,3 +128,20 @@ def report(rt: Runtime, out: Console, results: list[dict[str, Any]]) -> None:
         f"audit trail: bourse audit show | bourse audit verify\n"
         f"stop the background server and runner: make stop"
     )
+
+
+def terms_expired(cfg: Config, product: str, version: str) -> str | None:
+    """What to tell a demo user whose sample product's usage terms have expired (else None):
+    every grant of it is refused (`grant_terms.check_terms_expiry`, the one rule)."""
+    spec = cfg.products.get(product)
+    if spec is None:
+        return None
+    now = dt.datetime.now(dt.UTC)
+    try:
+        check_terms_expiry(product, version, spec.terms.expires, now, now)
+    except TransferNotApproved as exc:
+        return (
+            f"{exc}; every `bourse grant` of it is refused until terms.expires in "
+            f"configs/products/{product}.yaml is set to a later day"
+        )
+    return None

@@ -31,6 +31,7 @@ from databourse import partitions as parts
 from databourse.aggregate import aggregate
 from databourse.anonymize import Keys
 from databourse.config import ProductSpec
+from databourse.dirty_columns import DIRTY_THRESHOLD
 from databourse.errors import PrivacyModelFailed
 from databourse.hierarchy import Hierarchy
 from databourse.package import FileEntry, content_hash, schema_of, transfer_facts
@@ -256,7 +257,7 @@ def finish(
     product: ProductSpec,
     declared: dict[str, str],
     key: Keys | None,
-    pii: tuple[float, int] = (0.8, 2000),
+    pii: tuple[float, int, float] = (0.8, 2000, DIRTY_THRESHOLD),
     *,
     origin: str,
     important_data: bool,
@@ -273,7 +274,11 @@ def finish(
             product=product.id,
             rows=rows,
         )
-    rescan = rescan_written(out_dir, product, *pii, embedded_max_share)
+    threshold, sample_rows, dirty_threshold = pii  # pii_threshold, _sample_rows, _dirty_threshold
+    rescan = rescan_written(
+        out_dir, product, threshold, sample_rows, embedded_max_share,
+        dirty_threshold=dirty_threshold,
+    )  # fmt: skip
     privacy = {**privacy, "verified": rescan.privacy}
     remaining = remaining_columns(product, declared)
     columns = [
@@ -300,7 +305,7 @@ def build(
     work: Path,
     out_dir: Path,
     partition_rows: int = parts.PARTITION_ROWS,
-    pii: tuple[float, int] = (0.8, 2000),
+    pii: tuple[float, int, float] = (0.8, 2000, DIRTY_THRESHOLD),
     *,
     origin: str,
     important_data: bool = False,

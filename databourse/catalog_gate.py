@@ -53,6 +53,8 @@ def _untrailed_source(session: Session, trail: TrailState, approval_id: int) -> 
     if source is None or earlier is None:
         return [f"approval {approval_id} is gone"]
     problems = trail.chain_problems() + trail_approval_problems(trail, source, earlier)
+    if earlier.content_hash != source.content_hash:
+        problems.append(f"approval {approval_id}: its version's content is not the one approved")
     proved = trail.approvals.get(approval_id) or {}
     if source.carry_over and not proved.get("carry_over"):
         problems.append(
@@ -107,9 +109,16 @@ def _carry_over(
     `max_age` is (carry_over_max_age_days, now): an answer audited longer ago is asked again.
     """
     market = decision.market
-    prior = prior_approval(session, row, market)
-    if prior is None:
+    # The prior decision is the trail's last answer, never the row a rewritten decided_at
+    # puts first; its rows must still say what its audit event says (_untrailed_source).
+    chosen = trail.prior_answer(row.product_id, row.version, market)
+    if chosen is None:
         return None, []
+    prior = prior_approval(session, chosen)
+    if prior is None:
+        problems = [f"approval {chosen}, the audited latest decision for {market}, is gone"]
+        log.info("%s %s %s: no carry-over: %s", row.product_id, row.version, market, problems[0])
+        return None, problems
     problems = carry_over_problems(prior, row.schema, facts, decision, date.today())
     problems += _untrailed_source(session, trail, prior.approval_id)
     problems += answer_age_problems(trail, prior.approval_id, *max_age)

@@ -456,23 +456,16 @@ def sent_this_year(
     return sum(n for n, _ in rows), sum(n for n, sensitive in rows if sensitive)
 
 
-def prior_approval(session: Session, version: Version, market: str) -> PriorApproval | None:
-    """The latest decision for `market` on another version of the same product, if any."""
-    found = session.execute(
-        select(Approval, Version)
-        .join(Version, Approval.version_id == Version.id)
-        .where(
-            Version.product_id == version.product_id,
-            Version.id != version.id,
-            Approval.market == market,
-            Approval.content_hash == Version.content_hash,
-        )
-        .order_by(Approval.decided_at.desc(), Approval.id.desc())
-        .limit(1)
-    ).first()
-    if found is None:
+def prior_approval(session: Session, approval_id: int) -> PriorApproval | None:
+    """An earlier version's decision as the catalog's rows hold it (None: a row is gone).
+
+    Which decision is the prior one is the audited trail's to say (`TrailState.prior_answer`);
+    the gate then compares these rows with that decision's audit event.
+    """
+    approval = session.get(Approval, approval_id)
+    earlier = session.get(Version, approval.version_id) if approval is not None else None
+    if approval is None or earlier is None:
         return None
-    approval, earlier = found
     facts = earlier.transfer_facts
     return PriorApproval(
         approval_id=approval.id,

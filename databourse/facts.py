@@ -26,6 +26,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from databourse.config import Config, PrivacyModel, ProductSpec
+from databourse.dirty_columns import DIRTY_THRESHOLD
 from databourse.errors import DataBourseError, FactsMismatch, ManifestMismatch
 from databourse.manifest_terms import terms_problems
 from databourse.package import fetch_files, manifest_hash, transfer_facts
@@ -221,12 +222,21 @@ def rederived_problems(
     origin: str,
     important_data: bool,
     threshold: float = 0.8,
+    sample_rows: int = 2000,
+    dirty_threshold: float = DIRTY_THRESHOLD,
 ) -> list[str]:
     """Where the manifest differs from the config and the files, and personal data the re-scan
-    finds in a column the config does not count as personal data remaining."""
+    finds in a column the config does not count as personal data remaining (the scan's
+    settings: pii_threshold, pii_sample_rows, pii_dirty_threshold)."""
     counted = recount(folder, product, declared, origin, important_data)
     problems = disagreements(manifest, product, counted)
-    for finding in scan_table(pq.read_table(folder), threshold=threshold):
+    scanned = scan_table(
+        pq.read_table(folder),
+        threshold=threshold,
+        sample_rows=sample_rows,
+        dirty_threshold=dirty_threshold,
+    )
+    for finding in scanned:
         if finding.category and finding.column not in counted.remaining:
             problems.append(
                 f"re-scan finds {finding.category} in column {finding.column}, which the "
@@ -251,6 +261,8 @@ def configured_problems(cfg: Config, folder: Path, manifest: dict[str, Any]) -> 
         cfg.providers[src.provider].jurisdiction,
         spec.important_data,
         cfg.settings.pii_threshold,
+        cfg.settings.pii_sample_rows,
+        cfg.settings.pii_dirty_threshold,
     )
 
 

@@ -25,6 +25,7 @@ from databourse import lattice
 from databourse.aggregate import aggregate
 from databourse.anonymize import Keys, apply_rules, key_fingerprints
 from databourse.config import DIRECT_IDENTIFIERS, PrivacyModel, ProductSpec
+from databourse.dirty_columns import DIRTY_THRESHOLD
 from databourse.errors import PersonalDataFound, PrivacyModelFailed
 from databourse.grouping import WEIGHT, ClassIndex, group_counts, merge_groups
 from databourse.hierarchy import Hierarchy
@@ -177,10 +178,18 @@ class Rescan:
 
 
 def verify_written(
-    parquet_dir: Path, product: ProductSpec, pii_threshold: float = 0.8, sample_rows: int = 2000
+    parquet_dir: Path,
+    product: ProductSpec,
+    pii_threshold: float = 0.8,
+    sample_rows: int = 2000,
+    *,
+    dirty_threshold: float = DIRTY_THRESHOLD,
 ) -> dict[str, Any] | None:
     """`rescan_written`'s privacy figures (None without a model); raises what it raises."""
-    return rescan_written(parquet_dir, product, pii_threshold, sample_rows).privacy
+    rescan = rescan_written(
+        parquet_dir, product, pii_threshold, sample_rows, dirty_threshold=dirty_threshold
+    )
+    return rescan.privacy
 
 
 def rescan_written(
@@ -189,6 +198,8 @@ def rescan_written(
     pii_threshold: float = 0.8,
     sample_rows: int = 2000,
     embedded_max_share: float = EMBEDDED_MAX_SHARE,
+    *,
+    dirty_threshold: float = DIRTY_THRESHOLD,
 ) -> Rescan:
     """The last checks before a version can exist, on the written files alone, streaming.
 
@@ -213,7 +224,11 @@ def rescan_written(
             yield batch
 
     findings = scan_batches(
-        batches(), dataset.schema, threshold=pii_threshold, sample_rows=sample_rows
+        batches(),
+        dataset.schema,
+        threshold=pii_threshold,
+        sample_rows=sample_rows,
+        dirty_threshold=dirty_threshold,  # settings.pii_dirty_threshold, as the ingest's scan
     )
     found = direct_identifiers(findings)
     if found:

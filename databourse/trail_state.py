@@ -82,6 +82,7 @@ class TrailState:
     versions: dict[VKey, dict[str, Any]] = field(default_factory=dict)
     markets: dict[MKey, dict[str, Any]] = field(default_factory=dict)
     approvals: dict[int, dict[str, Any]] = field(default_factory=dict)
+    answered: list[int] = field(default_factory=list)  # approval ids, in chain order
     grants: dict[int, dict[str, Any]] = field(default_factory=dict)
     counts: dict[tuple[str, int], int] = field(default_factory=lambda: defaultdict(int))
     sensitive: dict[tuple[str, int], int] = field(default_factory=lambda: defaultdict(int))
@@ -153,10 +154,13 @@ class TrailState:
                 "answered_at": e["at"],  # a carry-over keeps its source's: the person's answer
                 **{term: d[term] for term in (*CARRY_TERMS, "conditions_sha256") if term in d},
             }
+            self.answered.append(int(d["approval_id"]))
         elif kind == "carry_over":
             self._carry(e, vkey)
         elif kind == "grant" and d.get("grant_id") is not None:
-            self.grants[int(d["grant_id"])] = {**d, "version": vkey, "market": e["market"]}
+            self.grants[int(d["grant_id"])] = {
+                **d, "version": vkey, "market": e["market"], "buyer": e["actor"], "at": e["at"]
+            }  # fmt: skip
         elif kind == "count":
             who = (str(d.get("exporter")), int(d.get("year") or 0))
             self.counts[who] += int(d.get("individuals") or 0)
@@ -178,6 +182,20 @@ class TrailState:
             "content_hash": d.get("content_hash"),
             **{term: d[term] for term in CARRY_TERMS if term in d},
         }
+        self.answered.append(int(d["approval_id"]))
+
+    def prior_answer(self, product: str, version: str, market: str) -> int | None:
+        """The approval id of the last audited decision (approval, rejection, expiry or
+        carry-over) for `market` on another version of `product`, given for that version's
+        audited content: the trail's order decides, never the catalog's `decided_at`."""
+        for approval_id in reversed(self.answered):
+            proved = self.approvals[approval_id]
+            owner = proved["version"]
+            if owner[0] != product or owner[1] == version or proved["market"] != market:
+                continue
+            if proved.get("content_hash") == self.versions.get(owner, {}).get("content_hash"):
+                return approval_id
+        return None
 
 
 def _anchor_breaks(session: Session, keys: dict[str, bytes]) -> list[str]:
@@ -341,8 +359,16 @@ def catalog_problems(session: Session) -> list[tuple[str, str]]:
     for approval in session.scalars(select(Approval)):
         owner = versions.get(approval.version_id)
         out += [("trail-approval", p) for p in approval_problems(state, approval, owner)]
+    rows = set()
     for grant in session.scalars(select(Grant)):
+        rows.add(grant.id)
         out += [("trail-grant", p) for p in _grant_row_problems(state, grant, versions)]
+    for gone in sorted(set(state.grants) - rows):
+        proved = state.grants[gone]
+        out.append((
+            "trail-grant",
+            f"grant {gone} ({proved['market']}): audited, but its row is gone from the catalog",
+        ))  # fmt: skip
     who = (ExporterTransfer.exporter, ExporterTransfer.year)
     stored = session.execute(
         select(*who, func.sum(ExporterTransfer.individuals)).group_by(*who)
@@ -358,8 +384,17 @@ def catalog_problems(session: Session) -> list[tuple[str, str]]:
     return out
 
 
+def _close(audited: str | None, moment: datetime | None, seconds: float = 5) -> bool:
+    if audited is None or moment is None:
+        return False
+    at = datetime.fromisoformat(audited)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=at.tzinfo)
+    return abs((at - moment).total_seconds()) <= seconds
+
+
 def _grant_row_problems(state: TrailState, grant: Grant, versions: dict[int, Version]) -> list[str]:
-    """A grant row needs its audited grant event, same version, market, hash and expiry."""
+    """A grant row needs its audited grant event: same version, market, hash, expiry, buyer,
+    and a grant time within seconds of the event's (the row and the event share a transaction)."""
     proved = state.grants.get(grant.id)
     if proved is None:
         return [f"grant {grant.id} ({grant.market}): no authenticated grant event records it"]
@@ -370,5 +405,7 @@ def _grant_row_problems(state: TrailState, grant: Grant, versions: dict[int, Ver
         and proved["market"] == grant.market
         and proved.get("content_hash") == grant.content_hash
         and proved.get("expires_at") == iso(grant.expires_at)
+        and proved.get("buyer") == grant.buyer
+        and _close(proved.get("at"), grant.granted_at)
     )
     return [] if same else [f"grant {grant.id} ({grant.market}): differs from its audit event"]

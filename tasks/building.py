@@ -1,21 +1,20 @@
 """Tasks: build a product from a staged dataset in passes over partitions, then package it.
 
 The passes (databourse.partitions, databourse.assembly) exchange pointers, never tables: files
-in a work folder under the store's staging zone (`staging/products/<product>/work/<build>/`),
-named by relative paths in the tasks' small JSON results. On the local store a task reads and
-writes that folder in place; on S3 it downloads what it reads and uploads what it writes, so a
-Dask worker in another process (or on another machine) needs nothing but the store and configs.
+in the build's work folder, named by relative paths in the tasks' small JSON results, each with
+the sha256 its pass recorded (`sealed`). On the local store the folder is private to this machine
+(outside the store); on S3 it is `staging/products/<product>/work/<build>/`: a task downloads what
+it reads and uploads what it writes, so a Dask worker in another process (or on another machine)
+needs nothing but the store and configs. Every read is checked against its seal (tasks.work_files).
 Keys and hierarchies are fetched by each task from its own process's resources, never passed.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -52,10 +51,22 @@ from databourse.partitions import (
     write_partition,
 )
 from databourse.productize import decide
+from databourse.staged_integrity import file_digest, stream_digest
 from databourse.storage import ObjectStore, put_file_once
 from tasks import reporting, resources
 from tasks.retrying import HEAVY_SECONDS, LIGHT_SECONDS, RETRY_TRANSIENT
 from tasks.staged import staged_copy, trusted_staged
+from tasks.work_files import (
+    SEALED,
+    SOURCE_DATA,
+    expected,
+    private_folder,
+    private_source,
+    remove_work_folder,
+    sealed,
+    source_file,
+    work_folder,
+)
 
 SOURCE_SCHEMA = "source.arrow"
 FILES = "files"
@@ -90,28 +101,14 @@ def _build(product_id: str) -> _Build:
     )  # fmt: skip
 
 
-@contextmanager
-def work_folder(store: ObjectStore, prefix: str, reads: list[str]) -> Iterator[Path]:
-    """The work folder as a local path: the store's own folder, or a temp copy of the files
-    this task reads whose new files are uploaded when the block succeeds."""
-    local = store.local_path(prefix)
-    if local is not None:
-        local.mkdir(parents=True, exist_ok=True)
-        yield local
-        return
-    with tempfile.TemporaryDirectory(prefix="databourse-work-") as tmp:
-        root = Path(tmp)
-        for rel in reads:
-            store.download(f"{prefix}/{rel}", root / rel)
-        yield root
-        for path in sorted(p for p in root.rglob("*") if p.is_file()):
-            rel = path.relative_to(root).as_posix()
-            if rel not in reads:
-                store.put_file(f"{prefix}/{rel}", path)
-
-
 def _schema_reads(build: _Build) -> list[str]:
     return [SOURCE_SCHEMA, *([assembly.CELLS] if build.product.type == "aggregate" else [])]
+
+
+def _seal_written(work: Path, out: dict[str, Any]) -> dict[str, Any]:
+    """A pass-2 result (or an aggregate's cells) with the sha256 of its segments and values."""
+    names = [s["segment"] for s in out["segments"]] + [d["path"] for d in out["distinct"].values()]
+    return {**out, SEALED: sealed(work, names)}
 
 
 @task(
@@ -132,13 +129,24 @@ def plan_build(
     work = zones.join(
         "staging", "products", product_id, "work", f"{ingest_id}-{uuid.uuid4().hex[:12]}"
     )
-    expected = trusted_staged(build.store, record)  # `_ingest.json` agrees with the trail
-    with staged_copy(build.store, record.staged_key, expected) as path:
-        staged = pq.read_schema(path)
-        output_schema(staged, build.product, build.key, build.hierarchies, {})  # bad columns fail
-        partitions = plan_partitions(path, rows)
-    with work_folder(build.store, work, []) as folder:
-        save_schema(staged, folder / SOURCE_SCHEMA)
+    trusted = trusted_staged(build.store, record)  # `_ingest.json` agrees with the trail
+    try:
+        seals = private_source(build.store, work, record.staged_key, trusted)
+        private = private_folder(build.store, work)
+        with (
+            nullcontext(private / SOURCE_DATA)
+            if private is not None
+            else staged_copy(build.store, record.staged_key, trusted)
+        ) as path:
+            staged = pq.read_schema(path)
+            output_schema(staged, build.product, build.key, build.hierarchies, {})  # bad columns
+            partitions = plan_partitions(path, rows)
+        with work_folder(build.store, work, {}) as folder:
+            save_schema(staged, folder / SOURCE_SCHEMA)
+            seals.update(sealed(folder, [SOURCE_SCHEMA]))
+    except BaseException:  # a retry plans a new work folder: this one would never be dropped
+        remove_work_folder(build.store, work)
+        raise
     get_run_logger().info(
         "%s: %d partition(s) of up to ~%d rows (%d rows)",
         product_id, len(partitions), rows, sum(p.rows for p in partitions),
@@ -147,8 +155,9 @@ def plan_build(
         "product": product_id,
         "ingest_id": ingest_id,
         "staged_key": record.staged_key,
-        "staged": expected,  # every partition read checks the staged file's sha256 first
+        "staged": trusted,  # every partition read checks the staged file's sha256 first (S3)
         "work": work,
+        SEALED: seals,  # the sha256 of every work file travels with its pointer, never the store
         "partitions": [p.to_json() for p in partitions],
         "counts": build.product.privacy is not None,  # pass 1 feeds the privacy model only
     }
@@ -165,10 +174,11 @@ def count_classes(plan: dict[str, Any], part: dict[str, int]) -> dict[str, Any] 
     build = _build(plan["product"])
     part_ = Partition.from_json(part)
     with (
-        staged_copy(build.store, plan["staged_key"], plan["staged"]) as source,
-        work_folder(build.store, plan["work"], []) as work,
+        source_file(build.store, plan) as source,
+        work_folder(build.store, plan["work"], {}) as work,
     ):
-        return count_partition(source, part_, build.product, build.key, build.hierarchies, work)
+        out = count_partition(source, part_, build.product, build.key, build.hierarchies, work)
+        return None if out is None else {**out, SEALED: sealed(work, [out["counts"]])}
 
 
 @task(
@@ -180,10 +190,13 @@ def count_classes(plan: dict[str, Any], part: dict[str, int]) -> dict[str, Any] 
 def decide_privacy(plan: dict[str, Any], counted: list[dict[str, Any] | None]) -> dict[str, Any]:
     """Merge the partitions' counts and decide the privacy model (PrivacyModelFailed stops it)."""
     build = _build(plan["product"])
-    reads = [c["counts"] for c in counted if c is not None]
+    done = [c for c in counted if c is not None]
+    reads = expected([c["counts"] for c in done], *(c[SEALED] for c in done))
     with work_folder(build.store, plan["work"], reads) as work:
         decision = decide(merge_counts(work, counted), build.product, build.hierarchies)
-        return save_decision(decision, work)
+        decided = save_decision(decision, work)
+        names = [decided["decision"], *([decided["kept"]] if decided["kept"] else [])]
+        return {**decided, SEALED: sealed(work, names)}
 
 
 @task(
@@ -197,14 +210,15 @@ def write_records(
 ) -> dict[str, Any]:
     """Pass 2: one partition's published records as segments (pointers returned)."""
     build = _build(plan["product"])
-    reads = [decided["decision"], *([decided["kept"]] if decided["kept"] else [])]
+    names = [decided["decision"], *([decided["kept"]] if decided["kept"] else [])]
+    reads = expected(names, decided[SEALED])
     part_ = Partition.from_json(part)
     with (
-        staged_copy(build.store, plan["staged_key"], plan["staged"]) as source,
+        source_file(build.store, plan) as source,
         work_folder(build.store, plan["work"], reads) as work,
     ):
         decision = load_decision(work, decided)
-        return write_partition(
+        out = write_partition(
             source,
             part_,
             build.product,
@@ -214,6 +228,7 @@ def write_records(
             work,
             build.declared,
         )
+        return _seal_written(work, out)
 
 
 @task(
@@ -228,9 +243,12 @@ def lay_out_files(
     """The product's files cut from the segments (an aggregate's cells computed first)."""
     build = _build(plan["product"])
     privacy = dict(decided["privacy"])
-    reads = [s["segment"] for out in written for s in out["segments"]]
+    segments = [s["segment"] for out in written for s in out["segments"]]
     if build.product.type == "aggregate":
-        with work_folder(build.store, plan["work"], [*reads, SOURCE_SCHEMA]) as work:
+        reads = expected(
+            [*segments, SOURCE_SCHEMA], plan[SEALED], *(out[SEALED] for out in written)
+        )
+        with work_folder(build.store, plan["work"], reads) as work:
             records = output_schema(
                 load_schema(work / SOURCE_SCHEMA), build.product, build.key,
                 build.hierarchies, decided["levels"],
@@ -238,9 +256,15 @@ def lay_out_files(
             cells, privacy["aggregate"] = assembly.aggregate_segments(
                 work, written, records, build.product, build.key
             )
+            cells = _seal_written(work, cells)
+            cells[SEALED][assembly.CELLS] = sealed(work, [assembly.CELLS])[assembly.CELLS]
         written = [cells]
     pack = build.product.packaging
     files = assembly.plan_files(written, pack.max_rows_per_file, pack.partition_by)
+    seals = [out[SEALED] for out in written]
+    extra = [assembly.CELLS] if build.product.type == "aggregate" else []
+    for file in files:  # what pass 3 reads of this file, with the sha256 their passes recorded
+        file[SEALED] = expected(sorted({s["segment"] for s in file["slices"]}) + extra, *seals)
     return {"files": files, "written": written, "privacy": privacy}
 
 
@@ -261,7 +285,8 @@ def write_file(
 ) -> dict[str, Any]:
     """Pass 3: one file of the product, from its slices of segments."""
     build = _build(plan["product"])
-    reads = sorted({s["segment"] for s in file["slices"]}) + _schema_reads(build)
+    names = sorted({s["segment"] for s in file["slices"]}) + _schema_reads(build)
+    reads = expected(names, plan[SEALED], file[SEALED])
     with work_folder(build.store, plan["work"], reads) as work:
         _, schema = _schemas(build, work, decided)
         rows = build.product.packaging.row_group_rows
@@ -287,8 +312,11 @@ def finish_build(
     files = [FileEntry(**e) for e in entries]
     written = layout["written"]
     distinct = [d["path"] for out in written for d in out["distinct"].values()]
-    reads = [f"{FILES}/{f.path}" for f in files] + distinct + _schema_reads(build)
-    pii = (build.cfg.settings.pii_threshold, build.cfg.settings.pii_sample_rows)
+    names = [f"{FILES}/{f.path}" for f in files] + distinct + _schema_reads(build)
+    built_files = {f"{FILES}/{f.path}": f.sha256 for f in files}  # pass 3 hashed what it wrote
+    reads = expected(names, plan[SEALED], built_files, *(out[SEALED] for out in written))
+    settings = build.cfg.settings
+    pii = (settings.pii_threshold, settings.pii_sample_rows, settings.pii_dirty_threshold)
     with work_folder(build.store, plan["work"], reads) as work:
         full, _ = _schemas(build, work, decided)
         try:
@@ -303,7 +331,7 @@ def finish_build(
             raise
         prefix = zones.product_staging_prefix(product_id, built.content_hash)
         for f in built.files:
-            put_file_once(build.store, f"{prefix}/{f.path}", work / FILES / f.path)
+            _stage(build.store, f"{prefix}/{f.path}", work / FILES / f.path, f.sha256)
     if built.privacy.get("model"):
         reporting.table(
             f"privacy-{product_id}",
@@ -328,23 +356,22 @@ def finish_build(
     }
 
 
+def _stage(store: ObjectStore, key: str, path: Path, sha256: str) -> None:
+    """Stage a built file under its content hash; one found there with other bytes (planted by
+    a store writer) is replaced. Publishing checks the bytes again (`_write_version`)."""
+    if put_file_once(store, key, path):
+        return
+    with store.open(key) as fh:
+        found = stream_digest(fh)[0]
+    if found != sha256:
+        get_run_logger().warning("%s: held other bytes than the built file: replaced", key)
+        store.put_file(key, path)
+
+
 @task(name="drop-work", task_run_name="drop work of {plan[product]}", timeout_seconds=LIGHT_SECONDS)
 def drop_work(plan: dict[str, Any]) -> int:
     """Remove the build's work folder (its segments hold records not yet verified)."""
     return remove_work_folder(resources.store(), plan["work"])
-
-
-def remove_work_folder(store: ObjectStore, prefix: str) -> int:
-    """Delete every file under the work prefix; how many there were."""
-    local = store.local_path(prefix)
-    if local is not None:
-        count = sum(1 for p in local.rglob("*") if p.is_file()) if local.exists() else 0
-        shutil.rmtree(local, ignore_errors=True)
-        return count
-    objects = list(store.list(f"{prefix}/"))
-    for obj in objects:
-        store.delete(obj.key)
-    return len(objects)
 
 
 def _privacy_figures(privacy: dict[str, Any]) -> dict[str, Any]:
@@ -493,11 +520,27 @@ def _write_version(
         for f in files:
             store.download(f"{anonymized['staged_prefix']}/{f.path}", Path(tmp) / f.path)
         try:
+            for f in files:  # the private copies are what is published: checked, race-free
+                _check_built(store, f"{anonymized['staged_prefix']}/{f.path}", Path(tmp), f)
             uri, sha256 = publish_version(store, product_id, version, Path(tmp), files, manifest)
         except ObjectChanged as exc:  # a manifest this run did not write is in place: audited
             resources.audit("quarantine", exc, product=product_id, version=version)
             raise
     return uri, manifest, sha256
+
+
+def _check_built(store: ObjectStore, key: str, folder: Path, entry: FileEntry) -> None:
+    """ObjectChanged naming the staged file when its copy is not the file the build hashed."""
+    found = file_digest(folder / entry.path)[0]
+    if found != entry.sha256:
+        raise ObjectChanged(
+            f"{store.uri(key)}: staged product file changed after the build: sha256 "
+            f"{found[:16]}... differs from {entry.sha256[:16]}... the build wrote; not"
+            " published: investigate who writes the store's staging zone, then build it again",
+            key=store.uri(key),
+            expected=entry.sha256,
+            found=found,
+        )
 
 
 QUALITY_DROP = 0.01  # a fall of the overall score by more than this is an operator's concern

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -26,10 +28,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# The sample products' usage terms expire on a fixed day (a demo's); a test project's expire this
+# long after today, so that no test starts failing on the day the samples' terms pass.
+TERMS_LEFT = dt.timedelta(days=2 * 365)
+TERMS_EXPIRY = re.compile(r"^(?P<lead>\s+expires:\s*)\d{4}-\d{2}-\d{2}[ \t]*$", re.M)
+
+
 def make_project(root: Path) -> Path:
-    """A project folder with a copy of the repo's configs and its own state."""
+    """A project folder with a copy of the repo's configs and its own state; the products'
+    usage terms expire TERMS_LEFT after today."""
     root.mkdir(parents=True, exist_ok=True)
     shutil.copytree(REPO / "configs", root / "configs", dirs_exist_ok=True)
+    day = (dt.date.today() + TERMS_LEFT).isoformat()
+    for path in (root / "configs" / "products").glob("*.yaml"):
+        text = path.read_text()
+        if (moved := TERMS_EXPIRY.sub(rf"\g<lead>{day}", text)) != text:
+            path.write_text(moved)
     return root
 
 

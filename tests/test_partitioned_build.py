@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import os
 import random
@@ -342,7 +343,8 @@ def test_flow_on_threads_and_on_dask_workers_builds_the_same_version(
     staged = store / "staging" / "products" / "sz-retail-baskets" / threads["content_hash"]
     for f in manifest["files"]:
         assert (staged / f["path"]).is_file()
-    assert not list((store / "staging" / "products" / "sz-retail-baskets" / "work").iterdir())
+    assert not (store / "staging" / "products" / "sz-retail-baskets" / "work").exists()
+    assert not list((project / "state" / "work" / "sz-retail-baskets").iterdir())  # dropped
 
 
 def test_work_folder_on_s3_downloads_reads_and_uploads_writes(
@@ -359,16 +361,17 @@ def test_work_folder_on_s3_downloads_reads_and_uploads_writes(
     with moto_server() as endpoint:
         make_bucket(endpoint, "work")
         store = S3Store("work", "root", endpoint_url=endpoint)
-        with work_folder(store, prefix, []) as first:
+        with work_folder(store, prefix, {}) as first:
             (first / "counts").mkdir()
             (first / "counts" / "00000.parquet").write_bytes(b"pass 1")
-        with work_folder(store, prefix, ["counts/00000.parquet"]) as second:
+        sealed = {"counts/00000.parquet": hashlib.sha256(b"pass 1").hexdigest()}
+        with work_folder(store, prefix, sealed) as second:
             assert second != first and not first.exists()
             assert (second / "counts" / "00000.parquet").read_bytes() == b"pass 1"
             (second / "decision.json").write_text("{}")
         keys = sorted(o.key for o in store.list(f"{prefix}/"))
         assert keys == [f"{prefix}/counts/00000.parquet", f"{prefix}/decision.json"]
-        with pytest.raises(RuntimeError), work_folder(store, prefix, []) as failing:
+        with pytest.raises(RuntimeError), work_folder(store, prefix, {}) as failing:
             (failing / "half.arrow").write_bytes(b"x")
             raise RuntimeError("the task failed: nothing of it is uploaded")
         assert remove_work_folder(store, prefix) == 2

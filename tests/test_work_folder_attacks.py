@@ -1,0 +1,297 @@
+"""A store writer swaps a build's intermediate files between passes (issue 15, pass 6 finding 1).
+
+Someone who can write the object store, but not the catalog or the keys, rewrote pass 2's
+`segments/*.arrow` (same schema, same batch sizes) between pass 2 and pass 3 with `customer_ref`
+values of their choosing; the version was published with them. Each test runs a real build of
+sz-retail-baskets (ingest, validate, build flows) in a project of its own and performs the
+store writer's rewrite at a pass boundary, through store paths only:
+- embedded store: the work folder is no longer in the store, so nothing there changes what is
+  published;
+- S3: the rewritten segment is caught by the sha256 its pass recorded: the build stops naming
+  the file, nothing is staged or published, and the refusal is audited;
+- a staged product file swapped after the build is refused when the version is published;
+- embedded store: the staged dataset swapped between its check and a pass's read (a race) is not
+  what the passes read: they read the build's private copy, checked once copied.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from helpers import make_project
+
+from databourse.errors import ObjectChanged
+from databourse.samples import generate_drops
+
+pytestmark = pytest.mark.prefect
+
+PRODUCT = "sz-retail-baskets"
+PLANTED = "5eed" * 16  # looks like a 64-hex HMAC pseudonym; no key made it
+STAGE = "staging/products/" + PRODUCT
+
+
+@contextmanager
+def project_resources(project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """`tasks.resources` on this test's own project (config, store, catalog)."""
+    from tasks import resources
+
+    monkeypatch.setenv("DATABOURSE_CONFIG_DIR", str(project / "configs"))
+    monkeypatch.setattr(resources, "_BOUND", set())  # keys are bound to this project's store
+    cached = (resources.config, resources.store, resources.catalog)
+    for fn in cached:
+        fn.cache_clear()
+    try:
+        yield
+    finally:
+        resources.catalog().close()
+        for fn in cached:
+            fn.cache_clear()
+
+
+def ingested(tmp_path: Path) -> str:
+    """sz-retail's orders ingested and validated; the ingest id."""
+    from flows.ingest_dataset import ingest_dataset
+    from flows.validate_dataset import validate_dataset
+
+    drops = generate_drops(tmp_path / "drops", scale=0.2)
+    drop = next(d for d in drops if d.provider == "sz-retail")
+    done = ingest_dataset("sz-retail", "customer_orders", str(drop.path))
+    validate_dataset("sz-retail", "customer_orders", done["ingest_id"])
+    return str(done["ingest_id"])
+
+
+def forged_segment(data: bytes) -> bytes:
+    """The store writer's segment: same schema and batch sizes, `customer_ref` replaced."""
+    reader = pa.ipc.open_file(pa.BufferReader(data))
+    sink = pa.BufferOutputStream()
+    options = pa.ipc.IpcWriteOptions(compression="lz4")
+    with pa.ipc.new_file(sink, reader.schema, options=options) as writer:
+        for i in range(reader.num_record_batches):
+            batch = reader.get_batch(i)
+            at = batch.schema.get_field_index("customer_ref")
+            forged = pa.array([PLANTED] * batch.num_rows, batch.column(at).type)
+            writer.write_batch(batch.set_column(at, "customer_ref", forged))
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def before_pass3(
+    monkeypatch: pytest.MonkeyPatch, store_writer: Callable[[], list[str]]
+) -> list[str]:
+    """Run `store_writer` between pass 2 (write-records) and pass 3 (lay out, write files); the
+    keys it rewrote are appended to the list returned."""
+    import flows.build_product as flows
+
+    rewritten: list[str] = []
+    lay_out = flows.lay_out_files
+
+    def swapped(plan: dict[str, Any], decided: dict[str, Any], written: Any) -> Any:
+        rewritten.extend(store_writer())
+        return lay_out(plan, decided, written)
+
+    monkeypatch.setattr(flows, "lay_out_files", swapped)
+    return rewritten
+
+
+def published_refs(store_root: Path, version: str) -> set[str]:
+    """The pseudonyms a published version holds (its manifest's files)."""
+    folder = store_root / "products" / PRODUCT / version
+    manifest = json.loads((folder / "manifest.json").read_text())
+    refs: set[str] = set()
+    for entry in manifest["files"]:
+        refs.update(pq.read_table(folder / entry["path"], columns=["customer_ref"])[0].to_pylist())
+    return refs
+
+
+def test_embedded_store_writer_cannot_swap_work_files_between_passes(
+    prefect_api: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every `.arrow` the store holds under staging/ is rewritten before pass 3: none is the
+    build's (its work folder is private, outside the store), so the published version is the
+    one an untouched build publishes, without a planted pseudonym."""
+    import flows.build_product as flows
+
+    project = make_project(tmp_path / "project")
+    store_root = project / "state" / "store"
+    untouched = flows.lay_out_files
+    seen: list[tuple[int, int | None]] = []  # pass 2's private segments, and their folder's mode
+
+    def store_writer() -> list[str]:
+        found = sorted(p for p in (store_root / "staging").rglob("*.arrow") if p.is_file())
+        for path in found:
+            path.write_bytes(forged_segment(path.read_bytes()))
+        private = project / "state" / "work" / PRODUCT
+        segments = list(private.rglob("segments/*.arrow")) if private.is_dir() else []
+        seen.append((len(segments), private.stat().st_mode & 0o777 if segments else None))
+        return [p.relative_to(store_root).as_posix() for p in found]
+
+    with project_resources(project, monkeypatch):
+        ingest_id = ingested(tmp_path)
+        rewritten = before_pass3(monkeypatch, store_writer)
+        attacked = flows.build_product(PRODUCT, ingest_id, partition_rows=100)
+        monkeypatch.setattr(flows, "lay_out_files", untouched)  # the untouched build, to compare
+        clean = flows.build_product(PRODUCT, ingest_id, partition_rows=100)
+    assert PLANTED not in published_refs(store_root, attacked["version"])
+    assert rewritten == []  # nothing of the build's work was within the store writer's reach
+    assert seen[0][0] > 0 and seen[0][1] == 0o700  # pass 2 wrote them to a private folder
+    assert (clean["content_hash"], clean["version"]) == (
+        attacked["content_hash"], attacked["version"],
+    )  # fmt: skip
+    assert clean["new"] is False
+    assert not (store_root / STAGE / "work").exists()
+    assert not list((project / "state" / "work" / PRODUCT).iterdir())  # dropped after the build
+
+
+def test_s3_segment_rewritten_between_passes_stops_the_build(
+    prefect_api: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On S3 the work stays in the store; a segment rewritten there after pass 2 differs from
+    the sha256 pass 2 recorded: the build fails naming it, and nothing is staged or published."""
+    from s3_server import client, make_bucket, moto_server, use_dummy_aws_env
+
+    from flows.build_product import build_product
+    from tasks import resources
+
+    use_dummy_aws_env(monkeypatch)
+    project = make_project(tmp_path / "project")
+    with moto_server() as endpoint:
+        make_bucket(endpoint, "exchange")
+        monkeypatch.setenv("DATABOURSE_STORE_ROOT", "s3://exchange/zones")
+        monkeypatch.setenv("DATABOURSE_S3_ENDPOINT_URL", endpoint)
+        s3 = client(endpoint)
+
+        def keys(prefix: str) -> list[str]:
+            pages = s3.get_paginator("list_objects_v2").paginate(Bucket="exchange", Prefix=prefix)
+            return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+
+        def store_writer() -> list[str]:
+            found = [k for k in keys(f"zones/{STAGE}/work/") if "/segments/" in k]
+            for key in found:
+                data = s3.get_object(Bucket="exchange", Key=key)["Body"].read()
+                s3.put_object(Bucket="exchange", Key=key, Body=forged_segment(data))
+            return found
+
+        with project_resources(project, monkeypatch):
+            ingest_id = ingested(tmp_path)
+            rewritten = before_pass3(monkeypatch, store_writer)
+            with pytest.raises(ObjectChanged) as refused:
+                build_product(PRODUCT, ingest_id, partition_rows=100)
+            events = resources.catalog().audit_history()
+        left = keys(f"zones/{STAGE}/") + keys("zones/products/")
+    assert rewritten, "pass 2 uploaded no segment to the store"
+    message = str(refused.value)
+    named = [k for k in rewritten if f"s3://exchange/{k}:" in message]
+    assert named and "work file changed after the pass that wrote it" in message
+    assert PLANTED not in message
+    assert left == []  # work dropped; no content-hash folder staged; no version
+    assert any(
+        e["kind"] == "quarantine" and e["detail"].get("stage") == "work"
+        and e["detail"].get("key") == f"s3://exchange/{named[0]}"
+        for e in events
+    )  # fmt: skip
+
+
+def test_staged_product_file_swapped_before_publishing_is_refused(
+    prefect_api: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file under staging/products/<p>/<hash>/ rewritten after the build staged it: the
+    version's files are checked against the build's sha256 before anything is published."""
+    import flows.build_product as flows
+
+    project = make_project(tmp_path / "project")
+    store_root = project / "state" / "store"
+    package = flows.package_version
+    swapped: list[Path] = []
+
+    def plant_then_package(product_id: str, anonymized: dict[str, Any]) -> Any:
+        staged = store_root / anonymized["staged_prefix"]
+        for entry in anonymized["files"]:
+            path = staged / entry["path"]
+            table = pq.read_table(path)
+            at = table.schema.get_field_index("customer_ref")
+            forged = pa.array([PLANTED] * table.num_rows, table.column(at).type)
+            pq.write_table(table.set_column(at, "customer_ref", forged), path)
+            assert hashlib.sha256(path.read_bytes()).hexdigest() != entry["sha256"]
+            swapped.append(path)
+        return package(product_id, anonymized)
+
+    with project_resources(project, monkeypatch):
+        ingest_id = ingested(tmp_path)
+        monkeypatch.setattr(flows, "package_version", plant_then_package)
+        with pytest.raises(ObjectChanged) as refused:
+            flows.build_product(PRODUCT, ingest_id, partition_rows=100)
+    assert swapped
+    assert "staged product file changed after the build" in str(refused.value)
+    assert PLANTED not in str(refused.value)
+    published = store_root / "products" / PRODUCT
+    assert not published.exists() or not [p for p in published.rglob("*") if p.is_file()]
+
+
+def test_embedded_staged_file_swapped_after_its_check_is_not_read(
+    prefect_api: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race a store writer wins on the embedded store: the staged Parquet is the ingested one
+    whenever it is checked and a forged one (same schema and row groups, other customer ids)
+    right after. The passes read a private copy checked once copied, so the version is the one
+    an untouched build publishes. (Partitions one at a time: the swap is deterministic.)"""
+    import flows.build_product as flows
+    import tasks.staged
+
+    project = make_project(tmp_path / "project")
+    settings = project / "configs" / "settings.yaml"
+    text = settings.read_text()
+    settings.write_text(text.replace("partition_threads: null", "partition_threads: 1"))
+    assert "partition_threads: 1" in settings.read_text()
+    store_root = project / "state" / "store"
+    with project_resources(project, monkeypatch):
+        ingest_id = ingested(tmp_path)
+        staged = next((store_root / "staging" / "sz-retail" / "customer_orders").rglob("*.parquet"))
+        original = staged.read_bytes()
+        forged = forged_staged(staged)
+        checks: list[Path] = []
+
+        def racing(check: Callable[..., None]) -> Callable[..., None]:
+            def checked_then_swapped(path: Path, *args: Any) -> None:
+                staged.write_bytes(original)  # what every check sees
+                check(path, *args)
+                checks.append(path)
+                staged.write_bytes(forged)  # what a read after the check would get
+
+            return checked_then_swapped
+
+        hooks: list[tuple[Any, Callable[..., None]]] = [(tasks.staged, tasks.staged.check_staged)]
+        try:
+            import tasks.work_files as work_files
+        except ImportError:  # the code before the fix has no private copy
+            pass
+        else:
+            hooks.append((work_files, work_files.check_staged))
+        for module, check in hooks:
+            monkeypatch.setattr(module, "check_staged", racing(check))
+        attacked = flows.build_product(PRODUCT, ingest_id, partition_rows=100)
+        for module, check in hooks:  # the untouched build, to compare
+            monkeypatch.setattr(module, "check_staged", check)
+        staged.write_bytes(original)
+        clean = flows.build_product(PRODUCT, ingest_id, partition_rows=100)
+    assert checks  # the store writer raced every check
+    assert (clean["content_hash"], clean["new"]) == (attacked["content_hash"], False)
+
+
+def forged_staged(path: Path) -> bytes:
+    """The staged Parquet with every customer id replaced, row group by row group."""
+    source = pq.ParquetFile(path)
+    sink = pa.BufferOutputStream()
+    with pq.ParquetWriter(sink, source.schema_arrow) as writer:
+        for group in range(source.num_row_groups):
+            table = source.read_row_group(group)
+            at = table.schema.get_field_index("customer_id_number")
+            ids = pa.array(["PLANTED-ID"] * table.num_rows, table.column(at).type)
+            writer.write_table(table.set_column(at, "customer_id_number", ids))
+    return bytes(sink.getvalue().to_pybytes())
