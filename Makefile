@@ -26,8 +26,8 @@ demo: $(STAMP) ## Start the local Prefect server + runner, generate sample drops
 exchange: $(STAMP) ## Serve the buyers' Delta Sharing service on 127.0.0.1:8780 (EXCHANGE_ARGS=...)
 	$(BIN)/bourse exchange serve $(EXCHANGE_ARGS)
 
-test: $(STAMP) ## Run the whole test suite
-	$(BIN)/python -m pytest -q
+test: $(STAMP) ## Run the whole test suite (two workers, a test file each at a time)
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 test-fast: $(STAMP) ## Unit tests only (no Prefect server, no CLI subprocesses)
 	$(BIN)/python -m pytest -q -m "not prefect and not e2e"

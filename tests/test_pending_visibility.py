@@ -35,7 +35,7 @@ from databourse.form_binding import schema_sha256
 
 PRODUCT = "vis-baskets"
 DEPLOYMENT = "publish-product/visibility"
-TIMEOUT_S = 30
+TIMEOUT_S = 90  # long enough for a test's run to stay in time on a loaded machine
 
 
 @pytest.fixture(scope="module")
