@@ -17,7 +17,15 @@ from bourse import runtime
 
 RT = runtime.configure()  # before anything imports Prefect
 
-from bourse.display import PlainConsole, assemble, cells, safe, yaml_text  # noqa: E402
+from bourse.display import (  # noqa: E402
+    PlainConsole,
+    assemble,
+    cells,
+    fold_all_but_the_run,
+    minute,
+    safe,
+    yaml_text,
+)
 from databourse.errors import DataBourseError  # noqa: E402
 
 app = typer.Typer(
@@ -509,9 +517,9 @@ def approvals_list(
         out.print("no transfer is waiting for approval")
     else:
         table = Table("run", "version", "market", "asked (UTC)", "expires (UTC)")
-        _fold_all_but_the_run(table)
+        fold_all_but_the_run(table)
         for w in items:
-            asked, until = _minute(w.since), _minute(w.timeout_at or "")
+            asked, until = minute(w.since), minute(w.timeout_at or "")
             table.add_row(*cells(w.run_id, f"{w.product}@{w.version}", w.market, asked, until))
         out.print(table)
         for w in items:
@@ -521,24 +529,11 @@ def approvals_list(
         _print_decisions(decided)
 
 
-def _minute(timestamp: str) -> str:
-    """An ISO timestamp to the minute, `T` as a space: `2026-12-06 01:02`."""
-    return timestamp[:16].replace("T", " ")
-
-
-def _fold_all_but_the_run(table: Table) -> None:
-    """Long cells fold, except the run id an operator copies into `approve`/`retry`: whole."""
-    for column in table.columns:
-        column.overflow = "fold"
-    table.columns[0].no_wrap = True
-    table.columns[0].min_width = 36  # a UUID
-
-
 def _print_stopped(failed: list[Any]) -> None:
     if not failed:
         return
     table = Table("failed run", "product", "version", "state", "since", "why")
-    _fold_all_but_the_run(table)
+    fold_all_but_the_run(table)
     for f in failed:
         table.add_row(*cells(f.run_id, f.product, f.version, f.state, f.since[:19], f.why))
     out.print(table)

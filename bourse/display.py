@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 from rich.console import Console
+from rich.table import Table
 from rich.text import Text
 
 from databourse.names import is_invisible
@@ -106,3 +107,16 @@ def yaml_text(text: str) -> str:
     if not any(is_invisible(c) and c not in "\n\t" for c in body):
         return header + body
     return header + yaml.safe_dump(yaml.safe_load(body), sort_keys=False, allow_unicode=False)
+
+
+def minute(timestamp: str) -> str:
+    """An ISO timestamp to the minute, `T` as a space: `2026-12-06 01:02`."""
+    return timestamp[:16].replace("T", " ")
+
+
+def fold_all_but_the_run(table: Table) -> None:
+    """Long cells fold, except the run id an operator copies into `approve`/`retry`: whole."""
+    for column in table.columns:
+        column.overflow = "fold"
+    table.columns[0].no_wrap = True
+    table.columns[0].min_width = 36  # a UUID

@@ -131,3 +131,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         print(f"\ntest state kept in {_SESSION}")
         return
     shutil.rmtree(_SESSION, ignore_errors=True)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Importing `bourse.cli` runs `runtime.configure()`, which points this process at a managed
+    Prefect server and sets its auth string: every server a later test starts would then refuse
+    clients without it (401). Tests drive the CLI in subprocesses, never by importing it."""
+    if "bourse.cli" in sys.modules:
+        raise pytest.UsageError(
+            "a test module imported bourse.cli at collection: run the CLI in a subprocess "
+            "(helpers.cli_env / bourse) or import what it needs from bourse.display"
+        )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -55,9 +56,21 @@ def test_no_flow_file_shadows_a_package() -> None:
     assert not {p.name for p in (REPO / "flows").glob("*.py")} & shadowing
 
 
-def all_commands() -> list[list[str]]:
-    from bourse.cli import app
+def cli_app() -> typer.Typer:
+    """The CLI's app, imported with this process's environment put back afterwards: the import
+    runs `runtime.configure()`, whose managed-server settings (API URL, auth string) would reach
+    every server and runner later tests start in this process."""
+    saved = dict(os.environ)
+    try:
+        from bourse.cli import app
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return app
 
+
+def all_commands() -> list[list[str]]:
+    app = cli_app()
     group = typer.main.get_command(app)
     found: list[list[str]] = []
 
@@ -74,7 +87,7 @@ def all_commands() -> list[list[str]]:
 
 
 def test_every_cli_command_has_help_and_is_in_the_readme() -> None:
-    from bourse.cli import app
+    app = cli_app()
 
     readme = (REPO / "README.md").read_text()
     group = typer.main.get_command(app)
