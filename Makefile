@@ -23,7 +23,7 @@ install: $(STAMP) ## Create .venv and install the pinned dependencies
 demo: $(STAMP) ## Start the local Prefect server + runner, generate sample drops, run the pipeline
 	$(BIN)/bourse demo
 
-exchange: $(STAMP) ## Serve the buyers' Delta Sharing service on 127.0.0.1:8780 (EXCHANGE_ARGS=...)
+exchange: $(STAMP) ## Serve buyers on 127.0.0.1:8780: catalog pages and Delta Sharing (EXCHANGE_ARGS=...)
 	$(BIN)/bourse exchange serve $(EXCHANGE_ARGS)
 
 test: $(STAMP) ## Run the whole test suite (two workers, a test file each at a time)

@@ -45,7 +45,8 @@ audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=Tr
 quality_app = typer.Typer(help="Data quality suites.", no_args_is_help=True)
 transfer_app = typer.Typer(help="Cross-border transfer decisions.", no_args_is_help=True)
 exchange_app = typer.Typer(
-    help="The buyers' service: Delta Sharing over the catalog and store.", no_args_is_help=True
+    help="The buyers' service: catalog pages and Delta Sharing over the catalog and store.",
+    no_args_is_help=True,
 )
 
 
@@ -870,7 +871,8 @@ def exchange_serve(
         ),
     ] = None,
 ) -> None:
-    """Serve the Delta Sharing protocol to buyers holding a grant's profile (read-only)."""
+    """Serve buyers (read-only): the catalog pages, DCAT and manifests of what is offered, and
+    the Delta Sharing protocol to holders of a grant's profile."""
     from bourse.exchange import serve
 
     try:

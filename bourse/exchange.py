@@ -1,5 +1,7 @@
 """`bourse exchange serve`: the buyers' HTTP service, Delta Sharing over the catalog and store.
 
+It also serves the catalog's pages, its DCAT-AP export and the manifests (exchange_pages).
+
 Read-only over the data: a grant with a profile is a recipient whose share holds one table, its
 version. Every request checks the grant again (catalog_shares.share_standing: expiry,
 revocation, withdrawal, the market as the audited trail backs it, the approval in force, the
@@ -29,6 +31,7 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from bourse import exchange_pages
 from databourse import sharing, zones
 from databourse.catalog import Catalog
 from databourse.catalog_shares import NOT_DELIVERABLE, GrantStanding
@@ -207,6 +210,8 @@ def create_app(ex: Exchange) -> FastAPI:
     @app.get("/health")
     def health() -> dict[str, str]:
         return {"status": "ok"}
+
+    exchange_pages.add_pages(app, ex)  # the catalog's pages, DCAT and manifests (read-only)
 
     @app.get(PREFIX + "/shares")
     def list_shares(request: Request) -> dict[str, Any]:

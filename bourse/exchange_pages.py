@@ -1,0 +1,210 @@
+"""The exchange's catalog pages: what the audited listing offers, read-only, for buyers.
+
+`/` (every listed product), `/products/{id}` and `/products/{id}/{version}` (description, schema
+with each column's personal-data status, usage terms in words, quality and privacy figures,
+markets and their legal basis, how to get access), `/catalog/dcat.jsonld` (DCAT-AP 3, dcat.py)
+and `/products/{id}/{version}/manifest.json`. What is listed is `Catalog.listing` (markets as the
+authenticated audit trail backs them, catalog_listing) and what is offered is
+`dcat.available_markets`; a manifest is shown only when `exports.gather` finds it is the packaged
+one. Staged versions are never listed; withdrawn ones say so and offer nothing. Every name is
+HTML-escaped (exchange_html), pages run no script (CSP), and no location of this machine or
+its store is ever sent: a manifest's internal locations (raw ingests, reports) are withheld.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from bourse import exchange_html as html
+from bourse.exchange_html import HEADERS, NOT_LISTED, TITLE, href
+from databourse.dcat import available_markets, catalog_jsonld
+from databourse.errors import ManifestMismatch, VersionNotFound
+from databourse.exports import gather
+from databourse.sharing import AccessRefused
+
+if TYPE_CHECKING:
+    from bourse.exchange import Exchange
+
+log = logging.getLogger("bourse.exchange")
+LISTED = ("published", "withdrawn")  # staged versions are work in progress: never listed
+WITHHELD = "withheld"  # what a manifest shows instead of a location inside the exchange
+_LOCATION = re.compile(r"^(?:file:|s3:|/|\\|[A-Za-z]:[\\/])", re.I)
+
+Listing = list[dict[str, Any]]
+Manifests = dict[tuple[str, str], dict[str, Any]]
+
+
+def listed(ex: Exchange, product: str | None = None, version: str | None = None) -> Listing:
+    """The listing (catalog_listing) without staged versions or products with nothing listed."""
+    try:
+        listing = ex.catalog.listing(product, version)
+    except VersionNotFound:
+        return []
+    out = []
+    for entry in listing:
+        versions = [v for v in entry["versions"] if v["status"] in LISTED]
+        if versions:
+            out.append({"product": entry["product"], "versions": versions})
+    return out
+
+
+def checked_manifests(ex: Exchange, listing: Listing) -> Manifests:
+    """The published versions' manifests that are the packaged ones (exports.gather), public.
+
+    A version whose manifest is not the audited one is left out (it offers nothing), logged by
+    product and version only.
+    """
+    todo = [
+        {
+            "product": e["product"],
+            "versions": [v for v in e["versions"] if v["status"] == "published"],
+        }
+        for e in listing
+    ]
+    left_out: set[tuple[str, str]] = set()
+    while True:
+        try:
+            entries = gather(ex.catalog, ex.store, todo)
+        except ManifestMismatch as exc:
+            name = (str(exc.context.get("product")), str(exc.context.get("version")))
+            log.warning("%s@%s not offered by the pages: %s", *name, exc)
+            if name in left_out:  # not one of the versions asked about: offer nothing
+                return {}
+            left_out.add(name)
+            todo = [
+                {
+                    **e,
+                    "versions": [
+                        v for v in e["versions"] if (e["product"]["id"], v["version"]) != name
+                    ],
+                }
+                for e in todo
+            ]
+            continue
+        return {
+            (e["product"]["id"], v["record"]["version"]): public_manifest(ex, v["manifest"])
+            for e in entries
+            for v in e["versions"]
+            if v["manifest"] is not None
+        }
+
+
+def public_manifest(ex: Exchange, manifest: dict[str, Any]) -> dict[str, Any]:
+    """The manifest with every location inside the exchange (store URIs, paths) withheld."""
+    probe = "catalog/probe"
+    roots = {ex.store.uri(probe)[: -len(probe)], str(ex.cfg.root), str(ex.cfg.state_dir)}
+    local = ex.store.local_path(probe)
+    if local is not None:
+        roots.add(str(local)[: -len(probe)])
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        if isinstance(value, str) and (_LOCATION.match(value) or any(r in value for r in roots)):
+            return WITHHELD
+        return value
+
+    # the schema's column names and the files' paths are the data's own names, not locations
+    return {k: v if k in ("schema", "files") else clean(v) for k, v in manifest.items()}
+
+
+def offered_in(record: dict[str, Any], manifest: dict[str, Any] | None) -> list[str]:
+    """The markets a version is offered in: published, its manifest checked, available there."""
+    return available_markets(record) if manifest is not None else []
+
+
+def description(ex: Exchange, product: str) -> str:
+    """The product's description from its config ("" when the config no longer has it)."""
+    spec = ex.cfg.products.get(product)
+    return spec.description if spec is not None else ""
+
+
+def add_pages(app: FastAPI, ex: Exchange) -> None:
+    """Mount the catalog's pages on the exchange's app (GET only; rate limited per address)."""
+
+    def limited(request: Request) -> None:
+        if not ex.allowed(f"ip:{request.client and request.client.host}"):
+            raise AccessRefused(429, "too many requests: slow down")
+
+    def base(request: Request) -> str:
+        return ex.public_url or str(request.base_url).rstrip("/")
+
+    @app.get("/", response_class=HTMLResponse)
+    def index(request: Request) -> Response:
+        limited(request)
+        return html.page(TITLE, html.index(listed(ex)))
+
+    @app.get("/products/{product}", response_class=HTMLResponse)
+    def product_page(request: Request, product: str) -> Response:
+        limited(request)
+        found = listed(ex, product)
+        if not found:
+            return html.not_found()
+        [entry] = found
+        manifests = checked_manifests(ex, found)
+        offered = {
+            v["version"]: offered_in(v, manifests.get((product, v["version"])))
+            for v in entry["versions"]
+        }
+        body = html.product_head(entry, description(ex, product)) + html.versions(entry, offered)
+        newest = next((v for v in entry["versions"] if (product, v["version"]) in manifests), None)
+        if newest is not None:
+            manifest = manifests[product, newest["version"]]
+            markets = offered[newest["version"]]
+            body += html.details(entry["product"], newest, manifest, markets, base(request))
+        return html.page(entry["product"]["name"], body)
+
+    @app.get("/products/{product}/{version}", response_class=HTMLResponse)
+    def version_page(request: Request, product: str, version: str) -> Response:
+        limited(request)
+        found = listed(ex, product, version)
+        if not found:
+            return html.not_found()
+        [entry] = found
+        [record] = entry["versions"]
+        manifest = checked_manifests(ex, found).get((product, version))
+        markets = offered_in(record, manifest)
+        body = html.product_head(entry, description(ex, product))
+        body += html.details(entry["product"], record, manifest, markets, base(request))
+        return html.page(f"{entry['product']['name']} {version}", body)
+
+    @app.get("/products/{product}/{version}/manifest.json")
+    def manifest_json(request: Request, product: str, version: str) -> Response:
+        limited(request)
+        found = listed(ex, product, version)
+        if not found:
+            return JSONResponse({"error": NOT_LISTED}, 404, headers=HEADERS)
+        if found[0]["versions"][0]["status"] == "withdrawn":
+            gone = {"error": "this version is withdrawn: it is not offered"}
+            return JSONResponse(gone, 410, headers=HEADERS)
+        manifest = checked_manifests(ex, found).get((product, version))
+        if manifest is None:
+            return JSONResponse({"error": "this version is not offered now"}, 404, headers=HEADERS)
+        return JSONResponse(manifest, headers=HEADERS)
+
+    @app.get("/catalog/dcat.jsonld")
+    def dcat(request: Request) -> Response:
+        limited(request)
+        listing = listed(ex)
+        manifests = checked_manifests(ex, listing)
+        url = base(request)
+        entries = []
+        for entry in listing:
+            pid, versions = entry["product"]["id"], []
+            for record in entry["versions"]:
+                manifest = manifests.get((pid, record["version"]))
+                if record["status"] == "published" and manifest is None:
+                    continue  # published, but not the packaged manifest: nothing to describe
+                page = url + href("products", pid, record["version"])
+                files = {f["path"]: page for f in (manifest or {}).get("files", [])}
+                versions.append({"record": record, "manifest": manifest, "files": files})
+            entries.append({"product": entry["product"], "versions": versions})
+        body = catalog_jsonld(entries, TITLE)
+        return JSONResponse(body, media_type="application/ld+json", headers=HEADERS)
