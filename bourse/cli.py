@@ -867,7 +867,7 @@ def exchange_serve(
         str | None,
         typer.Option(
             help="The base URL buyers reach this service at (file links); default: "
-            "the URL each request came to."
+            "http://HOST:PORT as started (never a request's Host header)."
         ),
     ] = None,
 ) -> None:
@@ -1240,8 +1240,10 @@ def main() -> None:
     """The CLI. A databourse error no command caught (a missing key, say), or a refusal of the
     Prefect API (no such run, a wrong auth string), is one error line and exit 1, never a
     traceback."""
+    from bourse import logfilter
     from bourse.api_errors import api_error_line
 
+    logfilter.install()  # every command's console, `demo` included
     try:
         app()
     except DataBourseError as exc:

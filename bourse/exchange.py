@@ -6,37 +6,40 @@ Read-only over the data: a grant with a profile is a recipient whose share holds
 version. Every request checks the grant again (catalog_shares.share_standing: expiry,
 revocation, withdrawal, the market as the audited trail backs it, the approval in force, the
 grant's rows as audited), then the version's manifest against its content hash and audited
-sha256 (the same checks as `bourse grant`), and a query hashes the files against the manifest.
-File URLs: presigned GETs on S3, HMAC-signed links of this service on the embedded store, each
-valid for at most FILE_URL_SECONDS and never past the grant; no path of this machine is ever
-sent. Each query is one `access` audit event; file reads are batched per query (one event per
-query and flush interval, not per file part). CORS is off; tokens are rate limited.
+sha256 (the same checks as `bourse grant`). This service serves every file itself, on every
+store, from a private content-addressed copy (exchange_cache: copied from the store while hashed,
+kept only if its sha256 is the manifest's, opened once per request), so a store writer cannot
+change the bytes a buyer gets. File URLs are HMAC-signed links of this service, valid for at
+most FILE_URL_SECONDS and never past the grant; each fetch checks the grant again, so revocation
+and withdrawal cut every link; no machine path or presigned store URL is ever sent. Each query
+is one `access` audit event; file reads are batched per query (one event per query and flush
+interval, not per file part). CORS and the OpenAPI document are off; requests are rate
+limited per grant and per client address, refused tokens and links per address (exchange_limits).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
 import re
 import threading
-import time
-from collections import defaultdict, deque
 from collections.abc import Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from bourse import exchange_pages
+from bourse.exchange_cache import FileCache
+from bourse.exchange_limits import Rate, RateLimiter
 from databourse import sharing, zones
 from databourse.catalog import Catalog
 from databourse.catalog_shares import NOT_DELIVERABLE, GrantStanding
 from databourse.config import Config
-from databourse.delivery import check_manifest
+from databourse.delivery import check_manifest, decided_under_another_policy
 from databourse.errors import DataBourseError
 from databourse.facts import checked_facts
 from databourse.grant_terms import check_terms_expiry
@@ -48,10 +51,17 @@ log = logging.getLogger("bourse.exchange")
 PREFIX = "/delta-sharing"
 TABLE_VERSION = "0"  # one immutable version per table: the Delta table never changes
 MAX_BODY = 64 * 1024  # a query's JSON body
-RATE = (600, 60.0)  # requests per token (or per address without one) in a window of seconds
+RATE: Rate = (600, 60.0)  # requests per grant in a window of seconds
+ADDRESS_RATE: Rate = (1200, 60.0)  # requests per client address, every endpoint
+FAILURES: Rate = (60, 60.0)  # refused tokens and file links per client address
+TOO_MANY = "too many requests: slow down"
+POLICY_CHANGED = (
+    "the transfer policy changed since this market was decided; ask the exchange to re-decide"
+)
+WILDCARDS = ("", "0.0.0.0", "::")  # listening everywhere: not an address to link to
 FLUSH_SECONDS = 2.0  # how often batched file reads become audit events
 NDJSON = "application/x-ndjson; charset=utf-8"
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"^bytes=(\d{0,19})-(\d{0,19})$")  # 19 digits: any file size, never a bignum
 
 
 @dataclass
@@ -62,27 +72,47 @@ class Exchange:
     catalog: Catalog
     store: ObjectStore
     url_key: bytes
+    cache: FileCache
     public_url: str | None = None
-    _hashes: dict[tuple[str, int, str | None, Any], str] = field(default_factory=dict)
+    listen_url: str | None = None  # the address it was started on, unless a wildcard
+    limits: RateLimiter = field(default_factory=RateLimiter)
     _reads: dict[tuple[int, int], list[Any]] = field(default_factory=dict)
-    _hits: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def now(self) -> dt.datetime:
         return dt.datetime.now(dt.UTC)
 
-    def allowed(self, who: str) -> bool:
-        """A sliding-window rate limit per token hash (or client address)."""
-        limit, window = RATE
-        moment = time.monotonic()
-        with self._lock:
-            hits = self._hits[who]
-            while hits and hits[0] <= moment - window:
-                hits.popleft()
-            if len(hits) >= limit:
-                return False
-            hits.append(moment)
-            return True
+    def allowed(self, who: str, rate: Rate = RATE) -> bool:
+        """A sliding-window rate limit per key (a grant, a client address), in bounded memory."""
+        return self.limits.hit(who, rate)
+
+    def address_allowed(self, address: str) -> bool:
+        """The client address is under its request rate and has not failed too often."""
+        return self.limits.under(f"fail:{address}", FAILURES) and self.allowed(
+            f"addr:{address}", ADDRESS_RATE
+        )
+
+    def note_failure(self, address: str) -> None:
+        """A refused token or file link counts against the address it came from."""
+        self.limits.hit(f"fail:{address}", FAILURES)
+
+    def link_base(self, request: Request) -> str:
+        """Buyers' base URL: --public-url, else the address served on; never the Host header."""
+        if self.public_url:
+            return self.public_url
+        if self.listen_url:
+            return self.listen_url
+        server = request.scope.get("server")  # the local address this connection came to
+        if not server or server[1] is None:
+            raise AccessRefused(403, "this exchange has no public URL: ask its operator")
+        return http_url(str(server[0]), int(server[1]))
+
+    def check_policy(self, standing: GrantStanding, versions: list[dict[str, Any]]) -> None:
+        """403 when the market was decided under other transfer rules (as `bourse grant` asks)."""
+        [row] = versions
+        if decided_under_another_policy(self.cfg.policy, row["availability"], standing.market):
+            log.warning("grant %s: its market's decision predates the policy", standing.grant_id)
+            raise AccessRefused(403, POLICY_CHANGED, grant_id=standing.grant_id)
 
     def deliverable(self, standing: GrantStanding) -> dict[str, Any]:
         """The version's manifest once it checks out as `bourse grant` checks it (else 403)."""
@@ -91,7 +121,9 @@ class Exchange:
             manifest = read_manifest(self.store, product, version)
             if manifest is None:
                 raise AccessRefused(403, NOT_DELIVERABLE)
-            shown = self.catalog.show(product, version)["product"]
+            listed = self.catalog.show(product, version)
+            self.check_policy(standing, listed["versions"])
+            shown = listed["product"]
             provider, dataset = shown["provider"], shown["dataset"]
             origin = self.cfg.providers[provider].jurisdiction
             important = self.cfg.dataset(provider, dataset).important_data
@@ -106,31 +138,19 @@ class Exchange:
             raise AccessRefused(403, NOT_DELIVERABLE, grant_id=standing.grant_id) from None
         return manifest
 
-    def file_sha256(self, key: str) -> str:
-        """The object's sha256, read once per (key, size, etag, modified): files are immutable."""
-        info = self.store.head(key)
-        if info is None:
-            return "missing"
-        ident = (key, info.size, info.etag, info.modified)
-        with self._lock:
-            known = self._hashes.get(ident)
-        if known is None:
-            digest = hashlib.sha256()
-            with self.store.open(key) as src:
-                while block := src.read(1 << 20):
-                    digest.update(block)
-            known = digest.hexdigest()
-            with self._lock:
-                self._hashes[ident] = known
-        return known
+    def verified_file(self, standing: GrantStanding, entry: dict[str, Any]) -> IO[bytes]:
+        """The private copy of a manifest file, its sha256 checked, open (else 403)."""
+        key = f"{zones.product_prefix(standing.product, standing.version)}/{entry['path']}"
+        src = self.cache.open_verified(self.store, key, str(entry["sha256"]))
+        if src is None:
+            log.warning("grant %s: %s differs from its manifest", standing.grant_id, entry["path"])
+            raise AccessRefused(403, NOT_DELIVERABLE, grant_id=standing.grant_id)
+        return src
 
     def check_files(self, standing: GrantStanding, manifest: dict[str, Any]) -> None:
-        """Every file still has its manifest's sha256 (403 naming nothing else otherwise)."""
-        prefix = zones.product_prefix(standing.product, standing.version)
+        """Every file has its manifest's sha256 and a private copy to be served from."""
         for entry in manifest["files"]:
-            if self.file_sha256(f"{prefix}/{entry['path']}") != entry["sha256"]:
-                log.warning("grant %s: %s differs from its manifest", standing.grant_id, entry)
-                raise AccessRefused(403, NOT_DELIVERABLE, grant_id=standing.grant_id)
+            self.verified_file(standing, entry).close()
 
     def note_read(self, standing: GrantStanding, query: int, size: int) -> None:
         with self._lock:
@@ -162,13 +182,22 @@ def refused(exc: AccessRefused) -> JSONResponse:
 def authorized(ex: Exchange, request: Request) -> tuple[GrantStanding, SharedTable]:
     """The caller's grant, checked now; AccessRefused (401, 403 or 429) otherwise."""
     token = sharing.bearer_token(request.headers.get("authorization"))
-    who = sharing.token_sha256(token) if token else f"ip:{request.client and request.client.host}"
-    if not ex.allowed(who):
-        raise AccessRefused(429, "too many requests: slow down")
-    if token is None:
+    if token is None:  # the address's limits (create_app's middleware) count the failure
         raise AccessRefused(401, "the bearer token is not valid")
-    standing = ex.catalog.share_standing(ex.catalog.recipient_of(who))
+    grant_id = ex.catalog.recipient_of(sharing.token_sha256(token))
+    if not ex.allowed(f"grant:{grant_id}"):
+        raise AccessRefused(429, TOO_MANY)
+    standing = ex.catalog.share_standing(grant_id)
+    ex.check_policy(standing, ex.catalog.show(standing.product, standing.version)["versions"])
     return standing, SharedTable(standing.grant_id, standing.product, standing.version)
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def http_url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def own(table: SharedTable, share: str, schema: str | None = None, name: str | None = None) -> None:
@@ -199,7 +228,25 @@ def create_app(ex: Exchange) -> FastAPI:
         thread.join()
         ex.flush_reads()
 
-    app = FastAPI(title="databourse exchange", docs_url=None, redoc_url=None, lifespan=lifespan)
+    app = FastAPI(
+        title="databourse exchange",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan,
+    )
+
+    @app.middleware("http")
+    async def per_address(request: Request, call_next: Any) -> Response:
+        """Every endpoint is limited per client address, and so are its refused credentials."""
+        address = client_address(request)
+        if not ex.address_allowed(address):
+            return error(429, "RESOURCE_EXHAUSTED", TOO_MANY, **{"Retry-After": "1"})
+        response: Response = await call_next(request)
+        link = request.url.path.startswith(PREFIX + "/files/")
+        if response.status_code == 401 or (link and response.status_code == 403):
+            ex.note_failure(address)
+        return response
 
     @app.exception_handler(AccessRefused)
     async def on_refused(_request: Request, exc: AccessRefused) -> JSONResponse:
@@ -274,7 +321,7 @@ def create_app(ex: Exchange) -> FastAPI:
         ex.check_files(standing, manifest)
         size = sum(int(f["bytes"]) for f in manifest["files"])
         seq = ex.catalog.record_access(standing, "query", len(manifest["files"]), size)
-        base = ex.public_url or str(request.base_url).rstrip("/")
+        base = ex.link_base(request)
         lines = [sharing.protocol_line(), sharing.metadata_line(table, manifest)]
         lines += _file_lines(ex, standing, manifest, seq, base)
         return Response("".join(lines), media_type=NDJSON, headers=_protocol_headers(fmt))
@@ -289,10 +336,12 @@ def create_app(ex: Exchange) -> FastAPI:
         if not 0 <= index < len(manifest["files"]):
             return error(404, "NOT_FOUND", "no such file in this grant's table")
         entry = manifest["files"][index]
-        key = f"{zones.product_prefix(standing.product, standing.version)}/{entry['path']}"
-        if ex.file_sha256(key) != entry["sha256"]:
-            raise AccessRefused(403, NOT_DELIVERABLE, grant_id=grant_id)
-        return _send(ex, request, standing, key, int(entry["bytes"]), q)
+        src = ex.verified_file(standing, entry)  # opened once: never reopened by name
+        try:
+            return _send(ex, request, standing, src, int(entry["bytes"]), q)
+        except BaseException:
+            src.close()
+            raise
 
     return app
 
@@ -325,6 +374,8 @@ async def _query_problem(request: Request) -> str | None:
         asked = json.loads(body or b"{}")
     except ValueError:
         return "the query body is not JSON"
+    except RecursionError:
+        return "the query body is nested too deeply"
     if not isinstance(asked, dict):
         return "the query body is not a JSON object"
     if asked.get("version") not in (None, 0) or any(
@@ -337,33 +388,28 @@ async def _query_problem(request: Request) -> str | None:
 def _file_lines(
     ex: Exchange, standing: GrantStanding, manifest: dict[str, Any], query: int, base: str
 ) -> list[str]:
-    """The file lines: presigned S3 GETs, or this service's signed links on the embedded store."""
-    now = ex.now()
-    until = sharing.url_expiry(standing.expires_at, now)
-    prefix = zones.product_prefix(standing.product, standing.version)
+    """The file lines: this service's signed links on every store (never a presigned URL)."""
+    until = sharing.url_expiry(standing.expires_at, ex.now())
+    exp = int(until.timestamp())
     lines = []
     for index, entry in enumerate(manifest["files"]):
-        key = f"{prefix}/{entry['path']}"
-        if ex.store.local_path(key) is None:  # S3: presigned, never past the grant
-            url = ex.store.access_url(key, max(1, int((until - now).total_seconds())))
-        else:
-            exp = int(until.timestamp())
-            sig = sharing.file_signature(ex.url_key, standing.grant_id, index, query, exp)
-            url = f"{base}{PREFIX}/files/{standing.grant_id}/{index}.parquet"
-            url += f"?q={query}&exp={exp}&sig={sig}"
+        sig = sharing.file_signature(ex.url_key, standing.grant_id, index, query, exp)
+        url = f"{base}{PREFIX}/files/{standing.grant_id}/{index}.parquet"
+        url += f"?q={query}&exp={exp}&sig={sig}"
         lines.append(sharing.file_line(entry, url, until))
     return lines
 
 
 def _send(
-    ex: Exchange, request: Request, standing: GrantStanding, key: str, size: int, query: int
+    ex: Exchange, request: Request, standing: GrantStanding, src: IO[bytes], size: int, query: int
 ) -> Response:
-    """The file or one byte range of it (readers of Parquet ask for the footer first)."""
+    """The file or one byte range of it from its open private copy (Parquet footers first)."""
     start, end, status = 0, size - 1, 200
     wanted = request.headers.get("range")
     if wanted:
         m = _RANGE.match(wanted.strip())
         if m is None or (not m.group(1) and not m.group(2)):
+            src.close()
             return error(416, "INVALID_PARAMETER_VALUE", "one byte range: bytes=START-END")
         if m.group(1):
             start = int(m.group(1))
@@ -371,27 +417,22 @@ def _send(
         else:
             start = max(0, size - int(m.group(2)))
         if start > end or start >= size:
+            src.close()
             return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
         status = 206
     headers = {"Accept-Ranges": "bytes", "Content-Length": str(end - start + 1)}
     if status == 206:
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
     if request.method == "HEAD":
+        src.close()
         return Response(status_code=status, headers=headers)
     ex.note_read(standing, query, end - start + 1)
-    return StreamingResponse(
-        _chunks(ex.store, key, start, end), status, headers, "application/octet-stream"
-    )
+    return StreamingResponse(_chunks(src, start, end), status, headers, "application/octet-stream")
 
 
-def _chunks(store: ObjectStore, key: str, start: int, end: int) -> Iterator[bytes]:
-    with store.open(key) as src:
-        if src.seekable():
-            src.seek(start)
-        else:  # an S3 body is a stream: read up to the range
-            left = start
-            while left > 0 and (skipped := src.read(min(left, 1 << 20))):
-                left -= len(skipped)
+def _chunks(src: IO[bytes], start: int, end: int) -> Iterator[bytes]:
+    with src:
+        src.seek(start)
         remaining = end - start + 1
         while remaining > 0 and (block := src.read(min(remaining, 1 << 20))):
             remaining -= len(block)
@@ -405,12 +446,16 @@ def serve(host: str, port: int, public_url: str | None = None) -> None:
     from tasks import resources
 
     keys = resources.audit_keys()
+    cfg = resources.config()
     ex = Exchange(
-        cfg=resources.config(),
+        cfg=cfg,
         catalog=resources.catalog(),
         store=resources.store(),
         url_key=sharing.url_signing_key(keys[0].material),
+        cache=FileCache.from_env(cfg.state_dir),
         public_url=public_url.rstrip("/") if public_url else None,
+        listen_url=None if host in WILDCARDS else http_url(host, port),
     )
+    ex.cache.check_outside(ex.store)
     log.info("exchange serving on %s:%s", host, port)
     uvicorn.run(create_app(ex), host=host, port=port, access_log=False, log_level="info")

@@ -134,7 +134,7 @@ def add_pages(app: FastAPI, ex: Exchange) -> None:
             raise AccessRefused(429, "too many requests: slow down")
 
     def base(request: Request) -> str:
-        return ex.public_url or str(request.base_url).rstrip("/")
+        return ex.link_base(request)
 
     @app.get("/", response_class=HTMLResponse)
     def index(request: Request) -> Response:

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from databourse.audit_anchors import ANCHOR_GRACE as ANCHOR_GRACE
 from databourse.audit_anchors import ANCHORS as ANCHORS
+from databourse.audit_anchors import FRESH_READS as FRESH_READS
 from databourse.audit_anchors import anchor_body, unanchored
 from databourse.audit_anchors import anchor_key as anchor_key
 from databourse.audit_anchors import check_anchors as check_anchors

@@ -138,7 +138,14 @@ class CatalogEngine:
         # The audit trail's keys (signing key first), which the database never holds; without a
         # resolver, the environment's $DATABOURSE_AUDIT_KEY (see databourse/keys.py).
         # The anchor store rides along too: every fold of the trail checks its anchors there.
-        info = {"audit_keys": audit_keys or keys.from_environment, "anchor_store": anchor_store}
+        # An anchor above the head a transaction's snapshot sees is judged by the chain as
+        # committed now (a transaction of its own: never the write lock), not as a truncation.
+        fresh = sessionmaker(bind=self.engine, expire_on_commit=False)
+        info: dict[str, Any] = {
+            "audit_keys": audit_keys or keys.from_environment,
+            "anchor_store": anchor_store,
+            audit.FRESH_READS: fresh.begin,
+        }
         self._reads = sessionmaker(bind=self.engine, expire_on_commit=False, info=info)
         self._writes = sessionmaker(
             bind=self.engine.execution_options(**{_WRITE_OPTION: True}),

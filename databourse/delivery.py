@@ -17,7 +17,7 @@ from typing import Any
 
 from databourse import zones
 from databourse.catalog import Catalog
-from databourse.config import Config
+from databourse.config import Config, CrossBorderPolicy
 from databourse.errors import (
     CatalogError,
     FactsMismatch,
@@ -105,10 +105,7 @@ def grant_access(
             "quarantine", product=product, version=version, market=market, detail=detail
         )
         raise
-    decided = {
-        a["market"]: (a.get("detail") or {}).get("policy_sha256") for a in row["availability"]
-    }
-    redecide = market in decided and decided[market] != policy_fingerprint(cfg.policy)
+    redecide = decided_under_another_policy(cfg.policy, row["availability"], market)
     if redecide and row["status"] == "published":
         # Decided under another policy (or before decisions named theirs): decide it again now,
         # do not trust it. A market never decided stays so: only the publish run offers one.
@@ -140,6 +137,18 @@ def grant_access(
     grant["manifest_url"] = store.access_url(f"{prefix}/manifest.json", seconds)
     grant["url_expires_in_seconds"] = min(seconds, 7 * 24 * 3600)
     return grant
+
+
+def decided_under_another_policy(
+    policy: CrossBorderPolicy, availability: list[dict[str, Any]], market: str
+) -> bool:
+    """Whether the market's decision was made under other transfer rules than `policy`.
+
+    `availability`: a version's markets as `Catalog.show` gives them. A decision made before
+    decisions named their policy counts as another policy; a market never decided does not.
+    """
+    decided = {a["market"]: (a.get("detail") or {}).get("policy_sha256") for a in availability}
+    return market in decided and decided[market] != policy_fingerprint(policy)
 
 
 def check_manifest(catalog: Catalog, store: ObjectStore, product: str, version: str) -> None:

@@ -44,6 +44,7 @@ TOKEN_BYTES = 32  # secrets.token_urlsafe: 256 bits, 43 characters
 FILE_URL_SECONDS = 15 * 60  # a file URL never lives longer than this (nor past the grant)
 SHARE_CREDENTIALS_VERSION = 1
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{43,128}$")
+_SIGNATURE = re.compile(r"^[0-9A-Fa-f]{64}$")  # compare_digest takes ASCII text only
 _PRIMITIVE = {
     "bool": "boolean",
     "int8": "byte",
@@ -281,7 +282,7 @@ def signature_problem(
 ) -> str | None:
     """Why a signed file URL is refused (tampered, expired), or None when it holds."""
     wanted = file_signature(key, grant_id, index, query, expires)
-    if not hmac.compare_digest(wanted, sig.lower()):
+    if not _SIGNATURE.match(sig) or not hmac.compare_digest(wanted, sig.lower()):
         return "the link's signature does not match: ask the exchange for a new query"
     if expires <= int(now.timestamp()):
         return "the link has expired: query the table again for new links"

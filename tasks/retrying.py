@@ -20,6 +20,8 @@ from databourse.errors import (
     StorageError,
 )
 
+# Outer bounds: tasks run in worker threads, where Prefect's timeout binds only once a blocking
+# call returns (a hung call is found by the runs' heartbeats and the zombie automation).
 HEAVY_SECONDS = 6 * 3600  # a whole file through one stage
 LIGHT_SECONDS = 15 * 60  # catalog and bookkeeping steps
 

@@ -275,7 +275,7 @@ def test_a_profile_that_cannot_be_written_leaves_no_usable_grant(
     assert world.catalog.grant_list() == []  # refused before anything was recorded
 
 
-def test_on_s3_the_client_reads_through_presigned_links_within_the_grant(
+def test_on_s3_the_client_reads_through_the_exchanges_own_links_within_the_grant(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, buyer_python: Path
 ) -> None:
     from s3_server import make_bucket, moto_server, use_dummy_aws_env
@@ -302,12 +302,13 @@ def test_on_s3_the_client_reads_through_presigned_links_within_the_grant(
         )
         assert read["rows"] == expected.num_rows == 30
         assert read["pandas"] == read["arrow"] == rows_digest(expected)
-        for url in read["urls"]:
-            assert url.startswith(endpoint) and "X-Amz-Signature=" in url
-            seconds = int(parse_qs(urlsplit(url).query)["X-Amz-Expires"][0])
-            assert 0 < seconds <= 15 * 60  # short-lived, and never past the grant (2 h)
-        events = access_events(w, given["id"])
-        assert [e["detail"]["what"] for e in events] == ["query", "query"]
+        for url in read["urls"]:  # the exchange serves S3 too: no presigned store link
+            assert url.startswith(f"{base}/delta-sharing/files/{given['id']}/") and "sig=" in url
+            assert endpoint not in url and "X-Amz-" not in url
+            exp = int(parse_qs(urlsplit(url).query)["exp"][0])
+            assert 0 < exp - time.time() <= 15 * 60  # short-lived, and never past the grant (2 h)
+        events = access_events(w, given["id"], wait_for="files")
+        assert [e["detail"]["what"] for e in events].count("query") == 2
         w.catalog.close()
 
 

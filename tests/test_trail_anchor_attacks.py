@@ -10,8 +10,11 @@ neither the pipeline nor a grant. Row 6 is in the second half (a deleted pending
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from uuid import UUID
 
+import pytest
 from sqlalchemy import text
 from test_facts_and_grants import PRODUCT, World, gate, package, world
 from test_trail_backed_grants import grant, sql
@@ -97,6 +100,23 @@ def test_a_planted_anchor_blocks_neither_anchoring_nor_grants(world: World) -> N
 # --- row 6: a pending row deleted under a suspended publish run --------------------------------
 
 
+_MADE: list[str] = []  # runs made on the session's shared Prefect server, deleted after each test
+
+
+@pytest.fixture(autouse=True)
+def _delete_made_runs() -> Iterator[None]:
+    """Other tests' catalogs share the session's Prefect server: a suspended run left there
+    (untagged ones count as every catalog's) would be named by their `verify --all`."""
+    yield
+    if not _MADE:
+        return
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        while _MADE:
+            client.delete_flow_run(UUID(_MADE.pop()))
+
+
 def suspended_run(version: str, tags: list[str] | None = None) -> str:
     """A publish run suspended on the MY form, as the Prefect API holds it (no runner needed)."""
     from prefect import flow
@@ -116,6 +136,7 @@ def suspended_run(version: str, tags: list[str] | None = None) -> str:
             state=Suspended(timeout_seconds=3600, pause_key="approval-my"),
             tags=tags or [],
         )
+    _MADE.append(str(run.id))
     return str(run.id)
 
 
