@@ -6,8 +6,8 @@ flows process them against the session's Prefect server: two drops publish, one 
 a contract error in a canary row, one fails the quality suite in a canary row. Then every canary is
 searched in all Prefect logs, artifacts, flow and task run states and parameters, the server's
 database and logs, Prefect's result storage, the store (reports, products, catalog and audit
-exports, `_reason.json`) and the catalog database. Only the raw zone, staging and the quarantined
-copy of a drop may hold the values; a hit elsewhere fails the test with its location, never its
+exports, `_reason.json`) and the catalog database. Only the landing zone (providers' drops), the raw
+zone, staging and the quarantined copy of a drop may hold the values; a hit elsewhere fails the test with its location, never its
 context.
 """
 
@@ -163,11 +163,12 @@ def prefect_hits() -> tuple[list[Hit], dict[str, int]]:
 
 
 def legitimate(path: Path, store_root: Path) -> bool:
-    """Raw, staging and the quarantined copy of a drop hold the values by design."""
+    """The providers' drops (landing), raw, staging and the quarantined copy of a drop hold the
+    values by design (the session's project is shared: other tests' drops land there too)."""
     if not path.is_relative_to(store_root):
         return False
     key = path.relative_to(store_root).as_posix()
-    if key.startswith(("raw/", "staging/")):
+    if key.startswith(("landing/", "raw/", "staging/")):
         return True
     return key.startswith("quarantine/") and path.name != "_reason.json"
 
