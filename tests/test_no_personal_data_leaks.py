@@ -6,9 +6,9 @@ flows process them against the session's Prefect server: two drops publish, one 
 a contract error in a canary row, one fails the quality suite in a canary row. Then every canary is
 searched in all Prefect logs, artifacts, flow and task run states and parameters, the server's
 database and logs, Prefect's result storage, the store (reports, products, catalog and audit
-exports, `_reason.json`) and the catalog database. Only the landing zone (providers' drops), the raw
-zone, staging and the quarantined copy of a drop may hold the values; a hit elsewhere fails the test with its location, never its
-context.
+exports, `_reason.json`) and the catalog database. Only the landing zone (providers' drops), the
+raw zone, staging and the quarantined copy of a drop may hold the values; a hit elsewhere fails
+the test with its location, never its context.
 """
 
 from __future__ import annotations
