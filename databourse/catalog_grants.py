@@ -20,7 +20,7 @@ from databourse.names import check_name
 from databourse.staged_integrity import authenticated_events
 from databourse.storage import ObjectStore
 
-__all__ = ["GrantsAndAudit"]
+__all__ = ["GrantsAndAudit", "offer_in_force"]
 
 log = logging.getLogger("databourse.catalog")
 
@@ -58,18 +58,7 @@ class GrantsAndAudit(CatalogEngine):
 
         def work(session: Session) -> dict[str, Any]:
             row = self._version_row(session, product_id, version)
-            where = availability_row(session, row.id, market)
-            if row.status != "published" or where is None or where.status != "available":
-                raise TransferNotApproved(
-                    f"{product_id} {version} is not offered in {market} "
-                    f"(version {row.status}, market {where.status if where else 'undecided'})",
-                    product=product_id,
-                    version=version,
-                    market=market,
-                )
-            approval = _approval_in_force(session, row, where, expires_at, self._now())
-            untrailed = trail_state.grant_problems(session, row, where, approval)
-            _refuse_untrailed(untrailed, row, market)
+            where, approval = offer_in_force(session, row, market, expires_at, self._now())
             _refuse_unaccepted(approval, accepted_conditions, row)
             check_terms_expiry(product_id, version, terms_expire, expires_at, self._now())
             grant = Grant(
@@ -251,6 +240,29 @@ def _check_expiry(expires_at: datetime, now: datetime, max_days: int) -> None:
             "in settings.yaml): give a shorter --expires and renew the grant when it ends",
             max_days=max_days,
         )
+
+
+def offer_in_force(
+    session: Session, row: Version, market: str, expires_at: datetime, now: datetime
+) -> tuple[Availability, Approval | None]:
+    """What a grant in `market` until `expires_at` rests on, checked for a new grant and again
+    for every delivery of one (`catalog_shares`): the version published and available there,
+    the approval in force past the grant's end, and those rows as the authenticated audit
+    trail backs them. Returns the availability row and the approval (None where the market is
+    open without one); raises TransferNotApproved or CatalogError naming the first failure.
+    """
+    where = availability_row(session, row.id, market)
+    if row.status != "published" or where is None or where.status != "available":
+        raise TransferNotApproved(
+            f"{row.product_id} {row.version} is not offered in {market} "
+            f"(version {row.status}, market {where.status if where else 'undecided'})",
+            product=row.product_id,
+            version=row.version,
+            market=market,
+        )
+    approval = _approval_in_force(session, row, where, expires_at, now)
+    _refuse_untrailed(trail_state.grant_problems(session, row, where, approval), row, market)
+    return where, approval
 
 
 def _approval_in_force(

@@ -22,8 +22,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from databourse import audit, trail_state
 from databourse.catalog_engine import CatalogEngine
-from databourse.catalog_grants import _approval_in_force
-from databourse.catalog_markets import availability_row
+from databourse.catalog_grants import offer_in_force
 from databourse.catalog_models import Base, Grant, Version, aware, iso, to_utc, utcnow
 from databourse.errors import CatalogError
 from databourse.sharing import AccessRefused
@@ -225,16 +224,10 @@ def _standing(session: Session, grant_id: int, now: datetime) -> GrantStanding:
             403, f"grant {grant_id} expired at {iso(expires_at)}", grant_id=grant_id
         )
     problems = _record_problems(session, grant, row, recipient)
-    where = availability_row(session, row.id, grant.market)
-    if row.status != "published" or where is None or where.status != "available":
-        problems.append(f"version {row.status}, market {where.status if where else 'undecided'}")
-    else:
-        try:
-            approval = _approval_in_force(session, row, where, expires_at, now)
-        except CatalogError as exc:  # TransferNotApproved too
-            problems.append(str(exc))
-        else:
-            problems += trail_state.grant_problems(session, row, where, approval)
+    try:
+        offer_in_force(session, row, grant.market, expires_at, now)
+    except CatalogError as exc:  # TransferNotApproved too
+        problems.append(str(exc))
     if problems:
         log.warning("grant %s not delivered: %s", grant_id, "; ".join(problems[:3]))
         raise AccessRefused(403, NOT_DELIVERABLE, grant_id=grant_id)
