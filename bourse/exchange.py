@@ -46,6 +46,7 @@ from databourse.grant_terms import check_terms_expiry
 from databourse.package import read_manifest
 from databourse.sharing import AccessRefused, SharedTable
 from databourse.storage import ObjectStore
+from databourse.trail_fold import TrailCache
 
 log = logging.getLogger("bourse.exchange")
 PREFIX = "/delta-sharing"
@@ -447,9 +448,17 @@ def serve(host: str, port: int, public_url: str | None = None) -> None:
 
     keys = resources.audit_keys()
     cfg = resources.config()
+    resources.catalog()  # its tables created if missing
+    # Asked on every request: the trail's fold is kept and extended event by event (trail_fold).
+    catalog = Catalog(
+        cfg.catalog_url,
+        audit_keys=resources.audit_keys,
+        anchor_store=resources.store,
+        trail_cache=TrailCache(),
+    )
     ex = Exchange(
         cfg=cfg,
-        catalog=resources.catalog(),
+        catalog=catalog,
         store=resources.store(),
         url_key=sharing.url_signing_key(keys[0].material),
         cache=FileCache.from_env(cfg.state_dir),

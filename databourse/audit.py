@@ -264,6 +264,14 @@ def _marker_problems(ev: AuditEvent, legacy: int, prev: str) -> list[str]:
     return [_unvouched(legacy)]
 
 
+def link_problems(
+    ev: AuditEvent, prev: str, expected_seq: int, keys: dict[str, bytes]
+) -> list[str]:
+    """What `verify` finds wrong with one event after the authenticated ones: its sequence, its
+    link to `prev` (the hash before it), its hash and its MAC."""
+    return _chain_problems(ev, prev, expected_seq) + _mac_problems(ev, keys)
+
+
 def _chain_problems(ev: AuditEvent, prev: str, expected_seq: int) -> list[str]:
     problems = []
     if ev.seq != expected_seq:

@@ -22,6 +22,7 @@ from databourse.catalog_models import Version, utcnow
 from databourse.errors import CatalogError, DataBourseError, VersionNotFound
 from databourse.keys import Key
 from databourse.storage import ObjectStore
+from databourse.trail_fold import TRAIL_CACHE, TrailCache
 
 __all__ = [
     "MIGRATIONS",
@@ -128,6 +129,7 @@ class CatalogEngine:
         url: str,
         audit_keys: Callable[[], list[Key]] | None = None,
         anchor_store: Callable[[], ObjectStore] | None = None,
+        trail_cache: TrailCache | None = None,
     ) -> None:
         self.url = url
         self.engine = make_engine(url)
@@ -145,6 +147,8 @@ class CatalogEngine:
             "audit_keys": audit_keys or keys.from_environment,
             "anchor_store": anchor_store,
             audit.FRESH_READS: fresh.begin,
+            # A long-running reader's fold of the trail, extended event by event (trail_fold).
+            TRAIL_CACHE: trail_cache,
         }
         self._reads = sessionmaker(bind=self.engine, expire_on_commit=False, info=info)
         self._writes = sessionmaker(

@@ -206,7 +206,7 @@ def _recipient(session: Session, grant_id: int) -> ShareRecipient | None:
 
 
 def _revoked(session: Session) -> set[int]:
-    """Grants an authenticated `revocation` event revoked."""
+    """Grants an authenticated `revocation` event revoked (what `TrailState.revoked` folds)."""
     return {int(e["detail"]["grant_id"]) for e in authenticated_events(session, "revocation")}
 
 
@@ -216,14 +216,15 @@ def _standing(session: Session, grant_id: int, now: datetime) -> GrantStanding:
     recipient = _recipient(session, grant_id)
     if recipient is None:
         raise AccessRefused(401, "the bearer token is not valid")
-    if recipient.revoked_at is not None or grant_id in _revoked(session):
+    trail = trail_state.TrailState.of(session)
+    if recipient.revoked_at is not None or grant_id in trail.revoked:
         raise AccessRefused(403, f"grant {grant_id} was revoked", grant_id=grant_id)
     expires_at = to_utc(grant.expires_at)
     if expires_at <= now:
         raise AccessRefused(
             403, f"grant {grant_id} expired at {iso(expires_at)}", grant_id=grant_id
         )
-    problems = _record_problems(session, grant, row, recipient)
+    problems = _record_problems(trail, grant, row, recipient)
     try:
         offer_in_force(session, row, grant.market, expires_at, now)
     except CatalogError as exc:  # TransferNotApproved too
@@ -243,11 +244,11 @@ def _standing(session: Session, grant_id: int, now: datetime) -> GrantStanding:
 
 
 def _record_problems(
-    session: Session, grant: Grant, row: Version, recipient: ShareRecipient
+    trail: trail_state.TrailState, grant: Grant, row: Version, recipient: ShareRecipient
 ) -> list[str]:
     """The grant and recipient rows as their authenticated events record them."""
     problems = []
-    proved = trail_state.TrailState.of(session).grants.get(grant.id)
+    proved = trail.grants.get(grant.id)
     if (
         proved is None
         or proved["version"] != (row.product_id, row.version)
@@ -257,11 +258,6 @@ def _record_problems(
         or grant.content_hash != row.content_hash
     ):
         problems.append(f"grant {grant.id}: its row differs from its audited grant event")
-    hashes = [
-        e["detail"].get("token_sha256")
-        for e in authenticated_events(session, "recipient")
-        if e["detail"].get("grant_id") == grant.id
-    ]
-    if hashes != [recipient.token_sha256]:
+    if trail.recipients.get(grant.id, []) != [recipient.token_sha256]:
         problems.append(f"grant {grant.id}: its token hash is not the audited one")
     return problems

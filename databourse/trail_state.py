@@ -13,28 +13,23 @@ and hashes only.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
-from collections import defaultdict
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from databourse import audit
 from databourse.catalog_models import (
     Approval,
-    AuditEvent,
     Availability,
     ExporterTransfer,
     Grant,
     Version,
     iso,
 )
-from databourse.errors import DataBourseError
 from databourse.grant_conditions import conditions_sha256
+from databourse.trail_fold import TrailState
 
 __all__ = [
     "TrailState",
@@ -45,8 +40,6 @@ __all__ = [
     "catalog_problems",
     "grant_problems",
 ]
-# What a carry-over compares between versions and answers, audited with each approval.
-CARRY_TERMS = ("rule", "route", "basis", "schema_sha256", "categories")
 
 
 def carry_over_terms(
@@ -69,147 +62,6 @@ def carry_over_terms(
     }
 
 
-VKey = tuple[str, str]  # (product, version)
-MKey = tuple[str, str, str]  # (product, version, market)
-_ANSWERED = {"approval": "available", "rejection": "rejected", "expiry": "expired"}
-_STATUS = {"version": "staged", "publication": "published", "withdrawal": "withdrawn"}
-
-
-@dataclass
-class TrailState:
-    """What the MAC-verified audit events prove (see the module docstring)."""
-
-    versions: dict[VKey, dict[str, Any]] = field(default_factory=dict)
-    markets: dict[MKey, dict[str, Any]] = field(default_factory=dict)
-    approvals: dict[int, dict[str, Any]] = field(default_factory=dict)
-    answered: list[int] = field(default_factory=list)  # approval ids, in chain order
-    grants: dict[int, dict[str, Any]] = field(default_factory=dict)
-    counts: dict[tuple[str, int], int] = field(default_factory=lambda: defaultdict(int))
-    sensitive: dict[tuple[str, int], int] = field(default_factory=lambda: defaultdict(int))
-    breaks: list[str] = field(default_factory=list)  # the chain's breaks: nothing is backed
-
-    @classmethod
-    def of(cls, session: Session) -> TrailState:
-        """Fold every authenticated event, in chain order; unauthenticated ones prove nothing.
-
-        An event deleted from the middle of the trail (its MAC'd neighbours still verify) or one
-        rewritten after authenticated events is a break of the chain (`audit.verify`'s checks):
-        a state with breaks backs no grant, carry-over or count. So are the newest events cut
-        off the end, or the chain rewritten, under an authenticated anchor in the store.
-        """
-        keys = {k.key_id: k.material for k in audit.session_keys(session)}
-        state = cls(breaks=list(audit.verify(session).problems) + _anchor_breaks(session, keys))
-        for ev in session.scalars(select(AuditEvent).order_by(AuditEvent.seq)):
-            if _authentic(ev, keys):
-                state.fold(audit.event_json(ev))
-        return state
-
-    def chain_problems(self) -> list[str]:
-        """The trail's breaks, as a refusal names them (first three)."""
-        if not self.breaks:
-            return []
-        shown = "; ".join(self.breaks[:3]) + ("; ..." if len(self.breaks) > 3 else "")
-        return [f"the audit trail is broken ({shown}): `bourse audit verify` says where"]
-
-    def count_problems(self, exporter: str, year: int, stored: tuple[int, int]) -> list[str]:
-        """The stored running count (individuals, sensitive) against the audited count events."""
-        audited = (self.counts.get((exporter, year), 0), self.sensitive.get((exporter, year), 0))
-        if audited == tuple(stored):
-            return []
-        return [
-            f"exporter {exporter} {year}: the stored running count {stored[0]} (sensitive "
-            f"{stored[1]}) is not the audited {audited[0]} (sensitive {audited[1]}): rows of "
-            "exporter_transfers were deleted or edited"
-        ]
-
-    def fold(self, e: dict[str, Any]) -> None:
-        """Apply one authenticated event."""
-        kind, d = e["kind"], e["detail"]
-        vkey = (e["product"], e["version"])
-        if kind in _STATUS and e["version"]:
-            entry = self.versions.setdefault(vkey, {"content_hash": d.get("content_hash")})
-            if kind != "version" or "status" not in entry:  # a later `version` event: manifest
-                entry["status"] = _STATUS[kind]
-            if d.get("manifest_sha256"):
-                entry["manifest_sha256"] = d["manifest_sha256"]
-        elif kind == "decision" and e["market"]:
-            self.markets[(*vkey, e["market"])] = {
-                "status": d.get("status"),
-                "rule": d.get("rule"),
-                "policy_sha256": d.get("policy_sha256"),
-                "decision": d.get("decision"),
-                "approval_id": None,
-            }
-        elif kind in _ANSWERED and e["market"]:
-            market = self.markets.setdefault((*vkey, e["market"]), {})
-            market.update(status=_ANSWERED[kind], approval_id=d.get("approval_id"))
-            self.approvals[int(d["approval_id"])] = {
-                "decision": {"approval": "approved", "rejection": "rejected"}.get(kind, "expired"),
-                "valid_until": d.get("valid_until"),
-                "reference": d.get("reference"),
-                "market": e["market"],
-                "version": vkey,
-                "content_hash": d.get("content_hash"),
-                "carry_over": bool(d.get("carry_over")),
-                "answered_at": e["at"],  # a carry-over keeps its source's: the person's answer
-                **{term: d[term] for term in (*CARRY_TERMS, "conditions_sha256") if term in d},
-            }
-            self.answered.append(int(d["approval_id"]))
-        elif kind == "carry_over":
-            self._carry(e, vkey)
-        elif kind == "grant" and d.get("grant_id") is not None:
-            self.grants[int(d["grant_id"])] = {
-                **d, "version": vkey, "market": e["market"], "buyer": e["actor"], "at": e["at"]
-            }  # fmt: skip
-        elif kind == "count":
-            who = (str(d.get("exporter")), int(d.get("year") or 0))
-            self.counts[who] += int(d.get("individuals") or 0)
-            if d.get("sensitive"):
-                self.sensitive[who] += int(d.get("individuals") or 0)
-
-    def _carry(self, e: dict[str, Any], vkey: VKey) -> None:
-        """A carry-over proves an approval only when its source is an audited approved one."""
-        d = e["detail"]
-        source_id = (d.get("carried_over_from") or {}).get("approval_id")
-        source = self.approvals.get(int(source_id)) if source_id is not None else None
-        if source is None or source["decision"] != "approved" or not source["carry_over"]:
-            return  # only an answer that said "covers later versions" carries over
-        self.approvals[int(d["approval_id"])] = {
-            **source,
-            "reference": d.get("reference", source["reference"]),
-            "market": e["market"],
-            "version": vkey,
-            "content_hash": d.get("content_hash"),
-            **{term: d[term] for term in CARRY_TERMS if term in d},
-        }
-        self.answered.append(int(d["approval_id"]))
-
-    def prior_answer(self, product: str, version: str, market: str) -> int | None:
-        """The approval id of the last audited decision (approval, rejection, expiry or
-        carry-over) for `market` on another version of `product`, given for that version's
-        audited content: the trail's order decides, never the catalog's `decided_at`."""
-        for approval_id in reversed(self.answered):
-            proved = self.approvals[approval_id]
-            owner = proved["version"]
-            if owner[0] != product or owner[1] == version or proved["market"] != market:
-                continue
-            if proved.get("content_hash") == self.versions.get(owner, {}).get("content_hash"):
-                return approval_id
-        return None
-
-
-def _anchor_breaks(session: Session, keys: dict[str, bytes]) -> list[str]:
-    """The store's authenticated anchors the chain contradicts (`verify --all`'s rule), read
-    from the newest down; planted, unauthenticated anchors are no break (see audit_anchors)."""
-    resolve = session.info.get("anchor_store")
-    if resolve is None:
-        return []
-    try:
-        return audit.check_anchors(session, resolve(), keys, newest_only=True).problems
-    except (OSError, DataBourseError) as exc:  # fail closed: an unread anchor backs nothing
-        return [f"the audit anchors ({audit.ANCHORS}) could not be read: {type(exc).__name__}"]
-
-
 def manifest_problem(audited: str | None, found: str | None, name: str) -> str | None:
     """Why a manifest's bytes (sha256 `found`) are not the ones packaged, or None if they are."""
     if audited is None or found == audited:
@@ -218,18 +70,6 @@ def manifest_problem(audited: str | None, found: str | None, name: str) -> str |
         f"{name}: manifest.json hashes to {str(found)[:16]}, packaged as {audited[:16]} (edited "
         "after packaging: terms, markets or privacy figures cannot be trusted)"
     )
-
-
-def _authentic(ev: AuditEvent, keys: dict[str, bytes]) -> bool:
-    """The event's hash recomputes and its MAC verifies under a known audit key."""
-    key = keys.get(ev.key_id or "")
-    if ev.mac is None or key is None:
-        return False
-    digest = audit.event_hash(
-        ev.seq, ev.at, ev.kind, ev.product, ev.version, ev.market, ev.actor,
-        dict(ev.detail or {}), ev.prev_hash,
-    )  # fmt: skip
-    return digest == ev.hash and hmac.compare_digest(audit.event_mac(key, digest), ev.mac)
 
 
 def version_problems(state: TrailState, row: Version) -> list[str]:
