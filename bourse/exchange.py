@@ -77,6 +77,7 @@ class Exchange:
     public_url: str | None = None
     listen_url: str | None = None  # the address it was started on, unless a wildcard
     limits: RateLimiter = field(default_factory=RateLimiter)
+    manifests: exchange_pages.ManifestMemo = field(default_factory=exchange_pages.ManifestMemo)
     _reads: dict[tuple[int, int], list[Any]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

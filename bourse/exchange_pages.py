@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
@@ -22,9 +24,11 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from bourse import exchange_html as html
 from bourse.exchange_html import HEADERS, NOT_LISTED, TITLE, href
+from databourse import zones
 from databourse.dcat import available_markets, catalog_jsonld
 from databourse.errors import ManifestMismatch, VersionNotFound
 from databourse.exports import gather
+from databourse.package import MANIFEST
 from databourse.sharing import AccessRefused
 
 if TYPE_CHECKING:
@@ -53,19 +57,66 @@ def listed(ex: Exchange, product: str | None = None, version: str | None = None)
     return out
 
 
+@dataclass
+class ManifestMemo:
+    """The public manifests the pages showed, kept per version with the audited sha256 they were
+    checked against and the store object's size, ETag and mtime then: a request whose version
+    still has both is answered from here, without reading and hashing the store's manifest again
+    (measured: two reads a version made the DCAT export of 10,000 versions take seconds). Any
+    change of the object or of the audited hash is checked again by `exports.gather`."""
+
+    limit: int = 20_000
+    _memo: dict[tuple[str, str], tuple[Any, str, dict[str, Any]]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get(self, name: tuple[str, str], ident: Any, audited: str | None) -> dict[str, Any] | None:
+        with self._lock:
+            hit = self._memo.get(name)
+        if hit is None or audited is None or hit[:2] != (ident, audited):
+            return None
+        return hit[2]
+
+    def put(
+        self, name: tuple[str, str], ident: Any, audited: str | None, manifest: dict[str, Any]
+    ) -> None:
+        if ident is None or audited is None:
+            return  # nothing to tell a later change by
+        with self._lock:
+            self._memo.pop(name, None)
+            self._memo[name] = (ident, audited, manifest)
+            while len(self._memo) > self.limit:  # the oldest first
+                self._memo.pop(next(iter(self._memo)))
+
+
+def _ident(ex: Exchange, name: tuple[str, str]) -> Any:
+    info = ex.store.head(f"{zones.product_prefix(*name)}/{MANIFEST}")
+    return None if info is None else (info.size, info.etag, info.modified)
+
+
 def checked_manifests(ex: Exchange, listing: Listing) -> Manifests:
     """The published versions' manifests that are the packaged ones (exports.gather), public.
 
     A version whose manifest is not the audited one is left out (it offers nothing), logged by
-    product and version only.
+    product and version only. Versions unchanged since a request checked them come from
+    `ex.manifests` (ManifestMemo).
     """
-    todo = [
-        {
-            "product": e["product"],
-            "versions": [v for v in e["versions"] if v["status"] == "published"],
-        }
-        for e in listing
-    ]
+    audited = ex.catalog.audited_manifests()
+    known: Manifests = {}
+    idents: dict[tuple[str, str], Any] = {}
+    todo = []
+    for e in listing:
+        versions = []
+        for v in e["versions"]:
+            name = (e["product"]["id"], v["version"])
+            if v["status"] != "published":
+                continue
+            idents[name] = _ident(ex, name)
+            hit = ex.manifests.get(name, idents[name], audited.get(name))
+            if hit is not None:
+                known[name] = hit
+            else:
+                versions.append(v)
+        todo.append({"product": e["product"], "versions": versions})
     left_out: set[tuple[str, str]] = set()
     while True:
         try:
@@ -86,12 +137,14 @@ def checked_manifests(ex: Exchange, listing: Listing) -> Manifests:
                 for e in todo
             ]
             continue
-        return {
-            (e["product"]["id"], v["record"]["version"]): public_manifest(ex, v["manifest"])
-            for e in entries
-            for v in e["versions"]
-            if v["manifest"] is not None
-        }
+        break
+    for e in entries:
+        for v in e["versions"]:
+            if v["manifest"] is not None:
+                name = (e["product"]["id"], v["record"]["version"])
+                known[name] = public_manifest(ex, v["manifest"])
+                ex.manifests.put(name, idents.get(name), audited.get(name), known[name])
+    return known
 
 
 def public_manifest(ex: Exchange, manifest: dict[str, Any]) -> dict[str, Any]:

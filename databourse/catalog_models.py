@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -258,6 +258,15 @@ def iso(moment: datetime | date | None) -> str | None:
     return moment.isoformat()
 
 
+def json_copy(value: Any) -> Any:
+    """A copy of a JSON value's lists and dicts (its leaves are immutable)."""
+    if isinstance(value, dict):
+        return {k: json_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_copy(v) for v in value]
+    return value
+
+
 @dataclass(frozen=True)
 class VersionRecord:
     """A product version as stored; `new` says whether this call created it."""
@@ -302,9 +311,10 @@ class VersionRecord:
         )
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-ready dict (datetimes as ISO text, without `new`)."""
-        out = asdict(self)
-        out.pop("new")
+        """JSON-ready dict (datetimes as ISO text, without `new`); its values are copies.
+
+        Built field by field: `asdict` took 0.7 ms a version, most of a 10,000-version listing."""
+        out = {f.name: json_copy(getattr(self, f.name)) for f in fields(self) if f.name != "new"}
         out["created_at"] = iso(self.created_at)
         out["published_at"] = iso(self.published_at)
         out["withdrawn_at"] = iso(self.withdrawn_at)

@@ -219,6 +219,24 @@ def test_a_manifest_edited_after_packaging_is_not_offered(world: World, visit: V
     assert listed_offers(doc) == set() and "resale" not in json.dumps(doc)
 
 
+def test_a_manifest_edited_after_the_pages_showed_it_is_not_offered_any_more(
+    world: World, visit: Visitor
+) -> None:
+    """The pages keep the manifests they checked (ManifestMemo) only while the store's object
+    is unchanged: an edit after a first visit is checked again and refused."""
+    version = package(world)
+    gate(world, version)
+    assert visit.get(f"/products/{PRODUCT}/{version}/manifest.json").status_code == 200
+    assert listed_offers(visit.get("/catalog/dcat.jsonld").json())
+    path = world.manifest_path(version)
+    manifest = json.loads(path.read_text())
+    manifest["usage_terms"]["purposes"].append("resale")
+    path.write_text(json.dumps(manifest))
+    assert visit.get(f"/products/{PRODUCT}/{version}/manifest.json").status_code == 404
+    doc = visit.get("/catalog/dcat.jsonld").json()
+    assert listed_offers(doc) == set() and "resale" not in json.dumps(doc)
+
+
 def test_hostile_names_render_as_text_in_chromium_and_links_work(
     world: World, visit: Visitor
 ) -> None:
