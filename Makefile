@@ -32,14 +32,16 @@ test: $(STAMP) ## Run the whole test suite (two workers, a test file each at a t
 test-fast: $(STAMP) ## Unit tests only (no Prefect server, no CLI subprocesses)
 	$(BIN)/python -m pytest -q -m "not prefect and not e2e"
 
-lint: $(STAMP) ## ruff and mypy
+lint: $(STAMP) ## ruff, mypy and the import contracts (lint-imports, pyproject's [tool.importlinter])
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: $(STAMP) ## Speed and memory benchmarks (figures and ratios against a bare baseline)
 	$(BIN)/python benchmarks/ingest.py --rows 1000000 5000000
 	$(BIN)/python benchmarks/pipeline.py --rows 1000000 5000000
+	$(BIN)/python benchmarks/real_run.py --rows 100 1000000 5000000
 	$(BIN)/python benchmarks/anonymization.py
 	$(BIN)/python benchmarks/quality.py
 	$(BIN)/python benchmarks/pii.py

@@ -1,23 +1,27 @@
-"""Full-domain anonymization search on UCI Adult against ARX's published optima, in one run.
+"""Full-domain anonymization search on Adult and FARS under each of ARX's metrics, beside ARX.
 
-    python benchmarks/anonymization.py            # Adult, 4 cases (~15 s)
-    python benchmarks/anonymization.py --large    # also 5M synthetic rows, 4 QIs: time, peak RSS
+    python benchmarks/anonymization.py                  # Adult and FARS, every case and metric
+    python benchmarks/anonymization.py --dataset adult --metric entropy_nm
+    python benchmarks/anonymization.py --large          # also 5M synthetic rows, 4 QIs
 
-For each case (k=5 and k=100, 0% and 4% suppression, all nine columns quasi-identifiers, ARX's
-hierarchies) it prints the transformation found, ARX's published optimum, classes, suppressed
-records, the non-uniform entropy of both, nodes checked, and the time. The baseline, measured
-in the same run, is the naive search: one pyarrow group_by of the generalized table per lattice
-node (timed on a sample of nodes, times the number of nodes).
+For each dataset and case (k=5 and k=100 at 0% and 4% suppression; distinct 5-diversity on FARS;
+equal-distance 0.2-closeness on Adult, including issue 22's case at 10%) and each metric it
+prints the node found, classes, suppressed records, the node's loss under every metric, nodes
+checked, the search's time and its peak of Python-tracked memory (numpy arrays; Arrow buffers
+are not tracked, the process's peak RSS is printed at the end), and ARX's node and figure where
+ARX published one (ARX 3.9's regression tests, commit aacd487, or ARX 3.9.2 run on FARS as in
+../shared/benchmarks/fars/README.md, whose times are ARX's warm search in ms).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import random
 import resource
 import time
+import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -25,74 +29,118 @@ import pyarrow.csv as pcsv
 
 from databourse.config import PrivacyModel
 from databourse.hierarchy import Hierarchy
-from databourse.lattice import apply_levels, evaluate, search
+from databourse.lattice import evaluate, search
+from databourse.loss_metrics import METRICS, Metric
 
 # ../shared beside the checkout (as CI lays it out), or DATABOURSE_SHARED_DIR
-ADULT = (
+SHARED = (
     Path(os.environ.get("DATABOURSE_SHARED_DIR") or Path(__file__).resolve().parents[2] / "shared")
     / "benchmarks"
-    / "adult"
 )
-COLUMNS = ["sex", "age", "race", "marital-status", "education", "native-country", "workclass",
-           "occupation", "salary-class"]  # fmt: skip
-CASES = [  # k, suppression limit, ARX's optimum, ARX's reported entropy
-    (5, 0.0, [1, 2, 1, 1, 3, 2, 2, 1, 1], 407289.53889252973),
-    (5, 0.04, [1, 0, 1, 1, 3, 2, 2, 0, 1], 255559.85455731067),
-    (100, 0.0, [0, 4, 1, 1, 3, 2, 2, 1, 1], 453196.8932458746),
-    (100, 0.04, [1, 1, 1, 1, 3, 2, 2, 1, 1], 379417.3460570992),
-]
+ADULT = ["sex", "age", "race", "marital-status", "education", "native-country", "workclass",
+         "occupation", "salary-class"]  # fmt: skip
+FARS = ["iage", "irace", "ideathmon", "ideathday", "isex", "ihispanic", "istatenum", "iinjury"]
+
+# (dataset, case, k, limit, extra model fields) and ARX's results by metric for it:
+# metric -> (levels, figure, ARX's nodes checked or None, ARX's warm ms or None)
+ArxResult = tuple[list[int], float, int | None, int | None]
+T_MODEL = {"sensitive_attributes": ["occupation"], "t": 0.2}
+L_MODEL = {"sensitive_attributes": ["istatenum"], "l": 5}
+CASES: list[tuple[str, str, int, float, dict[str, Any], dict[str, ArxResult]]] = [
+    ("adult", "k=5", 5, 0.0, {}, {
+        "entropy": ([1, 2, 1, 1, 3, 2, 2, 1, 1], 407289.5388925293, None, None)}),
+    ("adult", "k=5", 5, 0.04, {}, {
+        "entropy": ([1, 0, 1, 1, 3, 2, 2, 0, 1], 255559.85455731067, None, None),
+        "loss": ([0, 3, 0, 1, 1, 1, 1, 2, 0], 0.26611081915757495, None, None)}),  # ARX's genetic
+    ("adult", "k=100", 100, 0.0, {}, {
+        "entropy": ([0, 4, 1, 1, 3, 2, 2, 1, 1], 453196.8932458743, None, None)}),
+    ("adult", "k=100", 100, 0.04, {}, {
+        "entropy": ([1, 1, 1, 1, 3, 2, 2, 1, 1], 379417.3460570988, None, None),
+        "entropy_nm": ([1, 1, 1, 1, 3, 2, 2, 1, 1], 383803.4034066361, None, None)}),  # genetic
+    ("adult", "k=5 t=0.2", 5, 0.0, T_MODEL, {
+        "discernibility": ([1, 4, 1, 1, 3, 2, 2, 1], 4.56853172e8, None, None)}),
+    ("adult", "k=5 t=0.2", 5, 0.04, T_MODEL, {
+        "discernibility": ([1, 4, 1, 0, 3, 2, 2, 1], 3.11880088e8, None, None)}),
+    ("adult", "k=5 t=0.2", 5, 0.1, T_MODEL, {}),
+    ("fars", "k=5", 5, 0.0, {}, {
+        "entropy": ([1, 2, 3, 3, 1, 2, 1, 2], 1684832.74, 134, 222),
+        "entropy_nm": ([1, 2, 3, 3, 1, 2, 1, 2], 1684832.74, 136, 213),
+        "discernibility": ([1, 2, 3, 3, 1, 2, 1, 2], 1.42377891e8, None, None)}),
+    ("fars", "k=5", 5, 0.04, {}, {
+        "entropy": ([5, 0, 1, 2, 0, 0, 0, 0], 971513.30, 2441, 4021),
+        "entropy_nm": ([5, 0, 1, 2, 0, 0, 0, 0], 1031880.84, 1423, 3874),
+        "discernibility": ([0, 2, 2, 2, 1, 2, 1, 0], 4469271.0, None, None)}),
+    ("fars", "k=100", 100, 0.0, {}, {
+        "entropy": ([5, 2, 3, 3, 1, 2, 0, 2], 1828114.53, 72, 177),
+        "entropy_nm": ([5, 2, 3, 3, 1, 2, 0, 2], 1828114.53, 74, 204),
+        "discernibility": ([5, 2, 3, 3, 1, 2, 0, 2], 4.36925397e8, None, None)}),
+    ("fars", "k=100", 100, 0.04, {}, {
+        "entropy": ([5, 2, 0, 1, 1, 2, 1, 0], 1468439.14, 1761, 1884),
+        "entropy_nm": ([5, 2, 1, 1, 0, 2, 1, 0], 1494982.12, 1691, 3292),
+        "discernibility": ([0, 2, 3, 3, 1, 2, 2, 2], 5.6052481e7, None, None)}),
+    ("fars", "k=5 l=5", 5, 0.0, L_MODEL, {
+        "entropy": ([0, 2, 3, 3, 1, 2, 2], 1201007.09, 62, 413),
+        "entropy_nm": ([0, 2, 3, 3, 1, 2, 2], 1201007.09, 64, 525)}),
+    ("fars", "k=5 l=5", 5, 0.04, L_MODEL, {
+        "entropy": ([0, 2, 1, 1, 0, 2, 0], 590389.02, 679, 2865),
+        "entropy_nm": ([0, 2, 1, 1, 0, 2, 0], 629604.89, 326, 1812)}),
+]  # fmt: skip
 
 
-def load_adult() -> tuple[pa.Table, dict[str, Hierarchy]]:
+def load(name: str) -> tuple[pa.Table, dict[str, Hierarchy]]:
+    """Adult or FARS as ARX ships them, every column a string, with ARX's hierarchies."""
+    file, columns = ("adult", ADULT) if name == "adult" else ("fars_int", FARS)
     table = pcsv.read_csv(
-        ADULT / "adult.csv",
+        SHARED / name / f"{file}.csv",
         parse_options=pcsv.ParseOptions(delimiter=";"),
-        convert_options=pcsv.ConvertOptions(column_types=dict.fromkeys(COLUMNS, pa.string())),
+        convert_options=pcsv.ConvertOptions(column_types=dict.fromkeys(columns, pa.string())),
     )
-    return table, {c: Hierarchy.from_csv(ADULT / f"adult_hierarchy_{c}.csv", c) for c in COLUMNS}
+    hier = {c: Hierarchy.from_csv(SHARED / name / f"{file}_hierarchy_{c}.csv", c) for c in columns}
+    return table, hier
 
 
-def naive_seconds(table: pa.Table, hierarchies: dict[str, Hierarchy], nodes: int) -> float:
-    """Estimated time of checking every node by generalizing and grouping the raw table."""
-    rnd = random.Random(1)
-    sample = 20
-    started = time.perf_counter()
-    for _ in range(sample):
-        levels = {c: rnd.randrange(hierarchies[c].height) for c in COLUMNS}
-        gen = apply_levels(table, hierarchies, levels)
-        gen.group_by(COLUMNS, use_threads=False).aggregate([([], "count_all")])
-    return (time.perf_counter() - started) / sample * nodes
-
-
-def run_adult() -> None:
-    table, hierarchies = load_adult()
-    print(f"UCI Adult: {table.num_rows} rows, 9 quasi-identifiers, ARX hierarchies")
-    total = 0.0
-    for k, limit, arx, arx_entropy in CASES:
-        model = PrivacyModel(quasi_identifiers=COLUMNS, k=k, max_suppression=limit)
-        r = search(table, hierarchies, model)
-        ref = evaluate(table, hierarchies, model, arx)
-        total += r.seconds
-        print(f"\nk={k}, suppression <= {limit:.0%}")
+def run_case(
+    table: pa.Table,
+    hierarchies: dict[str, Hierarchy],
+    case: tuple[str, str, int, float, dict[str, Any], dict[str, ArxResult]],
+    metrics: list[Metric],
+    memory: bool,
+) -> None:
+    dataset, name, k, limit, extra, arx = case
+    columns = ADULT if dataset == "adult" else FARS
+    sensitive = extra.get("sensitive_attributes", [])
+    qis = [c for c in columns if c not in sensitive]
+    model = PrivacyModel(quasi_identifiers=qis, k=k, max_suppression=limit, **extra)
+    print(f"\n{dataset} {name}, suppression <= {limit:.0%}")
+    losses: dict[tuple[int, ...], str] = {}
+    for metric in metrics:
+        r = search(table, hierarchies, model, metric=metric)
+        peak = ""
+        if memory:  # a second run: tracing slows the search, so the first one is timed
+            tracemalloc.start()
+            search(table, hierarchies, model, metric=metric)
+            peak = f"  peak {tracemalloc.get_traced_memory()[1] / 2**20:4.0f} MB"
+            tracemalloc.stop()
+        node = tuple(r.levels)
+        if node not in losses:
+            losses[node] = "  ".join(
+                f"{m} {evaluate(table, hierarchies, model, r.levels, metric=m).loss:.6g}"
+                for m in METRICS
+            )
         print(
-            f"  found   {r.levels}  classes {r.classes:5d}  suppressed {r.suppressed:4d}  "
-            f"entropy {r.loss:12.2f}"
+            f"  {metric:<14} {r.levels}  classes {r.classes:5d}  suppressed {r.suppressed:5d}  "
+            f"checked {r.nodes_checked:5d}/{r.nodes_total}  {r.seconds:6.2f} s"
+            f"{peak}{'' if r.satisfied else '  NOT SATISFIED'}"
         )
-        print(
-            f"  ARX     {arx}  classes {ref.classes:5d}  suppressed {ref.suppressed:4d}  "
-            f"entropy {ref.loss:12.2f}  (ARX reports {arx_entropy:.2f})"
-        )
-        print(
-            f"  same node as ARX: {r.levels == arx};  nodes {r.nodes_total}, checked "
-            f"{r.nodes_checked}, costed {r.nodes_costed};  {r.seconds:.2f} s"
-        )
-    naive = naive_seconds(table, hierarchies, 12960)
-    print(
-        f"\nsearch total {total:.1f} s for 4 cases; naive baseline (group_by per node, "
-        f"12960 nodes) ~{naive:.1f} s per case: {4 * naive / total:.0f}x"
-    )
-    print("note: with suppression ARX counts suppressed records differently in its entropy "
-          "figure; both rank the same node first")  # fmt: skip
+        print(f"  {'':<14} loss: {losses[node]}")
+        if metric in arx:
+            levels, figure, nodes, ms = arx[metric]
+            same = "same node" if levels == r.levels else "DIFFERENT NODE"
+            extra_figures = f", checked {nodes}, {ms} ms warm" if nodes else ""
+            print(
+                f"  {'':<14} ARX {levels} {figure:.6g}{extra_figures}: {same}, "
+                f"loss differs by {abs(r.loss - figure) / figure:.1e} (relative)"
+            )
 
 
 def run_large(rows: int) -> None:
@@ -118,22 +166,27 @@ def run_large(rows: int) -> None:
     print(
         f"\nsynthetic {rows} rows, 4 QIs, k=10, 1%: levels {r.levels}, classes {r.classes}, "
         f"suppressed {r.suppressed}, nodes checked {r.nodes_checked}/{r.nodes_total}, "
-        f"{time.perf_counter() - started:.1f} s"
-    )
-    print(
-        f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB "
-        f"(input table {table.nbytes / 2**20:.0f} MB)"
+        f"{time.perf_counter() - started:.1f} s (input table {table.nbytes / 2**20:.0f} MB)"
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", choices=["adult", "fars"], action="append")
+    parser.add_argument("--metric", choices=METRICS, action="append")
+    parser.add_argument("--no-memory", action="store_true", help="skip the traced second run")
     parser.add_argument("--large", action="store_true", help="also 5M synthetic rows")
     parser.add_argument("--rows", type=int, default=5_000_000)
     args = parser.parse_args()
-    run_adult()
+    metrics: list[Metric] = args.metric or list(METRICS)
+    for dataset in args.dataset or ["adult", "fars"]:
+        table, hierarchies = load(dataset)
+        print(f"\n== {dataset}: {table.num_rows} rows, ARX's hierarchies")
+        for case in (c for c in CASES if c[0] == dataset):
+            run_case(table, hierarchies, case, metrics, memory=not args.no_memory)
     if args.large:
         run_large(args.rows)
+    print(f"\npeak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -467,5 +467,6 @@ def serve(host: str, port: int, public_url: str | None = None) -> None:
         listen_url=None if host in WILDCARDS else http_url(host, port),
     )
     ex.cache.check_outside(ex.store)
+    catalog.audited_manifests()  # the trail's first fold, before the first buyer waits for it
     log.info("exchange serving on %s:%s", host, port)
     uvicorn.run(create_app(ex), host=host, port=port, access_log=False, log_level="info")

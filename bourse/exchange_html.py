@@ -83,6 +83,16 @@ def index(listing: list[dict[str, Any]]) -> str:
     )
 
 
+def pager(path: str, page: int, more: bool) -> str:
+    """Links to the pages before and after `page` of a paged list (nothing on a single page)."""
+    links = []
+    if page > 1:
+        links.append(f'<a rel="prev" href="{text(path)}?page={page - 1}">previous page</a>')
+    if more:
+        links.append(f'<a rel="next" href="{text(path)}?page={page + 1}">next page</a>')
+    return f"<p>Page {page}: {' | '.join(links)}</p>" if links else ""
+
+
 def product_head(entry: dict[str, Any], description: str) -> str:
     """The product's name, id, provider, dataset and description."""
     p = entry["product"]

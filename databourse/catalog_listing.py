@@ -115,17 +115,26 @@ class PublicListing(CatalogEngine):
     """Catalog methods that list products as the audit trail backs them (mixed into Catalog)."""
 
     def listing(
-        self, product_id: str | None = None, version: str | None = None
+        self,
+        product_id: str | None = None,
+        version: str | None = None,
+        offset: int = 0,
+        limit: int | None = None,
     ) -> list[dict[str, Any]]:
         """Every product (or one, or one version) shaped as `show`, markets as the trail backs them.
 
-        One transaction and one fold of the trail for the whole listing.
+        One transaction and one fold of the trail for the whole listing; `offset` and `limit`
+        take a page of the products in id order (a listing of all products only).
         """
 
         def work(session: Session) -> list[dict[str, Any]]:
             state = TrailState.of(session)
             if product_id is None:
-                products = list(session.scalars(select(Product).order_by(Product.id)))
+                products = list(
+                    session.scalars(
+                        select(Product).order_by(Product.id).offset(offset).limit(limit)
+                    )
+                )
             else:
                 found = session.get(Product, product_id)
                 if found is None:
@@ -141,8 +150,12 @@ class PublicListing(CatalogEngine):
                 shown = [(p, list(session.scalars(newest_first(p.id)))) for p in products]
             else:  # every product's versions in one query, highest version number first
                 newest: dict[str, list[Version]] = {}
+                paged = [p.id for p in products] if offset or limit is not None else None
+                query = select(Version)
+                if paged is not None:
+                    query = query.where(Version.product_id.in_(paged))
                 for row in session.scalars(
-                    select(Version).order_by(
+                    query.order_by(
                         Version.product_id,
                         Version.major.desc(),
                         Version.minor.desc(),

@@ -18,7 +18,8 @@ from databourse import zones
 from databourse.catalog import Catalog
 from databourse.catalog_listing import unverified_markets
 from databourse.catalog_page import render
-from databourse.dcat import catalog_jsonld
+from databourse.config import load_config
+from databourse.dcat import CatalogInfo, catalog_jsonld
 from databourse.errors import ManifestMismatch
 from databourse.listing_seal import SEAL_KEY, write_sealed
 from databourse.package import manifest_sha256, read_manifest
@@ -75,16 +76,23 @@ def gather(
 
 
 def export_listing(
-    catalog: Catalog, store: ObjectStore, title: str = "databourse data product catalog"
+    catalog: Catalog,
+    store: ObjectStore,
+    title: str = "databourse data product catalog",
+    info: CatalogInfo | None = None,
 ) -> Export:
-    """Write the DCAT-AP 3 JSON-LD and the HTML page, then their seal; what was written."""
+    """Write the DCAT-AP 3 JSON-LD and the HTML page, then their seal; what was written.
+
+    `info`: what the configs say about the catalog (publisher, products' descriptions, the
+    markets' laws); None loads the project's configs (`load_config`)."""
     signing = catalog.listing_signing_key()  # SecretMissing before anything is written
+    info = info or CatalogInfo.of(load_config())
     listing = catalog.listing()
     entries = gather(catalog, store, listing)
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     objects = {
         JSONLD_KEY: json.dumps(
-            catalog_jsonld(entries, title), indent=2, ensure_ascii=False
+            catalog_jsonld(entries, title, info), indent=2, ensure_ascii=False
         ).encode(),
         PAGE_KEY: render(entries, title, now).encode(),
     }

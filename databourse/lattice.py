@@ -1,22 +1,24 @@
 """Full-domain generalization search: the lattice node with least information loss meeting a model.
 
 A node is one hierarchy level per quasi-identifier. A node meets the model when suppressing the
-records of its classes that break the model (class smaller than k, fewer than l distinct or too
-little entropy, farther than t from the whole table) removes at most `max_suppression` of them.
+records of its classes that break the model (`criteria.release`: class smaller than k, fewer than
+l distinct values or too little entropy, farther than t from the released records) removes at
+most `max_suppression` of them.
 
-Information loss is Iyengar's loss metric, which ARX calls "Loss": a value generalized to a label
-covering c of the d values of its hierarchy's level 0 loses (c-1)/(d-1); a suppressed record
-loses 1 per quasi-identifier; the node's loss is the mean over records and quasi-identifiers, in
-[0, 1]. Ignoring suppression gives a lower bound of a node's loss that needs no grouping and grows
-with generalization, so a node (and, by monotonicity, every generalization of it) whose bound is
-no better than the best node found is never evaluated. Meeting the model is monotonic too: a node
-above a node that meets it meets it as well (it is "tagged"; only its loss is computed).
+Information loss is one of ARX's metrics (`databourse.loss_metrics`; default non-monotonic
+non-uniform entropy, ARX's pricing of suppressed records). Each has a lower bound that needs no
+grouping and grows with generalization, so a node (and every generalization of it) whose bound
+is no better than the best node found is never priced. Meeting k and l is monotonic: a node
+above a node that meets them meets them as well (it is "tagged"; only its loss is computed).
+t-closeness against the released records is not monotonic once records are suppressed (the
+released distribution moves with what is suppressed), so with t and a suppression limit the
+tags only say where k and l hold, and every candidate is checked against the whole model, in
+order of its bound, until the bound exceeds the best node found.
 
 The table is integer-encoded once (level-0 codes, distinct combinations and their counts by a
-pyarrow group_by). The lattice is walked by height; each node's distinct combinations are rolled
-up from an evaluated predecessor's by one level of one column, then grouped again on one packed
-int64 key with numpy (measured 2x faster than a pyarrow group_by of the same key), so the work
-per node shrinks with the number of classes instead of the number of records.
+pyarrow group_by). Each node's classes are grouped on one packed int64 key with numpy (measured
+2x faster than a pyarrow group_by of the same key) over the distinct combinations, so the work
+per node grows with the number of distinct combinations instead of the number of records.
 """
 
 from __future__ import annotations
@@ -27,20 +29,21 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from databourse.config import PrivacyModel
+from databourse.criteria import release
 from databourse.hierarchy import Hierarchy
+from databourse.loss_metrics import DEFAULT_METRIC, MONOTONIC, Metric, Pricing
 from databourse.privacy import KAnonymityReport, enforce_model, sensitive_codes
 
 log = logging.getLogger(__name__)
 
 Node = tuple[int, ...]
-Metric = Literal["entropy", "loss"]
 
 
 @dataclass(frozen=True)
@@ -62,16 +65,16 @@ class SearchResult:
     quasi_identifiers: list[str]
     levels: list[int]  # one level per quasi-identifier, in model order
     satisfied: bool  # False: no node meets the model (levels are then the top)
-    metric: str  # "entropy" (non-uniform entropy, bits) or "loss" (mean, 0..1)
+    metric: str  # one of loss_metrics.METRICS
     loss: float  # the metric's value: lower is better
     classes: int
     smallest_class: int
     suppressed: int
     rows: int
     nodes_total: int
-    nodes_checked: int  # grouped and checked against the model
-    nodes_tagged: int  # feasibility known by monotonicity, never checked
-    nodes_costed: int  # grouped again only to price suppression
+    nodes_checked: int  # grouped and checked against the model (or k and l, see search)
+    nodes_tagged: int  # never grouped: feasibility known by monotonicity
+    nodes_costed: int  # grouped after tagging: to price them, or to check t
     seconds: float
 
     @property
@@ -92,7 +95,7 @@ class _Encoded:
         table: pa.Table,
         hierarchies: dict[str, Hierarchy],
         model: PrivacyModel,
-        metric: str,
+        metric: Metric,
         weights: str | None = None,
     ) -> None:
         self.model = model
@@ -123,59 +126,27 @@ class _Encoded:
         level0 = [np.asarray(grouped.column(c), dtype=np.int64) for c in names]
         self.sensitive = level0[len(self.hier) :]
         # Per quasi-identifier and level: the code of each distinct row (a null keeps the extra
-        # last code at every level), the lower-bound term and the per-record suppression penalty.
-        self.mapped: list[list[np.ndarray]] = []
-        self.base: list[list[float]] = []
-        self.penalty: list[list[np.ndarray]] = []
-        scale = 1.0 / max(self.n * len(self.hier), 1) if metric == "loss" else 1.0
-        for h, col in zip(self.hier, level0[: len(self.hier)], strict=True):
-            freq0 = np.bincount(col, self.weights, h.size(0) + 1)
-            mapped, base, penalty = [], [], []
-            for lv in range(h.height):
-                to_level = np.append(h.codes(lv), h.size(lv))
-                freq = np.bincount(to_level, freq0, h.size(lv) + 1)
-                term, pen = _metric_terms(metric, h, lv, freq0, freq, to_level, self.n)
-                mapped.append(to_level[col])
-                base.append(term * scale)
-                penalty.append(pen * scale)
-            self.mapped.append(mapped)
-            self.base.append(base)
-            self.penalty.append(penalty)
-        self.global_dist = [
-            np.bincount(sa, self.weights, size) / max(self.n, 1)
-            for sa, size in zip(self.sensitive, self.sa_sizes, strict=True)
+        # last code at every level).
+        self.mapped = [
+            [np.append(h.codes(lv), h.size(lv))[col] for lv in range(h.height)]
+            for h, col in zip(self.hier, level0[: len(self.hier)], strict=True)
         ]
+        self.pricing = Pricing(metric, self.hier, level0[: len(self.hier)], self.weights, self.n)
+        # k and l alone tag the lattice: k and distinct l are monotonic with suppression (a
+        # merged class holding a kept one is kept); entropy l is taken as such, as before.
+        self.monotone_model = model.model_copy(update={"t": None})
 
     def bound(self, node: Node) -> float:
-        """The metric of the node if nothing were suppressed: a lower bound, monotonic."""
-        return sum(b[lv] for b, lv in zip(self.base, node, strict=True))
+        """A lower bound of the node's metric, monotonic in generalization."""
+        return self.pricing.bound(node)
 
 
-def _metric_terms(
-    metric: str,
-    h: Hierarchy,
-    level: int,
-    freq0: np.ndarray,
-    freq: np.ndarray,
-    to_level: np.ndarray,
-    n: int,
-) -> tuple[float, np.ndarray]:
-    """(Sum over records of the metric at this level, extra cost per suppressed record by code)."""
-    if metric == "entropy":  # non-uniform entropy: -log2 P(value | its label), in bits
-        present = freq0 > 0
-        ratio = freq[to_level][present] / freq0[present]
-        with np.errstate(divide="ignore"):
-            penalty = np.where(freq > 0, np.log2(max(n, 1) / np.maximum(freq, 1)), 0.0)
-        return float(freq0[present] @ np.log2(ratio)), penalty
-    domain = h.size(0)
-    lm = (h.leaves(level) - 1) / (domain - 1) if domain > 1 else np.zeros(h.size(level))
-    lm = np.append(lm, 0.0)  # a null loses nothing
-    return float(freq0 @ lm[to_level]), 1.0 - lm
-
-
-def _evaluate(enc: _Encoded, node: Node, max_suppression: float) -> NodeResult:
-    """Classes of a node, the ones breaking the model, suppression and metric."""
-    model, w = enc.model, enc.weights
+def _evaluate(
+    enc: _Encoded, node: Node, max_suppression: float, whole: bool = True, price: bool = False
+) -> NodeResult:
+    """Classes of a node, the ones the model suppresses, and the metric when it is met or
+    `price` is set (`whole`=False: k and l only, for tagging)."""
+    model, w = (enc.model if whole else enc.monotone_model), enc.weights
     cols = [enc.mapped[q][lv] for q, lv in enumerate(node)]
     radices = [h.size(lv) + 1 for h, lv in zip(enc.hier, node, strict=True)]
     key = np.zeros(len(w), dtype=np.int64)
@@ -185,23 +156,21 @@ def _evaluate(enc: _Encoded, node: Node, max_suppression: float) -> NodeResult:
     if not model.sensitive_attributes and space <= 8 * len(w):  # else sorting is cheaper
         dense = np.bincount(key, w, space)
         bad_row = dense[key] < model.k
-        kept = dense[dense >= model.k]
+        sizes = dense[dense > 0]
+        kept = sizes[sizes >= model.k]
     else:
         _, cls = np.unique(key, return_inverse=True)
         cls = cls.ravel()
         sizes = np.bincount(cls, w)
-        bad = sizes < model.k
-        for i, size in enumerate(enc.sa_sizes):
-            bad |= _breaks_sensitive(enc, i, cls, sizes, size)
-        bad_row = bad[cls]
-        kept = sizes[~bad]
+        sensitive = [_sensitive_counts(enc, i, cls, len(sizes)) for i in range(len(enc.sa_sizes))]
+        keep = release(sizes, sensitive, model).keep
+        bad_row = ~keep[cls]
+        kept = sizes[keep]
     suppressed = int(w[bad_row].sum())
     satisfied = len(kept) > 0 and suppressed <= math.floor(max_suppression * enc.n + 1e-9)
-    cost = enc.bound(node)
-    if suppressed and satisfied:  # the cost of a failing node is never used
-        rows = np.flatnonzero(bad_row)
-        penalty = sum(enc.penalty[q][lv][cols[q][rows]] for q, lv in enumerate(node))
-        cost += float(w[rows] @ penalty)
+    cost = math.inf  # the search never uses the cost of a failing node
+    if satisfied or price:
+        cost = enc.pricing.cost(node, cols, w, np.flatnonzero(bad_row), sizes)
     return NodeResult(
         levels=list(node),
         satisfied=satisfied,
@@ -212,31 +181,15 @@ def _evaluate(enc: _Encoded, node: Node, max_suppression: float) -> NodeResult:
     )
 
 
-def _breaks_sensitive(
-    enc: _Encoded, i: int, cls: np.ndarray, sizes: np.ndarray, size: int
-) -> np.ndarray:
-    """Classes breaking l-diversity or t-closeness for sensitive attribute i."""
-    model = enc.model
+def _sensitive_counts(
+    enc: _Encoded, i: int, cls: np.ndarray, classes: int
+) -> tuple[np.ndarray, bool]:
+    """Records by class and value of sensitive attribute i, and whether it is ordered."""
+    size = enc.sa_sizes[i]
     pairs, inverse = np.unique(cls * size + enc.sensitive[i], return_inverse=True)
-    pair_w = np.bincount(inverse.ravel(), enc.weights, len(pairs))
-    pair_cls = pairs // size
-    bad = np.zeros(len(sizes), dtype=bool)
-    if model.l is not None and model.l_diversity == "distinct":
-        bad |= np.bincount(pair_cls, minlength=len(sizes)) < model.l
-    if model.l is not None and model.l_diversity == "entropy":
-        p = pair_w / sizes[pair_cls]
-        entropy = -np.bincount(pair_cls, p * np.log(p), len(sizes))
-        bad |= entropy < math.log(model.l) - 1e-9
-    if model.t is not None:
-        dist = np.zeros((len(sizes), size))
-        dist[pair_cls, pairs % size] = pair_w
-        diff = dist / sizes[:, None] - enc.global_dist[i]
-        if enc.ordered[i]:
-            emd = np.abs(np.cumsum(diff, axis=1)).sum(axis=1) / max(size - 2, 1)
-        else:
-            emd = np.abs(diff).sum(axis=1) / 2
-        bad |= emd > model.t + 1e-9
-    return bad
+    counts = np.zeros((classes, size))
+    counts[pairs // size, pairs % size] = np.bincount(inverse.ravel(), enc.weights, len(pairs))
+    return counts, enc.ordered[i]
 
 
 class _Lattice:
@@ -275,15 +228,18 @@ def _step(node: Node, column: int, by: int) -> Node:
     return tuple(lv + by if i == column else lv for i, lv in enumerate(node))
 
 
-def _classify(enc: _Encoded, lattice: _Lattice, limit: float) -> dict[Node, NodeResult]:
-    """Know every node's feasibility, checking few: binary search on chains, then tagging."""
+def _classify(
+    enc: _Encoded, lattice: _Lattice, limit: float, whole: bool
+) -> dict[Node, NodeResult]:
+    """Know every node's feasibility (under the whole model, or k and l alone when `whole` is
+    False), checking few: binary search on chains, then tagging."""
     checked: dict[Node, NodeResult] = {}
 
     def check(node: Node) -> bool:
         status = lattice.status[node]
         if status:
             return bool(status > 0)
-        checked[node] = result = _evaluate(enc, node, limit)
+        checked[node] = result = _evaluate(enc, node, limit, whole)
         lattice.tag(node, result.satisfied)
         return result.satisfied
 
@@ -310,33 +266,43 @@ def search(
     hierarchies: dict[str, Hierarchy],
     model: PrivacyModel,
     max_suppression: float | None = None,
-    metric: Metric = "entropy",
+    metric: Metric = DEFAULT_METRIC,
     weights: str | None = None,
 ) -> SearchResult:
     """The node of least metric meeting the model (k, l, t) within max_suppression suppressed.
 
-    `weights` names a column of record counts when the table holds grouped counts (see
-    `privacy.group_counts`): each row then stands for that many records."""
+    `metric` is one of ARX's (`loss_metrics.METRICS`). `weights` names a column of record counts
+    when the table holds grouped counts (see `privacy.group_counts`): each row then stands for
+    that many records."""
     started = time.perf_counter()
     limit = model.max_suppression if max_suppression is None else max_suppression
     hierarchies = _complete(table, hierarchies, model)
     enc = _Encoded(table, hierarchies, model, metric, weights)
     lattice = _Lattice(enc)
-    checked = _classify(enc, lattice, limit)
+    # With t and suppression the tags say only where k and l hold (see the module docstring).
+    monotone = model.t is None or limit <= 0
+    checked = _classify(enc, lattice, limit, whole=monotone)
     best: NodeResult | None = None
     costed = 0
+    rechecked: set[Node] = set()  # checked against the whole model after k and l tagging
     feasible = np.flatnonzero(lattice.status.ravel() > 0)
     bounds = lattice.bounds.ravel()
     for i in feasible[np.argsort(bounds[feasible], kind="stable")]:
         if best is not None and bounds[i] >= best.loss:
             break  # every later node costs at least its bound
         node = tuple(int(v) for v in lattice.nodes[i])
-        result = checked.get(node) or _evaluate(enc, node, limit)
-        costed += node not in checked
-        if best is None or result.loss < best.loss:
+        if monotone and metric in MONOTONIC and _above_feasible(lattice, node):
+            continue  # a node below it meets the model and costs no more
+        result = checked.get(node) if monotone else None
+        if result is None:
+            result = _evaluate(enc, node, limit)
+            costed += 1
+            if not monotone:
+                rechecked.add(node)
+        if result.satisfied and (best is None or result.loss < best.loss):
             best = result
     top = tuple(h - 1 for h in lattice.heights)
-    chosen = best or _evaluate(enc, top, limit)
+    chosen = best or _evaluate(enc, top, limit, price=True)  # a finite figure for the report
     out = SearchResult(
         quasi_identifiers=list(model.quasi_identifiers),
         levels=list(chosen.levels),
@@ -348,8 +314,8 @@ def search(
         suppressed=chosen.suppressed,
         rows=enc.n,
         nodes_total=len(lattice.nodes),
-        nodes_checked=len(checked),
-        nodes_tagged=len(lattice.nodes) - len(checked),
+        nodes_checked=len(checked.keys() | rechecked),
+        nodes_tagged=len(lattice.nodes) - len(checked.keys() | rechecked),
         nodes_costed=costed,
         seconds=time.perf_counter() - started,
     )
@@ -360,6 +326,11 @@ def search(
         out.loss, out.classes, out.suppressed, out.seconds,
     )  # fmt: skip
     return out
+
+
+def _above_feasible(lattice: _Lattice, node: Node) -> bool:
+    """Whether a direct predecessor of the node meets the model."""
+    return any(lattice.status[_step(node, c, -1)] > 0 for c, lv in enumerate(node) if lv > 0)
 
 
 def _complete(
@@ -380,12 +351,13 @@ def evaluate(
     model: PrivacyModel,
     levels: list[int],
     max_suppression: float | None = None,
-    metric: Metric = "entropy",
+    metric: Metric = DEFAULT_METRIC,
 ) -> NodeResult:
-    """Evaluate one given transformation (e.g. a published optimum) as the search would."""
+    """Evaluate one given transformation (e.g. a published optimum) as the search would, priced
+    even when it does not meet the model."""
     enc = _Encoded(table, _complete(table, hierarchies, model), model, metric)
     limit = model.max_suppression if max_suppression is None else max_suppression
-    return _evaluate(enc, tuple(levels), limit)
+    return _evaluate(enc, tuple(levels), limit, price=True)
 
 
 def apply_levels(
@@ -405,7 +377,7 @@ def anonymize(
     model: PrivacyModel,
 ) -> tuple[pa.Table, SearchResult, KAnonymityReport]:
     """Search, generalize to the optimum, then suppress the classes breaking the model."""
-    result = search(table, hierarchies, model)
+    result = search(table, hierarchies, model, metric=model.metric)
     searched = {q: lv for q, lv in result.transformation.items() if q in hierarchies}
     out, report = enforce_model(apply_levels(table, hierarchies, searched), model)
     return out, result, report

@@ -2,8 +2,9 @@
 
 An equivalence class is the set of records sharing one combination of quasi-identifier values; a
 null is a value like any other, so records with a null quasi-identifier form their own class
-rather than escaping the count. Enforcement suppresses (removes) every record of a class smaller
-than k, within the model's limit on the share of records that may be suppressed.
+rather than escaping the count. Enforcement suppresses (removes) every record of a class that
+breaks the model (k, l, t; the rule is `criteria.release`), within the model's limit on the
+share of records that may be suppressed; a failure names the criterion that cannot be met.
 Reports and errors carry figures and column names only, never a cell value.
 
 Every decision is made on grouped counts (`databourse.grouping`): the distinct combinations of
@@ -27,6 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from databourse.config import PrivacyModel
+from databourse.criteria import Release, distance, diversity, release
 from databourse.errors import PrivacyModelFailed
 from databourse.grouping import WEIGHT, ClassIndex, group_counts, merge_groups
 
@@ -213,32 +215,18 @@ def sensitive_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, int, bool]:
     return np.asarray(codes, dtype=np.int64), len(distinct) + 1, ordered
 
 
-def _per_class(
+def _sa_counts(
     groups: pa.Table, model: PrivacyModel, cls: np.ndarray, n: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """For each class: its l (distinct values, or exp(entropy)) and t (distance), worst over SAs."""
-    lows = np.full(n, np.inf)
-    highs = np.zeros(n)
+) -> list[tuple[np.ndarray, bool]]:
+    """Per sensitive attribute: records by class and value (n classes), and orderedness."""
     weights = np.asarray(groups.column(WEIGHT), dtype=np.float64)
+    out = []
     for name in model.sensitive_attributes:
         codes, size, ordered = sensitive_codes(groups.column(name))
         counts = np.zeros((n, size))
         np.add.at(counts, (cls, codes), weights)  # whole numbers: exact in any order
-        sizes = counts.sum(axis=1, keepdims=True)
-        share = counts / np.maximum(sizes, 1)
-        if model.l_diversity == "entropy":
-            logs = np.log(np.where(share > 0, share, 1.0))
-            lows = np.minimum(lows, np.exp(-(share * logs).sum(axis=1)))
-        else:
-            lows = np.minimum(lows, (counts > 0).sum(axis=1))
-        whole = counts.sum(axis=0) / max(counts.sum(), 1)
-        diff = share - whole
-        if ordered:
-            dist = np.abs(np.cumsum(diff, axis=1)).sum(axis=1) / max(size - 2, 1)
-        else:
-            dist = np.abs(diff).sum(axis=1) / 2
-        highs = np.maximum(highs, dist)
-    return lows, highs
+        out.append((counts, ordered))
+    return out
 
 
 def _figures(
@@ -249,37 +237,32 @@ def _figures(
         return None, None
     kept_groups = keep[cls]
     remap = np.cumsum(keep) - 1
-    lows, highs = _per_class(
-        groups.filter(pa.array(kept_groups)), model, remap[cls[kept_groups]], int(keep.sum())
-    )
-    lowest = float(lows.min()) if len(lows) else 0.0
+    n = int(keep.sum())
+    sensitive = _sa_counts(groups.filter(pa.array(kept_groups)), model, remap[cls[kept_groups]], n)
+    lows = [diversity(c, model.l_diversity) for c, _ in sensitive]
+    highs = [distance(c, c.sum(axis=0) / max(c.sum(), 1), o) for c, o in sensitive]
+    lowest = float(np.min(lows)) if n else 0.0
     return (lowest if model.l is not None else None), (
-        float(highs.max()) if model.t is not None and len(highs) else None
+        float(np.max(highs)) if model.t is not None and n else None
     )
 
 
 def enforce_groups(groups: pa.Table, model: PrivacyModel) -> Suppression:
-    """Decide which classes to suppress (k, l, t) from grouped counts; fail past max_suppression.
-
-    l and t are judged against the distribution of the whole input."""
+    """Decide which classes to suppress (k, l, t; see `release`) from grouped counts; fail
+    naming the criterion that cannot be met."""
     classes, cls, sizes = _classes(groups, model)
-    keep = sizes >= model.k
-    if model.sensitive_attributes:
-        lows, highs = _per_class(groups, model, cls, len(sizes))
-        if model.l is not None:
-            keep &= lows >= model.l - 1e-9
-        if model.t is not None:
-            keep &= highs <= model.t + 1e-9
+    decided = release(sizes, _sa_counts(groups, model, cls, len(sizes)), model)
+    keep = decided.keep
     report = _report(model, int(sizes.sum()), sizes[keep], _figures(groups, model, cls, keep))
     small = int((~keep).sum())
     log.info(
         "privacy model k=%d l=%s t=%s over %d quasi-identifier(s): %d of %d rows kept, "
-        "%d suppressed from %d class(es), %d classes remain",
+        "%d suppressed from %d class(es) (k %d, l %d, t %d), %d classes remain",
         model.k, model.l, model.t, len(model.quasi_identifiers), report.rows_out, report.rows_in,
-        report.suppressed, small, report.classes,
+        report.suppressed, small, decided.by_k, decided.by_l, decided.by_t, report.classes,
     )  # fmt: skip
     if not report.satisfied:
-        raise _failure(report, small_classes=small)
+        raise _failure(report, small_classes=small, decided=decided)
     return Suppression(classes=classes, keep=keep, report=report)
 
 
@@ -296,8 +279,8 @@ def kept_rows(table: pa.Table | pa.RecordBatch, index: ClassIndex, keep: np.ndar
 
 
 def enforce_k_anonymity(table: pa.Table, model: PrivacyModel) -> tuple[pa.Table, KAnonymityReport]:
-    """Suppress records of classes breaking the model (k, l, t), keeping row order; fail past
-    max_suppression. l and t are judged against the distribution of the whole input."""
+    """Suppress records of classes breaking the model (k, l, t; see `release`), keeping row
+    order; fail naming the criterion that cannot be met."""
     check_model_columns(
         table.column_names, list(model.quasi_identifiers), model.sensitive_attributes
     )
@@ -311,25 +294,64 @@ def enforce_k_anonymity(table: pa.Table, model: PrivacyModel) -> tuple[pa.Table,
 enforce_model = enforce_k_anonymity  # the name for models with l-diversity or t-closeness too
 
 
-def _failure(report: KAnonymityReport, small_classes: int) -> PrivacyModelFailed:
-    """The error for a model that cannot be met, with the report's figures as attributes."""
+def _failure(
+    report: KAnonymityReport, small_classes: int, decided: Release | None = None
+) -> PrivacyModelFailed:
+    """The error for a model that cannot be met, naming the criterion (k, l, t or the
+    suppression limit) with its figures; the report's figures are attributes."""
     hint = (
         "; generalize the quasi-identifiers further (wider bands, coarser dates, shorter "
         "prefixes) or raise max_suppression"
     )
+    by = ""
+    if decided is not None:
+        parts = [
+            f"{decided.by_k} in classes smaller than k={report.k}" if decided.by_k else "",
+            f"{decided.by_l} in classes below {report.l_diversity} l={report.l}"
+            if decided.by_l
+            else "",
+            f"{decided.by_t} in classes farther than t={report.t} from the released records"
+            if decided.by_t
+            else "",
+        ]
+        by = "; ".join(p for p in parts if p)
+    criterion = "k"
     if report.rows_in == 0:
         why, hint = "the table is empty: nothing to publish", ""
     elif report.rows_out == 0:
-        why = f"all {report.rows_in} records fall in classes smaller than k: nothing to publish"
-    else:
         why = (
-            f"suppressing {report.suppressed} of {report.rows_in} records "
-            f"({report.suppression_rate:.1%}) exceeds the limit of {report.max_suppression:.1%}"
+            f"all {report.rows_in} records are suppressed ({by or 'classes smaller than k'}): "
+            "nothing to publish"
         )
+        criterion = _main_criterion(decided)
+    elif report.suppression_rate > report.max_suppression:
+        # The criterion that suppressed most records is the one the limit cannot accommodate.
+        criterion = _main_criterion(decided)
+        why = (
+            f"{criterion} cannot be met within the suppression limit of "
+            f"{report.max_suppression:.1%}: it suppresses {report.suppressed} of "
+            f"{report.rows_in} records ({report.suppression_rate:.1%})" + (f": {by}" if by else "")
+        )
+    elif report.l is not None and (report.lowest_l or 0) < report.l - 1e-9:
+        why = f"a released class has {report.l_diversity} l={report.lowest_l:.3g} < l={report.l}"
+        criterion = "l"
+    elif report.t is not None and (report.highest_t or 0) > report.t + 1e-9:
+        why = (
+            f"a released class lies at distance {report.highest_t:.3f} > t={report.t} from the "
+            "released records"
+        )
+        criterion = "t"
+    else:
+        why = f"the smallest released class has {report.smallest_class} < k={report.k} records"
+        criterion = "k"
     return PrivacyModelFailed(
-        f"k-anonymity with k={report.k} over {report.quasi_identifiers} cannot be met: {why}{hint}",
+        f"privacy model over {report.quasi_identifiers} cannot be met ({criterion}): {why}{hint}",
+        criterion=criterion,
         k=report.k,
         suppressed=report.suppressed,
+        suppressed_by_k=decided.by_k if decided else None,
+        suppressed_by_l=decided.by_l if decided else None,
+        suppressed_by_t=decided.by_t if decided else None,
         rows=report.rows_in,
         classes=report.classes,
         small_classes=small_classes,
@@ -337,3 +359,11 @@ def _failure(report: KAnonymityReport, small_classes: int) -> PrivacyModelFailed
         max_suppression=report.max_suppression,
         report=report.to_json(),
     )
+
+
+def _main_criterion(decided: Release | None) -> str:
+    """The criterion that suppressed most records (k when nothing is known)."""
+    if decided is None:
+        return "k"
+    counts = {"k": decided.by_k, "l": decided.by_l, "t": decided.by_t}
+    return max(counts, key=lambda c: counts[c])

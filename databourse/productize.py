@@ -78,7 +78,7 @@ def decide(
     levels: dict[str, int] = {}
     search = None
     if any(r.hierarchy and r.level is None for r in product.columns.values()):
-        result = lattice.search(groups, hierarchies, model, weights=WEIGHT)
+        result = lattice.search(groups, hierarchies, model, metric=model.metric, weights=WEIGHT)
         levels = {q: lv for q, lv in result.transformation.items() if q in hierarchies}
         generalized = lattice.apply_levels(groups, hierarchies, levels)
         groups = group_counts(generalized, model_columns(model), weights=WEIGHT)

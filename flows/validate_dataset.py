@@ -6,12 +6,13 @@ from typing import Any
 
 from prefect import flow
 
-from tasks.validating import check_quality, scan_personal_data
+from tasks.validating import check_quality, load_quality, scan_personal_data
 
 
 @flow(name="validate-dataset", flow_run_name="validate/{provider}/{dataset}/{ingest_id}")
 def validate_dataset(provider: str, dataset: str, ingest_id: str) -> dict[str, Any]:
     """Both gates run, concurrently; either failing quarantines the ingest and fails the run."""
+    load_quality()  # before the two threads start (see load_quality)
     quality = check_quality.submit(provider, dataset, ingest_id)
     pii = scan_personal_data.submit(provider, dataset, ingest_id)
     return {"quality": quality.result(), "pii": pii.result()}

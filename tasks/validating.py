@@ -12,13 +12,23 @@ from databourse import zones
 from databourse.errors import PersonalDataFound, QualityFailed
 from databourse.ingest import load_ingest, quarantine_ingest
 from databourse.pii import SCAN_BATCH_ROWS, scan_batches
-from databourse.quality import check_suite, suite_from_contract, validate_parquet
-from databourse.quality_docs import artifact_rows, markdown_summary, render_html
-from databourse.quality_score import scores
 from databourse.screening import check_declarations
 from tasks import reporting, resources
 from tasks.retrying import HEAVY_SECONDS, RETRY_TRANSIENT
 from tasks.staged import ingested_copy
+
+# The quality suite is Great Expectations, whose import (scipy.stats, altair, its expectation
+# registry) was 72% of importing flows/process_drop.py: 18.6 of 25.9 s on the loaded 2-core
+# benchmark machine (python -X importtime, issue 18), paid by every process that imports a flow
+# (the runner, `bourse serve`, too). It is imported when a dataset is validated: see load_quality.
+
+
+def load_quality() -> None:
+    """Import the quality suite now, before the checks start: imported inside check_quality
+    instead, beside the PII scan on the other thread, it made both slower (at 1M rows quality
+    16.4 s and PII 11.7 s against 5.7 and 8.8 s: the import holds the GIL), and on a thread during
+    the ingest it made the ingest 2-3x slower."""
+    import databourse.quality_docs  # noqa: F401  (imports databourse.quality and quality_score)
 
 
 @task(
@@ -29,6 +39,10 @@ from tasks.staged import ingested_copy
 )
 def check_quality(provider: str, dataset: str, ingest_id: str) -> dict[str, Any]:
     """Run the dataset's suite; quarantine the ingest when an error-severity expectation fails."""
+    from databourse.quality import check_suite, suite_from_contract, validate_parquet
+    from databourse.quality_docs import artifact_rows, markdown_summary, render_html
+    from databourse.quality_score import scores
+
     logger = get_run_logger()
     store = resources.store()
     spec = resources.config().dataset(provider, dataset)

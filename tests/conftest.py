@@ -136,9 +136,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Importing `bourse.cli` runs `runtime.configure()`, which points this process at a managed
     Prefect server and sets its auth string: every server a later test starts would then refuse
-    clients without it (401). Tests drive the CLI in subprocesses, never by importing it."""
-    if "bourse.cli" in sys.modules:
+    clients without it (401). Its command modules (`bourse.commands`) configure it when a command
+    runs. Tests drive the CLI in subprocesses, never by importing it or its commands."""
+    imported = sorted(
+        name
+        for name in sys.modules
+        if name == "bourse.cli" or name == "bourse.commands" or name.startswith("bourse.commands.")
+    )
+    if imported:
         raise pytest.UsageError(
-            "a test module imported bourse.cli at collection: run the CLI in a subprocess "
-            "(helpers.cli_env / bourse) or import what it needs from bourse.display"
+            f"a test module imported {', '.join(imported)} at collection: run the CLI in a "
+            "subprocess (helpers.cli_env / bourse) or import what it needs from bourse.display"
         )

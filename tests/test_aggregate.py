@@ -8,7 +8,8 @@ import pyarrow as pa
 import pytest
 
 from databourse.aggregate import aggregate
-from databourse.config import AggregateSpec, ProductSpec, ProviderSpec, _check_product
+from databourse.config import AggregateSpec, ProductSpec, ProviderSpec
+from databourse.config.loading import check_product
 
 KEY = b"k" * 32
 
@@ -90,7 +91,7 @@ def test_product_type_and_checks_against_the_source(tmp_path: Path) -> None:
         "datasets": {"d": {"columns": [{"name": "d"}, {"name": "v", "type": "int64"},
                                        {"name": "code", "type": "int64"}, {"name": "h"}]}},
     })  # fmt: skip
-    problems = _check_product(str(tmp_path / "products" / "agg.yaml"), spec, {"p": provider})
+    problems = check_product(str(tmp_path / "products" / "agg.yaml"), spec, {"p": provider})
     assert any("h.hierarchy: file 'hierarchies/missing.csv' not found" in p for p in problems)
     assert any("columns.h.level: a hierarchy without level is searched" in p for p in problems)
     assert any("code.mask: needs a string column, not int64" in p for p in problems)

@@ -22,11 +22,14 @@ from urllib.parse import urljoin
 import httpx
 import pyarrow as pa
 import pytest
+import rdflib
 import yaml
 from helpers import chromium_dom, sample_manifest
 from test_exchange_sharing import serving
 from test_facts_and_grants import EXPORTER, PRODUCT, REMAINING, World, gate, world
+from test_standards_shacl import DCAT_AP, results
 
+from bourse.exchange_pages import PAGE
 from databourse.dcat import listed_offers
 from databourse.odrl import usage_policy
 from databourse.package import (
@@ -217,6 +220,28 @@ def test_a_manifest_edited_after_packaging_is_not_offered(world: World, visit: V
     assert visit.get(f"/products/{PRODUCT}/{version}/manifest.json").status_code == 404
     doc = visit.get("/catalog/dcat.jsonld").json()
     assert listed_offers(doc) == set() and "resale" not in json.dumps(doc)
+
+
+def test_the_index_and_the_dcat_export_are_paged(world: World, visit: Visitor) -> None:
+    """100 products a page (exchange_pages.PAGE), Hydra's view in the DCAT; every page valid."""
+    offered = package(world)
+    gate(world, offered)
+    for n in range(PAGE):  # products sorted before PRODUCT, each with nothing listed yet
+        world.catalog.ensure_product(f"a-filler-{n:03d}", f"Filler {n}", EXPORTER, "orders")
+    first, second = visit.get("/"), visit.get("/?page=2")
+    assert f"/products/{PRODUCT}" not in parsed(first.text).hrefs
+    assert "/?page=2" in parsed(first.text).hrefs and "/?page=1" in parsed(second.text).hrefs
+    assert f"/products/{PRODUCT}/{offered}" in parsed(second.text).hrefs
+    one = visit.get("/catalog/dcat.jsonld").json()
+    two = visit.get("/catalog/dcat.jsonld?page=2").json()
+    assert listed_offers(one) == set() and listed_offers(two)
+    assert one["hydra:view"]["hydra:next"]["@id"].endswith("/catalog/dcat.jsonld?page=2")
+    assert "hydra:next" not in two["hydra:view"] and "hydra:previous" in two["hydra:view"]
+    for bad in ("/?page=0", "/?page=x", "/catalog/dcat.jsonld?page=-1"):
+        assert visit.get(bad).status_code == 422, bad
+    for doc in (one, two):  # what the exchange serves passes the official shapes too
+        graph = rdflib.Graph().parse(data=json.dumps(doc), format="json-ld")
+        assert results(graph, DCAT_AP)["Violation"] == []
 
 
 def test_a_manifest_edited_after_the_pages_showed_it_is_not_offered_any_more(

@@ -9,6 +9,7 @@ import pytest
 from helpers import chromium_dom, publish_sample_version
 
 from databourse.catalog import Catalog
+from databourse.config import load_config
 from databourse.exports import JSONLD_KEY, PAGE_KEY, export_catalog
 from databourse.storage import ObjectStore
 
@@ -26,11 +27,23 @@ def test_dcat_jsonld(published: tuple[Catalog, ObjectStore]) -> None:
     doc = json.loads(store.get_bytes(JSONLD_KEY))
     assert doc["@type"] == "dcat:Catalog"
     series, dataset = doc["dcat:dataset"]
-    assert series["@type"] == "dcat:DatasetSeries" and series["dct:title"] == HOSTILE
+    assert series["@type"] == ["dcat:DatasetSeries", "dcat:Dataset"]  # a series is a dataset
+    assert series["dct:title"] == HOSTILE
     assert dataset["dcat:inSeries"] == {"@id": series["@id"]}
     assert dataset["dcat:version"] == "1.0.0"
-    assert dataset["dct:spatial"] == [{"@id": "urn:iso:std:iso:3166:-1:CN"}]  # MY pending
-    assert {"dct:title": "Provisions (2024) art. 8"} in dataset["dcatap:applicableLegislation"]
+    assert dataset["dct:spatial"] == [  # MY pending
+        {
+            "@id": "http://publications.europa.eu/resource/authority/country/CHN",
+            "@type": "dct:Location",
+            "dct:identifier": "CN",
+        }
+    ]
+    # the laws of its origin and markets (CN: settings' catalog_export), as eli:LegalResource IRIs
+    laws = load_config().settings.catalog_export.legislation["CN"]
+    assert dataset["dcatap:applicableLegislation"] == [
+        {"@id": iri, "@type": "eli:LegalResource"} for iri in laws
+    ]
+    assert doc["dct:publisher"]["foaf:name"] == load_config().settings.catalog_export.publisher
     assert dataset["odrl:hasPolicy"]["@type"] == "Offer"
     [dist] = dataset["dcat:distribution"]
     manifest = json.loads(store.get_bytes("products/p1/1.0.0/manifest.json"))

@@ -38,14 +38,17 @@ def people(n: int = 300, seed: int = 7) -> pa.Table:
 
 
 def entropy_cost(table: pa.Table, kept: set[int], levels: list[int]) -> float:
-    """Non-uniform entropy, written out plainly: kept records at their label, others at '*'."""
+    """ARX's non-monotonic non-uniform entropy, written out plainly: every record at its label
+    over the whole table, plus the entropy of the suppressed records' labels among themselves."""
     total = 0.0
+    suppressed = [row for row in range(table.num_rows) if row not in kept]
     for q, lv in zip(QIS, levels, strict=True):
         values = [str(v) for v in table.column(q).to_pylist()]
         labels = HIER[q].generalize(table.column(q), lv).to_pylist()
         f0, fl = Counter(values), Counter(labels)
-        for row, (v, g) in enumerate(zip(values, labels, strict=True)):
-            total += math.log2((fl[g] if row in kept else len(values)) / f0[v])
+        total += sum(math.log2(fl[g] / f0[v]) for v, g in zip(values, labels, strict=True))
+        among = Counter(labels[row] for row in suppressed)
+        total += sum(c * math.log2(len(suppressed) / c) for c in among.values())
     return total
 
 

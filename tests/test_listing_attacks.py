@@ -32,7 +32,7 @@ def offered(w: World, version: str) -> list[str]:
     """The markets the exported DCAT JSON-LD offers `version` in."""
     doc = json.loads((w.store.root / DCAT).read_text())
     [dataset] = [d for d in doc["dcat:dataset"] if d["dct:identifier"] == f"{PRODUCT}@{version}"]
-    return [place["@id"].rpartition(":")[2] for place in dataset["dct:spatial"]]
+    return [place["dct:identifier"] for place in dataset["dct:spatial"]]
 
 
 def verify_all(w: World) -> tuple[int, list[dict[str, Any]], dict[str, int]]:

@@ -13,7 +13,7 @@ from helpers import sample_manifest
 
 from databourse.config import UsageTerms
 from databourse.errors import CatalogError, StorageError
-from databourse.odrl import usage_policy
+from databourse.odrl import EXCHANGE, PROFILE, usage_policy
 from databourse.package import (
     MANIFEST_SCHEMA,
     content_hash,
@@ -76,14 +76,16 @@ def test_odrl_policy_says_what_a_buyer_may_do() -> None:
     [permission] = policy["permission"]
     constraints = permission["constraint"][0]["and"]
     by_operand = {c["leftOperand"]: c["rightOperand"] for c in constraints}
-    assert by_operand["purpose"] == ["research"]
-    assert [s["@id"][-2:] for s in by_operand["spatial"]] == ["MY", "SG"]
+    assert by_operand["purpose"] == {"@list": ["research"]}  # one set of values, not several
+    assert [s["@id"][-3:] for s in by_operand["spatial"]["@list"]] == ["MYS", "SGP"]
     assert by_operand["dateTime"]["@value"] == "2027-01-31"
+    assert policy["conflict"] == "prohibit" and policy["assigner"]["@id"] == EXCHANGE
     actions = {
         p["action"] if isinstance(p["action"], str) else p["action"]["@id"]
         for p in policy["prohibition"]
     }
-    assert {"distribute", "transfer"} <= actions and any(a.endswith("reidentify") for a in actions)
+    # onward transfer is our profile's action: odrl:transfer means a transfer of ownership
+    assert actions == {"distribute", f"{PROFILE}#onwardTransfer", f"{PROFILE}#reidentify"}
     allowed = usage_policy(
         "p1",
         "1.0.0",

@@ -345,3 +345,28 @@ def test_verify_streams_a_parquet_file(tmp_path: Path) -> None:
     assert verify(tmp_path / "out.parquet", spec) == check_k_anonymity(out, spec)
     pq.write_table(out.slice(0, 0), tmp_path / "empty.parquet")
     assert not verify(tmp_path / "empty.parquet", spec).satisfied
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "criterion", "words"),
+    [
+        ({"k": 40}, "k", "in classes smaller than k=40"),
+        ({"l": 3, "sensitive_attributes": ["disease"]}, "l", "in classes below distinct l=3"),
+        ({"t": 0.15, "sensitive_attributes": ["disease"]}, "t",
+         "in classes farther than t=0.15 from the released records"),
+    ],
+)  # fmt: skip
+def test_failure_names_the_criterion_that_cannot_be_met(
+    kwargs: dict[str, Any], criterion: str, words: str
+) -> None:
+    """Issue 22: a t failure was reported as "exceeds the limit", naming no criterion."""
+    spec = PrivacyModel(quasi_identifiers=["zip", "decade"], max_suppression=0.0,
+                        **{"k": 2, **kwargs})  # fmt: skip
+    with pytest.raises(PrivacyModelFailed) as info:
+        enforce_model(patients(), spec)
+    err = info.value
+    assert err.criterion == criterion
+    by = {"k": err.suppressed_by_k, "l": err.suppressed_by_l, "t": err.suppressed_by_t}
+    assert by[criterion] == max(by.values()) > 0 and sum(by.values()) == err.suppressed
+    assert f"({criterion})" in str(err) and words in str(err)
+    assert "within the suppression limit of 0.0%" in str(err)

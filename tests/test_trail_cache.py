@@ -128,8 +128,29 @@ def test_an_old_event_deleted_is_found_at_the_next_full_fold(two: Any) -> None:
     meanwhile = fold(cached)  # the head is untouched: the authentic fold still revokes
     assert 4 in meanwhile.revoked and cache.folds == 1
     clock.now += cache.full_every_s
+    during = fold(cached)  # served from the cache while a thread folds the whole trail again
+    assert 4 in during.revoked and not during.breaks
+    cache.wait(60)
     after = fold(cached)
-    assert cache.folds == 2 and after.breaks and after == fold(plain)
+    assert cache.folds == 3 and after.breaks and after == fold(plain)
+
+
+def test_a_clean_refold_keeps_the_cache_and_a_stale_one_is_not_used(two: Any) -> None:
+    plain, cached, cache, clock = two
+    rng = random.Random(6)
+    append(cached, *(event(rng, i) for i in range(10)))
+    fold(cached)
+    clock.now += cache.full_every_s
+    append(cached, *(event(rng, i) for i in range(20, 24)))
+    fold(cached)
+    cache.wait(60)
+    assert cache.folds == 2  # the request's fold and the thread's
+    for _ in range(3):
+        assert fold(cached) == fold(plain)
+    assert cache.folds == 2  # the refold vouched for the cache: no request folds
+    clock.now += cache.full_every_s * 3  # no request for a long while: no refresh ran
+    sql(plain, delete(AuditEvent).where(AuditEvent.seq == 3))
+    assert fold(cached).breaks and cache.folds == 3  # the request folds, not the stale cache
 
 
 def test_other_keys_force_a_full_fold(two: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,67 @@
+"""Setting up a project: check the configs, create the keys, write sample provider drops."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bourse.commands.shared import fail, out
+from databourse.errors import DataBourseError
+
+config_app = typer.Typer(help="Check the configs.", no_args_is_help=True)
+secrets_app = typer.Typer(help="Secrets the pipeline needs.", no_args_is_help=True)
+samples_app = typer.Typer(help="Sample provider drops.", no_args_is_help=True)
+
+
+@config_app.command("check")
+def config_check() -> None:
+    """Load every config file; list every problem by file and key path."""
+    from databourse.config import load_config
+    from databourse.errors import ConfigError
+    from databourse.quality import check_suite
+
+    try:
+        cfg = load_config()
+        problems: list[str] = []
+        for pid, provider in cfg.providers.items():
+            for name, spec in provider.datasets.items():
+                try:
+                    check_suite(spec)
+                except ConfigError as exc:
+                    file = cfg.files[f"provider/{pid}"]
+                    problems += [f"{file}: datasets.{name}.{p}" for p in exc.problems]
+        if problems:
+            raise ConfigError(problems)
+    except DataBourseError as exc:
+        fail(str(exc))
+    out.print(
+        f"ok: {len(cfg.providers)} provider(s), {len(cfg.products)} product(s), "
+        f"{len(cfg.policy.origins)} origin rule set(s)"
+    )
+
+
+@secrets_app.command("init")
+def secrets_init() -> None:
+    """Create the pseudonym and audit keys as private key files (0600), if none is set."""
+    from bourse.demo import ensure_keys
+
+    try:
+        lines = ensure_keys()
+    except DataBourseError as exc:
+        fail(str(exc))
+    out.print("\n".join(lines), highlight=False, markup=False)
+
+
+@samples_app.command("generate")
+def samples_generate(
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write the drops into.")],
+    scale: float = 1.0,
+    seed: int = 20261120,
+) -> None:
+    """Write the sample provider drops (deterministic for a seed)."""
+    from databourse.samples import generate_drops
+
+    for d in generate_drops(out_dir, seed=seed, scale=scale):
+        out.print(f"{d.provider}/{d.dataset}: {d.rows} rows -> {d.path}")
