@@ -18,6 +18,7 @@ import os
 import random
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pcsv
@@ -26,7 +27,7 @@ import pytest
 from databourse.config import PrivacyModel
 from databourse.errors import PrivacyModelFailed
 from databourse.hierarchy import Hierarchy
-from databourse.lattice import apply_levels, evaluate, search
+from databourse.lattice import anonymize, apply_levels, evaluate, search
 from databourse.loss_metrics import METRICS, Metric
 from databourse.privacy import enforce_model
 
@@ -236,3 +237,16 @@ def test_search_finds_the_exhaustive_optimum_of_each_metric(
     result = search(table, HIER, model, metric=metric)
     assert result.satisfied and result.levels in nodes
     assert result.loss == pytest.approx(best, rel=1e-9)
+
+
+def test_the_product_configs_metric_is_the_one_searched(fars: Any) -> None:
+    """`privacy.metric` in a product config reaches the search (lattice.anonymize, as the build
+    calls it); entropy_nm when it is not given; a metric that is not ARX's is refused."""
+    table, hierarchies = fars
+    given = {"quasi_identifiers": FARS, "k": 100, "max_suppression": 0.04}
+    default = anonymize(table, hierarchies, PrivacyModel(**given))[1]
+    chosen = anonymize(table, hierarchies, PrivacyModel(**given, metric="entropy"))[1]
+    assert (default.metric, chosen.metric) == ("entropy_nm", "entropy")
+    assert default.levels != chosen.levels  # the two metrics pick different nodes here
+    with pytest.raises(ValueError, match="metric"):
+        PrivacyModel(**given, metric="height")
