@@ -58,6 +58,9 @@ def publish_product(product: str, version: str) -> dict[str, Any]:
     sweep_approvals()
     decisions = decide_transfers(product, version)
     _tag_markets(decisions)
+    # Listed at once in the markets open without an approval (issue 19: the export was written
+    # only after every question was answered, days later), then again after the answers.
+    export_catalog()
     for decision in decisions:
         if decision["status"] == "pending_approval":
             _ask(product, version, decision)

@@ -22,6 +22,7 @@ from helpers import (
     stop_stack,
 )
 
+from databourse.dcat import listed_offers
 from databourse.samples import write_bad_drop
 
 pytestmark = pytest.mark.e2e
@@ -101,6 +102,9 @@ def test_demo_approve_reject_and_rerun(env: dict[str, str], demo: str) -> None:
 
     waiting = json.loads(bourse(env, "approvals", "list", "--json").stdout)
     assert [(w["product"], w["market"]) for w in waiting] == [("sz-retail-baskets", "MY")]
+    # While MY and SG wait, the export already lists the version where it is available (CN).
+    dcat = json.loads((project / "state/store/catalog/dcat.jsonld").read_text())
+    assert ("sz-retail-baskets", "1.0.0", "CN") in listed_offers(dcat)
     run_id = waiting[0]["run_id"]
     assert waiting[0]["url"].endswith(f"/runs/flow-run/{run_id}")
 
