@@ -243,13 +243,19 @@ def _check_expiry(expires_at: datetime, now: datetime, max_days: int) -> None:
 
 
 def offer_in_force(
-    session: Session, row: Version, market: str, expires_at: datetime, now: datetime
+    session: Session,
+    row: Version,
+    market: str,
+    expires_at: datetime,
+    now: datetime,
+    trail: trail_state.TrailState | None = None,
 ) -> tuple[Availability, Approval | None]:
     """What a grant in `market` until `expires_at` rests on, checked for a new grant and again
     for every delivery of one (`catalog_shares`): the version published and available there,
     the approval in force past the grant's end, and those rows as the authenticated audit
     trail backs them. Returns the availability row and the approval (None where the market is
     open without one); raises TransferNotApproved or CatalogError naming the first failure.
+    `trail`: the audit trail's fold when the caller already has it (one fold a request).
     """
     where = availability_row(session, row.id, market)
     if row.status != "published" or where is None or where.status != "available":
@@ -261,7 +267,8 @@ def offer_in_force(
             market=market,
         )
     approval = _approval_in_force(session, row, where, expires_at, now)
-    _refuse_untrailed(trail_state.grant_problems(session, row, where, approval), row, market)
+    problems = trail_state.grant_problems(session, row, where, approval, trail)
+    _refuse_untrailed(problems, row, market)
     return where, approval
 
 

@@ -226,7 +226,7 @@ def _standing(session: Session, grant_id: int, now: datetime) -> GrantStanding:
         )
     problems = _record_problems(trail, grant, row, recipient)
     try:
-        offer_in_force(session, row, grant.market, expires_at, now)
+        offer_in_force(session, row, grant.market, expires_at, now, trail)
     except CatalogError as exc:  # TransferNotApproved too
         problems.append(str(exc))
     if problems:

@@ -169,10 +169,15 @@ def availability_problems(state: TrailState, row: Version, where: Availability) 
 
 
 def grant_problems(
-    session: Session, row: Version, where: Availability, approval: Approval | None
+    session: Session,
+    row: Version,
+    where: Availability,
+    approval: Approval | None,
+    state: TrailState | None = None,
 ) -> list[str]:
-    """Everything a new grant rests on that the authenticated trail does not back."""
-    state = TrailState.of(session)
+    """Everything a new grant rests on that the authenticated trail does not back (`state`:
+    the trail's fold when the caller has it, else folded here)."""
+    state = state if state is not None else TrailState.of(session)
     problems = availability_problems(state, row, where)
     if approval is not None:
         problems += approval_problems(state, approval, row)
