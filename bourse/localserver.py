@@ -154,6 +154,10 @@ def start(rt: Runtime, timeout: float = 120) -> list[str]:
             "by an older version): restart it (`bourse server stop`, `bourse server start`)"
         )
     done += recover(rt)
+    pool = _work_pool_serving(rt.api_url)
+    if pool is not None:  # `prefect deploy` put them there: a runner would take them over
+        done.append(f"the deployments are served by the workers of work pool {pool!r}")
+        return done
     proc = runner(rt)
     if proc.pid() is None:
         proc.start([sys.executable, "-m", "bourse", "serve"])
@@ -231,6 +235,21 @@ def _deployment_ready(api_url: str) -> bool:
         return resp.status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def _work_pool_serving(api_url: str) -> str | None:
+    """The work pool the project's deployments are on (deploy/prefect.yaml), if any.
+
+    `bourse serve` registers them with no pool; started against an API where workers serve them,
+    it would re-bind every deployment to itself, taking the production runs off the workers."""
+    flow, name = RUNNER_READY_DEPLOYMENT.split("/")
+    try:
+        resp = httpx.get(
+            f"{api_url}/deployments/name/{flow}/{name}", headers=auth_headers(), timeout=5
+        )
+    except httpx.HTTPError:
+        return None
+    return resp.json().get("work_pool_name") if resp.status_code == 200 else None
 
 
 def _wait(check: object, timeout: float, proc: Process) -> None:

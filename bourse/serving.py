@@ -73,9 +73,13 @@ def serve() -> None:
     starts every run of it from that object (Prefect's direct subprocess), whatever the API says.
     """
     import asyncio
+    import socket
 
     from prefect.runner import Runner
 
+    from tasks.dispatching import WORKER_ENV
+
+    os.environ.setdefault(WORKER_ENV, f"runner@{socket.gethostname()}")  # its runs inherit it
     runner = Runner(pause_on_shutdown=True)
     for flow, options in served_flows():
         runner.add_flow(flow, **options)

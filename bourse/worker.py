@@ -35,6 +35,7 @@ from prefect.workers.process import (
 )
 
 from bourse.worker_run import RunRefused, imported_flow, run_command
+from tasks.dispatching import WORKER_ENV
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -59,9 +60,13 @@ def run_folder() -> Path:
     return Path(os.environ.get("DATABOURSE_HOME") or os.getcwd()).resolve()
 
 
-def run_env() -> dict[str, str | None]:
-    """The variables added to the worker's own environment for a flow run (none from the API)."""
-    return {k: v for k, v in RUN_DEFAULTS.items() if k not in os.environ}
+def run_env(worker_name: str | None = None) -> dict[str, str | None]:
+    """The variables added to the worker's own environment for a flow run (none from the API):
+    the defaults above, and the worker's name (a drop run tags itself with it)."""
+    env: dict[str, str | None] = {k: v for k, v in RUN_DEFAULTS.items() if k not in os.environ}
+    if worker_name:
+        env[WORKER_ENV] = worker_name
+    return env
 
 
 class DataBourseJobConfiguration(ProcessJobConfiguration):
@@ -98,7 +103,7 @@ class DataBourseJobConfiguration(ProcessJobConfiguration):
             flow_run, None, None, work_pool, worker_name, worker_id=worker_id
         )
         self.command = shlex.join(run_command(flow_run.id))
-        self.env = run_env()
+        self.env = run_env(worker_name)
         self.working_dir = run_folder()
 
 
@@ -134,7 +139,7 @@ class DataBourseWorker(ProcessWorker):
             starter = EngineCommandStarter(
                 command=shlex.join(run_command(flow_run.id)),
                 cwd=folder,
-                env=run_env(),
+                env=run_env(self.name),
                 stream_output=True,
                 control_channel=ctx.control_channel,
             )
@@ -178,13 +183,14 @@ def work(
     pool: str,
     *,
     limit: int | None = None,
+    name: str | None = None,
     with_healthcheck: bool = False,
     printer: Callable[..., None] = print,
 ) -> None:
     """Run the worker on `pool` until stopped (`bourse worker`), as `prefect worker start` does."""
     from prefect.utilities.processutils import setup_signal_handlers_worker
 
-    worker = DataBourseWorker(work_pool_name=pool, limit=limit)
+    worker = DataBourseWorker(work_pool_name=pool, limit=limit, name=name)
     # first SIGTERM or SIGINT: stop taking runs and let running ones finish; a second: kill
     setup_signal_handlers_worker(os.getpid(), "the databourse worker", printer)
     asyncio.run(worker.start(with_healthcheck=with_healthcheck, printer=printer))

@@ -1,60 +1,182 @@
-"""Flow: every new drop in the landing zone, each processed as a child run."""
+"""Flow: every new drop in the landing zone, each processed as its own deployment run.
+
+The nightly run discovers and dispatches; it does no data work. Each new drop runs as a run of
+the `drop` deployment (`process-drop/drop`) on whichever worker of the pool is free (or the
+embedded runner of `bourse serve`), shown in the UI as a child of this run. At most
+`runs.nightly_parallel` drops are started and not yet ended, and at most a provider's limit of
+one provider's: the pool's queue never fills with drops that would hold worker slots while they
+wait for a provider slot. This run waits by reading the runs' states every
+`runs.nightly_poll_seconds`, holding no provider slot and no data.
+
+A drop run whose process died (a killed worker: the zombie automation marks it Crashed) is
+started anew, at most `runs.drop_restarts` times; one drop's failure stops no other. A run is
+keyed by the catalog, dataset and content hash (`tasks/dispatching.py`): a re-run nightly meets
+the same runs, never a second one. The summary artifact lists every drop's outcome, the worker
+that ran it and a link to its run.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
-from prefect import flow, get_run_logger, task
-from prefect.task_runners import ThreadPoolTaskRunner
+from prefect import flow, get_run_logger
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.objects import FlowRun
+from prefect.utilities.urls import url_for
 
-from databourse.landing import DiscoverResult
-from flows.process_drop import process_drop
+from databourse.landing import DiscoverResult, Drop
 from flows.run_names import dated
 from tasks import reporting, resources
 from tasks.discovering import discover_drops
-from tasks.limits import ensure_provider_limits
+from tasks.dispatching import DROP_DEPLOYMENT, WORKER_TAG, start_keyed
+from tasks.limits import ensure_provider_limits, limit_name
 
 
-@task(name="process-new-drop", task_run_name="drop {key}")
-def process_new_drop(key: str, drop: dict[str, Any], publish_wait_seconds: float) -> dict[str, Any]:
-    """One new drop as a child run of the nightly run (its failure fails this task only)."""
+@dataclass
+class Dispatch:
+    """One new drop and the runs started for it (the last is its current run)."""
+
+    drop: Drop
+    runs: list[FlowRun] = field(default_factory=list)
+    error: str | None = None  # why no run could be started
+
+    @property
+    def current(self) -> FlowRun | None:
+        return self.runs[-1] if self.runs else None
+
+    def ended(self) -> bool:
+        run = self.current
+        return self.error is not None or (
+            run is not None and run.state is not None and run.state.is_final()
+        )
+
+    def outcome(self) -> dict[str, Any]:
+        """A row of the summary: names, states, links; no data."""
+        run = self.current
+        tags = {t for r in self.runs for t in r.tags}
+        workers = sorted(t.removeprefix(WORKER_TAG) for t in tags if t.startswith(WORKER_TAG))
+        return {
+            "key": self.drop.key,
+            "provider": self.drop.provider,
+            "dataset": self.drop.dataset,
+            "ingest_id": self.drop.ingest_id,
+            "state": self.error or (run.state.name if run and run.state else "Unknown"),
+            "run": run.name if run else None,
+            "run_id": str(run.id) if run else None,
+            "link": url_for(run) if run else None,
+            "worker": ", ".join(workers) or None,
+            "attempts": len(self.runs),
+        }
+
+
+def _drop_key(drop: Drop) -> str:
+    return f"{resources.catalog().identity}/drop/{drop.provider}/{drop.dataset}#{drop.sha256}"
+
+
+def _start(dispatch: Dispatch, publish_wait_seconds: float) -> None:
+    """Start (or meet again) the drop's run; a failure to start is the drop's outcome."""
+    drop = dispatch.drop
     store = resources.store()
-    local = store.local_path(key)
-    state = process_drop(
-        drop["provider"],
-        drop["dataset"],
-        str(local) if local is not None else store.uri(key),
-        publish_wait_seconds,
-        drop["name"],
-        drop["expected_rows"],
-        drop.get("sha256"),  # the ingest refuses other bytes (a file swapped since discovery)
-        return_state=True,
+    local = store.local_path(drop.key)
+    parameters = {
+        "provider": drop.provider,
+        "dataset": drop.dataset,
+        "source": str(local) if local is not None else store.uri(drop.key),
+        "publish_wait_seconds": publish_wait_seconds,
+        "source_name": drop.name,
+        "expected_rows": drop.expected_rows,
+        "expected_sha256": drop.sha256,  # the ingest refuses other bytes (swapped since discovery)
+    }
+    try:
+        run = start_keyed(
+            DROP_DEPLOYMENT,
+            parameters,
+            _drop_key(drop),
+            ["nightly-drop", f"provider:{drop.provider}", f"dataset:{drop.dataset}"],
+            as_subflow=True,  # shown under this run in the UI; it runs on its own worker
+            what=f"drop {drop.key}",
+        )
+    except Exception as exc:  # one drop's failure to start stops no other
+        dispatch.error = f"not started: {type(exc).__name__}"
+        get_run_logger().error("drop %s could not be started: %s", drop.key, exc)
+        return
+    dispatch.runs.append(run)
+
+
+def _refresh(dispatches: list[Dispatch]) -> None:
+    """Read the current state of every started run that has not ended."""
+    open_runs = {str(d.current.id): d for d in dispatches if d.current and not d.ended()}
+    if not open_runs:
+        return
+    with get_client(sync_client=True) as client:
+        found = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=list(open_runs)))
+        )
+    for run in found:
+        open_runs[str(run.id)].runs[-1] = run
+
+
+def _restartable(dispatch: Dispatch, restarts: int) -> bool:
+    run = dispatch.current
+    return (
+        run is not None
+        and run.state is not None
+        and run.state.is_crashed()
+        and len(dispatch.runs) <= restarts
     )
-    if state.is_failed():
-        get_run_logger().warning("drop %s: %s (see its run)", key, state.name)
-    return {"key": key, "state": state.name, "ingest_id": drop["ingest_id"]}
 
 
-@flow(
-    name="nightly",
-    flow_run_name=dated("nightly", "provider"),
-    task_runner=ThreadPoolTaskRunner(max_workers=8),  # type: ignore[arg-type]  # generic Never
-)
-def nightly(provider: str | None = None, publish_wait_seconds: float = 60) -> dict[str, Any]:
-    """Discover what is new by content hash; process each new drop; one failure stops no other."""
+def _dispatch_all(
+    new: list[Drop], publish_wait_seconds: float, limits: dict[str, int]
+) -> list[Dispatch]:
+    """Start every new drop within the bounds, restart crashed ones, until all have ended."""
+    settings = resources.config().settings.runs
     logger = get_run_logger()
-    ensure_provider_limits()
+    dispatches = [Dispatch(d) for d in new]
+    waiting = list(dispatches)
+    deadline = time.monotonic() + settings.nightly_wait_seconds
+    while True:
+        running = [d for d in dispatches if d.runs and not d.ended()]
+        for dispatch in list(waiting):
+            provider = dispatch.drop.provider
+            of_provider = sum(1 for d in running if d.drop.provider == provider)
+            bound = limits.get(limit_name(provider), settings.provider_concurrency)
+            if len(running) >= settings.nightly_parallel or of_provider >= bound:
+                continue
+            waiting.remove(dispatch)
+            _start(dispatch, publish_wait_seconds)
+            if dispatch.runs and not dispatch.ended():
+                running.append(dispatch)
+        if not waiting and all(d.ended() for d in dispatches):
+            return dispatches
+        if time.monotonic() > deadline:
+            for dispatch in dispatches:
+                if not dispatch.ended():
+                    dispatch.error = "given up at runs.nightly_wait_seconds"
+            return dispatches
+        time.sleep(settings.nightly_poll_seconds)
+        _refresh(dispatches)
+        for dispatch in dispatches:
+            if dispatch.ended() and _restartable(dispatch, settings.drop_restarts):
+                logger.warning(
+                    "drop %s: run %s crashed (its process is gone); starting it again",
+                    dispatch.drop.key,
+                    dispatch.current.name if dispatch.current else "?",
+                )
+                _start(dispatch, publish_wait_seconds)  # the key's chain: the run after it
+
+
+@flow(name="nightly", flow_run_name=dated("nightly", "provider"))
+def nightly(provider: str | None = None, publish_wait_seconds: float = 60) -> dict[str, Any]:
+    """Discover what is new by content hash; run each new drop on a worker; one failure stops
+    no other. `publish_wait_seconds`: how long each drop run waits for its publish run."""
+    logger = get_run_logger()
+    limits = ensure_provider_limits()
     found = DiscoverResult.from_json(discover_drops(provider))
-    parallel = resources.config().settings.runs.nightly_parallel
-    outcomes: list[dict[str, Any]] = []
-    new = found.new
-    for start in range(0, len(new), parallel):  # at most `parallel` child runs at once
-        futures = [
-            process_new_drop.submit(d.key, asdict(d), publish_wait_seconds)
-            for d in new[start : start + parallel]
-        ]
-        outcomes += [f.result() for f in futures]
+    outcomes = [d.outcome() for d in _dispatch_all(found.new, publish_wait_seconds, limits)]
     reporting.table(f"nightly-{provider or 'all'}", outcomes, "Drops processed by this run")
     failed = [o for o in outcomes if o["state"] != "Completed"]
     logger.info("nightly: %d new drop(s), %d not completed", len(outcomes), len(failed))

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
 from prefect import flow, get_run_logger, tags, task
 from prefect.client.orchestration import get_client
+from prefect.runtime import flow_run
 
 from flows.build_product import build_product
 from flows.ingest_dataset import ingest_dataset
 from flows.run_names import dated
 from flows.validate_dataset import validate_dataset
 from tasks import reporting, resources
+from tasks.dispatching import WORKER_ENV, WORKER_TAG
 from tasks.limits import provider_slot
 from tasks.publishing import start_publication
 
@@ -33,6 +36,7 @@ def process_drop(
     50 drops of one provider never run 50 at once. The limit is created when missing; a wait
     for a slot logs who holds them and ends at a bound (settings `runs.slot_*`).
     """
+    _name_the_worker()
     with tags(f"provider:{provider}", f"dataset:{dataset}"):
         with provider_slot(provider):
             ingested = ingest_dataset(
@@ -59,6 +63,16 @@ def process_drop(
     }
     reporting.markdown(f"drop-{provider}-{dataset}", _summary(result), "What this drop produced")
     return result
+
+
+def _name_the_worker() -> None:
+    """Tag this run with the worker (or runner) that started it, for the nightly's summary."""
+    name = os.environ.get(WORKER_ENV)
+    if not name or flow_run.id is None:
+        return
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(flow_run.id)
+        client.update_flow_run(flow_run.id, tags=sorted({*run.tags, WORKER_TAG + name}))
 
 
 @task(name="request-publication", task_run_name="publish {product}@{version}")

@@ -18,6 +18,7 @@ from databourse.facts import confirmed_facts
 from databourse.package import read_manifest
 from databourse.transfer import TransferFacts
 from tasks import reporting, resources
+from tasks.dispatching import start_keyed
 from tasks.retrying import HEAVY_SECONDS, LIGHT_SECONDS, RETRY_TRANSIENT
 
 PUBLISH_FLOW = "publish-product"
@@ -197,7 +198,6 @@ def export_catalog() -> dict[str, str]:
 # --- starting publish runs --------------------------------------------------------------------
 
 PUBLISH_DEPLOYMENT = "publish-product/gated"
-_CHAIN_LIMIT = 50  # failed runs of one version followed before giving up
 
 
 CATALOG_TAG = "catalog:"
@@ -240,26 +240,12 @@ def start_publication(
     and `bourse approvals retry` both reach the same fresh run, never the failed one again
     (`after`: start the chain after that run, for a run started without a key).
     """
-    from prefect.deployments import run_deployment
-
     catalog = resources.catalog()
-    tags = [*(tags or [f"product:{product}"]), catalog_tag(catalog)]
-    key = publish_key(catalog, product, version, content_hash, after)
-    for _ in range(_CHAIN_LIMIT):
-        run = run_deployment(  # called from sync code: returns the FlowRun
-            deployment,
-            parameters={"product": product, "version": version},
-            timeout=0,
-            idempotency_key=key,
-            tags=tags,
-            as_subflow=False,  # a subflow cannot suspend; this run outlives its caller
-        )
-        state = run.state  # type: ignore[union-attr]
-        if state is None or not (state.is_failed() or state.is_crashed() or state.is_cancelled()):
-            return run  # type: ignore[return-value]
-        key = publish_key(catalog, product, version, content_hash, after=str(run.id))  # type: ignore[union-attr]
-    raise CatalogError(
-        f"{product}@{version}: {_CHAIN_LIMIT} publish runs failed in a row; see the last one",
-        product=product,
-        version=version,
+    return start_keyed(
+        deployment,
+        {"product": product, "version": version},
+        publish_key(catalog, product, version, content_hash, after),
+        [*(tags or [f"product:{product}"]), catalog_tag(catalog)],
+        as_subflow=False,  # a subflow cannot suspend; this run outlives its caller
+        what=f"{product}@{version}: publication",
     )

@@ -30,6 +30,39 @@ def free_port() -> int:
 
 # The sample products' usage terms expire on a fixed day (a demo's); a test project's expire this
 # long after today, so that no test starts failing on the day the samples' terms pass.
+@contextlib.contextmanager
+def own_prefect_server(prefix: str) -> Iterator[str]:
+    """A Prefect server of the caller's own (no auth, no UI), stopped and removed after.
+
+    A module that deploys deploy/prefect.yaml to a work pool needs one: on the session's server
+    it would re-bind the deployments that the `runner` fixture serves."""
+    import tempfile
+
+    from conftest import wait_healthy
+
+    home = Path(tempfile.mkdtemp(prefix=prefix))
+    port = free_port()
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_UI_ENABLED": "false"}
+    log = home / "server.log"
+    argv = ["server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(
+            [Path(sys.executable).parent / "prefect", *argv],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}/api"
+    try:
+        wait_healthy(url, proc, log)
+        yield url
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=30)
+        shutil.rmtree(home, ignore_errors=True)
+
+
 TERMS_LEFT = dt.timedelta(days=2 * 365)
 TERMS_EXPIRY = re.compile(r"^(?P<lead>\s+expires:\s*)\d{4}-\d{2}-\d{2}[ \t]*$", re.M)
 

@@ -45,6 +45,7 @@ IMAGE = f"databourse/flow-run:{VERSION}"
 FLOW_OF = {
     "nightly": "nightly",
     "on-demand": "process-drop",
+    "drop": "process-drop",
     "gated": "publish-product",
     "discover": "discover-landing",
 }
@@ -226,6 +227,10 @@ def test_entrypoint_names_a_real_flow(name: str) -> None:
         from flows.publish_product import DEPLOYMENT
 
         assert f"{flow.name}/{name}" == DEPLOYMENT == RUNNER_READY_DEPLOYMENT
+    if name == "drop":
+        from tasks.dispatching import DROP_DEPLOYMENT
+
+        assert f"{flow.name}/{name}" == DROP_DEPLOYMENT
 
 
 def sample(schema: dict[str, Any]) -> Any:

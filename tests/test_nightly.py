@@ -1,4 +1,6 @@
-"""The nightly flow against a real Prefect API: exactly the new drops, once, each a child run."""
+"""The nightly flow against a real Prefect API: exactly the new drops, once, each a deployment
+run of `process-drop/drop` (here on the `bourse serve` runner; on two workers:
+tests/test_scale_out_workers.py)."""
 
 from __future__ import annotations
 
@@ -15,8 +17,11 @@ pytestmark = pytest.mark.prefect
 
 
 def test_nightly_processes_exactly_the_new_drops_once(runner: Any, project: Path) -> None:
+    from prefect.client.orchestration import get_client
+
     from flows.nightly import nightly
     from tasks import resources
+    from tasks.dispatching import DROP_DEPLOYMENT
 
     store = resources.store()
     [sensors] = [
@@ -45,6 +50,13 @@ def test_nightly_processes_exactly_the_new_drops_once(runner: Any, project: Path
     }
     assert first["summary"]["duplicate"] == 1 and first["summary"]["unknown_dataset"] == 1
     assert first["failed"] == 0
+    with get_client(sync_client=True) as client:  # each drop ran as its own deployment run
+        dep = client.read_deployment_by_name(DROP_DEPLOYMENT)
+        for outcome in first["processed"]:
+            run = client.read_flow_run(outcome["run_id"])
+            assert run.deployment_id == dep.id and run.parent_task_run_id is not None
+            assert outcome["worker"].startswith("runner@") and outcome["attempts"] == 1
+            assert f"worker:{outcome['worker']}" in run.tags
 
     again = nightly(
         "my-buildops", publish_wait_seconds=120

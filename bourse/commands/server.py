@@ -29,6 +29,9 @@ def serve() -> None:
 def worker(
     pool: Annotated[str, typer.Option(help="The work pool to take flow runs from.")] = "databourse",
     limit: Annotated[int | None, typer.Option(help="Most flow runs at once.")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="The worker's name in the UI and on the runs it starts.")
+    ] = None,
     healthcheck: Annotated[
         bool, typer.Option("--with-healthcheck", help="Serve /health on port 8080.")
     ] = False,
@@ -36,7 +39,7 @@ def worker(
     """Run a work pool's flow runs, each from the flow imported here (never code the API names)."""
     from bourse.worker import work
 
-    work(pool, limit=limit, with_healthcheck=healthcheck, printer=out.print)
+    work(pool, limit=limit, name=name, with_healthcheck=healthcheck, printer=out.print)
 
 
 @server_app.command("start")

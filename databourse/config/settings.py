@@ -45,7 +45,12 @@ class RunSettings(Strict):
     """How much runs at once, and on what."""
 
     provider_concurrency: int = Field(2, ge=1)  # drops of one provider processed at once
-    nightly_parallel: int = Field(4, ge=1)  # drops a nightly run dispatches at once
+    # Drops a nightly run keeps started and not yet ended, on all workers together (the fleet's
+    # size in drops); each provider's drops are also bounded by its limit.
+    nightly_parallel: int = Field(4, ge=1)
+    nightly_poll_seconds: float = Field(5, gt=0, le=300)  # how often it reads its drops' states
+    nightly_wait_seconds: float = Field(20 * 3600, gt=0)  # a drop run not ended by then: given up
+    drop_restarts: int = Field(2, ge=0, le=10)  # a crashed drop run (its process died) started anew
     # A provider slot's lease: a holder that dies frees its slot this long after its last renewal.
     slot_lease_seconds: int = Field(120, ge=60, le=86400)
     slot_notice_seconds: float = Field(60, gt=0)  # waiting longer for a slot logs who holds them
