@@ -1,0 +1,146 @@
+"""Language identification of corpus documents: Faker text (written by nobody here) per locale,
+the product's language list against py3langid's own `set_languages`, `other`, `mixed`, the
+Simplified/Traditional split, and no network at run time."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pyarrow as pa
+import pytest
+from faker import Faker
+from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+from databourse.corpus.langid import (
+    LanguageIdentification,
+    chinese_script,
+    language_counts,
+    script_only_characters,
+)
+
+PRODUCT = frozenset({"zh", "ms", "id", "en", "th", "vi"})
+
+
+def faker_texts(locale: str, count: int, *, sentences: bool = False) -> list[str]:
+    faker = Faker(locale)
+    faker.seed_instance(24)
+    if sentences:
+        return [faker.sentence(nb_words=12) for _ in range(count)]
+    return [faker.paragraph(nb_sentences=5) for _ in range(count)]
+
+
+@pytest.mark.parametrize(
+    ("locale", "expected"),
+    [("en_US", "en"), ("th_TH", "th"), ("vi_VN", "vi"), ("zh_CN", "zh-Hans"), ("zh_TW", "zh-Hant")],
+)
+@pytest.mark.parametrize("languages", [None, PRODUCT])
+def test_faker_paragraphs_get_their_language(
+    locale: str, expected: str, languages: frozenset[str] | None
+) -> None:
+    labels = LanguageIdentification(languages).labels(faker_texts(locale, 60))
+    assert sum(label == expected for label in labels) >= 0.95 * len(labels)
+
+
+def test_a_product_list_gives_py3langid_set_languages_verdict() -> None:
+    listed = ["ms", "id", "en", "th", "vi"]
+    restricted = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    restricted.set_languages(listed)
+    ours = LanguageIdentification(frozenset(listed))
+    texts = []
+    for locale in ("en_US", "vi_VN", "tl_PH", "de_DE", "fr_FR", "it_IT", "pl_PL"):
+        faker = Faker(locale)
+        faker.seed_instance(24)
+        texts += [" ".join(faker.words(2)) for _ in range(60)]  # short: the list often decides
+    labels = ours.labels(texts)
+    compared = [
+        (label, text) for label, text in zip(labels, texts, strict=True) if label != "other"
+    ]
+    assert {label for label, _ in compared} <= set(listed)
+    assert all(label == restricted.classify(text)[0] for label, text in compared)
+    unrestricted = LanguageIdentification().labels([text for _, text in compared])
+    decided_by_the_list = sum(u not in listed for u in unrestricted)
+    assert decided_by_the_list >= 8
+
+
+def test_languages_outside_the_list_are_other() -> None:
+    ours = LanguageIdentification(PRODUCT)
+    for locale in ("de_DE", "ru_RU", "ja_JP", "fr_FR"):
+        labels = ours.labels(faker_texts(locale, 20))
+        assert labels.count("other") >= 19, (locale, language_counts(labels))
+
+
+def test_unknown_listed_language_is_refused() -> None:
+    with pytest.raises(ValueError, match="no language"):
+        LanguageIdentification(frozenset({"en", "xx"}))
+
+
+def _weights(text: str) -> tuple[int, int]:
+    """Letters in Latin script, and in Han (3 each) or Thai script: the documented weights."""
+    latin = sum(char.isascii() and char.isalpha() for char in text)
+    han = sum("\u4e00" <= char <= "\u9fff" for char in text)
+    thai = sum("\u0e01" <= char <= "\u0e2e" or "\u0e30" <= char <= "\u0e45" for char in text)
+    return latin, 3 * han + thai
+
+
+def test_code_switched_documents_are_mixed_and_monolingual_ones_are_not() -> None:
+    ours = LanguageIdentification(PRODUCT)
+    english = faker_texts("en_US", 60, sentences=True)
+    mixed = []
+    for locale in ("zh_CN", "th_TH"):
+        other = faker_texts(locale, 30, sentences=True)
+        for i in range(0, 30, 3):  # English and Chinese (or Thai) sentences in turn
+            mixed.append(" ".join(f"{english[j]} {other[j]}" for j in range(i, i + 3)))
+    balanced = [doc for doc in mixed if max(_weights(doc)) < 0.55 * sum(_weights(doc))]
+    assert len(balanced) >= 10
+    assert ours.labels(balanced) == ["mixed"] * len(balanced)
+    mono = [" ".join(english[i : i + 8]) for i in range(0, 40, 8)]
+    mono += [" ".join(faker_texts("th_TH", 8, sentences=True))]
+    assert "mixed" not in ours.labels(mono)
+
+
+def test_a_clear_majority_is_not_mixed() -> None:
+    english = faker_texts("en_US", 12, sentences=True)
+    chinese = faker_texts("zh_CN", 1, sentences=True)
+    # one Chinese sentence in eleven English ones is far under 40% of the letters' bytes
+    assert LanguageIdentification(PRODUCT).label(" ".join([*english[:11], *chinese])) == "en"
+
+
+def test_chinese_script_is_told_by_characters_of_one_script() -> None:
+    simplified, traditional = script_only_characters()
+    assert {"们", "国", "这", "说"} <= simplified
+    assert {"們", "國", "這", "說"} <= traditional
+    assert not simplified & traditional
+    assert chinese_script("我们的国家") == "zh-Hans"
+    assert chinese_script("我們的國家") == "zh-Hant"
+    assert chinese_script("人大中山") == "zh"  # no character differs between the scripts
+
+
+def test_arrow_batches_nulls_and_counts() -> None:
+    batch = pa.array([faker_texts("vi_VN", 1)[0], None, "   ", "12345 !!!"])
+    labels = LanguageIdentification().labels(batch)
+    assert labels == ["vi", "und", "und", "und"]
+    assert language_counts(labels) == {"und": 3, "vi": 1}
+
+
+def test_the_model_loads_and_runs_with_the_network_blocked() -> None:
+    script = textwrap.dedent(
+        """
+        import socket
+
+        def refuse(*args, **kwargs):
+            raise OSError("network blocked by the test")
+
+        socket.socket.connect = refuse
+        socket.create_connection = refuse
+        socket.getaddrinfo = refuse
+        from databourse.corpus.langid import LanguageIdentification
+        print(LanguageIdentification().labels(["Ini adalah rumah saya yang baru.", "我們的國家"]))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "zh-Hant" in done.stdout
