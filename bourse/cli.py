@@ -39,6 +39,7 @@ for command in (
     server.worker,
     data.scan,
     data.anonymize,
+    data.redact,
     data.verify,
     approvals.approve,
     approvals.reject,

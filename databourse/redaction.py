@@ -63,13 +63,23 @@ def _validated(category: str, found: list[Hit], *, runs: bool = False) -> list[H
     return [(i, a, b, category) for (i, a, b, _), good in zip(found, ok, strict=True) if good]
 
 
+def _matching(texts: pa.Array, pattern: str) -> np.ndarray:
+    """Which texts the RE2 `pattern` matches (a prefilter: only those are read in Python)."""
+    return pc.match_substring_regex(texts, pattern).to_numpy(zero_copy_only=False)
+
+
 def find_spans(texts: list[str]) -> list[list[Span]]:
-    """For each text, the spans of the personal identifiers inside it (sorted, not overlapping)."""
-    hexless = [_blank(_HEX, t) for t in texts]
+    """For each text, the spans of the personal identifiers inside it (sorted, not overlapping).
+
+    Each pattern reads only the texts its RE2 prefilter selects, as the scan does."""
+    given = pa.array(texts, pa.large_string())
+    hexed = _matching(given, HEX_TOKENS)
+    hexless = [_blank(_HEX, t) if hit else t for t, hit in zip(texts, hexed, strict=True)]
+    mixed = _matching(given, MIXED_TOKENS)  # blanking hex tokens never makes one
     runs: list[Hit] = [
         (i, m.start(), m.end(), m.group())
         for i, t in enumerate(hexless)
-        for m in _RUN.finditer(_blank(_MIXED, t))
+        for m in _RUN.finditer(_blank(_MIXED, t) if mixed[i] else t)
         if m.end() - m.start() in RUN_LENGTHS
     ]
     hits: list[Hit] = []
@@ -85,9 +95,11 @@ def find_spans(texts: list[str]) -> list[list[Span]]:
         if m.end() - m.start() == GLUED_ID_LENGTH
     ]
     hits += _validated("CN_RESIDENT_ID", glued)
-    for category, (_, pattern) in SEPARATED.items():
-        found = [(i, m.start(), m.end(), m.group()) for i, t in enumerate(hexless)
-                 for m in pattern.finditer(t)]  # fmt: skip
+    blanked = pa.array(hexless, pa.large_string())
+    for category, (prefilter, pattern) in SEPARATED.items():
+        found = [(i, m.start(), m.end(), m.group())
+                 for i in np.flatnonzero(_matching(blanked, prefilter)).tolist()
+                 for m in pattern.finditer(hexless[i])]  # fmt: skip
         hits += _validated(category, found)
     spans: list[list[Span]] = [[] for _ in texts]
     for i, start, end, category in hits:
@@ -167,11 +179,25 @@ def _redact_disguised(texts: list[str | None], counts: dict[str, int]) -> None:
         counts[category] = counts.get(category, 0) + n
 
 
-def redact_embedded(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+def _whole(values: pa.Array, up_to: int | None) -> list[str | None]:
+    """Each value's category as a whole (`pii.classify_array`); None past `up_to` characters."""
+    if up_to is None:
+        return classify_array(values)
+    short = np.flatnonzero(pc.less_equal(pc.utf8_length(values), up_to).to_numpy(False))
+    whole: list[str | None] = [None] * len(values)
+    for i, category in zip(short.tolist(), classify_array(values.take(short)), strict=True):
+        whole[i] = category
+    return whole
+
+
+def redact_embedded(
+    values: pa.Array | pa.ChunkedArray, *, whole_up_to: int | None = None
+) -> pa.Array:
     """A text column with its identifiers replaced by placeholders (type and nulls kept).
 
     Each distinct value is looked at once; only values the scan's prefilter selects, or that
-    are wholly an identifier, are redacted in Python."""
+    are wholly an identifier, are redacted in Python. `whole_up_to`: only values of at most
+    this many characters are classified as a whole (running text: `text_redact`)."""
     array = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
     if pa.types.is_dictionary(array.type):
         array = array.dictionary_decode()
@@ -181,7 +207,7 @@ def redact_embedded(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     distinct = encoded.dictionary.cast(pa.large_string())
     texts = distinct.to_pylist()
     shaped = pc.match_substring_regex(distinct, ANY_EMBEDDED).to_numpy(zero_copy_only=False)
-    whole = classify_array(distinct)
+    whole = _whole(distinct, whole_up_to)
     direct = np.array([c in DIRECT_IDENTIFIERS for c in whole], dtype=bool)
     rows = np.flatnonzero(shaped | direct)
     redacted, counts = redact_values([texts[i] for i in rows], [whole[i] for i in rows])

@@ -11,6 +11,7 @@ number, a Singapore unit, or a Chinese, Thai or Korean street and number (the pa
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
@@ -67,21 +68,51 @@ def mentions(values: pa.Array) -> dict[str, Mask]:
 
 
 @cache
-def _chinese_pattern() -> str:
+def chinese_name_parts() -> tuple[str, str]:
+    """The patterns of a Chinese surname and of one given-name character (RE2 and `regex`)."""
     names = han_names()
     surname = "(?:" + "|".join(sorted(names.compound)) + f"|[{''.join(sorted(names.surnames))}])"
     given = rf"[^\s\p{{P}}\d{NOT_GIVEN}]"  # the form of address or the cue is the evidence
+    return surname, given
+
+
+@cache
+def _chinese_pattern() -> str:
+    surname, given = chinese_name_parts()
     return rf"{surname}{given}{{1,2}}(?:{CN_AFTER})|(?:{CN_BEFORE}){surname}{given}{{1,2}}"
 
 
 def _latin_mentions(arr: pa.Array) -> Mask:
     """Pairs of adjacent words of the same value that make a name (see the module doc)."""
-    n = len(arr)
+    found = latin_name_tokens(arr)
+    out = np.zeros(len(arr), dtype=bool)
+    out[found.parents[found.pairs]] = True
+    out[found.parents[found.triples]] = True
+    return out
+
+
+@dataclass(frozen=True)
+class NameTokens:
+    """Where `latin_name_tokens` found names: tokens split on " ", by index in `flat`.
+
+    `pairs`: token a starts a name with token a + 1 (after a title, the name is a + 1 alone:
+    `titled`); `triples`: token c starts a patronymic name c, c + 1, c + 2 (Ahmad bin Ismail)."""
+
+    flat: pa.Array
+    parents: np.ndarray
+    pairs: np.ndarray
+    titled: np.ndarray
+    triples: np.ndarray
+
+
+def latin_name_tokens(arr: pa.Array) -> NameTokens:
+    """The token pairs and triples of each value that make a name (see the module doc)."""
     tokens = pc.split_pattern(arr, " ", max_splits=MAX_TOKENS)
     flat = pc.list_flatten(tokens)
     parents = pc.list_parent_indices(tokens).to_numpy()
+    none = np.zeros(0, dtype=np.int64)
     if len(flat) < 2:
-        return np.zeros(n, dtype=bool)
+        return NameTokens(flat, parents, none, none, none)
     word = pc.replace_substring_regex(flat, r"^[(\"“'‘]+|[)\"”'’.,;:!?]+$", "")
     ends_phrase = _hits(flat, r"[.,;:!?)\"”]$")
     cased = _hits(word, r"^\p{Lu}\p{Ll}+(?:-\p{Lu}?\p{Ll}+)?$|^\p{Lu}{2,}$")
@@ -111,16 +142,15 @@ def _latin_mentions(arr: pa.Array) -> Mask:
     # not a street (70669 Heather Grove) nor a firm (PD Siregar Hidayanto): what comes before
     before = np.concatenate([[False], (parents[:-2] == parents[1:-1]) & ~ends_phrase[:-2]])
     pair &= ~(before & (_hits(word, r"^\d")[a - 1] | hard[a - 1]))
-    found = pair & title[a]
-    found |= pair & cased[a] & ~stop[a] & given[a] & surname[b] & ~title[b]
+    titled = pair & title[a]
+    found = pair & cased[a] & ~stop[a] & given[a] & surname[b] & ~title[b]
     found |= pair & cased[a] & asian[a] & syllable[b] & ~given[b] & ~stop[a] & ~stop[b]
+    triples = none
     if len(flat) >= 3:  # Ahmad bin Ismail: a word, the connector, a word
         c = np.arange(2, len(flat))
         same = (parents[c - 2] == parents[c]) & ~ends_phrase[c - 2]
-        found[: len(c)] |= same & cased[c - 2] & patronymic[c - 1] & cased[c]
-    out = np.zeros(n, dtype=bool)
-    out[parents[a[found]]] = True
-    return out
+        triples = np.flatnonzero(same & cased[c - 2] & patronymic[c - 1] & cased[c])
+    return NameTokens(flat, parents, a[found | titled], a[titled], triples)
 
 
 def _scatter(rows: np.ndarray, n: int, mask: Mask) -> Mask:

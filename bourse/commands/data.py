@@ -1,11 +1,18 @@
-"""Tools on files and the store: scan a file for personal data, profile a dataset, anonymize a
-file by a product's rules, verify a published version or the whole store."""
+"""Tools on files and the store: scan a file for personal data, redact the personal data in a
+text field, profile a dataset, anonymize a file by a product's rules, verify a published version
+or the whole store."""
 
 from __future__ import annotations
 
+import csv
+import itertools
+import json
+import os
+import secrets
 import sys
+from collections import Counter
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -141,3 +148,228 @@ def verify(
     if problems:
         fail(f"{ref} fails verification:", details=problems)
     out.print(safe(f"{ref}: files, content hash, privacy model and identifier scan all verified"))
+
+
+def redact(
+    path: Annotated[Path, typer.Argument(help="A JSONL, Parquet or CSV file.")],
+    out_path: Annotated[
+        Path, typer.Option("--out", help="Where to write the redacted file (same format).")
+    ],
+    text_field: Annotated[str, typer.Option(help="The field or column that holds the text.")] = (
+        "text"
+    ),
+    as_json: JsonOpt = False,
+) -> None:
+    """Replace personal data inside a text field by typed placeholders (<PHONE_NUMBER>) and
+    write the file again; prints counts per category and the leftover rate, never a value."""
+    try:
+        report = _redact_file(path, out_path, text_field)
+    except DataBourseError as exc:
+        fail(str(exc))
+    if as_json:
+        print_json(report)
+        return
+    out.print(safe(f"{path.name}: {report['documents']} documents, {report['texts']} texts"))
+    for category, n in report["redacted"].items():
+        left = report["leftover"].get(category, 0)
+        out.print(safe(f"  {category:<16} redacted {n:>8}  leftover {left:>6}"))
+    for category, n in report["leftover"].items():
+        if category not in report["redacted"]:
+            out.print(safe(f"  {category:<16} redacted {0:>8}  leftover {n:>6}"))
+    out.print(safe(f"leftover rate: {report['leftover_rate']:.4%} -> {out_path}"))
+
+
+REDACT_BATCH = 8192  # texts redacted at once: memory stays flat in the file's size
+
+
+class _Tally:
+    """Counts over a file's batches: texts, categories replaced and still found."""
+
+    def __init__(self) -> None:
+        self.documents = self.texts = 0
+        self.redacted: Counter[str] = Counter()
+        self.left: Counter[str] = Counter()
+
+    def redact(self, texts: list[str | None]) -> list[str | None]:
+        import pyarrow as pa
+
+        from databourse.text_redact import leftover, redact_batch
+
+        self.documents += len(texts)
+        self.texts += sum(t is not None for t in texts)
+        array, counts = redact_batch(pa.array(texts, pa.large_string()))
+        self.redacted.update(counts)
+        self.left.update(leftover(array))
+        result: list[str | None] = array.to_pylist()
+        return result
+
+    def report(self) -> dict[str, Any]:
+        found = sum(self.redacted.values()) + sum(self.left.values())
+        return {
+            "documents": self.documents,
+            "texts": self.texts,
+            "redacted": dict(sorted(self.redacted.items())),
+            "leftover": dict(sorted(self.left.items())),
+            "leftover_rate": sum(self.left.values()) / found if found else 0.0,
+        }
+
+
+def _redact_file(path: Path, target: Path, field: str) -> dict[str, Any]:
+    """Redact `field` of every record of `path` into `target` (written whole or not at all)."""
+    if not path.is_file():
+        raise DataBourseError(f"{path}: no such file", path=str(path))
+    if target.resolve() == path.resolve() or (target.exists() and target.samefile(path)):
+        raise DataBourseError(f"{target}: refusing to overwrite the input", path=str(path))
+    suffix = path.suffix.lower()
+    writer = {".jsonl": _redact_jsonl, ".ndjson": _redact_jsonl, ".json": _redact_jsonl}.get(
+        suffix,
+        {".parquet": _redact_parquet, ".pq": _redact_parquet, ".csv": _redact_csv}.get(suffix),
+    )
+    if writer is None:
+        raise DataBourseError(f"{path}: not a .jsonl, .parquet or .csv file", path=str(path))
+    # a name of our own beside the target (same file system: the rename is atomic), created
+    # with the umask's mode, unlike mkstemp's 0600
+    temp = target.resolve().parent / f".{target.name}.{secrets.token_hex(8)}.tmp"
+    tally = _Tally()
+    try:
+        temp.open("x").close()
+        writer(path, temp, field, tally)
+        os.replace(temp, target)
+    except OSError as exc:  # a folder missing, no permission, a disk full: named, no traceback
+        temp.unlink(missing_ok=True)
+        where = exc.filename if exc.filename and exc.filename != str(temp) else target
+        raise DataBourseError(f"{where}: {exc.strerror or type(exc).__name__}") from None
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return tally.report()
+
+
+def _redact_jsonl(path: Path, temp: Path, field: str, tally: _Tally) -> None:
+    """One JSON object per line; blank lines kept; a bad line is named by its number."""
+    with path.open("rb") as src, temp.open("w", encoding="utf-8", newline="\n") as dst:
+        lines = iter(enumerate(src, start=1))
+        while chunk := list(itertools.islice(lines, REDACT_BATCH)):
+            records = [(n, _json_record(path, n, raw, field)) for n, raw in chunk]
+            kept = [r for _, r in records if r is not None]  # blank lines are no documents
+            redacted = iter(tally.redact([r[field] for r in kept]))
+            for _, record in records:
+                if record is not None:
+                    record[field] = next(redacted)
+                    dst.write(json.dumps(record, ensure_ascii=False))
+                dst.write("\n")
+
+
+def _json_record(path: Path, n: int, raw: bytes, field: str) -> dict[str, Any] | None:
+    """The object on line `n` (None for a blank line), its text field checked."""
+    where = f"{path}: line {n}"
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataBourseError(
+            f"{where}: not UTF-8 (byte {exc.start + 1})", path=str(path), line=n
+        ) from None
+    if not line.strip():
+        return None
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise DataBourseError(
+            f"{where}: not JSON ({exc.msg}, column {exc.colno})", path=str(path), line=n
+        ) from None
+    if not isinstance(record, dict):
+        raise DataBourseError(f"{where}: not a JSON object", path=str(path), line=n)
+    if field not in record:
+        raise DataBourseError(f"{where}: no field {field!r}", path=str(path), line=n)
+    if record[field] is not None and not isinstance(record[field], str):
+        kind = type(record[field]).__name__
+        raise DataBourseError(
+            f"{where}: field {field!r} is a {kind}, not text", path=str(path), line=n
+        )
+    return record
+
+
+def _redact_parquet(path: Path, temp: Path, field: str, tally: _Tally) -> None:
+    """Row groups read in batches; the schema (and its metadata) written as it was."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        source = pq.ParquetFile(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise DataBourseError(
+            f"{path}: not a Parquet file ({type(exc).__name__})", path=str(path)
+        ) from None
+    schema = source.schema_arrow
+    if field not in schema.names:
+        raise DataBourseError(f"{path}: no column {field!r}", path=str(path), column=field)
+    at = schema.get_field_index(field)
+    kind = schema.field(at).type
+    value = kind.value_type if pa.types.is_dictionary(kind) else kind
+    if not (pa.types.is_string(value) or pa.types.is_large_string(value)):
+        raise DataBourseError(
+            f"{path}: column {field!r} is {kind}, not text", path=str(path), column=field
+        )
+    rows = 0
+    with pq.ParquetWriter(temp, schema) as writer:
+        try:
+            for batch in source.iter_batches(batch_size=REDACT_BATCH):
+                column = batch.column(at)
+                texts = (
+                    column.dictionary_decode() if pa.types.is_dictionary(column.type) else column
+                )
+                redacted = pa.array(tally.redact(texts.to_pylist()), value)
+                if pa.types.is_dictionary(kind):
+                    redacted = redacted.dictionary_encode().cast(kind)
+                writer.write_batch(batch.set_column(at, schema.field(at), redacted))
+                rows += batch.num_rows
+        except pa.ArrowException as exc:  # a corrupt page: named by the rows read before it
+            raise DataBourseError(
+                f"{path}: unreadable after row {rows} ({type(exc).__name__})", path=str(path)
+            ) from None
+
+
+def _redact_csv(path: Path, temp: Path, field: str, tally: _Tally) -> None:
+    """A header row, then records of as many fields; every cell kept as written but the text."""
+    with (
+        path.open(encoding="utf-8-sig", newline="") as src,
+        temp.open("w", encoding="utf-8", newline="") as dst,
+    ):
+        reader, writer = csv.reader(src), csv.writer(dst, lineterminator="\n")
+        try:
+            header = next(reader, None)
+            if header is None or field not in header:
+                raise DataBourseError(
+                    f"{path}: line 1: no column {field!r} in the header",
+                    path=str(path),
+                    line=1,
+                    column=field,
+                )
+            writer.writerow(header)
+            at = header.index(field)
+            while True:
+                rows = []
+                for row in itertools.islice(reader, REDACT_BATCH):
+                    if len(row) != len(header):
+                        raise DataBourseError(
+                            f"{path}: line {reader.line_num}: {len(row)} fields,"
+                            f" the header has {len(header)}",
+                            path=str(path),
+                            line=reader.line_num,
+                        )
+                    rows.append(row)
+                if not rows:
+                    break
+                for row, text in zip(rows, tally.redact([r[at] for r in rows]), strict=True):
+                    row[at] = text or ""
+                writer.writerows(rows)
+        except csv.Error as exc:
+            raise DataBourseError(
+                f"{path}: line {reader.line_num}: not CSV ({exc})",
+                path=str(path),
+                line=reader.line_num,
+            ) from None
+        except UnicodeDecodeError as exc:
+            raise DataBourseError(
+                f"{path}: not UTF-8 (near line {reader.line_num + 1}, {exc.reason})", path=str(path)
+            ) from None
