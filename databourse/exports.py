@@ -1,6 +1,8 @@
 """Exports of the catalog for outside consumers, written atomically to the `catalog/` zone.
 
-What is exported is `Catalog.listing`: a market the authenticated audit trail does not back is
+The DCAT-AP JSON-LD, the HTML page and a Croissant 1.1 card per listed version that has a
+manifest (`catalog/croissant/<product>/<version>.json`, croissant.py). What is exported is
+`Catalog.listing`: a market the authenticated audit trail does not back is
 listed as "unverified", never as available, and named in a warning. The objects are sealed with
 the audit key after they are written (listing_seal), so a rewritten listing is found by
 `bourse verify --all`.
@@ -18,7 +20,8 @@ from databourse import zones
 from databourse.catalog import Catalog
 from databourse.catalog_listing import unverified_markets
 from databourse.catalog_page import render
-from databourse.config import load_config
+from databourse.config import Config, load_config
+from databourse.croissant import card, card_key
 from databourse.dcat import CatalogInfo, catalog_jsonld
 from databourse.errors import ManifestMismatch
 from databourse.listing_seal import SEAL_KEY, write_sealed
@@ -81,12 +84,17 @@ def export_listing(
     title: str = "databourse data product catalog",
     info: CatalogInfo | None = None,
 ) -> Export:
-    """Write the DCAT-AP 3 JSON-LD and the HTML page, then their seal; what was written.
+    """Write the DCAT-AP 3 JSON-LD, the HTML page and the versions' Croissant cards, then their
+    seal; what was written.
 
     `info`: what the configs say about the catalog (publisher, products' descriptions, the
-    markets' laws); None loads the project's configs (`load_config`)."""
+    markets' laws); None loads the project's configs (`load_config`), whose providers' declared
+    personal-data categories the cards then name."""
     signing = catalog.listing_signing_key()  # SecretMissing before anything is written
-    info = info or CatalogInfo.of(load_config())
+    cfg = None
+    if info is None:
+        cfg = load_config()
+        info = CatalogInfo.of(cfg)
     listing = catalog.listing()
     entries = gather(catalog, store, listing)
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
@@ -96,14 +104,55 @@ def export_listing(
         ).encode(),
         PAGE_KEY: render(entries, title, now).encode(),
     }
-    uris = write_sealed(store, signing, objects, now)
+    cards = croissant_cards(entries, info, cfg)
+    uris = write_sealed(store, signing, objects | cards, now)
     export = Export(
-        {"dcat": uris[JSONLD_KEY], "page": uris[PAGE_KEY], "seal": uris[SEAL_KEY]},
+        {"dcat": uris[JSONLD_KEY], "page": uris[PAGE_KEY]}
+        | {f"croissant {name}": uris[key] for key, name in _card_names(cards).items()}
+        | {"seal": uris[SEAL_KEY]},
         unverified_markets(listing),
     )
     for line in export.warnings():
         log.warning("%s", line)
     return export
+
+
+def croissant_cards(
+    entries: list[dict[str, Any]], info: CatalogInfo, cfg: Config | None = None
+) -> dict[str, bytes]:
+    """A Croissant 1.1 card (object key -> bytes) for each version of `gather` with a manifest;
+    `cfg` gives the providers' declared personal-data categories (none without it)."""
+    cards = {}
+    for entry in entries:
+        product = entry["product"]
+        for item in entry["versions"]:
+            manifest = item["manifest"]
+            if manifest is None:
+                continue
+            lineage = manifest.get("lineage") or {}
+            source = cfg.providers.get(str(lineage.get("provider"))) if cfg else None
+            dataset = source.datasets.get(str(lineage.get("dataset"))) if source else None
+            doc = card(
+                manifest,
+                item["record"],
+                item["files"],
+                title=product["name"],
+                provider=info.providers.get(product["provider"], product["provider"]),
+                publisher=info.export.publisher,
+                spec=info.products.get(product["id"]),
+                declared=dataset.declared_categories if dataset else None,
+            )
+            key = card_key(product["id"], item["record"]["version"])
+            cards[key] = json.dumps(doc, indent=2, ensure_ascii=False).encode()
+    return cards
+
+
+def _card_names(cards: dict[str, bytes]) -> dict[str, str]:
+    """product@version of each card's key."""
+    return {
+        key: "@".join(key.removeprefix("catalog/croissant/").removesuffix(".json").split("/"))
+        for key in cards
+    }
 
 
 def export_catalog(

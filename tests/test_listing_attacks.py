@@ -100,10 +100,11 @@ def test_an_untampered_export_is_sealed_and_verifies(world: World) -> None:
     assert "warning" not in proc.stderr, proc.stderr
     assert f"seal: {world.store.uri(SEAL)}" in proc.stdout
     seal = json.loads((world.store.root / SEAL).read_text())
-    assert set(seal["objects"]) == {DCAT, PAGE} and len(seal["mac"]) == 64
+    card = f"catalog/croissant/{PRODUCT}/{version}.json"  # the version's Croissant card
+    assert set(seal["objects"]) == {DCAT, PAGE, card} and len(seal["mac"]) == 64
     code, errors, checked = verify_all(world)
     assert (code, errors) == (0, []), errors
-    assert checked["listing_objects"] == 3  # the DCAT export, the page, the seal
+    assert checked["listing_objects"] == 4  # the DCAT export, the page, the card, the seal
 
 
 def test_a_rewritten_listing_fails_verify_naming_it(world: World) -> None:
@@ -156,6 +157,7 @@ def test_a_reforged_seal_or_a_planted_listing_fails_verify(world: World) -> None
     assert {f["key"] for f in errors if f["kind"] == "listing-unsealed"} == {
         DCAT,
         PAGE,
+        f"catalog/croissant/{PRODUCT}/{version}.json",
         "catalog/offers.html",
     }
 
@@ -165,7 +167,8 @@ def test_an_older_sealed_export_put_back_fails_verify(world: World) -> None:
     version = package(world)
     gate(world, version)
     export(world)
-    older = {key: (world.store.root / key).read_bytes() for key in (DCAT, PAGE, SEAL)}
+    card = f"catalog/croissant/{PRODUCT}/{version}.json"
+    older = {key: (world.store.root / key).read_bytes() for key in (DCAT, PAGE, card, SEAL)}
     assert offered(world, version) == ["CN"]
     world.catalog.withdraw_version(PRODUCT, version, "recall")
     export(world)

@@ -144,6 +144,7 @@ def test_deploy_file_entrypoints_match_the_served_deployments() -> None:
     assert served == {
         "gated": "publish-product",
         "on-demand": "process-drop",
+        "drop": "process-drop",
         "nightly": "nightly",
         "discover": "discover-landing",
     }
