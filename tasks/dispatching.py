@@ -4,16 +4,24 @@ A run started with `run_deployment(..., idempotency_key=key)` is the same run wh
 with the same key: a re-run nightly, a retried task, two operators. A failed, crashed or cancelled
 run is not an answer, though: it is followed by the run keyed after it (`key#after-<run id>`), so
 everyone who asks again reaches the same fresh run, never the failed one again, and never two.
+A run that holds the key but is not the work asked for (another deployment's, other parameters:
+created first by someone who guessed the key) is passed over the same way, named in a warning.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from databourse.errors import CatalogError
 
 if TYPE_CHECKING:
+    from uuid import UUID
+
     from prefect.client.schemas.objects import FlowRun
+
+log = logging.getLogger(__name__)
+_MISSING = object()
 
 DROP_DEPLOYMENT = "process-drop/drop"
 # Set by `bourse worker` and `bourse serve` for the runs they start: a drop run tags itself with
@@ -48,10 +56,13 @@ def start_keyed(
     `as_subflow`: shown as a child of the calling flow run (a subflow cannot suspend: a run that
     may wait for approvals must not be one). `what` names the work in the error.
     """
+    from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
 
+    with get_client(sync_client=True) as client:
+        deployment_id = client.read_deployment_by_name(deployment).id
     for _ in range(CHAIN_LIMIT):
-        run = run_deployment(  # called from sync code: returns the FlowRun
+        run: FlowRun = run_deployment(  # type: ignore[assignment]  # sync call: the FlowRun
             deployment,
             parameters=parameters,
             timeout=0,
@@ -59,7 +70,29 @@ def start_keyed(
             tags=tags,
             as_subflow=as_subflow,
         )
-        if not ended_badly(run):  # type: ignore[arg-type]
-            return run  # type: ignore[return-value]
-        key = after(key, str(run.id))  # type: ignore[union-attr]
-    raise CatalogError(f"{what}: {CHAIN_LIMIT} runs failed in a row; see the last one")
+        if squatted(run, deployment_id, parameters):
+            log.warning(
+                "%s: run %s holds the key %s but is not this work (another deployment or other "
+                "parameters): an API holder created it first; starting the run after it",
+                what,
+                run.id,
+                key,
+            )
+        elif not ended_badly(run):
+            return run
+        key = after(key, str(run.id))
+    raise CatalogError(
+        f"{what}: {CHAIN_LIMIT} runs of its key failed or were not its own in a row; see the last"
+    )
+
+
+def squatted(run: FlowRun, deployment_id: UUID, parameters: dict[str, Any]) -> bool:
+    """The run holds the key but is another deployment's, or was created with other parameters.
+
+    Whoever may create flow runs (every holder of the API auth string) can create one with a
+    key before we ask for it: the run must be of the deployment we start and carry every
+    parameter we pass, with our values (defaults of the deployment may add others)."""
+    given = run.parameters or {}
+    return run.deployment_id != deployment_id or any(
+        given.get(name, _MISSING) != value for name, value in parameters.items()
+    )

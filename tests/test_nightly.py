@@ -39,6 +39,7 @@ def test_nightly_processes_exactly_the_new_drops_once(runner: Any, project: Path
     store.put_file(f"{landing}/2026-11-21/{packed.name}", packed)
     store.put_bytes(f"{zones.landing_prefix('my-buildops')}/unknown_dataset/x.csv", b"a\n1\n")
 
+    squats = squat_the_drop_key(resources, sensors.path)
     first = nightly("my-buildops", publish_wait_seconds=120)
     processed = {
         p["key"].rsplit("/", 2)[-2] + "/" + p["key"].rsplit("/", 1)[-1]: p["state"]
@@ -50,6 +51,7 @@ def test_nightly_processes_exactly_the_new_drops_once(runner: Any, project: Path
     }
     assert first["summary"]["duplicate"] == 1 and first["summary"]["unknown_dataset"] == 1
     assert first["failed"] == 0
+    assert not {o["run_id"] for o in first["processed"]} & squats  # passed over, never reported
     with get_client(sync_client=True) as client:  # each drop ran as its own deployment run
         dep = client.read_deployment_by_name(DROP_DEPLOYMENT)
         for outcome in first["processed"]:
@@ -57,9 +59,45 @@ def test_nightly_processes_exactly_the_new_drops_once(runner: Any, project: Path
             assert run.deployment_id == dep.id and run.parent_task_run_id is not None
             assert outcome["worker"].startswith("runner@") and outcome["attempts"] == 1
             assert f"worker:{outcome['worker']}" in run.tags
+            assert run.parameters["expected_sha256"] is not None
+        for squat in squats:  # never started by anyone: they wait in the future
+            assert client.read_flow_run(squat).state.is_scheduled()
 
     again = nightly(
         "my-buildops", publish_wait_seconds=120
     )  # a re-run: nothing new, nothing redone
     assert again["processed"] == [] and again["summary"]["new"] == 0
     assert again["summary"]["ingested"] == 3  # the renamed copy is recognized by content
+
+
+def squat_the_drop_key(resources: Any, drop: Path) -> set[str]:
+    """An API holder creates runs first under the key the nightly will use for `drop`: one of
+    another deployment of the same flow (keys are unique per flow), one of the drop deployment
+    with another file to ingest. Both scheduled far ahead, so that no runner starts them."""
+    import datetime as dt
+    import hashlib
+
+    from prefect.client.orchestration import get_client
+    from prefect.states import Scheduled
+
+    from tasks.dispatching import DROP_DEPLOYMENT
+
+    sha = hashlib.sha256(drop.read_bytes()).hexdigest()
+    key = f"{resources.catalog().identity}/drop/my-buildops/sensor_readings#{sha}"
+    later = Scheduled(scheduled_time=dt.datetime.now(dt.UTC) + dt.timedelta(days=30))
+    evil = {"provider": "my-buildops", "dataset": "sensor_readings", "source": "/tmp/evil.csv"}
+    squats = set()
+    with get_client(sync_client=True) as client:
+        on_demand = client.read_deployment_by_name("process-drop/on-demand")
+        run = client.create_flow_run_from_deployment(
+            on_demand.id, parameters=evil, idempotency_key=key, state=later
+        )
+        squats.add(str(run.id))
+        dep = client.read_deployment_by_name(DROP_DEPLOYMENT)
+        chained = f"{key}#after-{run.id}"  # the next key of the chain, squatted too
+        run = client.create_flow_run_from_deployment(
+            dep.id, parameters={**evil, "expected_sha256": "0" * 64}, idempotency_key=chained,
+            state=later,
+        )  # fmt: skip
+        squats.add(str(run.id))
+    return squats
