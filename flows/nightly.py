@@ -8,8 +8,10 @@ one provider's: the pool's queue never fills with drops that would hold worker s
 wait for a provider slot. This run waits by reading the runs' states every
 `runs.nightly_poll_seconds`, holding no provider slot and no data.
 
-A drop run whose process died (a killed worker: the zombie automation marks it Crashed) is
-started anew, at most `runs.drop_restarts` times; one drop's failure stops no other. A run is
+A drop run whose process died (a killed worker: the zombie automation marks it Crashed; a run
+Pending or Running with neither a state change nor a heartbeat for `runs.drop_silence_seconds`,
+which the automation never sees, the nightly marks Crashed itself) is started anew, at most
+`runs.drop_restarts` times; one drop's failure stops no other. A run is
 keyed by the catalog, dataset and content hash (`tasks/dispatching.py`): a re-run nightly meets
 the same runs, never a second one. The summary artifact lists every drop's outcome, the worker
 that ran it and a link to its run.
@@ -17,14 +19,22 @@ that ran it and a link to its run.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.client.orchestration import get_client
+from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import FlowRun
+from prefect.events.filters import (
+    EventFilter,
+    EventNameFilter,
+    EventOccurredFilter,
+    EventResourceFilter,
+)
+from prefect.states import Crashed
 from prefect.utilities.urls import url_for
 
 from databourse.landing import DiscoverResult, Drop
@@ -106,8 +116,8 @@ def _start(dispatch: Dispatch, publish_wait_seconds: float) -> None:
     dispatch.runs.append(run)
 
 
-def _refresh(dispatches: list[Dispatch]) -> None:
-    """Read the current state of every started run that has not ended."""
+def _refresh(dispatches: list[Dispatch], silence: float) -> None:
+    """Read the current state of every started run that has not ended; a silent one is dead."""
     open_runs = {str(d.current.id): d for d in dispatches if d.current and not d.ended()}
     if not open_runs:
         return
@@ -115,8 +125,44 @@ def _refresh(dispatches: list[Dispatch]) -> None:
         found = client.read_flow_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=list(open_runs)))
         )
-    for run in found:
-        open_runs[str(run.id)].runs[-1] = run
+        for run in found:
+            if _silent(client, run, silence):
+                run = _crash(client, run, silence)
+                get_run_logger().warning("drop run %s: %s", run.name, run.state.message)  # type: ignore[union-attr]
+            open_runs[str(run.id)].runs[-1] = run
+
+
+def _silent(client: SyncPrefectClient, run: FlowRun, silence: float) -> bool:
+    """Pending or Running, and neither a state change nor a heartbeat for `silence` seconds.
+
+    A live worker starts a Pending run within seconds, and a running drop beats every
+    `PREFECT_FLOWS_HEARTBEAT_FREQUENCY` seconds (30: `bourse worker` and `bourse serve` set it).
+    """
+    state = run.state
+    if state is None or not (state.is_pending() or state.is_running()):
+        return False
+    now = dt.datetime.now(dt.UTC)
+    if (now - state.timestamp).total_seconds() < silence:
+        return False
+    if state.is_pending():
+        return True
+    beats = client.read_events(
+        EventFilter(
+            occurred=EventOccurredFilter(since=now - dt.timedelta(seconds=silence), until=now),
+            event=EventNameFilter(name=["prefect.flow-run.heartbeat"]),
+            resource=EventResourceFilter(id=[f"prefect.flow-run.{run.id}"]),
+        ),
+        limit=1,
+    )
+    return not beats.events
+
+
+def _crash(client: SyncPrefectClient, run: FlowRun, silence: float) -> FlowRun:
+    """Mark a silent run Crashed (as the zombie automation would), so that it is started again."""
+    state = run.state.name if run.state else "?"
+    message = f"{state} without a state change or a heartbeat for {silence:.0f} s: taken for dead"
+    client.set_flow_run_state(run.id, Crashed(message=message), force=True)
+    return client.read_flow_run(run.id)
 
 
 def _restartable(dispatch: Dispatch, restarts: int) -> bool:
@@ -158,7 +204,7 @@ def _dispatch_all(
                     dispatch.error = "given up at runs.nightly_wait_seconds"
             return dispatches
         time.sleep(settings.nightly_poll_seconds)
-        _refresh(dispatches)
+        _refresh(dispatches, settings.drop_silence_seconds)
         for dispatch in dispatches:
             if dispatch.ended() and _restartable(dispatch, settings.drop_restarts):
                 logger.warning(

@@ -30,19 +30,58 @@ def free_port() -> int:
 
 # The sample products' usage terms expire on a fixed day (a demo's); a test project's expire this
 # long after today, so that no test starts failing on the day the samples' terms pass.
+PG_ADMIN_URL = os.environ.get(
+    "DATABOURSE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
 @contextlib.contextmanager
-def own_prefect_server(prefix: str) -> Iterator[str]:
+def prefect_database(name: str) -> Iterator[str | None]:
+    """A fresh PostgreSQL database for a Prefect server (its asyncpg URL), dropped after; None
+    where PostgreSQL is not reachable (the server then uses its own SQLite)."""
+    import psycopg
+
+    admin = PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://", 1)
+    try:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError:
+        yield None
+        return
+    try:
+        base = admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def own_prefect_server(prefix: str, *, postgres: bool = False) -> Iterator[str]:
     """A Prefect server of the caller's own (no auth, no UI), stopped and removed after.
 
     A module that deploys deploy/prefect.yaml to a work pool needs one: on the session's server
-    it would re-bind the deployments that the `runner` fixture serves."""
+    it would re-bind the deployments that the `runner` fixture serves. `postgres`: on a fresh
+    PostgreSQL database where one is reachable, as several workers need (docs/scaling.md: on
+    SQLite a second worker's API calls wait for tens of seconds)."""
     import tempfile
 
+    home = Path(tempfile.mkdtemp(prefix=prefix))
+    with contextlib.ExitStack() as stack:
+        database = None
+        if postgres:
+            database = stack.enter_context(prefect_database(home.name.replace("-", "_").lower()))
+        yield stack.enter_context(_prefect_server(home, database))
+
+
+@contextlib.contextmanager
+def _prefect_server(home: Path, database: str | None) -> Iterator[str]:
     from conftest import wait_healthy
 
-    home = Path(tempfile.mkdtemp(prefix=prefix))
     port = free_port()
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_UI_ENABLED": "false"}
+    if database:
+        env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database
     log = home / "server.log"
     argv = ["server", "start", "--host", "127.0.0.1", "--port", str(port)]
     with log.open("wb") as fh:

@@ -101,3 +101,34 @@ def squat_the_drop_key(resources: Any, drop: Path) -> set[str]:
         )  # fmt: skip
         squats.add(str(run.id))
     return squats
+
+
+def test_a_run_with_no_sign_of_life_is_taken_for_dead(prefect_api: str) -> None:
+    """The zombie automation only crashes runs that beat once; the nightly also takes for dead a
+    drop run Pending (its worker died while submitting) or Running (killed before its first
+    heartbeat) with no state change and no heartbeat for `runs.drop_silence_seconds`."""
+    import time
+
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+    from prefect.states import Completed, Pending, Running
+
+    from flows.nightly import _crash, _silent
+
+    @flow(name="silent-drop")
+    def silent_drop() -> None:
+        pass
+
+    with get_client(sync_client=True) as client:
+        runs = {}
+        for name, state in (("pending", Pending()), ("running", Running()), ("done", Completed())):
+            run = client.create_flow_run(silent_drop, name=f"silent-{name}")
+            client.set_flow_run_state(run.id, state, force=True)
+            runs[name] = client.read_flow_run(run.id)
+        assert not any(_silent(client, r, 2) for r in runs.values())  # changed just now
+        time.sleep(2.5)
+        runs = {name: client.read_flow_run(r.id) for name, r in runs.items()}
+        assert {name for name, r in runs.items() if _silent(client, r, 2)} == {"pending", "running"}
+        crashed = _crash(client, runs["running"], 2)
+        assert crashed.state is not None and crashed.state.is_crashed()
+        assert "without a state change or a heartbeat for 2 s" in (crashed.state.message or "")

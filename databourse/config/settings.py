@@ -51,6 +51,10 @@ class RunSettings(Strict):
     nightly_poll_seconds: float = Field(5, gt=0, le=300)  # how often it reads its drops' states
     nightly_wait_seconds: float = Field(20 * 3600, gt=0)  # a drop run not ended by then: given up
     drop_restarts: int = Field(2, ge=0, le=10)  # a crashed drop run (its process died) started anew
+    # A drop run Pending or Running with no state change and no heartbeat for this long is taken
+    # for dead and marked Crashed by the nightly (the zombie automation only sees runs that beat
+    # once: a worker killed while submitting, or a run killed before its first beat, never do).
+    drop_silence_seconds: float = Field(300, ge=60)
     # A provider slot's lease: a holder that dies frees its slot this long after its last renewal.
     slot_lease_seconds: int = Field(120, ge=60, le=86400)
     slot_notice_seconds: float = Field(60, gt=0)  # waiting longer for a slot logs who holds them
