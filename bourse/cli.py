@@ -13,6 +13,7 @@ rt()  # configure the process before anything imports Prefect
 from bourse.commands import (  # noqa: E402
     approvals,
     catalog,
+    corpus,
     data,
     grants,
     pipeline,
@@ -53,6 +54,7 @@ for sub, name in (
     (project.secrets_app, "secrets"),
     (catalog.audit_app, "audit"),
     (data.quality_app, "quality"),
+    (corpus.corpus_app, "corpus"),
     (transfers.transfer_app, "transfer"),
     (project.samples_app, "samples"),
     (server.exchange_app, "exchange"),

@@ -247,10 +247,10 @@ def _redact_file(path: Path, target: Path, field: str) -> dict[str, Any]:
 
 def _redact_jsonl(path: Path, temp: Path, field: str, tally: _Tally) -> None:
     """One JSON object per line; blank lines kept; a bad line is named by its number."""
+    from databourse.corpus.documents import json_records
+
     with path.open("rb") as src, temp.open("w", encoding="utf-8", newline="\n") as dst:
-        lines = iter(enumerate(src, start=1))
-        while chunk := list(itertools.islice(lines, REDACT_BATCH)):
-            records = [(n, _json_record(path, n, raw, field)) for n, raw in chunk]
+        for records in json_records(src, str(path), field, REDACT_BATCH):
             kept = [r for _, r in records if r is not None]  # blank lines are no documents
             redacted = iter(tally.redact([r[field] for r in kept]))
             for _, record in records:
@@ -260,56 +260,18 @@ def _redact_jsonl(path: Path, temp: Path, field: str, tally: _Tally) -> None:
                 dst.write("\n")
 
 
-def _json_record(path: Path, n: int, raw: bytes, field: str) -> dict[str, Any] | None:
-    """The object on line `n` (None for a blank line), its text field checked."""
-    where = f"{path}: line {n}"
-    try:
-        line = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataBourseError(
-            f"{where}: not UTF-8 (byte {exc.start + 1})", path=str(path), line=n
-        ) from None
-    if not line.strip():
-        return None
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise DataBourseError(
-            f"{where}: not JSON ({exc.msg}, column {exc.colno})", path=str(path), line=n
-        ) from None
-    if not isinstance(record, dict):
-        raise DataBourseError(f"{where}: not a JSON object", path=str(path), line=n)
-    if field not in record:
-        raise DataBourseError(f"{where}: no field {field!r}", path=str(path), line=n)
-    if record[field] is not None and not isinstance(record[field], str):
-        kind = type(record[field]).__name__
-        raise DataBourseError(
-            f"{where}: field {field!r} is a {kind}, not text", path=str(path), line=n
-        )
-    return record
-
-
 def _redact_parquet(path: Path, temp: Path, field: str, tally: _Tally) -> None:
     """Row groups read in batches; the schema (and its metadata) written as it was."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    try:
-        source = pq.ParquetFile(path)
-    except (OSError, pa.ArrowException) as exc:
-        raise DataBourseError(
-            f"{path}: not a Parquet file ({type(exc).__name__})", path=str(path)
-        ) from None
+    from databourse.corpus.documents import open_parquet, text_column
+
+    source = open_parquet(path, str(path))
+    at = text_column(source, str(path), field)
     schema = source.schema_arrow
-    if field not in schema.names:
-        raise DataBourseError(f"{path}: no column {field!r}", path=str(path), column=field)
-    at = schema.get_field_index(field)
     kind = schema.field(at).type
     value = kind.value_type if pa.types.is_dictionary(kind) else kind
-    if not (pa.types.is_string(value) or pa.types.is_large_string(value)):
-        raise DataBourseError(
-            f"{path}: column {field!r} is {kind}, not text", path=str(path), column=field
-        )
     rows = 0
     with pq.ParquetWriter(temp, schema) as writer:
         try:
