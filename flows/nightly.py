@@ -37,6 +37,7 @@ from prefect.events.filters import (
 from prefect.states import Crashed
 from prefect.utilities.urls import url_for
 
+from databourse import zones
 from databourse.landing import DiscoverResult, Drop
 from flows.run_names import dated
 from tasks import reporting, resources
@@ -63,6 +64,16 @@ class Dispatch:
             run is not None and run.state is not None and run.state.is_final()
         )
 
+    def _state(self) -> str:
+        """The run's state name; Completed only when the store shows the drop ingested (a run's
+        state is whatever an API holder last set)."""
+        run = self.current
+        if run is None or run.state is None:
+            return "Unknown"
+        if run.state.is_completed() and not ingested(self.drop):
+            return "Completed without an ingest"
+        return str(run.state.name)
+
     def outcome(self) -> dict[str, Any]:
         """A row of the summary: names, states, links; no data."""
         run = self.current
@@ -73,13 +84,21 @@ class Dispatch:
             "provider": self.drop.provider,
             "dataset": self.drop.dataset,
             "ingest_id": self.drop.ingest_id,
-            "state": self.error or (run.state.name if run and run.state else "Unknown"),
+            "state": self.error or self._state(),
             "run": run.name if run else None,
             "run_id": str(run.id) if run else None,
             "link": url_for(run) if run else None,
             "worker": ", ".join(workers) or None,
             "attempts": len(self.runs),
         }
+
+
+def ingested(drop: Drop) -> bool:
+    """The store holds the drop's ingest record (what a Completed drop run leaves behind)."""
+    if drop.ingest_id is None:
+        return False
+    record = f"{zones.raw_prefix(drop.provider, drop.dataset, drop.ingest_id)}/_ingest.json"
+    return resources.store().exists(record)
 
 
 def _drop_key(drop: Drop) -> str:
@@ -108,6 +127,7 @@ def _start(dispatch: Dispatch, publish_wait_seconds: float) -> None:
             ["nightly-drop", f"provider:{drop.provider}", f"dataset:{drop.dataset}"],
             as_subflow=True,  # shown under this run in the UI; it runs on its own worker
             what=f"drop {drop.key}",
+            done=lambda: ingested(drop),
         )
     except Exception as exc:  # one drop's failure to start stops no other
         dispatch.error = f"not started: {type(exc).__name__}"

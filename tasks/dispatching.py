@@ -4,13 +4,15 @@ A run started with `run_deployment(..., idempotency_key=key)` is the same run wh
 with the same key: a re-run nightly, a retried task, two operators. A failed, crashed or cancelled
 run is not an answer, though: it is followed by the run keyed after it (`key#after-<run id>`), so
 everyone who asks again reaches the same fresh run, never the failed one again, and never two.
-A run that holds the key but is not the work asked for (another deployment's, other parameters:
-created first by someone who guessed the key) is passed over the same way, named in a warning.
+A run that holds the key but is not the work asked for (another deployment's, other parameters,
+or Completed while the store and catalog show nothing done: created first by someone who
+guessed the key) is passed over the same way, named in a warning.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from databourse.errors import CatalogError
@@ -50,11 +52,15 @@ def start_keyed(
     *,
     as_subflow: bool,
     what: str,
+    done: Callable[[], bool],
 ) -> FlowRun:
     """The current run of `key`: started once, followed past every run of it that ended badly.
 
     `as_subflow`: shown as a child of the calling flow run (a subflow cannot suspend: a run that
-    may wait for approvals must not be one). `what` names the work in the error.
+    may wait for approvals must not be one). `what` names the work in the error. `done`: whether
+    the store or the catalog shows the work done; a Completed run of the key is taken only then
+    (an API holder can create a run under the key with our very parameters and set it
+    Completed: its state proves nothing).
     """
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
@@ -70,10 +76,12 @@ def start_keyed(
             tags=tags,
             as_subflow=as_subflow,
         )
-        if squatted(run, deployment_id, parameters):
+        if squatted(run, deployment_id, parameters) or (
+            run.state is not None and run.state.is_completed() and not done()
+        ):
             log.warning(
-                "%s: run %s holds the key %s but is not this work (another deployment or other "
-                "parameters): an API holder created it first; starting the run after it",
+                "%s: run %s holds the key %s but is not this work (another deployment, other "
+                "parameters, or Completed with nothing done): starting the run after it",
                 what,
                 run.id,
                 key,

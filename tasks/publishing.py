@@ -248,4 +248,13 @@ def start_publication(
         [*(tags or [f"product:{product}"]), catalog_tag(catalog)],
         as_subflow=False,  # a subflow cannot suspend; this run outlives its caller
         what=f"{product}@{version}: publication",
+        done=lambda: _past_staging(catalog, product, version),
     )
+
+
+def _past_staging(catalog: Catalog, product: str, version: str) -> bool:
+    """The catalog shows the version's publication run done (no longer staged)."""
+    try:
+        return catalog.get_version(product, version).status != "staged"
+    except VersionNotFound:
+        return False
