@@ -140,3 +140,14 @@ def test_batches_and_a_saved_index_answer_as_one_pass(planted: Planted, tmp_path
     one_pass.add(texts, ids)
     assert later.cluster_sizes() == one_pass.cluster_sizes()
     assert sum(later.cluster_sizes().values()) > 100
+
+
+def test_a_batch_of_documents_all_seen_before_leaves_the_index_searchable() -> None:
+    """A batch whose every key is already held adds nothing (an empty run once broke the
+    lookup of the next batch with an IndexError)."""
+    text = "The same paragraph about harbour logistics, repeated verbatim in three batches."
+    index = DedupIndex()
+    index.add([text], ["a"])
+    again = index.add([text], ["b"])
+    third = index.add([text, text + " And one more sentence about ships."], ["c", "d"])
+    assert again.duplicate_of == ["a"] and third.duplicate_of[0] == "a"

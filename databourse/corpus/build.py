@@ -253,9 +253,6 @@ def _step(
         stats.removed[f"filter:{reason}"] += n
     table = table.filter(pa.array(result.keep))
     dup = index.add(table.column("text"), table.column("id").to_pylist())
-    # a batch of keys all seen before leaves an empty run, which DedupIndex._lookup cannot
-    # search (IndexError): dropped here until dedup.py skips it
-    index.runs = [run for run in index.runs if len(run[0])]
     kinds = np.array([kind or "" for kind in dup.kind])
     table = _keep(table, kinds == "exact", "exact_duplicate", stats)
     table = _keep(table, kinds[kinds != "exact"] == "near", "near_duplicate", stats)

@@ -282,6 +282,8 @@ class DedupIndex:
         flat = keys.ravel()
         unique, first = np.unique(flat, return_index=True)
         new = self._lookup(unique.reshape(-1, 1)).ravel() < 0
+        if not new.any():  # every key seen before: an empty run would break `_lookup`
+            return
         self.runs.append((unique[new], docs[first[new]]))
         if len(self.runs) > MAX_RUNS:
             merged_keys = np.concatenate([k for k, _ in self.runs])
