@@ -39,6 +39,7 @@ from databourse.text_mentions import (
     latin_name_tokens,
     mentions,
 )
+from databourse.text_segments import pieces
 
 log = logging.getLogger(__name__)
 
@@ -307,6 +308,23 @@ def _mention_spans(texts: list[str], names: np.ndarray, places: np.ndarray) -> l
     return [_merged(s) for s in spans]
 
 
+def mention_spans(texts: list[str]) -> list[list[Span]]:
+    """Name and address spans of each text, read line by line and window by window
+    (`text_segments`: the detectors were written for cells, not documents)."""
+    cut = pieces(texts)
+    spans: list[list[Span]] = [[] for _ in texts]
+    if not cut:
+        return spans
+    found = _mentioned(pa.array([part for _, _, part in cut], pa.large_string()))
+    names, places = found["PERSON_NAME"], found["ADDRESS"]
+    rows = np.flatnonzero(names | places)
+    parts = [cut[row][2] for row in rows]
+    for row, more in zip(rows, _mention_spans(parts, names[rows], places[rows]), strict=True):
+        i, offset, _ = cut[row]
+        spans[i] += [(a + offset, b + offset, category) for a, b, category in more]
+    return [_merged(s) for s in spans]
+
+
 def redact_batch(texts: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, dict[str, int]]:
     """The texts with every personal datum replaced by `<CATEGORY>` (nulls kept); and how many
     of each category were replaced."""
@@ -317,13 +335,8 @@ def redact_batch(texts: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, dict[str,
         redacted = pc.replace_substring_regex(redacted, part, placeholder("PHONE_NUMBER"))
     numbers = pc.fill_null(pc.match_substring_regex(redacted, NUMBER_PREFILTER), False)
     redacted = _replaced(redacted, numbers.to_numpy(False), number_spans)
-    found = _mentioned(redacted)
-    names, places = found["PERSON_NAME"], found["ADDRESS"]
-    redacted = _replaced(
-        redacted,
-        names | places,
-        lambda v: _mention_spans(v, names[names | places], places[names | places]),
-    )
+    prose = pc.fill_null(pc.match_substring_regex(redacted, TEXT), False).to_numpy(False)
+    redacted = _replaced(redacted, prose, mention_spans)
     counts = placeholder_counts(redacted)
     counts.subtract(before)
     log.debug("redacted %d texts: %s", len(array), dict(counts))
@@ -369,9 +382,8 @@ def leftover(texts: pa.Array | pa.ChunkedArray) -> dict[str, int]:
         rows = np.flatnonzero(shaped.to_numpy(zero_copy_only=False))
         for i, hits in zip(rows.tolist(), find([values[i] for i in rows]), strict=True):
             spans[i] += hits
-    names, places = _mentioned(seen).values()
-    rows = np.flatnonzero(names | places)
-    mentioned = _mention_spans([values[i] for i in rows], names[rows], places[rows])
-    for i, more in zip(rows.tolist(), mentioned, strict=True):
+    prose = pc.fill_null(pc.match_substring_regex(seen, TEXT), False).to_numpy(False)
+    rows = np.flatnonzero(prose)
+    for i, more in zip(rows.tolist(), mention_spans([values[i] for i in rows]), strict=True):
         spans[i] += more
     return dict(sorted(Counter(c for s in spans for _, _, c in _merged(s)).items()))

@@ -467,11 +467,6 @@ def _left_behind(folder: Path, *expected: str) -> list[str]:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pass 8 #4: names after a text's 400th word (text_mentions.MAX_TOKENS) are neither "
-    "redacted nor counted as leftover: published by `bourse redact` and the corpus build",
-)
 def test_a_name_late_in_a_long_document_is_redacted(tmp_path: Path) -> None:
     """(c) A 3 KB letter (480 plain words) signed with a name: replaced, or at least counted."""
     text = f"Dear team, {FILLER * 60}Regards, Mr. {NAME}, call me."
@@ -486,12 +481,6 @@ def test_a_name_late_in_a_long_document_is_redacted(tmp_path: Path) -> None:
     assert NAME not in written["text"], f"left in the text, leftover says {left}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pass 8 #10: a name next to a line break, tab or no-break space is not redacted, or "
-    "only in part (Tan Wei <PERSON_NAME> Ming), and leftover does not count it: names are "
-    "tokenized on single spaces only",
-)
 @pytest.mark.parametrize(
     ("text", "name"),
     [
