@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -194,6 +195,26 @@ def json_records(
         yield chunk
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"a number out of range ({len(text)} characters)")
+    return value
+
+
+def _unicode(record: Any) -> bool:
+    """Every string of the record is Unicode text (an escaped half of a UTF-16 pair is not)."""
+    try:
+        json.dumps(record, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def json_record(label: str, n: int, raw: bytes, field: str) -> dict[str, Any] | None:
     """The object on line `n` (None for a blank line), its text field checked."""
     where = f"{label}: line {n}"
@@ -204,10 +225,16 @@ def json_record(label: str, n: int, raw: bytes, field: str) -> dict[str, Any] | 
     if not line.strip():
         return None
     try:
-        record = json.loads(line)
+        record = json.loads(line, parse_constant=_no_constant, parse_float=_finite)
     except json.JSONDecodeError as exc:
         message = f"not JSON ({exc.msg}, column {exc.colno})"
         raise reject(where, message, path=label, line=n) from None
+    except RecursionError:
+        raise reject(where, "nested too deeply", path=label, line=n) from None
+    except ValueError as exc:  # NaN, Infinity, or a number no float holds (1e400)
+        raise reject(where, str(exc), path=label, line=n) from None
+    if "\\u" in line and not _unicode(record):
+        raise reject(where, "a lone UTF-16 surrogate escape (\\ud800-\\udfff)", path=label, line=n)
     if not isinstance(record, dict):
         raise reject(where, "not a JSON object", path=label, line=n)
     if field not in record:
