@@ -94,10 +94,23 @@ def listed_version(
             approvals.append(record)
     return {
         **VersionRecord.of(row).to_json(),
+        "status": listed_status(state, row),
         "availability": listed_availability(session, state, row, stored[0]),
         "approvals": approvals,
         "unverified_approvals": unverified,
     }
+
+
+def listed_status(state: TrailState, row: Version) -> str:
+    """The version's status as the trail backs it: a withdrawal the trail records stays one
+    whatever the row says (an UPDATE undoing it), and a "published" the trail never recorded is
+    listed as staged (`bourse verify --all` names both)."""
+    proved = state.versions.get((row.product_id, row.version)) or {}
+    if proved.get("status") == "withdrawn":
+        return "withdrawn"
+    if row.status == "published" and proved.get("status") != "published":
+        return "staged"
+    return str(row.status)
 
 
 def unverified_markets(listing: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:

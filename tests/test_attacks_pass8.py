@@ -429,11 +429,6 @@ def test_a_withdrawal_undone_with_sql_offers_nothing_and_fails_verify(world: Wor
     ), errors
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pass 8 #3: the export seals a Croissant card (and DCAT record) calling a version "
-    "'published' that the authenticated trail records as withdrawn",
-)
 def test_a_withdrawal_undone_with_sql_is_not_sealed_as_published(world: World) -> None:
     """(d) The sealed card must not present a version the trail records withdrawn as current."""
     version = _undo_a_withdrawal_with_sql(world)
