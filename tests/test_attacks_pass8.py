@@ -36,29 +36,22 @@ FORGED_WORKER = "attacker-box"
 
 
 @pytest.fixture(scope="module")
-def squatted_nightly(runner: Any, project: Path) -> Any:
+def squatted_nightly(own_stack: Any) -> Any:
     """An API holder creates, before the nightly, a run of `process-drop/drop` under the drop's
     key with exactly the parameters the nightly will pass (all of them are predictable from the
     landing zone), already Completed and tagged with a worker of their choosing; then the
-    nightly runs. Yields the drop, its outcome, whether it is still new after, the squat id."""
-    from prefect.client.orchestration import get_client
-    from prefect.states import Completed, Scheduled
+    nightly runs (`bourse nightly`, on this module's own stack: the drop it processes must not
+    take a version of the session's catalog). Yields the drop, its outcome, whether it is still
+    new after, the squat id."""
+    import subprocess
+    import sys
 
+    from databourse.catalog_engine import catalog_identity
     from databourse.landing import discover
-    from flows.nightly import nightly
-    from tasks import resources
-    from tasks.dispatching import DROP_DEPLOYMENT
 
-    store, cfg = resources.store(), resources.config()
-    [orders] = [
-        d
-        for d in generate_drops(project / "pass8", seed=80806, scale=0.05)
-        if d.provider == PROVIDER
-    ]
-    key = f"{zones.landing_prefix(PROVIDER)}/{DATASET}/2026-12-06/{orders.path.name}"
-    store.put_file(key, orders.path)
+    url, project, env = own_stack
+    cfg, store, key, drop = _land(project, 80806, "2026-12-06")
     try:
-        [drop] = [d for d in discover(store, cfg.providers, PROVIDER).new if d.key == key]
         local = store.local_path(key)
         parameters = {  # what flows/nightly.py passes: all of it readable from the landing zone
             "provider": PROVIDER,
@@ -69,21 +62,30 @@ def squatted_nightly(runner: Any, project: Path) -> Any:
             "expected_rows": drop.expected_rows,
             "expected_sha256": drop.sha256,
         }
-        run_key = f"{resources.catalog().identity}/drop/{PROVIDER}/{DATASET}#{drop.sha256}"
-        with get_client(sync_client=True) as client:
-            dep = client.read_deployment_by_name(DROP_DEPLOYMENT)
-            squat = client.create_flow_run_from_deployment(
-                dep.id,
-                parameters=parameters,
-                idempotency_key=run_key,
-                tags=["nightly-drop", f"worker:{FORGED_WORKER}"],
-                state=Scheduled(scheduled_time=dt.datetime.now(dt.UTC) + dt.timedelta(days=30)),
-            )  # far ahead, so that no runner starts it before it is marked done
-            client.set_flow_run_state(squat.id, Completed(), force=True)  # no work was done
-        result = nightly(PROVIDER, publish_wait_seconds=5)
+        run_key = f"{catalog_identity(cfg.catalog_url)}/drop/{PROVIDER}/{DATASET}#{drop.sha256}"
+        later = (dt.datetime.now(dt.UTC) + dt.timedelta(days=30)).isoformat()
+        dep = _api(url, "GET", "/deployments/name/process-drop/drop")
+        squat = _api(
+            url,
+            "POST",
+            f"/deployments/{dep['id']}/create_flow_run",
+            {
+                "parameters": parameters,
+                "idempotency_key": run_key,
+                "tags": ["nightly-drop", f"worker:{FORGED_WORKER}"],
+                "state": {"type": "SCHEDULED", "state_details": {"scheduled_time": later}},
+            },
+        )  # far ahead, so that no runner starts it before it is marked done
+        done = {"state": {"type": "COMPLETED", "name": "Completed"}, "force": True}
+        _api(url, "POST", f"/flow_runs/{squat['id']}/set_state", done)  # no work was done
+        proc = subprocess.run(
+            [sys.executable, "-m", "bourse", "nightly", PROVIDER, "--wait", "5", "--json"],
+            cwd=project, env=env, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        result = json.loads(proc.stdout[proc.stdout.index("{") :])
         [outcome] = [o for o in result["processed"] if o["key"] == key]
         still_new = any(d.key == key for d in discover(store, cfg.providers, PROVIDER).new)
-        yield drop, outcome, still_new, str(squat.id)
+        yield drop, outcome, still_new, str(squat["id"])
     finally:  # leave no new drop behind for another test's nightly
         store.delete(key)
 

@@ -352,10 +352,13 @@ def test_rules_load_from_yaml_and_bad_keys_are_listed(tmp_path: Path) -> None:
 def test_memory_is_flat_in_the_corpus_size(tmp_path: Path) -> None:
     """In one process (warmed up by a first build of N documents), a build of 10N documents
     holds, between batches, no more than one of N plus the dedup index (INDEX_PEAK bytes a
-    document) and a quarter of the extra text: in RSS, and in bytes in use (glibc's and
-    Arrow's: memory the allocator keeps after a batch's transients hides below RSS)."""
+    document) and a quarter of the extra text, in bytes in use (glibc's and Arrow's: memory the
+    allocator keeps after a batch's transients hides below RSS); RSS within 16 MiB of that."""
     _, small, large = measure([300, 300, 3000], tmp_path, batch=100, paragraphs=8)
     extra_text = large["bytes_in"] - small["bytes_in"]
     allowed = INDEX_PEAK * large["documents"] + 0.25 * extra_text
-    for kind in ("streaming_rss", "live_bytes"):
-        assert large[kind] - small[kind] < allowed, (kind, small, large)
+    # bytes in use are exact; RSS also holds what the allocator keeps and the pages it touched
+    # (seen 6.7 MB above `allowed` on a quiet CI machine): only a gross growth fails it
+    assert large["live_bytes"] - small["live_bytes"] < allowed, ("live_bytes", small, large)
+    rss_allowed = allowed + (16 << 20)
+    assert large["streaming_rss"] - small["streaming_rss"] < rss_allowed, ("rss", small, large)
