@@ -19,7 +19,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import tomllib
 import uuid
@@ -31,7 +30,7 @@ from zoneinfo import ZoneInfo, available_timezones
 import httpx
 import pytest
 import yaml
-from helpers import free_port
+from helpers import own_prefect_server
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
@@ -588,36 +587,8 @@ def own_prefect_api() -> Iterator[str]:
     Deploying prefect.yaml there would re-bind `publish-product/gated`, which the `runner`
     fixture serves, to the work pool, and give the session a nightly schedule.
     """
-    from conftest import wait_healthy
-
-    home = Path(tempfile.mkdtemp(prefix="databourse-deploy-"))
-    port = free_port()
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_UI_ENABLED": "false"}
-    log = home / "server.log"
-    with log.open("wb") as fh:
-        proc = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "prefect"),
-                "server",
-                "start",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}/api"
-    try:
-        wait_healthy(url, proc, log)
+    with own_prefect_server("databourse-deploy-") as url:
         yield url
-    finally:
-        os.killpg(proc.pid, 15)
-        proc.wait(timeout=30)
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def api(base: str, method: str, path: str, body: Any = None) -> Any:

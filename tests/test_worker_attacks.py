@@ -14,10 +14,8 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,8 +25,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import TEST_AUDIT_KEY, TEST_KEY, wait_healthy
-from helpers import free_port, make_project
+from conftest import TEST_AUDIT_KEY, TEST_KEY
+from helpers import make_project, own_prefect_server
 
 pytestmark = pytest.mark.prefect
 
@@ -58,27 +56,9 @@ def api(base: str, method: str, path: str, body: Any = None) -> Any:
 def api_url() -> Iterator[str]:
     """A Prefect server of this module's own: the deployments here must not re-bind those that
     the session's `bourse serve` runner serves (a deployment name is unique per flow)."""
-    home = Path(tempfile.mkdtemp(prefix="databourse-worker-"))
-    port = free_port()
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_UI_ENABLED": "false"}
-    log = home / "server.log"
-    with log.open("wb") as fh:
-        proc = subprocess.Popen(
-            [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}/api"
-    try:
-        wait_healthy(url, proc, log)
+    with own_prefect_server("databourse-worker-") as url:
         api(url, "POST", "/work_pools/", {"name": POOL, "type": "process"})
         yield url
-    finally:
-        os.killpg(proc.pid, 15)
-        proc.wait(timeout=30)
-        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
