@@ -6,7 +6,8 @@ still has its manifest's sha256, the facts agree with what the product's config 
 make them (facts.confirmed_facts; a disagreement is audited), the market's decision was made
 under today's transfer policy (else it is made again now, on those facts), and the catalog
 checks the approval behind it and the expiry. The grant names a purpose the version's usage
-terms permit and ends by their expiry (grant_terms).
+terms permit and ends by their expiry (grant_terms). No link is returned: the buyer reads
+through the exchange service with a Delta Sharing profile, whose every request is checked again.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import datetime as dt
 import re
 from typing import Any
 
-from databourse import zones
 from databourse.catalog import Catalog
 from databourse.config import Config, CrossBorderPolicy
 from databourse.errors import (
@@ -67,7 +67,7 @@ def grant_access(
     *,
     purpose: str | None,
 ) -> dict[str, Any]:
-    """Record the grant once everything it rests on checks out, and return the file URLs.
+    """Record the grant once everything it rests on checks out; return it with its files.
 
     `accepted_conditions`: the sha256 of the approval's conditions as shown to whoever grants
     (`Catalog.grant_conditions`); a grant on an approval with conditions needs it. `purpose`:
@@ -123,19 +123,9 @@ def grant_access(
         purpose=purpose,
         terms_expire=terms.expires,
     )
-    seconds = int((expires_at - dt.datetime.now(dt.UTC)).total_seconds())
-    prefix = zones.product_prefix(product, version)
-    grant["files"] = [
-        {
-            "path": f["path"],
-            "bytes": f["bytes"],
-            "sha256": f["sha256"],
-            "url": store.access_url(f"{prefix}/{f['path']}", seconds),
-        }
-        for f in manifest["files"]
-    ]
-    grant["manifest_url"] = store.access_url(f"{prefix}/manifest.json", seconds)
-    grant["url_expires_in_seconds"] = min(seconds, 7 * 24 * 3600)
+    # No link is handed out here: a presigned URL or a path could not be revoked, nor cut by a
+    # withdrawal or the grant's end. The buyer reads through the exchange with a profile.
+    grant["files"] = [{k: f[k] for k in ("path", "bytes", "sha256")} for f in manifest["files"]]
     return grant
 
 

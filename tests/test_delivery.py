@@ -6,7 +6,6 @@ import datetime as dt
 import hashlib
 from pathlib import Path
 
-import httpx
 import pytest
 from helpers import make_project, publish_sample_version, with_sample_product
 from s3_server import make_bucket, moto_server, use_dummy_aws_env
@@ -40,8 +39,10 @@ def test_grant_in_an_available_market_is_recorded(tmp_path: Path, cfg: Config) -
         cfg, cat, store, "p1", "1.0.0", "Shenzhen Robotics", "CN", until, purpose="research"
     )
     [f] = given["files"]
-    path = Path(f["url"].removeprefix("file://"))
+    assert set(f) == {"path", "bytes", "sha256"}  # no link: the exchange delivers (issue 20)
+    path = tmp_path / "store" / "products" / "p1" / "1.0.0" / f["path"]
     assert hashlib.sha256(path.read_bytes()).hexdigest() == f["sha256"]
+    assert "url" not in str(given) and "file://" not in str(given)
     [recorded] = cat.grants("p1")
     assert (recorded["buyer"], recorded["market"], recorded["version"]) == (
         "Shenzhen Robotics",
@@ -66,9 +67,10 @@ def test_no_grant_without_approval_or_after_withdrawal(tmp_path: Path, cfg: Conf
     assert cat.grants("p1") == []
 
 
-def test_presigned_s3_url_downloads_the_exact_file(
+def test_a_grant_on_s3_hands_out_no_presigned_link(
     tmp_path: Path, cfg: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A presigned URL outlives a revocation or a withdrawal: only the exchange delivers."""
     use_dummy_aws_env(monkeypatch)
     with moto_server() as endpoint:
         make_bucket(endpoint, "exchange")
@@ -80,7 +82,5 @@ def test_presigned_s3_url_downloads_the_exact_file(
             cfg, cat, store, "p1", "1.0.0", "Shenzhen Robotics", "CN", until, purpose="research"
         )
         [f] = given["files"]
-        assert "X-Amz-Signature=" in f["url"] and "X-Amz-Expires=" in f["url"]
-        body = httpx.get(f["url"], timeout=10).content
-        assert hashlib.sha256(body).hexdigest() == f["sha256"]
-        assert given["url_expires_in_seconds"] <= 3600
+        assert set(f) == {"path", "bytes", "sha256"}
+        assert "X-Amz-" not in str(given) and endpoint not in str(given)

@@ -262,6 +262,32 @@ def test_grant_list_and_revoke(world: World, exchange: str, buyer_python: Path) 
     assert kinds.count("revocation") == 1
 
 
+def test_a_grant_without_profile_hands_out_no_link_and_gets_one_profile_later(
+    world: World, exchange: str, buyer_python: Path
+) -> None:
+    """No file path or presigned URL reaches a buyer: `grant profile` issues the credential."""
+    version = package(world)
+    gate(world, version)
+    args = ["grant", f"{PRODUCT}@{version}", "--buyer", "KL Mart", "--market", "CN"]
+    printed = world.cli(*args)
+    assert printed.returncode == 0, printed.stderr
+    assert "file://" not in printed.stdout and str(world.store.root) not in printed.stdout
+    assert "bourse grant profile 1 --profile FILE" in printed.stdout.replace("\n", " ")
+    as_json = json.loads(world.cli(*args, "--json").stdout)
+    assert "file://" not in json.dumps(as_json) and "url" not in json.dumps(as_json)
+    profile = world.cfg.state_dir / "later.share"
+    endpoint = ["--endpoint", f"{exchange}/delta-sharing"]
+    proc = run(world, "grant", "profile", "1", "--profile", str(profile), *endpoint)
+    assert proc.returncode == 0, proc.stderr
+    assert buyer(buyer_python, str(profile)).returncode == 0
+    again = run(world, "grant", "profile", "1", "--profile", str(profile) + "2", *endpoint)
+    assert again.returncode == 1 and "already has a profile" in again.stderr
+    assert run(world, "grant", "revoke", str(as_json["id"])).returncode == 0
+    late = run(world, "grant", "profile", str(as_json["id"]), "--profile", str(profile) + "3")
+    assert late.returncode == 1 and "revoked" in late.stderr
+    assert run(world, "grant", "profile", "99", "--profile", str(profile) + "4").returncode == 1
+
+
 def test_a_profile_that_cannot_be_written_leaves_no_usable_grant(
     world: World, exchange: str
 ) -> None:

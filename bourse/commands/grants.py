@@ -26,7 +26,8 @@ class _GrantGroup(typer.core.TyperGroup):
 grant_app = typer.Typer(
     cls=_GrantGroup,
     help="Buyers' access: `bourse grant PRODUCT@VERSION --buyer NAME --market XX --purpose P "
-    "[--profile FILE]` gives it (`grant give` is the same); `grant list`, `grant revoke ID`.",
+    "[--profile FILE]` gives it (`grant give` is the same); `grant profile ID --profile FILE`, "
+    "`grant list`, `grant revoke ID`.",
     no_args_is_help=True,
 )
 
@@ -123,8 +124,56 @@ def grant(
         )
     )
     for f in given["files"]:
-        size, sha = f["bytes"], f["sha256"][:16]
-        out.print(safe(f"  {f['path']} ({size} bytes, sha256 {sha}...): {f['url']}"))
+        out.print(safe(f"  {f['path']} ({f['bytes']} bytes, sha256 {f['sha256'][:16]}...)"))
+    out.print(
+        safe(
+            "  no link is handed out: the buyer reads through the exchange with a Delta Sharing "
+            f"profile: `bourse grant profile {given['id']} --profile FILE`"
+        )
+    )
+
+
+@grant_app.command("profile")
+def grant_profile(
+    grant_id: Annotated[int, typer.Argument(help="The grant (bourse grant list).")],
+    profile: Annotated[
+        Path,
+        typer.Option(
+            help="Write the grant's Delta Sharing profile (endpoint, bearer token, expiry; mode "
+            "0600) to this file for the buyer. Only the token's sha256 is kept."
+        ),
+    ],
+    endpoint: Annotated[
+        str,
+        typer.Option(
+            envvar="DATABOURSE_EXCHANGE_URL",
+            help="The exchange's Delta Sharing URL written into --profile.",
+        ),
+    ] = "http://127.0.0.1:8780/delta-sharing",
+    as_json: JsonOpt = False,
+) -> None:
+    """Make a grant given without --profile a Delta Sharing recipient (one profile a grant)."""
+    import datetime as dt
+
+    from databourse import sharing
+    from databourse.errors import CatalogError
+    from tasks import resources
+
+    found = [g for g in resources.catalog().grant_list() if g["id"] == grant_id]
+    if not found:
+        fail(f"no grant {grant_id}: see `bourse grant list`")
+    given = found[0]
+    if given["revoked"]:
+        fail(f"grant {grant_id} was revoked: no profile")
+    if given["profile"]:
+        fail(f"grant {grant_id} already has a profile: revoke it and give a new grant")
+    if dt.datetime.fromisoformat(given["expires_at"]) <= dt.datetime.now(dt.UTC):
+        fail(f"grant {grant_id} expired at {given['expires_at']}: no profile")
+    try:
+        sharing.check_profile_path(profile)
+    except CatalogError as exc:
+        fail(str(exc))
+    _write_profile(given, profile, endpoint, as_json)
 
 
 def _write_profile(given: dict[str, Any], path: Path, endpoint: str, as_json: bool) -> None:
@@ -146,9 +195,7 @@ def _write_profile(given: dict[str, Any], path: Path, endpoint: str, as_json: bo
     table = sharing.SharedTable(given["id"], given["product"], given["version"])
     url = f"{path}#{table.share}.{table.schema}.{table.table}"
     if as_json:
-        files = [{k: f[k] for k in ("path", "bytes", "sha256")} for f in given["files"]]
-        print_json({**given, "files": files, "manifest_url": None, "profile": str(path),
-                    "table_url": url})  # fmt: skip
+        print_json({**given, "profile": str(path), "table_url": url})
         return
     out.print(
         safe(
