@@ -142,9 +142,11 @@ def details(
     if manifest is None:
         return head + "<p>This version is not offered now.</p>"
     manifest_url = href("products", product["id"], version, "manifest.json")
+    card_url = href("products", product["id"], version, "croissant.json")
     return (
         head + f'<p><a href="{text(manifest_url)}">manifest.json</a> (files with sha256, lineage, '
-        "the ODRL usage policy)</p>"
+        "the ODRL usage policy) &middot; "
+        f'<a href="{text(card_url)}">croissant.json</a> (Croissant 1.1 card for ML tools)</p>'
         + _schema(manifest)
         + _terms(manifest.get("usage_terms") or {})
         + _figures(record, manifest)

@@ -3,7 +3,8 @@
 `/` (every listed product), `/products/{id}` and `/products/{id}/{version}` (description, schema
 with each column's personal-data status, usage terms in words, quality and privacy figures,
 markets and their legal basis, how to get access), `/catalog/dcat.jsonld` (DCAT-AP 3, dcat.py)
-and `/products/{id}/{version}/manifest.json`. What is listed is `Catalog.listing` (markets as the
+`/products/{id}/{version}/manifest.json` and `croissant.json` (the version's Croissant 1.1 card).
+What is listed is `Catalog.listing` (markets as the
 authenticated audit trail backs them, catalog_listing) and what is offered is
 `dcat.available_markets`; a manifest is shown only when `exports.gather` finds it is the packaged
 one. Staged versions are never listed; withdrawn ones say so and offer nothing. Every name is
@@ -27,7 +28,7 @@ from bourse.exchange_html import HEADERS, NOT_LISTED, TITLE, href
 from databourse import zones
 from databourse.dcat import CatalogInfo, available_markets, catalog_jsonld
 from databourse.errors import ManifestMismatch, VersionNotFound
-from databourse.exports import gather
+from databourse.exports import croissant_cards, gather
 from databourse.package import MANIFEST
 from databourse.sharing import AccessRefused
 
@@ -257,6 +258,26 @@ def add_pages(app: FastAPI, ex: Exchange) -> None:
         if manifest is None:
             return JSONResponse({"error": "this version is not offered now"}, 404, headers=HEADERS)
         return JSONResponse(manifest, headers=HEADERS)
+
+    @app.get("/products/{product}/{version}/croissant.json")
+    def croissant_json(request: Request, product: str, version: str) -> Response:
+        """The version's Croissant 1.1 card, made as the export makes it, from what is offered:
+        its files point at the version's page (the bytes go only through Delta Sharing)."""
+        limited(request)
+        found = listed(ex, product, version)
+        if not found:
+            return JSONResponse({"error": NOT_LISTED}, 404, headers=HEADERS)
+        [entry], record = found, found[0]["versions"][0]
+        manifest = checked_manifests(ex, found).get((product, version))
+        if record["status"] != "published" or manifest is None:
+            return JSONResponse({"error": "this version is not offered now"}, 404, headers=HEADERS)
+        shown = base(request) + href("products", product, version)
+        files = {f["path"]: shown for f in manifest["files"]}
+        item = {"record": record, "manifest": manifest, "files": files}
+        [doc] = croissant_cards(
+            [{"product": entry["product"], "versions": [item]}], CatalogInfo.of(ex.cfg), ex.cfg
+        ).values()
+        return Response(doc, media_type="application/ld+json", headers=HEADERS)
 
     @app.get("/catalog/dcat.jsonld")
     def dcat(request: Request, page: int = PAGES) -> Response:

@@ -191,6 +191,32 @@ def test_pages_show_what_the_catalog_offers_and_nothing_staged(
         assert served[same] == stored[same], same
 
 
+def test_the_croissant_card_is_served_for_what_is_offered_and_mlcroissant_validates_it(
+    world: World, visit: Visitor, tmp_path: Path
+) -> None:
+    import mlcroissant as mlc
+
+    offered = package(world, rows=40)
+    gate(world, offered, rows=40)
+    staged = package(world, rows=25, tag="v2")
+    page = visit.get(f"/products/{PRODUCT}/{offered}")
+    assert f"/products/{PRODUCT}/{offered}/croissant.json" in parsed(page.text).hrefs
+    answer = visit.get(f"/products/{PRODUCT}/{offered}/croissant.json")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("application/ld+json")
+    card = answer.json()
+    assert card["version"] == offered and card["creativeWorkStatus"] == "published"
+    urls = {d["contentUrl"] for d in card["distribution"] if "contentUrl" in d}
+    assert urls == {f"{visit.base}/products/{PRODUCT}/{offered}"}  # never a store location
+    path = tmp_path / "card.json"
+    path.write_text(answer.text)
+    issues = mlc.Dataset(jsonld=path).metadata.ctx.issues
+    assert (sorted(issues.errors), sorted(issues.warnings)) == ([], []), issues.report()
+    assert visit.get(f"/products/{PRODUCT}/{staged}/croissant.json").status_code == 404
+    world.catalog.withdraw_version(PRODUCT, offered, "a provider asked")
+    assert visit.get(f"/products/{PRODUCT}/{offered}/croissant.json").status_code == 404
+
+
 def test_a_withdrawn_version_says_so_and_offers_nothing(world: World, visit: Visitor) -> None:
     version = package(world)
     gate(world, version)
