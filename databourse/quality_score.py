@@ -8,7 +8,8 @@ Formula. Each result scores `1 - unexpected_percent / 100` when GX counted unexp
 or could not be evaluated (a row count, a column set, a freshness check). A dimension's score is
 the mean of its results' scores, in 0..1, or None when no expectation measures it. `overall` is
 the mean of the dimensions that have a score (each dimension weighs the same, whatever the number
-of expectations in it), or None when the report has no result.
+of expectations in it), or None when the report has no result. A page or summary names the
+dimensions left out of `overall` (`not_measured`) instead of showing a score for them.
 """
 
 from __future__ import annotations
@@ -68,3 +69,8 @@ def scores(report: QualityReport) -> dict[str, float | None]:
     measured = [v for v in out.values() if v is not None]
     out["overall"] = round(sum(measured) / len(measured), 6) if measured else None
     return out
+
+
+def not_measured(scored: dict[str, float | None]) -> list[str]:
+    """The dimensions of a `scores` dict that no expectation measured (left out of overall)."""
+    return [name for name in DIMENSION_NAMES if scored.get(name) is None]
