@@ -294,7 +294,10 @@ def add_pages(app: FastAPI, ex: Exchange) -> None:
                     continue  # published, but not the packaged manifest: nothing to describe
                 shown = url + href("products", pid, record["version"])
                 files = {f["path"]: shown for f in (manifest or {}).get("files", [])}
-                versions.append({"record": record, "manifest": manifest, "files": files})
+                card = f"{shown}/croissant.json" if manifest else None
+                versions.append(
+                    {"record": record, "manifest": manifest, "files": files, "card": card}
+                )
             entries.append({"product": entry["product"], "versions": versions})
         body = catalog_jsonld(entries, TITLE, CatalogInfo.of(ex.cfg))
         if page > 1 or more:  # a page of the catalog, as Hydra pages a collection

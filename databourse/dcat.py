@@ -203,6 +203,8 @@ def _version(product: dict[str, Any], item: dict[str, Any], info: CatalogInfo) -
     }
     if manifest.get("usage_policy"):
         dataset["odrl:hasPolicy"] = manifest["usage_policy"]
+    if item.get("card") and record["status"] == "published":  # the Croissant 1.1 card
+        dataset["foaf:page"] = [{"@id": item["card"], "@type": "foaf:Document"}]
     if record.get("quality_scores"):
         dataset["dqv:hasQualityMeasurement"] = [
             {

@@ -73,7 +73,8 @@ def gather(
                 f["path"]: store.uri(f"{prefix}/{f['path']}")
                 for f in (manifest or {}).get("files", [])
             }
-            versions.append({"record": record, "manifest": manifest, "files": files})
+            card = store.uri(card_key(*name)) if manifest else None
+            versions.append({"record": record, "manifest": manifest, "files": files, "card": card})
         entries.append({"product": shown["product"], "versions": versions})
     return entries
 

@@ -213,6 +213,10 @@ def test_the_croissant_card_is_served_for_what_is_offered_and_mlcroissant_valida
     issues = mlc.Dataset(jsonld=path).metadata.ctx.issues
     assert (sorted(issues.errors), sorted(issues.warnings)) == ([], []), issues.report()
     assert visit.get(f"/products/{PRODUCT}/{staged}/croissant.json").status_code == 404
+    doc = visit.get("/catalog/dcat.jsonld").json()  # the DCAT dataset links its card
+    [dataset] = [d for d in doc["dcat:dataset"] if d["dct:identifier"] == f"{PRODUCT}@{offered}"]
+    card_url = f"{visit.base}/products/{PRODUCT}/{offered}/croissant.json"
+    assert dataset["foaf:page"] == [{"@id": card_url, "@type": "foaf:Document"}]
     world.catalog.withdraw_version(PRODUCT, offered, "a provider asked")
     assert visit.get(f"/products/{PRODUCT}/{offered}/croissant.json").status_code == 404
 
