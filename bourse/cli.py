@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from importlib.metadata import version
+from typing import Annotated
 
 import typer
 
@@ -21,8 +23,7 @@ from bourse.commands import (  # noqa: E402
     server,
     transfers,
 )
-from bourse.commands.shared import err  # noqa: E402
-from bourse.display import assemble, safe  # noqa: E402
+from bourse.commands.shared import out, report_error  # noqa: E402
 from databourse.errors import DataBourseError  # noqa: E402
 
 # The commands are in bourse/commands/, one module per concern; this is the order `--help` lists
@@ -30,6 +31,29 @@ from databourse.errors import DataBourseError  # noqa: E402
 app = typer.Typer(
     help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False
 )
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        out.print(f"bourse (databourse) {version('databourse')}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print the installed version and exit.",
+            is_eager=True,
+            callback=_print_version,
+        ),
+    ] = False,
+) -> None:
+    """Options before any command."""
+
+
 for command in (
     pipeline.demo,
     pipeline.run,
@@ -67,7 +91,7 @@ for sub, name in (
 def main() -> None:
     """The CLI. A databourse error no command caught (a missing key, say), or a refusal of the
     Prefect API (no such run, a wrong auth string), is one error line and exit 1, never a
-    traceback."""
+    traceback (a JSON object after `--json`, as every error of the command)."""
     from bourse import logfilter
     from bourse.api_errors import api_error_line
 
@@ -75,13 +99,13 @@ def main() -> None:
     try:
         app()
     except DataBourseError as exc:
-        err.print(assemble(("error:", "bold red"), " ", safe(str(exc))))
+        report_error(str(exc))
         sys.exit(1)
     except Exception as exc:
         line = api_error_line(exc)
         if line is None:
             raise
-        err.print(assemble(("error:", "bold red"), " ", safe(line)))
+        report_error(line)
         sys.exit(1)
 
 

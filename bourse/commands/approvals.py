@@ -34,7 +34,8 @@ def approvals_list(
     """Publish runs suspended on an approval form, those that failed while a market waits, and
     every market pending approval that no live run asks for (with the command to ask again).
 
-    Timed-out ones are recorded expired first; a failed one is restarted by `approvals retry`.
+    Read-only: a question past its deadline is shown as expired, and recorded so only by
+    `approvals sweep` (or the next publish run); a failed run is restarted by `approvals retry`.
     """
     from bourse.approvals import stopped, waiting
     from bourse.stuck import describe
@@ -43,12 +44,13 @@ def approvals_list(
     from bourse.unasked import unasked
     from bourse.unrecorded import unrecorded
     from tasks import resources
-    from tasks.publishing import sweep_expired
 
-    sweep_expired(resources.catalog())
     items = waiting()
+    overdue = _overdue(resources.catalog())
     failed = stopped(resources.catalog())
-    lost = unasked(resources.catalog())
+    timed_out = {(o["product"], o["version"], o["market"]) for o in overdue}
+    lost = [u for u in unasked(resources.catalog())
+            if (u.product, u.version, u.market) not in timed_out]  # fmt: skip
     tampered = unrecorded(resources.catalog())
     decided = resources.catalog().transfer_decisions() if show_all else []
     stuck_runs = [s for s in find_stuck(resources.catalog().transfer_decisions(), stuck_after)
@@ -59,6 +61,7 @@ def approvals_list(
         listing: dict[str, Any] = {"waiting": pending, "failed": stuck, "decided": decided}
         listing["stuck"] = [s.to_json() for s in stuck_runs]
         listing["unasked"] = [u.to_json() for u in lost]
+        listing["expired"] = overdue
         listing["unrecorded"] = tampered
         print_json(listing if show_all else pending)
         for line in tampered:
@@ -69,6 +72,12 @@ def approvals_list(
         out.print(safe(describe(s)))
     for u in lost:
         out.print(safe(describe_unasked(u)))
+    for o in overdue:
+        where = f"{o['product']}@{o['version']} -> {o['market']}"
+        out.print(safe(
+            f"expired: {where} (run {o['run_id']}, asked {minute(o['asked'])}, deadline "
+            f"{minute(o['expired_at'])} UTC): not recorded yet, `bourse approvals sweep` records it"
+        ))  # fmt: skip
     for line in tampered:
         err.print(assemble(("error:", "bold red"), " ", safe(line)))
     if not items:
@@ -85,6 +94,24 @@ def approvals_list(
                 out.print(safe(f"warning: run {w.run_id} ({w.market}): {warning}"))
     if show_all:
         _print_decisions(decided)
+
+
+def _overdue(catalog: Any) -> list[dict[str, Any]]:
+    """Questions still marked waiting whose deadline passed: expired, computed, not written."""
+    import datetime as dt
+
+    from tasks.publishing import pending_deadline
+
+    now = dt.datetime.now(dt.UTC)
+    overdue = []
+    for p in catalog.waiting_pending():
+        if (deadline := pending_deadline(p)) < now:
+            overdue.append({
+                "product": p["product"], "version": p["version"], "market": p["market"],
+                "run_id": p["flow_run_id"], "form": p["suspend_key"], "asked": p["created_at"],
+                "expired_at": deadline.isoformat(), "status": "expired", "recorded": False,
+            })  # fmt: skip
+    return overdue
 
 
 def _print_stopped(failed: list[Any]) -> None:
@@ -181,6 +208,7 @@ def approve(
         bool,
         typer.Option(help="The reference also covers later versions (same schema, categories)."),
     ] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Approve a gated transfer (the same answer as the form in the Prefect UI)."""
     _answer(
@@ -196,6 +224,7 @@ def approve(
             "evidence_url": evidence_url,
             "carry_over": carry_over,
         },
+        as_json,
     )
 
 
@@ -206,15 +235,17 @@ def reject(
     approver: Annotated[str, typer.Option(help="Who rejects (name or staff id).")],
     reason: Annotated[str, typer.Option(help="Why the transfer is refused.")],
     reference: Annotated[str, typer.Option(help="A reference, if any.")] = "none",
+    as_json: JsonOpt = False,
 ) -> None:
     """Reject a gated transfer; the version stays unavailable in that market."""
     _answer(
         run_id,
         {"approver": approver, "decision": "reject", "reference": reference, "conditions": reason},
+        as_json,
     )
 
 
-def _answer(run_id: str, form: dict[str, Any]) -> None:
+def _answer(run_id: str, form: dict[str, Any], as_json: bool = False) -> None:
     import datetime as dt
 
     from bourse.approvals import ApprovalError, answer, asked
@@ -246,5 +277,12 @@ def _answer(run_id: str, form: dict[str, Any]) -> None:
     if after["status"] == "refused":
         refused = "; ".join(after["detail"].get("refused", []))
         fail(f"{form['decision']} for {what} refused by the pipeline: {refused} ({state}: {url})")
+    if as_json:
+        print_json({
+            "run_id": run_id, "product": binding.product, "version": binding.version,
+            "market": binding.market, "content_hash": binding.content_hash,
+            "decision": form["decision"], "state": state, "url": url,
+        })  # fmt: skip
+        return
     out.print(safe(f"answered for {what} (content {binding.content_hash[:16]})"))
     out.print(safe(f"{form['decision']} recorded; publish run is now {state}: {url}"))

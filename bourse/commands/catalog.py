@@ -147,13 +147,17 @@ def catalog_withdraw(
 
 
 @audit_app.command("verify")
-def audit_verify() -> None:
+def audit_verify(as_json: JsonOpt = False) -> None:
     """Check the audit trail's hashes, MACs (audit key) and anchors; exit 1 on any break."""
     from tasks import resources
 
     report = resources.catalog().audit_verify(resources.store())
+    if as_json:
+        print_json(report.to_json())
     if not report.ok:
         fail(f"audit chain broken ({report.events} events):", details=report.problems)
+    if as_json:
+        return
     for note in report.notes + report.planted:
         out.print(safe(note))
     out.print(

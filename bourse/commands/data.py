@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from bourse.commands.shared import JsonOpt, fail, out, print_json
+from bourse.commands.shared import JsonErrorsOpt, JsonOpt, fail, out, print_json
 from bourse.display import safe, yaml_text
 from databourse.errors import DataBourseError
 
@@ -49,8 +49,8 @@ def scan(
 
 @quality_app.command("profile")
 def quality_profile(
-    provider: str,
-    dataset: str,
+    provider: Annotated[str, typer.Argument(help="The provider's id (configs/providers/).")],
+    dataset: Annotated[str, typer.Argument(help="One of the provider's datasets.")],
     file: Annotated[
         Path | None,
         typer.Option(help="Profile this CSV/Parquet file instead of the latest ingest."),
@@ -72,8 +72,9 @@ def anonymize(
     path: Annotated[Path, typer.Argument(help="A CSV or Parquet file of the product's source.")],
     product: Annotated[str, typer.Option(help="The product whose rules apply.")],
     out: Annotated[Path, typer.Option(help="Where to write the anonymized Parquet.")],
+    as_json: JsonErrorsOpt = False,
 ) -> None:
-    """Apply a product's rules and privacy model to any file and print the privacy report."""
+    """Apply a product's rules and privacy model to any file and print the privacy report (JSON)."""
     from bourse.datatools import anonymize_file
     from tasks import resources
 

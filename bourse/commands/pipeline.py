@@ -3,10 +3,12 @@ zone's new drops, the operators' automations."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import io
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from bourse.commands.shared import (
     JsonOpt,
@@ -19,7 +21,7 @@ from bourse.commands.shared import (
     rt,
     run_flow,
 )
-from bourse.display import cells, safe
+from bourse.display import PlainConsole, cells, safe
 from databourse.errors import DataBourseError
 
 automations_app = typer.Typer(help="Prefect automations for operators.", no_args_is_help=True)
@@ -39,17 +41,25 @@ def demo(
         fail(str(exc))
 
 
+ProviderArg = Annotated[str, typer.Argument(help="The provider's id (configs/providers/).")]
+DatasetArg = Annotated[str, typer.Argument(help="One of the provider's datasets.")]
+
+
 def run(
-    provider: str,
-    dataset: str,
+    provider: ProviderArg,
+    dataset: DatasetArg,
     source: Annotated[str, typer.Argument(help="A file path or s3://bucket/key URI.")],
     wait: Annotated[float, typer.Option(help="Seconds to wait for the publish run.")] = 300,
+    as_json: JsonOpt = False,
 ) -> None:
     """Process one provider drop end to end (ingest, validate, build, publish)."""
     from flows.process_drop import process_drop
 
     ensure_stack()
     result = run_flow(lambda: process_drop(provider, dataset, absolute(source), wait))
+    if as_json:
+        print_json(result)
+        return
     for p in result["products"]:
         out.print(
             safe(
@@ -62,22 +72,46 @@ def run(
 
 
 def ingest(
-    provider: str,
-    dataset: str,
+    provider: ProviderArg,
+    dataset: DatasetArg,
     source: Annotated[
         str,
         typer.Argument(
             help="A file, a folder, a quoted glob, an s3://bucket/key or s3://bucket/prefix/."
         ),
     ],
+    as_json: JsonOpt = False,
 ) -> None:
-    """Ingest provider files into raw and staging; exit 1 naming the reason of any quarantine."""
+    """Ingest provider files into raw and staging; exit 1 naming the reason of any quarantine.
+
+    With --json: `{"ingested": [...], "refused": [...]}` on stdout, one line of text per file.
+    """
     from bourse.ingesting import ingest_sources
 
     ensure_stack()
-    failures = run_flow(lambda: ingest_sources(rt(), out, err, provider, dataset, source))
+    if not as_json:
+        failures = run_flow(lambda: ingest_sources(rt(), out, err, provider, dataset, source))
+        if failures:
+            fail(f"{failures} file(s) quarantined or refused (reasons above)")
+        return
+    done, refused = _Lines(), _Lines()
+    failures = run_flow(lambda: ingest_sources(rt(), done, refused, provider, dataset, source))
+    shown = {"provider": provider, "dataset": dataset}
+    print_json({**shown, "ingested": done.lines, "refused": refused.lines, "failures": failures})
     if failures:
-        fail(f"{failures} file(s) quarantined or refused (reasons above)")
+        fail(f"{failures} file(s) quarantined or refused", details=refused.lines)
+
+
+class _Lines(PlainConsole):
+    """A console that keeps the text of each print instead of writing it (for --json)."""
+
+    def __init__(self) -> None:
+        super().__init__(file=io.StringIO(), soft_wrap=True)
+        self.lines: list[str] = []
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        """Keep the printed text (already escaped by `safe`) as one entry."""
+        self.lines.append(" ".join(o.plain if isinstance(o, Text) else str(o) for o in objects))
 
 
 def nightly(

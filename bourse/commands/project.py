@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from bourse.commands.shared import fail, out
+from bourse.commands.shared import JsonOpt, fail, out, print_json
 from databourse.errors import DataBourseError
 
 config_app = typer.Typer(help="Check the configs.", no_args_is_help=True)
@@ -16,7 +16,7 @@ samples_app = typer.Typer(help="Sample provider drops.", no_args_is_help=True)
 
 
 @config_app.command("check")
-def config_check() -> None:
+def config_check(as_json: JsonOpt = False) -> None:
     """Load every config file; list every problem by file and key path."""
     from databourse.config import load_config
     from databourse.errors import ConfigError
@@ -34,11 +34,21 @@ def config_check() -> None:
                     problems += [f"{file}: datasets.{name}.{p}" for p in exc.problems]
         if problems:
             raise ConfigError(problems)
+    except ConfigError as exc:  # each problem on its own line (a JSON list with --json)
+        fail(f"{len(exc.problems)} config problem(s):", details=exc.problems)
     except DataBourseError as exc:
         fail(str(exc))
+    counts = {
+        "providers": len(cfg.providers),
+        "products": len(cfg.products),
+        "origins": len(cfg.policy.origins),
+    }
+    if as_json:
+        print_json({"ok": True, **counts})
+        return
     out.print(
-        f"ok: {len(cfg.providers)} provider(s), {len(cfg.products)} product(s), "
-        f"{len(cfg.policy.origins)} origin rule set(s)"
+        f"ok: {counts['providers']} provider(s), {counts['products']} product(s), "
+        f"{counts['origins']} origin rule set(s)"
     )
 
 
@@ -57,8 +67,12 @@ def secrets_init() -> None:
 @samples_app.command("generate")
 def samples_generate(
     out_dir: Annotated[Path, typer.Argument(help="Folder to write the drops into.")],
-    scale: float = 1.0,
-    seed: int = 20261120,
+    scale: Annotated[
+        float, typer.Option(help="Size of the drops (1.0 = a few thousand rows each).")
+    ] = 1.0,
+    seed: Annotated[
+        int, typer.Option(help="Random seed: the same seed and scale write the same drops.")
+    ] = 20261120,
 ) -> None:
     """Write the sample provider drops (deterministic for a seed)."""
     from databourse.samples import generate_drops

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from bourse.commands.shared import ensure_stack, fail, out, rt
+from bourse.commands.shared import JsonOpt, ensure_stack, fail, out, print_json, rt
 from databourse.errors import DataBourseError
 
 server_app = typer.Typer(
@@ -72,11 +72,15 @@ def server_reclaim() -> None:
 
 
 @server_app.command("status")
-def server_status() -> None:
+def server_status(as_json: JsonOpt = False) -> None:
     """Show what is running."""
     from bourse.localserver import status
 
-    for k, v in status(rt()).items():
+    shown = status(rt())
+    if as_json:
+        print_json(shown)
+        return
+    for k, v in shown.items():
         out.print(f"{k:7} {v}")
 
 

@@ -1,5 +1,13 @@
 """What every command module uses: the consoles, one error line and exit, JSON output, the
-process's runtime and the local stack."""
+process's runtime and the local stack.
+
+`--json` (JsonOpt) is one mechanism for every command that has it: its value is remembered when
+the command line is parsed, and from then on an error (`fail`, or one `bourse.cli.main` catches)
+is one JSON object on stderr, `{"error": ..., "exit_code": N}` (plus `details` when there are
+any), where the text error lines would be, with the same exit code. Stdout holds only the
+command's result (a report that says what failed, then the error on stderr). An error in the
+command line itself (an unknown option, a missing argument: exit 2) stays Typer's usage text.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +16,8 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable
-from typing import Annotated, Any
+from contextvars import ContextVar
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -20,7 +29,38 @@ from databourse.errors import DataBourseError
 # controls escaped (bourse/display.py); style is added as Text, never as markup.
 out = PlainConsole(soft_wrap=True)
 err = PlainConsole(stderr=True, soft_wrap=True)
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+_json_errors: ContextVar[bool] = ContextVar("json_errors", default=False)
+
+
+def _remember_json(value: bool) -> bool:
+    """JsonOpt's callback: errors of this command are JSON from now on when `--json` is given."""
+    _json_errors.set(bool(value))
+    return value
+
+
+JsonOpt = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help="Print JSON instead of text; an error is then one JSON object on stderr.",
+        callback=_remember_json,
+    ),
+]
+
+# For a command whose output is JSON already: the option only makes its errors JSON too.
+JsonErrorsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help="The output is JSON either way; with --json an error is one JSON object on stderr.",
+        callback=_remember_json,
+    ),
+]
+
+
+def json_mode() -> bool:
+    """True when the running command was given `--json`."""
+    return _json_errors.get()
 
 
 @functools.cache
@@ -31,17 +71,31 @@ def rt() -> runtime.Runtime:
     return runtime.configure()
 
 
-def fail(message: str, code: int = 1, *, details: Iterable[object] = ()) -> None:
-    """Print an error and exit: `message` on one line, each of `details` on its own line.
+def fail(message: str, code: int = 1, *, details: Iterable[object] = ()) -> NoReturn:
+    """Report an error (`report_error`) and exit with `code`."""
+    report_error(message, code, details=details)
+    raise typer.Exit(code)
+
+
+def report_error(message: str, code: int = 1, *, details: Iterable[object] = ()) -> None:
+    """Print an error: `message` on one line, each of `details` on its own line (stderr).
 
     Every line break inside them is data (a name, key or message from the store or catalog) and
-    is printed escaped (`\\n`), so no data can print a line of its own.
+    is printed escaped (`\\n`), so no data can print a line of its own. With `--json`: one JSON
+    object instead, `{"error": message, "details": [...], "exit_code": code}` (JSON escapes
+    every control character).
     """
+    shown = [str(d) for d in details]
+    if json_mode():
+        error: dict[str, Any] = {"error": message, "exit_code": code}
+        if shown:
+            error = {"error": message, "details": shown, "exit_code": code}
+        sys.stderr.write(json.dumps(error, default=str) + "\n")
+        return
     lines = [assemble(("error:", "bold red"), " ", safe(message))]
-    lines += [assemble("  ", safe(d)) for d in details]
+    lines += [assemble("  ", safe(d)) for d in shown]
     for line in lines:
         err.print(line)
-    raise typer.Exit(code)
 
 
 def print_json(data: Any) -> None:
