@@ -228,16 +228,18 @@ class Stopped:
 
 
 def stopped(catalog: Catalog) -> list[Stopped]:
-    """The latest publish run of each version, when it failed and a market still waits."""
+    """The latest publish run of each version (and of each market asked alone, tasks.asking),
+    when it failed and a market still waits."""
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(
             flow_filter=FlowFilter(name=FlowFilterName(any_=[PUBLISH_FLOW])),
         )
-    latest: dict[tuple[str, str], FlowRun] = {}
+    latest: dict[tuple[str, str, str | None], FlowRun] = {}
     for run in sorted(runs, key=lambda r: r.created or dt.datetime.min.replace(tzinfo=dt.UTC)):
-        latest[subject(catalog, run)] = run
+        alone = (run.parameters or {}).get("market")
+        latest[(*subject(catalog, run), str(alone) if alone else None)] = run
     out = []
-    for (product, version), run in latest.items():
+    for (product, version, _), run in latest.items():
         state = run.state
         if state is None or not (state.is_failed() or state.is_crashed()):
             continue

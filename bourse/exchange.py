@@ -33,7 +33,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from bourse import exchange_pages
-from bourse.exchange_cache import FileCache
+from bourse.exchange_cache import FileCache, warm
 from bourse.exchange_limits import Rate, RateLimiter
 from databourse import sharing, zones
 from databourse.catalog import Catalog
@@ -61,6 +61,7 @@ POLICY_CHANGED = (
 )
 WILDCARDS = ("", "0.0.0.0", "::")  # listening everywhere: not an address to link to
 FLUSH_SECONDS = 2.0  # how often batched file reads become audit events
+WARM_SECONDS = 60.0  # how often copies of newly granted files are made ahead
 NDJSON = "application/x-ndjson; charset=utf-8"
 _RANGE = re.compile(r"^bytes=(\d{0,19})-(\d{0,19})$")  # 19 digits: any file size, never a bignum
 
@@ -223,11 +224,25 @@ def create_app(ex: Exchange) -> FastAPI:
             while not stop.wait(FLUSH_SECONDS):
                 ex.flush_reads()
 
-        thread = threading.Thread(target=flusher, name="exchange-audit", daemon=True)
-        thread.start()
+        def warmer() -> None:  # copies made ahead of a grant's first query (exchange_cache)
+            while True:
+                try:
+                    warm(ex.cache, ex.catalog, ex.store, ex.now())
+                except Exception:  # a request makes its copies itself then
+                    log.exception("copies of granted files not made ahead")
+                if stop.wait(WARM_SECONDS):
+                    return
+
+        threads = [
+            threading.Thread(target=flusher, name="exchange-audit", daemon=True),
+            threading.Thread(target=warmer, name="exchange-warm", daemon=True),
+        ]
+        for thread in threads:
+            thread.start()
         yield
         stop.set()
-        thread.join()
+        for thread in threads:
+            thread.join()
         ex.flush_reads()
 
     app = FastAPI(

@@ -7,11 +7,13 @@ that copy once and streams from the open file, never from the store by name, so 
 who swaps a part (even with its size and mtime restored, or an S3 object replaced) cannot change
 the bytes a buyer gets. The store is hashed again whenever its object's size, ETag or mtime
 changed since the last check, so a visible change is refused. The cache is bounded: beyond its
-size the least recently used copies are deleted (open ones stay readable until closed).
+size the least recently used copies are deleted (open ones stay readable until closed). `warm`
+makes the copies of live grants' files ahead of their first query (at start, then each minute).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import itertools
 import logging
@@ -23,7 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from databourse.errors import ConfigError
+from databourse import zones
+from databourse.catalog import Catalog
+from databourse.errors import ConfigError, DataBourseError
+from databourse.package import read_manifest
 from databourse.storage import ObjectStore
 
 log = logging.getLogger("bourse.exchange")
@@ -156,3 +161,25 @@ class FileCache:
                 break
             path.unlink(missing_ok=True)  # an open copy stays readable until it is closed
             total -= size
+
+
+def warm(cache: FileCache, catalog: Catalog, store: ObjectStore, now: dt.datetime) -> int:
+    """Make the copies of every live grant's files ahead of its first query, so that a large
+    version is copied and hashed here and not inside a buyer's request; returns the files made
+    or found. Which copy a request uses is still decided by the audited manifest then."""
+    done = 0
+    for grant in catalog.grant_list():
+        if not grant["profile"] or grant["revoked"]:
+            continue
+        if dt.datetime.fromisoformat(grant["expires_at"]) <= now:
+            continue
+        try:
+            manifest = read_manifest(store, grant["product"], grant["version"]) or {}
+        except DataBourseError as exc:
+            log.warning("grant %s: no copies made ahead: %s", grant["id"], exc)
+            continue
+        prefix = zones.product_prefix(grant["product"], grant["version"])
+        for entry in manifest.get("files", []):
+            if cache.verified(store, f"{prefix}/{entry['path']}", str(entry["sha256"])):
+                done += 1
+    return done

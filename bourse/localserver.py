@@ -6,6 +6,9 @@ whose holders are gone (killed with the server, or since) are freed (tasks/lease
 With an external `PREFECT_API_URL` only the runner is ours; the server is somebody else's.
 The managed server never starts without its auth string (bourse/runtime.py), and a managed server
 found running without authentication (started by an older version) is reported.
+A server found at the managed port is used only when it is this checkout's: it answers this
+checkout's auth string and names this checkout's PREFECT_HOME; another checkout's is refused.
+The runner's start creates the providers' concurrency limits, before any run needs them.
 """
 
 from __future__ import annotations
@@ -20,7 +23,14 @@ from pathlib import Path
 
 import httpx
 
-from bourse.runtime import Runtime, api_auth_file, auth_headers
+from bourse.runtime import (
+    SERVER_PID,
+    Runtime,
+    api_auth_file,
+    auth_headers,
+    process_alive,
+    record_server,
+)
 
 RUNNER_READY_DEPLOYMENT = "publish-product/gated"
 
@@ -40,13 +50,7 @@ class Process:
             pid = int(self.pid_file.read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            return pid
-        return None if _zombie(pid) else pid
+        return pid if process_alive(pid) else None
 
     def start(self, argv: list[str]) -> int:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -95,7 +99,7 @@ def _signal_group(pid: int, sig: int) -> None:
 def server(rt: Runtime) -> Process:
     return Process(
         "prefect-server",
-        rt.state / "run" / "prefect-server.pid",
+        rt.state / SERVER_PID,
         rt.state / "logs" / "prefect-server.log",
     )
 
@@ -120,9 +124,43 @@ def open_to_anyone(api_url: str) -> bool:
         return False
 
 
+def not_ours(rt: Runtime) -> str | None:
+    """Why the managed server answering at `rt.api_url` is not this checkout's (None: it is)."""
+    try:
+        resp = httpx.get(f"{rt.api_url}/admin/settings", headers=auth_headers(), timeout=5)
+    except httpx.HTTPError as exc:
+        return f"it did not answer who it is ({type(exc).__name__})"
+    if resp.status_code in (401, 403):
+        return "it refuses this checkout's auth string"
+    if resp.status_code != 200:
+        return f"it answered {resp.status_code} when asked who it is"
+    home = str(resp.json().get("home") or "")
+    if Path(home).expanduser().resolve() != Path(os.environ["PREFECT_HOME"]).resolve():
+        return f"its PREFECT_HOME is {home}"
+    return None
+
+
+def _refuse_foreign(rt: Runtime, why: str) -> None:
+    """Stop: the server at the managed port belongs to another checkout (or to no checkout)."""
+    port = rt.api_url.rsplit(":", 1)[-1].split("/")[0]
+    choose = (
+        f"DATABOURSE_PREFECT_PORT={port} names its port: unset it (this checkout then starts "
+        "its own server on a free port, recorded in state/run/prefect-server.json) or set it to "
+        "a free port"
+        if rt.port_explicit
+        else f"stop that server, or set DATABOURSE_PREFECT_PORT to a free port (not {port})"
+    )
+    raise LocalServerError(
+        f"the Prefect server at {rt.api_url} is not this checkout's ({why}): {choose}; to use "
+        "that server on purpose, set PREFECT_API_URL and its PREFECT_API_AUTH_STRING"
+    )
+
+
 def start(rt: Runtime, timeout: float = 120) -> list[str]:
     """Start the server (if ours and down) and the runner (if down); return what was done."""
     done = []
+    if rt.managed and healthy(rt.api_url) and (why := not_ours(rt)):
+        _refuse_foreign(rt, why)
     if not healthy(rt.api_url):
         if not rt.managed:
             raise LocalServerError(f"the configured Prefect API {rt.api_url} does not answer")
@@ -145,6 +183,7 @@ def start(rt: Runtime, timeout: float = 120) -> list[str]:
                 port,
             ]
         )
+        record_server(rt.state, int(port), os.environ["PREFECT_HOME"])
         _wait(lambda: healthy(rt.api_url), timeout, proc)
         done.append(f"started Prefect server at {rt.ui_url} (log {proc.log_file})")
         done.append(f"its API and UI ask for the auth string in {api_auth_file()}")
@@ -167,14 +206,17 @@ def start(rt: Runtime, timeout: float = 120) -> list[str]:
 
 
 def recover(rt: Runtime) -> list[str]:
-    """Make a (re)started server safe to run on: zombie detection on, dead holders' slots freed."""
+    """Make a (re)started server safe to run on: zombie detection on, the providers' limits
+    created, dead holders' slots freed."""
     from prefect.client.orchestration import get_client
 
     from bourse.automations import ensure_zombie
     from tasks.leases import reclaim
+    from tasks.limits import create_provider_limits
 
     done = [line for line in [ensure_zombie()] if line]
     with get_client(sync_client=True) as client:
+        create_provider_limits(client)  # before a run needs them, not when it first asks
         done += reclaim(client, rt.state)
     return done
 
@@ -208,8 +250,11 @@ def stop(rt: Runtime) -> list[str]:
 
 
 def status(rt: Runtime) -> dict[str, str]:
+    up = healthy(rt.api_url)
+    foreign = not_ours(rt) if rt.managed and up else None
     return {
-        "api": f"{rt.api_url} ({'up' if healthy(rt.api_url) else 'down'})",
+        "api": f"{rt.api_url} ({'up' if up else 'down'})"
+        + (f", NOT this checkout's server: {foreign}" if foreign else ""),
         "ui": rt.ui_url,
         "server": "external" if not rt.managed else _pid_text(server(rt)),
         "runner": _pid_text(runner(rt)),
@@ -263,12 +308,3 @@ def _wait(check: object, timeout: float, proc: Process) -> None:
     raise LocalServerError(
         f"{proc.name} did not come up; last lines of {proc.log_file}:\n{proc.log_tail()}"
     )
-
-
-def _zombie(pid: int) -> bool:
-    """A process that has exited but was not reaped still answers signal 0: read its state."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False  # no /proc (not Linux): trust the signal
-    return stat.rsplit(")", 1)[-1].split()[0] in ("Z", "X")

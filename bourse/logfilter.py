@@ -1,7 +1,8 @@
-"""Console logs of the CLI: a failed gate is an expected outcome, so no traceback for it; and
-Prefect's notice that a task timeout cannot interrupt a blocking call in a worker thread, which
-it repeats for every task run, is dropped (see `tasks/retrying.py`: the timeouts are outer bounds
-that bind once a blocking call returns; a hung call is found by heartbeats, not by them)."""
+"""Console logs of the CLI: a failed gate is an expected outcome, so no traceback for it.
+
+(No task sets a timeout any more, so Prefect's notice that one cannot interrupt a worker thread
+is not filtered: should it come back, the demo's no-warning test sees it; tasks/retrying.py says
+what bounds a run.)"""
 
 from __future__ import annotations
 
@@ -20,29 +21,12 @@ class GateTracebackFilter(logging.Filter):
         return True
 
 
-THREAD_TIMEOUT_NOTICE = "but the task is running in a worker thread"
-
-
-class ThreadTimeoutNotice(logging.Filter):
-    """Drop Prefect's per-task-run warning about timeouts in worker threads."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (
-            record.levelno == logging.WARNING
-            and isinstance(record.msg, str)
-            and THREAD_TIMEOUT_NOTICE in record.msg
-        )
-
-
 def install() -> None:
     """Strip GateFailed tracebacks from every log record this process makes.
 
     Prefect configures its handlers lazily (at the first flow run), so filtering handlers found
     now misses them: a record factory sees every record, whatever handler later takes it.
     """
-    task_runs = logging.getLogger("prefect.task_runs")
-    if not any(isinstance(f, ThreadTimeoutNotice) for f in task_runs.filters):
-        task_runs.addFilter(ThreadTimeoutNotice())
     previous = logging.getLogRecordFactory()
     if getattr(previous, "_databourse_gate_filter", False):
         return

@@ -2,6 +2,11 @@
 
 Without a configured `PREFECT_API_URL`, the project runs its own local Prefect server (SQLite
 under `state/prefect/`) at http://127.0.0.1:4200; with one, that server is used as it is.
+The managed server belongs to its checkout: its port is recorded in `state/run/prefect-server.json`
+and reused while its process runs. When port 4200 is taken by something else (another checkout's
+server), this checkout's own server gets a free port instead (recorded the same way);
+`DATABOURSE_PREFECT_PORT` names the port outright, and bourse/localserver.py refuses to use a
+server there that is not this checkout's (it answers another PREFECT_HOME, or refuses the auth).
 
 The managed server requires basic authentication: a random auth string in the key folder
 (`prefect-api-default.key`, mode 0600, made on first use) is given to the server
@@ -14,7 +19,10 @@ API without an auth string is warned about, once per process tree.
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import os
+import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +32,11 @@ from databourse.config import default_config_dir, load_config
 from databourse.errors import DataBourseError
 
 MANAGED = "DATABOURSE_MANAGED_PREFECT"
+PORT_ENV = "DATABOURSE_PREFECT_PORT"  # the managed server's port, named outright
+DEFAULT_PORT_ENV = "DATABOURSE_PREFECT_DEFAULT_PORT"  # the port tried first when none is named
+DEFAULT_PORT = 4200
+SERVER_PID = Path("run") / "prefect-server.pid"
+SERVER_RECORD = Path("run") / "prefect-server.json"  # {"port": ..., "home": ...} of our server
 LEASE_STORAGE = "prefect.server.concurrency.lease_storage.filesystem"
 HEARTBEAT_SECONDS = 30
 API_AUTH_PURPOSE = "prefect-api"
@@ -45,6 +58,7 @@ class Runtime:
     state: Path
     api_url: str
     managed: bool  # True when the local server is ours to start and stop
+    port_explicit: bool = False  # the managed server's port was named ($DATABOURSE_PREFECT_PORT)
 
     @property
     def ui_url(self) -> str:
@@ -62,13 +76,13 @@ def configure() -> Runtime:
     state = project / os.environ.get("DATABOURSE_STATE_DIR", "state")
     managed = os.environ.get(MANAGED) == "1" or "PREFECT_API_URL" not in os.environ
     if managed:
-        port = os.environ.get("DATABOURSE_PREFECT_PORT", "4200")
         os.environ[MANAGED] = "1"
         os.environ.setdefault("PREFECT_HOME", str(state / "prefect"))
         # Prefect makes its home without parents and warns when it cannot (a fresh clone has
         # no state/ yet): make it here, private, before any process imports Prefect.
         Path(os.environ["PREFECT_HOME"]).mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.environ.setdefault("PREFECT_API_URL", f"http://127.0.0.1:{port}/api")
+        if "PREFECT_API_URL" not in os.environ:  # a child of ours inherits its parent's choice
+            os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{managed_port(state)}/api"
         _set_managed_auth(config_dir)
     elif not os.environ.get("PREFECT_API_AUTH_STRING") and not os.environ.get("PREFECT_API_KEY"):
         _warn_unauthenticated(os.environ["PREFECT_API_URL"])
@@ -91,8 +105,88 @@ def configure() -> Runtime:
     for name, value in defaults.items():
         os.environ.setdefault(name, value)
     return Runtime(
-        project=project, state=state, api_url=os.environ["PREFECT_API_URL"], managed=managed
+        project=project,
+        state=state,
+        api_url=os.environ["PREFECT_API_URL"],
+        managed=managed,
+        port_explicit=managed and bool(os.environ.get(PORT_ENV)),
     )
+
+
+def managed_port(state: Path) -> int:
+    """The port of this checkout's server: $DATABOURSE_PREFECT_PORT; else the recorded one while
+    our server runs; else the first free of: the recorded one, the default (4200, or
+    $DATABOURSE_PREFECT_DEFAULT_PORT), one derived from the checkout's path; else any free port.
+
+    A port something else listens on (another checkout's server) is never chosen unnamed, so a
+    second checkout never finds the first one's server by accident."""
+    if named := os.environ.get(PORT_ENV):
+        if not named.isdigit() or not 0 < int(named) < 65536:
+            raise SystemExit(f"error: {PORT_ENV}={named!r} is not a port number (1-65535)")
+        return int(named)
+    recorded = server_record(state).get("port")
+    recorded = recorded if isinstance(recorded, int) else None
+    default = int(os.environ.get(DEFAULT_PORT_ENV) or DEFAULT_PORT)
+    if process_alive(_read_pid(state / SERVER_PID)):
+        return recorded or default  # a server started before records existed: the default
+    # then one of this checkout's own (from its state path), so the URL stays put across starts
+    own = 42000 + int(hashlib.sha256(str(state.resolve()).encode()).hexdigest(), 16) % 1000
+    for port in (recorded, default, own):
+        if port and not _listening(port):
+            return port
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def server_record(state: Path) -> dict[str, object]:
+    """What this checkout recorded of its managed server ({} when nothing is recorded)."""
+    try:
+        record = json.loads((state / SERVER_RECORD).read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def record_server(state: Path, port: int, home: str) -> Path:
+    """Record the port and PREFECT_HOME of the server this checkout started."""
+    path = state / SERVER_RECORD
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"port": port, "home": home}))
+    tmp.replace(path)
+    return path
+
+
+def process_alive(pid: int | None) -> bool:
+    """Whether `pid` names a running process (an exited, unreaped one is not)."""
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (not Linux): trust the signal
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _listening(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:`port`."""
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def api_auth_place(config_dir: Path) -> keys.KeyPlace:

@@ -75,11 +75,15 @@ def serve() -> None:
     import asyncio
     import socket
 
+    from prefect.client.orchestration import get_client
     from prefect.runner import Runner
 
     from tasks.dispatching import WORKER_ENV
+    from tasks.limits import create_provider_limits
 
     os.environ.setdefault(WORKER_ENV, f"runner@{socket.gethostname()}")  # its runs inherit it
+    with get_client(sync_client=True) as client:  # before the first run asks for a slot
+        create_provider_limits(client)
     runner = Runner(pause_on_shutdown=True)
     for flow, options in served_flows():
         runner.add_flow(flow, **options)

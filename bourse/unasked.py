@@ -1,9 +1,9 @@
 """Markets pending approval that no question asks for: the catalog against the Prefect API.
 
-A market stays `pending_approval` until a person answers its form, and a publish run asks its
-version's gated markets one after the other. When no publish run of the version is live any
-more (cancelled from the UI or the API, failed on the first market's timeout before the next
-one was asked, crashed, completed by force, or deleted), nobody will ever be asked: `unasked`
+A market stays `pending_approval` until a person answers its form. The publish run that decides
+a version asks the first gated market and starts a run for each other one (tasks.asking). When
+no run that asks a market is live any more (cancelled from the UI or the API, failed on a
+timeout, crashed, completed by force, or deleted), nobody will ever be asked: `unasked`
 names every such market, whatever its run's state, with the command that asks again. `bourse
 approvals list` and `approvals sweep` print them and `bourse verify --all` warns about them.
 `close_abandoned` closes the questions still marked waiting on runs that were cancelled or
@@ -70,12 +70,20 @@ def unasked(catalog: Catalog) -> list[Unasked]:
     out = []
     for p in pending:
         mine = sorted(
-            by_version[(p["product_id"], p["version"])], key=lambda r: r.created or _OLDEST
+            (r for r in by_version[(p["product_id"], p["version"])] if _may_ask(r, p["market"])),
+            key=lambda r: r.created or _OLDEST,
         )
         if any(r.state is not None and r.state.type in LIVE for r in mine):
-            continue  # it asks, or will once the markets before it are answered
+            continue  # it asks, or will
         out.append(_unasked(catalog, p, mine[-1] if mine else None))
     return out
+
+
+def _may_ask(run: FlowRun, market: str) -> bool:
+    """Whether the run asks (or starts the run that asks) `market`: the run that decides a
+    version asks every market; a run started for one market asks that one alone."""
+    alone = (run.parameters or {}).get("market")
+    return alone is None or alone == market
 
 
 def _unasked(catalog: Catalog, pending: dict[str, Any], run: FlowRun | None) -> Unasked:

@@ -18,9 +18,14 @@ from tasks import reporting, resources
 from tasks.dispatching import WORKER_ENV, WORKER_TAG
 from tasks.limits import provider_slot
 from tasks.publishing import start_publication
+from tasks.retrying import DROP_RUN_SECONDS
 
 
-@flow(name="process-drop", flow_run_name=dated("process", "provider", "dataset"))
+@flow(
+    name="process-drop",
+    flow_run_name=dated("process", "provider", "dataset"),
+    timeout_seconds=DROP_RUN_SECONDS,  # the real bound: tasks have none (tasks/retrying.py)
+)
 def process_drop(
     provider: str,
     dataset: str,

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from databourse.approval_rules import Binding
 from databourse.errors import TransferNotApproved
 from flows.approval_form import approval_description, approval_form, stored_schema
+from flows.run_names import publication
 from flows.suspending import suspend
 from tasks import reporting, resources
 from tasks.anchoring import anchor_audit
@@ -33,13 +34,16 @@ from tasks.approving import (
     open_approval,
     record_approval,
 )
+from tasks.asking import ask_beside
 from tasks.publishing import (
     PUBLISH_DEPLOYMENT,
     approval_key,
+    decide_market,
     decide_transfers,
     export_catalog,
     sweep_approvals,
 )
+from tasks.retrying import PUBLISH_RUN_SECONDS
 
 DEPLOYMENT = PUBLISH_DEPLOYMENT
 MAX_ANSWERS = 5  # refused answers (incomplete, stale) before the run gives up; a new run asks
@@ -47,23 +51,33 @@ MAX_ANSWERS = 5  # refused answers (incomplete, stale) before the run gives up; 
 
 @flow(
     name="publish-product",
-    flow_run_name="publish/{product}/{version}",
+    flow_run_name=publication,
     persist_result=True,
     on_failure=[close_questions],
+    timeout_seconds=PUBLISH_RUN_SECONDS,  # from each (re)start; a suspended run holds no process
 )
-def publish_product(product: str, version: str) -> dict[str, Any]:
-    """Decide each market; suspend on a form for each that awaits a person; record the answers."""
+def publish_product(product: str, version: str, market: str | None = None) -> dict[str, Any]:
+    """Decide each market; every market that awaits a person is asked at once, each on its own
+    form: the first in this run, the others in runs of their own (`market`: such a run, which
+    decides and asks that market alone). Record the answers."""
     if flow_run.id is not None:
-        check_run_binding(product, version, str(flow_run.id))
+        check_run_binding(product, version, str(flow_run.id), market)
     sweep_approvals()
-    decisions = decide_transfers(product, version)
-    _tag_markets(decisions)
-    # Listed at once in the markets open without an approval (issue 19: the export was written
-    # only after every question was answered, days later), then again after the answers.
-    export_catalog()
-    for decision in decisions:
-        if decision["status"] == "pending_approval":
+    if market is not None:
+        decision = decide_market(product, version, market)
+        if decision is not None and decision["status"] == "pending_approval":
             _ask(product, version, decision)
+    else:
+        decisions = decide_transfers(product, version)
+        _tag_markets(decisions)
+        # Listed at once in the markets open without an approval (issue 19: the export was
+        # written only after every question was answered, days later), then after the answers.
+        export_catalog()
+        waiting = [d for d in decisions if d["status"] == "pending_approval"]
+        if len(waiting) > 1 and deployment.id is not None:
+            ask_beside(product, version, [d["market"] for d in waiting[1:]])
+        if waiting:
+            _ask(product, version, waiting[0])
     export_catalog()
     anchor_audit()
     shown = resources.catalog().show(product, version)

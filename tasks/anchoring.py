@@ -9,11 +9,11 @@ from prefect.cache_policies import NO_CACHE
 
 from databourse.audit import anchor_key
 from tasks import reporting, resources
-from tasks.retrying import LIGHT_SECONDS, RETRY_TRANSIENT
+from tasks.retrying import RETRY_TRANSIENT
 
 
 # Never cached: a resumed run runs again from the top and must anchor the head as it is then.
-@task(name="anchor-audit", timeout_seconds=LIGHT_SECONDS, cache_policy=NO_CACHE, **RETRY_TRANSIENT)
+@task(name="anchor-audit", cache_policy=NO_CACHE, **RETRY_TRANSIENT)
 def anchor_audit() -> dict[str, Any] | None:
     """Anchor the audit chain's head (every append anchors too; this repairs a missed one)."""
     anchored = resources.catalog().audit_anchor(resources.store())

@@ -30,7 +30,6 @@ from databourse.form_binding import description_sha256, form_problems, schema_sh
 from databourse.transfer import answer_basis, approval_problems
 from tasks import resources
 from tasks.publishing import NO_IDENTITY, PUBLISH_FLOW, version_facts
-from tasks.retrying import LIGHT_SECONDS
 
 _STATUS = {"approved": "available", "rejected": "rejected"}
 log = logging.getLogger(__name__)
@@ -39,7 +38,6 @@ log = logging.getLogger(__name__)
 @task(
     name="open-approval",
     task_run_name="open approval {product_id}@{version} {key}",
-    timeout_seconds=LIGHT_SECONDS,
 )
 def open_approval(
     product_id: str, version: str, decision: dict[str, Any], key: str, flow_run_id: str
@@ -57,7 +55,7 @@ def open_approval(
     )
 
 
-@task(name="bind-form", timeout_seconds=LIGHT_SECONDS)
+@task(name="bind-form")
 def bind_form(pending_id: int, description: str, schema: dict[str, Any]) -> dict[str, str]:
     """Keep the sha256 of the form's description and schema the pipeline wrote (the first
     ones stay): a form replaced later through the Prefect API is refused (form_binding)."""
@@ -68,14 +66,18 @@ def bind_form(pending_id: int, description: str, schema: dict[str, Any]) -> dict
     return resources.catalog().note_form(pending_id, sha256s)
 
 
-@task(name="check-run-binding", timeout_seconds=LIGHT_SECONDS)
-def check_run_binding(product_id: str, version: str, flow_run_id: str) -> None:
-    """Refuse a run whose parameters changed after it asked for approval (it stops here)."""
+@task(name="check-run-binding")
+def check_run_binding(
+    product_id: str, version: str, flow_run_id: str, market: str | None = None
+) -> None:
+    """Refuse a run whose parameters changed after it asked for approval (it stops here);
+    `market`: a run that asks that market alone (tasks.asking) asked no other."""
     catalog = resources.catalog()
     moved = [
         p
         for p in catalog.pending_of_run(flow_run_id)
         if (p["product"], p["version"]) != (product_id, version)
+        or market not in (None, p["market"])
     ]
     if not moved:
         return
@@ -95,6 +97,7 @@ def _moved(run_id: str, product_id: str, version: str, pending: dict[str, Any]) 
     return (
         f"run {run_id}'s parameters name {product_id}@{version}, but its approval form "
         f"{pending['suspend_key']} was opened for {pending['product']}@{pending['version']} "
+        f"-> {pending['market']} "
         f"(content {pending['content_hash'][:16]}): the parameters were changed while it waited"
     )
 
@@ -102,7 +105,6 @@ def _moved(run_id: str, product_id: str, version: str, pending: dict[str, Any]) 
 @task(
     name="record-approval",
     task_run_name="record answer {product_id}@{version} {market}",
-    timeout_seconds=LIGHT_SECONDS,
 )
 def record_approval(
     product_id: str, version: str, market: str, route: str, key: str, flow_run_id: str

@@ -54,7 +54,7 @@ from databourse.productize import decide
 from databourse.staged_integrity import file_digest, stream_digest
 from databourse.storage import ObjectStore, put_file_once
 from tasks import reporting, resources
-from tasks.retrying import HEAVY_SECONDS, LIGHT_SECONDS, RETRY_TRANSIENT
+from tasks.retrying import RETRY_TRANSIENT
 from tasks.staged import staged_copy, trusted_staged
 from tasks.work_files import (
     SEALED,
@@ -114,7 +114,6 @@ def _seal_written(work: Path, out: dict[str, Any]) -> dict[str, Any]:
 @task(
     name="plan-build",
     task_run_name="plan {product_id} from {ingest_id}",
-    timeout_seconds=LIGHT_SECONDS,
     **RETRY_TRANSIENT,
 )
 def plan_build(
@@ -166,7 +165,6 @@ def plan_build(
 @task(
     name="count-classes",
     task_run_name="count {plan[product]} part {part[index]}",
-    timeout_seconds=HEAVY_SECONDS,
     **RETRY_TRANSIENT,
 )
 def count_classes(plan: dict[str, Any], part: dict[str, int]) -> dict[str, Any] | None:
@@ -184,7 +182,6 @@ def count_classes(plan: dict[str, Any], part: dict[str, int]) -> dict[str, Any] 
 @task(
     name="decide-privacy",
     task_run_name="decide privacy of {plan[product]}",
-    timeout_seconds=LIGHT_SECONDS,
     **RETRY_TRANSIENT,
 )
 def decide_privacy(plan: dict[str, Any], counted: list[dict[str, Any] | None]) -> dict[str, Any]:
@@ -202,7 +199,6 @@ def decide_privacy(plan: dict[str, Any], counted: list[dict[str, Any] | None]) -
 @task(
     name="write-records",
     task_run_name="write {plan[product]} part {part[index]}",
-    timeout_seconds=HEAVY_SECONDS,
     **RETRY_TRANSIENT,
 )
 def write_records(
@@ -234,7 +230,6 @@ def write_records(
 @task(
     name="lay-out-files",
     task_run_name="lay out {plan[product]}",
-    timeout_seconds=LIGHT_SECONDS,
     **RETRY_TRANSIENT,
 )
 def lay_out_files(
@@ -277,7 +272,6 @@ def _schemas(build: _Build, work: Path, decided: dict[str, Any]) -> Any:
 @task(
     name="write-file",
     task_run_name="write {plan[product]} {file[path]}",
-    timeout_seconds=HEAVY_SECONDS,
     **RETRY_TRANSIENT,
 )
 def write_file(
@@ -296,7 +290,6 @@ def write_file(
 @task(
     name="finish-build",
     task_run_name="verify and stage {plan[product]}",
-    timeout_seconds=HEAVY_SECONDS,
     **RETRY_TRANSIENT,
 )
 def finish_build(
@@ -368,7 +361,7 @@ def _stage(store: ObjectStore, key: str, path: Path, sha256: str) -> None:
         store.put_file(key, path)
 
 
-@task(name="drop-work", task_run_name="drop work of {plan[product]}", timeout_seconds=LIGHT_SECONDS)
+@task(name="drop-work", task_run_name="drop work of {plan[product]}")
 def drop_work(plan: dict[str, Any]) -> int:
     """Remove the build's work folder (its segments hold records not yet verified)."""
     return remove_work_folder(resources.store(), plan["work"])
@@ -409,7 +402,6 @@ def _privacy_row(privacy: dict[str, Any]) -> dict[str, Any]:
 @task(
     name="package-version",
     task_run_name="package {product_id}",
-    timeout_seconds=HEAVY_SECONDS,
     **RETRY_TRANSIENT,
 )
 def package_version(product_id: str, anonymized: dict[str, Any]) -> dict[str, Any]:

@@ -9,13 +9,12 @@ from prefect import get_run_logger, task
 from databourse.errors import IngestRejected
 from databourse.landing import discover
 from tasks import reporting, resources
-from tasks.retrying import LIGHT_SECONDS, RETRY_TRANSIENT
+from tasks.retrying import RETRY_TRANSIENT
 
 
 @task(
     name="discover",
     task_run_name="discover {provider}",
-    timeout_seconds=LIGHT_SECONDS,
     **RETRY_TRANSIENT,
 )
 def discover_drops(provider: str | None = None) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from databourse.errors import GateFailed, ObjectChanged
 from databourse.ingest import fetched_source, ingest_file
 from databourse.landing_bounds import SourceBounds
 from tasks import reporting, resources
-from tasks.retrying import HEAVY_SECONDS, RETRY_TRANSIENT
+from tasks.retrying import RETRY_TRANSIENT
 
 # Called with (source name, rows done, share read or None): the CLI draws its progress bar here.
 PROGRESS_LISTENERS: list[Callable[[str, int, float | None], None]] = []
@@ -52,7 +52,6 @@ class _Progress:
 @task(
     name="ingest-file",
     task_run_name="ingest {provider}/{dataset}",
-    timeout_seconds=HEAVY_SECONDS,
     **RETRY_TRANSIENT,
 )
 def ingest(

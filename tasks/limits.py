@@ -1,6 +1,8 @@
 """Per-provider concurrency: a Prefect global concurrency limit per provider, and taking a slot.
 
-A drop's heavy part runs inside `provider_slot(provider)`: the limit is created first if missing,
+The limits are created when the runner starts (bourse/localserver.py `recover`, through
+`create_provider_limits`) and by the nightly, before any run takes a slot; a drop's heavy part
+runs inside `provider_slot(provider)`, which also creates its limit if still missing,
 the slot's lease names the flow run that holds it, and a wait never goes silent: after
 `runs.slot_notice_seconds` it logs who holds the slots and how to free them, frees those whose
 holders are gone (tasks/leases.py), and after `runs.slot_wait_seconds` gives up with an error.
@@ -48,14 +50,17 @@ def _ensure(client: SyncPrefectClient, provider: str, wanted: int) -> int:
         return wanted
 
 
+def create_provider_limits(client: SyncPrefectClient) -> dict[str, int]:
+    """Each configured provider's limit (created when it does not exist) and its slots."""
+    wanted = resources.config().settings.runs.provider_concurrency
+    return {limit_name(p): _ensure(client, p, wanted) for p in sorted(resources.config().providers)}
+
+
 @task(name="ensure-provider-limits", retries=2, retry_delay_seconds=5)
 def ensure_provider_limits() -> dict[str, int]:
     """Create each provider's limit when it does not exist."""
-    wanted = resources.config().settings.runs.provider_concurrency
     with get_client(sync_client=True) as client:
-        return {
-            limit_name(p): _ensure(client, p, wanted) for p in sorted(resources.config().providers)
-        }
+        return create_provider_limits(client)
 
 
 @contextmanager

@@ -19,7 +19,7 @@ from databourse.package import read_manifest
 from databourse.transfer import TransferFacts
 from tasks import reporting, resources
 from tasks.dispatching import start_keyed
-from tasks.retrying import HEAVY_SECONDS, LIGHT_SECONDS, RETRY_TRANSIENT
+from tasks.retrying import RETRY_TRANSIENT
 
 PUBLISH_FLOW = "publish-product"
 KEY_PREFIX = "approval-"
@@ -71,7 +71,6 @@ def version_facts(product_id: str, version: str) -> tuple[TransferFacts, str]:
 @task(
     name="decide-transfers",
     task_run_name="transfer decisions {product_id}@{version}",
-    timeout_seconds=HEAVY_SECONDS,  # the facts are recounted from the version's files
     **RETRY_TRANSIENT,
 )
 def decide_transfers(product_id: str, version: str) -> list[dict[str, Any]]:
@@ -117,6 +116,34 @@ def decide_transfers(product_id: str, version: str) -> list[dict[str, Any]]:
         f"Cross-border decisions for {product_id}@{version}",
     )
     return decisions
+
+
+@task(
+    name="decide-market",
+    task_run_name="decide {product_id}@{version} -> {market}",
+)
+def decide_market(product_id: str, version: str, market: str) -> dict[str, Any] | None:
+    """Decide one market of a published version again, as `decide_transfers` decides each
+    (None: not a market of the product, or the version is not published)."""
+    cfg = resources.config()
+    catalog = resources.catalog()
+    if market not in cfg.product(product_id).markets:
+        get_run_logger().warning("%s is not a market of %s: nothing asked", market, product_id)
+        return None
+    if catalog.get_version(product_id, version).status != "published":
+        get_run_logger().warning("%s@%s is not published: nothing asked", product_id, version)
+        return None
+    facts, exporter = version_facts(product_id, version)
+    [decision] = catalog.apply_transfer_policy(
+        product_id,
+        version,
+        cfg.policy,
+        facts,
+        [market],
+        exporter,
+        carry_over_max_age_days=cfg.settings.carry_over_max_age_days,
+    )
+    return decision
 
 
 # --- expiry -----------------------------------------------------------------------------------
@@ -176,7 +203,7 @@ def _run_active(client: SyncPrefectClient, run_id: str) -> bool:
     return state is not None and state.type in (StateType.RUNNING, StateType.PENDING)
 
 
-@task(name="sweep-approvals", timeout_seconds=LIGHT_SECONDS)
+@task(name="sweep-approvals")
 def sweep_approvals() -> int:
     """Record expired approvals left by earlier publish runs; returns how many."""
     expired = sweep_expired(resources.catalog())
@@ -185,7 +212,7 @@ def sweep_approvals() -> int:
     return len(expired)
 
 
-@task(name="export-catalog", timeout_seconds=LIGHT_SECONDS, **RETRY_TRANSIENT)
+@task(name="export-catalog", **RETRY_TRANSIENT)
 def export_catalog() -> dict[str, str]:
     """Refresh the DCAT-AP export and the HTML catalog page after a publication."""
     from databourse.exports import export_catalog as export

@@ -1,10 +1,14 @@
-"""Artifacts an operator reads in the Prefect UI: tables and markdown, never cell values."""
+"""Artifacts an operator reads in the Prefect UI: tables and markdown, never cell values.
+
+Every key starts with the environment's namespace (`namespace_of`), so two projects that share
+a Prefect server keep their own `product-*` and `quality-*` artifacts."""
 
 from __future__ import annotations
 
 import re
 import time
 from collections.abc import Iterable, Iterator
+from hashlib import sha256
 from typing import Any, cast
 from uuid import UUID
 
@@ -16,10 +20,21 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
+from databourse.config import Config
+from tasks import resources
+
+
+def namespace_of(cfg: Config) -> str:
+    """The environment's artifact namespace: settings `artifact_namespace`, else a short hash
+    of the store root (two checkouts or environments on one Prefect server differ in it)."""
+    return cfg.settings.artifact_namespace or sha256(cfg.store_root.encode()).hexdigest()[:8]
+
 
 def artifact_key(*parts: str) -> str:
-    """A valid artifact key (lowercase letters, digits, dashes) from names."""
-    return re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")[:100]
+    """A valid artifact key (lowercase letters, digits, dashes) from names, after this
+    environment's namespace: another environment on the same server never replaces it."""
+    name = re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")
+    return f"{namespace_of(resources.config())}-{name}"[:100].strip("-")
 
 
 def table(key: str, rows: list[dict[str, Any]], description: str) -> None:

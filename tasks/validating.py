@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -14,7 +15,7 @@ from databourse.ingest import load_ingest, quarantine_ingest
 from databourse.pii import SCAN_BATCH_ROWS, scan_batches
 from databourse.screening import check_declarations
 from tasks import reporting, resources
-from tasks.retrying import HEAVY_SECONDS, RETRY_TRANSIENT
+from tasks.retrying import RETRY_TRANSIENT
 from tasks.staged import ingested_copy
 
 # The quality suite is Great Expectations, whose import (scipy.stats, altair, its expectation
@@ -34,13 +35,14 @@ def load_quality() -> None:
 @task(
     name="check-quality",
     task_run_name="quality {provider}/{dataset}/{ingest_id}",
-    timeout_seconds=HEAVY_SECONDS,
     **RETRY_TRANSIENT,
 )
 def check_quality(provider: str, dataset: str, ingest_id: str) -> dict[str, Any]:
     """Run the dataset's suite; quarantine the ingest when an error-severity expectation fails."""
     from databourse.quality import check_suite, suite_from_contract, validate_parquet
     from databourse.quality_docs import artifact_rows, markdown_summary, render_html
+    from databourse.quality_history import read_history
+    from databourse.quality_page import Suite
     from databourse.quality_score import scores
 
     logger = get_run_logger()
@@ -48,12 +50,23 @@ def check_quality(provider: str, dataset: str, ingest_id: str) -> dict[str, Any]
     spec = resources.config().dataset(provider, dataset)
     check_suite(spec)  # a bad expectation is a config error, found before any data is read
     record = load_ingest(store, provider, dataset, ingest_id)
+    validated_at = dt.datetime.now(dt.UTC)
+    specs = suite_from_contract(spec, now=validated_at)
+    suite = Suite(f"{provider}.{dataset}", specs, configured=len(spec.expectations))
     with ingested_copy(store, record) as path:
-        report = validate_parquet(path, f"{provider}/{dataset}", suite_from_contract(spec))
+        report = validate_parquet(path, f"{provider}/{dataset}", specs)
     prefix = zones.reports_prefix(provider, dataset, ingest_id)
-    quality = {**report.to_json(), "scores": scores(report)}
+    quality = {
+        **report.to_json(),
+        "scores": scores(report),
+        "validated_at": validated_at.isoformat(timespec="seconds"),
+        "suite": suite.to_json(),
+    }
+    # quality.json first: the history the page shows is the dataset's quality.json files
     store.put_bytes(f"{prefix}/quality.json", json.dumps(quality, indent=2, default=str).encode())
-    store.put_bytes(f"{prefix}/quality.html", render_html(report).encode())
+    history = read_history(store, provider, dataset)
+    page = render_html(report, validated_at, suite=suite, history=history, ingest_id=ingest_id)
+    store.put_bytes(f"{prefix}/quality.html", page.encode())
     name = f"quality-{provider}-{dataset}"
     reporting.table(name, artifact_rows(report), f"Quality: {report.summary()}")
     reporting.markdown(f"{name}-summary", markdown_summary(report), "Quality summary")
@@ -81,7 +94,6 @@ def check_quality(provider: str, dataset: str, ingest_id: str) -> dict[str, Any]
 @task(
     name="scan-personal-data",
     task_run_name="pii {provider}/{dataset}/{ingest_id}",
-    timeout_seconds=HEAVY_SECONDS,
     **RETRY_TRANSIENT,
 )
 def scan_personal_data(provider: str, dataset: str, ingest_id: str) -> dict[str, Any]:

@@ -288,6 +288,25 @@ def test_a_grant_without_profile_hands_out_no_link_and_gets_one_profile_later(
     assert run(world, "grant", "profile", "99", "--profile", str(profile) + "4").returncode == 1
 
 
+def test_a_granted_versions_files_are_copied_ahead_of_the_first_query(world: World) -> None:
+    """The exchange makes its private copies of a live grant's files at start (and each
+    minute), so a buyer's first query does not wait for a large version to be copied."""
+    version = package(world)
+    gate(world, version)
+    grant_profile(world, "http://127.0.0.1:9", version)  # the service is not running yet
+    revoked = grant_profile(world, "http://127.0.0.1:9", version)
+    assert run(world, "grant", "revoke", str(revoked["id"])).returncode == 0
+    [entry] = json.loads(world.manifest_path(version).read_text())["files"]
+    copy = world.cfg.state_dir / "exchange-cache" / entry["sha256"]
+    assert not copy.exists()
+    with serving(world):
+        deadline = time.monotonic() + 30
+        while not copy.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert copy.exists()  # no request was made
+        assert hashlib.sha256(copy.read_bytes()).hexdigest() == entry["sha256"]
+
+
 def test_a_profile_that_cannot_be_written_leaves_no_usable_grant(
     world: World, exchange: str
 ) -> None:

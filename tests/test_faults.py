@@ -1020,8 +1020,9 @@ def test_runner_killed_while_a_run_waits_for_approval(tmp_path: Path) -> None:
     try:
         ran = bourse(env, "run", "sz-retail", "customer_orders", str(orders.path)).stdout
         assert "sz-retail-baskets@1.0.0 (new)" in ran and "Suspended" in ran
-        [waiting] = json.loads(bourse(env, "approvals", "list", "--json").stdout)
-        assert waiting["market"] == "MY"
+        listed = json.loads(bourse(env, "approvals", "list", "--json").stdout)
+        assert sorted(w["market"] for w in listed) == ["MY", "SG"]
+        [waiting] = [w for w in listed if w["market"] == "MY"]
         run_id = waiting["run_id"]
 
         pid = int((project / "state" / "run" / "runner.pid").read_text())
@@ -1045,8 +1046,11 @@ def test_runner_killed_while_a_run_waits_for_approval(tmp_path: Path) -> None:
             "--valid-until",
             "2029-11-20",
         ).stdout
-        assert "publish run is now Suspended" in approved  # SG is next
-        rejected = bourse(env, "reject", run_id, "--approver", "Tan Mei Ling", "--reason", "none")
+        assert "publish run is now Completed" in approved  # SG waits on its own run
+        [sg] = [w for w in listed if w["market"] == "SG"]
+        rejected = bourse(
+            env, "reject", sg["run_id"], "--approver", "Tan Mei Ling", "--reason", "none"
+        )
         assert "publish run is now Completed" in rejected.stdout
         shown = json.loads(
             bourse(env, "catalog", "show", "sz-retail-baskets@1.0.0", "--json").stdout

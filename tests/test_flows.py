@@ -42,9 +42,11 @@ def read_artifact(key: str) -> Any:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
+    from tasks.reporting import artifact_key  # the key after this environment's namespace
+
     with get_client(sync_client=True) as client:
         found = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[artifact_key(key)]))
         )
     assert found, f"no artifact {key}"
     return found[0]
@@ -139,9 +141,23 @@ def test_gated_transfer_approved_and_rejected(
         "MY": "pending_approval",
         "SG": "pending_approval",
     }
-    [first] = [w for w in waiting() if w.run_id == run_id]
-    assert first.market == "MY" and first.product == "sz-retail-baskets"
-
+    # Every market that waits is asked at once (issue 21): MY in this run, SG in its own run.
+    asked = {w.market: w for w in waiting() if w.product == "sz-retail-baskets"}
+    assert sorted(asked) == ["MY", "SG"] and asked["MY"].run_id == run_id
+    assert asked["SG"].run_id != run_id and asked["SG"].version == "1.0.0"
+    state = answer(  # answered in any order: SG first
+        asked["SG"].run_id,
+        {
+            "approver": "Tan Mei Ling",
+            "decision": "reject",
+            "route": "transfer_limitation_obligation",
+            "reference": "none",
+            "conditions": "no contract with the SG buyer yet",
+        },
+    )
+    assert state == "Completed"
+    assert availability("sz-retail-baskets", "1.0.0")["SG"] == "rejected"
+    assert [w.market for w in waiting() if w.product == "sz-retail-baskets"] == ["MY"]
     state = answer(
         run_id,
         {
@@ -150,19 +166,6 @@ def test_gated_transfer_approved_and_rejected(
             "route": "standard_contract_or_certification",
             "reference": "YUE-SC-2026-0042",
             "valid_until": "2029-11-20",
-        },
-    )
-    assert state == "Suspended"  # now waiting for SG
-    [second] = [w for w in waiting() if w.run_id == run_id]
-    assert second.market == "SG"
-    state = answer(
-        run_id,
-        {
-            "approver": "Tan Mei Ling",
-            "decision": "reject",
-            "route": "transfer_limitation_obligation",
-            "reference": "none",
-            "conditions": "no contract with the SG buyer yet",
         },
     )
     assert state == "Completed"

@@ -130,6 +130,10 @@ class Settings(Strict):
     # key folder, state folder and the store's other zones are refused whatever this lists.
     source_roots: list[str] | dict[str, list[str]] = []
     runs: RunSettings = RunSettings()
+    # Starts every Prefect artifact key (`<namespace>-product-...`), so two environments that
+    # share a Prefect server never replace each other's artifacts; null = a short hash of the
+    # store root (tasks/reporting.py).
+    artifact_namespace: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9-]{0,23}$")
     catalog_export: CatalogExportSettings = CatalogExportSettings()
 
     def roots_of(self, provider: str) -> list[str]:
