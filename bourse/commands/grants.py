@@ -23,6 +23,15 @@ class _GrantGroup(typer.core.TyperGroup):
         return list(super().parse_args(ctx, args))
 
 
+DEFAULT_ENDPOINT = "http://127.0.0.1:8780/delta-sharing"
+EndpointOpt = Annotated[
+    str,
+    typer.Option(
+        envvar="DATABOURSE_EXCHANGE_URL",
+        help="The exchange's Delta Sharing URL written into --profile.",
+    ),
+]
+
 grant_app = typer.Typer(
     cls=_GrantGroup,
     help="Buyers' access: `bourse grant PRODUCT@VERSION --buyer NAME --market XX --purpose P "
@@ -67,13 +76,7 @@ def grant(
             "sha256 is kept; `bourse exchange serve` answers it.",
         ),
     ] = None,
-    endpoint: Annotated[
-        str,
-        typer.Option(
-            envvar="DATABOURSE_EXCHANGE_URL",
-            help="The exchange's Delta Sharing URL written into --profile.",
-        ),
-    ] = "http://127.0.0.1:8780/delta-sharing",
+    endpoint: EndpointOpt = DEFAULT_ENDPOINT,
     as_json: JsonOpt = False,
 ) -> None:
     """Give a buyer time-limited access to one published version available in their market."""
@@ -143,13 +146,7 @@ def grant_profile(
             "0600) to this file for the buyer. Only the token's sha256 is kept."
         ),
     ],
-    endpoint: Annotated[
-        str,
-        typer.Option(
-            envvar="DATABOURSE_EXCHANGE_URL",
-            help="The exchange's Delta Sharing URL written into --profile.",
-        ),
-    ] = "http://127.0.0.1:8780/delta-sharing",
+    endpoint: EndpointOpt = DEFAULT_ENDPOINT,
     as_json: JsonOpt = False,
 ) -> None:
     """Make a grant given without --profile a Delta Sharing recipient (one profile a grant)."""
