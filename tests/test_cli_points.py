@@ -16,7 +16,7 @@ from uuid import uuid4
 
 import pytest
 import test_facts_and_grants
-from helpers import REPO, bourse, cli_env, free_port, make_project
+from helpers import REPO, bourse, cli_env, free_port, make_project, own_prefect_server
 from sqlalchemy import inspect, text
 from test_facts_and_grants import PRODUCT, SCC, World, gate, package
 
@@ -86,11 +86,18 @@ def test_run_and_ingest_json_errors(env: dict[str, str], tmp_path: Path) -> None
 
 
 @pytest.mark.prefect
-def test_ingest_json_lists_each_file(prefect_api: str, world: World, tmp_path: Path) -> None:
+def test_ingest_json_lists_each_file(world: World, tmp_path: Path) -> None:
+    """On a Prefect server of its own: `ingest` starts this project's runner, which on the
+    session's server would take over the deployments the other tests' runner serves."""
     drops = tmp_path / "drops"
     bourse(world.env, "samples", "generate", str(drops), "--scale", "0.02", "--seed", "7")
     [orders] = drops.glob("sz-retail/customer_orders/*.csv")
-    done = bourse(world.env, "ingest", "sz-retail", "customer_orders", str(orders), "--json")
+    with own_prefect_server("cli-ingest-") as api:
+        env = {**world.env, "PREFECT_API_URL": api}
+        try:
+            done = bourse(env, "ingest", "sz-retail", "customer_orders", str(orders), "--json")
+        finally:
+            bourse(env, "server", "stop", check=False)
     shown = json.loads(done.stdout)
     assert (shown["failures"], shown["refused"]) == (0, [])
     [line] = shown["ingested"]
