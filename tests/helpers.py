@@ -439,14 +439,27 @@ def served_publish_flow(
         proc.wait(timeout=30)
 
 
-def api_post(url: str, body: dict[str, Any], auth: Any = None) -> Any:
-    """POST to a Prefect API as Prefect's own client does: a 503 (a retryable server error, such
-    as SQLite busy under load) is tried again a few times; the last response is returned."""
+def api_request(method: str, url: str, body: Any = None, auth: Any = None) -> Any:
+    """One call to a Prefect API as Prefect's own client makes it: a 503 (a retryable server
+    error, such as SQLite busy under load) is tried again a few times; the last response."""
     import httpx
 
     for attempt in range(6):
-        response = httpx.post(url, json=body, timeout=30, auth=auth)
+        response = httpx.request(method, url, json=body, timeout=30, auth=auth)
         if response.status_code != 503:
             break
         time.sleep(0.5 * 2**attempt)
     return response
+
+
+def api_post(url: str, body: dict[str, Any], auth: Any = None) -> Any:
+    """POST to a Prefect API (`api_request`); the last response is returned."""
+    return api_request("POST", url, body, auth)
+
+
+def api(base: str, method: str, path: str, body: Any = None) -> Any:
+    """One call to a test's own Prefect API (`api_request`): its JSON, None when empty; an
+    error status raises."""
+    response = api_request(method, f"{base}{path}", body)
+    response.raise_for_status()
+    return response.json() if response.content else None

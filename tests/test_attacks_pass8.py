@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import bourse, cli_env, make_project, own_prefect_server
+from helpers import api, bourse, cli_env, make_project, own_prefect_server
 from test_facts_and_grants import PRODUCT, World, gate, package, world
 from test_listing_attacks import export, offered, verify_all
 from test_trail_backed_grants import sql
@@ -52,20 +52,11 @@ def squatted_nightly(own_stack: Any) -> Any:
     url, project, env = own_stack
     cfg, store, key, drop = _land(project, 80806, "2026-12-06")
     try:
-        local = store.local_path(key)
-        parameters = {  # what flows/nightly.py passes: all of it readable from the landing zone
-            "provider": PROVIDER,
-            "dataset": DATASET,
-            "source": str(local) if local is not None else store.uri(key),
-            "publish_wait_seconds": 5,
-            "source_name": drop.name,
-            "expected_rows": drop.expected_rows,
-            "expected_sha256": drop.sha256,
-        }
+        parameters = _drop_parameters(store, key, drop)  # all readable from the landing zone
         run_key = f"{catalog_identity(cfg.catalog_url)}/drop/{PROVIDER}/{DATASET}#{drop.sha256}"
         later = (dt.datetime.now(dt.UTC) + dt.timedelta(days=30)).isoformat()
-        dep = _api(url, "GET", "/deployments/name/process-drop/drop")
-        squat = _api(
+        dep = api(url, "GET", "/deployments/name/process-drop/drop")
+        squat = api(
             url,
             "POST",
             f"/deployments/{dep['id']}/create_flow_run",
@@ -77,7 +68,7 @@ def squatted_nightly(own_stack: Any) -> Any:
             },
         )  # far ahead, so that no runner starts it before it is marked done
         done = {"state": {"type": "COMPLETED", "name": "Completed"}, "force": True}
-        _api(url, "POST", f"/flow_runs/{squat['id']}/set_state", done)  # no work was done
+        api(url, "POST", f"/flow_runs/{squat['id']}/set_state", done)  # no work was done
         proc = subprocess.run(
             [sys.executable, "-m", "bourse", "nightly", PROVIDER, "--wait", "5", "--json"],
             cwd=project, env=env, capture_output=True, text=True, timeout=600,
@@ -142,18 +133,18 @@ def test_a_squatted_completed_publish_run_is_not_taken_as_the_publication(runner
 # their own.
 
 
-def _api(base: str, method: str, path: str, body: Any = None) -> Any:
-    import time
-
-    import httpx
-
-    for attempt in range(6):
-        resp = httpx.request(method, f"{base}{path}", json=body, timeout=30)
-        if resp.status_code != 503:  # the server's SQLite busy under load
-            break
-        time.sleep(0.5 * 2**attempt)
-    resp.raise_for_status()
-    return resp.json() if resp.content else None
+def _drop_parameters(store: Any, key: str, drop: Any) -> dict[str, Any]:
+    """The parameters flows/nightly.py passes to a drop run of the landed `drop` at `key`."""
+    local = store.local_path(key)
+    return {
+        "provider": PROVIDER,
+        "dataset": DATASET,
+        "source": str(local) if local is not None else store.uri(key),
+        "publish_wait_seconds": 5,
+        "source_name": drop.name,
+        "expected_rows": drop.expected_rows,
+        "expected_sha256": drop.sha256,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -242,26 +233,15 @@ def test_a_drop_swapped_after_discovery_is_refused_by_its_run(own_stack: Any) ->
         swapped = data.replace(b"2026-", b"2025-", 1)  # one row changed, same size
         assert swapped != data and len(swapped) == len(data)
         store.put_bytes(key, swapped)
-        local = store.local_path(key)
-        dep = _api(url, "GET", "/deployments/name/process-drop/drop")
-        run = _api(
+        dep = api(url, "GET", "/deployments/name/process-drop/drop")
+        run = api(
             url,
             "POST",
             f"/deployments/{dep['id']}/create_flow_run",
-            {
-                "parameters": {  # what flows/nightly.py passes
-                    "provider": PROVIDER,
-                    "dataset": DATASET,
-                    "source": str(local) if local is not None else store.uri(key),
-                    "publish_wait_seconds": 5,
-                    "source_name": drop.name,
-                    "expected_rows": drop.expected_rows,
-                    "expected_sha256": drop.sha256,
-                }
-            },
+            {"parameters": _drop_parameters(store, key, drop)},
         )
         deadline = time.monotonic() + 180
-        while (state := _api(url, "GET", f"/flow_runs/{run['id']}")["state"])["type"] not in (
+        while (state := api(url, "GET", f"/flow_runs/{run['id']}")["state"])["type"] not in (
             "COMPLETED",
             "FAILED",
             "CRASHED",
@@ -280,7 +260,7 @@ def _crash_when_running(url: str, crashed: list[str], stop: Any) -> None:
     the API (its process goes on: nothing killed it)."""
     import time
 
-    dep = _api(url, "GET", "/deployments/name/process-drop/drop")
+    dep = api(url, "GET", "/deployments/name/process-drop/drop")
     running = {
         "flow_runs": {
             "deployment_id": {"any_": [dep["id"]]},
@@ -290,10 +270,10 @@ def _crash_when_running(url: str, crashed: list[str], stop: Any) -> None:
         "limit": 1,
     }
     while not stop.is_set():
-        found = _api(url, "POST", "/flow_runs/filter", running)
+        found = api(url, "POST", "/flow_runs/filter", running)
         if found:
             body = {"state": {"type": "CRASHED", "message": "forced"}, "force": True}
-            _api(url, "POST", f"/flow_runs/{found[0]['id']}/set_state", body)
+            api(url, "POST", f"/flow_runs/{found[0]['id']}/set_state", body)
             crashed.append(str(found[0]["id"]))
             return
         time.sleep(0.2)
@@ -308,7 +288,7 @@ def _wait_for_its_tasks(url: str, run_id: str, seconds: float = 120) -> None:
     deadline = time.monotonic() + seconds
     seen = -1
     while time.monotonic() < deadline:
-        tasks = _api(url, "POST", "/task_runs/filter", query)
+        tasks = api(url, "POST", "/task_runs/filter", query)
         done = tasks and all(t["state_type"] in final for t in tasks)
         if done and len(tasks) == seen:  # ended, and no new task run since the last look
             return

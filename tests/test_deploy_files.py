@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo, available_timezones
 import httpx
 import pytest
 import yaml
-from helpers import own_prefect_server
+from helpers import api, own_prefect_server
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
@@ -589,17 +589,6 @@ def own_prefect_api() -> Iterator[str]:
     """
     with own_prefect_server("databourse-deploy-") as url:
         yield url
-
-
-def api(base: str, method: str, path: str, body: Any = None) -> Any:
-    """One call to the test's Prefect API; a 503 (its SQLite busy under load) is tried again."""
-    for attempt in range(6):
-        resp = httpx.request(method, f"{base}{path}", json=body, timeout=30)
-        if resp.status_code != 503:
-            break
-        time.sleep(0.5 * 2**attempt)
-    resp.raise_for_status()
-    return resp.json() if resp.content else None
 
 
 @pytest.mark.prefect

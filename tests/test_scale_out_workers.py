@@ -24,10 +24,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from conftest import TEST_AUDIT_KEY, TEST_KEY
-from helpers import REPO, make_project, own_prefect_server
+from helpers import REPO, api, make_project, own_prefect_server
 
 from databourse import zones
 from databourse.samples import generate_drops
@@ -37,16 +36,6 @@ pytestmark = pytest.mark.prefect
 BIN = Path(sys.executable).parent
 POOL = "databourse"
 WORKERS = ("worker-a", "worker-b")
-
-
-def api(base: str, method: str, path: str, body: Any = None) -> Any:
-    for attempt in range(6):
-        resp = httpx.request(method, f"{base}{path}", json=body, timeout=30)
-        if resp.status_code != 503:  # the server's SQLite busy under load
-            break
-        time.sleep(0.5 * 2**attempt)
-    resp.raise_for_status()
-    return resp.json() if resp.content else None
 
 
 def runs_of(base: str, deployment: str) -> list[dict[str, Any]]:

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import TEST_AUDIT_KEY, TEST_KEY
-from helpers import make_project, own_prefect_server
+from helpers import api, make_project, own_prefect_server
 
 pytestmark = pytest.mark.prefect
 
@@ -39,17 +39,6 @@ WORKERS = {
     "bourse": [sys.executable, "-m", "bourse", "worker", "--pool", POOL],
     "plain-prefect": [str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--type", "process"],
 }
-
-
-def api(base: str, method: str, path: str, body: Any = None) -> Any:
-    """One call to the test's Prefect API; a 503 (its SQLite busy under load) is tried again."""
-    for attempt in range(6):
-        resp = httpx.request(method, f"{base}{path}", json=body, timeout=30)
-        if resp.status_code != 503:
-            break
-        time.sleep(0.5 * 2**attempt)
-    resp.raise_for_status()
-    return resp.json() if resp.content else None
 
 
 @pytest.fixture(scope="module")
