@@ -177,7 +177,8 @@ def _text(column: Any) -> Any:
 
 def score_ours(sets: list[Any], threshold: float) -> dict[str, Any]:
     """Column- and value-level scores of our scan over labelled tables; decoys flagged."""
-    from databourse.pii import classify_array, scan_table
+    from databourse.pii import scan_table
+    from databourse.pii_categories import classify_array
     from databourse.pii_evalset import Score, column_scores
     from databourse.screening import check_declarations
 

@@ -57,10 +57,10 @@ IMPORTS = (
     "databourse.catalog",
     "databourse.config",
     "databourse.storage",
-    "databourse.ingest",  # load_ingest, in every stage
+    "databourse.ingest_records",  # load_ingest, in every stage
 )
 STAGE_IMPORTS = {
-    "ingest": ("databourse.ingest",),
+    "ingest": ("databourse.ingest", "databourse.ingest_staging", "databourse.quarantine"),
     "quality": ("databourse.quality", "databourse.quality_batches", "databourse.quality_docs"),
     "pii": ("databourse.pii", "databourse.screening"),
     "anonymize": (
@@ -200,7 +200,7 @@ def stage_ingest(s: Stage) -> dict[str, Any]:
 def stage_quality(s: Stage) -> dict[str, Any]:
     """tasks.validating.check_quality: the suite in batches, quality.json and quality.html."""
     from databourse import zones
-    from databourse.ingest import load_ingest
+    from databourse.ingest_records import load_ingest
     from databourse.quality import check_suite, suite_from_contract, validate_parquet
     from databourse.quality_docs import render_html
     from databourse.quality_score import scores
@@ -225,7 +225,7 @@ def stage_pii(s: Stage) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
     from databourse import zones
-    from databourse.ingest import load_ingest
+    from databourse.ingest_records import load_ingest
     from databourse.pii import SCAN_BATCH_ROWS, scan_batches
     from databourse.screening import check_declarations
 
@@ -256,7 +256,7 @@ def stage_anonymize(s: Stage) -> dict[str, Any]:
     from databourse import assembly, zones
     from databourse import partitions as parts
     from databourse.hierarchy import product_hierarchies
-    from databourse.ingest import load_ingest
+    from databourse.ingest_records import load_ingest
     from databourse.productize import decide
     from databourse.storage import put_file_once
 
@@ -340,7 +340,7 @@ def _keys(product: Any) -> bytes | dict[str, bytes] | None:
 def stage_package(s: Stage) -> dict[str, Any]:
     """tasks.building.package_version: reserve the version, manifest, files, then manifest last."""
     from databourse import zones
-    from databourse.ingest import load_ingest
+    from databourse.ingest_records import load_ingest
     from databourse.odrl import usage_policy
     from databourse.package import FileEntry, build_manifest, publish_files, read_manifest
 

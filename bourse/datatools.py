@@ -18,7 +18,7 @@ from databourse.consistency import ConsistencyReport, check_all
 from databourse.errors import DataBourseError, IngestRejected
 from databourse.facts import configured_problems, configured_terms_problems
 from databourse.hierarchy import product_hierarchies
-from databourse.ingest import read_contract_table
+from databourse.ingest_staging import read_contract_table
 from databourse.package import manifest_hash, read_manifest, validate_manifest
 from databourse.pii import scan_table
 from databourse.productize import productize, rescan_written

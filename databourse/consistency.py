@@ -42,7 +42,7 @@ from databourse.consistency_gate import GateEvidence, approval_problems_by_id
 from databourse.dcat import available_markets
 from databourse.errors import DataBourseError
 from databourse.exports import JSONLD_KEY
-from databourse.ingest import IngestResult
+from databourse.ingest_records import IngestResult
 from databourse.listing_seal import seal_findings
 from databourse.package import MANIFEST, FileEntry, manifest_facts, manifest_hash, validate_manifest
 from databourse.staged_integrity import record_problems

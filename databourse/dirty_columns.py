@@ -13,7 +13,8 @@ non-empty values, in the sample and over all values, and its matches are not cha
   as CN mobiles at 0.69-0.82; real columns with 30% of their values corrupted stay at 0.92 or
   more (ids and phones) because a typo mostly changes a value's shape, and a replaced digit of
   a phone number is still a phone number;
-- the other rules of a clean column hold (`pii._factor`: names need enough strong evidence);
+- the other rules of a clean column hold (`pii_findings._factor`: names need enough strong
+  evidence);
 - categories any code of the right shape passes, decided by the column's name or a pattern
   alone (`NOT_MESSY`: bank accounts, birth dates, passports, plates), are classified at
   `threshold` only: 10-19 random digits are a bank account's shape three times in four.

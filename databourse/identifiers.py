@@ -131,7 +131,7 @@ ANY_SEPARATED_INTL = "|".join(prefilter for prefilter, _ in SEPARATED_INTL.value
 ANY_SEPARATED_BASE = "|".join(p for c, (p, _) in SEPARATED.items() if c not in SEPARATED_INTL)
 # Categories that random look-alikes pass often (a check digit in ten, a date, a phone plan):
 # below the classification threshold a column holds one only when at least CHANCE_FLOOR of its
-# values shaped like it (LOOK_ALIKES) are valid (pii._reported).
+# values shaped like it (LOOK_ALIKES) are valid (pii_findings._reported).
 CHANCE_LEVEL = CHANCE_LEVEL_INTL | {"PHONE_NUMBER"}
 LOOK_ALIKES = {**LOOK_ALIKES_INTL, "PHONE_NUMBER": PHONE_CODE_LIKE}  # phones: bare digits
 CHANCE_FLOOR = 0.5

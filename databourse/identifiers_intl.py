@@ -141,8 +141,8 @@ SEPARATED_INTL: dict[str, tuple[str, re.Pattern[str]]] = {
 RUN_CATEGORIES_INTL = ("ID_NIK", "IMEI")  # bare digit runs in text (after cards and phones)
 # A random digit run of the right length passes these often (one check digit, or a date and a
 # place code only): below the classification threshold, a column holds one of them only when
-# at least CHANCE_FLOOR of its values shaped like it are valid (pii._reported); random runs of
-# the length pass 0.3% (KR_RRN) to 10% (JP_MY_NUMBER) of the time. (identifiers.CHANCE_LEVEL
+# at least CHANCE_FLOOR of its values shaped like it are valid (pii_findings._reported); random
+# runs of the length pass 0.3% (KR_RRN) to 10% (JP_MY_NUMBER) of the time. (identifiers.CHANCE_LEVEL
 # adds phone numbers: a random 0-led 10-11 digit run is a national number of some market.)
 CHANCE_LEVEL_INTL = frozenset(
     {"ID_NIK", "TH_ID", "KR_RRN", "JP_MY_NUMBER", "IN_AADHAAR", "VN_CCCD", "IMEI", "UK_NINO"}

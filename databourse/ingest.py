@@ -10,6 +10,8 @@ A symbolic link is refused before a byte is read (files are opened with O_NOFOLL
 is opened once and copied privately as it is hashed (`held_source`): raw/ and the reader get
 those bytes only, whatever takes the file's name later; a file replaced or rewritten while it is
 ingested is refused (before anything is stored when it happens while it is read).
+
+The record is `ingest_records`, the conversion `ingest_staging`, the quarantine `quarantine`.
 """
 
 from __future__ import annotations
@@ -19,80 +21,23 @@ import hashlib
 import json
 import logging
 import os
-import queue
 import tempfile
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
-
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from databourse import zones
 from databourse.config import DatasetSpec, IngestLimits
-from databourse.contract import ContractPlan, coerce_batch, contract_schema, plan_columns
-from databourse.errors import (
-    GateFailed,
-    IngestRejected,
-    ObjectChanged,
-    ObjectExists,
-    StorageError,
-)
+from databourse.errors import IngestRejected, ObjectExists
 from databourse.held_source import HeldSource, hold, identity
+from databourse.ingest_records import IngestResult, load_ingest, verify_raw, verify_staged
+from databourse.ingest_staging import Progress, convert
 from databourse.landing_bounds import SourceBounds
-from databourse.primary_key import KeyIndex
-from databourse.readers import ReadHints, ReadLimits, SourceReader, open_source
+from databourse.quarantine import quarantine
 from databourse.readers_bytes import open_binary, regular_file
-from databourse.staged_integrity import check_staged_object, file_digest
 from databourse.storage import ObjectStore, put_file_once, s3_client
 
 log = logging.getLogger(__name__)
-# Rows per row group of the staged Parquet. The reader hands over ~25k-row blocks (2 MiB of CSV);
-# written as they come, every later stage paid for 80 row groups per million rows (page headers,
-# statistics, a read call each). Gathered, they cost one row group of memory (~30 MB).
-STAGED_ROW_GROUP_ROWS = 262_144
-
-Progress = Callable[[int, float | None], None]  # rows done, share of the input read (if known)
-
-
-@dataclass(frozen=True)
-class IngestResult:
-    """What `_ingest.json` records about one ingested file."""
-
-    provider: str
-    dataset: str
-    ingest_id: str
-    sha256: str
-    size: int
-    source_name: str
-    format: str
-    encoding: str
-    rows: int
-    raw_key: str
-    staged_key: str
-    schema: list[dict[str, str]]
-    ingested_at: str
-    compression: str = "none"
-    bom: bool = False
-    delimiter: str | None = None
-    header: bool = True
-    members: list[str] = field(default_factory=list)
-    member_encodings: list[str | None] = field(default_factory=list)
-    drift: dict[str, Any] = field(default_factory=dict)
-    expected_rows: int | None = None  # from the provider's sidecar manifest, when there is one
-    original_name: str | None = None  # the name as dropped, when the key needed a safer one
-    sheet: str | None = None  # the xlsx sheet read
-    staged_sha256: str | None = None  # of the staged Parquet as written (None: older ingests)
-    staged_size: int | None = None
-    duplicate: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("duplicate")
-        return data
 
 
 def sha256_file(path: Path) -> str:
@@ -182,7 +127,7 @@ def _ingest_held(
     staged = zones.staging_key(provider, dataset_id, ingest_id)
     caps = limits or dataset.limits or IngestLimits()
     try:
-        read = _convert(store, held.path, dataset, staged, name, caps, progress)
+        read = convert(store, held.path, dataset, staged, name, caps, progress)
         if expected_rows is not None and read["rows"] != expected_rows:
             raise IngestRejected(
                 f"{name}: {read['rows']} data rows, the provider's manifest says {expected_rows}",
@@ -255,268 +200,6 @@ def _raw_key(store: ObjectStore, raw: str, name: str, size: int) -> str:
     return left[0] if left and f"{raw}/{name}" not in left else f"{raw}/{name}"
 
 
-def verify_raw(store: ObjectStore, record: IngestResult) -> None:
-    """Re-read a raw object and compare its sha256 with `_ingest.json` (StorageError if not)."""
-    digest = hashlib.sha256()
-    with store.open(record.raw_key) as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    if digest.hexdigest() != record.sha256:
-        raise StorageError(
-            f"{store.uri(record.raw_key)}: raw object corrupted: sha256"
-            f" {digest.hexdigest()[:16]}... differs from {record.sha256[:16]}... (at ingest)",
-            key=record.raw_key,
-            expected=record.sha256,
-            found=digest.hexdigest(),
-        )
-
-
-def verify_staged(store: ObjectStore, record: IngestResult, sha256: str) -> None:
-    """A duplicate's record and staged Parquet are those of these bytes (ObjectChanged if not)."""
-    key = f"{zones.raw_prefix(record.provider, record.dataset, record.ingest_id)}/_ingest.json"
-    if record.sha256 != sha256:
-        raise ObjectChanged(
-            f"{store.uri(key)}: records sha256 {record.sha256[:16]}..., the file's is"
-            f" {sha256[:16]}...: the raw record was rewritten; investigate before ingesting",
-            key=key,
-            expected=sha256,
-            found=record.sha256,
-        )
-    check_staged_object(store, record.staged_key, record.staged_sha256, record.staged_size)
-
-
-def quarantine(
-    store: ObjectStore,
-    provider: str,
-    dataset_id: str,
-    ingest_id: str,
-    original_key: str,
-    error: GateFailed,
-    sha256: str,
-    stage: str = "ingest",
-) -> GateFailed:
-    """Copy the original to quarantine with `_reason.json`; return the error to raise."""
-    prefix = zones.quarantine_prefix(provider, dataset_id, ingest_id)
-    name = original_key.rsplit("/", 1)[-1]
-    try:
-        store.copy(original_key, f"{prefix}/{name}", if_absent=True)
-    except ObjectExists:
-        pass
-    ctx = getattr(error, "context", {})
-    reason = {
-        "file": name,
-        "provider": provider,
-        "dataset": dataset_id,
-        "ingest_id": ingest_id,
-        "sha256": sha256,
-        "stage": stage,
-        "error": str(error),
-        "error_type": type(error).__name__,
-        "column": ctx.get("column"),
-        "row": ctx.get("row"),
-        **{k: ctx[k] for k in _REASON_EXTRAS if ctx.get(k) is not None},
-        "original": store.uri(original_key),
-        "quarantined_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    }
-    store.put_bytes(f"{prefix}/_reason.json", json.dumps(reason, indent=2, default=str).encode())
-    log.warning(
-        "quarantined %s/%s %s at stage %s: %s",
-        provider,
-        dataset_id,
-        ingest_id,
-        stage,
-        type(error).__name__,
-    )
-    return type(error)(
-        f"{_named(str(error), name)} (quarantined at {store.uri(prefix)}/)",
-        **{
-            **ctx,
-            "quarantine_uri": store.uri(prefix),
-            "file": name,
-            "column": reason["column"],
-            "row": reason["row"],
-            "stage": stage,
-        },
-    )
-
-
-_REASON_EXTRAS = (
-    *("first_row", "byte_offset", "line", "member", "drift", "expected", "found"),
-    *("sheet", "cell"),
-)
-
-
-def _named(message: str, name: str) -> str:
-    return message if message.startswith(f"{name}:") else f"{name}: {message}"
-
-
-def load_ingest(store: ObjectStore, provider: str, dataset_id: str, ingest_id: str) -> IngestResult:
-    """The record of a completed ingest (its `_ingest.json`)."""
-    key = f"{zones.raw_prefix(provider, dataset_id, ingest_id)}/_ingest.json"
-    return IngestResult(**json.loads(store.get_bytes(key)))
-
-
-def quarantine_ingest(
-    store: ObjectStore, record: IngestResult, error: GateFailed, stage: str
-) -> GateFailed:
-    """Quarantine an ingested file that failed a later gate (quality, personal data)."""
-    return quarantine(
-        store,
-        record.provider,
-        record.dataset,
-        record.ingest_id,
-        record.raw_key,
-        error,
-        record.sha256,
-        stage,
-    )
-
-
-def _convert(
-    store: ObjectStore,
-    source: Path,
-    dataset: DatasetSpec,
-    staged_key: str,
-    name: str,
-    limits: IngestLimits,
-    progress: Progress | None,
-) -> dict[str, Any]:
-    """Stream the source through the contract into a local Parquet file, then upload it."""
-    with tempfile.TemporaryDirectory(prefix="databourse-ingest-") as tmp:
-        out = Path(tmp) / "data.parquet"
-        with open_source(source, name, _hints(dataset), _read_limits(limits)) as reader:
-            plan, rows = _write_staged(reader, dataset, name, out, progress)
-            info = reader.info
-        staged_sha256, staged_size = file_digest(out)
-        store.put_file(staged_key, out)
-    return {
-        "staged_sha256": staged_sha256,
-        "staged_size": staged_size,
-        "format": info.format,
-        "compression": info.compression,
-        "encoding": info.encoding or "",
-        "bom": info.bom,
-        "delimiter": info.delimiter,
-        "header": info.header,
-        "members": list(info.members),
-        "member_encodings": list(info.member_encodings),
-        "sheet": info.sheet,
-        "rows": rows,
-        "schema": [{"name": f.name, "type": _type_name(f.type)} for f in plan.schema],
-        "drift": plan.drift.to_json() if plan.drift or plan.drift.renamed else {},
-    }
-
-
-def _write_staged(
-    reader: SourceReader, dataset: DatasetSpec, name: str, out: Path, progress: Progress | None
-) -> tuple[ContractPlan, int]:
-    batches = reader.batches()
-    first = next(batches, None)
-    found = (
-        first.schema if first is not None else pa.schema([(c, pa.string()) for c in reader.columns])
-    )
-    plan = plan_columns(found, dataset, name)
-    if first is None:
-        raise IngestRejected(f"{name}: no data rows (header only or empty)", file=name, row=0)
-    rows = 0
-    with KeyIndex(dataset.primary_key, name) as keys:
-        with _BackgroundWriter(out, plan.schema) as writer:
-            for batch in _chain(first, batches):
-                typed = coerce_batch(batch, plan, name, rows)
-                if dataset.primary_key:
-                    keys.add(typed, rows)
-                writer.write(typed)
-                rows += batch.num_rows
-                if progress is not None:
-                    progress(rows, getattr(reader, "fraction_read", None))
-        if dataset.primary_key:
-            keys.finish(out)
-    return plan, rows
-
-
-class _BackgroundWriter:
-    """A ParquetWriter fed through a short queue: encoding and compression (which release the
-    GIL) overlap with reading and converting the next batches. Memory: at most 4 batches queued
-    and one row group (`STAGED_ROW_GROUP_ROWS`) gathered."""
-
-    def __init__(self, out: Path, schema: pa.Schema) -> None:
-        self._writer = pq.ParquetWriter(out, schema, compression="zstd")
-        self._schema = schema
-        self._queue: queue.Queue[pa.RecordBatch | None] = queue.Queue(maxsize=4)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="staged-writer", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        pending: list[pa.RecordBatch] = []
-        held = 0
-        while (batch := self._queue.get()) is not None:
-            if self._error is None:
-                pending.append(batch)
-                held += batch.num_rows
-                if held >= STAGED_ROW_GROUP_ROWS:
-                    self._flush(pending, held)
-                    pending, held = [], 0
-        if pending and self._error is None:
-            self._flush(pending, held)
-
-    def _flush(self, batches: list[pa.RecordBatch], rows: int) -> None:
-        """The gathered batches as one row group."""
-        try:
-            table = pa.Table.from_batches(batches, schema=self._schema)
-            self._writer.write_table(table, row_group_size=max(rows, 1))
-        except BaseException as exc:  # re-raised in the caller's thread
-            self._error = exc
-
-    def write(self, batch: pa.RecordBatch) -> None:
-        if self._error is not None:
-            raise self._error
-        self._queue.put(batch)
-
-    def __enter__(self) -> _BackgroundWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._queue.put(None)
-        self._thread.join()
-        self._writer.close()
-        if self._error is not None and exc[0] is None:
-            raise self._error
-
-
-def _chain(first: pa.RecordBatch, rest: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    yield first
-    yield from rest
-
-
-def _hints(dataset: DatasetSpec) -> ReadHints:
-    return ReadHints(
-        expected_columns=tuple(c.name for c in dataset.columns),
-        encoding=dataset.read.encoding,
-        delimiter=dataset.read.delimiter,
-        header=dataset.read.header,
-        sheet=dataset.read.sheet,
-        allow_hidden_sheets=dataset.read.allow_hidden_sheets,
-    )
-
-
-def _read_limits(limits: IngestLimits) -> ReadLimits:
-    return ReadLimits(
-        max_file_bytes=limits.max_file_bytes,
-        max_uncompressed_bytes=limits.max_uncompressed_bytes,
-        max_compression_ratio=limits.max_compression_ratio,
-        max_record_bytes=limits.max_row_bytes,
-        max_archive_members=limits.max_archive_members,
-        max_header_bytes=limits.max_header_bytes,
-    )
-
-
-def _type_name(dtype: pa.DataType) -> str:
-    names = {"large_string": "string", "double": "float64", "date32[day]": "date"}
-    text = str(dtype)
-    return "timestamp" if text.startswith("timestamp") else names.get(text, text)
-
-
 @contextmanager
 def fetched_source(
     source: str, bounds: SourceBounds, endpoint_url: str | None = None, region: str = "us-east-1"
@@ -538,18 +221,3 @@ def fetched_source(
                 f"{source}: cannot be downloaded ({type(exc).__name__})", file=source
             ) from None
         yield path
-
-
-def read_contract_table(source: Path, dataset: DatasetSpec) -> pa.Table:
-    """Any readable drop typed by a dataset's contract (IngestRejected if it breaks it)."""
-    name = source.name
-    with open_source(source, name, _hints(dataset), _read_limits(IngestLimits())) as reader:
-        batches = list(reader.batches())
-    if not batches:
-        return contract_schema(dataset).empty_table()
-    plan = plan_columns(batches[0].schema, dataset, name)
-    typed, rows = [], 0
-    for batch in batches:
-        typed.append(coerce_batch(batch, plan, name, rows))
-        rows += batch.num_rows
-    return pa.Table.from_batches(typed, schema=plan.schema)

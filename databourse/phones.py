@@ -34,7 +34,7 @@ PHONE_SHAPE = (  # as people write them: brackets, dots, mixed separators, an ex
 )
 # The phone numbers a random code can pass for: bare digits, a CN mobile's 11 or a trunk 0 and
 # more (order numbers, account numbers). Written with a plus, brackets or grouped, a value is
-# phone-formatted: no code is written so (`dirty_columns`, `pii._reported`).
+# phone-formatted: no code is written so (`dirty_columns`, `pii_findings._reported`).
 PHONE_CODE_LIKE = r"^(?:1[3-9]\d{9}|0\d{8,18})$"
 PHONE_EXTENSION = r",? ?(?:x|ext\.?|extension|#) ?\d{1,6}$"
 # An international number: a plus or the 00 exit code (not NANP's 011: MY mobiles start 011).

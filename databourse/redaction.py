@@ -29,7 +29,8 @@ from databourse.identifiers import (
     run_mask,
     valid_mask,
 )
-from databourse.pii import GLUED_ID_LENGTH, classify_array
+from databourse.pii_categories import classify_array
+from databourse.pii_embedded import GLUED_ID_LENGTH
 from databourse.scan_text import folded
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,8 @@ Span = tuple[int, int, str]  # start, end (code points), category
 Hit = tuple[int, int, int, str]  # text index, start, end, category (or the candidate's text)
 _HEX = re.compile(HEX_TOKENS)
 _MIXED = re.compile(MIXED_TOKENS)
-_RUN = re.compile(r"[0-9Xx]+")  # the pieces pii._run_hits gets by splitting on RUN_SEPARATORS
+# the pieces pii_embedded._run_hits gets by splitting on RUN_SEPARATORS
+_RUN = re.compile(r"[0-9Xx]+")
 RUN_LENGTHS = range(10, 20)
 
 
@@ -88,7 +90,7 @@ def find_spans(texts: list[str]) -> list[list[Span]]:
         taken = {(i, a) for i, a, _, _ in valid}
         runs = [r for r in runs if (r[0], r[1]) not in taken]
         hits += valid
-    glued: list[Hit] = [  # pii._glued_ids: CN ids with letters touching them
+    glued: list[Hit] = [  # pii_embedded._glued_ids: CN ids with letters touching them
         (i, m.start(), m.end(), m.group())
         for i, t in enumerate(hexless)
         for m in _RUN.finditer(t)
@@ -140,7 +142,8 @@ def redact_values(
 ) -> tuple[list[str], dict[str, int]]:
     """Each text redacted; and per category, how many of the texts held one.
 
-    `whole` is each text's category as a whole value (`pii.classify_array`), when known."""
+    `whole` is each text's category as a whole value (`pii_categories.classify_array`), when
+    known."""
     if whole is None:
         whole = classify_array(pa.array(values, pa.large_string()))
     out, counts = list(values), dict[str, int]()
@@ -187,7 +190,8 @@ def _redact_disguised(texts: list[str | None], counts: dict[str, int]) -> None:
 
 
 def _whole(values: pa.Array, up_to: int | None) -> list[str | None]:
-    """Each value's category as a whole (`pii.classify_array`); None past `up_to` characters."""
+    """Each value's category as a whole (`pii_categories.classify_array`); None past `up_to`
+    characters."""
     if up_to is None:
         return classify_array(values)
     short = np.flatnonzero(pc.less_equal(pc.utf8_length(values), up_to).to_numpy(False))

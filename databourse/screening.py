@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from databourse.config import DIRECT_IDENTIFIERS
-from databourse.pii import ColumnFinding
+from databourse.pii_findings import ColumnFinding
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from databourse.errors import ObjectChanged
 from databourse.storage import ObjectStore
 
 if TYPE_CHECKING:
-    from databourse.ingest import IngestResult
+    from databourse.ingest_records import IngestResult
 
 ID_DIGITS = 16  # the ingest id is the first 16 hex digits of the raw file's sha256
 _FIELDS = ("sha256", "size", "staged_sha256", "staged_size")

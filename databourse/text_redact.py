@@ -26,7 +26,7 @@ from databourse.addresses import STREET_AFTER, STREET_BEFORE, THAI_PATTERN, UNIT
 from databourse.config import DIRECT_IDENTIFIERS
 from databourse.identifiers import ANY_EMBEDDED, run_mask, valid_mask
 from databourse.person_names import HARD_STOPS, SOFT_STOPS
-from databourse.pii import TEXT
+from databourse.pii_embedded import TEXT
 from databourse.redaction import find_spans, placeholder, redact_embedded, redact_text
 from databourse.scan_text import folded
 from databourse.text_mentions import (

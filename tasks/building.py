@@ -28,7 +28,7 @@ from databourse.anonymize import Keys
 from databourse.config import Config, ProductSpec
 from databourse.errors import ObjectChanged, PersonalDataFound
 from databourse.hierarchy import Hierarchy, product_hierarchies
-from databourse.ingest import load_ingest
+from databourse.ingest_records import load_ingest
 from databourse.odrl import usage_policy
 from databourse.package import (
     FileEntry,

@@ -10,7 +10,7 @@ from typing import Any
 
 from databourse import zones
 from databourse.errors import ObjectChanged
-from databourse.ingest import IngestResult
+from databourse.ingest_records import IngestResult
 from databourse.staged_integrity import check_staged, expected_staged
 from databourse.storage import ObjectStore
 from tasks import resources

@@ -11,8 +11,9 @@ from prefect import get_run_logger, task
 
 from databourse import zones
 from databourse.errors import PersonalDataFound, QualityFailed
-from databourse.ingest import load_ingest, quarantine_ingest
+from databourse.ingest_records import load_ingest
 from databourse.pii import SCAN_BATCH_ROWS, scan_batches
+from databourse.quarantine import quarantine_ingest
 from databourse.screening import check_declarations
 from tasks import reporting, resources
 from tasks.retrying import RETRY_TRANSIENT

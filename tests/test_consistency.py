@@ -15,7 +15,8 @@ from databourse.catalog import Catalog
 from databourse.config import DatasetSpec
 from databourse.consistency import ConsistencyReport, check_all
 from databourse.errors import IngestRejected
-from databourse.ingest import IngestResult, ingest_file
+from databourse.ingest import ingest_file
+from databourse.ingest_records import IngestResult
 from databourse.storage import ObjectStore
 
 SPEC = DatasetSpec.model_validate(

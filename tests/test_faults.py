@@ -45,7 +45,8 @@ from databourse import zones
 from databourse.catalog import Catalog
 from databourse.config import DatasetSpec, UsageTerms, load_config
 from databourse.consistency import ConsistencyReport, check_all
-from databourse.ingest import IngestResult, ingest_file, sha256_file
+from databourse.ingest import ingest_file, sha256_file
+from databourse.ingest_records import IngestResult
 from databourse.odrl import usage_policy
 from databourse.package import (
     MANIFEST,

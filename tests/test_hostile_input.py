@@ -34,7 +34,8 @@ from databourse import zones
 from databourse.config import DatasetSpec, ProviderSpec, load_config
 from databourse.csv_safety import FORMULA_PREFIXES, csv_bytes, neutralize
 from databourse.errors import ConfigError, IngestRejected, StorageError
-from databourse.ingest import IngestResult, ingest_file
+from databourse.ingest import ingest_file
+from databourse.ingest_records import IngestResult
 from databourse.readers import ReadHints, open_source
 from databourse.samples import generate_drops
 from databourse.storage_local import LocalStore

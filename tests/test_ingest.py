@@ -72,7 +72,7 @@ def test_staged_row_groups_gather_the_readers_batches(
     tmp_path: Path, store: ObjectStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The reader's 64k-row batches are gathered into row groups of STAGED_ROW_GROUP_ROWS."""
-    from databourse import ingest
+    from databourse import ingest_staging as ingest
 
     rows = 200_000
     src = tmp_path / "drop.parquet"

@@ -17,7 +17,8 @@ import pytest
 
 from databourse.config import DatasetSpec, IngestLimits
 from databourse.errors import IngestRejected, StorageError
-from databourse.ingest import IngestResult, ingest_file, load_ingest
+from databourse.ingest import ingest_file
+from databourse.ingest_records import IngestResult, load_ingest
 from databourse.storage import ObjectStore, open_store
 
 SPEC = DatasetSpec.model_validate(

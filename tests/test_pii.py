@@ -16,7 +16,9 @@ import pytest
 
 from databourse import pii
 from databourse.phones import TRUNK_ZERO_REGIONS
-from databourse.pii import ColumnFinding, classify_array, classify_value, scan_batches, scan_table
+from databourse.pii import scan_batches, scan_table
+from databourse.pii_categories import classify_array, classify_value
+from databourse.pii_findings import ColumnFinding
 
 # ---- independent generators (no call into the code under test) ----------------------------------
 

@@ -30,7 +30,9 @@ from pii_dirty import REGIONS, Table, dirty_tables, locale_table
 from bourse.scan import scan_file
 from databourse.config import Settings
 from databourse.dirty_columns import DIRTY_THRESHOLD
-from databourse.pii import ColumnFinding, classify_array, scan_batches, scan_table
+from databourse.pii import scan_batches, scan_table
+from databourse.pii_categories import classify_array
+from databourse.pii_findings import ColumnFinding
 from databourse.redaction import redact_values
 from databourse.screening import check_declarations
 

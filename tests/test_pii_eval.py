@@ -5,7 +5,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from databourse.pii import classify_array, scan_table
+from databourse.pii import scan_table
+from databourse.pii_categories import classify_array
 from databourse.pii_evalset import Score, column_scores, make_evalset, value_scores
 
 IDENTIFIERS = (

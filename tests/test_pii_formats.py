@@ -7,7 +7,8 @@ import pytest
 from stdnum import luhn
 
 from databourse.identifiers import valid_mask
-from databourse.pii import classify_value, scan_table
+from databourse.pii import scan_table
+from databourse.pii_categories import classify_value
 
 
 def card(prefix: str, length: int) -> str:

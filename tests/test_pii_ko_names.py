@@ -11,7 +11,8 @@ import pytest
 from faker import Faker
 
 from databourse.name_lists import hangul_names
-from databourse.pii import classify_array, scan_table
+from databourse.pii import scan_table
+from databourse.pii_categories import classify_array
 from databourse.screening import check_declarations
 
 ROWS = 400

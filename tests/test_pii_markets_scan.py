@@ -24,7 +24,9 @@ from pii_markets import device_columns, market_columns, market_decoys
 
 from databourse.config import DIRECT_IDENTIFIERS, Category
 from databourse.identifiers_intl import SHAPES_INTL
-from databourse.pii import CATEGORIES, ColumnFinding, classify_array, scan_table
+from databourse.pii import scan_table
+from databourse.pii_categories import CATEGORIES, classify_array
+from databourse.pii_findings import ColumnFinding
 from databourse.redaction import redact_values
 from databourse.screening import check_declarations, check_embedded
 

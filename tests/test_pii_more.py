@@ -18,7 +18,9 @@ from stdnum.cn import uscc as stdnum_uscc
 
 from bourse.scan import scan_file
 from databourse import pii_evalset as gen
-from databourse.pii import ColumnFinding, classify_array, classify_value, scan_table
+from databourse.pii import scan_table
+from databourse.pii_categories import classify_array, classify_value
+from databourse.pii_findings import ColumnFinding
 
 
 def only(values: list[str | None], name: str = "c", **kwargs: float) -> ColumnFinding:

@@ -19,7 +19,9 @@ from email_validator import EmailNotValidError, validate_email
 from faker import Faker
 
 from databourse.identifiers import valid_mask
-from databourse.pii import ColumnFinding, classify_array, scan_table
+from databourse.pii import scan_table
+from databourse.pii_categories import classify_array
+from databourse.pii_findings import ColumnFinding
 from databourse.screening import check_declarations
 
 ROWS = 300
