@@ -121,7 +121,9 @@ def read_runs(run_ids: list[str]) -> dict[str, RunEvidence | None]:
 
 
 def _answers(inputs: list[Any]) -> dict[str, list[dict[str, Any]]]:
-    """The form answers of a run by market (a key `suspended-approval-my-2-response` is MY's)."""
+    """The form answers of a run by market (a key `suspended-approval-my-2-response` is MY's),
+    each as the fields it records (`approval_rules.flat_answer`)."""
+    from databourse.approval_rules import flat_answer
     from tasks.publishing import market_of
 
     out: dict[str, list[dict[str, Any]]] = {}
@@ -133,5 +135,5 @@ def _answers(inputs: list[Any]) -> dict[str, list[dict[str, Any]]]:
         value = item.decoded_value
         if market is None or not isinstance(value, dict):
             continue
-        out.setdefault(market, []).append({**value, "_key": key})
+        out.setdefault(market, []).append({**flat_answer(value), "_key": key})
     return out

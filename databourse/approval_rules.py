@@ -1,12 +1,15 @@
 """What an approver's answer must say, written once: it makes the form's schema and the check.
 
 `answer_model(route, spec, binding)` is the pydantic model of one suspension's answer: the
-fields a person fills, the route's `basis` choices, the JSON-schema clauses that say which
-fields each basis requires, and (with a `Binding`) the product, version, content hash, market
-and nonce of the suspension as single-value constants. The Prefect form subclasses it, so the
-server validates a resume against exactly this schema; `answer_problems` validates an answer in
-Python against the same schema (formats included) and the same model, so an answer written
-around the form (stored straight into the Prefect API) meets the very same rules.
+approver, a `decision` that is one of the route's approvals (one per basis, each requiring the
+fields its basis needs) or a rejection (requiring a reason), and (with a `Binding`) the
+product, version, content hash, market and nonce of the suspension as constants. The route
+itself is fixed by the policy and is not an input. The Prefect form subclasses the model, so
+the server validates a resume against exactly this schema, and the UI draws the decision as a
+choice between those variants, each showing its own required fields; `answer_problems`
+checks a stored answer against the same schema (`databourse.approval_answers`). `flat_answer`
+gives the recorded fields of an answer, `form_value` the form's value for a flat answer
+(`bourse approve`).
 """
 
 from __future__ import annotations
@@ -14,28 +17,24 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Literal, cast
+from typing import Annotated, Any, Literal, Union, cast
 
-from jsonschema import Draft202012Validator, FormatChecker
-from jsonschema.exceptions import ValidationError as SchemaError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from databourse.config import RouteBasis, RouteSpec
-from databourse.names import NAME_MAX_LENGTH, NAME_PATTERN, name_problems
+from databourse.names import NAME_MAX_LENGTH, NAME_PATTERN
 
 # A reference that names something: has a letter or digit, and is not a placeholder.
 MEANINGFUL = (
     r"^(?!\s*(?:[Nn][Oo][Nn][Ee]|[Nn]/?[Aa]|-+|[Tt][Bb][Dd]|[Tt][Oo][Dd][Oo]"
     r"|[Uu][Nn][Kk][Nn][Oo][Ww][Nn])\s*$).*[A-Za-z0-9]"
 )
-FIELD_RULES: dict[str, dict[str, Any]] = {
-    "reference": {"type": "string", "pattern": MEANINGFUL},
-    "valid_until": {"type": "string", "format": "date"},
-    "evidence_url": {"type": "string", "pattern": r"\S"},
-}
+SAYS_SOMETHING = r"\S"
 BOUND = ("product", "version", "content_hash", "market", "nonce")
-# Problems are reported in the order a person reads the form.
-_ORDER = ("approver", "decision", "route", "basis", "reference", "valid_until", "evidence_url")
+APPROVE, REJECT = "approve", "reject"
+# A decision names itself by a key of its own, `approve_<basis>` or `reject` (set to true): the
+# Prefect UI tells a choice's value from the others' by its keys alone, never by their values.
+APPROVE_ON = "approve_"
 
 
 @dataclass(frozen=True)
@@ -68,20 +67,102 @@ class ApprovalAnswer(BaseModel):
         pattern=NAME_PATTERN,
         description="Who decides (name or staff id)",
     )
-    decision: Literal["approve", "reject"]  # no default: the form must not pre-select an answer
-    route: str = Field(description="The legal route the rule requires (set by the policy)")
-    basis: str = Field("", description="The basis within the route the approval relies on")
-    reference: str = Field("", description="Filing, certificate or assessment number")
-    valid_until: dt.date | None = Field(None, description="Expiry of the filing or certificate")
-    conditions: str = Field("", description="Conditions attached, or the reason for a rejection")
-    evidence_url: str = Field("", description="Where the contract, filing or assessment is kept")
-    carry_over: bool = Field(
-        False,
-        description=(
-            "This reference also covers later versions of the product with the same schema and "
-            "personal-data categories, under the same rule, until it expires"
-        ),
+
+
+class Decision(BaseModel):
+    model_config = ConfigDict(extra="forbid", regex_engine="python-re")  # MEANINGFUL looks ahead
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    """An optional field the form leaves empty: no `null` default for the UI to send."""
+    schema.pop("default", None)
+
+
+# An optional date: absent or a date, drawn as a date (never as a choice of `null`).
+_OPTIONAL_DATE = Annotated[dt.date | None, WithJsonSchema({"type": "string", "format": "date"})]
+
+
+def _fixed(value: str | bool, description: str, title: str | None = None) -> Any:
+    """A constant the form shows and sends back unchanged (required, shown filled in)."""
+    return (
+        cast(Any, Literal)[(value,)],
+        Field(title=title, description=description, json_schema_extra={"default": value}),
     )
+
+
+def approval_variant(name: str, basis: RouteBasis) -> type[Decision]:
+    """The decision `approve` on one basis: the fields that basis requires are required."""
+    needs = set(basis.requires)
+    fields: dict[str, Any] = {
+        f"{APPROVE_ON}{name}": _fixed(
+            True, f"The basis this approval relies on ({basis.citation})", basis.label
+        ),
+        "reference": (
+            str,
+            Field(pattern=MEANINGFUL, title="Reference", description=basis.reference)
+            if "reference" in needs
+            else Field("", title="Reference", description=basis.reference),
+        ),
+        "valid_until": (
+            (dt.date, Field(title="Valid until", description="Expiry of the filing or certificate"))
+            if "valid_until" in needs
+            else (
+                _OPTIONAL_DATE,
+                Field(
+                    None,
+                    title="Valid until",
+                    description="Expiry of the filing or certificate, if it has one",
+                    json_schema_extra=_no_default,
+                ),
+            )
+        ),
+        "evidence_url": (
+            str,
+            Field(pattern=SAYS_SOMETHING, title="Evidence", description=_EVIDENCE)
+            if "evidence_url" in needs
+            else Field("", title="Evidence", description=_EVIDENCE),
+        ),
+        "conditions": (str, Field("", description="Conditions attached to the approval")),
+        "carry_over": (bool, Field(False, title="Covers later versions", description=_CARRY_OVER)),
+    }
+    return _variant(f"Approve: {name.replace('_', ' ')}", name, fields)
+
+
+_EVIDENCE = "Where the contract, filing or assessment is kept"
+_CARRY_OVER = (
+    "This reference also covers later versions of the product with the same schema and "
+    "personal-data categories, under the same rule, until it expires"
+)
+
+
+def rejection_variant() -> type[Decision]:
+    """The decision `reject`: a reason is required."""
+    fields: dict[str, Any] = {
+        REJECT: _fixed(True, "Refuse the transfer", "Reject"),
+        "reason": (
+            str,
+            Field(
+                pattern=SAYS_SOMETHING, title="Reason", description="Why the transfer is refused"
+            ),
+        ),
+        "reference": (str, Field("", description="A reference, if any")),
+    }
+    return _variant("Reject", "reject", fields)
+
+
+def _variant(title: str, name: str, fields: dict[str, Any]) -> type[Decision]:
+    namespace = {
+        "__module__": __name__,
+        "__annotations__": {f: kind for f, (kind, _) in fields.items()},
+        **{f: field for f, (_, field) in fields.items()},
+        "model_config": {**Decision.model_config, "title": title},
+    }
+    return cast(type[Decision], type(f"Decision_{name}", (Decision,), namespace))
+
+
+def decision_variants(spec: RouteSpec) -> list[type[Decision]]:
+    """The choices the form offers: an approval on each basis of the route, then a rejection."""
+    return [approval_variant(n, b) for n, b in spec.bases.items()] + [rejection_variant()]
 
 
 def answer_model(
@@ -91,27 +172,24 @@ def answer_model(
     base: type[ApprovalAnswer] = ApprovalAnswer,
 ) -> type[ApprovalAnswer]:
     """The answer's model for one route (and one suspension, with a binding)."""
-    bases = tuple(spec.bases)
-    choices = "; ".join(f"`{name}`: {b.label}" for name, b in spec.bases.items())
+    variants = decision_variants(spec)
+    # Inlined, each with its title: the UI draws one button per variant and its own fields.
+    shown = {"anyOf": [v.model_json_schema() for v in variants], "title": "Decision"}
+    kind: Any = Annotated[cast(Any, Union)[tuple(variants)], WithJsonSchema(shown)]
     fields: dict[str, Any] = {
-        "route": (str, Field(route, description=f"{spec.title} (an approval keeps this route)")),
-        "basis": (_one_of(bases), Field(bases[0], description=f"The basis relied on: {choices}")),
+        "decision": (
+            kind,
+            Field(description=f"Approve on one of the bases of the route {spec.title}, or reject"),
+        )
     }
     for name, value in (binding.to_json() if binding else {}).items():
-        # Required, yet shown filled in: the form carries it back unchanged.
-        shown: dict[str, Any] = {"default": value, "readOnly": True}
-        fields[name] = (
-            _one_of((value,)),
-            Field(description=_BOUND_HELP[name], json_schema_extra=shown),
-        )
+        # Required, yet shown filled in and fixed: the form carries it back unchanged.
+        fields[name] = _fixed(value, _BOUND_HELP[name])
     namespace = {
         "__module__": base.__module__,
         "__annotations__": {name: kind for name, (kind, _) in fields.items()},
         **{name: field for name, (_, field) in fields.items()},
-        "model_config": {
-            **base.model_config,
-            "json_schema_extra": {"allOf": requirements(route, spec)},
-        },
+        "model_config": {**base.model_config, "title": f"Transfer approval ({route})"},
     }
     return cast(type[ApprovalAnswer], type(base.__name__, (base,), namespace))
 
@@ -125,146 +203,46 @@ _BOUND_HELP = {
 }
 
 
-def _one_of(values: tuple[str, ...]) -> Any:
-    return cast(Any, Literal)[values]
+def flat_answer(answer: Mapping[str, Any]) -> dict[str, Any]:
+    """The recorded fields of a form's answer: `decision` is `approve` or `reject`, a
+    rejection's reason is its `conditions`."""
+    decision = answer.get("decision")
+    if not isinstance(decision, Mapping):
+        return dict(answer)  # given on the earlier flat form (decision a word), or malformed
+    chosen = dict(decision)
+    verdict, basis = decision_named(chosen)
+    flat = {k: v for k, v in answer.items() if k != "decision"}
+    flat["decision"] = verdict
+    if verdict == REJECT:
+        chosen.pop(REJECT)
+        flat["conditions"] = chosen.pop("reason", "")
+    elif verdict == APPROVE:
+        chosen.pop(f"{APPROVE_ON}{basis}")
+        flat["basis"] = basis
+    return {**flat, **chosen}
 
 
-def requirements(route: str, spec: RouteSpec) -> list[dict[str, Any]]:
-    """JSON-schema clauses: an approval keeps the rule's route and fills what its basis needs."""
-    approving = {"properties": {"decision": {"const": "approve"}}, "required": ["decision"]}
-    clauses: list[dict[str, Any]] = [
-        {"if": approving, "then": {"properties": {"route": {"const": route}}}}
-    ]
-    for position, (name, basis) in enumerate(spec.bases.items()):
-        if not basis.requires:
-            continue
-        # The first basis is the default: it applies when the answer leaves `basis` out.
-        required = ["decision"] if position == 0 else ["decision", "basis"]
-        when = {
-            "properties": {"decision": {"const": "approve"}, "basis": {"const": name}},
-            "required": required,
-        }
-        then = {
-            "required": list(basis.requires),
-            "properties": {f: FIELD_RULES[f] for f in basis.requires},
-        }
-        clauses.append({"if": when, "then": then})
-    return clauses
+def decision_named(chosen: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """The verdict (`approve`, `reject` or None) a decision names, and an approval's basis."""
+    if REJECT in chosen:
+        return REJECT, None
+    named = [k.removeprefix(APPROVE_ON) for k in chosen if k.startswith(APPROVE_ON)]
+    return (APPROVE, named[0]) if len(named) == 1 else (None, None)
 
 
-def answer_problems(
-    route: str,
-    spec: RouteSpec | None,
-    answer: Mapping[str, Any],
-    today: dt.date,
-    binding: Binding | None = None,
-) -> list[str]:
-    """Why an answer cannot be recorded on this route and suspension (empty when it can).
-
-    Without a binding the suspension's constants are not checked (an answer being prepared).
-    """
-    if spec is None:
-        if answer.get("decision") != "approve":
-            return name_problems(answer.get("approver"), "approver")
-        return [f"route {route!r} is not defined in the cross-border policy"]
-    given = dict(answer) if binding else {k: v for k, v in answer.items() if k not in BOUND}
-    given = {k: v for k, v in given.items() if v not in (None, "")}  # blank is missing
-    model = answer_model(route, spec, binding)
-    validator = Draft202012Validator(model.model_json_schema(), format_checker=FormatChecker())
-    found: dict[str, str] = {}
-    for error in validator.iter_errors(given):
-        for field in _fields_of(error, given):
-            found.setdefault(field, _message(field, error, given, route, spec, binding))
-    if not found:
-        try:
-            model.model_validate(given)
-        except ValidationError as exc:
-            for err in exc.errors():
-                field = str(err["loc"][0]) if err["loc"] else "answer"
-                found.setdefault(field, f"{field}: {err['msg']}")
-    problems = sorted(found.items(), key=lambda kv: _rank(kv[0]))
-    out = [message for _, message in problems]
-    until = _date(given.get("valid_until"))
-    if given.get("decision") == "approve" and until is not None and until < today:
-        out.append(f"the reference expired on {until.isoformat()}")
-    return out
-
-
-_EMPTY_APPROVER = "the approver's name is empty"
-
-
-def _rank(field: str) -> tuple[int, str]:
-    return (_ORDER.index(field) if field in _ORDER else len(_ORDER), field)
-
-
-def _fields_of(error: SchemaError, given: Mapping[str, Any]) -> list[str]:
-    """The answer's fields a schema error is about."""
-    if error.path:
-        return [str(error.path[0])]
-    if error.validator == "required":
-        return [f for f in cast(list[str], error.validator_value) if f not in given]
-    if error.validator == "additionalProperties":
-        return sorted(set(given) - set(cast(dict[str, Any], error.schema["properties"])))
-    return ["answer"]
-
-
-def _message(
-    field: str,
-    error: SchemaError,
-    given: Mapping[str, Any],
-    route: str,
-    spec: RouteSpec,
-    binding: Binding | None,
-) -> str:
-    """One problem, in words an approver acts on (never the value of a free-text field)."""
-    value = given.get(field)
-    basis = _basis(route, spec, given)
-    if field == "approver":
-        return "; ".join(name_problems(value, "approver")) or _EMPTY_APPROVER
-    if field == "decision":
-        return "decision must be `approve` or `reject`"
-    if field == "route":
-        return f"the approval names route {value!r}; the rule requires {route!r}"
-    if field == "basis":
-        return f"basis {value!r} is not one of route {route}'s: {sorted(spec.bases)}"
-    if binding is not None and field in BOUND:
-        return _bound_message(field, value, binding)
-    if field in FIELD_RULES and basis is not None:
-        return _field_message(field, value, basis)
-    if error.validator == "additionalProperties":
-        return f"the answer has a field the form does not: {field}"
-    return f"{field}: {error.message}"
-
-
-def _bound_message(field: str, value: Any, binding: Binding) -> str:
-    wanted = getattr(binding, field)
-    if value is None:
-        return f"the answer does not carry the form's {field} ({wanted[:16]})"
-    if field == "nonce":
-        return "the answer carries another form's nonce: it was not given on this form"
-    return f"the answer was given for {field} {str(value)[:16]}, this form asks about {wanted[:16]}"
-
-
-def _field_message(field: str, value: Any, basis: RouteBasis) -> str:
-    if field == "valid_until" and value not in (None, ""):
-        return f"valid_until {str(value)[:20]!r} is not a real date (YYYY-MM-DD)"
-    return {
-        "reference": f"approving on '{basis.label}' needs a reference: {basis.reference}",
-        "valid_until": f"approving on '{basis.label}' needs the reference's expiry (valid_until)",
-        "evidence_url": (
-            f"approving on '{basis.label}' needs a link to the evidence (evidence_url)"
-        ),
-    }[field]
-
-
-def _basis(route: str, spec: RouteSpec, answer: Mapping[str, Any]) -> RouteBasis | None:
-    return spec.bases.get(str(answer.get("basis") or next(iter(spec.bases))))
-
-
-def _date(value: Any) -> dt.date | None:
-    if value is None or value == "" or isinstance(value, dt.date):
-        return value or None
-    try:
-        return dt.date.fromisoformat(str(value))
-    except ValueError:
-        return None
+def form_value(answer: Mapping[str, Any], spec: RouteSpec | None) -> dict[str, Any]:
+    """The form's value for a flat answer (`decision` `approve` or `reject`, the approval's
+    fields beside it): what `bourse approve` and `bourse approve reject` send."""
+    top = {k: answer[k] for k in ("approver", *BOUND) if k in answer}
+    chosen: dict[str, Any]
+    if answer.get("decision") == REJECT:
+        chosen = {REJECT: True, "reason": answer.get("conditions") or ""}
+        fields: tuple[str, ...] = ("reference",)
+    elif answer.get("decision") == APPROVE:
+        basis = answer.get("basis") or (next(iter(spec.bases)) if spec else "")
+        chosen = {f"{APPROVE_ON}{basis}": True}
+        fields = ("reference", "valid_until", "evidence_url", "conditions", "carry_over")
+    else:
+        return {**top, "decision": answer.get("decision")}
+    chosen |= {name: answer[name] for name in fields if answer.get(name) not in (None, "")}
+    return {**top, "decision": chosen}

@@ -2,8 +2,8 @@
 
 When a publish run suspends, the pipeline keeps (in the pending row's detail) the sha256 of the
 form's description (the markdown the approver reads: facts, rule, route) and of the whole JSON
-schema Prefect saves for the form (field titles and descriptions, the `allOf` clauses that say
-which fields a basis requires, the constants). Anyone who can write the Prefect API can replace
+schema Prefect saves for the form (field titles and descriptions, the decision's choices and the
+fields each requires, the constants). Anyone who can write the Prefect API can replace
 either input; an answer given while either differs from what the pipeline wrote is refused
 (audited) and asked again, and `bourse approvals list` flags the form.
 """

@@ -19,7 +19,8 @@ from datetime import date, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from databourse.approval_rules import Binding, answer_problems
+from databourse.approval_answers import answer_problems
+from databourse.approval_rules import Binding
 from databourse.config import SENSITIVE_CATEGORIES, Condition, CrossBorderPolicy, ProductSpec, Rule
 
 Decision = Literal["allowed", "approval_required", "denied"]

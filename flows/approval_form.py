@@ -1,11 +1,12 @@
 """The input form an operator answers (Prefect UI or `bourse approve`) for a gated transfer.
 
-One form class per suspension (`approval_form`), made from `databourse.approval_rules`: an
-approval must keep the rule's `route`, its `basis` offers the route's bases from the policy,
-its JSON schema says which fields an approval on each basis must fill, and the product,
-version, content hash, market and nonce of the suspension are constants the answer carries
-back. The Prefect server refuses an incomplete approval and the run stays suspended; the flow
-checks the stored answer again with the same rules (an answer can be written around the form).
+One form class per suspension (`approval_form`), made from `databourse.approval_rules`: the
+decision is a choice between an approval on each of the route's bases (each requiring the
+fields its basis needs) and a rejection (requiring a reason); the route is the policy's, not
+an input; the product, version, content hash, market and nonce of the suspension are
+constants the answer carries back. The Prefect server refuses an incomplete approval and the
+run stays suspended; the flow checks the stored answer again with the same rules (an answer
+can be written around the form).
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ def approval_description(
     evidence = "\n".join(f"- {e}" for e in decision.get("evidence", []))
     obligations = "\n".join(f"- {o}" for o in decision.get("obligations", [])) or "- none listed"
     bases = "\n".join(
-        f"| `{name}` | {b.label} | {b.reference} | {', '.join(b.requires) or '-'} | {b.citation} |"
+        f"- **{b.label}** (`{name}`): {b.reference}; requires "
+        f"{', '.join(b.requires) or 'nothing more'}. _{b.citation}_"
         for name, b in spec.bases.items()
     )
     before = ""
@@ -81,12 +83,12 @@ def approval_description(
         f"(sensitive: {facts['year_sensitive_individuals']}) |\n"
         f"| important data | {facts['important_data']} |\n\n"
         + (f"**No earlier approval carries over:**\n{carried}\n" if carried else "")
-        + "**Bases of this route** (an approval fills the fields its basis requires):\n\n"
-        "| basis | meaning | reference | requires | citation |\n|---|---|---|---|---|\n"
-        f"{bases}\n\n**Evidence to supply**:\n{evidence}\n\n**Obligations**:\n{obligations}\n\n"
-        "Set `decision` to `approve` or `reject`. Rejecting records the refusal; the version "
-        f"stays unavailable in this market. Unanswered after {_duration(timeout_seconds)}, the "
-        "transfer is recorded as expired."
+        + "**Bases of this route** (choose the approval on the basis relied on; it asks for "
+        f"the fields that basis requires):\n\n{bases}\n\n"
+        f"**Evidence to supply**:\n{evidence}\n\n**Obligations**:\n{obligations}\n\n"
+        "Under **Decision**, choose an approval or **Reject**. Rejecting records the refusal "
+        "with its reason; the version stays unavailable in this market. Unanswered after "
+        f"{_duration(timeout_seconds)}, the transfer is recorded as expired."
     )
 
 

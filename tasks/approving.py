@@ -24,7 +24,7 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.exceptions import ObjectNotFound
 from prefect.input.run_input import keyset_from_base_key
 
-from databourse.approval_rules import Binding
+from databourse.approval_rules import Binding, flat_answer
 from databourse.errors import TransferNotApproved
 from databourse.form_binding import description_sha256, form_problems, schema_sha256
 from databourse.transfer import answer_basis, approval_problems
@@ -123,20 +123,21 @@ def record_approval(
             product=product_id,
             version=version,
         )
-    answer, sender, params, shown = read_answer(product_id, version, key, flow_run_id)
+    stored, sender, params, shown = read_answer(product_id, version, key, flow_run_id)
     if pending["status"] == "recorded":  # the run runs again from the top after a resume
         return {"recorded": True, "status": _market_status(pending), "problems": [], "final": True}
     final = _final_problems(pending, params, (product_id, version, market, flow_run_id))
     if final:
-        return _refuse(pending, final, answer, None, final=True)
+        return _refuse(pending, final, stored, None, final=True)
     cfg = resources.config()
     binding = Binding.of(pending)
     problems = form_problems(pending, shown)
-    problems += approval_problems(cfg.policy, route, answer, dt.date.today(), binding)
+    problems += approval_problems(cfg.policy, route, stored, dt.date.today(), binding)
     facts, exporter = version_facts(product_id, version)
     [now] = catalog.apply_transfer_policy(
         product_id, version, cfg.policy, facts, [market], exporter, carry_over=False
     )
+    answer = flat_answer(stored)  # the recorded fields: `decision` is approve or reject
     approve = answer.get("decision") == "approve"
     if now["status"] != "pending_approval":
         problems = [f"{market} is {now['status']} now: there is nothing to answer"]

@@ -157,9 +157,8 @@ def sweep_expired(catalog: Catalog, now: dt.datetime | None = None) -> list[dict
     anyone who can write that API sets; a run that is running again (an answer being recorded)
     is left for the next sweep. A market answered meanwhile by another run is left alone.
     """
-    now = now or dt.datetime.now(dt.UTC)
     out: list[dict[str, Any]] = []
-    due = [p for p in catalog.waiting_pending() if pending_deadline(p) < now]
+    due = overdue_pending(catalog, now)
     if not due:
         return out
     with get_client(sync_client=True) as client:
@@ -182,6 +181,12 @@ def sweep_expired(catalog: Catalog, now: dt.datetime | None = None) -> list[dict
                 log.info("%s@%s -> %s: approval expired (run %s)", product, version, market, run_id)
                 out.append(rec.to_json())
     return out
+
+
+def overdue_pending(catalog: Catalog, now: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """The questions still marked waiting whose deadline (`pending_deadline`) has passed."""
+    now = now or dt.datetime.now(dt.UTC)
+    return [p for p in catalog.waiting_pending() if pending_deadline(p) < now]
 
 
 def pending_deadline(pending: dict[str, Any]) -> dt.datetime:

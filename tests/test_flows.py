@@ -147,12 +147,9 @@ def test_gated_transfer_approved_and_rejected(
     assert asked["SG"].run_id != run_id and asked["SG"].version == "1.0.0"
     state = answer(  # answered in any order: SG first
         asked["SG"].run_id,
-        {
+        {  # as the form in the UI sends it
             "approver": "Tan Mei Ling",
-            "decision": "reject",
-            "route": "transfer_limitation_obligation",
-            "reference": "none",
-            "conditions": "no contract with the SG buyer yet",
+            "decision": {"reject": True, "reason": "no contract with the SG buyer yet"},
         },
     )
     assert state == "Completed"
@@ -162,10 +159,11 @@ def test_gated_transfer_approved_and_rejected(
         run_id,
         {
             "approver": "Li Wei",
-            "decision": "approve",
-            "route": "standard_contract_or_certification",
-            "reference": "YUE-SC-2026-0042",
-            "valid_until": "2029-11-20",
+            "decision": {
+                "approve_standard_contract": True,
+                "reference": "YUE-SC-2026-0042",
+                "valid_until": "2029-11-20",
+            },
         },
     )
     assert state == "Completed"
@@ -201,7 +199,12 @@ def test_bad_answer_refused_by_the_form(runner: Any, project: Path) -> None:
     assert product["version"] == "1.0.1"  # new data, same schema: a patch
     run_id = product["publish_run_id"]
     with pytest.raises(ApprovalError):
-        answer(run_id, {"approver": "x", "decision": "maybe", "route": "r", "reference": "y"})
+        answer(run_id, {"approver": "x", "decision": {"approve_maybe": True, "reference": "y"}})
+    with pytest.raises(ApprovalError):  # an approval without the reference its basis requires
+        answer(
+            run_id,
+            {"approver": "x", "decision": {"approve_standard_contract": True}},
+        )
     assert wait_state(run_id, {"Suspended"}) == "Suspended"
     assert availability("sz-retail-baskets", "1.0.1")["MY"] == "pending_approval"
 

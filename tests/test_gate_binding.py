@@ -32,7 +32,8 @@ from test_transfer_gate import (
     wait_state,
 )
 
-from databourse.approval_rules import Binding, answer_model, answer_problems
+from databourse.approval_answers import answer_problems
+from databourse.approval_rules import Binding, answer_model
 from databourse.catalog import Catalog
 from databourse.config import Config, load_config
 from databourse.errors import TransferNotApproved
@@ -40,13 +41,12 @@ from databourse.errors import TransferNotApproved
 PRODUCT = "bind-orders"
 DEPLOYMENT = "publish-product/binding"
 TODAY = dt.date(2026, 12, 4)
-ANSWER = {
-    "approver": "Li Wei",
-    "decision": "approve",
-    "route": SCC,
+APPROVAL = {
+    "approve_standard_contract": True,
     "reference": "YUE-SC-2026-0042",
     "valid_until": "2029-11-20",
 }
+ANSWER = {"approver": "Li Wei", "decision": APPROVAL}  # as the form in the UI sends it
 MY_ANSWER = ("--approver", "Li Wei", "--reference", "YUE-SC-2026-0042")
 
 
@@ -71,13 +71,65 @@ def test_the_form_schema_is_the_schema_the_check_uses() -> None:
         assert stored["properties"][field]["const"] == getattr(binding, field)
 
 
+def test_the_form_asks_for_what_a_decision_needs_and_nothing_fixed() -> None:
+    """What the UI draws (issue 21, item 4): the decision is a choice of an approval per basis
+    or a rejection, each requiring its own fields and told apart by a key of its own (the UI
+    matches a value to a choice by key names); the route is no input; an optional date is a
+    date, not a `date | None` choice; every constant is a `const` the UI shows disabled."""
+    spec = load_config().policy.routes[SCC]
+    binding = Binding("p", "1.0.4", "a" * 64, "MY", "n" * 32)
+    schema = answer_model(SCC, spec, binding).model_json_schema()
+    assert "route" not in schema["properties"]
+    choices = {c["title"]: c for c in schema["properties"]["decision"]["anyOf"]}
+    titles = [f"Approve: {name.replace('_', ' ')}" for name in spec.bases]
+    assert list(choices) == [*titles, "Reject"]  # short: the UI draws them as one row of buttons
+    for title, (name, basis) in zip(titles, spec.bases.items(), strict=True):
+        choice = choices[title]
+        assert "$ref" not in json.dumps(choice)  # inlined: the UI labels each by its title
+        assert set(choice["required"]) == {f"approve_{name}", *basis.requires}
+        fields = choice["properties"]
+        marker = fields[f"approve_{name}"]  # the key the UI tells this choice by
+        assert marker["const"] is marker["default"] is True and marker["title"] == basis.label
+        date = fields["valid_until"]
+        assert date["type"] == "string" and date["format"] == "date"
+        assert "anyOf" not in date and "default" not in date
+    assert set(choices["Reject"]["required"]) == {"reject", "reason"}
+    markers = [f"approve_{name}" for name in spec.bases] + ["reject"]
+    for marker, choice in zip(markers, choices.values(), strict=True):
+        others = [c for c in choices.values() if c is not choice]
+        assert marker in choice["properties"] and not any(marker in o["properties"] for o in others)
+    assert schema["properties"]["nonce"]["default"] == binding.nonce  # shown filled in
+
+
+def test_the_form_value_and_the_recorded_fields() -> None:
+    """`bourse approve` sends what the form would; the flow records the same fields."""
+    from databourse.approval_rules import flat_answer, form_value
+
+    spec = load_config().policy.routes[SCC]
+    binding = Binding("p", "1.0.4", "a" * 64, "MY", "n" * 32)
+    flat = {"approver": "Li Wei", "decision": "approve", "reference": "YUE-SC-2026-0042"}
+    sent = form_value({**flat, **binding.to_json()}, spec)
+    assert sent["decision"] == {  # on the route's first basis, as the form preselects
+        "approve_standard_contract": True,
+        "reference": "YUE-SC-2026-0042",
+    }
+    assert answer_problems(SCC, spec, sent, TODAY, binding) == []
+    assert flat_answer(sent) == {**flat, **binding.to_json(), "basis": "standard_contract"}
+    refusal = {"approver": "Tan", "decision": "reject", "conditions": "no contract"}
+    sent = form_value(refusal, spec)
+    assert sent["decision"] == {"reject": True, "reason": "no contract"}
+    assert flat_answer(sent) == refusal
+    [problem] = answer_problems(SCC, spec, form_value({**refusal, "conditions": ""}, spec), TODAY)
+    assert problem == "rejecting needs a reason"
+
+
 @pytest.mark.parametrize("reference", ["todo", " Unknown ", "n/a", "-", ""])
 def test_a_placeholder_reference_is_refused_by_the_form_and_the_check(reference: str) -> None:
     import jsonschema
 
     spec = load_config().policy.routes[SCC]
     binding = Binding("p", "1.0.4", "a" * 64, "MY", "n" * 32)
-    answer = {**ANSWER, "reference": reference, **binding.to_json()}
+    answer = {**ANSWER, "decision": {**APPROVAL, "reference": reference}, **binding.to_json()}
     [problem] = answer_problems(SCC, spec, answer, TODAY, binding)
     assert "needs a reference" in problem
     schema = answer_model(SCC, spec, binding).model_json_schema()
@@ -90,7 +142,8 @@ def test_an_answer_is_checked_against_its_suspension() -> None:
     binding = Binding("p", "1.0.4", "a" * 64, "MY", "n" * 32)
     good = {**ANSWER, **binding.to_json()}
     assert answer_problems(SCC, spec, good, TODAY, binding) == []
-    [date] = answer_problems(SCC, spec, {**good, "valid_until": "2027-06-31"}, TODAY, binding)
+    bad_date = {**good, "decision": {**APPROVAL, "valid_until": "2027-06-31"}}
+    [date] = answer_problems(SCC, spec, bad_date, TODAY, binding)
     assert "valid_until '2027-06-31' is not a real date" in date
     other = {**good, "version": "1.0.6", "nonce": "m" * 32}
     problems = " / ".join(answer_problems(SCC, spec, other, TODAY, binding))
@@ -344,7 +397,7 @@ def test_an_impossible_date_is_refused_and_the_gate_keeps_asking(
         assert client.filter_flow_run_input(UUID(run_id), key, 1, set()) == []
     assert pause_key(run_id) == "approval-my"
 
-    answer = {**ANSWER, "valid_until": "2027-06-31"}
+    answer = {**ANSWER, "decision": {**APPROVAL, "valid_until": "2027-06-31"}}
     resume(run_id, {**answer, **shown_constants(run_id)})  # the server does not check dates
     deadline = time.monotonic() + 120
     while pause_key(run_id) != "approval-my-2" and time.monotonic() < deadline:

@@ -199,8 +199,8 @@ def test_markets_asked_at_once_each_time_out_on_their_own_run(
 def test_a_replaced_form_schema_is_flagged_and_its_answer_refused(
     vis_runner: Any, vis_cfg: Config
 ) -> None:
-    """Row 4a: the insider edits the form's field descriptions and drops its `allOf` rules;
-    then (row 2) deletes the run."""
+    """Row 4a: the insider edits the form's field descriptions and drops the reference an
+    approval requires; then (row 2) deletes the run."""
     from prefect.client.orchestration import get_client
 
     from bourse.approvals import waiting
@@ -214,8 +214,9 @@ def test_a_replaced_form_schema_is_flagged_and_its_answer_refused(
         [stored] = client.filter_flow_run_input(UUID(run_id), key, 1, set())
         assert schema_sha256(stored.decoded_value) == pending["detail"]["schema_sha256"]
         forged = copy.deepcopy(stored.decoded_value)
-        assert forged.pop("allOf")
-        forged["properties"]["reference"]["description"] = "Pre-cleared by legal: any text"
+        approval = forged["properties"]["decision"]["anyOf"][0]
+        approval["required"].remove("reference")
+        approval["properties"]["reference"]["description"] = "Pre-cleared by legal: any text"
         client.delete_flow_run_input(UUID(run_id), key)
         client.create_flow_run_input(UUID(run_id), key, json.dumps(forged))
     [flagged] = [w for w in waiting(catalog=cat) if w.run_id == run_id]

@@ -173,11 +173,9 @@ def test_a_forged_sender_is_recorded_as_an_unverified_claim(stack: dict[str, Any
     """Row 14: the `sender` a writer types is never the approver's Prefect identity."""
     client = stack["client"]
     run_id = waiting_run(stack, "MY")["run_id"]
-    value = answer_for(
-        client, run_id, "approval-my",
-        approver="Li Wei", decision="approve", route="standard_contract_or_certification",
-        basis="standard_contract", reference="YUE-SC-2026-0042", valid_until="2029-11-20",
-    )  # fmt: skip
+    approval = {"approve_standard_contract": True,
+                "reference": "YUE-SC-2026-0042", "valid_until": "2029-11-20"}  # fmt: skip
+    value = answer_for(client, run_id, "approval-my", approver="Li Wei", decision=approval)
     sender = "prefect-cloud:user/chief-privacy-officer@example.com"
     posted = client.post(
         f"/flow_runs/{run_id}/input",

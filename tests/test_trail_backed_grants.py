@@ -234,10 +234,11 @@ def test_prefect_answers_count_only_on_forms_the_catalog_opened(
     until = TODAY + dt.timedelta(days=10)
     given = {
         "approver": "Li Wei",
-        "decision": "approve",
-        "route": SCC,
-        "reference": "YUE-SC-2026-0042",
-        "valid_until": until.isoformat(),
+        "decision": {
+            "approve_standard_contract": True,
+            "reference": "YUE-SC-2026-0042",
+            "valid_until": until.isoformat(),
+        },
         "nonce": asked["nonce"],
         "content_hash": chash,
         "market": "MY",
@@ -250,7 +251,7 @@ def test_prefect_answers_count_only_on_forms_the_catalog_opened(
         client.update_flow_run(run, parameters={"product": PRODUCT, "version": "9.9.9"})
         assert _unverified(world) == []
         # Row 5: a matching answer (2099) under a key the catalog never opened, and the row.
-        forged = {**given, "valid_until": "2099-12-31"}
+        forged = {**given, "decision": {**given["decision"], "valid_until": "2099-12-31"}}
         client.create_flow_run_input(run, "suspended-approval-my-9-response", json.dumps(forged))
     sql(world, "UPDATE approvals SET valid_until = '2099-12-31'")
     [msg] = _unverified(world)

@@ -289,15 +289,15 @@ def cli(cfg: Config, *args: str, check: bool = True) -> subprocess.CompletedProc
     return bourse(env, *args, check=check)
 
 
-def approve_my(**extra: Any) -> dict[str, Any]:
-    return {
-        "approver": "Li Wei",
-        "decision": "approve",
-        "route": SCC,
+def approve_my(basis: str = "standard_contract", **extra: Any) -> dict[str, Any]:
+    """MY's approval as the form in the UI sends it; `extra` sets the decision's fields."""
+    decision = {
+        f"approve_{basis}": True,
         "reference": "YUE-SC-2026-0042",
         "valid_until": "2029-11-20",
         **extra,
     }
+    return {"approver": "Li Wei", "decision": {k: v for k, v in decision.items() if v is not None}}
 
 
 @pytest.mark.prefect
@@ -356,10 +356,11 @@ def test_approve_and_reject_through_the_api(gate_runner: Any, gate_cfg: Config) 
               check=False)  # fmt: skip
     assert bad.returncode == 1 and "needs a reference" in bad.stderr
     assert "provincial CAC filing number" in bad.stderr
-    with pytest.raises(ApprovalError, match="valid_until"):
+    # The server's own check: on this basis the expiry is required (its words name no field).
+    with pytest.raises(ApprovalError, match="Validation failed for field 'decision'"):
         answer(run_id, approve_my(basis="certification", valid_until=None))
-    with pytest.raises(ApprovalError, match="route"):
-        answer(run_id, approve_my(route="cac_security_assessment"))
+    with pytest.raises(ApprovalError, match="route"):  # the route is the policy's, no input
+        answer(run_id, {**approve_my(), "route": "cac_security_assessment"})
     assert wait_state(run_id, {"Suspended"}) == "Suspended"
     assert waiting_market(run_id, gate_cfg) == "MY"
     # The task after the gate records nothing for a form the run never opened.
@@ -422,7 +423,7 @@ def test_carry_over_then_an_unanswered_approval_expires(gate_runner: Any, gate_c
     # Nobody answers SG: Prefect fails the run after the timeout, the sweep records the expiry.
     assert wait_state(run_id, {"Failed"}, timeout=TIMEOUT_S + 60) == "Failed"
     with pytest.raises(ApprovalError, match="not waiting"):
-        answer(run_id, approve_my(route="transfer_limitation_obligation"))
+        answer(run_id, approve_my())
     [expired] = sweep_expired(cat)
     assert (expired["version"], expired["market"], expired["decision"]) == (
         version, "SG", "expired",
@@ -472,11 +473,12 @@ def test_a_count_that_crosses_a_threshold_while_waiting_asks_again(
     assert approvals(cat, ORDERS, version) == {}
     security = {
         "approver": "Li Wei",
-        "decision": "approve",
-        "route": "cac_security_assessment",
-        "reference": "CAC-SA-2026-001",
-        "valid_until": "2029-06-30",
-        "evidence_url": "https://dms.example/cac/sa-001",
+        "decision": {
+            "approve_security_assessment": True,
+            "reference": "CAC-SA-2026-001",
+            "valid_until": "2029-06-30",
+            "evidence_url": "https://dms.example/cac/sa-001",
+        },
     }
     assert answer(run_id, security) == "Completed"
     recorded = approvals(cat, ORDERS, version)["MY"]

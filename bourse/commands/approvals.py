@@ -98,20 +98,22 @@ def approvals_list(
 
 def _overdue(catalog: Any) -> list[dict[str, Any]]:
     """Questions still marked waiting whose deadline passed: expired, computed, not written."""
-    import datetime as dt
+    from tasks.publishing import overdue_pending, pending_deadline
 
-    from tasks.publishing import pending_deadline
-
-    now = dt.datetime.now(dt.UTC)
-    overdue = []
-    for p in catalog.waiting_pending():
-        if (deadline := pending_deadline(p)) < now:
-            overdue.append({
-                "product": p["product"], "version": p["version"], "market": p["market"],
-                "run_id": p["flow_run_id"], "form": p["suspend_key"], "asked": p["created_at"],
-                "expired_at": deadline.isoformat(), "status": "expired", "recorded": False,
-            })  # fmt: skip
-    return overdue
+    return [
+        {
+            "product": p["product"],
+            "version": p["version"],
+            "market": p["market"],
+            "run_id": p["flow_run_id"],
+            "form": p["suspend_key"],
+            "asked": p["created_at"],
+            "expired_at": pending_deadline(p).isoformat(),
+            "status": "expired",
+            "recorded": False,
+        }
+        for p in overdue_pending(catalog)
+    ]
 
 
 def _print_stopped(failed: list[Any]) -> None:
@@ -234,7 +236,7 @@ def reject(
     ],
     approver: Annotated[str, typer.Option(help="Who rejects (name or staff id).")],
     reason: Annotated[str, typer.Option(help="Why the transfer is refused.")],
-    reference: Annotated[str, typer.Option(help="A reference, if any.")] = "none",
+    reference: Annotated[str, typer.Option(help="A reference, if any.")] = "",
     as_json: JsonOpt = False,
 ) -> None:
     """Reject a gated transfer; the version stays unavailable in that market."""
@@ -249,7 +251,7 @@ def _answer(run_id: str, form: dict[str, Any], as_json: bool = False) -> None:
     import datetime as dt
 
     from bourse.approvals import ApprovalError, answer, asked
-    from databourse.approval_rules import Binding
+    from databourse.approval_rules import Binding, form_value
     from databourse.names import name_problems
     from databourse.transfer import approval_problems
     from tasks import resources
@@ -262,13 +264,17 @@ def _answer(run_id: str, form: dict[str, Any], as_json: bool = False) -> None:
     except ApprovalError as exc:
         fail(f"answer not sent: {exc}")
     binding = Binding.of(pending)
-    form = {**binding.to_json(), **form, "route": form.get("route") or pending["route"]}
+    route = pending["route"]
+    if form.pop("route", None) not in (None, route):
+        fail(f"--route: answer not sent: the rule requires the route {route}")
     policy = resources.config().policy
+    decision = form["decision"]
+    sent = form_value({**form, **binding.to_json()}, policy.routes.get(route))
     # The form's rules and the flow's, done first: a bad answer is never sent.
-    if problems := approval_problems(policy, pending["route"], form, dt.date.today(), binding):
+    if problems := approval_problems(policy, route, sent, dt.date.today(), binding):
         fail("answer not sent, the run keeps waiting: " + "; ".join(problems))
     try:
-        state = answer(run_id, form)
+        state = answer(run_id, sent)
     except ApprovalError as exc:
         fail(str(exc))
     url = rt().run_url(run_id)
@@ -276,13 +282,13 @@ def _answer(run_id: str, form: dict[str, Any], as_json: bool = False) -> None:
     after = catalog.pending_for(run_id, pending["suspend_key"]) or pending
     if after["status"] == "refused":
         refused = "; ".join(after["detail"].get("refused", []))
-        fail(f"{form['decision']} for {what} refused by the pipeline: {refused} ({state}: {url})")
+        fail(f"{decision} for {what} refused by the pipeline: {refused} ({state}: {url})")
     if as_json:
         print_json({
             "run_id": run_id, "product": binding.product, "version": binding.version,
             "market": binding.market, "content_hash": binding.content_hash,
-            "decision": form["decision"], "state": state, "url": url,
+            "decision": decision, "state": state, "url": url,
         })  # fmt: skip
         return
     out.print(safe(f"answered for {what} (content {binding.content_hash[:16]})"))
-    out.print(safe(f"{form['decision']} recorded; publish run is now {state}: {url}"))
+    out.print(safe(f"{decision} recorded; publish run is now {state}: {url}"))
