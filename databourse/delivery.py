@@ -25,6 +25,7 @@ from databourse.errors import (
     TransferNotApproved,
     VersionNotFound,
 )
+from databourse.exports import refresh_listing
 from databourse.facts import checked_facts, confirmed_facts
 from databourse.grant_terms import check_purpose
 from databourse.package import manifest_sha256, read_manifest
@@ -109,9 +110,11 @@ def grant_access(
     if redecide and row["status"] == "published":
         # Decided under another policy (or before decisions named theirs): decide it again now,
         # do not trust it. A market never decided stays so: only the publish run offers one.
-        catalog.apply_transfer_policy(
+        [now] = catalog.apply_transfer_policy(
             product, version, cfg.policy, facts, [market], provider, carry_over=False
         )
+        if now["status"] != _status_of(row["availability"], market):
+            refresh_listing(catalog, store)  # the public files offer what the catalog does
     grant = catalog.record_grant(
         product,
         version,
@@ -127,6 +130,10 @@ def grant_access(
     # withdrawal or the grant's end. The buyer reads through the exchange with a profile.
     grant["files"] = [{k: f[k] for k in ("path", "bytes", "sha256")} for f in manifest["files"]]
     return grant
+
+
+def _status_of(availability: list[dict[str, Any]], market: str) -> str | None:
+    return next((str(a["status"]) for a in availability if a["market"] == market), None)
 
 
 def decided_under_another_policy(

@@ -15,6 +15,7 @@ import json
 import logging
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from databourse import zones
 from databourse.catalog import Catalog
@@ -52,9 +53,15 @@ class Export:
 
 
 def gather(
-    catalog: Catalog, store: ObjectStore, listing: list[dict[str, Any]] | None = None
+    catalog: Catalog,
+    store: ObjectStore,
+    listing: list[dict[str, Any]] | None = None,
+    public: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Every product of the listing with its versions (newest first), manifests and file URLs."""
+    """Every product of the listing with its versions (newest first), manifests and file URLs.
+
+    `public`: the exchange's public base URL; a version's files and card are then reached at
+    its page there (`/products/ID/VERSION`, as the exchange serves them), not at store URIs."""
     entries = []
     audited = catalog.audited_manifests()
     for shown in catalog.listing() if listing is None else listing:
@@ -69,14 +76,22 @@ def gather(
                 raise ManifestMismatch(f"{problem}; not exported", product=name[0], version=name[1])
             manifest = read_manifest(store, *name)
             prefix = zones.product_prefix(*name)
-            files = {
-                f["path"]: store.uri(f"{prefix}/{f['path']}")
-                for f in (manifest or {}).get("files", [])
-            }
-            card = store.uri(card_key(*name)) if manifest else None
+            paths = [f["path"] for f in (manifest or {}).get("files", [])]
+            if public is None:
+                files = {path: store.uri(f"{prefix}/{path}") for path in paths}
+                card = store.uri(card_key(*name)) if manifest else None
+            else:
+                page = version_page(public, *name)
+                files = dict.fromkeys(paths, page)
+                card = f"{page}/croissant.json" if manifest else None
             versions.append({"record": record, "manifest": manifest, "files": files, "card": card})
         entries.append({"product": shown["product"], "versions": versions})
     return entries
+
+
+def version_page(base: str, product: str, version: str) -> str:
+    """A version's page on the exchange at `base` (each part percent-quoted)."""
+    return f"{base}/products/{quote(product, safe='')}/{quote(version, safe='')}"
 
 
 def export_listing(
@@ -97,7 +112,7 @@ def export_listing(
         cfg = load_config()
         info = CatalogInfo.of(cfg)
     listing = catalog.listing()
-    entries = gather(catalog, store, listing)
+    entries = gather(catalog, store, listing, info.export.public_base_url)
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     objects = {
         JSONLD_KEY: json.dumps(

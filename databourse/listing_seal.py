@@ -136,4 +136,10 @@ def seal_findings(
                 "`bourse catalog export`"
             )
             found.append(("error", "listing-stale", dcat_key, message))
+        for product, version, market in sorted(offered_now - offered):
+            message = (
+                f"{dcat_key} does not offer {product}@{version} in {market}, which the audited "
+                "catalog lists as available: the export is behind: run `bourse catalog export`"
+            )
+            found.append(("warning", "listing-behind", dcat_key, message))
     return found

@@ -318,6 +318,8 @@ def test_a_changed_policy_is_decided_again_at_grant_time(world: World) -> None:
     assert world.cli("grant", ref, "--buyer", "SZ Co", "--market", "CN").returncode == 0
     approve_my(world, version, TODAY + dt.timedelta(days=90))
     assert world.status(version)["MY"] == "available"
+    assert world.cli("catalog", "export").returncode == 0
+    assert _exported_markets(world, version) == ["CN", "MY"]
     # The rules change after the approval: sensitive personal data may no longer leave CN.
     path = world.cfg.root / "configs" / "policies" / "cross_border.yaml"
     policy = yaml.safe_load(path.read_text())
@@ -336,6 +338,17 @@ def test_a_changed_policy_is_decided_again_at_grant_time(world: World) -> None:
     ]
     now = policy_fingerprint(load_config(world.cfg.root / "configs").policy)
     assert event["detail"]["policy_sha256"] == now != policy_fingerprint(world.cfg.policy)
+    # The public listing follows at once (issue 19): MY is offered no more, nothing is stale.
+    assert _exported_markets(world, version) == ["CN"]
+    report = json.loads(world.cli("verify", "--all", "--json").stdout)
+    assert not [f for f in report["findings"] if f["kind"].startswith("listing-")]
+
+
+def _exported_markets(w: World, version: str) -> list[str]:
+    """The markets the exported DCAT JSON-LD offers `version` in."""
+    doc = json.loads((w.store.root / "catalog" / "dcat.jsonld").read_text())
+    [dataset] = [d for d in doc["dcat:dataset"] if d["dct:identifier"] == f"{PRODUCT}@{version}"]
+    return sorted(place["dct:identifier"] for place in dataset["dct:spatial"])
 
 
 # --- attack 3 (part): approvals against the Prefect runs that answered them --------------------
@@ -372,12 +385,13 @@ def test_verify_all_cross_checks_approvals_with_prefect(prefect_api: str, world:
 
     version = package(world)
     gate(world, version)
-    given = {
+    given: dict[str, Any] = {
         "approver": "Li Wei",
-        "decision": "approve",
-        "route": SCC,
-        "reference": "YUE-SC-2026-0042",
-        "valid_until": (TODAY + dt.timedelta(days=90)).isoformat(),
+        "decision": {
+            "approve_standard_contract": True,
+            "reference": "YUE-SC-2026-0042",
+            "valid_until": (TODAY + dt.timedelta(days=90)).isoformat(),
+        },
     }
     run = _publish_run(PRODUCT, version, {})
     # The form the publish run opens: the answer carries its nonce, content hash and market.

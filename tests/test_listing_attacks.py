@@ -194,3 +194,45 @@ def test_a_withdrawal_through_the_cli_takes_the_offer_off_the_listing(world: Wor
     assert offered(world, version) == []
     code, errors, _ = verify_all(world)
     assert (code, errors) == (0, [])
+
+
+def test_an_export_behind_the_catalog_is_reported(world: World) -> None:
+    """Issue 19: a version offered by the catalog but not by the export (it was made before)
+    is a `listing-behind` warning of `verify --all`, gone after the next export."""
+    first = package(world)
+    gate(world, first)
+    export(world)
+    second = package(world, tag="v2")
+    gate(world, second)  # CN available now, and not exported
+    proc = world.cli("verify", "--all", "--json")
+    behind = [f for f in json.loads(proc.stdout)["findings"] if f["kind"] == "listing-behind"]
+    assert proc.returncode == 0 and [(f["severity"], f["key"]) for f in behind] == [
+        ("warning", DCAT)
+    ]
+    assert f"does not offer {PRODUCT}@{second} in CN" in behind[0]["message"]
+    export(world)
+    proc = world.cli("verify", "--all", "--json")
+    assert not [f for f in json.loads(proc.stdout)["findings"] if f["kind"] == "listing-behind"]
+
+
+def test_exports_link_the_public_exchange_not_the_store(world: World) -> None:
+    """Issue 19: with `catalog_export.public_base_url`, the file exports (DCAT, Croissant)
+    link each version's page and card on the exchange; no store path is published."""
+    settings = world.cfg.root / "configs" / "settings.yaml"
+    text = settings.read_text()
+    assert "  public_base_url: null" in text
+    settings.write_text(
+        text.replace("  public_base_url: null", "  public_base_url: https://x.example/ex")
+    )
+    version = package(world)
+    gate(world, version)
+    export(world)
+    doc = json.loads((world.store.root / DCAT).read_text())
+    [dataset] = [d for d in doc["dcat:dataset"] if d["dct:identifier"] == f"{PRODUCT}@{version}"]
+    page = f"https://x.example/ex/products/{PRODUCT}/{version}"
+    assert dataset["foaf:page"] == [{"@id": f"{page}/croissant.json", "@type": "foaf:Document"}]
+    assert {d["dcat:accessURL"]["@id"] for d in dataset["dcat:distribution"]} == {page}
+    card = (world.store.root / f"catalog/croissant/{PRODUCT}/{version}.json").read_text()
+    for published in (json.dumps(doc), card):
+        assert "file://" not in published and str(world.store.root) not in published
+    assert page in card

@@ -85,6 +85,10 @@ class CatalogExportSettings(Strict):
     languages: list[str] = []  # IRIs of the catalog's languages (EU language authority)
     license: str | None = None  # IRI of the catalog's licence
     legislation: dict[Jurisdiction, list[str]] = {}  # market -> its data-protection laws' IRIs
+    # Where buyers reach the exchange (`bourse exchange serve --public-url`): the file exports
+    # then link each version's page and Croissant card there; None: the store's own URIs
+    # (file://, s3://), which only the exchange's operators can open.
+    public_base_url: str | None = Field(None, pattern=r"^https?://[^\s/]+(/[^\s]*)?[^\s/]$")
 
 
 class Settings(Strict):
