@@ -13,6 +13,7 @@ The runner's start creates the providers' concurrency limits, before any run nee
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -20,6 +21,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -192,6 +194,13 @@ def start(rt: Runtime, timeout: float = 120) -> list[str]:
             f"WARNING: the Prefect server at {rt.api_url} answers without authentication (started "
             "by an older version): restart it (`bourse server stop`, `bourse server start`)"
         )
+    if runner(rt).pid() is None and (other := _served_elsewhere(rt.api_url)):
+        raise LocalServerError(  # before anything is changed on that server
+            f"the deployments on {rt.api_url} are served by the runner of another databourse "
+            f"environment ({other}): this one's runner would take its runs over. Give this "
+            "environment a Prefect server of its own (unset PREFECT_API_URL: bourse starts "
+            "one), or stop that runner first"
+        )
     done += recover(rt)
     pool = _work_pool_serving(rt.api_url)
     if pool is not None:  # `prefect deploy` put them there: a runner would take them over
@@ -272,21 +281,34 @@ def _pid_text(proc: Process) -> str:
 
 
 def _deployment_ready(api_url: str) -> bool:
-    try:
-        flow, name = RUNNER_READY_DEPLOYMENT.split("/")
-        resp = httpx.get(
-            f"{api_url}/deployments/name/{flow}/{name}", headers=auth_headers(), timeout=2
-        )
-        return resp.status_code == 200
-    except httpx.HTTPError:
-        return False
+    """True once the deployment exists, served by this environment's runner."""
+    from bourse.serving import environment_tag
+
+    found = _deployment(api_url)
+    return found is not None and environment_tag() in found.get("tags", [])
 
 
-def _work_pool_serving(api_url: str) -> str | None:
-    """The work pool the project's deployments are on (deploy/prefect.yaml), if any.
+def _served_elsewhere(api_url: str) -> str | None:
+    """Another environment's tag when its runner serves the deployments now (it polled the API
+    within RUNNER_ALIVE_SECONDS); None when they are free to serve from here."""
+    from bourse.serving import ENV_TAG, environment_tag
 
-    `bourse serve` registers them with no pool; started against an API where workers serve them,
-    it would re-bind every deployment to itself, taking the production runs off the workers."""
+    found = _deployment(api_url)
+    if found is None or environment_tag() in found.get("tags", []):
+        return None
+    others = [t for t in found.get("tags", []) if t.startswith(ENV_TAG)]
+    polled = found.get("last_polled")
+    if not others or not polled:
+        return None
+    age = dt.datetime.now(dt.UTC) - dt.datetime.fromisoformat(polled)
+    return others[0] if age.total_seconds() < RUNNER_ALIVE_SECONDS else None
+
+
+RUNNER_ALIVE_SECONDS = 90  # a runner polls every few seconds; Prefect says NOT_READY after 60 s
+
+
+def _deployment(api_url: str) -> dict[str, Any] | None:
+    """The deployment the runner is known by, as the API stores it (None: none, or no answer)."""
     flow, name = RUNNER_READY_DEPLOYMENT.split("/")
     try:
         resp = httpx.get(
@@ -294,7 +316,16 @@ def _work_pool_serving(api_url: str) -> str | None:
         )
     except httpx.HTTPError:
         return None
-    return resp.json().get("work_pool_name") if resp.status_code == 200 else None
+    return dict(resp.json()) if resp.status_code == 200 else None
+
+
+def _work_pool_serving(api_url: str) -> str | None:
+    """The work pool the project's deployments are on (deploy/prefect.yaml), if any.
+
+    `bourse serve` registers them with no pool; started against an API where workers serve them,
+    it would re-bind every deployment to itself, taking the production runs off the workers."""
+    found = _deployment(api_url)
+    return found.get("work_pool_name") if found else None
 
 
 def _wait(check: object, timeout: float, proc: Process) -> None:

@@ -85,6 +85,19 @@ def serve() -> None:
     with get_client(sync_client=True) as client:  # before the first run asks for a slot
         create_provider_limits(client)
     runner = Runner(pause_on_shutdown=True)
+    mark = environment_tag()  # whose runner serves them (bourse.localserver checks it)
     for flow, options in served_flows():
-        runner.add_flow(flow, **options)
+        runner.add_flow(flow, **{**options, "tags": [*(options["tags"] or []), mark]})
     asyncio.run(runner.start())
+
+
+ENV_TAG = "databourse-env:"
+
+
+def environment_tag() -> str:
+    """The tag this environment's runner puts on the deployments it serves: its namespace
+    (settings `artifact_namespace`, else a hash of the store root)."""
+    from tasks import resources
+    from tasks.reporting import namespace_of
+
+    return f"{ENV_TAG}{namespace_of(resources.config())}"

@@ -92,16 +92,46 @@ def test_ingest_json_lists_each_file(world: World, tmp_path: Path) -> None:
     drops = tmp_path / "drops"
     bourse(world.env, "samples", "generate", str(drops), "--scale", "0.02", "--seed", "7")
     [orders] = drops.glob("sz-retail/customer_orders/*.csv")
+    ragged = orders.parent / "ragged.csv"
+    ragged.write_text(orders.read_text().splitlines()[0] + "\n1,2\n")  # too few fields
     with own_prefect_server("cli-ingest-") as api:
         env = {**world.env, "PREFECT_API_URL": api}
         try:
             done = bourse(env, "ingest", "sz-retail", "customer_orders", str(orders), "--json")
+            bad = bourse(env, "ingest", "sz-retail", "customer_orders", str(ragged), "--json",
+                         check=False)  # fmt: skip
         finally:
             bourse(env, "server", "stop", check=False)
     shown = json.loads(done.stdout)
     assert (shown["failures"], shown["refused"]) == (0, [])
-    [line] = shown["ingested"]
-    assert line.startswith(f"ingested {orders.name} as ")
+    [one] = shown["ingested"]
+    assert (one["file"], one["status"], one["format"], one["duplicate"]) == (
+        orders.name, "ingested", "csv", False,
+    )  # fmt: skip
+    assert one["rows"] == len(orders.read_text().splitlines()) - 1 and len(one["sha256"]) == 64
+    assert one["raw_key"].startswith("raw/sz-retail/customer_orders/")
+    assert bad.returncode == 1
+    refused = json.loads(bad.stdout)
+    [why] = refused["refused"]
+    assert (why["file"], why["status"], refused["failures"]) == ("ragged.csv", "quarantined", 1)
+    assert "ragged.csv" in why["reason"] and why["quarantine_uri"]
+
+
+def test_anonymize_reports_in_text_and_in_json(env: dict[str, str], tmp_path: Path) -> None:
+    """`anonymize` prints a summary; the whole privacy report only with --json."""
+    drops = tmp_path / "drops"
+    bourse(env, "secrets", "init")  # the product pseudonymizes customer_ref
+    bourse(env, "samples", "generate", str(drops), "--scale", "0.02", "--seed", "5")
+    [orders] = drops.glob("sz-retail/customer_orders/*.csv")
+    args = ("anonymize", str(orders), "--product", "sz-retail-baskets")
+    text_out = bourse(env, *args, "--out", str(tmp_path / "a.parquet")).stdout
+    lines = text_out.splitlines()
+    assert lines[0].startswith("sz-retail-baskets: ") and " rows in, " in lines[0]
+    assert lines[1].startswith("privacy: k-anonymity, k=5 over ") and ": met;" in lines[1]
+    assert "checked again on the written file: met" in text_out and "{" not in text_out
+    report = json.loads(bourse(env, *args, "--out", str(tmp_path / "b.parquet"), "--json").stdout)
+    assert report["privacy"]["satisfied"] is True and report["rows_out"] > 0
+    assert f"{report['rows_in']} rows in, {report['rows_out']} out" in lines[0]
 
 
 def test_anonymize_and_reject_json_errors(env: dict[str, str], tmp_path: Path) -> None:

@@ -110,3 +110,33 @@ def test_a_named_port_held_by_another_projects_server_stops_with_how_to_choose(
         assert _runs(taken, "discover-landing") == []
     finally:
         stop_stack(env)
+
+
+def test_another_environment_on_a_shared_api_does_not_take_the_runs_over(
+    tmp_path: Path, first: dict[str, str]
+) -> None:
+    """The first project's API named on purpose (PREFECT_API_URL) by a second project: its
+    commands would start its own runner, which would re-register the deployments the first
+    project's runner serves and take their runs. It stops instead, saying why; the first
+    project's runner keeps them."""
+    port = first["DATABOURSE_PREFECT_PORT"]
+    api = f"http://127.0.0.1:{port}/api"
+    env = _second(tmp_path, PREFECT_API_URL=api)
+    mine = namespace_of(load_config(Path(first["DATABOURSE_CONFIG_DIR"])))
+    before = httpx.get(f"{api}/deployments/name/publish-product/gated", auth=API_AUTH, timeout=30)
+    assert f"databourse-env:{mine}" in before.json()["tags"]  # the first runner marks its own
+    try:
+        refused = bourse(env, "discover", check=False)
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert (
+            f"served by the runner of another databourse environment (databourse-env:{mine})"
+            in (refused.stderr)
+        )
+        assert "Give this environment a Prefect server of its own" in refused.stderr
+        after = httpx.get(
+            f"{api}/deployments/name/publish-product/gated", auth=API_AUTH, timeout=30
+        )
+        assert after.json()["tags"] == before.json()["tags"]
+        assert _runs(port, "discover-landing") == []
+    finally:
+        stop_stack(env)

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from bourse.commands.shared import JsonErrorsOpt, JsonOpt, fail, out, print_json
+from bourse.commands.shared import JsonOpt, fail, out, print_json
 from bourse.display import safe, yaml_text
 from databourse.errors import DataBourseError
 
@@ -72,9 +72,10 @@ def anonymize(
     path: Annotated[Path, typer.Argument(help="A CSV or Parquet file of the product's source.")],
     product: Annotated[str, typer.Option(help="The product whose rules apply.")],
     out: Annotated[Path, typer.Option(help="Where to write the anonymized Parquet.")],
-    as_json: JsonErrorsOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Apply a product's rules and privacy model to any file and print the privacy report (JSON)."""
+    """Apply a product's rules and privacy model to any file; print what it did (--json: the
+    whole privacy report)."""
     from bourse.datatools import anonymize_file
     from tasks import resources
 
@@ -87,7 +88,14 @@ def anonymize(
         )
     except DataBourseError as exc:
         fail(str(exc))
-    print_json(report)
+    if as_json:
+        print_json(report)
+        return
+    from bourse.commands.shared import out as console  # `out` is the file given here
+    from bourse.datatools import privacy_lines
+
+    for line in privacy_lines(report):
+        console.print(safe(line))
 
 
 def verify(

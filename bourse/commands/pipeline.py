@@ -3,12 +3,10 @@ zone's new drops, the operators' automations."""
 
 from __future__ import annotations
 
-import io
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
-from rich.text import Text
 
 from bourse.commands.shared import (
     JsonOpt,
@@ -21,7 +19,7 @@ from bourse.commands.shared import (
     rt,
     run_flow,
 )
-from bourse.display import PlainConsole, cells, safe
+from bourse.display import assemble, cells, safe
 from databourse.errors import DataBourseError
 
 automations_app = typer.Typer(help="Prefect automations for operators.", no_args_is_help=True)
@@ -84,34 +82,36 @@ def ingest(
 ) -> None:
     """Ingest provider files into raw and staging; exit 1 naming the reason of any quarantine.
 
-    With --json: `{"ingested": [...], "refused": [...]}` on stdout, one line of text per file.
+    With --json: `{"ingested": [...], "refused": [...]}` on stdout, an object per file (its
+    ingest id, rows, format, sha256, keys; or its status, reason and quarantined copy).
     """
-    from bourse.ingesting import ingest_sources
+    from bourse.ingesting import Outcome, ingest_sources
 
     ensure_stack()
-    if not as_json:
-        failures = run_flow(lambda: ingest_sources(rt(), out, err, provider, dataset, source))
+    ended: list[Outcome] = []
+
+    def report(outcome: Outcome) -> None:
+        ended.append(outcome)
+        if as_json:
+            return
+        if outcome.status == "ingested":
+            out.print(safe(outcome.line()))
+        else:
+            err.print(
+                assemble((f"{outcome.status}:", "bold red"), safe(f" {outcome.reason}", keep="\n"))
+            )
+
+    failures = run_flow(lambda: ingest_sources(rt(), err, provider, dataset, source, report))
+    if as_json:
+        shown = {"provider": provider, "dataset": dataset}
+        ingested = [o.to_json() for o in ended if o.status == "ingested"]
+        refused = [o.to_json() for o in ended if o.status != "ingested"]
+        print_json({**shown, "ingested": ingested, "refused": refused, "failures": failures})
         if failures:
-            fail(f"{failures} file(s) quarantined or refused (reasons above)")
-        return
-    done, refused = _Lines(), _Lines()
-    failures = run_flow(lambda: ingest_sources(rt(), done, refused, provider, dataset, source))
-    shown = {"provider": provider, "dataset": dataset}
-    print_json({**shown, "ingested": done.lines, "refused": refused.lines, "failures": failures})
-    if failures:
-        fail(f"{failures} file(s) quarantined or refused", details=refused.lines)
-
-
-class _Lines(PlainConsole):
-    """A console that keeps the text of each print instead of writing it (for --json)."""
-
-    def __init__(self) -> None:
-        super().__init__(file=io.StringIO(), soft_wrap=True)
-        self.lines: list[str] = []
-
-    def print(self, *objects: Any, **options: Any) -> None:
-        """Keep the printed text (already escaped by `safe`) as one entry."""
-        self.lines.append(" ".join(o.plain if isinstance(o, Text) else str(o) for o in objects))
+            fail(f"{failures} file(s) quarantined or refused",
+                 details=[f"{o['file']}: {o['reason']}" for o in refused])  # fmt: skip
+    elif failures:
+        fail(f"{failures} file(s) quarantined or refused (reasons above)")
 
 
 def nightly(
