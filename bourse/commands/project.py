@@ -1,7 +1,9 @@
-"""Setting up a project: check the configs, create the keys, write sample provider drops."""
+"""Setting up a project: check and export the configs, create the keys, write sample provider
+drops."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +12,7 @@ import typer
 from bourse.commands.shared import JsonOpt, fail, out, print_json
 from databourse.errors import DataBourseError
 
-config_app = typer.Typer(help="Check the configs.", no_args_is_help=True)
+config_app = typer.Typer(help="Check and export the configs.", no_args_is_help=True)
 secrets_app = typer.Typer(help="Secrets the pipeline needs.", no_args_is_help=True)
 samples_app = typer.Typer(help="Sample provider drops.", no_args_is_help=True)
 
@@ -50,6 +52,37 @@ def config_check(as_json: JsonOpt = False) -> None:
         f"ok: {counts['providers']} provider(s), {counts['products']} product(s), "
         f"{counts['origins']} origin rule set(s)"
     )
+
+
+@config_app.command("export-odcs")
+def config_export_odcs(
+    provider: Annotated[str, typer.Argument(help="The provider's id (configs/providers/).")],
+    out_file: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write the contract to this file instead of standard output."),
+    ] = None,
+) -> None:
+    """Write a provider's datasets as an ODCS v3 data contract (YAML), checked against the
+    standard's JSON schema; as `configs/providers/<id>.odcs.yaml` it replaces `<id>.yaml`."""
+    from databourse.config import load_config
+    from databourse.errors import ConfigError
+    from databourse.odcs_export import odcs_yaml
+
+    try:
+        cfg = load_config()
+        if provider not in cfg.providers:
+            raise ConfigError([f"unknown provider {provider!r}; known: {sorted(cfg.providers)}"])
+        text = odcs_yaml(cfg.providers[provider])
+    except ConfigError as exc:
+        fail(f"{len(exc.problems)} config problem(s):", details=exc.problems)
+    if out_file is None:
+        sys.stdout.write(text)
+        return
+    try:
+        out_file.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot write {out_file}: {exc.strerror}")
+    out.print(f"{provider}: ODCS contract written to {out_file}", highlight=False, markup=False)
 
 
 @secrets_app.command("init")

@@ -1,9 +1,11 @@
 """Loading `configs/`: every file read into its strict model, the references between them
-checked, and one `ConfigError` listing every problem as `file: key.path: message`."""
+checked, and one `ConfigError` listing every problem as `file: key.path: message`. A provider
+may also be an ODCS contract, `configs/providers/<id>.odcs.yaml` (databourse.odcs)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -93,7 +95,7 @@ def load_config(config_dir: Path | None = None) -> Config:
         raise ConfigError([f"{config_dir}: config folder not found"])
     settings = _load(config_dir / "settings.yaml", Settings, problems, optional=True) or Settings()
     policy = _load(config_dir / "policies" / "cross_border.yaml", CrossBorderPolicy, problems)
-    providers = _load_folder(config_dir / "providers", ProviderSpec, problems)
+    providers = _load_folder(config_dir / "providers", ProviderSpec, problems, odcs=_load_odcs)
     products = _load_folder(config_dir / "products", ProductSpec, problems)
     for file, product in products.values():
         problems += check_product(file, product, {pid: p for pid, (_, p) in providers.items()})
@@ -129,15 +131,38 @@ class _NoAliasLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
+class _TextDatesLoader(_NoAliasLoader):
+    """As `_NoAliasLoader`, but a date stays the text it is, as in JSON (ODCS is checked against
+    a JSON schema, where `2022-10-03` is a string)."""
+
+
+_TextDatesLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in _NoAliasLoader.yaml_implicit_resolvers.items()
+}
+
+
+def read_yaml(path: Path, *, text_dates: bool = False) -> Any:
+    """A YAML file's data (aliases refused; `text_dates`: dates stay strings); a ConfigError
+    naming the file when it cannot be read."""
+    try:
+        return yaml.load(
+            path.read_text(encoding="utf-8"),
+            Loader=_TextDatesLoader if text_dates else _NoAliasLoader,
+        )
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path}: not valid YAML: {exc}"]) from None
+
+
 def _load(path: Path, model: type[M], problems: list[str], optional: bool = False) -> M | None:
     if not path.is_file():
         if not optional:
             problems.append(f"{path}: file missing")
         return None
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_NoAliasLoader)
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        problems.append(f"{path}: not valid YAML: {exc}")
+        data = read_yaml(path)
+    except ConfigError as exc:
+        problems += exc.problems
         return None
     try:
         return model.model_validate(data if data is not None else {})
@@ -148,19 +173,49 @@ def _load(path: Path, model: type[M], problems: list[str], optional: bool = Fals
         return None
 
 
-def _load_folder(folder: Path, model: type[S], problems: list[str]) -> dict[str, tuple[str, S]]:
+def _load_folder(
+    folder: Path,
+    model: type[S],
+    problems: list[str],
+    odcs: Callable[[Path, list[str]], S | None] | None = None,
+) -> dict[str, tuple[str, S]]:
+    """Every `*.yaml` of a folder; with `odcs`, a `*.odcs.yaml` is read by it instead."""
     found: dict[str, tuple[str, S]] = {}
     for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
-        item = _load(path, model, problems)
+        stem = path.stem
+        if odcs is not None and path.name.endswith(ODCS_SUFFIX):
+            stem = path.name.removesuffix(ODCS_SUFFIX)
+            item = odcs(path, problems)
+        else:
+            item = _load(path, model, problems)
         if item is None:
             continue
-        if item.id != path.stem:
-            problems.append(f"{path}: id: {item.id!r} must match the file name {path.stem!r}")
+        if item.id != stem:
+            problems.append(f"{path}: id: {item.id!r} must match the file name {stem!r}")
         elif item.id in found:
             problems.append(f"{path}: id: {item.id!r} already defined in {found[item.id][0]}")
         else:
             found[item.id] = (str(path), item)
     return found
+
+
+ODCS_SUFFIX = ".odcs.yaml"  # a provider handed in as an ODCS data contract (databourse.odcs)
+
+
+def _load_odcs(path: Path, problems: list[str]) -> ProviderSpec | None:
+    """A provider from `<id>.odcs.yaml`: the contract checked against the ODCS schema, then
+    converted (databourse.odcs imports these models, hence the late import)."""
+    from databourse.odcs import provider_from_odcs
+
+    try:
+        return provider_from_odcs(
+            read_yaml(path, text_dates=True),
+            provider_id=path.name.removesuffix(ODCS_SUFFIX),
+            source=str(path),
+        )
+    except ConfigError as exc:
+        problems += exc.problems
+        return None
 
 
 def check_product(file: str, product: ProductSpec, providers: dict[str, ProviderSpec]) -> list[str]:
