@@ -181,10 +181,12 @@ class Stage:
 def stage_ingest(s: Stage) -> dict[str, Any]:
     """tasks.ingesting.ingest: raw copy, streamed contract conversion, audit record."""
     from databourse.ingest import fetched_source, ingest_file
+    from tasks.ingesting import source_bounds
 
     spec = s.cfg.dataset(PROVIDER, DATASET)
     region = s.cfg.settings.storage.region
-    with fetched_source(s.state["source"], s.cfg.s3_endpoint_url, region) as path:
+    bounds = source_bounds(PROVIDER, DATASET)
+    with fetched_source(s.state["source"], bounds, s.cfg.s3_endpoint_url, region) as path:
         limits = spec.limits or s.cfg.settings.ingest
         result = ingest_file(
             s.store, PROVIDER, DATASET, spec, path, source_name=path.name, limits=limits
@@ -387,15 +389,10 @@ def stage_package(s: Stage) -> dict[str, Any]:
         cat.set_manifest(PRODUCT, rec.version, uri)
         if quality.get("scores"):
             cat.set_quality_scores(PRODUCT, rec.version, quality["scores"])
-        cat.set_privacy(PRODUCT, rec.version, _privacy_figures(anonymized["privacy"]))
+        from tasks.packaging import privacy_figures  # the task's own rule, not a copy
+
+        cat.set_privacy(PRODUCT, rec.version, privacy_figures(anonymized["privacy"]))
     return {"version": rec.version, "new": rec.new}
-
-
-def _privacy_figures(privacy: dict[str, Any]) -> dict[str, Any]:
-    """tasks.building._privacy_figures: what the catalog keeps of the privacy evidence."""
-    keep = ("model", "k", "l", "t", "quasi_identifiers", "classes", "smallest_class",
-            "suppressed", "suppression_rate", "satisfied", "risk", "verified")  # fmt: skip
-    return {k: privacy[k] for k in keep if privacy.get(k) is not None}
 
 
 def stage_publish(s: Stage) -> dict[str, Any]:

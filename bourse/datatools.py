@@ -14,7 +14,8 @@ from databourse import zones
 from databourse.anonymize import Keys
 from databourse.catalog import Catalog
 from databourse.config import Config
-from databourse.consistency import ConsistencyReport, check_all
+from databourse.consistency import check_all
+from databourse.consistency_report import ConsistencyReport
 from databourse.errors import DataBourseError, IngestRejected
 from databourse.facts import configured_problems, configured_terms_problems
 from databourse.hierarchy import product_hierarchies

@@ -27,13 +27,11 @@ from databourse.catalog_gate import TransferGate
 from databourse.catalog_grants import GrantsAndAudit
 from databourse.catalog_listing import PublicListing, listed_availability
 from databourse.catalog_markets import GATED as GATED
-from databourse.catalog_models import (
+from databourse.catalog_models import Product, Version, utcnow
+from databourse.catalog_records import (
     ApprovalRecord,
-    Product,
-    Version,
     VersionRecord,
     product_json,
-    utcnow,
     version_json,
 )
 from databourse.catalog_shares import ShareDesk

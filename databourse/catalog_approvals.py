@@ -15,15 +15,13 @@ from databourse.catalog_markets import availability_row, count_abroad
 from databourse.catalog_models import (
     APPROVAL_DECISIONS,
     Approval,
-    ApprovalRecord,
     Availability,
     PendingApproval,
     Version,
-    approval_refusal,
-    availability_json,
     iso,
 )
 from databourse.catalog_pending import PendingDesk
+from databourse.catalog_records import ApprovalRecord, approval_refusal, availability_json
 from databourse.errors import CatalogError, TransferNotApproved
 from databourse.grant_conditions import conditions_sha256
 from databourse.names import check_name

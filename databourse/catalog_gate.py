@@ -24,9 +24,8 @@ from databourse.catalog_models import (
     ExporterTransfer,
     Version,
     iso,
-    prior_approval,
-    sent_this_year,
 )
+from databourse.catalog_transfers import prior_approval, sent_this_year
 from databourse.config import CrossBorderPolicy
 from databourse.errors import CatalogError, TransferNotApproved
 from databourse.trail_state import TrailState, answer_age_problems, carry_over_terms

@@ -19,12 +19,9 @@ from sqlalchemy.orm import Session
 
 from databourse import audit
 from databourse.catalog_engine import CatalogEngine, newest_first
-from databourse.catalog_models import (
-    Approval,
+from databourse.catalog_models import Approval, Availability, Product, Version
+from databourse.catalog_records import (
     ApprovalRecord,
-    Availability,
-    Product,
-    Version,
     VersionRecord,
     availability_json,
     product_json,

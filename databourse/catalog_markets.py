@@ -15,8 +15,8 @@ from databourse.catalog_models import (
     Availability,
     ExporterTransfer,
     Version,
-    counted,
 )
+from databourse.catalog_transfers import counted
 from databourse.transfer import calendar_year
 
 __all__ = ["GATED", "approved", "availability_row", "count_abroad", "store_availability"]

@@ -17,17 +17,15 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from databourse.config import RunSettings
 from tasks import resources
+from tasks.assembling import finish_build, lay_out_files, write_file
 from tasks.building import (
     count_classes,
     decide_privacy,
     drop_work,
-    finish_build,
-    lay_out_files,
-    package_version,
     plan_build,
-    write_file,
     write_records,
 )
+from tasks.packaging import package_version
 
 
 def partition_runner(runs: RunSettings) -> TaskRunner[Any]:

@@ -13,7 +13,8 @@ from helpers import bourse, make_project, publish_sample_version
 
 from databourse.catalog import Catalog
 from databourse.config import DatasetSpec
-from databourse.consistency import ConsistencyReport, check_all
+from databourse.consistency import check_all
+from databourse.consistency_report import ConsistencyReport
 from databourse.errors import IngestRejected
 from databourse.ingest import ingest_file
 from databourse.ingest_records import IngestResult

@@ -44,7 +44,8 @@ import pytest
 from databourse import zones
 from databourse.catalog import Catalog
 from databourse.config import DatasetSpec, UsageTerms, load_config
-from databourse.consistency import ConsistencyReport, check_all
+from databourse.consistency import check_all
+from databourse.consistency_report import ConsistencyReport
 from databourse.ingest import ingest_file, sha256_file
 from databourse.ingest_records import IngestResult
 from databourse.odrl import usage_policy
@@ -102,7 +103,7 @@ def _audit_ingest(catalog: Catalog, result: IngestResult) -> None:
 def package_version(
     store: ObjectStore, catalog: Catalog, product: str, table: pa.Table, rows_per_file: int
 ) -> dict[str, Any]:
-    """The build and publish steps as tasks/building.py and tasks/publishing.py run them."""
+    """The build and publish steps as tasks/packaging.py and tasks/publishing.py run them."""
     with tempfile.TemporaryDirectory() as tmp:  # anonymize: write, stage by content hash
         files = write_parquet(table, Path(tmp), max_rows_per_file=rows_per_file)
         schema = schema_of(table)
@@ -119,7 +120,7 @@ def package_version(
             for f in files:
                 store.download(f"{staging}/{f.path}", Path(tmp) / f.path)
             publish_files(store, product, rec.version, Path(tmp), files, manifest)
-    # Unlike tasks/building.py (only when it writes the manifest), on every run: a crash after
+    # Unlike tasks/packaging.py (only when it writes the manifest), on every run: a crash after
     # the manifest and before this line would otherwise leave the catalog without its URI.
     sha = manifest_sha256(store, product, rec.version)
     catalog.set_manifest(product, rec.version, store.uri(manifest_key), sha)
