@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 
 from bourse.runtime import (
+    API_AUTH_USER,
     SERVER_PID,
     Runtime,
     api_auth_file,
@@ -188,7 +189,7 @@ def start(rt: Runtime, timeout: float = 120) -> list[str]:
         record_server(rt.state, int(port), os.environ["PREFECT_HOME"])
         _wait(lambda: healthy(rt.api_url), timeout, proc)
         done.append(f"started Prefect server at {rt.ui_url} (log {proc.log_file})")
-        done.append(f"its API and UI ask for the auth string in {api_auth_file()}")
+        done.append(f"its API and UI ask for the auth string: {ui_sign_in()}")
     elif rt.managed and open_to_anyone(rt.api_url):
         done.append(
             f"WARNING: the Prefect server at {rt.api_url} answers without authentication (started "
@@ -268,11 +269,24 @@ def status(rt: Runtime) -> dict[str, str]:
         "server": "external" if not rt.managed else _pid_text(server(rt)),
         "runner": _pid_text(runner(rt)),
         "auth": (
-            "basic auth string (PREFECT_API_AUTH_STRING)"
+            f"basic auth string (PREFECT_API_AUTH_STRING); {ui_sign_in()}"
             if os.environ.get("PREFECT_API_AUTH_STRING")
             else "NONE: anyone who reaches the API can run code and answer approvals"
         ),
     }
+
+
+def ui_sign_in() -> str:
+    """What to type into the UI's sign-in field (never the secret itself: where it is kept)."""
+    where = api_auth_file()
+    auth = os.environ.get("PREFECT_API_AUTH_STRING", "")
+    try:
+        kept = where is not None and auth == f"{API_AUTH_USER}:{where.read_text().strip()}"
+    except OSError:
+        kept = False
+    if not kept:
+        return "the UI takes the whole PREFECT_API_AUTH_STRING (user:password)"
+    return f"the UI takes `{API_AUTH_USER}:` followed by the contents of {where}"
 
 
 def _pid_text(proc: Process) -> str:

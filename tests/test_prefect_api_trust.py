@@ -142,6 +142,13 @@ def test_the_managed_api_refuses_who_has_no_auth_string(stack: dict[str, Any]) -
     assert again["pull_steps"] != steps
     status = bourse(stack["env"], "server", "status").stdout
     assert "basic auth string" in status
+    # What status says to type into the UI's sign-in field opens the API (issue 21)
+    said = json.loads(bourse(stack["env"], "server", "status", "--json").stdout)["auth"]
+    found = re.search(r"the UI takes `(\w+):` followed by the contents of (\S+)$", said)
+    assert found is not None, said
+    user, where = found.groups()
+    typed = (user, Path(where).read_text().strip())
+    assert httpx.post(f"{api}/flow_runs/filter", json={}, auth=typed).status_code == 200
 
 
 def test_who_holds_the_auth_string_cannot_run_code_in_the_runner(
