@@ -25,6 +25,7 @@ from tasks.building import (
     plan_build,
     write_records,
 )
+from tasks.lineage import built, tracked
 from tasks.packaging import package_version
 
 
@@ -49,10 +50,12 @@ def build_product(
     """Returns the version (new, or the existing one with the same content hash).
 
     `partition_rows` overrides the configured partition size for this run."""
-    runner = partition_runner(resources.config().settings.runs)
-    anonymize = anonymize_product.with_options(task_runner=runner)
-    anonymized = anonymize(product, ingest_id, partition_rows)
-    return package_version(product, anonymized)
+    with tracked(built(product, ingest_id)) as run:
+        runner = partition_runner(resources.config().settings.runs)
+        anonymize = anonymize_product.with_options(task_runner=runner)
+        anonymized = anonymize(product, ingest_id, partition_rows)
+        run.result = {"schema": anonymized["schema"], **package_version(product, anonymized)}
+    return run.result
 
 
 @flow(name="anonymize-product", flow_run_name="anonymize/{product}/{ingest_id}")
@@ -60,14 +63,16 @@ def anonymize_product(
     product: str, ingest_id: str, partition_rows: int | None = None
 ) -> dict[str, Any]:
     """The product's files staged by content hash, and the figures for its manifest."""
-    plan = plan_build(product, ingest_id, partition_rows)
-    try:
-        parts = plan["partitions"]
-        counted = count_classes.map(unmapped(plan), parts).result() if plan["counts"] else []
-        decided = decide_privacy(plan, counted)
-        written = write_records.map(unmapped(plan), parts, unmapped(decided)).result()
-        layout = lay_out_files(plan, decided, written)
-        entries = write_file.map(unmapped(plan), unmapped(decided), layout["files"]).result()
-        return finish_build(plan, decided, layout, entries)
-    finally:
-        drop_work(plan)
+    with tracked(built(product, ingest_id)) as run:
+        plan = plan_build(product, ingest_id, partition_rows)
+        try:
+            parts = plan["partitions"]
+            counted = count_classes.map(unmapped(plan), parts).result() if plan["counts"] else []
+            decided = decide_privacy(plan, counted)
+            written = write_records.map(unmapped(plan), parts, unmapped(decided)).result()
+            layout = lay_out_files(plan, decided, written)
+            entries = write_file.map(unmapped(plan), unmapped(decided), layout["files"]).result()
+            run.result = finish_build(plan, decided, layout, entries)
+        finally:
+            drop_work(plan)
+    return run.result

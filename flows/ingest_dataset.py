@@ -9,6 +9,7 @@ from prefect import flow
 from flows.run_names import dated
 from tasks.anchoring import anchor_audit
 from tasks.ingesting import ingest
+from tasks.lineage import ingested, tracked
 
 
 @flow(name="ingest-dataset", flow_run_name=dated("ingest", "provider", "dataset"))
@@ -21,6 +22,8 @@ def ingest_dataset(
     expected_sha256: str | None = None,
 ) -> dict[str, Any]:
     """Ingest `source` (local path or s3:// URI) for a provider's dataset."""
-    result = ingest(provider, dataset, source, source_name, expected_rows, expected_sha256)
-    anchor_audit()
+    with tracked(ingested(provider, dataset)) as run:
+        result = ingest(provider, dataset, source, source_name, expected_rows, expected_sha256)
+        anchor_audit()
+        run.result = result
     return result

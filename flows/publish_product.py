@@ -35,6 +35,7 @@ from tasks.approving import (
     record_approval,
 )
 from tasks.asking import ask_beside
+from tasks.lineage import published, tracked
 from tasks.publishing import (
     PUBLISH_DEPLOYMENT,
     approval_key,
@@ -60,32 +61,33 @@ def publish_product(product: str, version: str, market: str | None = None) -> di
     """Decide each market; every market that awaits a person is asked at once, each on its own
     form: the first in this run, the others in runs of their own (`market`: such a run, which
     decides and asks that market alone). Record the answers."""
-    if flow_run.id is not None:
-        check_run_binding(product, version, str(flow_run.id), market)
-    sweep_approvals()
-    if market is not None:
-        decision = decide_market(product, version, market)
-        if decision is not None and decision["status"] == "pending_approval":
-            _ask(product, version, decision)
-    else:
-        decisions = decide_transfers(product, version)
-        _tag_markets(decisions)
-        # Listed at once in the markets open without an approval (issue 19: the export was
-        # written only after every question was answered, days later), then after the answers.
+    with tracked(published(product, version)):
+        if flow_run.id is not None:
+            check_run_binding(product, version, str(flow_run.id), market)
+        sweep_approvals()
+        if market is not None:
+            decision = decide_market(product, version, market)
+            if decision is not None and decision["status"] == "pending_approval":
+                _ask(product, version, decision)
+        else:
+            decisions = decide_transfers(product, version)
+            _tag_markets(decisions)
+            # Listed at once in the markets open without an approval (issue 19: the export was
+            # written only after every question was answered, days later), then after the answers.
+            export_catalog()
+            waiting = [d for d in decisions if d["status"] == "pending_approval"]
+            if len(waiting) > 1 and deployment.id is not None:
+                ask_beside(product, version, [d["market"] for d in waiting[1:]])
+            if waiting:
+                _ask(product, version, waiting[0])
         export_catalog()
-        waiting = [d for d in decisions if d["status"] == "pending_approval"]
-        if len(waiting) > 1 and deployment.id is not None:
-            ask_beside(product, version, [d["market"] for d in waiting[1:]])
-        if waiting:
-            _ask(product, version, waiting[0])
-    export_catalog()
-    anchor_audit()
-    shown = resources.catalog().show(product, version)
-    reporting.markdown(
-        f"publish-{product}",
-        _summary(product, version, shown),
-        f"Availability of {product}@{version}",
-    )
+        anchor_audit()
+        shown = resources.catalog().show(product, version)
+        reporting.markdown(
+            f"publish-{product}",
+            _summary(product, version, shown),
+            f"Availability of {product}@{version}",
+        )
     return shown
 
 

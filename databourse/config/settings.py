@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from databourse.config.strict import Jurisdiction, Strict
 
@@ -91,6 +91,26 @@ class CatalogExportSettings(Strict):
     public_base_url: str | None = Field(None, pattern=r"^https?://[^\s/]+(/[^\s]*)?[^\s/]$")
 
 
+class LineageSettings(Strict):
+    """Where the OpenLineage events of every run go (databourse/lineage.py, tasks/lineage.py)."""
+
+    # file: JSON lines in <state_dir>/lineage/events.jsonl; http: POST to `url`; none: no events
+    transport: Literal["file", "http", "none"] = "file"
+    url: str | None = Field(None, pattern=r"^https?://[^\s]+$")  # e.g. Marquez, http://host:5000
+    endpoint: str = "api/v1/lineage"
+    # The environment variable holding the HTTP API key (never the key itself); null: no key.
+    api_key_env: str | None = Field(None, pattern=r"^[A-Z_][A-Z0-9_]*$")
+    timeout_seconds: float = Field(5.0, gt=0, le=60)
+    # Datasets and jobs are in `databourse://<namespace>`; null = the artifact namespace.
+    namespace: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9.-]{0,62}$")
+
+    @model_validator(mode="after")
+    def _url_for_http(self) -> LineageSettings:
+        if self.transport == "http" and not self.url:
+            raise ValueError("transport http needs a url")
+        return self
+
+
 class Settings(Strict):
     state_dir: str = "state"
     storage: StorageSettings = StorageSettings()
@@ -139,6 +159,7 @@ class Settings(Strict):
     # store root (tasks/reporting.py).
     artifact_namespace: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9-]{0,23}$")
     catalog_export: CatalogExportSettings = CatalogExportSettings()
+    lineage: LineageSettings = LineageSettings()
 
     def roots_of(self, provider: str) -> list[str]:
         """The source_roots a run of `provider` may read."""
