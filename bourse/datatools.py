@@ -99,35 +99,17 @@ def anonymize_file(
 
 def privacy_lines(report: dict[str, Any]) -> list[str]:
     """`anonymize_file`'s report in a few lines of text (names and figures, no values)."""
+    from databourse.croissant import privacy_statements
+
     privacy, personal = report["privacy"], report["personal_data"]
     lines = [
         f"{report['product']}: {report['rows_in']} rows in, {report['rows_out']} out -> "
         f"{report['out']}"
     ]
-    if privacy.get("model"):
-        quasi = ", ".join(privacy.get("quasi_identifiers") or []) or "none"
-        met = "met" if privacy.get("satisfied") else "NOT met"
-        lines.append(
-            f"privacy: {privacy['model']}, k={privacy.get('k')} over {quasi}: {met}; "
-            f"{privacy.get('classes')} classes, smallest {privacy.get('smallest_class')}; "
-            f"{privacy.get('suppressed')} rows suppressed "
-            f"({privacy.get('suppression_rate', 0):.1%}, at most "
-            f"{privacy.get('max_suppression', 0):.1%})"
-        )
-        for name, value, worst in (("l", "l", "lowest_l"), ("t", "t", "highest_t")):
-            if privacy.get(value) is not None:
-                lines.append(f"  {name}={privacy[value]}: worst class {privacy.get(worst)}")
-        if risk := privacy.get("risk"):
-            lines.append(
-                f"  re-identification risk: highest {risk['highest_risk']:.3f}, average "
-                f"{risk['average_risk']:.3f}; {risk['records_at_risk']} record(s) above "
-                f"{risk['threshold']}"
-            )
-        if verified := privacy.get("verified"):
-            again = "met" if verified.get("satisfied") else "NOT met"
-            lines.append(f"  checked again on the written file: {again}")
-    else:
-        lines.append("privacy: no privacy model (the product's rules alone)")
+    lines += privacy_statements(privacy) or ["no privacy model (the product's rules alone)"]
+    if verified := privacy.get("verified"):
+        again = "met" if verified.get("satisfied") else "NOT met"
+        lines.append(f"checked again on the written file: {again}")
     remaining = personal.get("remaining") or {}
     kinds = ", ".join(f"{c} ({k})" for c, k in remaining.items()) or "none"
     lines.append(f"personal data left: {kinds}; {personal.get('individuals')} individual(s)")

@@ -283,7 +283,16 @@ def _personal(
 
 
 def _limitations(manifest: dict[str, Any], record: dict[str, Any]) -> list[str]:
-    privacy = manifest.get("privacy") or {}
+    out = privacy_statements(manifest.get("privacy") or {})
+    scores = record.get("quality_scores") or (manifest.get("quality") or {}).get("scores") or {}
+    if scores:
+        shown = ", ".join(f"{k} {v}" for k, v in sorted(scores.items()) if v is not None)
+        out.append(f"quality scores measured on the source: {shown}")
+    return out
+
+
+def privacy_statements(privacy: dict[str, Any]) -> list[str]:
+    """What a privacy report says, a sentence per model, risk or aggregation (figures only)."""
     out = []
     if privacy.get("k") is not None:
         out.append(
@@ -320,10 +329,6 @@ def _limitations(manifest: dict[str, Any], record: dict[str, Any]) -> list[str]:
             f"{agg.get('secondary_suppressed')} complementary"
             + (f"; Laplace noise, epsilon {agg['epsilon']}" if agg.get("epsilon") else "")
         )
-    scores = record.get("quality_scores") or (manifest.get("quality") or {}).get("scores") or {}
-    if scores:
-        shown = ", ".join(f"{k} {v}" for k, v in sorted(scores.items()) if v is not None)
-        out.append(f"quality scores measured on the source: {shown}")
     return out
 
 

@@ -127,7 +127,8 @@ def test_anonymize_reports_in_text_and_in_json(env: dict[str, str], tmp_path: Pa
     text_out = bourse(env, *args, "--out", str(tmp_path / "a.parquet")).stdout
     lines = text_out.splitlines()
     assert lines[0].startswith("sz-retail-baskets: ") and " rows in, " in lines[0]
-    assert lines[1].startswith("privacy: k-anonymity, k=5 over ") and ": met;" in lines[1]
+    assert lines[1].startswith("privacy model k-anonymity, k=5 over ")
+    assert lines[1].endswith("model satisfied: True") and "re-identification risk" in lines[2]
     assert "checked again on the written file: met" in text_out and "{" not in text_out
     report = json.loads(bourse(env, *args, "--out", str(tmp_path / "b.parquet"), "--json").stdout)
     assert report["privacy"]["satisfied"] is True and report["rows_out"] > 0
