@@ -280,6 +280,7 @@ def test_operations_on_the_published_demo(env: dict[str, str], demo: str, tmp_pa
             "kl-building-environment",
             "--out",
             str(out),
+            "--json",
         ).stdout
     )
     assert report["rows_out"] > 0 and out.is_file() and report["privacy"]["smallest_class"] >= 5
