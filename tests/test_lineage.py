@@ -4,6 +4,7 @@ each checked against the vendored OpenLineage spec (tests/data/openlineage, offl
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -240,9 +241,23 @@ def _with_canary(source: Path, out: Path) -> Path:
     return out
 
 
+@pytest.fixture
+def own_project(prefect_api: str, tmp_path: Path) -> Iterator[Path]:
+    """A project of its own for the in-process flows: builds here never move the versions the
+    session project's flow tests expect (kl-building-environment 1.0.0)."""
+    from helpers import make_project
+    from test_facts_and_grants import project_resources
+
+    from databourse.config import load_config
+
+    path = make_project(tmp_path / "lineage-project")
+    with project_resources(load_config(path / "configs")):
+        yield path
+
+
 @pytest.mark.prefect
 def test_flows_emit_start_and_complete_events(
-    prefect_api: str, project: Path, tmp_path: Path
+    prefect_api: str, own_project: Path, tmp_path: Path
 ) -> None:
     from databourse.samples import generate_drops
     from flows.build_product import build_product
@@ -254,20 +269,20 @@ def test_flows_emit_start_and_complete_events(
         d for d in generate_drops(tmp_path / "drops", scale=0.1) if d.provider == "my-buildops"
     ]
     source = _with_canary(drop.path, tmp_path / "readings-lineage.csv")
-    skip = _seen(project)
+    skip = _seen(own_project)
     ingested = ingest_dataset("my-buildops", "sensor_readings", str(source))
     ingest_id = ingested["ingest_id"]
     validate_dataset("my-buildops", "sensor_readings", ingest_id)
     built = build_product("kl-building-environment", ingest_id)
     publish_product("kl-building-environment", built["version"])  # allowed in every market
 
-    staged_table = pq.read_table(project / "state" / "store" / ingested["staged_key"])
+    staged_table = pq.read_table(own_project / "state" / "store" / ingested["staged_key"])
     assert CANARY in staged_table.column("reading_id").to_pylist()  # the canary is data
-    path = project / "state" / "lineage" / "events.jsonl"
+    path = own_project / "state" / "lineage" / "events.jsonl"
     text = path.read_text()
     assert CANARY not in text  # nor any other value: names, types and hashes only
     assert path.stat().st_mode & 0o044 == 0o044  # readable by other consumers
-    events = _events(project, skip)
+    events = _events(own_project, skip)
     for event in events:
         check_event(event)
     runs: dict[str, list[dict[str, Any]]] = {}
@@ -297,7 +312,10 @@ def test_flows_emit_start_and_complete_events(
 
     quality_json = json.loads(
         (
-            project / "state/store/reports/my-buildops/sensor_readings" / ingest_id / "quality.json"
+            own_project
+            / "state/store/reports/my-buildops/sensor_readings"
+            / ingest_id
+            / "quality.json"
         ).read_text()
     )
     validate_start, validate_end = by_job["validate-dataset"]
@@ -345,16 +363,18 @@ def test_flows_emit_start_and_complete_events(
 
 
 @pytest.mark.prefect
-def test_a_failed_run_emits_fail_with_the_error_type_only(prefect_api: str, project: Path) -> None:
+def test_a_failed_run_emits_fail_with_the_error_type_only(
+    prefect_api: str, own_project: Path
+) -> None:
     from databourse.errors import IngestRejected
     from databourse.samples import write_bad_drop
     from flows.ingest_dataset import ingest_dataset
 
-    bad = write_bad_drop(project / "bad-lineage" / "ragged.csv", "ragged")
-    skip = _seen(project)
+    bad = write_bad_drop(own_project / "bad-lineage" / "ragged.csv", "ragged")
+    skip = _seen(own_project)
     with pytest.raises(IngestRejected):
         ingest_dataset("my-buildops", "sensor_readings", str(bad))
-    events = _events(project, skip)
+    events = _events(own_project, skip)
     for event in events:
         check_event(event)
     assert [(e["job"]["name"], e["eventType"]) for e in events] == [
@@ -368,7 +388,7 @@ def test_a_failed_run_emits_fail_with_the_error_type_only(prefect_api: str, proj
 
 @pytest.mark.prefect
 def test_an_emission_failure_never_fails_the_run(
-    prefect_api: str, project: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    prefect_api: str, own_project: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The events file cannot be written (a folder stands in its place): the run completes and
     logs a warning naming the error's type."""
@@ -378,7 +398,7 @@ def test_an_emission_failure_never_fails_the_run(
     [drop] = [
         d for d in generate_drops(tmp_path / "drops", scale=0.05) if d.provider == "my-buildops"
     ]
-    path = project / "state" / "lineage" / "events.jsonl"
+    path = own_project / "state" / "lineage" / "events.jsonl"
     kept = path.with_name("events.jsonl.kept")
     if path.exists():
         path.rename(kept)
