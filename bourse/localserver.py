@@ -195,7 +195,8 @@ def start(rt: Runtime, timeout: float = 120) -> list[str]:
             f"WARNING: the Prefect server at {rt.api_url} answers without authentication (started "
             "by an older version): restart it (`bourse server stop`, `bourse server start`)"
         )
-    if runner(rt).pid() is None and (other := _served_elsewhere(rt.api_url)):
+    served = _deployment(rt.api_url)  # as the API stores it now: who serves it, from where
+    if runner(rt).pid() is None and (other := _served_elsewhere(served)):
         raise LocalServerError(  # before anything is changed on that server
             f"the deployments on {rt.api_url} are served by the runner of another databourse "
             f"environment ({other}): this one's runner would take its runs over. Give this "
@@ -203,7 +204,7 @@ def start(rt: Runtime, timeout: float = 120) -> list[str]:
             "one), or stop that runner first"
         )
     done += recover(rt)
-    pool = _work_pool_serving(rt.api_url)
+    pool = served.get("work_pool_name") if served else None
     if pool is not None:  # `prefect deploy` put them there: a runner would take them over
         done.append(f"the deployments are served by the workers of work pool {pool!r}")
         return done
@@ -302,12 +303,11 @@ def _deployment_ready(api_url: str) -> bool:
     return found is not None and environment_tag() in found.get("tags", [])
 
 
-def _served_elsewhere(api_url: str) -> str | None:
+def _served_elsewhere(found: dict[str, Any] | None) -> str | None:
     """Another environment's tag when its runner serves the deployments now (it polled the API
     within RUNNER_ALIVE_SECONDS); None when they are free to serve from here."""
     from bourse.serving import ENV_TAG, environment_tag
 
-    found = _deployment(api_url)
     if found is None or environment_tag() in found.get("tags", []):
         return None
     others = [t for t in found.get("tags", []) if t.startswith(ENV_TAG)]
@@ -331,15 +331,6 @@ def _deployment(api_url: str) -> dict[str, Any] | None:
     except httpx.HTTPError:
         return None
     return dict(resp.json()) if resp.status_code == 200 else None
-
-
-def _work_pool_serving(api_url: str) -> str | None:
-    """The work pool the project's deployments are on (deploy/prefect.yaml), if any.
-
-    `bourse serve` registers them with no pool; started against an API where workers serve them,
-    it would re-bind every deployment to itself, taking the production runs off the workers."""
-    found = _deployment(api_url)
-    return found.get("work_pool_name") if found else None
 
 
 def _wait(check: object, timeout: float, proc: Process) -> None:
