@@ -28,9 +28,9 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 
 from databourse.config import PrivacyModel
-from databourse.hierarchy import Hierarchy
-from databourse.lattice import evaluate, search
-from databourse.loss_metrics import METRICS, Metric
+from databourse.privacy.hierarchy import Hierarchy
+from databourse.privacy.lattice import evaluate, search
+from databourse.privacy.loss_metrics import METRICS, Metric
 
 # ../shared beside the checkout (as CI lays it out), or DATABOURSE_SHARED_DIR
 SHARED = (

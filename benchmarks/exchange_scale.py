@@ -44,19 +44,19 @@ PURPOSE = "market-research"  # permitted by sz-retail-baskets' terms, which PROD
 
 def fill(configs: Path, products: int, versions: int) -> float:
     """The catalog and store of `products` x `versions` published versions; seconds taken."""
-    from databourse.catalog import Catalog
+    from databourse.catalog.database import Catalog
+    from databourse.catalog.trail_fold import TrailCache
     from databourse.config import load_config
-    from databourse.odrl import usage_policy
-    from databourse.package import (
+    from databourse.product.package import (
         content_hash,
         publish_version,
         schema_of,
         transfer_facts,
         write_parquet,
     )
-    from databourse.storage import open_store
-    from databourse.trail_fold import TrailCache
-    from databourse.transfer import facts_for
+    from databourse.storage.opening import open_store
+    from databourse.transfer.odrl import usage_policy
+    from databourse.transfer.policy import facts_for
 
     cfg = load_config(configs)
     catalog = Catalog(cfg.catalog_url, trail_cache=TrailCache())  # each decision folds the trail

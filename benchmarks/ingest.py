@@ -6,7 +6,7 @@
 For each size it writes a sensor-readings CSV (the `my-buildops/sensor_readings` contract), then
 runs, each in a fresh process so that peak RSS is its own:
   bare      pyarrow.csv.read_csv + pyarrow.parquet.write_table (zstd): the floor
-  ingest    databourse.ingest.ingest_file on the local store: sha256, raw copy, streamed
+  ingest    databourse.ingest.files.ingest_file on the local store: sha256, raw copy, streamed
             contract conversion to typed Parquet in staging, _ingest.json
 and prints wall time, rows/s, MB/s, peak RSS, and ingest/bare ratios.
 """
@@ -60,8 +60,8 @@ def child(mode: str, source: Path, work: Path) -> None:
     else:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
         from databourse.config import load_config
-        from databourse.ingest import ingest_file
-        from databourse.storage import open_store
+        from databourse.ingest.files import ingest_file
+        from databourse.storage.opening import open_store
 
         spec = load_config().dataset("my-buildops", "sensor_readings")
         ingest_file(open_store(str(work / "store")), "my-buildops", "sensor_readings", spec, source)

@@ -3,9 +3,10 @@
     python benchmarks/pii.py                        # default sizes, about 90 s
     python benchmarks/pii.py --rows 200000 --seeds 10 --presidio-rows 1000
 
-Data: the project's own `databourse.pii_evalset` (seeded; a column per category, decoy columns,
-free text) and an independent set (`benchmarks/pii_independent.py`: other projects' published
-test cases and Faker tables labelled by independent validators, with decoy and dirty columns).
+Data: the project's own `databourse_samples.pii_evalset` (seeded; a column per category, decoy
+columns, free text) and an independent set (`benchmarks/pii_independent.py`: other projects'
+published test cases and Faker tables labelled by independent validators, with decoy and dirty
+columns).
 Figures, per category:
   column level  precision / recall of the column's classification over `--seeds` tables
   value level   precision / recall of each value's whole-value category
@@ -150,8 +151,8 @@ def presidio_remote(python: str, columns: dict[str, list[str | None]]) -> dict[s
 
 
 def own_sets(seeds: int, rows: int = 1000) -> list[Any]:
-    """The project's own evaluation tables (`databourse.pii_evalset`), one per seed."""
-    from databourse.pii_evalset import make_evalset
+    """The project's own evaluation tables (`databourse_samples.pii_evalset`), one per seed."""
+    from databourse_samples.pii_evalset import make_evalset
 
     return [make_evalset(rows, seed=seed) for seed in range(seeds)]
 
@@ -177,10 +178,10 @@ def _text(column: Any) -> Any:
 
 def score_ours(sets: list[Any], threshold: float) -> dict[str, Any]:
     """Column- and value-level scores of our scan over labelled tables; decoys flagged."""
-    from databourse.pii import scan_table
-    from databourse.pii_categories import classify_array
-    from databourse.pii_evalset import Score, column_scores
-    from databourse.screening import check_declarations
+    from databourse.pii.categories import classify_array
+    from databourse.pii.detect import scan_table
+    from databourse.pii.screening import check_declarations
+    from databourse_samples.pii_evalset import Score, column_scores
 
     labels: dict[str, str | None] = {}
     predicted: dict[str, str | None] = {}
@@ -206,7 +207,7 @@ def score_ours(sets: list[Any], threshold: float) -> dict[str, Any]:
 
 
 def _add_values(total: dict[str, Any], ev: Any, guesses: dict[str, list[str | None]]) -> None:
-    from databourse.pii_evalset import Score, value_scores
+    from databourse_samples.pii_evalset import Score, value_scores
 
     for category, score in value_scores(ev, guesses).items():
         into = total.setdefault(category, Score())
@@ -221,8 +222,8 @@ def _decoys_flagged(labels: dict[str, str | None], predicted: dict[str, str | No
 
 def speed_ours(rows: int, threshold: float) -> dict[str, Any]:
     """Rows per second of a full scan of the own set (every column), and its embedded counts."""
-    from databourse.pii import scan_table
-    from databourse.pii_evalset import make_evalset
+    from databourse.pii.detect import scan_table
+    from databourse_samples.pii_evalset import make_evalset
 
     big = make_evalset(rows, seed=1000)
     scan_table(big.table.slice(0, 1000))  # warm caches (phone metadata) outside the timing
@@ -243,7 +244,7 @@ def score_presidio(
     """The same measures for Presidio, on the first `rows` rows of each table."""
     from collections import Counter
 
-    from databourse.pii_evalset import EvalSet, Score, column_scores
+    from databourse_samples.pii_evalset import EvalSet, Score, column_scores
 
     labels: dict[str, str | None] = {}
     per_value: dict[str, str | None] = {}

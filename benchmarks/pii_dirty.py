@@ -303,9 +303,9 @@ def dirty_tables(rows: int = 500, seeds: int = 1) -> list[Table]:
 
 def score(tables: list[Table], threshold: float = 0.8) -> dict[str, Any]:
     """Column P/R per category for each kind of column; decoys flagged; what the gate stops."""
-    from databourse.pii import scan_table
-    from databourse.pii_evalset import column_scores
-    from databourse.screening import check_declarations
+    from databourse.pii.detect import scan_table
+    from databourse.pii.screening import check_declarations
+    from databourse_samples.pii_evalset import column_scores
 
     views: dict[str, tuple[dict[str, str | None], dict[str, str | None]]] = {}
     flagged: list[str] = []

@@ -10,7 +10,7 @@ Two sources, both labelled by independent oracles rather than by our detector:
   placeholders or foreign numbers) and numbers typed as int64/float64. A value is a true
   positive only when its oracle (phonenumbers, python-stdnum, ipaddress, email-validator) says so.
 
-Both return `databourse.pii_evalset.EvalSet`s, so the benchmark scores them the same way.
+Both return `databourse_samples.pii_evalset.EvalSet`s, so the benchmark scores them the same way.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from stdnum import iban as std_iban
 from stdnum import luhn as std_luhn
 from stdnum.cn import ric as std_cn_ric
 
-from databourse.pii_evalset import EvalSet
+from databourse_samples.pii_evalset import EvalSet
 
 REPO = Path(__file__).resolve().parents[1]
 # The published cases are values taken from other projects' test files: they are kept beside the

@@ -148,7 +148,7 @@ MENTION_LANGUAGES: dict[str, tuple[str, Callable[[Faker, random.Random], tuple[s
 
 def mention_counts(rows: int = 1000, seed: int = 0) -> dict[str, dict[str, tuple[int, int]]]:
     """Per language: (true, found) values for names, addresses, and text mentioning neither."""
-    from databourse.text_mentions import count_mentions
+    from databourse.pii.text_mentions import count_mentions
 
     out = {}
     for language, (locale, make) in MENTION_LANGUAGES.items():

@@ -6,7 +6,7 @@
     python benchmarks/pipeline.py --rows 1000000 --profile quality anonymize
 
 For each size it writes (untimed, in blocks, deterministic) a `my-buildops/sensor_readings` CSV
-with occupants drawn from `databourse.samples` (Malaysian names, valid MyKad numbers and mobile
+with occupants drawn from `databourse_samples.demo` (Malaysian names, valid MyKad numbers and mobile
 numbers), then runs the baseline in a process of its own and the stages one after the other in
 another, as a process worker runs a flow run's tasks (`--process per-stage`: each stage in a
 fresh process). Each stage's peak RSS is its own (VmHWM is reset before it):
@@ -54,25 +54,33 @@ NEEDS = {"quality": ["ingest"], "pii": ["ingest"], "anonymize": ["ingest"],
          "package": ["quality", "pii", "anonymize"], "publish": ["package"]}  # fmt: skip
 IMPORTS = (
     "pyarrow.parquet",
-    "databourse.catalog",
+    "databourse.catalog.database",
     "databourse.config",
-    "databourse.storage",
-    "databourse.ingest_records",  # load_ingest, in every stage
+    "databourse.storage.store",
+    "databourse.ingest.records",  # load_ingest, in every stage
 )
 STAGE_IMPORTS = {
-    "ingest": ("databourse.ingest", "databourse.ingest_staging", "databourse.quarantine"),
-    "quality": ("databourse.quality", "databourse.quality_batches", "databourse.quality_docs"),
-    "pii": ("databourse.pii", "databourse.screening"),
+    "ingest": (
+        "databourse.ingest.files",
+        "databourse.ingest.staging",
+        "databourse.ingest.quarantine",
+    ),
+    "quality": (
+        "databourse.quality.suite",
+        "databourse.quality.batches",
+        "databourse.quality.docs",
+    ),
+    "pii": ("databourse.pii.detect", "databourse.pii.screening"),
     "anonymize": (
-        "databourse.productize",
-        "databourse.assembly",
-        "databourse.partitions",
-        "databourse.package",
-        "databourse.hierarchy",
+        "databourse.product.productize",
+        "databourse.product.assembly",
+        "databourse.product.partitions",
+        "databourse.product.package",
+        "databourse.privacy.hierarchy",
         "pyarrow.dataset",  # read_table of a folder (verify_written) imports it
     ),
-    "package": ("databourse.package", "databourse.odrl", "jsonschema"),
-    "publish": ("databourse.exports", "databourse.transfer"),
+    "package": ("databourse.product.package", "databourse.transfer.odrl", "jsonschema"),
+    "publish": ("databourse.standards.exports", "databourse.transfer.policy"),
 }
 TIME_TARGET, RSS_TARGET_MIB = 3.0, 1536.0
 
@@ -85,7 +93,7 @@ def write_csv(path: Path, rows: int, seed: int = 7) -> None:
     import pyarrow.compute as pc
     import pyarrow.csv as pacsv
 
-    from databourse.samples import SENSOR_COLUMNS, SITES, sensor_rows
+    from databourse_samples.demo import SENSOR_COLUMNS, SITES, sensor_rows
 
     sample = sensor_rows(random.Random(seed), 20.0, n_rows=20_000)  # ~6000 occupants
     people = list(dict.fromkeys((r[7], r[8], r[9]) for r in sample if r[7]))
@@ -180,7 +188,7 @@ class Stage:
 
 def stage_ingest(s: Stage) -> dict[str, Any]:
     """tasks.ingesting.ingest: raw copy, streamed contract conversion, audit record."""
-    from databourse.ingest import fetched_source, ingest_file
+    from databourse.ingest.files import fetched_source, ingest_file
     from tasks.ingesting import source_bounds
 
     spec = s.cfg.dataset(PROVIDER, DATASET)
@@ -201,11 +209,12 @@ def stage_ingest(s: Stage) -> dict[str, Any]:
 
 def stage_quality(s: Stage) -> dict[str, Any]:
     """tasks.validating.check_quality: the suite in batches, quality.json and quality.html."""
-    from databourse import zones
-    from databourse.ingest_records import load_ingest
-    from databourse.quality import check_suite, suite_from_contract, validate_parquet
-    from databourse.quality_docs import render_html
-    from databourse.quality_score import scores
+    from databourse.ingest.records import load_ingest
+    from databourse.quality.batches import validate_parquet
+    from databourse.quality.docs import render_html
+    from databourse.quality.score import scores
+    from databourse.quality.suite import check_suite, suite_from_contract
+    from databourse.storage import zones
 
     spec = s.cfg.dataset(PROVIDER, DATASET)
     check_suite(spec)
@@ -226,10 +235,10 @@ def stage_pii(s: Stage) -> dict[str, Any]:
     """tasks.validating.scan_personal_data: every column classified, declarations checked."""
     import pyarrow.parquet as pq
 
-    from databourse import zones
-    from databourse.ingest_records import load_ingest
-    from databourse.pii import SCAN_BATCH_ROWS, scan_batches
-    from databourse.screening import check_declarations
+    from databourse.ingest.records import load_ingest
+    from databourse.pii.detect import SCAN_BATCH_ROWS, scan_batches
+    from databourse.pii.screening import check_declarations
+    from databourse.storage import zones
 
     record = load_ingest(s.store, PROVIDER, DATASET, s.state["ingest_id"])
     pfile = pq.ParquetFile(s.store.local_path(record.staged_key))
@@ -255,12 +264,13 @@ def stage_anonymize(s: Stage) -> dict[str, Any]:
 
     import pyarrow.parquet as pq
 
-    from databourse import assembly, zones
-    from databourse import partitions as parts
-    from databourse.hierarchy import product_hierarchies
-    from databourse.ingest_records import load_ingest
-    from databourse.productize import decide
-    from databourse.storage import put_file_once
+    from databourse.ingest.records import load_ingest
+    from databourse.privacy.hierarchy import product_hierarchies
+    from databourse.product import assembly
+    from databourse.product import partitions as parts
+    from databourse.product.productize import decide
+    from databourse.storage import zones
+    from databourse.storage.store import put_file_once
 
     cfg, product = s.cfg, s.cfg.product(PRODUCT)
     src = product.source
@@ -341,10 +351,10 @@ def _keys(product: Any) -> bytes | dict[str, bytes] | None:
 
 def stage_package(s: Stage) -> dict[str, Any]:
     """tasks.building.package_version: reserve the version, manifest, files, then manifest last."""
-    from databourse import zones
-    from databourse.ingest_records import load_ingest
-    from databourse.odrl import usage_policy
-    from databourse.package import FileEntry, build_manifest, publish_files, read_manifest
+    from databourse.ingest.records import load_ingest
+    from databourse.product.package import FileEntry, build_manifest, publish_files, read_manifest
+    from databourse.storage import zones
+    from databourse.transfer.odrl import usage_policy
 
     cfg, store, cat, anonymized = s.cfg, s.store, s.catalog, s.state["anonymized"]
     product = cfg.product(PRODUCT)
@@ -397,9 +407,9 @@ def stage_package(s: Stage) -> dict[str, Any]:
 
 def stage_publish(s: Stage) -> dict[str, Any]:
     """tasks.publishing.decide_transfers + export_catalog (no approval form: no Prefect here)."""
-    from databourse.exports import export_catalog
-    from databourse.package import read_manifest
-    from databourse.transfer import facts_for
+    from databourse.product.package import read_manifest
+    from databourse.standards.exports import export_catalog
+    from databourse.transfer.policy import facts_for
 
     product, version = s.cfg.product(PRODUCT), s.state["version"]
     src = product.source
@@ -438,10 +448,10 @@ def _setup(stage: str, state: dict[str, Any]) -> Stage:
     """Imports, configs, store and catalog as a task's worker has them (not timed)."""
     for name in (*IMPORTS, *STAGE_IMPORTS[stage]):
         importlib.import_module(name)
-    from databourse.catalog import Catalog
+    from databourse.catalog.database import Catalog
     from databourse.config import load_config
     from databourse.keys import Key
-    from databourse.storage import open_store
+    from databourse.storage.opening import open_store
 
     cfg = load_config(REPO / "configs")
     audit_key = Key("audit", "default", "benchmark", AUDIT_KEY)  # its own catalog, its own key

@@ -7,7 +7,7 @@
 It writes an orders Parquet (row groups of 250k rows), then runs, each in a fresh process so
 that peak RSS is its own:
   bare      pyarrow.parquet.read_table of the whole file: the floor
-  validate  databourse.quality.validate_parquet with a 20-expectation suite (contract + config)
+  validate  databourse.quality.batches.validate_parquet, a 20-expectation suite (contract + config)
 and prints wall time, rows/s, peak RSS and the validate/bare ratios.
 """
 
@@ -74,7 +74,8 @@ def write_parquet(path: Path, rows: int) -> None:
 def child(mode: str, path: Path, batch_rows: int, profile: bool) -> None:
     """Run one measurement in this process and print its figures as JSON."""
     from databourse.config import DatasetSpec
-    from databourse.quality import suite_from_contract, validate_parquet
+    from databourse.quality.batches import validate_parquet
+    from databourse.quality.suite import suite_from_contract
 
     suite = suite_from_contract(DatasetSpec.model_validate(CONTRACT), now=dt.datetime.now(dt.UTC))
     start = time.perf_counter()

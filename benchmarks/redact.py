@@ -50,7 +50,7 @@ from stdnum.my import nric
 from stdnum.th import pin
 from stdnum.us import ssn
 
-from databourse.text_redact import leftover, redact_batch
+from databourse.pii.text_redact import leftover, redact_batch
 
 Span = tuple[int, int, str]
 # Categories whose leftover the issue bounds at 0.5%: identifiers, phones, emails, cards...

@@ -106,7 +106,7 @@ def wait_for(check: Any, what: str, proc: subprocess.Popen[bytes], log: Path) ->
 def start_stack(workers: int, drops: list[Path], rows: int) -> Stack:
     from helpers import free_port, make_project
 
-    from databourse import zones
+    from databourse.storage import zones
 
     root = Path(tempfile.mkdtemp(prefix="databourse-scale-"))
     project = make_project(root / "project")

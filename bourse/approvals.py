@@ -23,10 +23,10 @@ from prefect.exceptions import ObjectNotFound
 from prefect.input.run_input import keyset_from_base_key
 from prefect.states import Cancelled
 
-from databourse.approval_rules import BOUND
-from databourse.catalog import Catalog
+from databourse.catalog.database import Catalog
 from databourse.errors import DataBourseError
-from databourse.form_binding import replaced_parts
+from databourse.transfer.form_binding import replaced_parts
+from databourse.transfer.rules import BOUND
 from tasks.publishing import (
     EXPIRED_MARK,
     PUBLISH_DEPLOYMENT,
@@ -148,7 +148,7 @@ def answer(run_id: str, form: dict[str, Any], wait_seconds: float = 120) -> str:
             raise ApprovalError(f"run {run.name} ({run_id}) is not waiting for approval: {state}")
         key = run.state.state_details.pause_key or ""
         # Prefect marks a run Suspended before it saves the form's schema: wait for the form.
-        if not _form_ready(client, uuid, key, wait_seconds=min(wait_seconds, 30)):
+        if not form_ready(client, uuid, key, wait_seconds=min(wait_seconds, 30)):
             raise ApprovalError(
                 f"run {run.name} ({run_id}) is suspending but its form is not saved yet; "
                 "try again in a moment"
@@ -162,7 +162,7 @@ def answer(run_id: str, form: dict[str, Any], wait_seconds: float = 120) -> str:
         return _wait_settled(client, uuid, wait_seconds)
 
 
-def _form_ready(client: Any, run_id: UUID, key: str, wait_seconds: float = 0) -> bool:
+def form_ready(client: Any, run_id: UUID, key: str, wait_seconds: float = 0) -> bool:
     """True once the suspension's form schema is saved (Prefect saves it after the state)."""
     schema_key = keyset_from_base_key(f"suspended-{key}")["schema"]
     deadline = time.monotonic() + wait_seconds
@@ -187,7 +187,7 @@ def _wait_settled(client: Any, run_id: UUID, seconds: float) -> str:
             or (
                 state.is_paused()
                 and state.name == "Suspended"
-                and _form_ready(client, run_id, state.state_details.pause_key or "")
+                and form_ready(client, run_id, state.state_details.pause_key or "")
             )
         )
         if settled or time.monotonic() > deadline:

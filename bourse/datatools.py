@@ -10,22 +10,22 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from databourse import zones
-from databourse.anonymize import Keys
-from databourse.catalog import Catalog
+from databourse.catalog.database import Catalog
 from databourse.config import Config
-from databourse.consistency import check_all
-from databourse.consistency_report import ConsistencyReport
+from databourse.consistency.report import ConsistencyReport
+from databourse.consistency.verify import check_all
 from databourse.errors import DataBourseError, IngestRejected
-from databourse.facts import configured_problems, configured_terms_problems
-from databourse.hierarchy import product_hierarchies
-from databourse.ingest_staging import read_contract_table
-from databourse.package import manifest_hash, read_manifest, validate_manifest
-from databourse.pii import scan_table
-from databourse.productize import productize, rescan_written
-from databourse.quality_profile import profile_yaml
-from databourse.screening import check_embedded, direct_identifiers
-from databourse.storage import ObjectStore
+from databourse.ingest.staging import read_contract_table
+from databourse.pii.detect import scan_table
+from databourse.pii.screening import check_embedded, direct_identifiers
+from databourse.privacy.anonymize import Keys
+from databourse.privacy.hierarchy import product_hierarchies
+from databourse.product.facts import configured_problems, configured_terms_problems
+from databourse.product.package import manifest_hash, read_manifest, validate_manifest
+from databourse.product.productize import productize, rescan_written
+from databourse.quality.profile import profile_yaml
+from databourse.storage import zones
+from databourse.storage.store import ObjectStore
 
 
 def latest_staged(store: ObjectStore, provider: str, dataset: str) -> str:
@@ -99,7 +99,7 @@ def anonymize_file(
 
 def privacy_lines(report: dict[str, Any]) -> list[str]:
     """`anonymize_file`'s report in a few lines of text (names and figures, no values)."""
-    from databourse.croissant import privacy_statements
+    from databourse.standards.croissant import privacy_statements
 
     privacy, personal = report["privacy"], report["personal_data"]
     lines = [

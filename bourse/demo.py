@@ -9,11 +9,12 @@ from rich.console import Console
 
 from bourse.display import assemble, safe
 from bourse.runtime import Runtime
-from databourse import keys, zones
+from databourse import keys
 from databourse.config import Config
 from databourse.errors import DataBourseError, KeyRefused, SecretMissing, TransferNotApproved
-from databourse.exports import JSONLD_KEY, PAGE_KEY
-from databourse.grant_terms import check_terms_expiry
+from databourse.standards.exports import JSONLD_KEY, PAGE_KEY
+from databourse.storage import zones
+from databourse.transfer.grant_terms import check_terms_expiry
 
 
 def ensure_keys() -> list[str]:
@@ -56,7 +57,7 @@ def ensure_key(purpose: str) -> str:
 def run_demo(rt: Runtime, out: Console, scale: float = 1.0) -> None:
     """Start the stack, drop the samples in the landing zone, process each drop, report."""
     from bourse.localserver import start
-    from databourse.samples import generate_drops
+    from databourse_samples.demo import generate_drops
     from flows.process_drop import process_drop
     from tasks import resources
 

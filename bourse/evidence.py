@@ -3,7 +3,7 @@
 The publish runs the recorded approvals name, with the answers stored on their forms, are read
 from the Prefect API (never from the catalog) into `consistency_gate.RunEvidence`, and so are
 the markets pending approval that no live run asks for (bourse.unasked); the checks themselves
-are the domain's (databourse.consistency_gate, databourse.facts).
+are the domain's (databourse.consistency.gate, databourse.product.facts).
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import httpx
 
 from bourse.unasked import unasked
 from bourse.unrecorded import runs_without_row
-from databourse.catalog import Catalog
+from databourse.catalog.database import Catalog
 from databourse.config import Config
-from databourse.consistency_gate import GateEvidence, RunEvidence
-from databourse.facts import configured_problems, configured_terms_problems
+from databourse.consistency.gate import GateEvidence, RunEvidence
+from databourse.product.facts import configured_problems, configured_terms_problems
 
 log = logging.getLogger(__name__)
 ANSWER_PREFIX = "suspended-"
@@ -123,7 +123,7 @@ def read_runs(run_ids: list[str]) -> dict[str, RunEvidence | None]:
 def _answers(inputs: list[Any]) -> dict[str, list[dict[str, Any]]]:
     """The form answers of a run by market (a key `suspended-approval-my-2-response` is MY's),
     each as the fields it records (`approval_rules.flat_answer`)."""
-    from databourse.approval_rules import flat_answer
+    from databourse.transfer.rules import flat_answer
     from tasks.publishing import market_of
 
     out: dict[str, list[dict[str, Any]]] = {}

@@ -35,18 +35,19 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from bourse import exchange_pages
 from bourse.exchange_cache import FileCache, warm
 from bourse.exchange_limits import Rate, RateLimiter
-from databourse import sharing, zones
-from databourse.catalog import Catalog
-from databourse.catalog_shares import NOT_DELIVERABLE, GrantStanding
+from databourse.catalog.database import Catalog
+from databourse.catalog.shares import NOT_DELIVERABLE, GrantStanding
+from databourse.catalog.trail_fold import TrailCache
 from databourse.config import Config
-from databourse.delivery import check_manifest, decided_under_another_policy
-from databourse.errors import DataBourseError
-from databourse.facts import checked_facts
-from databourse.grant_terms import check_terms_expiry
-from databourse.package import read_manifest
-from databourse.sharing import AccessRefused, SharedTable
-from databourse.storage import ObjectStore
-from databourse.trail_fold import TrailCache
+from databourse.delivery import sharing
+from databourse.delivery.grants import check_manifest, decided_under_another_policy
+from databourse.delivery.sharing import SharedTable
+from databourse.errors import AccessRefused, DataBourseError
+from databourse.product.facts import checked_facts
+from databourse.product.package import read_manifest
+from databourse.storage import zones
+from databourse.storage.store import ObjectStore
+from databourse.transfer.grant_terms import check_terms_expiry
 
 log = logging.getLogger("bourse.exchange")
 PREFIX = "/delta-sharing"

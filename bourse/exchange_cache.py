@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from databourse import zones
-from databourse.catalog import Catalog
+from databourse.catalog.database import Catalog
 from databourse.errors import ConfigError, DataBourseError
-from databourse.package import read_manifest
-from databourse.storage import ObjectStore
+from databourse.product.package import read_manifest
+from databourse.storage import zones
+from databourse.storage.store import ObjectStore
 
 log = logging.getLogger("bourse.exchange")
 DEFAULT_LIMIT = 20 * 1024**3  # bytes; $DATABOURSE_EXCHANGE_CACHE_BYTES overrides

@@ -13,10 +13,10 @@ from urllib.parse import quote
 
 from fastapi.responses import HTMLResponse
 
-from databourse.catalog_listing import UNVERIFIED
-from databourse.catalog_page import STYLE
-from databourse.dcat import available_markets
-from databourse.sharing import SharedTable
+from databourse.catalog.listing import UNVERIFIED
+from databourse.catalog.page import STYLE
+from databourse.delivery.sharing import SharedTable
+from databourse.standards.dcat import available_markets
 
 TITLE = "databourse data product catalog"
 NOT_LISTED = "no such product or version is listed in this catalog"

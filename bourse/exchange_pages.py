@@ -25,12 +25,11 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from bourse import exchange_html as html
 from bourse.exchange_html import HEADERS, NOT_LISTED, TITLE, href
-from databourse import zones
-from databourse.dcat import CatalogInfo, available_markets, catalog_jsonld
-from databourse.errors import ManifestMismatch, VersionNotFound
-from databourse.exports import croissant_cards, gather
-from databourse.package import MANIFEST
-from databourse.sharing import AccessRefused
+from databourse.errors import AccessRefused, ManifestMismatch, VersionNotFound
+from databourse.product.package import MANIFEST
+from databourse.standards.dcat import CatalogInfo, available_markets, catalog_jsonld
+from databourse.standards.exports import croissant_cards, gather
+from databourse.storage import zones
 
 if TYPE_CHECKING:
     from bourse.exchange import Exchange

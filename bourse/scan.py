@@ -11,10 +11,10 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from bourse.display import escape_controls, json_text
-from databourse.dirty_columns import DIRTY_THRESHOLD
 from databourse.errors import DataBourseError
-from databourse.pii import scan_batches
-from databourse.pii_findings import ColumnFinding
+from databourse.pii.detect import scan_batches
+from databourse.pii.dirty_columns import DIRTY_THRESHOLD
+from databourse.pii.findings import ColumnFinding
 
 BATCH_ROWS = 64_000
 _CSV_BLOCK = 8 << 20

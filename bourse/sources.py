@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from databourse.errors import IngestRejected
-from databourse.ingest import sha256_file
-from databourse.landing import Manifest, read_manifest
-from databourse.storage import parse_s3_uri, s3_client
+from databourse.ingest.files import sha256_file
+from databourse.ingest.landing import Manifest, read_manifest
+from databourse.storage.store import parse_s3_uri, s3_client
 
 _SKIPPED_SUFFIXES = (".tmp", ".part", ".crdownload", ".manifest.json")
 

@@ -25,7 +25,7 @@ from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.exceptions import ObjectNotFound
 
 from bourse.approvals import subject
-from databourse.catalog import Catalog
+from databourse.catalog.database import Catalog
 from tasks.publishing import PUBLISH_FLOW
 
 # A run in one of these states still asks (or will): it is not given up on.

@@ -20,7 +20,7 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import StateType
 
-from databourse.catalog import Catalog
+from databourse.catalog.database import Catalog
 from tasks.publishing import PUBLISH_FLOW, market_of, of_another_catalog
 
 __all__ = ["runs_without_row", "suspended_without_row", "unrecorded"]

@@ -18,6 +18,7 @@
     ├── CatalogError             the catalog refused an operation
     │   ├── VersionNotFound
     │   ├── InvalidName          a buyer or approver name is empty, too long or has controls
+    │   ├── AccessRefused        a buyer's request is refused (401/403), naming their grant only
     │   └── ManifestMismatch     a version's manifest or files differ from its content hash
     │       └── FactsMismatch    its manifest disagrees with its product's config or files
     ├── TransferNotApproved      a market was asked for without a recorded approval
@@ -124,6 +125,15 @@ class AuditError(CatalogError):
 
 class InvalidName(CatalogError):
     """A name for the record (buyer, approver) is empty, overlong or holds control characters."""
+
+
+class AccessRefused(CatalogError):
+    """A buyer's request is refused: `status` (401 or 403) and a reason about their grant only."""
+
+    status: int
+
+    def __init__(self, status: int, reason: str, **context: Any) -> None:
+        super().__init__(reason, status=status, **context)
 
 
 class ManifestMismatch(CatalogError):

@@ -28,9 +28,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from databourse.catalog_models import iso, utcnow
+from databourse.clock import iso, utcnow
 from databourse.errors import KeyRefused, ObjectExists, ObjectNotFound, SecretMissing
-from databourse.storage import ObjectStore
+from databourse.storage.store import ObjectStore
 
 __all__ = [
     "AUDIT_ENV",

@@ -17,7 +17,7 @@ s3://*)
 from botocore.exceptions import ClientError
 
 from databourse.config import load_config
-from databourse.storage import s3_client
+from databourse.storage.store import s3_client
 
 cfg = load_config()
 bucket = cfg.store_root.removeprefix("s3://").split("/", 1)[0]

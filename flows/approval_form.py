@@ -1,6 +1,6 @@
 """The input form an operator answers (Prefect UI or `bourse approve`) for a gated transfer.
 
-One form class per suspension (`approval_form`), made from `databourse.approval_rules`: the
+One form class per suspension (`approval_form`), made from `databourse.transfer.rules`: the
 decision is a choice between an approval on each of the route's bases (each requiring the
 fields its basis needs) and a rejection (requiring a reason); the route is the policy's, not
 an input; the product, version, content hash, market and nonce of the suspension are
@@ -15,8 +15,8 @@ from typing import Any, cast
 
 from prefect.input import RunInput
 
-from databourse.approval_rules import ApprovalAnswer, Binding, answer_model
 from databourse.config import RouteSpec
+from databourse.transfer.rules import ApprovalAnswer, Binding, answer_model
 
 
 class TransferApproval(ApprovalAnswer, RunInput):
@@ -34,7 +34,7 @@ def approval_form(
 def stored_schema(form: type[TransferApproval]) -> dict[str, Any]:
     """The JSON schema Prefect saves for the form when the run suspends (`RunInput.save`), the
     one the server checks a resume against and the UI draws: its sha256 is bound to the
-    question (flows.publish_product, databourse.form_binding)."""
+    question (flows.publish_product, databourse.transfer.form_binding)."""
     from prefect._internal.pydantic.v2_schema import create_v2_schema
 
     return dict(create_v2_schema(form.__name__, model_base=form))

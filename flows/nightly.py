@@ -37,8 +37,8 @@ from prefect.events.filters import (
 from prefect.states import Crashed
 from prefect.utilities.urls import url_for
 
-from databourse import zones
-from databourse.landing import DiscoverResult, Drop
+from databourse.ingest.landing import DiscoverResult, Drop
+from databourse.storage import zones
 from flows.run_names import dated
 from tasks import reporting, resources
 from tasks.discovering import discover_drops
@@ -146,13 +146,13 @@ def _refresh(dispatches: list[Dispatch], silence: float) -> None:
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=list(open_runs)))
         )
         for run in found:
-            if _silent(client, run, silence):
-                run = _crash(client, run, silence)
+            if is_silent(client, run, silence):
+                run = crash_silent_run(client, run, silence)
                 get_run_logger().warning("drop run %s: %s", run.name, run.state.message)  # type: ignore[union-attr]
             open_runs[str(run.id)].runs[-1] = run
 
 
-def _silent(client: SyncPrefectClient, run: FlowRun, silence: float) -> bool:
+def is_silent(client: SyncPrefectClient, run: FlowRun, silence: float) -> bool:
     """Pending or Running, and neither a state change nor a heartbeat for `silence` seconds.
 
     A live worker starts a Pending run within seconds, and a running drop beats every
@@ -177,7 +177,7 @@ def _silent(client: SyncPrefectClient, run: FlowRun, silence: float) -> bool:
     return not beats.events
 
 
-def _crash(client: SyncPrefectClient, run: FlowRun, silence: float) -> FlowRun:
+def crash_silent_run(client: SyncPrefectClient, run: FlowRun, silence: float) -> FlowRun:
     """Mark a silent run Crashed (as the zombie automation would), so that it is started again."""
     state = run.state.name if run.state else "?"
     message = f"{state} without a state change or a heartbeat for {silence:.0f} s: taken for dead"

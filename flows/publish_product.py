@@ -20,8 +20,8 @@ from prefect.client.orchestration import get_client
 from prefect.runtime import deployment, flow_run
 from pydantic import ValidationError
 
-from databourse.approval_rules import Binding
 from databourse.errors import TransferNotApproved
+from databourse.transfer.rules import Binding
 from flows.approval_form import approval_description, approval_form, stored_schema
 from flows.run_names import publication
 from flows.suspending import suspend

@@ -7,7 +7,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from databourse.audit import anchor_key
+from databourse.catalog.trail import anchor_key
 from tasks import reporting, resources
 from tasks.retrying import RETRY_TRANSIENT
 

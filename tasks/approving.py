@@ -3,7 +3,7 @@
 The answer is read from the Prefect API, never taken from the caller, and is recorded only on
 the suspension that asked for it: the run's current parameters still name the version the form
 was opened for, the answer carries that form's product, version, content hash, market and
-nonce, and it meets the form's own schema (`databourse.approval_rules`) checked here again,
+nonce, and it meets the form's own schema (`databourse.transfer.rules`) checked here again,
 since an input can be written into the Prefect API without the server's check. Every refusal
 marks the suspension refused, is audited and logged (names and hashes only), and leaves the
 market pending.
@@ -24,10 +24,10 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.exceptions import ObjectNotFound
 from prefect.input.run_input import keyset_from_base_key
 
-from databourse.approval_rules import Binding, flat_answer
 from databourse.errors import TransferNotApproved
-from databourse.form_binding import description_sha256, form_problems, schema_sha256
-from databourse.transfer import answer_basis, approval_problems
+from databourse.transfer.form_binding import description_sha256, form_problems, schema_sha256
+from databourse.transfer.policy import answer_basis, approval_problems
+from databourse.transfer.rules import Binding, flat_answer
 from tasks import resources
 from tasks.publishing import NO_IDENTITY, PUBLISH_FLOW, version_facts
 

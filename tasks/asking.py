@@ -14,7 +14,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun
 from prefect.runtime import deployment
 
-from databourse.catalog import Catalog
+from databourse.catalog.database import Catalog
 from databourse.errors import VersionNotFound
 from tasks import resources
 from tasks.dispatching import start_keyed

@@ -8,12 +8,13 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
-from databourse import assembly, zones
 from databourse.errors import PersonalDataFound
-from databourse.package import FileEntry
-from databourse.partitions import load_schema, output_schema
-from databourse.staged_integrity import stream_digest
-from databourse.storage import ObjectStore, put_file_once
+from databourse.ingest.staged_integrity import stream_digest
+from databourse.product import assembly
+from databourse.product.package import FileEntry
+from databourse.product.partitions import load_schema, output_schema
+from databourse.storage import zones
+from databourse.storage.store import ObjectStore, put_file_once
 from tasks import reporting, resources
 from tasks.building import SOURCE_SCHEMA, Build, fetch_build, schema_reads, seal_written
 from tasks.retrying import RETRY_TRANSIENT

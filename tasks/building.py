@@ -1,13 +1,13 @@
 """Tasks: build a product from a staged dataset in passes over partitions (plan, pass 1, pass 2).
 
-The passes (databourse.partitions, databourse.assembly) exchange pointers, never tables: files
-in the build's work folder, named by relative paths in the tasks' small JSON results, each with
-the sha256 its pass recorded (`sealed`). On the local store the folder is private to this machine
-(outside the store); on S3 it is `staging/products/<product>/work/<build>/`: a task downloads what
-it reads and uploads what it writes, so a Dask worker in another process (or on another machine)
-needs nothing but the store and configs. Every read is checked against its seal (tasks.work_files).
-Keys and hierarchies are fetched by each task from its own process's resources, never passed.
-Pass 3 and staging: tasks.assembling; the version and its manifest: tasks.packaging.
+The passes (databourse.product.partitions, databourse.product.assembly) exchange pointers, never
+tables: files in the build's work folder, named by relative paths in the tasks' small JSON results,
+each with the sha256 its pass recorded (`sealed`). On the local store the folder is private to this
+machine (outside the store); on S3 it is `staging/products/<product>/work/<build>/`: a task
+downloads what it reads and uploads what it writes, so a Dask worker in another process (or on
+another machine) needs nothing but the store and configs. Every read is checked against its seal
+(tasks.work_files). Keys and hierarchies are fetched by each task from its own process's resources,
+never passed. Pass 3 and staging: tasks.assembling; the version and its manifest: tasks.packaging.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from typing import Any
 import pyarrow.parquet as pq
 from prefect import get_run_logger, task
 
-from databourse import assembly, zones
-from databourse.anonymize import Keys
 from databourse.config import Config, ProductSpec
-from databourse.hierarchy import Hierarchy, product_hierarchies
-from databourse.ingest_records import load_ingest
-from databourse.partitions import (
+from databourse.ingest.records import load_ingest
+from databourse.privacy.anonymize import Keys
+from databourse.privacy.hierarchy import Hierarchy, product_hierarchies
+from databourse.product import assembly
+from databourse.product.partitions import (
     PARTITION_ROWS,
     Partition,
     count_partition,
@@ -38,8 +38,9 @@ from databourse.partitions import (
     save_schema,
     write_partition,
 )
-from databourse.productize import decide
-from databourse.storage import ObjectStore
+from databourse.product.productize import decide
+from databourse.storage import zones
+from databourse.storage.store import ObjectStore
 from tasks import resources
 from tasks.retrying import RETRY_TRANSIENT
 from tasks.staged import staged_copy, trusted_staged

@@ -7,7 +7,7 @@ from typing import Any
 from prefect import get_run_logger, task
 
 from databourse.errors import IngestRejected
-from databourse.landing import discover
+from databourse.ingest.landing import discover
 from tasks import reporting, resources
 from tasks.retrying import RETRY_TRANSIENT
 

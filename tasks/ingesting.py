@@ -12,8 +12,8 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from databourse.errors import GateFailed, ObjectChanged
-from databourse.ingest import fetched_source, ingest_file
-from databourse.landing_bounds import SourceBounds
+from databourse.ingest.files import fetched_source, ingest_file
+from databourse.ingest.landing_bounds import SourceBounds
 from tasks import reporting, resources
 from tasks.retrying import RETRY_TRANSIENT
 

@@ -1,5 +1,5 @@
 """OpenLineage events of a flow run: START on entry, COMPLETE or FAIL on exit (see
-databourse/lineage.py for the names and facets).
+databourse/standards/lineage.py for the names and facets).
 
 A flow wraps its body in `tracked(...)` with the datasets its runs read and write. The run id is
 the Prefect flow run's, a subflow's parent is the flow run that called it. A paused or suspended
@@ -35,9 +35,10 @@ from prefect import get_run_logger
 from prefect.context import FlowRunContext
 from prefect.exceptions import PrefectSignal
 
-from databourse import lineage, zones
 from databourse.config import Config
-from databourse.ingest_records import load_ingest
+from databourse.ingest.records import load_ingest
+from databourse.standards import lineage
+from databourse.storage import zones
 from tasks import reporting, resources
 
 EVENTS = Path("lineage") / "events.jsonl"  # under the state folder

@@ -10,19 +10,19 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.events import emit_event
 
-from databourse import zones
 from databourse.errors import ObjectChanged
-from databourse.ingest_records import load_ingest
-from databourse.odrl import usage_policy
-from databourse.package import (
+from databourse.ingest.records import load_ingest
+from databourse.ingest.staged_integrity import file_digest
+from databourse.product.package import (
     FileEntry,
     build_manifest,
     manifest_sha256,
     publish_version,
     read_manifest,
 )
-from databourse.staged_integrity import file_digest
-from databourse.storage import ObjectStore
+from databourse.storage import zones
+from databourse.storage.store import ObjectStore
+from databourse.transfer.odrl import usage_policy
 from tasks import reporting, resources
 from tasks.retrying import RETRY_TRANSIENT
 from tasks.staged import trusted_staged

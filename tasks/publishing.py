@@ -12,11 +12,11 @@ from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.exceptions import ObjectNotFound
 
-from databourse.catalog import Catalog
+from databourse.catalog.database import Catalog
 from databourse.errors import CatalogError, ManifestMismatch, VersionNotFound
-from databourse.facts import confirmed_facts
-from databourse.package import read_manifest
-from databourse.transfer import TransferFacts
+from databourse.product.facts import confirmed_facts
+from databourse.product.package import read_manifest
+from databourse.transfer.policy import TransferFacts
 from tasks import reporting, resources
 from tasks.dispatching import start_keyed
 from tasks.retrying import RETRY_TRANSIENT
@@ -220,7 +220,7 @@ def sweep_approvals() -> int:
 @task(name="export-catalog", **RETRY_TRANSIENT)
 def export_catalog() -> dict[str, str]:
     """Refresh the DCAT-AP export and the HTML catalog page after a publication."""
-    from databourse.exports import export_catalog as export
+    from databourse.standards.exports import export_catalog as export
 
     uris = export(resources.catalog(), resources.store())
     reporting.link("catalog-page", uris["page"], "The catalog page (HTML)")

@@ -10,13 +10,14 @@ from typing import cast
 
 import httpx
 
-from databourse.catalog import Catalog
+from databourse.catalog.database import Catalog
 from databourse.config import Config, ProductSpec, load_config
 from databourse.errors import DataBourseError
 from databourse.keys import DEFAULT_VERSION, Key, KeyPlace, bind, check_strength, default_key_dir
 from databourse.keys import read as read_key
 from databourse.keys import require as require_key
-from databourse.storage import ObjectStore, open_store
+from databourse.storage.opening import open_store
+from databourse.storage.store import ObjectStore
 
 log = logging.getLogger(__name__)
 

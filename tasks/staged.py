@@ -8,11 +8,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from databourse import zones
 from databourse.errors import ObjectChanged
-from databourse.ingest_records import IngestResult
-from databourse.staged_integrity import check_staged, expected_staged
-from databourse.storage import ObjectStore
+from databourse.ingest.records import IngestResult
+from databourse.ingest.staged_integrity import check_staged, expected_staged
+from databourse.storage import zones
+from databourse.storage.store import ObjectStore
 from tasks import resources
 
 

@@ -9,12 +9,12 @@ from typing import Any
 import pyarrow.parquet as pq
 from prefect import get_run_logger, task
 
-from databourse import zones
 from databourse.errors import PersonalDataFound, QualityFailed
-from databourse.ingest_records import load_ingest
-from databourse.pii import SCAN_BATCH_ROWS, scan_batches
-from databourse.quarantine import quarantine_ingest
-from databourse.screening import check_declarations
+from databourse.ingest.quarantine import quarantine_ingest
+from databourse.ingest.records import load_ingest
+from databourse.pii.detect import SCAN_BATCH_ROWS, scan_batches
+from databourse.pii.screening import check_declarations
+from databourse.storage import zones
 from tasks import reporting, resources
 from tasks.retrying import RETRY_TRANSIENT
 from tasks.staged import ingested_copy
@@ -30,7 +30,7 @@ def load_quality() -> None:
     instead, beside the PII scan on the other thread, it made both slower (at 1M rows quality
     16.4 s and PII 11.7 s against 5.7 and 8.8 s: the import holds the GIL), and on a thread during
     the ingest it made the ingest 2-3x slower."""
-    import databourse.quality_docs  # noqa: F401  (imports databourse.quality and quality_score)
+    import databourse.quality.docs  # noqa: F401  (imports databourse.quality.suite and quality_score)
 
 
 @task(
@@ -40,11 +40,12 @@ def load_quality() -> None:
 )
 def check_quality(provider: str, dataset: str, ingest_id: str) -> dict[str, Any]:
     """Run the dataset's suite; quarantine the ingest when an error-severity expectation fails."""
-    from databourse.quality import check_suite, suite_from_contract, validate_parquet
-    from databourse.quality_docs import artifact_rows, markdown_summary, render_html
-    from databourse.quality_history import read_history
-    from databourse.quality_page import Suite
-    from databourse.quality_score import scores
+    from databourse.quality.batches import validate_parquet
+    from databourse.quality.docs import artifact_rows, markdown_summary, render_html
+    from databourse.quality.history import read_history
+    from databourse.quality.page import Suite
+    from databourse.quality.score import scores
+    from databourse.quality.suite import check_suite, suite_from_contract
 
     logger = get_run_logger()
     store = resources.store()

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from databourse.errors import ConfigError, ObjectChanged
-from databourse.staged_integrity import check_staged, file_digest
-from databourse.storage import ObjectStore, validate_key
+from databourse.ingest.staged_integrity import check_staged, file_digest
+from databourse.storage.store import ObjectStore, validate_key
 from tasks import resources
 from tasks.staged import audited_refusal, local_copy, staged_copy
 

@@ -200,9 +200,9 @@ def publish_sample_version(
     """A catalog and store holding p1@1.0.0: published, CN available, MY pending approval."""
     import pyarrow as pa
 
-    from databourse.catalog import Catalog
+    from databourse.catalog.database import Catalog
     from databourse.config import UsageTerms
-    from databourse.package import (
+    from databourse.product.package import (
         content_hash,
         manifest_sha256,
         publish_files,
@@ -210,7 +210,7 @@ def publish_sample_version(
         transfer_facts,
         write_parquet,
     )
-    from databourse.storage import open_store
+    from databourse.storage.opening import open_store
 
     sha = "0" * 64
     store = open_store(store_root or str(tmp_path / "store"), endpoint_url=endpoint_url)
@@ -261,8 +261,8 @@ def sample_manifest(
     `content_hash` is overridden.
     """
     from databourse.config import UsageTerms
-    from databourse.odrl import usage_policy
-    from databourse.package import build_manifest, content_hash, schema_of, transfer_facts
+    from databourse.product.package import build_manifest, content_hash, schema_of, transfer_facts
+    from databourse.transfer.odrl import usage_policy
 
     sha = "0" * 64
     terms = terms or UsageTerms(purposes=["research"])

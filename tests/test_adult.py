@@ -19,10 +19,10 @@ from pycanon import anonymity
 
 from databourse.config import PrivacyModel
 from databourse.errors import PrivacyModelFailed
-from databourse.hierarchy import Hierarchy
-from databourse.lattice import anonymize, evaluate, search
-from databourse.privacy import verify
-from databourse.risk import prosecutor_risk
+from databourse.privacy.hierarchy import Hierarchy
+from databourse.privacy.k_anonymity import verify
+from databourse.privacy.lattice import anonymize, evaluate, search
+from databourse.privacy.risk import prosecutor_risk
 
 # ../shared beside the checkout (as CI lays it out), or DATABOURSE_SHARED_DIR
 ADULT = (

@@ -1,4 +1,4 @@
-"""Tests of databourse.aggregate: cells, primary and complementary suppression, noise."""
+"""Tests of databourse.privacy.aggregate: cells, primary and complementary suppression, noise."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from databourse.aggregate import aggregate
 from databourse.config import AggregateSpec, ProductSpec, ProviderSpec
 from databourse.config.loading import check_product
+from databourse.privacy.aggregate import aggregate
 
 KEY = b"k" * 32
 

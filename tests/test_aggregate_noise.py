@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from databourse.aggregate import aggregate
 from databourse.config import AggregateSpec
+from databourse.privacy.aggregate import aggregate
 
 KEY = b"k" * 32
 PER_CELL = 100  # true count of every cell: with b = 10, flooring at 0 has P about 1e-5

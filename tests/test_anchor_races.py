@@ -19,13 +19,13 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from databourse import audit
-from databourse.audit_anchors import MAX_ANCHOR_BYTES, NEWEST_READS
-from databourse.catalog import Catalog
-from databourse.catalog_models import AuditEvent
-from databourse.storage import ObjectInfo, ObjectStore
-from databourse.storage_local import LocalStore
-from databourse.trail_state import TrailState
+from databourse.catalog import trail as audit
+from databourse.catalog.database import Catalog
+from databourse.catalog.models import AuditEvent
+from databourse.catalog.trail_anchors import MAX_ANCHOR_BYTES, NEWEST_READS
+from databourse.catalog.trail_state import TrailState
+from databourse.storage.local import LocalStore
+from databourse.storage.store import ObjectInfo, ObjectStore
 
 SCHEMA = [{"name": "customer_ref", "type": "string"}]
 

@@ -1,4 +1,4 @@
-"""Tests of databourse.anonymize: keyed pseudonyms, generalization, per-product rules."""
+"""Tests of databourse.privacy.anonymize: keyed pseudonyms, generalization, per-product rules."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from databourse.anonymize import (
+from databourse.config import ColumnRule, ProductSpec
+from databourse.errors import ConfigError, IngestRejected
+from databourse.privacy.anonymize import (
     MIN_KEY_BYTES,
     add_noise,
     apply_rules,
@@ -25,9 +27,7 @@ from databourse.anonymize import (
     pseudonymize,
     source_columns,
 )
-from databourse.config import ColumnRule, ProductSpec
-from databourse.errors import ConfigError, IngestRejected
-from databourse.hierarchy import Hierarchy
+from databourse.privacy.hierarchy import Hierarchy
 
 KEY = b"k" * MIN_KEY_BYTES
 OTHER_KEY = b"o" * MIN_KEY_BYTES

@@ -17,7 +17,7 @@ from prefect.client.orchestration import get_client
 from prefect.input.run_input import keyset_from_base_key
 from prefect.states import Suspended
 
-from bourse.approvals import _form_ready, answer
+from bourse.approvals import answer, form_ready
 
 pytestmark = pytest.mark.prefect
 
@@ -57,9 +57,9 @@ def test_the_form_is_not_ready_until_its_schema_is_saved(prefect_api: str) -> No
     with get_client(sync_client=True) as client:
         run_id = suspended_without_form(client)
         assert client.read_flow_run(run_id).state.name == "Suspended"
-        assert not _form_ready(client, run_id, KEY)
+        assert not form_ready(client, run_id, KEY)
         saver = save_schema_later(prefect_api, run_id, 0.5)
-        assert _form_ready(client, run_id, KEY, wait_seconds=15)
+        assert form_ready(client, run_id, KEY, wait_seconds=15)
         saver.join()
 
 

@@ -1,4 +1,4 @@
-"""ARX's loss metrics (databourse.loss_metrics): each picks ARX's node with ARX's figure.
+"""ARX's loss metrics (databourse.privacy.loss_metrics): each picks ARX's node with ARX's figure.
 
 References, all from ARX 3.9 (`arx-deidentifier/arx` commit aacd487, Apache-2.0, folder
 src/test/org/deidentifier/arx/test) or from /work/shared/benchmarks/fars/README.md (ARX 3.9.2 run
@@ -26,10 +26,10 @@ import pytest
 
 from databourse.config import PrivacyModel
 from databourse.errors import PrivacyModelFailed
-from databourse.hierarchy import Hierarchy
-from databourse.lattice import anonymize, apply_levels, evaluate, search
-from databourse.loss_metrics import METRICS, Metric
-from databourse.privacy import enforce_model
+from databourse.privacy.hierarchy import Hierarchy
+from databourse.privacy.k_anonymity import enforce_model
+from databourse.privacy.lattice import anonymize, apply_levels, evaluate, search
+from databourse.privacy.loss_metrics import METRICS, Metric
 
 SHARED = (
     Path(os.environ.get("DATABOURSE_SHARED_DIR") or Path(__file__).resolve().parents[2] / "shared")

@@ -23,8 +23,8 @@ from test_facts_and_grants import PRODUCT, World, gate, package, world
 from test_listing_attacks import export, offered, verify_all
 from test_trail_backed_grants import sql
 
-from databourse import zones
-from databourse.samples import generate_drops
+from databourse.storage import zones
+from databourse_samples.demo import generate_drops
 
 __all__ = ["world"]  # the fixture, shared with test_facts_and_grants
 
@@ -46,8 +46,8 @@ def squatted_nightly(own_stack: Any) -> Any:
     import subprocess
     import sys
 
-    from databourse.catalog_engine import catalog_identity
-    from databourse.landing import discover
+    from databourse.catalog.engine import catalog_identity
+    from databourse.ingest.landing import discover
 
     url, project, env = own_stack
     cfg, store, key, drop = _land(project, 80806, "2026-12-06")
@@ -198,8 +198,8 @@ def _land(project: Path, seed: int, day: str) -> tuple[Any, Any, str, Any]:
     """A sample orders drop of `seed` in the landing zone of `project`: (config, store, its
     landing key, what discovery says of it)."""
     from databourse.config import load_config
-    from databourse.landing import discover
-    from databourse.storage import open_store
+    from databourse.ingest.landing import discover
+    from databourse.storage.opening import open_store
 
     cfg = load_config(project / "configs")
     store = open_store(cfg.store_root)
@@ -308,7 +308,7 @@ def test_a_drop_run_marked_crashed_while_it_runs_makes_each_version_once(
     import sys
     import threading
 
-    from databourse.catalog import Catalog
+    from databourse.catalog.database import Catalog
 
     url, project, env = own_stack
     cfg, store, key, _ = _land(project, 80808, "2026-12-08")
@@ -497,7 +497,7 @@ def test_redaction_time_grows_linearly_with_a_document(tmp_path: Path) -> None:
 
     import pyarrow as pa
 
-    from databourse.text_redact import redact_batch
+    from databourse.pii.text_redact import redact_batch
 
     sentence = "Tan Wei Ming lives at 12 Orchard Road and calls +65 9123 4567 today. "
 

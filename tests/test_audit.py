@@ -10,7 +10,7 @@ import pytest
 from helpers import publish_sample_version
 from sqlalchemy import text
 
-from databourse.catalog import Catalog
+from databourse.catalog.database import Catalog
 
 
 def approve_my(catalog: Catalog) -> None:
@@ -103,7 +103,7 @@ def test_reordering_is_found(cat: Catalog) -> None:
 def test_gate_events_are_chained_too(tmp_path: Path) -> None:
     """Counts, carry-overs and expiries are events of the same chain; editing one is found."""
     from databourse.config import load_config
-    from databourse.transfer import facts_for
+    from databourse.transfer.policy import facts_for
 
     policy = load_config().policy
     cat = Catalog(f"sqlite:///{tmp_path / 'gate.db'}")

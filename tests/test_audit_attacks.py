@@ -22,12 +22,13 @@ import pytest
 from conftest import TEST_AUDIT_KEY
 from helpers import bourse, make_project
 
-from databourse import audit, keys
-from databourse.catalog import Catalog
-from databourse.catalog_models import to_utc
+from databourse import keys
+from databourse.catalog import trail as audit
+from databourse.catalog.database import Catalog
+from databourse.catalog.models import to_utc
 from databourse.config import load_config
-from databourse.storage import open_store
-from databourse.transfer import facts_for
+from databourse.storage.opening import open_store
+from databourse.transfer.policy import facts_for
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -237,7 +238,7 @@ def test_no_audit_event_is_written_without_the_key(
 @pytest.mark.prefect
 def test_an_ingest_run_anchors_the_head(prefect_api: str, project: Path, tmp_path: Path) -> None:
     """The ingest flow ends by anchoring the chain's head in the store (and says so)."""
-    from databourse.samples import generate_drops
+    from databourse_samples.demo import generate_drops
     from flows.ingest_dataset import ingest_dataset
     from tasks import resources
 

@@ -19,12 +19,13 @@ from typing import Any
 import pytest
 from helpers import bourse, make_project
 
-from databourse import audit
-from databourse.catalog import Catalog
-from databourse.catalog_models import to_utc
+from databourse.catalog import trail as audit
+from databourse.catalog.database import Catalog
+from databourse.catalog.models import to_utc
 from databourse.config import load_config
-from databourse.storage import ObjectStore, open_store
-from databourse.transfer import facts_for
+from databourse.storage.opening import open_store
+from databourse.storage.store import ObjectStore
+from databourse.transfer.policy import facts_for
 
 Trail = tuple[dict[str, str], Path, ObjectStore]
 

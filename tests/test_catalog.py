@@ -1,4 +1,4 @@
-"""Tests of databourse.catalog on SQLite and PostgreSQL, including concurrent reservations."""
+"""Tests of the catalog (databourse.catalog) on SQLite and PostgreSQL, concurrent writers too."""
 
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from databourse.catalog import Catalog, make_engine
-from databourse.catalog_models import Approval, Version
+from databourse.catalog.database import Catalog, make_engine
+from databourse.catalog.models import Approval, Version
+from databourse.catalog.versioning import Schema
 from databourse.config import CrossBorderPolicy, load_config
 from databourse.errors import CatalogError, TransferNotApproved, VersionNotFound
-from databourse.transfer import TransferFacts, calendar_year, facts_for
-from databourse.versioning import Schema
+from databourse.transfer.policy import TransferFacts, calendar_year, facts_for
 
 PG_URL = os.environ.get(
     "DATABOURSE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -462,7 +462,7 @@ def test_nothing_counted_without_personal_data_or_at_home(
 def test_calendar_year_in_the_origin_time_zone(
     catalog: Catalog, policy: CrossBorderPolicy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import databourse.catalog as module
+    import databourse.catalog.database as module
 
     monkeypatch.setattr(module, "utcnow", lambda: datetime(2026, 12, 31, 15, 30, tzinfo=UTC))
     _gate(catalog, policy, "h1", _facts(70_000))  # 23:30 on 31 December 2026 in Shanghai

@@ -181,7 +181,7 @@ def test_bad_rules_are_listed(
 
 def test_over_the_leftover_limit_exits_1(tmp_path: Path) -> None:
     """Documents whose re-scan still finds an address the redaction missed, limit 0."""
-    from databourse.text_redact import leftover, redact_batch
+    from databourse.pii.text_redact import leftover, redact_batch
 
     docs = evaluation_set(100, seed=24)
     redacted, _ = redact_batch(pa.array([d.text for d in docs], pa.large_string()))

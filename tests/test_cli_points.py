@@ -20,7 +20,7 @@ from helpers import REPO, bourse, cli_env, free_port, make_project, own_prefect_
 from sqlalchemy import inspect, text
 from test_facts_and_grants import PRODUCT, SCC, World, gate, package
 
-from databourse.catalog import Catalog
+from databourse.catalog.database import Catalog
 
 pytestmark = pytest.mark.e2e
 world = test_facts_and_grants.world  # the fixture: a project with its catalog, store and CLI env

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 from helpers import bourse, make_project, publish_sample_version
 
-from databourse.catalog import Catalog
+from databourse.catalog.database import Catalog
 from databourse.config import DatasetSpec
-from databourse.consistency import check_all
-from databourse.consistency_report import ConsistencyReport
+from databourse.consistency.report import ConsistencyReport
+from databourse.consistency.verify import check_all
 from databourse.errors import IngestRejected
-from databourse.ingest import ingest_file
-from databourse.ingest_records import IngestResult
-from databourse.storage import ObjectStore
+from databourse.ingest.files import ingest_file
+from databourse.ingest.records import IngestResult
+from databourse.storage.store import ObjectStore
 
 SPEC = DatasetSpec.model_validate(
     {"columns": [{"name": "id", "type": "string"}, {"name": "n", "type": "int64"}]}

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given, settings
 
 from databourse.config import DatasetSpec
-from databourse.contract import coerce_batch, plan_columns
 from databourse.errors import IngestRejected
-from databourse.primary_key import KeyIndex, hash_column, hash_rows
+from databourse.ingest.contract import coerce_batch, plan_columns
+from databourse.quality.primary_key import KeyIndex, hash_column, hash_rows
 
 
 def spec(**extra: Any) -> DatasetSpec:
@@ -193,7 +193,7 @@ def test_null_key_is_rejected_with_its_row(tmp_path: Path) -> None:
 
 def test_hash_collision_is_not_a_duplicate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Equal hashes are only candidates: the values are compared before rejecting."""
-    import databourse.primary_key as pk
+    import databourse.quality.primary_key as pk
 
     monkeypatch.setattr(pk, "hash_rows", lambda batch, cols: np.zeros(batch.num_rows, np.uint64))
     check_keys([pa.record_batch({"k": ["a", "b", "c"]})], ["k"], tmp_path)

@@ -37,8 +37,8 @@ from databourse.corpus.dedup import normalize
 from databourse.corpus.documents import document_id, read_documents
 from databourse.corpus.filters import QualityRules
 from databourse.errors import ConfigError, IngestRejected, ObjectExists, PersonalDataFound
-from databourse.readers_bytes import ReadLimits
-from databourse.text_redact import leftover, redact_batch
+from databourse.pii.text_redact import leftover, redact_batch
+from databourse.readers.decompress import ReadLimits
 
 INDEX_PEAK = 1000  # bytes a document: 14 keys of 16 bytes, an id, its parent; runs merge
 LICENCES = ("CC-BY-4.0", "CC0-1.0", "proprietary")

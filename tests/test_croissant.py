@@ -29,14 +29,9 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import REPO, publish_sample_version, sample_manifest
 
-from databourse.catalog import Catalog
+from databourse.catalog.database import Catalog
 from databourse.config import Config, load_config
-from databourse.croissant import CONFORMS_TO, card, card_key, file_problems
-from databourse.dcat import listed_offers
-from databourse.exports import JSONLD_KEY, export_listing
-from databourse.listing_seal import seal_findings
-from databourse.odrl import usage_policy
-from databourse.package import (
+from databourse.product.package import (
     HIVE_NULL,
     content_hash,
     manifest_sha256,
@@ -45,8 +40,13 @@ from databourse.package import (
     transfer_facts,
     write_parquet,
 )
-from databourse.productize import productize
-from databourse.storage import ObjectStore
+from databourse.product.productize import productize
+from databourse.standards.croissant import CONFORMS_TO, card, card_key, file_problems
+from databourse.standards.dcat import listed_offers
+from databourse.standards.exports import JSONLD_KEY, export_listing
+from databourse.standards.listing_seal import seal_findings
+from databourse.storage.store import ObjectStore
+from databourse.transfer.odrl import usage_policy
 
 # mlcroissant 1.1.1 reads Parquet with pandas' reset_index(inplace=True), deprecated in pandas 3.1
 pytestmark = pytest.mark.filterwarnings(

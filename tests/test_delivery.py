@@ -11,7 +11,7 @@ from helpers import make_project, publish_sample_version, with_sample_product
 from s3_server import make_bucket, moto_server, use_dummy_aws_env
 
 from databourse.config import Config, load_config
-from databourse.delivery import expiry, grant_access
+from databourse.delivery.grants import expiry, grant_access
 from databourse.errors import CatalogError, TransferNotApproved
 
 NOW = dt.datetime(2026, 11, 21, 12, 0, tzinfo=dt.UTC)

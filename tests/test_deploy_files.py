@@ -538,7 +538,7 @@ def test_init_script_gives_the_catalog_a_database_of_its_own() -> None:
     from sqlalchemy import create_engine, make_url, text
     from sqlalchemy.exc import OperationalError
 
-    from databourse.catalog import Catalog
+    from databourse.catalog.database import Catalog
 
     if shutil.which("psql") is None:
         pytest.skip("psql is not installed")

@@ -22,8 +22,8 @@ from helpers import (
     stop_stack,
 )
 
-from databourse.dcat import listed_offers
-from databourse.samples import write_bad_drop
+from databourse.standards.dcat import listed_offers
+from databourse_samples.demo import write_bad_drop
 
 pytestmark = pytest.mark.e2e
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from helpers import bourse, cli_env, make_project, stop_stack
 
-from databourse.samples import generate_drops
+from databourse_samples.demo import generate_drops
 
 pytestmark = pytest.mark.e2e
 

@@ -11,7 +11,7 @@ import pytest
 from helpers import bourse, cli_env, make_project, stop_stack
 from s3_server import DUMMY_AWS_ENV, client, make_bucket, moto_server
 
-from databourse.samples import generate_drops
+from databourse_samples.demo import generate_drops
 
 pytestmark = pytest.mark.e2e
 

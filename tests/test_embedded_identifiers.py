@@ -27,14 +27,14 @@ from stdnum import iban, luhn
 from stdnum.cn import ric
 from stdnum.my import nric
 
-from databourse import pii_evalset as ev
-from databourse.assembly import build
 from databourse.config import ColumnRule, ProductSpec, Settings, load_config
 from databourse.errors import ConfigError, PersonalDataFound
-from databourse.pii import scan_table
-from databourse.pii_evalset import make_evalset
-from databourse.redaction import find_spans, redact_embedded
-from databourse.screening import EMBEDDED_MAX_SHARE, check_embedded
+from databourse.pii.detect import scan_table
+from databourse.pii.screening import EMBEDDED_MAX_SHARE, check_embedded
+from databourse.pii.text_spans import find_spans, redact_embedded
+from databourse.product.assembly import build
+from databourse_samples import pii_evalset as ev
+from databourse_samples.pii_evalset import make_evalset
 
 CN_ID = "110101199003074514"  # valid: province 11, born 1990-03-07, check digit 4
 MYKAD = "900101-14-5678"
@@ -266,8 +266,8 @@ def test_redacted_notes_are_published_with_nothing_left(staged: Path, tmp_path: 
 def test_verify_flags_a_published_version_with_identifiers_in_its_text(tmp_path: Path) -> None:
     """A version written straight to the store (not through the build) is caught by verify."""
     from bourse.datatools import verify_version
-    from databourse.package import publish_files, write_parquet
-    from databourse.storage import open_store
+    from databourse.product.package import publish_files, write_parquet
+    from databourse.storage.opening import open_store
 
     store = open_store(str(tmp_path / "store"))
     table = pa.table({"id": ["a", "b", "c"], "notes": [NOTES[0], "ok", "fine"]})

@@ -23,7 +23,7 @@ from sqlalchemy import text
 from test_exchange_sharing import buyer, buyer_python, grant_profile, run, serving
 from test_facts_and_grants import PRODUCT, World, gate, package, world
 
-from databourse import sharing
+from databourse.delivery import sharing
 
 __all__ = ["buyer_python", "world"]  # the fixtures
 

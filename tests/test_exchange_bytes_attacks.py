@@ -171,7 +171,7 @@ def test_on_s3_a_revoked_grants_links_stop_at_once(on_s3: tuple[Buyer, str]) -> 
 def test_the_cache_keeps_only_verified_copies_within_its_size(tmp_path: Path) -> None:
     from bourse.exchange_cache import FileCache
     from databourse.errors import ConfigError
-    from databourse.storage_local import LocalStore
+    from databourse.storage.local import LocalStore
 
     store = LocalStore(tmp_path / "store")
     blobs = {f"products/p/{i}.parquet": bytes([i]) * 1000 for i in range(3)}

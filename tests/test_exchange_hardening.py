@@ -19,7 +19,7 @@ from test_facts_and_grants import World, world
 
 from bourse.exchange import FAILURES
 from bourse.exchange_limits import RateLimiter
-from databourse import sharing
+from databourse.delivery import sharing
 
 __all__ = ["granted", "world"]  # the fixtures
 

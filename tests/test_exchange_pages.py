@@ -30,15 +30,15 @@ from test_facts_and_grants import EXPORTER, PRODUCT, REMAINING, World, gate, wor
 from test_standards_shacl import DCAT_AP, results
 
 from bourse.exchange_pages import PAGE
-from databourse.dcat import listed_offers
-from databourse.odrl import usage_policy
-from databourse.package import (
+from databourse.product.package import (
     content_hash,
     publish_version,
     schema_of,
     transfer_facts,
     write_parquet,
 )
+from databourse.standards.dcat import listed_offers
+from databourse.transfer.odrl import usage_policy
 
 __all__ = ["world"]  # the fixture, shared with test_facts_and_grants
 

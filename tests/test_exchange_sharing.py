@@ -360,9 +360,9 @@ def test_on_s3_the_client_reads_through_the_exchanges_own_links_within_the_grant
 def _s3_world(tmp_path: Path) -> World:
     from helpers import make_project
 
-    from databourse.catalog import Catalog
+    from databourse.catalog.database import Catalog
     from databourse.config import load_config
-    from databourse.storage import open_store
+    from databourse.storage.opening import open_store
 
     project = make_project(tmp_path / "project-s3")
     configs = project / "configs"

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from helpers import chromium_dom, publish_sample_version
 
-from databourse.catalog import Catalog
+from databourse.catalog.database import Catalog
 from databourse.config import load_config
-from databourse.exports import JSONLD_KEY, PAGE_KEY, export_catalog
-from databourse.storage import ObjectStore
+from databourse.standards.exports import JSONLD_KEY, PAGE_KEY, export_catalog
+from databourse.storage.store import ObjectStore
 
 HOSTILE = 'Retail <script>alert("x")</script> & co'
 

@@ -23,19 +23,20 @@ import yaml
 from helpers import bourse, make_project, sample_manifest
 from sqlalchemy import text
 
-from databourse.catalog import Catalog
+from databourse.catalog.database import Catalog
 from databourse.config import Config, load_config
 from databourse.errors import ManifestMismatch
-from databourse.odrl import usage_policy
-from databourse.package import (
+from databourse.product.package import (
     content_hash,
     publish_files,
     schema_of,
     transfer_facts,
     write_parquet,
 )
-from databourse.storage import LocalStore, open_store
-from databourse.transfer import facts_for, policy_fingerprint
+from databourse.storage.local import LocalStore
+from databourse.storage.opening import open_store
+from databourse.transfer.odrl import usage_policy
+from databourse.transfer.policy import facts_for, policy_fingerprint
 
 PRODUCT = "facts-baskets"
 EXPORTER = "sz-retail"

@@ -45,7 +45,7 @@ def stack(tmp_path: Path, **runs: Any) -> tuple[Path, dict[str, str], str]:
 
 def drop(tmp_path: Path, seed: int) -> Path:
     """A small customer_orders drop; another seed gives other bytes (a new drop)."""
-    from databourse.samples import generate_drops
+    from databourse_samples.demo import generate_drops
 
     out = tmp_path / f"drops-{seed}"
     [orders] = [d for d in generate_drops(out, seed=seed, scale=0.2) if d.dataset == DATASET]

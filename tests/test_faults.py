@@ -41,15 +41,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from databourse import zones
-from databourse.catalog import Catalog
+from databourse.catalog.database import Catalog
 from databourse.config import DatasetSpec, UsageTerms, load_config
-from databourse.consistency import check_all
-from databourse.consistency_report import ConsistencyReport
-from databourse.ingest import ingest_file, sha256_file
-from databourse.ingest_records import IngestResult
-from databourse.odrl import usage_policy
-from databourse.package import (
+from databourse.consistency.report import ConsistencyReport
+from databourse.consistency.verify import check_all
+from databourse.ingest.files import ingest_file, sha256_file
+from databourse.ingest.records import IngestResult
+from databourse.product.package import (
     MANIFEST,
     build_manifest,
     content_hash,
@@ -60,7 +58,10 @@ from databourse.package import (
     transfer_facts,
     write_parquet,
 )
-from databourse.storage import ObjectStore, open_store, put_file_once
+from databourse.storage import zones
+from databourse.storage.opening import open_store
+from databourse.storage.store import ObjectStore, put_file_once
+from databourse.transfer.odrl import usage_policy
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
@@ -173,7 +174,7 @@ def _hooks(fault: str) -> None:
     """Make this child kill itself at `fault` (wrapping functions of this process only)."""
     from sqlalchemy import event
 
-    from databourse.storage_local import LocalStore
+    from databourse.storage.local import LocalStore
 
     calls: Counter[str] = Counter()
     put_file, put_bytes, write_table = LocalStore.put_file, LocalStore.put_bytes, pq.write_table
@@ -242,7 +243,7 @@ def _child_main(job: dict[str, Any]) -> None:
 
 def _nightly(store: ObjectStore, catalog: Catalog, ready: Path, go: Path) -> list[dict[str, Any]]:
     """One nightly run: discover what is new in landing, ingest it, build its product."""
-    from databourse.landing import discover
+    from databourse.ingest.landing import discover
 
     cfg = load_config(REPO / "configs")
     ready.touch()
@@ -590,7 +591,7 @@ def test_sqlite_locked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A write waits for a lock held by another connection; past the busy timeout it fails
     naming the lock, and the re-run completes."""
 
-    from databourse.catalog import make_engine
+    from databourse.catalog.database import make_engine
     from databourse.errors import CatalogError
 
     store, catalog, job = world(tmp_path)
@@ -696,7 +697,7 @@ def test_file_size_limit(tmp_path: Path) -> None:
 
 def test_two_nightly_runs_at_once(tmp_path: Path) -> None:
     """Two runs over the same landing drops: each drop ingested once, each version made once."""
-    from databourse.samples import generate_drops
+    from databourse_samples.demo import generate_drops
 
     store, catalog, job = world(tmp_path)
     for drop in generate_drops(tmp_path / "gen", scale=0.2):
@@ -870,7 +871,7 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 def s3_store(endpoint: str, prefix: str) -> ObjectStore:
     """An S3Store with 5 MiB parts, so a 12 MB drop is a multipart upload."""
-    from databourse.storage_s3 import S3Store
+    from databourse.storage.s3 import S3Store
 
     return S3Store(
         BUCKET,
@@ -1012,7 +1013,7 @@ def test_runner_killed_while_a_run_waits_for_approval(tmp_path: Path) -> None:
     from conftest import TEST_KEY
     from helpers import bourse, cli_env, make_project, stop_stack
 
-    from databourse.samples import generate_drops
+    from databourse_samples.demo import generate_drops
 
     project = make_project(tmp_path / "project")
     env = cli_env(project, DATABOURSE_PSEUDONYM_KEY=TEST_KEY)

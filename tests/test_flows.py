@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from databourse.errors import IngestRejected, PersonalDataFound
-from databourse.samples import generate_drops, write_bad_drop
+from databourse_samples.demo import generate_drops, write_bad_drop
 
 pytestmark = pytest.mark.prefect
 

@@ -32,11 +32,11 @@ from test_transfer_gate import (
     wait_state,
 )
 
-from databourse.approval_answers import answer_problems
-from databourse.approval_rules import Binding, answer_model
-from databourse.catalog import Catalog
+from databourse.catalog.database import Catalog
 from databourse.config import Config, load_config
 from databourse.errors import TransferNotApproved
+from databourse.transfer.answers import answer_problems
+from databourse.transfer.rules import Binding, answer_model
 
 PRODUCT = "bind-orders"
 DEPLOYMENT = "publish-product/binding"
@@ -103,7 +103,7 @@ def test_the_form_asks_for_what_a_decision_needs_and_nothing_fixed() -> None:
 
 def test_the_form_value_and_the_recorded_fields() -> None:
     """`bourse approve` sends what the form would; the flow records the same fields."""
-    from databourse.approval_rules import flat_answer, form_value
+    from databourse.transfer.rules import flat_answer, form_value
 
     spec = load_config().policy.routes[SCC]
     binding = Binding("p", "1.0.4", "a" * 64, "MY", "n" * 32)
@@ -175,7 +175,7 @@ def test_a_hostile_approver_is_refused_by_the_form_and_the_check(approver: str) 
 
 
 def test_an_answer_is_recorded_only_on_its_waiting_suspension(tmp_path: Path) -> None:
-    from databourse.transfer import facts_for
+    from databourse.transfer.policy import facts_for
 
     cat = Catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
     cat.create_schema()

@@ -40,10 +40,10 @@ from test_facts_and_grants import (
 from test_trail_backed_grants import sql
 
 from bourse.runtime import HEARTBEAT_SECONDS
-from databourse import audit
+from databourse.catalog import trail as audit
 from databourse.config import Settings, load_config
 from databourse.errors import TransferNotApproved
-from databourse.transfer import facts_for
+from databourse.transfer.policy import facts_for
 
 __all__ = ["world"]  # the fixture, shared with test_facts_and_grants
 

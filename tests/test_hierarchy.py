@@ -1,4 +1,4 @@
-"""Tests of databourse.hierarchy: ARX CSV hierarchies, levels, roll-up maps and checks."""
+"""Tests of databourse.privacy.hierarchy: ARX CSV hierarchies, levels, roll-up maps and checks."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 
 from databourse.errors import PrivacyModelFailed
-from databourse.hierarchy import Hierarchy
+from databourse.privacy.hierarchy import Hierarchy
 
 ADULT = Path("/work/shared/benchmarks/adult")
 

@@ -30,15 +30,15 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 
-from databourse import zones
 from databourse.config import DatasetSpec, ProviderSpec, load_config
-from databourse.csv_safety import FORMULA_PREFIXES, csv_bytes, neutralize
+from databourse.delivery.csv_safety import FORMULA_PREFIXES, csv_bytes, neutralize
 from databourse.errors import ConfigError, IngestRejected, StorageError
-from databourse.ingest import ingest_file
-from databourse.ingest_records import IngestResult
-from databourse.readers import ReadHints, open_source
-from databourse.samples import generate_drops
-from databourse.storage_local import LocalStore
+from databourse.ingest.files import ingest_file
+from databourse.ingest.records import IngestResult
+from databourse.readers.stream import ReadHints, open_source
+from databourse.storage import zones
+from databourse.storage.local import LocalStore
+from databourse_samples.demo import generate_drops
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC = DatasetSpec.model_validate(

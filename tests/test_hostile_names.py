@@ -35,7 +35,7 @@ from rich.table import Table
 from sqlalchemy import create_engine, text
 
 from bourse.display import PlainConsole, cells, escape_controls, json_text, safe, yaml_text
-from databourse.catalog import Catalog
+from databourse.catalog.database import Catalog
 from databourse.errors import InvalidName
 from databourse.names import (
     INVISIBLE_CATEGORIES,
@@ -404,7 +404,7 @@ def test_the_form_pattern_is_the_same_rule(value: str) -> None:
 )
 def test_the_expiry_parser_is_total(value: str) -> None:
     """Any `--expires` text is a moment in the future or a CatalogError: never anything else."""
-    from databourse.delivery import expiry
+    from databourse.delivery.grants import expiry
     from databourse.errors import CatalogError
 
     now = dt.datetime.now(dt.UTC)

@@ -12,8 +12,9 @@ import pytest
 
 from databourse.config import DatasetSpec
 from databourse.errors import IngestRejected
-from databourse.ingest import ingest_file
-from databourse.storage import ObjectStore, open_store
+from databourse.ingest.files import ingest_file
+from databourse.storage.opening import open_store
+from databourse.storage.store import ObjectStore
 
 SPEC = DatasetSpec.model_validate(
     {
@@ -72,7 +73,7 @@ def test_staged_row_groups_gather_the_readers_batches(
     tmp_path: Path, store: ObjectStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The reader's 64k-row batches are gathered into row groups of STAGED_ROW_GROUP_ROWS."""
-    from databourse import ingest_staging as ingest
+    from databourse.ingest import staging as ingest
 
     rows = 200_000
     src = tmp_path / "drop.parquet"

@@ -27,11 +27,11 @@ from helpers import bourse, cli_env, make_project, stop_stack
 from bourse.sources import expand
 from databourse.config import DatasetSpec, IngestLimits
 from databourse.errors import IngestRejected
-from databourse.ingest import ingest_file
-from databourse.landing import discover
-from databourse.readers import ReadHints, ReadLimits, open_source
-from databourse.samples import generate_drops
-from databourse.storage import open_store
+from databourse.ingest.files import ingest_file
+from databourse.ingest.landing import discover
+from databourse.readers.stream import ReadHints, ReadLimits, open_source
+from databourse.storage.opening import open_store
+from databourse_samples.demo import generate_drops
 
 SPEC = DatasetSpec.model_validate(
     {

@@ -17,9 +17,10 @@ import pytest
 
 from databourse.config import DatasetSpec, IngestLimits
 from databourse.errors import IngestRejected, StorageError
-from databourse.ingest import ingest_file
-from databourse.ingest_records import IngestResult, load_ingest
-from databourse.storage import ObjectStore, open_store
+from databourse.ingest.files import ingest_file
+from databourse.ingest.records import IngestResult, load_ingest
+from databourse.storage.opening import open_store
+from databourse.storage.store import ObjectStore
 
 SPEC = DatasetSpec.model_validate(
     {

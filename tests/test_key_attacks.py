@@ -19,7 +19,7 @@ from helpers import api_post, bourse, make_project
 
 from databourse import keys
 from databourse.errors import KeyRefused
-from databourse.storage import open_store
+from databourse.storage.opening import open_store
 
 WEAK = {
     "one repeated letter": "a" * 32,
@@ -164,7 +164,7 @@ def test_key_ids_are_bound_once_in_the_store(tmp_path: Path) -> None:
 
 def test_the_manifest_key_id_is_the_recorded_key_id() -> None:
     """Manifests record `key_id` per pseudonymized column: the same id the store binds."""
-    from databourse.anonymize import key_fingerprint
+    from databourse.privacy.anonymize import key_fingerprint
 
     assert key_fingerprint(TEST_KEY.encode()) == keys.key_id("pseudonym", TEST_KEY.encode())
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from databourse.anonymize import apply_rules, key_fingerprints
 from databourse.config import ProductSpec
+from databourse.privacy.anonymize import apply_rules, key_fingerprints
 from tasks import resources
 
 # Random-looking: a key of one repeated letter is refused (tests/test_key_attacks.py).

@@ -17,12 +17,12 @@ from s3_server import client, make_bucket, moto_server, use_dummy_aws_env
 
 from databourse.config import DatasetSpec, ProviderSpec
 from databourse.errors import ConfigError, IngestRejected
-from databourse.ingest import ingest_file
-from databourse.landing import DiscoverResult, Drop, discover, read_manifest
-from databourse.landing_index import HashIndex
-from databourse.storage import ObjectStore
-from databourse.storage_local import LocalStore
-from databourse.storage_s3 import S3Store
+from databourse.ingest.files import ingest_file
+from databourse.ingest.landing import DiscoverResult, Drop, discover, read_manifest
+from databourse.ingest.landing_index import HashIndex
+from databourse.storage.local import LocalStore
+from databourse.storage.s3 import S3Store
+from databourse.storage.store import ObjectStore
 
 SPEC = DatasetSpec.model_validate(
     {"columns": [{"name": "id", "type": "string"}, {"name": "n", "type": "int64"}]}

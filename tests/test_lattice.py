@@ -1,4 +1,4 @@
-"""Tests of databourse.lattice: the search finds the optimum an exhaustive check finds."""
+"""Tests of databourse.privacy.lattice: the search finds the optimum an exhaustive check finds."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 
 from databourse.config import PrivacyModel
 from databourse.errors import PrivacyModelFailed
-from databourse.hierarchy import Hierarchy
-from databourse.lattice import anonymize, apply_levels, evaluate, search
-from databourse.privacy import enforce_model, verify
+from databourse.privacy.hierarchy import Hierarchy
+from databourse.privacy.k_anonymity import enforce_model, verify
+from databourse.privacy.lattice import anonymize, apply_levels, evaluate, search
 
 AGE = Hierarchy(tuple((str(a), f"{a // 5 * 5}-{a // 5 * 5 + 4}", f"{a // 10 * 10}s", "*")
                       for a in range(20, 40)), name="age")  # fmt: skip

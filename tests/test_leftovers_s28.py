@@ -41,14 +41,20 @@ from test_facts_and_grants import (
 from test_trail_backed_grants import grant, sql
 
 from bourse.demo import terms_expired
-from databourse.assembly import build
 from databourse.config import ProductSpec, Settings, load_config
 from databourse.errors import PersonalDataFound
-from databourse.grant_terms import check_terms_expiry
-from databourse.odrl import usage_policy
-from databourse.package import content_hash, publish_files, schema_of, transfer_facts, write_parquet
-from databourse.pii import scan_table
-from databourse.transfer import facts_for
+from databourse.pii.detect import scan_table
+from databourse.product.assembly import build
+from databourse.product.package import (
+    content_hash,
+    publish_files,
+    schema_of,
+    transfer_facts,
+    write_parquet,
+)
+from databourse.transfer.grant_terms import check_terms_expiry
+from databourse.transfer.odrl import usage_policy
+from databourse.transfer.policy import facts_for
 
 __all__ = ["world"]  # the fixture, shared with test_facts_and_grants
 

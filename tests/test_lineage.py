@@ -1,4 +1,4 @@
-"""OpenLineage events: the pure builders (databourse/lineage.py) and the events the flows emit,
+"""OpenLineage events: the pure builders (databourse.standards.lineage) and the events flows emit,
 each checked against the vendored OpenLineage spec (tests/data/openlineage, offline)."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from jsonschema import Draft202012Validator
 from openlineage.client import OpenLineageClient
 from referencing import Registry, Resource
 
-from databourse import lineage
 from databourse.config.products import ProductSpec
+from databourse.standards import lineage
 
 SPEC = Path(__file__).parent / "data" / "openlineage"
 CANARY = "Qzcanary-7f3e9b"  # a cell value: it must never reach an event
@@ -259,7 +259,7 @@ def own_project(prefect_api: str, tmp_path: Path) -> Iterator[Path]:
 def test_flows_emit_start_and_complete_events(
     prefect_api: str, own_project: Path, tmp_path: Path
 ) -> None:
-    from databourse.samples import generate_drops
+    from databourse_samples.demo import generate_drops
     from flows.build_product import build_product
     from flows.ingest_dataset import ingest_dataset
     from flows.publish_product import publish_product
@@ -367,7 +367,7 @@ def test_a_failed_run_emits_fail_with_the_error_type_only(
     prefect_api: str, own_project: Path
 ) -> None:
     from databourse.errors import IngestRejected
-    from databourse.samples import write_bad_drop
+    from databourse_samples.demo import write_bad_drop
     from flows.ingest_dataset import ingest_dataset
 
     bad = write_bad_drop(own_project / "bad-lineage" / "ragged.csv", "ragged")
@@ -392,7 +392,7 @@ def test_an_emission_failure_never_fails_the_run(
 ) -> None:
     """The events file cannot be written (a folder stands in its place): the run completes and
     logs a warning naming the error's type."""
-    from databourse.samples import generate_drops
+    from databourse_samples.demo import generate_drops
     from flows.ingest_dataset import ingest_dataset
 
     [drop] = [

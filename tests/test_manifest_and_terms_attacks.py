@@ -31,8 +31,7 @@ from test_facts_and_grants import (
 
 from databourse.config import UsageTerms
 from databourse.errors import ObjectChanged
-from databourse.odrl import usage_policy
-from databourse.package import (
+from databourse.product.package import (
     FileEntry,
     content_hash,
     manifest_sha256,
@@ -41,7 +40,8 @@ from databourse.package import (
     transfer_facts,
     write_parquet,
 )
-from databourse.storage import open_store
+from databourse.storage.opening import open_store
+from databourse.transfer.odrl import usage_policy
 
 __all__ = ["world"]  # the fixture, shared with test_facts_and_grants
 LOOSE = UsageTerms(purposes=["any"], onward_transfer_allowed=True, expires=None)
@@ -157,7 +157,7 @@ def test_a_manifest_with_loosened_terms_is_named_and_never_granted(world: World)
 
 def test_the_manifest_the_config_makes_is_not_called_a_terms_mismatch(world: World) -> None:
     """The check names only what differs: the build's own manifest passes it."""
-    from databourse.facts import configured_terms_problems
+    from databourse.product.facts import configured_terms_problems
 
     _, built = package_under_config(world, "own")
     assert configured_terms_problems(world.cfg, built) == []

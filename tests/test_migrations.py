@@ -12,8 +12,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 
-from databourse.catalog import Catalog
-from databourse.catalog_models import Base
+from databourse.catalog.database import Catalog
+from databourse.catalog.models import Base
 
 PG_URL = os.environ.get(
     "DATABOURSE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -62,7 +62,7 @@ def test_database_made_before_migrations_is_stamped_and_upgraded(url: str) -> No
     from alembic import command
     from alembic.config import Config
 
-    from databourse.catalog import MIGRATIONS
+    from databourse.catalog.database import MIGRATIONS
 
     with Catalog(url) as cat:
         cfg = Config()
@@ -87,7 +87,7 @@ def test_0006_keeps_earlier_approvals_and_downgrades(url: str) -> None:
     from alembic import command
     from alembic.config import Config
 
-    from databourse.catalog import MIGRATIONS
+    from databourse.catalog.database import MIGRATIONS
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from databourse import zones
-from databourse.samples import generate_drops
+from databourse.storage import zones
+from databourse_samples.demo import generate_drops
 
 pytestmark = pytest.mark.prefect
 
@@ -113,7 +113,7 @@ def test_a_run_with_no_sign_of_life_is_taken_for_dead(prefect_api: str) -> None:
     from prefect.client.orchestration import get_client
     from prefect.states import Completed, Pending, Running
 
-    from flows.nightly import _crash, _silent
+    from flows.nightly import crash_silent_run, is_silent
 
     @flow(name="silent-drop")
     def silent_drop() -> None:
@@ -125,10 +125,13 @@ def test_a_run_with_no_sign_of_life_is_taken_for_dead(prefect_api: str) -> None:
             run = client.create_flow_run(silent_drop, name=f"silent-{name}")
             client.set_flow_run_state(run.id, state, force=True)
             runs[name] = client.read_flow_run(run.id)
-        assert not any(_silent(client, r, 2) for r in runs.values())  # changed just now
+        assert not any(is_silent(client, r, 2) for r in runs.values())  # changed just now
         time.sleep(2.5)
         runs = {name: client.read_flow_run(r.id) for name, r in runs.items()}
-        assert {name for name, r in runs.items() if _silent(client, r, 2)} == {"pending", "running"}
-        crashed = _crash(client, runs["running"], 2)
+        assert {name for name, r in runs.items() if is_silent(client, r, 2)} == {
+            "pending",
+            "running",
+        }
+        crashed = crash_silent_run(client, runs["running"], 2)
         assert crashed.state is not None and crashed.state.is_crashed()
         assert "without a state change or a heartbeat for 2 s" in (crashed.state.message or "")

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from databourse.errors import IngestRejected, QualityFailed
-from databourse.samples import cn_check_char, generate_drops
+from databourse_samples.demo import cn_check_char, generate_drops
 
 pytestmark = [pytest.mark.prefect, pytest.mark.timeout(900)]
 

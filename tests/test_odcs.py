@@ -15,9 +15,9 @@ import yaml
 from helpers import REPO, bourse, cli_env, make_project
 
 from databourse.config import ProviderSpec, load_config
+from databourse.config.odcs import SCHEMA_FILE, provider_from_odcs, read_odcs
+from databourse.config.odcs_export import odcs_yaml
 from databourse.errors import ConfigError
-from databourse.odcs import SCHEMA_FILE, provider_from_odcs, read_odcs
-from databourse.odcs_export import odcs_yaml
 
 EXAMPLES = Path(__file__).parent / "data" / "odcs"
 JURISDICTION = {"property": "jurisdiction", "value": "SG"}

@@ -13,8 +13,7 @@ from helpers import sample_manifest
 
 from databourse.config import UsageTerms
 from databourse.errors import CatalogError, StorageError
-from databourse.odrl import EXCHANGE, PROFILE, usage_policy
-from databourse.package import (
+from databourse.product.package import (
     MANIFEST_SCHEMA,
     content_hash,
     publish_files,
@@ -23,7 +22,9 @@ from databourse.package import (
     validate_manifest,
     write_parquet,
 )
-from databourse.storage import ObjectStore, open_store
+from databourse.storage.opening import open_store
+from databourse.storage.store import ObjectStore
+from databourse.transfer.odrl import EXCHANGE, PROFILE, usage_policy
 
 TABLE = pa.table({"id": ["a", "b", "c"], "amount": [1.5, 2.0, None]})
 SHA = "0" * 64

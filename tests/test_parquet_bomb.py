@@ -23,8 +23,8 @@ import pytest
 from helpers import bourse, cli_env, make_project, stop_stack
 
 from databourse.errors import IngestRejected
-from databourse.readers import ReadHints, open_source
-from databourse.readers_parquet import BATCH_BYTES, _decode
+from databourse.readers.parquet import BATCH_BYTES, decoded_slices
+from databourse.readers.stream import ReadHints, open_source
 
 CONTRACT = (  # my-buildops sensor_readings, as configs/providers/my-buildops.yaml declares it
     "reading_id", "site_id", "floor", "reading_time", "temperature_c", "humidity_pct",
@@ -99,7 +99,7 @@ def test_a_large_batch_is_decoded_in_slices() -> None:
     """A batch measured at 3 x BATCH_BYTES is decoded (and handed on) in three slices."""
     values = pa.DictionaryArray.from_arrays(pa.array([0, 1, 0, 1, 0, 1]), ["a", "bb"])
     batch = pa.RecordBatch.from_arrays([values, pa.array(range(6))], names=["v", "n"])
-    parts = list(_decode(batch, ["v"], 3 * BATCH_BYTES))
+    parts = list(decoded_slices(batch, ["v"], 3 * BATCH_BYTES))
     assert [p.num_rows for p in parts] == [2, 2, 2]
     assert all(p.schema.field("v").type == pa.string() for p in parts)
     assert [v for p in parts for v in p.column("v").to_pylist()] == ["a", "bb"] * 3

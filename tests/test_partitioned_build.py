@@ -17,14 +17,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from databourse import assembly
-from databourse.assembly import Built, build
 from databourse.config import ProductSpec, RunSettings
 from databourse.errors import IngestRejected, PrivacyModelFailed
-from databourse.hierarchy import Hierarchy
-from databourse.package import content_hash, schema_of, transfer_facts, write_parquet
-from databourse.partitions import Partition, plan_partitions, read_partition
-from databourse.productize import productize
+from databourse.privacy.hierarchy import Hierarchy
+from databourse.product import assembly
+from databourse.product.assembly import Built, build
+from databourse.product.package import content_hash, schema_of, transfer_facts, write_parquet
+from databourse.product.partitions import Partition, plan_partitions, read_partition
+from databourse.product.productize import productize
 
 KEY = b"partition-test-key-0123456789abcdef!"
 AGE = Hierarchy(tuple((str(a), f"{a // 10 * 10}s", "*") for a in range(18, 90)), name="age")
@@ -303,7 +303,7 @@ def test_flow_on_threads_and_on_dask_workers_builds_the_same_version(
     processes reached through settings.runs.dask_address; the same files, hash and version."""
     from distributed import Client, LocalCluster
 
-    from databourse.samples import generate_drops
+    from databourse_samples.demo import generate_drops
     from flows.build_product import build_product
     from flows.ingest_dataset import ingest_dataset
     from flows.validate_dataset import validate_dataset
@@ -353,7 +353,7 @@ def test_work_folder_on_s3_downloads_reads_and_uploads_writes(
     """What a Dask worker on another machine does: the work folder lives in the store only."""
     from s3_server import make_bucket, moto_server, use_dummy_aws_env
 
-    from databourse.storage_s3 import S3Store
+    from databourse.storage.s3 import S3Store
     from tasks.building import remove_work_folder, work_folder
 
     use_dummy_aws_env(monkeypatch)

@@ -32,7 +32,7 @@ from test_gate_binding import ANSWER, MY_ANSWER, pause_key, resume, shown_consta
 from test_transfer_gate import approvals, catalog_of, cli, package, status, wait_state
 
 from databourse.config import Config, load_config
-from databourse.form_binding import schema_sha256
+from databourse.transfer.form_binding import schema_sha256
 
 PRODUCT = "vis-baskets"
 DEPLOYMENT = "publish-product/visibility"
@@ -250,10 +250,10 @@ def test_a_replaced_form_schema_is_flagged_and_its_answer_refused(
 
 def test_verify_warns_of_unasked_markets_and_of_an_unanswered_check(tmp_path: Path) -> None:
     """Row 2, verify's side: a warning per unasked market, and one when Prefect cannot say."""
-    from databourse.catalog import Catalog
-    from databourse.consistency import check_all
-    from databourse.consistency_gate import GateEvidence
-    from databourse.storage import open_store
+    from databourse.catalog.database import Catalog
+    from databourse.consistency.gate import GateEvidence
+    from databourse.consistency.verify import check_all
+    from databourse.storage.opening import open_store
 
     store = open_store(str(tmp_path / "store"))
     cat = Catalog(f"sqlite:///{tmp_path / 'catalog.db'}")

@@ -14,11 +14,11 @@ import phonenumbers
 import pyarrow as pa
 import pytest
 
-from databourse import pii
-from databourse.phones import TRUNK_ZERO_REGIONS
-from databourse.pii import scan_batches, scan_table
-from databourse.pii_categories import classify_array, classify_value
-from databourse.pii_findings import ColumnFinding
+from databourse.pii import detect as pii
+from databourse.pii.categories import classify_array, classify_value
+from databourse.pii.detect import scan_batches, scan_table
+from databourse.pii.findings import ColumnFinding
+from databourse.pii.phones import TRUNK_ZERO_REGIONS
 
 # ---- independent generators (no call into the code under test) ----------------------------------
 

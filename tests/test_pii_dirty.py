@@ -29,12 +29,12 @@ from pii_dirty import REGIONS, Table, dirty_tables, locale_table
 
 from bourse.scan import scan_file
 from databourse.config import Settings
-from databourse.dirty_columns import DIRTY_THRESHOLD
-from databourse.pii import scan_batches, scan_table
-from databourse.pii_categories import classify_array
-from databourse.pii_findings import ColumnFinding
-from databourse.redaction import redact_values
-from databourse.screening import check_declarations
+from databourse.pii.categories import classify_array
+from databourse.pii.detect import scan_batches, scan_table
+from databourse.pii.dirty_columns import DIRTY_THRESHOLD
+from databourse.pii.findings import ColumnFinding
+from databourse.pii.screening import check_declarations
+from databourse.pii.text_spans import redact_values
 
 ROWS = 300
 # Value-level disagreements with the oracles, by category, and why they are accepted.

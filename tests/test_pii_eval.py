@@ -1,13 +1,13 @@
-"""Accuracy on the seeded, labelled evaluation set (databourse.pii_evalset): real thresholds."""
+"""Accuracy on the seeded, labelled evaluation set (databourse_samples.pii_evalset), real bars."""
 
 from __future__ import annotations
 
 import pyarrow as pa
 import pytest
 
-from databourse.pii import scan_table
-from databourse.pii_categories import classify_array
-from databourse.pii_evalset import Score, column_scores, make_evalset, value_scores
+from databourse.pii.categories import classify_array
+from databourse.pii.detect import scan_table
+from databourse_samples.pii_evalset import Score, column_scores, make_evalset, value_scores
 
 IDENTIFIERS = (
     "CN_RESIDENT_ID",

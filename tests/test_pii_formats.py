@@ -6,9 +6,9 @@ import pyarrow as pa
 import pytest
 from stdnum import luhn
 
-from databourse.identifiers import valid_mask
-from databourse.pii import scan_table
-from databourse.pii_categories import classify_value
+from databourse.pii.categories import classify_value
+from databourse.pii.detect import scan_table
+from databourse.pii.identifiers import valid_mask
 
 
 def card(prefix: str, length: int) -> str:
@@ -122,7 +122,7 @@ def test_ipv6_forms(text: str, expected: str | None) -> None:
 
 
 def test_redaction_reads_card_runs_as_the_scan_does() -> None:
-    from databourse.redaction import find_spans
+    from databourse.pii.text_spans import find_spans
 
     short, diners = card("6759", 12), card("36", 14)
     spans = find_spans([f"order {short} shipped", f"paid {diners} ok"])

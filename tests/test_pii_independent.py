@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from pii_independent import PUBLISHED, faker_sets
 
 from databourse.config import Settings
-from databourse.pii import scan_table
-from databourse.pii_categories import classify_array
-from databourse.screening import UNDECLARED_MIN_SHARE, check_declarations
+from databourse.pii.categories import classify_array
+from databourse.pii.detect import scan_table
+from databourse.pii.screening import UNDECLARED_MIN_SHARE, check_declarations
 
 # (category, value) -> why our verdict differs from the published one. Nothing else may differ.
 PUBLISHED_DISAGREEMENTS = {

@@ -10,10 +10,10 @@ import pyarrow as pa
 import pytest
 from faker import Faker
 
-from databourse.name_lists import hangul_names
-from databourse.pii import scan_table
-from databourse.pii_categories import classify_array
-from databourse.screening import check_declarations
+from databourse.pii.categories import classify_array
+from databourse.pii.detect import scan_table
+from databourse.pii.name_lists import hangul_names
+from databourse.pii.screening import check_declarations
 
 ROWS = 400
 

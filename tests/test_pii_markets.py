@@ -1,4 +1,4 @@
-"""Differential tests of the next markets' identifiers (databourse.identifiers_intl) (issue 16).
+"""Differential tests of the next markets' identifiers (databourse.pii.identifiers_intl) (issue 16).
 
 On thousands of values made at test time (Faker's providers, python-stdnum's check digits, random
 mutations), our validator and an independent oracle agree; every kind of disagreement is listed
@@ -31,7 +31,7 @@ from stdnum.kr import rrn as std_rrn
 from stdnum.th import pin as std_pin
 from stdnum.us import ssn as std_ssn
 
-from databourse.identifiers import valid_mask
+from databourse.pii.identifiers import valid_mask
 
 N = 3000
 TODAY = dt.date.today()

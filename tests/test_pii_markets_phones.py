@@ -18,8 +18,8 @@ import pyarrow as pa
 import pytest
 from faker import Faker
 
-from databourse.identifiers import valid_mask
-from databourse.phones import TRUNK_ZERO_REGIONS
+from databourse.pii.identifiers import valid_mask
+from databourse.pii.phones import TRUNK_ZERO_REGIONS
 
 N = 3000
 PHONE_TYPES = [phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE]

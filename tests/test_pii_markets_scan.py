@@ -23,12 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from pii_markets import device_columns, market_columns, market_decoys
 
 from databourse.config import DIRECT_IDENTIFIERS, Category
-from databourse.identifiers_intl import SHAPES_INTL
-from databourse.pii import scan_table
-from databourse.pii_categories import CATEGORIES, classify_array
-from databourse.pii_findings import ColumnFinding
-from databourse.redaction import redact_values
-from databourse.screening import check_declarations, check_embedded
+from databourse.pii.categories import CATEGORIES, classify_array
+from databourse.pii.detect import scan_table
+from databourse.pii.findings import ColumnFinding
+from databourse.pii.identifiers_intl import SHAPES_INTL
+from databourse.pii.screening import check_declarations, check_embedded
+from databourse.pii.text_spans import redact_values
 
 ROWS = 400
 NEW = set(SHAPES_INTL)

@@ -17,10 +17,10 @@ from stdnum import iban as stdnum_iban
 from stdnum.cn import uscc as stdnum_uscc
 
 from bourse.scan import scan_file
-from databourse import pii_evalset as gen
-from databourse.pii import scan_table
-from databourse.pii_categories import classify_array, classify_value
-from databourse.pii_findings import ColumnFinding
+from databourse.pii.categories import classify_array, classify_value
+from databourse.pii.detect import scan_table
+from databourse.pii.findings import ColumnFinding
+from databourse_samples import pii_evalset as gen
 
 
 def only(values: list[str | None], name: str = "c", **kwargs: float) -> ColumnFinding:

@@ -18,11 +18,11 @@ import pytest
 from email_validator import EmailNotValidError, validate_email
 from faker import Faker
 
-from databourse.identifiers import valid_mask
-from databourse.pii import scan_table
-from databourse.pii_categories import classify_array
-from databourse.pii_findings import ColumnFinding
-from databourse.screening import check_declarations
+from databourse.pii.categories import classify_array
+from databourse.pii.detect import scan_table
+from databourse.pii.findings import ColumnFinding
+from databourse.pii.identifiers import valid_mask
+from databourse.pii.screening import check_declarations
 
 ROWS = 300
 NAME_LOCALES = ("en_US", "en_GB", "en_IN", "id_ID", "vi_VN", "zh_CN", "zh_TW", "th_TH", "ja_JP")

@@ -19,8 +19,8 @@ from stdnum import iban as std_iban
 from stdnum import luhn as std_luhn
 from stdnum.cn import ric as std_ric
 
-from databourse.identifiers import valid_mask
-from databourse.pii import scan_table
+from databourse.pii.detect import scan_table
+from databourse.pii.identifiers import valid_mask
 
 N = 3000
 

@@ -21,9 +21,9 @@ from pii_names_addresses import chinese_mentions as _chinese
 from pii_names_addresses import english_mentions as _english
 from pii_names_addresses import malay_mentions as _malay
 
-from databourse.pii import scan_table
-from databourse.screening import check_declarations
-from databourse.text_mentions import count_mentions
+from databourse.pii.detect import scan_table
+from databourse.pii.screening import check_declarations
+from databourse.pii.text_mentions import count_mentions
 
 N = 300
 

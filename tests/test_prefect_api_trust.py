@@ -23,7 +23,7 @@ import pytest
 from helpers import bourse, cli_env, make_project, stop_stack
 from pydantic import BaseModel, Field, ValidationError
 
-from databourse.catalog import Catalog
+from databourse.catalog.database import Catalog
 from databourse.config import load_config
 from databourse.errors import InvalidName
 from databourse.keys import default_key_dir

@@ -1,4 +1,4 @@
-"""Tests of databourse.privacy: equivalence classes, k-anonymity check and enforcement."""
+"""Tests of databourse.privacy.k_anonymity: equivalence classes, the check and enforcement."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from pycanon import anonymity
 from databourse.config import PrivacyModel
 from databourse.errors import PrivacyModelFailed
 from databourse.grouping import WEIGHT, ClassIndex, group_counts, merge_groups
-from databourse.privacy import (
+from databourse.privacy.k_anonymity import (
     check_groups,
     check_k_anonymity,
     enforce_groups,

@@ -10,9 +10,9 @@ import pytest
 
 from databourse.config import PrivacyModel, ProductSpec
 from databourse.errors import PersonalDataFound, PrivacyModelFailed
-from databourse.package import write_parquet
-from databourse.privacy import check_k_anonymity
-from databourse.productize import apply_decision, decide, verify_written
+from databourse.privacy.k_anonymity import check_k_anonymity
+from databourse.product.package import write_parquet
+from databourse.product.productize import apply_decision, decide, verify_written
 
 PRODUCT = ProductSpec.model_validate(
     {

@@ -13,16 +13,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from databourse import quality, quality_batches
 from databourse.config import DatasetSpec
 from databourse.errors import ConfigError
-from databourse.quality import (
-    ExpectationSpec,
-    QualityReport,
-    suite_from_contract,
-    validate_parquet,
-    validate_table,
-)
+from databourse.quality import batches as quality_batches
+from databourse.quality import suite as quality
+from databourse.quality.batches import validate_parquet, validate_table
+from databourse.quality.suite import ExpectationSpec, QualityReport, suite_from_contract
 
 DATASET = "sz-retail/customer_orders"
 CONTRACT = DatasetSpec.model_validate(
@@ -383,7 +379,7 @@ def test_wrong_arrow_type_fails_the_type_expectation(
 
 
 def test_nullable_ints_stay_ints() -> None:
-    frame = quality._to_pandas(pa.table({"n": pa.array([2**62 + 1, None], pa.int64())}))
+    frame = quality.to_pandas(pa.table({"n": pa.array([2**62 + 1, None], pa.int64())}))
     assert str(frame["n"].dtype) == "Int64"
     assert frame["n"].iloc[0] == 2**62 + 1  # no float round trip
 
@@ -396,7 +392,7 @@ def test_dates_and_timestamps_keep_their_values_nulls_and_duplicates() -> None:
             "t": pa.array([MOMENT] * 2 + [None] * 2, pa.timestamp("ns", "Asia/Shanghai")),
         }
     )  # fmt: skip
-    frame = quality._to_pandas(table)
+    frame = quality.to_pandas(table)
     assert str(frame["d"].iloc[0]) == "2026-05-17" and str(frame["d"].iloc[3]) == "1901-01-01"
     assert str(frame["t"].iloc[0]) == "2026-01-01 08:30:00"  # the UTC instant, naive
     specs = [

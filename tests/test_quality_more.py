@@ -12,21 +12,20 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from databourse import quality_batches
 from databourse.config import DatasetSpec, ExpectationConfig
 from databourse.errors import ConfigError
-from databourse.quality import (
+from databourse.quality import batches as quality_batches
+from databourse.quality.batches import validate_parquet, validate_table
+from databourse.quality.docs import artifact_rows, markdown_summary, write_html
+from databourse.quality.profile import profile, profile_yaml
+from databourse.quality.score import scores
+from databourse.quality.suite import (
     ExpectationSpec,
     QualityReport,
     build_expectations,
     check_suite,
     suite_from_contract,
-    validate_parquet,
-    validate_table,
 )
-from databourse.quality_docs import artifact_rows, markdown_summary, write_html
-from databourse.quality_profile import profile, profile_yaml
-from databourse.quality_score import scores
 
 NOW = dt.datetime(2026, 3, 10, 12, 0, tzinfo=dt.UTC)
 CONTRACT: dict[str, Any] = {

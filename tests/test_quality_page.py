@@ -13,12 +13,13 @@ import pyarrow as pa
 import pytest
 
 from databourse.config import DatasetSpec
-from databourse.quality import ExpectationSpec, QualityReport, suite_from_contract, validate_table
-from databourse.quality_docs import markdown_summary, render_html
-from databourse.quality_history import History, read_history
-from databourse.quality_page import Suite
-from databourse.quality_score import scores
-from databourse.storage_local import LocalStore
+from databourse.quality.batches import validate_table
+from databourse.quality.docs import markdown_summary, render_html
+from databourse.quality.history import History, read_history
+from databourse.quality.page import Suite
+from databourse.quality.score import scores
+from databourse.quality.suite import ExpectationSpec, QualityReport, suite_from_contract
+from databourse.storage.local import LocalStore
 
 NOW = dt.datetime(2026, 3, 10, 12, 0, tzinfo=dt.UTC)
 CANARY = "CANARY-9d41e7-Wang-Wu"

@@ -22,8 +22,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from databourse.errors import IngestRejected
-from databourse.readers import ReadHints, ReadLimits, SourceReader, open_source
-from databourse.readers_bytes import SAMPLE_BYTES
+from databourse.readers.decompress import SAMPLE_BYTES
+from databourse.readers.stream import ReadHints, ReadLimits, SourceReader, open_source
 
 HINTS = ReadHints(("id", "name", "city"))
 SECRET = "SECRET-7731"  # a cell value that must never appear in a message

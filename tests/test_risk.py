@@ -1,4 +1,4 @@
-"""Tests of databourse.risk: prosecutor risk figures."""
+"""Tests of databourse.privacy.risk: prosecutor risk figures."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from databourse.risk import prosecutor_risk
+from databourse.privacy.risk import prosecutor_risk
 
 
 def test_prosecutor_figures(tmp_path: Path) -> None:

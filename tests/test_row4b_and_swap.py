@@ -38,12 +38,19 @@ from test_facts_and_grants import (
 
 from databourse.config import DatasetSpec, load_config
 from databourse.errors import FactsMismatch, IngestRejected
-from databourse.ingest import ingest_file
-from databourse.landing import discover
-from databourse.odrl import usage_policy
-from databourse.package import content_hash, publish_files, schema_of, transfer_facts, write_parquet
-from databourse.storage import LocalStore, ObjectInfo
-from databourse.transfer import facts_for
+from databourse.ingest.files import ingest_file
+from databourse.ingest.landing import discover
+from databourse.product.package import (
+    content_hash,
+    publish_files,
+    schema_of,
+    transfer_facts,
+    write_parquet,
+)
+from databourse.storage.local import LocalStore
+from databourse.storage.store import ObjectInfo
+from databourse.transfer.odrl import usage_policy
+from databourse.transfer.policy import facts_for
 
 __all__ = ["world"]  # the fixture, shared with test_facts_and_grants
 
@@ -228,7 +235,7 @@ def test_a_column_the_config_drops_counts_when_the_files_hold_it(world: World) -
     checked = world.cli("verify", f"{PRODUCT}@{version}")
     assert checked.returncode == 1 and "'customer_name': 'PERSON_NAME'" in checked.stderr
     assert CANARY not in checked.stderr + checked.stdout
-    from databourse.facts import recount  # here: the code before this fix had none
+    from databourse.product.facts import recount  # here: the code before this fix had none
 
     spec = world.cfg.product(PRODUCT)
     declared = world.cfg.dataset("sz-retail", "customer_orders").declared_categories
@@ -345,7 +352,7 @@ def test_bytes_swapped_in_during_an_ingest_never_reach_the_store(
 
 def test_a_held_source_is_the_bytes_opened_whatever_the_name_holds_next(tmp_path: Path) -> None:
     """The one descriptor: the private copy keeps the opened bytes; links are never held."""
-    from databourse.held_source import hold
+    from databourse.ingest.held_source import hold
 
     drop = tmp_path / "drop.csv"
     drop.write_bytes(DROPPED)

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from databourse.config import DatasetSpec, ProviderSpec
-from databourse.samples import SampleDrop, generate_drops, write_bad_drop
+from databourse_samples.demo import SampleDrop, generate_drops, write_bad_drop
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 ARROW = {

@@ -28,8 +28,8 @@ import pytest
 from conftest import TEST_AUDIT_KEY, TEST_KEY
 from helpers import REPO, api, make_project, own_prefect_server
 
-from databourse import zones
-from databourse.samples import generate_drops
+from databourse.storage import zones
+from databourse_samples.demo import generate_drops
 
 pytestmark = pytest.mark.prefect
 

@@ -12,9 +12,9 @@ import unicodedata
 import pyarrow as pa
 import pytest
 
-from databourse.pii import scan_table
-from databourse.samples import cn_check_char
-from databourse.scan_text import folded
+from databourse.pii.detect import scan_table
+from databourse.pii.scan_text import folded
+from databourse_samples.demo import cn_check_char
 
 BASE = "11010119900307451"  # Dongcheng, Beijing, 1990-03-07
 CN_ID = BASE + cn_check_char(BASE)
@@ -88,7 +88,7 @@ def test_every_unicode_decimal_digit_is_read_as_its_value() -> None:
 
 @pytest.mark.parametrize("how", sorted(DISGUISES))
 def test_redaction_removes_a_disguised_id_and_leaves_other_text_as_written(how: str) -> None:
-    from databourse.redaction import redact_embedded
+    from databourse.pii.text_spans import redact_embedded
 
     values = pa.array([f"会员证件{DISGUISES[how](CN_ID)}已核验", "备注：无，谢谢", None])
     out = redact_embedded(values).to_pylist()

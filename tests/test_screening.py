@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from databourse.pii import scan_table
-from databourse.screening import check_declarations, direct_identifiers
+from databourse.pii.detect import scan_table
+from databourse.pii.screening import check_declarations, direct_identifiers
 
 # Valid SG NRICs (check letters computed by hand from the published weights) and decoys.
 NRICS = ["S1234567D", "S7654321F", "T0123456G"]

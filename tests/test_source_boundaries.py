@@ -153,7 +153,7 @@ def test_an_api_run_cannot_ingest_another_tenants_landing_drop(
 
 def test_the_cli_cannot_name_another_tenants_landing_drop(tmp_path: Path) -> None:
     """The CLI may name any file of its own, but not a drop of another tenant."""
-    from databourse.landing_bounds import SourceBounds
+    from databourse.ingest.landing_bounds import SourceBounds
 
     landing = tmp_path / "landing"
     bounds = SourceBounds(
@@ -268,7 +268,7 @@ def test_a_landing_file_swapped_after_discovery_is_refused(
     prefect_api: str, project: Path, places: dict[str, Path], tmp_path: Path
 ) -> None:
     """Row 12: discovery hashed one file; a hard link, or other bytes, then take its name."""
-    from databourse.landing import discover
+    from databourse.ingest.landing import discover
     from flows.ingest_dataset import ingest_dataset
     from tasks import resources
 

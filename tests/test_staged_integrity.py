@@ -29,7 +29,7 @@ PROVIDER, DATASET = "sz-retail", "customer_orders"
 
 def drop(project: Path, seed: int) -> Path:
     """A small customer_orders drop in the landing zone; another seed gives other bytes."""
-    from databourse.samples import generate_drops
+    from databourse_samples.demo import generate_drops
 
     found = generate_drops(project / f"drops-{seed}", seed=seed, scale=0.2)
     [orders] = [d for d in found if d.dataset == DATASET]

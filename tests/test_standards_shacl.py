@@ -22,12 +22,9 @@ import rdflib
 from helpers import make_project
 from pyshacl import validate
 
-from databourse.catalog import Catalog
+from databourse.catalog.database import Catalog
 from databourse.config import Config, UsageTerms, load_config
-from databourse.dcat import catalog_jsonld
-from databourse.exports import JSONLD_KEY, export_listing, gather
-from databourse.odrl import usage_policy
-from databourse.package import (
+from databourse.product.package import (
     build_manifest,
     content_hash,
     publish_version,
@@ -35,8 +32,12 @@ from databourse.package import (
     transfer_facts,
     write_parquet,
 )
-from databourse.storage import ObjectStore, open_store
-from databourse.transfer import TransferFacts
+from databourse.standards.dcat import catalog_jsonld
+from databourse.standards.exports import JSONLD_KEY, export_listing, gather
+from databourse.storage.opening import open_store
+from databourse.storage.store import ObjectStore
+from databourse.transfer.odrl import usage_policy
+from databourse.transfer.policy import TransferFacts
 
 SHACL = Path(__file__).parent / "data" / "shacl"
 DCAT_AP = [

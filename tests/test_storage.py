@@ -16,11 +16,12 @@ from uuid import uuid4
 import pytest
 from s3_server import client, make_bucket, report_server, s3_server, use_dummy_aws_env
 
-from databourse import storage_local
 from databourse.errors import ObjectExists, ObjectNotFound, StorageError
-from databourse.storage import ObjectStore, open_store, validate_key
-from databourse.storage_local import LocalStore
-from databourse.storage_s3 import S3Store
+from databourse.storage import local as storage_local
+from databourse.storage.local import LocalStore
+from databourse.storage.opening import open_store
+from databourse.storage.s3 import S3Store
+from databourse.storage.store import ObjectStore, validate_key
 
 MiB = 1024 * 1024
 PART = 5 * MiB  # S3's minimum part size; the S3 store under test uses it as its multipart threshold

@@ -35,7 +35,7 @@ from s3_server import (
 )
 
 from databourse.errors import ObjectExists, ObjectNotFound, StorageError
-from databourse.storage_s3 import S3Store
+from databourse.storage.s3 import S3Store
 
 MiB = 1024 * 1024
 BIG = 20 * MiB + 123  # three parts with the store's default 8 MiB threshold and part size

@@ -14,7 +14,7 @@ import typer.main
 
 REPO = Path(__file__).resolve().parents[1]
 LAYERS = {
-    "databourse": {"prefect", "flows", "tasks", "bourse"},
+    "databourse": {"prefect", "flows", "tasks", "bourse", "databourse_samples"},
     "tasks": {"flows", "bourse"},
     "flows": {"bourse"},
 }
@@ -43,12 +43,45 @@ def test_layers_import_only_downwards(package: str) -> None:
 def test_domain_package_loads_without_prefect() -> None:
     code = (
         "import sys, pkgutil, importlib, databourse\n"
-        "for m in pkgutil.iter_modules(databourse.__path__):\n"
-        "    importlib.import_module('databourse.' + m.name)\n"
+        "for m in pkgutil.walk_packages(databourse.__path__, 'databourse.'):\n"
+        "    if not m.name.startswith('databourse.migrations'):\n"
+        "        importlib.import_module(m.name)\n"
         "bad = sorted(n for n in sys.modules if n == 'prefect' or n.startswith('prefect.'))\n"
         "assert not bad, bad[:5]\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+FIRST_PARTY = {"databourse", "databourse_samples", "bourse", "flows", "tasks", "benchmarks"}
+MAX_LINES = 400  # issue 17: a module longer than this mixes concerns
+
+
+def python_files() -> list[Path]:
+    return [p for d in [*FIRST_PARTY, "tests"] for p in (REPO / d).rglob("*.py")]
+
+
+def test_no_module_imports_another_modules_private_name() -> None:
+    found = []
+    for path in python_files():
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if not (isinstance(node, ast.ImportFrom) and node.level == 0 and node.module):
+                continue
+            if node.module.split(".")[0] in FIRST_PARTY:
+                found += [f"{path.relative_to(REPO)}: {node.module}.{a.name}"
+                          for a in node.names if a.name.startswith("_")]  # fmt: skip
+    assert found == []
+
+
+def test_no_module_is_over_the_line_limit() -> None:
+    long = {
+        str(p.relative_to(REPO)): n
+        for p in (
+            REPO / d / "" for d in ("databourse", "databourse_samples", "bourse", "flows", "tasks")
+        )
+        for p in p.rglob("*.py")
+        if "migrations" not in p.parts and (n := len(p.read_text().splitlines())) > MAX_LINES
+    }
+    assert long == {}
 
 
 def test_no_flow_file_shadows_a_package() -> None:

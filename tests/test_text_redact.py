@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 from redact import Doc, Score, evaluation_set, run_ours, score
 
-from databourse.text_redact import leftover, redact_batch
+from databourse.pii.text_redact import leftover, redact_batch
 
 PER_LOCALE = 150
 

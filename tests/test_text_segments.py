@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from databourse.text_segments import OVERLAP_WORDS, WINDOW_WORDS, pieces
+from databourse.pii.text_segments import OVERLAP_WORDS, WINDOW_WORDS, pieces
 
 
 def test_lines_and_windows_keep_their_offsets() -> None:

@@ -19,7 +19,7 @@ from sqlalchemy import text
 from test_facts_and_grants import PRODUCT, World, gate, package, world
 from test_trail_backed_grants import grant, sql
 
-from databourse import audit
+from databourse.catalog import trail as audit
 
 __all__ = ["world"]  # the fixture, shared with test_facts_and_grants
 
@@ -184,7 +184,7 @@ def test_another_catalogs_waiting_runs_on_one_prefect_server_are_not_this_ones(
     Before publish runs carried their catalog's identity, every catalog on a shared server named
     the other's suspended runs "pending-tampered" in `approvals list` and `verify --all`.
     """
-    from databourse.catalog import Catalog
+    from databourse.catalog.database import Catalog
     from tasks.publishing import catalog_tag
 
     version = package(world)
@@ -205,7 +205,7 @@ def test_another_catalogs_waiting_runs_on_one_prefect_server_are_not_this_ones(
 
 def test_a_catalogs_identity_and_publish_key_name_it_and_not_its_password(tmp_path: Path) -> None:
     """The identity holds across password rotation; two catalogs never share a publish key."""
-    from databourse.catalog_engine import catalog_identity
+    from databourse.catalog.engine import catalog_identity
 
     a = catalog_identity("postgresql://bourse:old@db.example:5432/exchange")
     assert a == catalog_identity("postgresql://bourse:new@db.example:5432/exchange")
@@ -214,7 +214,7 @@ def test_a_catalogs_identity_and_publish_key_name_it_and_not_its_password(tmp_pa
     schema = "postgresql://bourse@db.example:5432/exchange?options=-csearch_path%3D"
     assert catalog_identity(schema + "a") != catalog_identity(schema + "b")
     assert "old" not in a and len(a) == 16
-    from databourse.catalog import Catalog
+    from databourse.catalog.database import Catalog
     from tasks.publishing import publish_key
 
     one, two = (Catalog(f"sqlite:///{tmp_path}/{name}.db") for name in ("a", "b"))

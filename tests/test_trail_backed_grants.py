@@ -24,7 +24,7 @@ from test_facts_and_grants import (
     world,
 )
 
-from databourse.package import manifest_sha256
+from databourse.product.package import manifest_sha256
 
 __all__ = ["world"]  # the fixture, shared with test_facts_and_grants
 

@@ -19,10 +19,10 @@ import pytest
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from databourse import audit
-from databourse.catalog import Catalog
-from databourse.catalog_models import AuditEvent
-from databourse.trail_fold import TrailCache, TrailState
+from databourse.catalog import trail as audit
+from databourse.catalog.database import Catalog
+from databourse.catalog.models import AuditEvent
+from databourse.catalog.trail_fold import TrailCache, TrailState
 
 KINDS = ("version", "publication", "decision", "approval", "grant", "recipient", "revocation")
 

@@ -29,7 +29,7 @@ from test_facts_and_grants import (
 from test_trail_backed_grants import grant, sql
 
 from databourse.errors import TransferNotApproved
-from databourse.transfer import facts_for
+from databourse.transfer.policy import facts_for
 
 __all__ = ["world"]  # the fixture, shared with test_facts_and_grants
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from databourse.config import CrossBorderPolicy, load_config
-from databourse.transfer import (
+from databourse.transfer.policy import (
     PriorApproval,
     TransferDecision,
     TransferFacts,
@@ -131,7 +131,7 @@ def test_remaining_personal_data_counts_pseudonyms_not_protected_generalizations
 
 
 def test_explain_shows_the_rule_chain(policy: CrossBorderPolicy) -> None:
-    from databourse.transfer import explain
+    from databourse.transfer.policy import explain
 
     chain = explain(policy, cn(sensitive_categories=("CN_RESIDENT_ID",), individuals=400), "MY")
     assert [c["rule"] for c in chain] == [
@@ -186,7 +186,7 @@ def test_thresholds_compare_the_year_so_far_plus_this_version(
 def test_running_count_helpers() -> None:
     from datetime import UTC, datetime
 
-    from databourse.transfer import calendar_year, with_running_count
+    from databourse.transfer.policy import calendar_year, with_running_count
 
     new_year_in_shanghai = datetime(2026, 12, 31, 16, 30, tzinfo=UTC)
     assert calendar_year("Asia/Shanghai", new_year_in_shanghai) == 2027
@@ -199,7 +199,7 @@ def test_running_count_helpers() -> None:
 
 
 def test_explain_names_the_yearly_total(policy: CrossBorderPolicy) -> None:
-    from databourse.transfer import explain
+    from databourse.transfer.policy import explain
 
     facts = cn(
         sensitive_categories=("CN_RESIDENT_ID",), individuals=400, sensitive_sent_this_year=9_700
@@ -225,8 +225,8 @@ def answered(
     policy: CrossBorderPolicy, route: str, flat: dict[str, Any], today: date = TODAY
 ) -> list[str]:
     """The problems of a flat answer sent as the form sends it (`bourse approve` does this)."""
-    from databourse.approval_rules import form_value
-    from databourse.transfer import approval_problems
+    from databourse.transfer.policy import approval_problems
+    from databourse.transfer.rules import form_value
 
     return approval_problems(policy, route, form_value(flat, policy.routes.get(route)), today)
 
@@ -338,7 +338,7 @@ def _now(policy: CrossBorderPolicy, **kw: object) -> tuple[TransferFacts, Transf
 def test_each_condition_that_breaks_carry_over(
     policy: CrossBorderPolicy, prior: dict[str, object], now: dict[str, object], finding: str
 ) -> None:
-    from databourse.transfer import carry_over_problems
+    from databourse.transfer.policy import carry_over_problems
 
     facts, decision = _now(policy)
     assert carry_over_problems(_prior(), SCHEMA, facts, decision, TODAY) == []
@@ -348,7 +348,7 @@ def test_each_condition_that_breaks_carry_over(
 
 
 def test_carry_over_without_expiry_date_is_not_expired(policy: CrossBorderPolicy) -> None:
-    from databourse.transfer import carry_over_problems
+    from databourse.transfer.policy import carry_over_problems
 
     facts, decision = _now(policy)
     assert carry_over_problems(_prior(valid_until=None), SCHEMA, facts, decision, TODAY) == []
@@ -357,8 +357,8 @@ def test_carry_over_without_expiry_date_is_not_expired(policy: CrossBorderPolicy
 def test_an_approval_keeps_the_rule_route(policy: CrossBorderPolicy) -> None:
     """The route is the policy's: the form has no route to change, and an answer that names
     one (written around the form) carries a field the form does not."""
-    from databourse.approval_rules import answer_model, form_value
-    from databourse.transfer import approval_problems
+    from databourse.transfer.policy import approval_problems
+    from databourse.transfer.rules import answer_model, form_value
 
     route = "standard_contract_or_certification"
     spec = policy.routes[route]

@@ -22,11 +22,11 @@ import pytest
 from helpers import REPO, bourse, make_project, sample_manifest, served_publish_flow
 from sqlalchemy import text
 
-from databourse.catalog import Catalog
+from databourse.catalog.database import Catalog
 from databourse.config import Config, CrossBorderPolicy, load_config
 from databourse.errors import TransferNotApproved
-from databourse.storage import open_store
-from databourse.transfer import facts_for
+from databourse.storage.opening import open_store
+from databourse.transfer.policy import facts_for
 
 BASKETS, ORDERS = "gate-baskets", "gate-orders"
 EXPORTER = "sz-retail"
@@ -42,14 +42,14 @@ def package(cfg: Config, product: str, rows: int, individuals: int, tag: str) ->
     """Write a version of `product` (customer_ref remains, CN_RESIDENT_ID) to store and catalog."""
     import pyarrow as pa
 
-    from databourse.odrl import usage_policy
-    from databourse.package import (
+    from databourse.product.package import (
         content_hash,
         publish_files,
         schema_of,
         transfer_facts,
         write_parquet,
     )
+    from databourse.transfer.odrl import usage_policy
 
     # The gate recounts the facts from the files (issue 15 row 4b): they hold `individuals`.
     rows = max(rows, individuals)

@@ -1,4 +1,4 @@
-"""Unit tests of databourse.versioning: schema diffs, bumps and version numbers."""
+"""Unit tests of databourse.catalog.versioning: schema diffs, bumps and version numbers."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from databourse.versioning import (
+from databourse.catalog.versioning import (
     Schema,
     SchemaDiff,
     next_version,

@@ -29,7 +29,7 @@ import pytest
 from helpers import make_project
 
 from databourse.errors import ObjectChanged
-from databourse.samples import generate_drops
+from databourse_samples.demo import generate_drops
 
 pytestmark = pytest.mark.prefect
 

@@ -251,9 +251,9 @@ def _answer(run_id: str, form: dict[str, Any], as_json: bool = False) -> None:
     import datetime as dt
 
     from bourse.approvals import ApprovalError, answer, asked
-    from databourse.approval_rules import Binding, form_value
     from databourse.names import name_problems
-    from databourse.transfer import approval_problems
+    from databourse.transfer.policy import approval_problems
+    from databourse.transfer.rules import Binding, form_value
     from tasks import resources
 
     if problems := name_problems(form["approver"], "approver"):

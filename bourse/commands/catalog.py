@@ -97,7 +97,7 @@ def catalog_export() -> None:
     A market whose stored status the authenticated audit trail does not back is listed as
     unverified, never as available, and named in a warning.
     """
-    from databourse.exports import export_listing
+    from databourse.standards.exports import export_listing
     from tasks import resources
 
     try:
@@ -120,7 +120,7 @@ def catalog_withdraw(
 
     from bourse.approvals import cancel_waiting
     from databourse.errors import CatalogError
-    from databourse.exports import refresh_listing
+    from databourse.standards.exports import refresh_listing
     from tasks import resources
 
     product, _, version = ref.partition("@")

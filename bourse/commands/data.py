@@ -202,7 +202,7 @@ class _Tally:
     def redact(self, texts: list[str | None]) -> list[str | None]:
         import pyarrow as pa
 
-        from databourse.text_redact import leftover, redact_batch
+        from databourse.pii.text_redact import leftover, redact_batch
 
         self.documents += len(texts)
         self.texts += sum(t is not None for t in texts)

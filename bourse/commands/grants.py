@@ -80,8 +80,8 @@ def grant(
     as_json: JsonOpt = False,
 ) -> None:
     """Give a buyer time-limited access to one published version available in their market."""
-    from databourse import sharing
-    from databourse.delivery import expiry, grant_access
+    from databourse.delivery import sharing
+    from databourse.delivery.grants import expiry, grant_access
     from databourse.errors import CatalogError
     from databourse.names import name_problems
     from tasks import resources
@@ -152,7 +152,7 @@ def grant_profile(
     """Make a grant given without --profile a Delta Sharing recipient (one profile a grant)."""
     import datetime as dt
 
-    from databourse import sharing
+    from databourse.delivery import sharing
     from databourse.errors import CatalogError
     from tasks import resources
 
@@ -177,7 +177,7 @@ def _write_profile(given: dict[str, Any], path: Path, endpoint: str, as_json: bo
     """Make the recorded grant a recipient and write its profile; revoke it if that fails."""
     import datetime as dt
 
-    from databourse import sharing
+    from databourse.delivery import sharing
     from tasks import resources
 
     token = sharing.new_token()

@@ -22,7 +22,7 @@ def config_check(as_json: JsonOpt = False) -> None:
     """Load every config file; list every problem by file and key path."""
     from databourse.config import load_config
     from databourse.errors import ConfigError
-    from databourse.quality import check_suite
+    from databourse.quality.suite import check_suite
 
     try:
         cfg = load_config()
@@ -65,8 +65,8 @@ def config_export_odcs(
     """Write a provider's datasets as an ODCS v3 data contract (YAML), checked against the
     standard's JSON schema; as `configs/providers/<id>.odcs.yaml` it replaces `<id>.yaml`."""
     from databourse.config import load_config
+    from databourse.config.odcs_export import odcs_yaml
     from databourse.errors import ConfigError
-    from databourse.odcs_export import odcs_yaml
 
     try:
         cfg = load_config()
@@ -108,7 +108,7 @@ def samples_generate(
     ] = 20261120,
 ) -> None:
     """Write the sample provider drops (deterministic for a seed)."""
-    from databourse.samples import generate_drops
+    from databourse_samples.demo import generate_drops
 
     for d in generate_drops(out_dir, seed=seed, scale=scale):
         out.print(f"{d.provider}/{d.dataset}: {d.rows} rows -> {d.path}")

@@ -25,7 +25,7 @@ def transfer_explain(
     """The transfer decision for one market (with the exporter's count this year) and its rules."""
     import datetime as dt
 
-    from databourse.transfer import (
+    from databourse.transfer.policy import (
         calendar_year,
         decide,
         explain,

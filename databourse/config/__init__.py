@@ -6,8 +6,10 @@ as `file: key.path: message`. Secrets are never in configs: settings only name w
 
 The models are split by the file they read: `settings`, `providers` (datasets and columns),
 `products` (column rules, privacy model, aggregation), `policies` (transfer rules and routes);
-`categories` names the kinds of personal data, `strict` is the base they share, `loading` reads
-and cross-checks the folder. Import from here, not from the modules.
+`categories` names the kinds of personal data, `strict` is the base they share, `yaml_files`
+reads YAML safely, `loading` reads and cross-checks the folder. A provider may come as an Open
+Data Contract Standard contract: `odcs` (checked against the standard's schema, converted by
+`odcs_reader`; `odcs_export` writes ours as ODCS). Import from here, not from the modules.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ Category = Literal[
     "IMEI",
     "PERSONAL_URL",
 ]
-# National ids of the exchange's next markets (databourse.identifiers_intl).
+# National ids of the exchange's next markets (databourse.pii.identifiers_intl).
 NATIONAL_IDS_INTL: frozenset[str] = frozenset(
     {"ID_NIK", "TH_ID", "VN_CCCD", "PH_ID", "TW_ID", "KR_RRN", "JP_MY_NUMBER", "IN_AADHAAR"}
     | {"IN_PAN", "US_SSN", "UK_NINO"}

@@ -1,6 +1,6 @@
 """Loading `configs/`: every file read into its strict model, the references between them
 checked, and one `ConfigError` listing every problem as `file: key.path: message`. A provider
-may also be an ODCS contract, `configs/providers/<id>.odcs.yaml` (databourse.odcs)."""
+may also be an ODCS contract, `configs/providers/<id>.odcs.yaml` (databourse.config.odcs)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from databourse.config.categories import DIRECT_IDENTIFIERS
@@ -18,6 +17,7 @@ from databourse.config.policies import CrossBorderPolicy
 from databourse.config.products import ColumnRule, ProductSpec
 from databourse.config.providers import DatasetSpec, ProviderSpec
 from databourse.config.settings import Settings
+from databourse.config.yaml_files import read_yaml
 from databourse.errors import ConfigError
 
 
@@ -118,42 +118,6 @@ M = TypeVar("M", bound=BaseModel)
 S = TypeVar("S", ProviderSpec, ProductSpec)
 
 
-class _NoAliasLoader(yaml.SafeLoader):
-    """Safe loading (no Python tags) that also refuses anchors and aliases: configs are short,
-    and an alias "bomb" small on disk expands to gigabytes once validated or serialized."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.events.AliasEvent):
-            event = self.peek_event()
-            raise yaml.composer.ComposerError(
-                None, None, "aliases (*name) are not allowed in configs", event.start_mark
-            )
-        return super().compose_node(parent, index)
-
-
-class _TextDatesLoader(_NoAliasLoader):
-    """As `_NoAliasLoader`, but a date stays the text it is, as in JSON (ODCS is checked against
-    a JSON schema, where `2022-10-03` is a string)."""
-
-
-_TextDatesLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in _NoAliasLoader.yaml_implicit_resolvers.items()
-}
-
-
-def read_yaml(path: Path, *, text_dates: bool = False) -> Any:
-    """A YAML file's data (aliases refused; `text_dates`: dates stay strings); a ConfigError
-    naming the file when it cannot be read."""
-    try:
-        return yaml.load(
-            path.read_text(encoding="utf-8"),
-            Loader=_TextDatesLoader if text_dates else _NoAliasLoader,
-        )
-    except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"{path}: not valid YAML: {exc}"]) from None
-
-
 def _load(path: Path, model: type[M], problems: list[str], optional: bool = False) -> M | None:
     if not path.is_file():
         if not optional:
@@ -199,13 +163,13 @@ def _load_folder(
     return found
 
 
-ODCS_SUFFIX = ".odcs.yaml"  # a provider handed in as an ODCS data contract (databourse.odcs)
+ODCS_SUFFIX = ".odcs.yaml"  # a provider handed in as an ODCS data contract (databourse.config.odcs)
 
 
 def _load_odcs(path: Path, problems: list[str]) -> ProviderSpec | None:
     """A provider from `<id>.odcs.yaml`: the contract checked against the ODCS schema, then
-    converted (databourse.odcs imports these models, hence the late import)."""
-    from databourse.odcs import provider_from_odcs
+    converted (databourse.config.odcs imports these models, hence the late import)."""
+    from databourse.config.odcs import provider_from_odcs
 
     try:
         return provider_from_odcs(

@@ -54,7 +54,7 @@ class ColumnRule(Strict):
     key_version: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,32}$")
     rename: str | None = Field(None, min_length=1, max_length=128)  # output column name
     # Identifiers inside the kept text: "stop" the version (default), or "redact" each one to a
-    # typed placeholder such as <CN_RESIDENT_ID> before writing (see databourse/redaction.py).
+    # typed placeholder such as <CN_RESIDENT_ID> before writing (see databourse/pii/text_spans.py).
     embedded: Literal["stop", "redact"] = "stop"
 
     @model_validator(mode="before")
@@ -178,7 +178,7 @@ class AggregateSpec(Strict):
     measures: list[MeasureSpec] = []
     min_cell: int = Field(10, ge=1)  # cells with fewer records are suppressed
     # Laplace noise on the counts (record count, measures' `count`), fresh per release; sums,
-    # means, min/max and percentiles stay exact (see databourse.aggregate)
+    # means, min/max and percentiles stay exact (see databourse.privacy.aggregate)
     epsilon: float | None = Field(None, gt=0)
 
     @model_validator(mode="after")

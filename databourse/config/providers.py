@@ -63,12 +63,12 @@ class ColumnSpec(Strict):
     nullable: bool = True
     unique: bool = False
     personal_data: Category | None = None  # declared category of personal data held here
-    # Contract checks that become expectations (see databourse/quality.py):
+    # Contract checks that become expectations (see databourse/quality/suite.py):
     allowed_values: list[str | int | float | bool] | None = None
     min_value: float | None = None
     max_value: float | None = None
     pattern: str | None = None  # a regular expression every non-null value must match
-    # How text in a drop becomes this type (see databourse/contract.py):
+    # How text in a drop becomes this type (see databourse/ingest/contract.py):
     formats: list[str] = []  # date/timestamp layouts tried in order, e.g. "%d/%m/%Y"; [] = ISO 8601
     true_values: list[str] = []  # bool: texts meaning true (case-insensitive); [] = true/1/yes
     false_values: list[str] = []  # bool: texts meaning false; [] = false/0/no

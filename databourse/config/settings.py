@@ -92,7 +92,8 @@ class CatalogExportSettings(Strict):
 
 
 class LineageSettings(Strict):
-    """Where the OpenLineage events of every run go (databourse/lineage.py, tasks/lineage.py)."""
+    """Where the OpenLineage events of every run go (databourse/standards/lineage.py,
+    tasks/lineage.py)."""
 
     # file: JSON lines in <state_dir>/lineage/events.jsonl; http: POST to `url`; none: no events
     transport: Literal["file", "http", "none"] = "file"
@@ -130,7 +131,7 @@ class Settings(Strict):
     # A messy column (typos, placeholders such as N/A or 000, numbers of another country) is
     # classified when this share of its non-empty values are of one category, in the sample and
     # overall, and they are no chance matches (random codes that pass a check digit or a phone
-    # plan are discounted: databourse/dirty_columns.py); a column of random codes passes any
+    # plan are discounted: databourse/pii/dirty_columns.py); a column of random codes passes any
     # other category's checks at 0.1 of its values at most (a card's Luhn check).
     pii_dirty_threshold: float = Field(0.5, gt=0, le=1)
     # A column where this share of the checked values are whole identifiers of a category holds

@@ -43,7 +43,7 @@ from databourse.corpus.dedup import DedupConfig, DedupIndex
 from databourse.corpus.filters import QualityRules, quality_filter
 from databourse.corpus.langid import MIXED, LanguageIdentification
 from databourse.errors import ConfigError, ObjectExists, PersonalDataFound
-from databourse.text_redact import leftover, redact_batch
+from databourse.pii.text_redact import leftover, redact_batch
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ from typing import IO, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from databourse.readers_bytes import ReadLimits, open_binary, reject
-from databourse.readers_zip import Archive, data_members
+from databourse.readers.decompress import ReadLimits, open_binary, reject
+from databourse.readers.zip import Archive, data_members
 
 SCHEMA = pa.schema(
     [

@@ -1,0 +1,26 @@
+"""Data quality: a dataset's contract as expectations, run in batches, scored and reported.
+
+Modules:
+    batches
+        Validate a dataset of any size in batches of at most N rows, one result per expectation.
+    counts
+        Expectations counted by pyarrow over every batch: row count, unique, min-max, nulls,
+        between.
+    docs
+        What operators read of a validation: an HTML page, artifact rows and a markdown summary.
+    gx
+        Expectations that GX runs on each batch, their counts combined into one result each.
+    history
+        A dataset's validation history, read back from the reports zone.
+    page
+        The quality page of one validation: its suite with every parameter, scores and history.
+    primary_key
+        Primary-key checks on a stream of batches with memory that does not grow with the file.
+    profile
+        Propose a starting expectation suite from a sample of a dataset, as YAML to paste and
+        review.
+    score
+        Quality scores per dimension (completeness, validity, uniqueness, timeliness, consistency).
+    suite
+        Data-quality gate: a dataset contract as a Great Expectations suite, run on Arrow/Parquet.
+"""
