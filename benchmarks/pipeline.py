@@ -11,13 +11,17 @@ numbers), then runs the baseline in a process of its own and the stages one afte
 another, as a process worker runs a flow run's tasks (`--process per-stage`: each stage in a
 fresh process). Each stage's peak RSS is its own (VmHWM is reset before it):
   bare       pyarrow.csv.read_csv + pyarrow.parquet.write_table (zstd): the floor
-  ingest     the ingest-file task's domain calls        quality   the check-quality task's
-  pii        the scan-personal-data task's              anonymize the anonymize task's
+  ingest     the ingest-file task's step                quality   the check-quality task's
+  pii        the scan-personal-data task's              anonymize the build's passes, plan to finish
   package    the package-version task's                 publish   decide-transfers + export-catalog
-on an embedded store (LocalStore, SQLite catalog, in a temp folder) with the repo's configs and
-product `kl-building-environment`, the same domain functions and arguments as the tasks, without
-Prefect. The partition passes of `anonymize` run on `runs.threads()` threads, as the flow's task
-runner maps them. Stages pass pointers (ingest id, content hash, version) through `state.json`.
+Each stage calls the steps its tasks call (`databourse.steps`), with the tasks' arguments and
+their checks of staged and work files (`tasks.staged`, `tasks.work_files`), so it measures the
+code that runs, minus Prefect: no artifacts, progress, logs or approval form. The steps get a
+`Resources` of an embedded store (LocalStore, SQLite catalog with the run's own audit key, in a
+temp folder), the repo's configs and product `kl-building-environment`; the staged-file checks
+read that catalog (`trusted_staged`, `ingested_copy` here), not tasks.resources'. The partition
+passes of `anonymize` run on `runs.threads()` threads, as the flow's task runner maps them.
+Stages pass pointers (ingest id, content hash, version) through `state.json`.
 The process_drop flow runs quality and PII concurrently; here they run one after the other.
 Seconds exclude imports and config loading (a worker pays them once); CPU s counts all threads
 (steadier than wall time on a busy machine); peak RSS is the process's VmHWM, imports included;
@@ -40,7 +44,9 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -58,20 +64,33 @@ IMPORTS = (
     "databourse.config",
     "databourse.storage.store",
     "databourse.ingest.records",  # load_ingest, in every stage
+    "databourse.steps.resources",
+    "tasks.staged",  # staged_copy (no Prefect)
 )
 STAGE_IMPORTS = {
     "ingest": (
+        "databourse.steps.ingesting",
+        "tasks.ingesting",  # source_bounds: Prefect is imported here, as in a worker
+        "prefect.runtime.deployment",  # source_bounds asks whether a deployment started the run
         "databourse.ingest.files",
         "databourse.ingest.staging",
         "databourse.ingest.quarantine",
     ),
     "quality": (
+        "databourse.steps.validating",
         "databourse.quality.suite",
         "databourse.quality.batches",
         "databourse.quality.docs",
+        "databourse.quality.history",
+        "databourse.quality.page",
+        "databourse.quality.score",
     ),
-    "pii": ("databourse.pii.detect", "databourse.pii.screening"),
+    "pii": ("databourse.steps.validating", "databourse.pii.detect", "databourse.pii.screening"),
     "anonymize": (
+        "databourse.steps.building",
+        "databourse.steps.assembling",
+        "tasks.building",  # planned_files (Prefect is imported with it, as in a worker)
+        "tasks.work_files",
         "databourse.product.productize",
         "databourse.product.assembly",
         "databourse.product.partitions",
@@ -79,8 +98,17 @@ STAGE_IMPORTS = {
         "databourse.privacy.hierarchy",
         "pyarrow.dataset",  # read_table of a folder (verify_written) imports it
     ),
-    "package": ("databourse.product.package", "databourse.transfer.odrl", "jsonschema"),
-    "publish": ("databourse.standards.exports", "databourse.transfer.policy"),
+    "package": (
+        "databourse.steps.packaging",
+        "databourse.product.package",
+        "databourse.transfer.odrl",
+        "jsonschema",
+    ),
+    "publish": (
+        "databourse.steps.publishing",
+        "databourse.standards.exports",
+        "databourse.transfer.policy",
+    ),
 }
 TIME_TARGET, RSS_TARGET_MIB = 3.0, 1536.0
 
@@ -93,7 +121,7 @@ def write_csv(path: Path, rows: int, seed: int = 7) -> None:
     import pyarrow.compute as pc
     import pyarrow.csv as pacsv
 
-    from databourse_samples.demo import SENSOR_COLUMNS, SITES, sensor_rows
+    from databourse_samples.demo_sensors import SENSOR_COLUMNS, SITES, sensor_rows
 
     sample = sensor_rows(random.Random(seed), 20.0, n_rows=20_000)  # ~6000 occupants
     people = list(dict.fromkeys((r[7], r[8], r[9]) for r in sample if r[7]))
@@ -161,11 +189,9 @@ def _status_mib(name: str, pid: int | str = "self") -> float:
 
 @dataclass
 class Stage:
-    """What a stage function gets: config, store, catalog, the run's state, and a probe."""
+    """What a stage function gets: the resources the steps take, the run's state, and a probe."""
 
-    cfg: Any
-    store: Any
-    catalog: Any
+    res: Any  # databourse.steps.resources.Resources (None for the baseline)
     state: dict[str, Any]
     start: float = field(default_factory=time.perf_counter)
     cpu: float = field(default_factory=time.process_time)  # all threads: stable under load
@@ -186,248 +212,202 @@ class Stage:
         )
 
 
+# The tasks' staged-file checks on this run's resources: tasks.staged's trusted_staged and
+# ingested_copy read tasks.resources' catalog, whose audit key this run does not have.
+def trusted_staged(res: Any, record: Any) -> dict[str, Any]:
+    """tasks.staged.trusted_staged on `res`: the staged file's sha256 and size, once
+    `_ingest.json` agrees with the audit trail (a refusal is raised, not audited)."""
+    from databourse.ingest.staged_integrity import expected_staged
+    from databourse.storage import zones
+
+    key = f"{zones.raw_prefix(record.provider, record.dataset, record.ingest_id)}/_ingest.json"
+    events = res.catalog.audit_authenticated("ingest")
+    return dict(expected_staged(record, events, res.store.uri(key)))
+
+
+def ingested_copy(res: Any, record: Any) -> AbstractContextManager[Path]:
+    """tasks.staged.ingested_copy on `res`: the staged Parquet, checked against the trail."""
+    from tasks.staged import staged_copy
+
+    return staged_copy(res.store, record.staged_key, trusted_staged(res, record))
+
+
 def stage_ingest(s: Stage) -> dict[str, Any]:
-    """tasks.ingesting.ingest: raw copy, streamed contract conversion, audit record."""
-    from databourse.ingest.files import fetched_source, ingest_file
+    """The ingest-file task: steps.ingesting.ingest_source (raw copy, conversion, audit)."""
+    from databourse.steps.ingesting import ingest_source
     from tasks.ingesting import source_bounds
 
-    spec = s.cfg.dataset(PROVIDER, DATASET)
-    region = s.cfg.settings.storage.region
-    bounds = source_bounds(PROVIDER, DATASET)
-    with fetched_source(s.state["source"], bounds, s.cfg.s3_endpoint_url, region) as path:
-        limits = spec.limits or s.cfg.settings.ingest
-        result = ingest_file(
-            s.store, PROVIDER, DATASET, spec, path, source_name=path.name, limits=limits
-        )
-    if not result.duplicate:
-        detail: dict[str, Any] = {"provider": PROVIDER, "dataset": DATASET}
-        detail["ingest_id"] = result.ingest_id
-        detail |= {"sha256": result.sha256, "rows": result.rows, "file": result.source_name}
-        s.catalog.audit_append("ingest", detail=detail)
+    result = ingest_source(
+        s.res, PROVIDER, DATASET, s.state["source"], source_bounds(PROVIDER, DATASET),
+        progress_of=lambda name: lambda rows, share: None,  # no progress artifact
+    )  # fmt: skip
     return {"ingest_id": result.ingest_id, "ingested_rows": result.rows}
 
 
 def stage_quality(s: Stage) -> dict[str, Any]:
-    """tasks.validating.check_quality: the suite in batches, quality.json and quality.html."""
-    from databourse.ingest.records import load_ingest
-    from databourse.quality.batches import validate_parquet
-    from databourse.quality.docs import render_html
-    from databourse.quality.score import scores
-    from databourse.quality.suite import check_suite, suite_from_contract
-    from databourse.storage import zones
+    """The check-quality task: steps.validating.check_quality (suite, quality.json and .html)."""
+    from databourse.steps.validating import check_quality
 
-    spec = s.cfg.dataset(PROVIDER, DATASET)
-    check_suite(spec)
-    record = load_ingest(s.store, PROVIDER, DATASET, s.state["ingest_id"])
-    path = s.store.local_path(record.staged_key)
-    report = validate_parquet(path, f"{PROVIDER}/{DATASET}", suite_from_contract(spec))
-    s.mark("validate_parquet")
-    prefix = zones.reports_prefix(PROVIDER, DATASET, record.ingest_id)
-    quality = {**report.to_json(), "scores": scores(report)}
-    s.store.put_bytes(f"{prefix}/quality.json", json.dumps(quality, default=str).encode())
-    s.store.put_bytes(f"{prefix}/quality.html", render_html(report).encode())
-    if not report.success:
-        raise SystemExit(f"quality gate failed: {report.summary()}")
-    return {"quality": report.summary()}
+    checked = check_quality(
+        s.res, PROVIDER, DATASET, s.state["ingest_id"], partial(ingested_copy, s.res),
+        show=lambda shown: s.mark("validate, reports"),
+    )  # fmt: skip
+    return {"quality": checked.report.summary()}
 
 
 def stage_pii(s: Stage) -> dict[str, Any]:
-    """tasks.validating.scan_personal_data: every column classified, declarations checked."""
-    import pyarrow.parquet as pq
+    """The scan-personal-data task: steps.validating.scan_personal_data (every column)."""
+    from databourse.steps.validating import scan_personal_data
 
-    from databourse.ingest.records import load_ingest
-    from databourse.pii.detect import SCAN_BATCH_ROWS, scan_batches
-    from databourse.pii.screening import check_declarations
-    from databourse.storage import zones
-
-    record = load_ingest(s.store, PROVIDER, DATASET, s.state["ingest_id"])
-    pfile = pq.ParquetFile(s.store.local_path(record.staged_key))
-    findings = scan_batches(
-        pfile.iter_batches(batch_size=SCAN_BATCH_ROWS),
-        pfile.schema_arrow,
-        threshold=s.cfg.settings.pii_threshold,
-        sample_rows=s.cfg.settings.pii_sample_rows,
-        dirty_threshold=s.cfg.settings.pii_dirty_threshold,
-    )
-    check = check_declarations(findings, s.cfg.dataset(PROVIDER, DATASET).declared_categories)
-    report = {"findings": [f.to_json() for f in findings], **check.to_json()}
-    key = f"{zones.reports_prefix(PROVIDER, DATASET, record.ingest_id)}/pii.json"
-    s.store.put_bytes(key, json.dumps(report, indent=2).encode())
-    if not check.ok:
-        raise SystemExit(f"personal-data gate failed: undeclared {check.undeclared}")
-    return {"pii_not_found": [m["column"] for m in check.not_found]}
+    ingest_id = s.state["ingest_id"]
+    scanned = scan_personal_data(s.res, PROVIDER, DATASET, ingest_id, partial(ingested_copy, s.res))
+    return {"pii_not_found": [m["column"] for m in scanned.check.not_found]}
 
 
 def stage_anonymize(s: Stage) -> dict[str, Any]:
-    """tasks.building's passes in one process: plan, count, decide, write, files, finish."""
-    import shutil
-
-    import pyarrow.parquet as pq
-
+    """flows/build_product.anonymize_product's tasks in one process: plan, count, decide,
+    write, lay out, write files, finish, drop the work folder; each pass reads its work files
+    through tasks.work_files, checked against their seals, as its task does."""
     from databourse.ingest.records import load_ingest
-    from databourse.privacy.hierarchy import product_hierarchies
-    from databourse.product import assembly
-    from databourse.product import partitions as parts
-    from databourse.product.productize import decide
-    from databourse.storage import zones
-    from databourse.storage.store import put_file_once
+    from databourse.steps import building
+    from tasks.building import planned_files
+    from tasks.work_files import remove_work_folder
 
-    cfg, product = s.cfg, s.cfg.product(PRODUCT)
-    src = product.source
-    record = load_ingest(s.store, src.provider, src.dataset, s.state["ingest_id"])
-    hierarchies = product_hierarchies(product, Path(cfg.files[f"product/{PRODUCT}"]).parents[1])
-    declared = cfg.dataset(src.provider, src.dataset).declared_categories
-    key = _keys(product)
-    source = s.store.local_path(record.staged_key)
-    work = s.store.local_path(zones.join("staging", "products", PRODUCT, "work", "bench"))
-    rows = getattr(cfg.settings.runs, "partition_rows", None) or parts.PARTITION_ROWS
-    staged = pq.read_schema(source)
-    plan = parts.plan_partitions(source, rows)
-    # The flow maps these passes on its task runner: threads, `runs.threads()` at once.
-    with ThreadPoolExecutor(max_workers=cfg.settings.runs.threads()) as pool:
-        counted = list(
-            pool.map(
-                lambda p: parts.count_partition(source, p, product, key, hierarchies, work), plan
-            )
-        )
-        s.mark(f"count x{len(plan)}")
-        decision = decide(parts.merge_counts(work, counted), product, hierarchies)
-        s.mark("decide")
-        written = list(
-            pool.map(
-                lambda p: parts.write_partition(
-                    source, p, product, key, hierarchies, decision, work, declared
-                ),
-                plan,
-            )
-        )
-        s.mark("write segments")
-        full, file_schema = assembly.schemas(
-            staged, work, product, key, hierarchies, decision.levels
-        )
-        pack = product.packaging
-        layout = assembly.plan_files(written, pack.max_rows_per_file, pack.partition_by)
-        files = list(
-            pool.map(
-                lambda f: assembly.write_file(
-                    work, f, file_schema, pack.row_group_rows, work / "files"
-                ),
-                layout,
-            )
-        )
-        s.mark("write files")
-    pii = (
-        cfg.settings.pii_threshold,
-        cfg.settings.pii_sample_rows,
-        cfg.settings.pii_dirty_threshold,
+    res, product = s.res, s.res.config.product(PRODUCT)
+    build = building.open_build(
+        res.config, res.store, PRODUCT, KEY if building.needs_key(product) else None
     )
-    built = assembly.finish(work, work / "files", files, written, dict(decision.privacy), full,
-                            product, declared, key, pii,
-                            origin=cfg.providers[src.provider].jurisdiction,
-                            important_data=cfg.dataset(src.provider, src.dataset).important_data,
-                            )  # fmt: skip
-    s.mark("verify (finish)")
-    prefix = zones.product_staging_prefix(PRODUCT, built.content_hash)
-    for f in built.files:
-        put_file_once(s.store, f"{prefix}/{f.path}", work / "files" / f.path)
-    shutil.rmtree(work)
-    anonymized = {"product": PRODUCT, "ingest_id": record.ingest_id,
-                  "content_hash": built.content_hash, "staged_prefix": prefix,
-                  "files": [f.__dict__ for f in built.files], "schema": built.schema,
-                  "rows": built.rows, "privacy": built.privacy,
-                  "personal_data": built.personal_data}  # fmt: skip
-    return {"anonymized": anonymized}
+    record = load_ingest(res.store, product.source.provider, product.source.dataset,
+                         s.state["ingest_id"])  # fmt: skip
+    rows = building.partition_rows(res.config)
+    work = building.work_prefix(PRODUCT, record.ingest_id)
+    trusted = trusted_staged(res, record)
+    try:
+        with planned_files(res.store, work, record, trusted) as (path, folder, seals):
+            plan = building.plan_build(build, record, trusted, work, path, folder, seals, rows)
+        s.mark(f"plan x{len(plan.partitions)}")
+        # The flow maps these passes on its task runner: threads, `runs.threads()` at once.
+        with ThreadPoolExecutor(max_workers=res.config.settings.runs.threads()) as pool:
+            passes = _Passes(build, res.catalog, plan, pool)
+            counted = passes.count() if plan.counts else []
+            s.mark(f"count x{len(plan.partitions) if plan.counts else 0}")
+            decided = passes.decide(counted)
+            s.mark("decide")
+            written = passes.write(decided)
+            s.mark("write segments")
+            layout = passes.lay_out(decided, written)
+            files = passes.write_files(decided, layout)
+            s.mark("write files")
+            anonymized = passes.finish(decided, layout, files)
+        s.mark("verify (finish)")
+    finally:
+        remove_work_folder(res.store, work)
+    return {"anonymized": anonymized.to_json()}
 
 
-def _keys(product: Any) -> bytes | dict[str, bytes] | None:
-    """tasks.resources.pseudonym_keys with a fixed key, when a rule or the aggregate needs one."""
-    rules = product.columns.values()
-    noisy = bool(product.aggregate and product.aggregate.epsilon is not None)
-    if not noisy and not any(r.action in ("pseudonymize", "noise") for r in rules):
-        return None
-    versions = sorted({r.key_version for r in rules if r.key_version})
-    return {"default": KEY, **{v: KEY + v.encode() for v in versions}} if versions else KEY
+@dataclass
+class _Passes:
+    """The build passes as tasks.building and tasks.assembling run them, on the step's
+    result types: the same work files read, checked against the same seals."""
+
+    build: Any  # steps.building.Build
+    catalog: Any  # finish-build audits a quarantine there
+    plan: Any  # steps.building.Plan
+    pool: ThreadPoolExecutor
+
+    def count(self) -> list[Any]:
+        """count-classes, mapped over the partitions."""
+        from databourse.steps import building
+        from tasks.work_files import source_file, work_folder
+
+        store, pointer = self.build.store, self.plan.to_json()
+
+        def one(part: Any) -> Any:
+            with source_file(store, pointer) as source, work_folder(store, self.plan.work, {}) as w:
+                return building.count_classes(self.build, part, source, w)
+
+        return [c for c in self.pool.map(one, self.plan.partitions) if c is not None]
+
+    def decide(self, counted: list[Any]) -> Any:
+        """decide-privacy."""
+        from databourse.steps import building
+        from tasks.work_files import work_folder
+
+        reads = building.expected([c.counts for c in counted], *(c.sealed for c in counted))
+        with work_folder(self.build.store, self.plan.work, reads) as work:
+            return building.decide_privacy(self.build, counted, work)
+
+    def write(self, decided: Any) -> list[Any]:
+        """write-records, mapped over the partitions."""
+        from databourse.steps import building
+        from tasks.work_files import source_file, work_folder
+
+        store, pointer = self.build.store, self.plan.to_json()
+        reads = building.expected(decided.names(), decided.sealed)
+
+        def one(part: Any) -> Any:
+            with (
+                source_file(store, pointer) as source,
+                work_folder(store, self.plan.work, reads) as work,
+            ):
+                return building.write_records(self.build, part, decided, source, work)
+
+        return list(self.pool.map(one, self.plan.partitions))
+
+    def lay_out(self, decided: Any, written: list[Any]) -> Any:
+        """lay-out-files (an aggregate's cells in the work folder)."""
+        from databourse.steps import assembling
+        from tasks.work_files import work_folder
+
+        if self.build.product.type != "aggregate":
+            return assembling.lay_out_files(self.build, decided, written)
+        reads = assembling.cells_reads(self.plan, written)
+        with work_folder(self.build.store, self.plan.work, reads) as work:
+            return assembling.lay_out_files(self.build, decided, written, work)
+
+    def write_files(self, decided: Any, layout: Any) -> list[Any]:
+        """write-file, mapped over the layout's files."""
+        from databourse.steps import assembling
+        from tasks.work_files import work_folder
+
+        def one(file: dict[str, Any]) -> Any:
+            reads = assembling.file_reads(self.build, self.plan, file)
+            with work_folder(self.build.store, self.plan.work, reads) as work:
+                return assembling.write_file(self.build, decided, file, work)
+
+        return list(self.pool.map(one, layout.files))
+
+    def finish(self, decided: Any, layout: Any, files: list[Any]) -> Any:
+        """finish-build: verify, content hash, stage the files under it."""
+        from databourse.steps import assembling
+        from tasks.work_files import work_folder
+
+        reads = assembling.finish_reads(self.build, self.plan, layout, files)
+        with work_folder(self.build.store, self.plan.work, reads) as work:
+            return assembling.finish_build(
+                self.build, self.catalog, self.plan, decided, layout, files, work
+            )
 
 
 def stage_package(s: Stage) -> dict[str, Any]:
-    """tasks.building.package_version: reserve the version, manifest, files, then manifest last."""
-    from databourse.ingest.records import load_ingest
-    from databourse.product.package import FileEntry, build_manifest, publish_files, read_manifest
-    from databourse.storage import zones
-    from databourse.transfer.odrl import usage_policy
+    """The package-version task: steps.packaging.package_version (version, files, manifest)."""
+    from databourse.steps.assembling import Anonymized
+    from databourse.steps.packaging import package_version
 
-    cfg, store, cat, anonymized = s.cfg, s.store, s.catalog, s.state["anonymized"]
-    product = cfg.product(PRODUCT)
-    src = product.source
-    cat.ensure_product(PRODUCT, product.name, src.provider, src.dataset)
-    rec = cat.reserve_version(
-        PRODUCT, anonymized["content_hash"], anonymized["schema"], anonymized["rows"]
-    )
-    if read_manifest(store, PRODUCT, rec.version) is None:
-        record = load_ingest(store, src.provider, src.dataset, anonymized["ingest_id"])
-        reports = zones.reports_prefix(src.provider, src.dataset, record.ingest_id)
-        quality = json.loads(store.get_bytes(f"{reports}/quality.json"))
-        pii = json.loads(store.get_bytes(f"{reports}/pii.json"))
-        files = [FileEntry(**f) for f in anonymized["files"]]
-        chash, markets = anonymized["content_hash"], list(product.markets)
-        manifest = build_manifest(
-            product=PRODUCT, version=rec.version, content_hash=chash,
-            schema=anonymized["schema"], rows=anonymized["rows"], files=files,
-            lineage={"provider": src.provider, "dataset": src.dataset,
-                     "origin": cfg.providers[src.provider].jurisdiction,
-                     "ingests": [{"ingest_id": record.ingest_id, "sha256": record.sha256,
-                                  "raw": store.uri(record.raw_key)}],
-                     "product_config_sha256": product.fingerprint()},
-            quality={"success": quality["success"], "summary": quality.get("summary"),
-                     "scores": quality.get("scores"),
-                     "report": store.uri(f"{reports}/quality.json"),
-                     "html": store.uri(f"{reports}/quality.html")},
-            privacy=anonymized["privacy"],
-            personal_data={**anonymized["personal_data"],
-                           "pii_report": store.uri(f"{reports}/pii.json"),
-                           "declared_not_found": pii.get("declared_not_found", [])},
-            usage_terms=product.terms.model_dump(mode="json"),
-            usage_policy=usage_policy(PRODUCT, rec.version, chash, product.terms, markets),
-            markets=markets, schema_diff=rec.schema_diff,
-        )  # fmt: skip
-        s.mark("build_manifest")
-        with tempfile.TemporaryDirectory(prefix="databourse-pub-") as tmp:
-            for f in files:
-                store.download(f"{anonymized['staged_prefix']}/{f.path}", Path(tmp) / f.path)
-            s.mark("download staged")
-            uri = publish_files(store, PRODUCT, rec.version, Path(tmp), files, manifest)
-        cat.set_manifest(PRODUCT, rec.version, uri)
-        if quality.get("scores"):
-            cat.set_quality_scores(PRODUCT, rec.version, quality["scores"])
-        from tasks.packaging import privacy_figures  # the task's own rule, not a copy
-
-        cat.set_privacy(PRODUCT, rec.version, privacy_figures(anonymized["privacy"]))
-    return {"version": rec.version, "new": rec.new}
+    anonymized = Anonymized.from_json(s.state["anonymized"])
+    packaged = package_version(s.res, PRODUCT, anonymized, partial(trusted_staged, s.res))
+    return {"version": packaged.version, "new": packaged.new}
 
 
 def stage_publish(s: Stage) -> dict[str, Any]:
-    """tasks.publishing.decide_transfers + export_catalog (no approval form: no Prefect here)."""
-    from databourse.product.package import read_manifest
+    """The decide-transfers and export-catalog tasks: steps.publishing.decide_transfers and
+    standards.exports.export_catalog (no approval form, no audit anchor: no Prefect here)."""
     from databourse.standards.exports import export_catalog
-    from databourse.transfer.policy import facts_for
+    from databourse.steps.publishing import decide_transfers
 
-    product, version = s.cfg.product(PRODUCT), s.state["version"]
-    src = product.source
-    manifest = read_manifest(s.store, PRODUCT, version)
-    if manifest is None:
-        raise SystemExit(f"{PRODUCT}@{version} has no manifest")
-    personal = manifest["personal_data"]
-    facts = facts_for(
-        s.cfg.providers[src.provider].jurisdiction,
-        personal["remaining"],
-        personal["individuals"],
-        s.cfg.dataset(src.provider, src.dataset).important_data,
-    )
-    s.catalog.publish_version(PRODUCT, version)
-    decisions = s.catalog.apply_transfer_policy(
-        PRODUCT, version, s.cfg.policy, facts, list(product.markets), src.provider
-    )
-    export_catalog(s.catalog, s.store)
+    decisions = decide_transfers(s.res, PRODUCT, s.state["version"])
+    s.mark("decide-transfers")
+    export_catalog(s.res.catalog, s.res.store)
     return {"decisions": {d["market"]: d["status"] for d in decisions}}
 
 
@@ -441,7 +421,7 @@ def _bare_stage(state: dict[str, Any]) -> Stage:
     """A probe for the baseline: nothing but pyarrow imported."""
     importlib.import_module("pyarrow.csv")
     importlib.import_module("pyarrow.parquet")
-    return Stage(None, None, None, state)
+    return Stage(None, state)
 
 
 def _setup(stage: str, state: dict[str, Any]) -> Stage:
@@ -451,6 +431,7 @@ def _setup(stage: str, state: dict[str, Any]) -> Stage:
     from databourse.catalog.database import Catalog
     from databourse.config import load_config
     from databourse.keys import Key
+    from databourse.steps.resources import Resources
     from databourse.storage.opening import open_store
 
     cfg = load_config(REPO / "configs")
@@ -460,7 +441,7 @@ def _setup(stage: str, state: dict[str, Any]) -> Stage:
     store = open_store(
         cfg.store_root, endpoint_url=cfg.s3_endpoint_url, region=cfg.settings.storage.region
     )
-    return Stage(cfg, store, catalog, state)
+    return Stage(Resources(cfg, store, catalog), state)
 
 
 def child(stage: str, work: Path, profile: list[str]) -> None:
@@ -477,7 +458,7 @@ def child(stage: str, work: Path, profile: list[str]) -> None:
             _setup(name, state)
         for name in stages:
             Path("/proc/self/clear_refs").write_text("5")  # peak RSS from here on: this stage's
-            run = Stage(first.cfg, first.store, first.catalog, state)
+            run = Stage(first.res, state)
             figures = _run_stage(name, run, work, name in profile)
             state |= figures["state"]
             print(json.dumps({"stage": name, **figures}), flush=True)
@@ -522,7 +503,8 @@ def _run_stage(stage: str, run: Stage, work: Path, profile: bool) -> dict[str, A
 def measure(stage: str, work: Path, profile: list[str], max_rss_mib: float) -> list[dict[str, Any]]:
     """Run a stage (or `a,b,c` in turn) in a child on the run's store, one figure per stage;
     kill it past `max_rss_mib` of RSS (the failing stage gets {"error": ...})."""
-    env = {**os.environ, "DATABOURSE_STORE_ROOT": str(work / "store"),
+    env = {**os.environ, "DATABOURSE_CONFIG_DIR": str(REPO / "configs"),  # tasks.resources'
+           "DATABOURSE_STORE_ROOT": str(work / "store"),
            "DATABOURSE_CATALOG_URL": f"sqlite:///{work / 'catalog.db'}",
            "DATABOURSE_STATE_DIR": str(work / "state")}  # fmt: skip
     cmd = [sys.executable, __file__, "--child", stage, str(work)]

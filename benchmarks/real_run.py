@@ -82,7 +82,7 @@ def generate(path: Path, rows: int) -> None:
     import csv
     import random
 
-    from databourse_samples.demo import SENSOR_COLUMNS, sensor_rows
+    from databourse_samples.demo_sensors import SENSOR_COLUMNS, sensor_rows
 
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)

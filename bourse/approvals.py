@@ -4,25 +4,18 @@ retry a failed one, cancel a withdrawn version's."""
 from __future__ import annotations
 
 import datetime as dt
-import time
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import (
-    FlowFilter,
-    FlowFilterName,
-    FlowRunFilter,
-    FlowRunFilterState,
-    FlowRunFilterStateType,
-)
-from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.client.schemas.objects import FlowRun, State
 from prefect.client.schemas.responses import SetStateStatus
 from prefect.exceptions import ObjectNotFound
 from prefect.input.run_input import keyset_from_base_key
 from prefect.states import Cancelled
 
+from bourse.prefect_runs import newest_runs_of, paused_runs, wait_until
 from databourse.catalog.database import Catalog
 from databourse.errors import DataBourseError
 from databourse.transfer.form_binding import replaced_parts
@@ -68,12 +61,7 @@ def waiting(now: dt.datetime | None = None, catalog: Catalog | None = None) -> l
     now = now or dt.datetime.now(dt.UTC)
     catalog = catalog or resources.catalog()
     with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(
-            flow_filter=FlowFilter(name=FlowFilterName(any_=[PUBLISH_FLOW])),
-            flow_run_filter=FlowRunFilter(
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))
-            ),
-        )
+        runs = paused_runs(client, PUBLISH_FLOW)
         out = [w for run in runs if (w := _waiting_on(client, catalog, run, now)) is not None]
     return sorted(out, key=lambda w: w.since)
 
@@ -165,24 +153,20 @@ def answer(run_id: str, form: dict[str, Any], wait_seconds: float = 120) -> str:
 def form_ready(client: Any, run_id: UUID, key: str, wait_seconds: float = 0) -> bool:
     """True once the suspension's form schema is saved (Prefect saves it after the state)."""
     schema_key = keyset_from_base_key(f"suspended-{key}")["schema"]
-    deadline = time.monotonic() + wait_seconds
-    while True:
+
+    def saved() -> bool:
         found = client.filter_flow_run_input(run_id, schema_key, 1, set())
-        if found and found[0].key == schema_key:
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.25)
+        return bool(found) and found[0].key == schema_key
+
+    return wait_until(saved, bool, wait_seconds, 0.25)
 
 
 def _wait_settled(client: Any, run_id: UUID, seconds: float) -> str:
     """Wait until the resumed run completes, fails, or suspends again (next market) with its
     form saved, so that the next answer can be given at once."""
-    deadline = time.monotonic() + seconds
-    time.sleep(1)
-    while True:
-        state = client.read_flow_run(run_id).state
-        settled = state is not None and (
+
+    def settled(state: State | None) -> bool:
+        return state is not None and (
             state.is_final()
             or (
                 state.is_paused()
@@ -190,9 +174,9 @@ def _wait_settled(client: Any, run_id: UUID, seconds: float) -> str:
                 and form_ready(client, run_id, state.state_details.pause_key or "")
             )
         )
-        if settled or time.monotonic() > deadline:
-            return state.name if state else "unknown"
-        time.sleep(1)
+
+    state = wait_until(lambda: client.read_flow_run(run_id).state, settled, seconds, 1, delay=1)
+    return state.name if state else "unknown"
 
 
 def _jsonable(form: dict[str, Any]) -> dict[str, Any]:
@@ -230,14 +214,13 @@ class Stopped:
 def stopped(catalog: Catalog) -> list[Stopped]:
     """The latest publish run of each version (and of each market asked alone, tasks.asking),
     when it failed and a market still waits."""
-    with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(
-            flow_filter=FlowFilter(name=FlowFilterName(any_=[PUBLISH_FLOW])),
-        )
-    latest: dict[tuple[str, str, str | None], FlowRun] = {}
-    for run in sorted(runs, key=lambda r: r.created or dt.datetime.min.replace(tzinfo=dt.UTC)):
+
+    def version_and_market(run: FlowRun) -> tuple[str, str, str | None]:
         alone = (run.parameters or {}).get("market")
-        latest[(*subject(catalog, run), str(alone) if alone else None)] = run
+        return (*subject(catalog, run), str(alone) if alone else None)
+
+    with get_client(sync_client=True) as client:
+        latest = newest_runs_of(client, PUBLISH_FLOW, version_and_market)
     out = []
     for (product, version, _), run in latest.items():
         state = run.state

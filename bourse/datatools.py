@@ -18,8 +18,8 @@ from databourse.errors import DataBourseError, IngestRejected
 from databourse.ingest.staging import read_contract_table
 from databourse.pii.detect import scan_table
 from databourse.pii.screening import check_embedded, direct_identifiers
-from databourse.privacy.anonymize import Keys
 from databourse.privacy.hierarchy import product_hierarchies
+from databourse.privacy.pseudonyms import Keys
 from databourse.product.facts import configured_problems, configured_terms_problems
 from databourse.product.package import manifest_hash, read_manifest, validate_manifest
 from databourse.product.productize import productize, rescan_written

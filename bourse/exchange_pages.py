@@ -32,7 +32,7 @@ from databourse.standards.exports import croissant_cards, gather
 from databourse.storage import zones
 
 if TYPE_CHECKING:
-    from bourse.exchange import Exchange
+    from bourse.exchange_grants import Exchange
 
 log = logging.getLogger("bourse.exchange")
 LISTED = ("published", "withdrawn")  # staged versions are work in progress: never listed

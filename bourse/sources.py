@@ -20,7 +20,7 @@ from pathlib import Path
 
 from databourse.errors import IngestRejected
 from databourse.ingest.files import sha256_file
-from databourse.ingest.landing import Manifest, read_manifest
+from databourse.ingest.landing_manifest import Manifest, read_manifest
 from databourse.storage.store import parse_s3_uri, s3_client
 
 _SKIPPED_SUFFIXES = (".tmp", ".part", ".crdownload", ".manifest.json")

@@ -22,13 +22,6 @@ from typing import Any
 from uuid import UUID
 
 from prefect.client.orchestration import SyncPrefectClient, get_client
-from prefect.client.schemas.filters import (
-    FlowFilter,
-    FlowFilterName,
-    FlowRunFilter,
-    FlowRunFilterState,
-    FlowRunFilterStateType,
-)
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.events.filters import (
     EventFilter,
@@ -38,6 +31,7 @@ from prefect.events.filters import (
 )
 from prefect.states import Crashed
 
+from bourse.prefect_runs import newest_runs_of, runs_in_states
 from tasks.publishing import PUBLISH_FLOW, market_of
 
 FORM_PREFIX = "suspended-"  # Prefect stores a suspend form's answer as suspended-<key>-response
@@ -78,18 +72,13 @@ def stuck_runs(
 ) -> list[Stuck]:
     """Publish runs holding an answer that nothing is recording, oldest first."""
     now = now or dt.datetime.now(dt.UTC)
-    runs = client.read_flow_runs(
-        flow_filter=FlowFilter(name=FlowFilterName(any_=[PUBLISH_FLOW])),
-        flow_run_filter=FlowRunFilter(
-            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[*_LIVE, StateType.CRASHED]))
-        ),
-    )
-    newest = _newest_runs(client)
+    runs = runs_in_states(client, [*_LIVE, StateType.CRASHED], flow_name=PUBLISH_FLOW)
+    newest = {v: r.id for v, r in newest_runs_of(client, PUBLISH_FLOW, _version).items()}
     out = []
     for run in runs:
         if run.state is None:
             continue
-        product, version = str(run.parameters.get("product")), str(run.parameters.get("version"))
+        product, version = _version(run)
         if run.state.type == StateType.CRASHED and newest.get((product, version)) != run.id:
             continue  # retried since: the newer run asks again
         answered = answered_markets(client, run)
@@ -115,14 +104,9 @@ def stuck_runs(
     return sorted(out, key=lambda s: s.since)
 
 
-def _newest_runs(client: SyncPrefectClient) -> dict[tuple[str, str], Any]:
-    """The id of the newest publish run of each (product, version)."""
-    runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=[PUBLISH_FLOW])))
-    newest: dict[tuple[str, str], Any] = {}
-    oldest = dt.datetime.min.replace(tzinfo=dt.UTC)
-    for run in sorted(runs, key=lambda r: r.created or oldest):
-        newest[(str(run.parameters.get("product")), str(run.parameters.get("version")))] = run.id
-    return newest
+def _version(run: FlowRun) -> tuple[str, str]:
+    """The (product, version) a publish run's parameters name."""
+    return str(run.parameters.get("product")), str(run.parameters.get("version"))
 
 
 def answered_markets(client: SyncPrefectClient, run: FlowRun) -> list[str]:

@@ -13,18 +13,17 @@ run later counts.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from prefect.client.orchestration import SyncPrefectClient, get_client
-from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.exceptions import ObjectNotFound
 
 from bourse.approvals import subject
+from bourse.prefect_runs import created, runs_in_states
 from databourse.catalog.database import Catalog
 from tasks.publishing import PUBLISH_FLOW
 
@@ -36,8 +35,6 @@ LIVE = (
     StateType.PAUSED,
     StateType.CANCELLING,
 )
-_PAGE = 200  # the Prefect API's default page size
-_OLDEST = dt.datetime.min.replace(tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -63,7 +60,7 @@ def unasked(catalog: Catalog) -> list[Unasked]:
     if not pending:
         return []
     with get_client(sync_client=True) as client:
-        runs = publish_runs(client)
+        runs = runs_in_states(client, None, flow_name=PUBLISH_FLOW)
     by_version: dict[tuple[str, str], list[FlowRun]] = defaultdict(list)
     for run in runs:
         by_version[subject(catalog, run)].append(run)
@@ -71,7 +68,7 @@ def unasked(catalog: Catalog) -> list[Unasked]:
     for p in pending:
         mine = sorted(
             (r for r in by_version[(p["product_id"], p["version"])] if _may_ask(r, p["market"])),
-            key=lambda r: r.created or _OLDEST,
+            key=created,
         )
         if any(r.state is not None and r.state.type in LIVE for r in mine):
             continue  # it asks, or will
@@ -111,20 +108,6 @@ def _unasked(catalog: Catalog, pending: dict[str, Any], run: FlowRun | None) -> 
         product, version, market, str(run.id), run.name, name, why,
         then=f"bourse approvals retry {run.id}",
     )  # fmt: skip
-
-
-def publish_runs(client: SyncPrefectClient) -> list[FlowRun]:
-    """Every publish run the Prefect API holds, page by page."""
-    out: list[FlowRun] = []
-    while True:
-        page = client.read_flow_runs(
-            flow_filter=FlowFilter(name=FlowFilterName(any_=[PUBLISH_FLOW])),
-            limit=_PAGE,
-            offset=len(out),
-        )
-        out += page
-        if len(page) < _PAGE:
-            return out
 
 
 def close_abandoned(catalog: Catalog) -> list[dict[str, Any]]:

@@ -11,15 +11,8 @@ does not hold. `approvals list` prints them; `verify --all` reports each as an e
 from __future__ import annotations
 
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import (
-    FlowFilter,
-    FlowFilterName,
-    FlowRunFilter,
-    FlowRunFilterState,
-    FlowRunFilterStateType,
-)
-from prefect.client.schemas.objects import StateType
 
+from bourse.prefect_runs import paused_runs
 from databourse.catalog.database import Catalog
 from tasks.publishing import PUBLISH_FLOW, market_of, of_another_catalog
 
@@ -34,12 +27,7 @@ def suspended_without_row(catalog: Catalog) -> list[str]:
     Prefect API hides it here, but not a question the trail audited (`question_problems`).
     """
     with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(
-            flow_filter=FlowFilter(name=FlowFilterName(any_=[PUBLISH_FLOW])),
-            flow_run_filter=FlowRunFilter(
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))
-            ),
-        )
+        runs = paused_runs(client, PUBLISH_FLOW)
     out = []
     for run in runs:
         key = run.state.state_details.pause_key if run.state else None

@@ -8,6 +8,7 @@ from prefect import flow
 
 from flows.run_names import dated
 from tasks.discovering import discover_drops
+from tasks.lineage import no_datasets, tracked
 from tasks.retrying import DISCOVER_RUN_SECONDS
 
 
@@ -18,4 +19,5 @@ from tasks.retrying import DISCOVER_RUN_SECONDS
 )
 def discover_landing(provider: str | None = None) -> dict[str, Any]:
     """Classify every drop under landing/ (or one provider's) by content hash."""
-    return discover_drops(provider)
+    with tracked(no_datasets):
+        return discover_drops(provider)

@@ -37,13 +37,14 @@ from prefect.events.filters import (
 from prefect.states import Crashed
 from prefect.utilities.urls import url_for
 
-from databourse.ingest.landing import DiscoverResult, Drop
+from databourse.ingest.landing_drops import DiscoverResult, Drop
 from databourse.storage import zones
 from flows.run_names import dated
 from tasks import reporting, resources
 from tasks.discovering import discover_drops
 from tasks.dispatching import DROP_DEPLOYMENT, WORKER_TAG, start_keyed
 from tasks.limits import ensure_provider_limits, limit_name
+from tasks.lineage import no_datasets, tracked
 
 
 @dataclass
@@ -240,9 +241,10 @@ def nightly(provider: str | None = None, publish_wait_seconds: float = 60) -> di
     """Discover what is new by content hash; run each new drop on a worker; one failure stops
     no other. `publish_wait_seconds`: how long each drop run waits for its publish run."""
     logger = get_run_logger()
-    limits = ensure_provider_limits()
-    found = DiscoverResult.from_json(discover_drops(provider))
-    outcomes = [d.outcome() for d in _dispatch_all(found.new, publish_wait_seconds, limits)]
+    with tracked(no_datasets):
+        limits = ensure_provider_limits()
+        found = DiscoverResult.from_json(discover_drops(provider))
+        outcomes = [d.outcome() for d in _dispatch_all(found.new, publish_wait_seconds, limits)]
     reporting.table(f"nightly-{provider or 'all'}", outcomes, "Drops processed by this run")
     failed = [o for o in outcomes if o["state"] != "Completed"]
     logger.info("nightly: %d new drop(s), %d not completed", len(outcomes), len(failed))

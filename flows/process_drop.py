@@ -17,6 +17,7 @@ from flows.validate_dataset import validate_dataset
 from tasks import reporting, resources
 from tasks.dispatching import WORKER_ENV, WORKER_TAG
 from tasks.limits import provider_slot
+from tasks.lineage import no_datasets, tracked
 from tasks.publishing import start_publication
 from tasks.retrying import DROP_RUN_SECONDS
 
@@ -42,7 +43,7 @@ def process_drop(
     for a slot logs who holds them and ends at a bound (settings `runs.slot_*`).
     """
     _name_the_worker()
-    with tags(f"provider:{provider}", f"dataset:{dataset}"):
+    with tracked(no_datasets), tags(f"provider:{provider}", f"dataset:{dataset}"):
         with provider_slot(provider):
             ingested = ingest_dataset(
                 provider, dataset, source, source_name, expected_rows, expected_sha256

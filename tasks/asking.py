@@ -30,6 +30,14 @@ def ask_beside(product: str, version: str, markets: list[str]) -> dict[str, str]
     same run: it is keyed."""
     served = f"{PUBLISH_FLOW}/{deployment.name}" if deployment.name else PUBLISH_DEPLOYMENT
     runs = {m: start_market_question(product, version, m, served) for m in markets}
+    states = wait_until_asked(runs)
+    get_run_logger().info("asked beside this run: %s", states)
+    return states
+
+
+def wait_until_asked(runs: dict[str, FlowRun]) -> dict[str, str]:
+    """Each market's run state (and run name), once every run is paused or final, or after
+    WAIT_SECONDS; a state still moving ends with " ..."."""
     deadline = time.monotonic() + WAIT_SECONDS
     states: dict[str, str] = {}
     with get_client(sync_client=True) as client:
@@ -41,10 +49,8 @@ def ask_beside(product: str, version: str, markets: list[str]) -> dict[str, str]
                     "" if settled else " ..."
                 )
             if not any(v.endswith("...") for v in states.values()) or time.monotonic() > deadline:
-                break
+                return states
             time.sleep(1)
-    get_run_logger().info("asked beside this run: %s", states)
-    return states
 
 
 def start_market_question(

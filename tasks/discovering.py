@@ -6,8 +6,8 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
-from databourse.errors import IngestRejected
-from databourse.ingest.landing import discover
+from databourse.ingest.landing import DiscoverResult
+from databourse.steps import ingesting
 from tasks import reporting, resources
 from tasks.retrying import RETRY_TRANSIENT
 
@@ -19,13 +19,16 @@ from tasks.retrying import RETRY_TRANSIENT
 )
 def discover_drops(provider: str | None = None) -> dict[str, Any]:
     """List the landing zone, classify every drop; returns `DiscoverResult.to_json()`."""
-    result = discover(resources.store(), resources.config().providers, provider)
+    result = ingesting.discover_drops(resources.bundle(), provider)
     summary = {k: v for k, v in result.summary().items() if v}
     get_run_logger().info("landing: %s", summary or "empty")
-    for drop in (d for d in result.drops if d.status == "refused"):  # a link: recorded each time
-        refused = IngestRejected(f"{drop.key}: {drop.reason}", file=drop.key)
-        resources.audit("quarantine", refused, provider=drop.provider, dataset=drop.dataset)
-    rows = [
+    reporting.table(f"landing-{provider or 'all'}", drop_rows(result), "Drops in the landing zone")
+    return result.to_json()
+
+
+def drop_rows(result: DiscoverResult) -> list[dict[str, Any]]:
+    """One row per drop, as the landing-zone artifact lists them."""
+    return [
         {
             "key": d.key,
             "status": d.status,
@@ -35,5 +38,3 @@ def discover_drops(provider: str | None = None) -> dict[str, Any]:
         }
         for d in result.drops
     ]
-    reporting.table(f"landing-{provider or 'all'}", rows, "Drops in the landing zone")
-    return result.to_json()

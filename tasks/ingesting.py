@@ -11,9 +11,9 @@ from uuid import UUID
 from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-from databourse.errors import GateFailed, ObjectChanged
-from databourse.ingest.files import fetched_source, ingest_file
 from databourse.ingest.landing_bounds import SourceBounds
+from databourse.ingest.records import IngestResult
+from databourse.steps import ingesting
 from tasks import reporting, resources
 from tasks.retrying import RETRY_TRANSIENT
 
@@ -63,64 +63,43 @@ def ingest(
     expected_sha256: str | None = None,
 ) -> dict[str, Any]:
     """Ingest `source` (a path or s3:// URI); returns the `_ingest.json` record."""
-    logger = get_run_logger()
-    cfg = resources.config()
-    spec = cfg.dataset(provider, dataset)
-    store = resources.store()
-    try:  # a refused source (a link, a missing file) is audited like a quarantined one
-        where = (cfg.s3_endpoint_url, cfg.settings.storage.region)
-        with fetched_source(source, source_bounds(provider, dataset), *where) as path:
-            name = source_name or path.name
-            key = reporting.artifact_key("ingest-progress", provider, dataset)
-            progress = _Progress(name, key)
-            result = ingest_file(
-                store,
-                provider,
-                dataset,
-                spec,
-                path,
-                source_name=name,
-                limits=spec.limits or cfg.settings.ingest,
-                expected_rows=expected_rows,
-                expected_sha256=expected_sha256,
-                progress=progress,
-            )
-    except GateFailed as exc:
-        resources.audit("quarantine", exc, provider=provider, dataset=dataset)
-        raise
-    except ObjectChanged as exc:  # a duplicate whose record or staged bytes are not those ingested
-        resources.audit("quarantine", exc, provider=provider, dataset=dataset, stage="staged")
-        raise
-    if not result.duplicate:
-        progress(result.rows, 1.0)  # the file is read whole: show it done
-    if not result.duplicate or not _audited(result.ingest_id):
-        # a crash between `_ingest.json` and this event leaves a completed ingest unaudited:
-        # the next run of the same bytes (a duplicate) records it
-        resources.catalog().audit_append(
-            "ingest",
-            detail={
-                "provider": provider,
-                "dataset": dataset,
-                "ingest_id": result.ingest_id,
-                "sha256": result.sha256,
-                "size": result.size,
-                "staged_sha256": result.staged_sha256,
-                "staged_size": result.staged_size,
-                "rows": result.rows,
-                "file": result.source_name,
-            },
-        )
+    res = resources.bundle()
+    key = reporting.artifact_key("ingest-progress", provider, dataset)
+    result = ingesting.ingest_source(
+        res,
+        provider,
+        dataset,
+        source,
+        source_bounds(provider, dataset),
+        source_name=source_name,
+        expected_rows=expected_rows,
+        expected_sha256=expected_sha256,
+        progress_of=lambda name: _Progress(name, key),
+    )
+    report_ingest(provider, dataset, result, res.store.uri(result.raw_key))
+    return {**result.to_json(), "duplicate": result.duplicate}
+
+
+def report_ingest(provider: str, dataset: str, result: IngestResult, raw_uri: str) -> None:
+    """Log what became of the file and publish its ingest record."""
     if result.duplicate:
-        logger.info(
+        get_run_logger().info(
             "%s: identical bytes already ingested as %s; nothing stored again",
             result.source_name,
             result.ingest_id,
         )
     else:
-        logger.info("%s: %d rows ingested as %s", result.source_name, result.rows, result.ingest_id)
+        get_run_logger().info(
+            "%s: %d rows ingested as %s", result.source_name, result.rows, result.ingest_id
+        )
+    text = ingest_markdown(provider, dataset, result, raw_uri)
+    reporting.markdown(f"ingest-{provider}-{dataset}", text, "Ingest record")
+
+
+def ingest_markdown(provider: str, dataset: str, result: IngestResult, raw_uri: str) -> str:
+    """The ingest record as the artifact shows it."""
     sheet = f"| sheet read | `{result.sheet}` |\n" if result.sheet else ""
-    reporting.markdown(
-        f"ingest-{provider}-{dataset}",
+    return (
         f"### Ingest `{provider}/{dataset}`\n\n| | |\n|---|---|\n"
         f"| file | `{result.source_name}` |\n| ingest id | `{result.ingest_id}` |\n"
         f"| sha256 | `{result.sha256}` |\n| bytes | {result.size} |\n| rows | {result.rows} |\n"
@@ -128,10 +107,8 @@ def ingest(
         f"{sheet}"
         f"| encoding | {result.encoding or '-'}{' with BOM' if result.bom else ''} |\n"
         f"| schema drift | {_drift_text(result.drift)} |\n"
-        f"| duplicate | {result.duplicate} |\n| raw | `{store.uri(result.raw_key)}` |\n",
-        "Ingest record",
+        f"| duplicate | {result.duplicate} |\n| raw | `{raw_uri}` |\n"
     )
-    return {**result.to_json(), "duplicate": result.duplicate}
 
 
 def source_bounds(provider: str, dataset: str) -> SourceBounds:
@@ -175,11 +152,3 @@ def _drift_text(drift: dict[str, Any]) -> str:
     parts += [f"retyped {[r['column'] for r in drift['retyped']]}"] if drift.get("retyped") else []
     parts += [f"renamed {len(drift['renamed'])}"] if drift.get("renamed") else []
     return "; ".join(parts) or "none"
-
-
-def _audited(ingest_id: str) -> bool:
-    """Whether the audit trail holds the ingest event of `ingest_id`."""
-    return any(
-        event["kind"] == "ingest" and event["detail"].get("ingest_id") == ingest_id
-        for event in resources.catalog().audit_history()
-    )

@@ -62,6 +62,12 @@ class Tracked:
 DatasetsOf = Callable[[str, lineage.Phase, Tracked], Datasets]
 
 
+def no_datasets(ns: str, phase: lineage.Phase, state: Tracked) -> Datasets:
+    """An orchestrating run (process-drop, nightly, discover-landing) reads and writes nothing
+    itself: its subflows' events carry the datasets and name it as their parent."""
+    return [], []
+
+
 class JsonLinesTransport(Transport):
     """Appends each event as one line: one write under an exclusive lock, then fsync."""
 

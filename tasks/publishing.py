@@ -13,10 +13,8 @@ from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.exceptions import ObjectNotFound
 
 from databourse.catalog.database import Catalog
-from databourse.errors import CatalogError, ManifestMismatch, VersionNotFound
-from databourse.product.facts import confirmed_facts
-from databourse.product.package import read_manifest
-from databourse.transfer.policy import TransferFacts
+from databourse.errors import CatalogError, VersionNotFound
+from databourse.steps import publishing
 from tasks import reporting, resources
 from tasks.dispatching import start_keyed
 from tasks.retrying import RETRY_TRANSIENT
@@ -26,11 +24,6 @@ KEY_PREFIX = "approval-"
 # Prefect 3.8.8 fails a suspended run whose timeout passed with "The flow was paused and never
 # resumed." (its pause-expirations service) or "... suspended and never resumed." (a late resume).
 EXPIRED_MARK = "never resumed"
-NO_IDENTITY = (
-    "the Prefect API gives no identity for this answer (the open-source server has no users): "
-    "approvers are whoever holds the API's auth string, or reaches an API without one; the "
-    "approver is the name typed on the form"
-)
 log = logging.getLogger(__name__)
 
 
@@ -46,28 +39,6 @@ def market_of(key: str | None) -> str | None:
     return key.removeprefix(KEY_PREFIX).split("-")[0].upper()
 
 
-def version_facts(product_id: str, version: str) -> tuple[TransferFacts, str]:
-    """The facts the rules need, as the product's config and the version's files make them (the
-    manifest must hash to the catalog's content hash and agree), and its exporter (the provider).
-    """
-    cfg = resources.config()
-    manifest = read_manifest(resources.store(), product_id, version)
-    if manifest is None:
-        raise VersionNotFound(
-            f"{product_id}@{version} has no manifest: it was never packaged",
-            product=product_id,
-            version=version,
-        )
-    facts = confirmed_facts(  # ManifestMismatch, FactsMismatch: nothing is decided on it
-        cfg,
-        resources.store(),
-        manifest,
-        resources.catalog().get_version(product_id, version).content_hash,
-        "nothing is decided on it",
-    )
-    return facts, cfg.product(product_id).source.provider
-
-
 @task(
     name="decide-transfers",
     task_run_name="transfer decisions {product_id}@{version}",
@@ -76,30 +47,18 @@ def version_facts(product_id: str, version: str) -> tuple[TransferFacts, str]:
 def decide_transfers(product_id: str, version: str) -> list[dict[str, Any]]:
     """Publish the version and run the transfer gate on every market of the product."""
     logger = get_run_logger()
-    cfg = resources.config()
-    catalog = resources.catalog()
-    try:
-        facts, exporter = version_facts(product_id, version)
-    except ManifestMismatch as exc:  # the version is offered nowhere; the refusal is audited
-        detail = {"stage": "gate", "error": type(exc).__name__, "message": str(exc)}
-        catalog.audit_append("quarantine", product=product_id, version=version, detail=detail)
-        raise
-    catalog.publish_version(product_id, version)
-    markets = list(cfg.product(product_id).markets)
-    decisions = catalog.apply_transfer_policy(
-        product_id,
-        version,
-        cfg.policy,
-        facts,
-        markets,
-        exporter,
-        carry_over_max_age_days=cfg.settings.carry_over_max_age_days,
-    )
+    decisions = publishing.decide_transfers(resources.bundle(), product_id, version)
     for d in decisions:
         logger.info(
             "%s@%s -> %s: %s, %s (rule %s)",
             product_id, version, d["market"], d["decision"], d["status"], d["rule_id"],
         )  # fmt: skip
+    report_decisions(product_id, version, decisions)
+    return decisions
+
+
+def report_decisions(product_id: str, version: str, decisions: list[dict[str, Any]]) -> None:
+    """The table artifact of a version's transfer decisions, one row per market."""
     reporting.table(
         f"transfer-{product_id}",
         [
@@ -115,7 +74,6 @@ def decide_transfers(product_id: str, version: str) -> list[dict[str, Any]]:
         ],
         f"Cross-border decisions for {product_id}@{version}",
     )
-    return decisions
 
 
 @task(
@@ -125,25 +83,10 @@ def decide_transfers(product_id: str, version: str) -> list[dict[str, Any]]:
 def decide_market(product_id: str, version: str, market: str) -> dict[str, Any] | None:
     """Decide one market of a published version again, as `decide_transfers` decides each
     (None: not a market of the product, or the version is not published)."""
-    cfg = resources.config()
-    catalog = resources.catalog()
-    if market not in cfg.product(product_id).markets:
-        get_run_logger().warning("%s is not a market of %s: nothing asked", market, product_id)
-        return None
-    if catalog.get_version(product_id, version).status != "published":
-        get_run_logger().warning("%s@%s is not published: nothing asked", product_id, version)
-        return None
-    facts, exporter = version_facts(product_id, version)
-    [decision] = catalog.apply_transfer_policy(
-        product_id,
-        version,
-        cfg.policy,
-        facts,
-        [market],
-        exporter,
-        carry_over_max_age_days=cfg.settings.carry_over_max_age_days,
-    )
-    return decision
+    out = publishing.decide_market(resources.bundle(), product_id, version, market)
+    if out.skipped:
+        get_run_logger().warning("%s", out.skipped)
+    return out.decision
 
 
 # --- expiry -----------------------------------------------------------------------------------

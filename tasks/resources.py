@@ -16,6 +16,7 @@ from databourse.errors import DataBourseError
 from databourse.keys import DEFAULT_VERSION, Key, KeyPlace, bind, check_strength, default_key_dir
 from databourse.keys import read as read_key
 from databourse.keys import require as require_key
+from databourse.steps.resources import Resources, audit_failure
 from databourse.storage.opening import open_store
 from databourse.storage.store import ObjectStore
 
@@ -133,7 +134,9 @@ def _block_key(place: KeyPlace, version: str) -> Key | None:
 
 def audit(kind: str, error: DataBourseError, **where: str) -> None:
     """Record a failed gate in the audit trail: where, why (the message names no values)."""
-    context = {k: v for k, v in error.context.items() if isinstance(v, str | int | None)}
-    catalog().audit_append(
-        kind, detail={**where, **context, "error": type(error).__name__, "message": str(error)}
-    )
+    audit_failure(catalog(), kind, error, **where)
+
+
+def bundle() -> Resources:
+    """This process's resources, as the steps take them."""
+    return Resources(config(), store(), catalog())

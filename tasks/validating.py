@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import json
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
-import pyarrow.parquet as pq
 from prefect import get_run_logger, task
 
-from databourse.errors import PersonalDataFound, QualityFailed
-from databourse.ingest.quarantine import quarantine_ingest
-from databourse.ingest.records import load_ingest
-from databourse.pii.detect import SCAN_BATCH_ROWS, scan_batches
-from databourse.pii.screening import check_declarations
-from databourse.storage import zones
+from databourse.steps import validating
+from databourse.steps.validating import PersonalDataScanned, QualityChecked
 from tasks import reporting, resources
 from tasks.retrying import RETRY_TRANSIENT
 from tasks.staged import ingested_copy
@@ -30,7 +25,8 @@ def load_quality() -> None:
     instead, beside the PII scan on the other thread, it made both slower (at 1M rows quality
     16.4 s and PII 11.7 s against 5.7 and 8.8 s: the import holds the GIL), and on a thread during
     the ingest it made the ingest 2-3x slower."""
-    import databourse.quality.docs  # noqa: F401  (imports databourse.quality.suite and quality_score)
+    import databourse.quality.docs  # the report, page, history and score modules
+    import databourse.quality.suite  # noqa: F401  (GX itself, through quality.gx_inputs)
 
 
 @task(
@@ -40,57 +36,23 @@ def load_quality() -> None:
 )
 def check_quality(provider: str, dataset: str, ingest_id: str) -> dict[str, Any]:
     """Run the dataset's suite; quarantine the ingest when an error-severity expectation fails."""
-    from databourse.quality.batches import validate_parquet
-    from databourse.quality.docs import artifact_rows, markdown_summary, render_html
-    from databourse.quality.history import read_history
-    from databourse.quality.page import Suite
-    from databourse.quality.score import scores
-    from databourse.quality.suite import check_suite, suite_from_contract
+    res = resources.bundle()
+    copy = partial(ingested_copy, res.store)
+    checked = validating.check_quality(res, provider, dataset, ingest_id, copy, show=report_quality)
+    return checked.to_json()
 
-    logger = get_run_logger()
-    store = resources.store()
-    spec = resources.config().dataset(provider, dataset)
-    check_suite(spec)  # a bad expectation is a config error, found before any data is read
-    record = load_ingest(store, provider, dataset, ingest_id)
-    validated_at = dt.datetime.now(dt.UTC)
-    specs = suite_from_contract(spec, now=validated_at)
-    suite = Suite(f"{provider}.{dataset}", specs, configured=len(spec.expectations))
-    with ingested_copy(store, record) as path:
-        report = validate_parquet(path, f"{provider}/{dataset}", specs)
-    prefix = zones.reports_prefix(provider, dataset, ingest_id)
-    quality = {
-        **report.to_json(),
-        "scores": scores(report),
-        "validated_at": validated_at.isoformat(timespec="seconds"),
-        "suite": suite.to_json(),
-    }
-    # quality.json first: the history the page shows is the dataset's quality.json files
-    store.put_bytes(f"{prefix}/quality.json", json.dumps(quality, indent=2, default=str).encode())
-    history = read_history(store, provider, dataset)
-    page = render_html(report, validated_at, suite=suite, history=history, ingest_id=ingest_id)
-    store.put_bytes(f"{prefix}/quality.html", page.encode())
-    name = f"quality-{provider}-{dataset}"
+
+def report_quality(checked: QualityChecked) -> None:
+    """The quality artifacts (table, summary, link to the HTML page) and the log line."""
+    from databourse.quality.docs import artifact_rows, markdown_summary
+
+    report, name = checked.report, f"quality-{checked.provider}-{checked.dataset}"
     reporting.table(name, artifact_rows(report), f"Quality: {report.summary()}")
     reporting.markdown(f"{name}-summary", markdown_summary(report), "Quality summary")
-    reporting.link(f"{name}-docs", store.uri(f"{prefix}/quality.html"), "Quality report (HTML)")
-    logger.info("quality of %s/%s: %s", provider, dataset, report.summary())
-    if not report.success:
-        error = quarantine_ingest(
-            store,
-            record,
-            QualityFailed(report.summary(), report_uri=store.uri(f"{prefix}/quality.json")),
-            "quality",
-        )
-        resources.audit("quarantine", error, provider=provider, dataset=dataset)
-        raise error
-    return {
-        "success": True,
-        "summary": report.summary(),
-        "scores": quality["scores"],
-        "report_uri": store.uri(f"{prefix}/quality.json"),
-        "html_uri": store.uri(f"{prefix}/quality.html"),
-        "warnings": len(report.failed_warnings),
-    }
+    reporting.link(f"{name}-docs", checked.html_uri, "Quality report (HTML)")
+    get_run_logger().info(
+        "quality of %s/%s: %s", checked.provider, checked.dataset, report.summary()
+    )
 
 
 @task(
@@ -100,49 +62,38 @@ def check_quality(provider: str, dataset: str, ingest_id: str) -> dict[str, Any]
 )
 def scan_personal_data(provider: str, dataset: str, ingest_id: str) -> dict[str, Any]:
     """Classify every column by content; undeclared personal data quarantines the ingest."""
-    logger = get_run_logger()
-    cfg = resources.config()
-    store = resources.store()
-    record = load_ingest(store, provider, dataset, ingest_id)
-    with ingested_copy(store, record) as path:
-        pfile = pq.ParquetFile(path)
-        findings = scan_batches(
-            reporting.progress(
-                f"pii-progress-{provider}-{dataset}",
-                f"Personal-data scan of {provider}/{dataset}: rows done",
-                pfile.iter_batches(batch_size=SCAN_BATCH_ROWS),
-                pfile.metadata.num_rows,
-            ),
-            pfile.schema_arrow,
-            threshold=cfg.settings.pii_threshold,
-            sample_rows=cfg.settings.pii_sample_rows,
-            dirty_threshold=cfg.settings.pii_dirty_threshold,
-        )
-    check = check_declarations(
-        findings,
-        cfg.dataset(provider, dataset).declared_categories,
-        min_share=cfg.settings.pii_undeclared_min_share,
+    res = resources.bundle()
+    scanned = validating.scan_personal_data(
+        res,
+        provider,
+        dataset,
+        ingest_id,
+        partial(ingested_copy, res.store),
+        watch=scan_progress(provider, dataset),
+        show=report_personal_data,
     )
-    report = {"findings": [f.to_json() for f in findings], **check.to_json()}
-    key = f"{zones.reports_prefix(provider, dataset, ingest_id)}/pii.json"
-    store.put_bytes(key, json.dumps(report, indent=2).encode())
+    get_run_logger().info("personal data of %s/%s matches the declaration", provider, dataset)
+    return scanned.to_json()
+
+
+def scan_progress(provider: str, dataset: str) -> Callable[..., Any]:
+    """The scan's batches, counted into a progress artifact as they go by."""
+    return partial(
+        reporting.progress,
+        f"pii-progress-{provider}-{dataset}",
+        f"Personal-data scan of {provider}/{dataset}: rows done",
+    )
+
+
+def report_personal_data(scanned: PersonalDataScanned) -> None:
+    """The findings table (column, category, confidence; never values) and a warning for each
+    declared category the scan did not find."""
     reporting.table(
-        f"pii-{provider}-{dataset}",
-        [{k: v for k, v in f.to_json().items() if k != "embedded"} for f in findings],
+        f"pii-{scanned.provider}-{scanned.dataset}",
+        [{k: v for k, v in f.to_json().items() if k != "embedded"} for f in scanned.findings],
         "Personal data found by content (column, category, confidence; never values)",
     )
-    for miss in check.not_found:
-        logger.warning(
+    for miss in scanned.check.not_found:
+        get_run_logger().warning(
             "declared %s in column %s was not detected", miss["declared"], miss["column"]
         )
-    if not check.ok:
-        cols = ", ".join(f"{u['column']} ({u['found']})" for u in check.undeclared)
-        found = PersonalDataFound(
-            f"undeclared personal data in {len(check.undeclared)} column(s): {cols}",
-            report_uri=store.uri(key),
-        )
-        error = quarantine_ingest(store, record, found, "pii")
-        resources.audit("quarantine", error, provider=provider, dataset=dataset)
-        raise error
-    logger.info("personal data of %s/%s matches the declaration", provider, dataset)
-    return {"ok": True, "report_uri": store.uri(key), "declared_not_found": check.not_found}

@@ -9,8 +9,9 @@ not be able to change what a later pass reads:
   machine (threads, or Dask worker processes of a local cluster); the staged dataset is copied
   there once and checked (`private_source`), so no pass reads the store's file after its check;
 - S3 (passes may run on several machines): every file a pass writes is uploaded and its sha256
-  travels in the pass's result (`sealed(...)`, passed on by Prefect, never through the store);
-  a pass downloads what it reads into a private temp folder and checks that copy before use.
+  travels in the pass's result (`steps.building.sealed`; passed on by Prefect, never through the
+  store); a pass downloads what it reads into a private temp folder and checks that copy before
+  use.
 Every read is checked against the sha256 its writer recorded, whichever the store: a mismatch is
 ObjectChanged naming the work file (never a value), audited, not retried, and the build stops.
 """
@@ -19,13 +20,14 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from databourse.errors import ConfigError, ObjectChanged
 from databourse.ingest.staged_integrity import check_staged, file_digest
+from databourse.steps.building import expected
 from databourse.storage.store import ObjectStore, validate_key
 from tasks import resources
 from tasks.staged import audited_refusal, local_copy, staged_copy
@@ -91,23 +93,6 @@ def source_file(store: ObjectStore, plan: Mapping[str, Any]) -> Iterator[Path]:
         return
     with staged_copy(store, plan["staged_key"], plan["staged"]) as path:
         yield path
-
-
-def sealed(work: Path, names: Iterable[str]) -> dict[str, str]:
-    """sha256 of each work file a pass wrote, by its name relative to the work folder."""
-    return {name: file_digest(work / name)[0] for name in names}
-
-
-def expected(names: Iterable[str], *seals: Mapping[str, str]) -> dict[str, str]:
-    """The recorded sha256 of each work file to read, from the results of the passes that wrote
-    them (ValueError for a file no result seals: the pointers were not made by these tasks)."""
-    known: dict[str, str] = {}
-    for seal in seals:
-        known.update(seal)
-    missing = sorted(n for n in names if n not in known)
-    if missing:
-        raise ValueError(f"work file(s) {missing} read but sealed by no pass result")
-    return {name: known[name] for name in names}
 
 
 @contextmanager

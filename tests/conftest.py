@@ -16,6 +16,12 @@ import pytest
 from helpers import free_port, make_project
 
 REPO = Path(__file__).resolve().parents[1]
+# The tests are in folders by kind (unit/<package>, flows, e2e, attacks, structure); some build on
+# another file's world (`from test_facts_and_grants import world`), found by its module name as
+# pytest finds a collected file's: every test folder is on the path, whichever file runs alone.
+for _folder in sorted(Path(__file__).parent.glob("**/")):
+    if any(_folder.glob("test_*.py")) and str(_folder) not in sys.path:
+        sys.path.append(str(_folder))
 BIN = Path(sys.executable).parent
 # Throwaway keys for tests (random-looking: weak keys are refused); real keys come from the
 # environment or a key file (databourse/keys.py).

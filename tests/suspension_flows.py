@@ -1,4 +1,4 @@
-"""Flows for the zombie-automation test (test_gate_pass3_rest), served by a runner of its own.
+"""Flows for the zombie-automation test (test_conditions_and_zombies), served by a runner.
 
 `suspends-twice` suspends on two forms the way a publish run with two gated markets does: the
 second suspension comes a second or two after the resumed process starts. `dies-running` is a

@@ -25,6 +25,7 @@ def transfer_explain(
     """The transfer decision for one market (with the exporter's count this year) and its rules."""
     import datetime as dt
 
+    from databourse.steps.publishing import version_facts
     from databourse.transfer.policy import (
         calendar_year,
         decide,
@@ -33,7 +34,6 @@ def transfer_explain(
         with_running_count,
     )
     from tasks import resources
-    from tasks.publishing import version_facts
 
     product, _, version = ref.partition("@")
     cfg = resources.config()
@@ -45,7 +45,7 @@ def transfer_explain(
             2,
         )
     try:  # the facts only through the content hash: an edited manifest is refused here too
-        facts, exporter = version_facts(product, version)
+        facts, exporter = version_facts(resources.bundle(), product, version)
         [shown] = resources.catalog().show(product, version)["versions"]
     except DataBourseError as exc:
         fail(f"{ref}: {exc}")

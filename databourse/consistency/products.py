@@ -16,6 +16,8 @@ from databourse.product.package import (
     manifest_hash,
     validate_manifest,
 )
+from databourse.standards.croissant import card_key
+from databourse.standards.croissant_checks import manifest_problems
 from databourse.storage.store import ObjectInfo
 
 
@@ -96,9 +98,20 @@ class ProductWalk(Walk):
                     self.store.download(f"{folder}/{entry.path}", Path(tmp) / entry.path)
                 for problem in rederive(manifest, Path(tmp)):
                     self.add("error", "facts-mismatch", problem, key=key, **where)
+        self.card(manifest, where)
         listed = {key} | {f"{folder}/{f.path}" for f in files}
         for other in sorted(set(objects) - listed):
             self.add("warning", "unlisted-object", "not listed in the manifest", key=other, **where)
+
+    def card(self, manifest: dict[str, Any], where: dict[str, str]) -> None:
+        """The version's Croissant card, when the export wrote one, names exactly its files."""
+        key = card_key(where["product"], where["version"])
+        doc = self.json_object(key)
+        if doc is None:
+            return  # not exported yet, or not JSON: the listing's seal check names the latter
+        self.checked["croissant_cards"] += 1
+        for problem in manifest_problems(doc, manifest["files"]):
+            self.add("error", "card-mismatch", problem, key=key, **where)
 
     def manifest_bytes(self, key: str, where: dict[str, str]) -> None:
         """The whole manifest hashes to the sha256 the audit trail recorded at packaging."""

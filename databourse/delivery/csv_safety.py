@@ -11,7 +11,7 @@ Not routed through here: `databourse_samples.demo` writes the demo's provider dr
 stand in for what providers send (inputs, not reports), every value in them comes from this
 project's own generators, and the only formula-like cells are phone numbers such as `+60 12-345
 6789`; quoting them would make the sample unlike a real drop and change the demo's content hashes.
-tests/test_hostile_input.py checks that samples never start a cell with `=`, `@`, TAB or CR.
+tests/attacks/test_hostile_input.py checks that samples never start a cell with `=`, `@`, TAB or CR.
 """
 
 from __future__ import annotations

@@ -13,9 +13,15 @@ Modules:
     landing_bounds
         Where an ingest may read a source from: the landing zone, the configured roots, the CLI's
         paths.
+    landing_drops
+        The landing zone's drops: what discover says of each object (status, hash, ingest id, why).
     landing_index
         The landing hash cache: object key -> size, change stamp, sha256, so discovery reads each
         landing object once, not every night.
+    landing_manifest
+        Sidecar manifests in landing: their format, and the holds they put on the files they list.
+    landing_state
+        A landing drop's state by its content: ingested, quarantined or new, once per content.
     quarantine
         Quarantine: a file that failed a gate copied aside with `_reason.json` saying why.
     records

@@ -25,14 +25,10 @@ another hard link; its target is never opened.
 a crash after the raw upload but before `_ingest.json` leaves the drop `new`, so a re-run redoes it
 (ingest is idempotent by hash). Discover writes nothing but its hash cache.
 
-Manifests (`*.manifest.json`, format `Manifest`) list files of their own folder with sha256 and
-optionally size and rows; `rows` comes back as `Drop.expected_rows` for the ingest to check.
-Design decision: a manifest makes its files one unit. Until every listed file is present and
-matches, the listed files that are present are held (`waiting`, or `invalid` for the ones that do
-not match), so a half-uploaded multi-file drop is never ingested in part. A listed file that is
-gone from landing but whose bytes were already ingested counts as present. A manifest that is not
-valid JSON or breaks the format is `invalid`, and so are the files it would cover: `x.csv` for
-`x.csv.manifest.json`, every data file of its folder for any other name.
+Manifests (`*.manifest.json`, landing_manifest) list files of their own folder with sha256 and
+optionally size and rows; a manifest makes its files one unit, held until every one is present
+and matches. The model of a drop and of the result is landing_drops; the decision by content
+hash, landing_state.
 """
 
 from __future__ import annotations
@@ -42,146 +38,21 @@ import logging
 import os
 import stat
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from collections.abc import Mapping
 
 from databourse.config import ProviderSpec
 from databourse.errors import ConfigError, ObjectNotFound
+from databourse.ingest.landing_drops import DiscoverResult, Drop, LandingObject
 from databourse.ingest.landing_index import HashIndex, stamp_of
+from databourse.ingest.landing_manifest import MANIFEST_SUFFIX, apply_manifests
+from databourse.ingest.landing_state import IngestState, decide
 from databourse.storage import zones
 from databourse.storage.store import ObjectInfo, ObjectStore
 
 log = logging.getLogger(__name__)
 
-STATUSES = (
-    "new",
-    "ingested",
-    "quarantined",
-    "duplicate",
-    "waiting",
-    "invalid",
-    "manifest",
-    "refused",
-    "unknown_provider",
-    "unknown_dataset",
-)
-MANIFEST_SUFFIX = ".manifest.json"
-MAX_MANIFEST_BYTES = 1 << 20  # a manifest lists names and hashes; anything bigger is not one
 _IN_FLIGHT_SUFFIXES = (".tmp", ".part", ".crdownload")
 _CHUNK = 1 << 20
-
-
-class ManifestFile(BaseModel):
-    """One file of a sidecar manifest: a plain name in the manifest's folder and its facts."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-    name: str
-    sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
-    size: int | None = Field(None, ge=0)
-    rows: int | None = Field(None, ge=0)
-
-    @field_validator("name")
-    @classmethod
-    def _plain_name(cls, name: str) -> str:
-        if "/" in name or "\\" in name or ".." in name:
-            raise ValueError("must be a file name in the manifest's folder (no '/' or '..')")
-        if name.endswith(MANIFEST_SUFFIX):
-            raise ValueError("a manifest cannot list a manifest")
-        return zones.safe_part(name)
-
-
-class Manifest(BaseModel):
-    """A sidecar manifest: `{"files": [{"name", "sha256", "size"?, "rows"?}, ...]}`."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-    files: list[ManifestFile] = Field(min_length=1)
-
-    @field_validator("files")
-    @classmethod
-    def _unique(cls, files: list[ManifestFile]) -> list[ManifestFile]:
-        names = [f.name for f in files]
-        if dupes := sorted({n for n in names if names.count(n) > 1}):
-            raise ValueError(f"files listed twice: {dupes}")
-        return files
-
-
-@dataclass(frozen=True)
-class Drop:
-    """One landing object and what discover decided about it (names, sizes, hashes: no data)."""
-
-    provider: str
-    dataset: str
-    key: str
-    name: str
-    size: int
-    sha256: str | None  # None when not read: unknown provider/dataset, or changed while read
-    ingest_id: str | None
-    status: str
-    reason: str | None = None
-    duplicate_of: str | None = None
-    expected_rows: int | None = None
-    manifest_key: str | None = None
-
-
-@dataclass(frozen=True)
-class DiscoverResult:
-    """Every landing object, sorted by key, with its status."""
-
-    drops: tuple[Drop, ...]
-
-    @property
-    def new(self) -> list[Drop]:
-        """The drops to ingest now, one per distinct content."""
-        return [d for d in self.drops if d.status == "new"]
-
-    def summary(self) -> dict[str, int]:
-        """How many objects have each status (every status, zeros included)."""
-        counts = dict.fromkeys(STATUSES, 0)
-        for drop in self.drops:
-            counts[drop.status] += 1
-        return counts
-
-    def to_json(self) -> dict[str, Any]:
-        """Plain data for an artifact or a task result."""
-        return {"drops": [asdict(d) for d in self.drops], "summary": self.summary()}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> DiscoverResult:
-        """The result `to_json` described."""
-        return cls(tuple(Drop(**d) for d in data["drops"]))
-
-
-@dataclass
-class _Object:
-    """A landing object of a configured dataset while it is being classified."""
-
-    info: ObjectInfo
-    dataset: str
-    folder: str
-    name: str
-    sha256: str | None = None
-    holds: list[tuple[str, str]] = field(default_factory=list)  # (waiting|invalid, reason)
-    manifest_key: str | None = None
-    expected_rows: int | None = None
-
-    def drop(self, provider: str, status: str, reason: str | None = None) -> Drop:
-        """The object's line in the result."""
-        return Drop(
-            provider=provider,
-            dataset=self.dataset,
-            key=self.info.key,
-            name=self.name,
-            size=self.info.size,
-            sha256=self.sha256,
-            ingest_id=self.sha256[:16] if self.sha256 else None,
-            status=status,
-            reason=reason,
-            expected_rows=self.expected_rows,
-            manifest_key=self.manifest_key,
-        )
 
 
 def discover(
@@ -232,7 +103,7 @@ def _discover_provider(
     """Hash the provider's objects (through its cache), apply manifests, then decide by hash."""
     index = HashIndex.load(store, provider)
     drops: list[Drop] = []
-    objects: list[_Object] = []
+    objects: list[LandingObject] = []
     for info in infos:
         parts = info.key.split("/")
         dataset = parts[2] if len(parts) > 3 else ""
@@ -245,7 +116,7 @@ def _discover_provider(
             drops.append(_unread(info, provider, dataset, "unknown_dataset", why))
             continue
         folder, _, name = info.key.rpartition("/")
-        obj = _Object(info, dataset, folder, name)
+        obj = LandingObject(info, dataset, folder, name)
         if not name.endswith(MANIFEST_SUFFIX) and not _usable(name):
             rule = "letters, digits, . _ @ + - only"
             obj.holds.append(("invalid", f"{name!r} is not a usable file name ({rule}): rename it"))
@@ -256,15 +127,15 @@ def _discover_provider(
         if name.endswith(MANIFEST_SUFFIX) or _hash(store, obj, index):
             objects.append(obj)
     index.save(store, [info.key for info in infos])
-    state = _IngestState(store, provider)
-    folders: dict[str, list[_Object]] = defaultdict(list)
+    state = IngestState(store, provider)
+    folders: dict[str, list[LandingObject]] = defaultdict(list)
     for obj in objects:
         folders[obj.folder].append(obj)
-    data: list[_Object] = []
+    data: list[LandingObject] = []
     for members in folders.values():
-        drops += _apply_manifests(store, provider, members, state)
+        drops += apply_manifests(store, provider, members, state)
         data += [o for o in members if not o.name.endswith(MANIFEST_SUFFIX)]
-    return drops + _decide(provider, data, state)
+    return drops + decide(provider, data, state)
 
 
 def _link(store: ObjectStore, key: str) -> str | None:
@@ -286,7 +157,7 @@ def _link(store: ObjectStore, key: str) -> str | None:
     return None
 
 
-def _hash(store: ObjectStore, obj: _Object, index: HashIndex) -> bool:
+def _hash(store: ObjectStore, obj: LandingObject, index: HashIndex) -> bool:
     """Set `obj.sha256` from the cache or by streaming; False if the object vanished."""
     info = obj.info
     stamp = stamp_of(store, info)
@@ -310,124 +181,6 @@ def _hash(store: ObjectStore, obj: _Object, index: HashIndex) -> bool:
     return True
 
 
-class _IngestState:
-    """Whether an ingest id is ingested, quarantined or new (one HEAD each, remembered)."""
-
-    def __init__(self, store: ObjectStore, provider: str) -> None:
-        self._store = store
-        self._provider = provider
-        self._known: dict[tuple[str, str], str] = {}
-
-    def __call__(self, dataset: str, sha256: str) -> str:
-        ingest_id = sha256.lower()[:16]
-        if (dataset, ingest_id) not in self._known:
-            self._known[dataset, ingest_id] = self._look(dataset, ingest_id)
-        return self._known[dataset, ingest_id]
-
-    def _look(self, dataset: str, ingest_id: str) -> str:
-        reason = f"{zones.quarantine_prefix(self._provider, dataset, ingest_id)}/_reason.json"
-        if self._store.head(reason) is not None:
-            return "quarantined"
-        done = self._store.head(
-            f"{zones.raw_prefix(self._provider, dataset, ingest_id)}/_ingest.json"
-        )
-        # ingest writes `_ingest.json` last and non-empty; anything else is an interrupted ingest
-        return "ingested" if done is not None and done.size > 0 else "new"
-
-
-def read_manifest(data: bytes) -> Manifest | str:
-    """The manifest in `data`, or why it is not one (field paths and messages, no input echoed)."""
-    try:
-        return Manifest.model_validate_json(data)
-    except ValidationError as exc:
-        problems = [
-            f"{'.'.join(str(p) for p in e['loc']) or 'document'}: {e['msg']}"
-            for e in exc.errors(include_input=False, include_url=False)
-        ]
-        return "invalid manifest: " + "; ".join(problems[:5])
-
-
-def _apply_manifests(
-    store: ObjectStore, provider: str, members: list[_Object], state: Callable[[str, str], str]
-) -> list[Drop]:
-    """Check one folder's manifests, put holds on the files they cover; the manifests' drops."""
-    data = {o.name: o for o in members if not o.name.endswith(MANIFEST_SUFFIX)}
-    drops = []
-    for obj in (o for o in members if o.name.endswith(MANIFEST_SUFFIX)):
-        parsed = _load_manifest(store, obj)
-        if isinstance(parsed, str):
-            stem = obj.name.removesuffix(MANIFEST_SUFFIX)
-            for covered in [data[stem]] if stem in data else data.values():
-                covered.holds.append(("invalid", f"its manifest {obj.info.key} is invalid"))
-            drops.append(obj.drop(provider, "invalid", parsed))
-            continue
-        status, reason = _check_manifest(obj, parsed, data, state)
-        drops.append(obj.drop(provider, status, reason))
-    return drops
-
-
-def _load_manifest(store: ObjectStore, obj: _Object) -> Manifest | str:
-    """Read and parse a manifest (always re-read: small), setting its sha256; or the problem."""
-    if obj.info.size > MAX_MANIFEST_BYTES:
-        return f"manifest larger than {MAX_MANIFEST_BYTES} bytes"
-    try:
-        data = store.get_bytes(obj.info.key)
-    except ObjectNotFound:
-        return "vanished while discover read it"
-    obj.sha256 = hashlib.sha256(data).hexdigest()
-    return read_manifest(data)
-
-
-def _check_manifest(
-    obj: _Object, manifest: Manifest, data: dict[str, _Object], state: Callable[[str, str], str]
-) -> tuple[str, str | None]:
-    """Verify the listed files; hold them all unless every one is present and matches."""
-    key = obj.info.key
-    missing, failed, present = [], [], []
-    for entry in manifest.files:
-        target = data.get(entry.name)
-        if target is None or target.sha256 is None:
-            if target is None and state(obj.dataset, entry.sha256) != "new":
-                continue  # already ingested or quarantined, then removed from landing
-            missing.append(entry.name)
-            continue
-        present.append(target)
-        _attach(target, key, entry)
-        if mismatch := _mismatch(target, entry):
-            target.holds.append(("invalid", f"{entry.name}: {mismatch} in manifest {key}"))
-            failed.append(entry.name)
-    if missing:
-        why = (
-            f"manifest {key} lists {len(missing)} file(s) not (yet) complete in landing: {missing}"
-        )
-        for target in present:
-            target.holds.append(("waiting", why))
-        return "waiting", f"lists {len(missing)} file(s) not (yet) complete in landing: {missing}"
-    if failed:
-        for target in (t for t in present if t.name not in failed):
-            target.holds.append(("waiting", f"manifest {key}: {failed} do not match it"))
-        return "manifest", f"{len(failed)} listed file(s) do not match: {failed}"
-    return "manifest", None
-
-
-def _attach(target: _Object, manifest_key: str, entry: ManifestFile) -> None:
-    """Record the manifest on the file; two manifests disagreeing on rows is a mismatch."""
-    if entry.rows is not None and target.expected_rows not in (None, entry.rows):
-        target.holds.append(("invalid", f"manifests disagree on the rows of {entry.name}"))
-    if target.manifest_key is None or entry.rows is not None:
-        target.manifest_key = manifest_key
-        target.expected_rows = entry.rows if entry.rows is not None else target.expected_rows
-
-
-def _mismatch(target: _Object, entry: ManifestFile) -> str | None:
-    """Which field of the manifest entry the object breaks (sha256 first), or None."""
-    if target.sha256 != entry.sha256.lower():
-        return "sha256 differs from the one"
-    if entry.size is not None and entry.size != target.info.size:
-        return f"size is {target.info.size} bytes, not the {entry.size}"
-    return None
-
-
 def _usable(name: str) -> bool:
     """True if ingest can keep `name` as a key segment of the raw zone."""
     try:
@@ -435,26 +188,3 @@ def _usable(name: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _decide(provider: str, data: Iterable[_Object], state: Callable[[str, str], str]) -> list[Drop]:
-    """Held files keep their hold; the others take the state of their hash, once per content."""
-    drops = []
-    groups: dict[tuple[str, str], list[_Object]] = defaultdict(list)
-    for obj in data:
-        if obj.holds or obj.sha256 is None:
-            invalid = [r for s, r in obj.holds if s == "invalid"]
-            status = "invalid" if invalid else "waiting"
-            reasons = invalid or [r for _, r in obj.holds]
-            drops.append(obj.drop(provider, status, "; ".join(reasons)))
-        else:
-            groups[obj.dataset, obj.sha256].append(obj)
-    for (dataset, sha), members in groups.items():
-        members.sort(key=lambda o: o.info.key)
-        status = state(dataset, sha)
-        first = members[0].drop(provider, status)
-        drops.append(first)
-        for other in members[1:]:
-            dup = "duplicate" if status == "new" else status
-            drops.append(replace(other.drop(provider, dup), duplicate_of=first.key))
-    return drops

@@ -9,6 +9,8 @@ Modules:
     criteria
         The privacy criteria of one class (k, l, t) and the one rule deciding which classes are
         released.
+    generalization
+        Generalization of Arrow arrays: numeric bands, date truncation, prefixes, rounding, masks.
     hierarchy
         Generalization hierarchies in ARX's CSV format: one row per value, `value;level1;...;*`.
     k_anonymity
@@ -19,6 +21,8 @@ Modules:
         model.
     loss_metrics
         ARX's information-loss metrics for the lattice search, each with a lower bound for pruning.
+    pseudonyms
+        Keyed pseudonyms and noise: HMAC-SHA256 of normalized values, key versions, fingerprints.
     risk
         Re-identification risk of a released table under the prosecutor model.
 """

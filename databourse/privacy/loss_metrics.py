@@ -4,7 +4,7 @@ A metric prices one full-domain transformation (a node: one level per quasi-iden
 table whose records may be partly suppressed. The five are ARX 3.9's own definitions (read from
 its source, commit aacd487); the search picks ARX's published node with ARX's figure for each of
 the first four on Adult and FARS, precision has no published figure and is checked against a
-plain recomputation (tests/test_arx_metrics.py):
+plain recomputation (tests/unit/privacy/test_arx_metrics.py):
 
 - `entropy`: non-uniform entropy, monotonic (ARX `createPrecomputedEntropyMetric(t, true)`): the
   sum over quasi-identifiers and records of -log2 P(value | its label), over the whole input;

@@ -32,8 +32,8 @@ from databourse.errors import PrivacyModelFailed
 from databourse.pii.dirty_columns import DIRTY_THRESHOLD
 from databourse.pii.screening import EMBEDDED_MAX_SHARE
 from databourse.privacy.aggregate import aggregate
-from databourse.privacy.anonymize import Keys
 from databourse.privacy.hierarchy import Hierarchy
+from databourse.privacy.pseudonyms import Keys
 from databourse.product import partitions as parts
 from databourse.product.package import FileEntry, content_hash, schema_of, transfer_facts
 from databourse.product.productize import (

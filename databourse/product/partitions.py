@@ -37,10 +37,11 @@ import pyarrow.parquet as pq
 
 from databourse.config import ProductSpec
 from databourse.grouping import ClassIndex, group_counts, merge_groups
-from databourse.privacy.anonymize import Keys, apply_rules, source_columns
+from databourse.privacy.anonymize import apply_rules, source_columns
 from databourse.privacy.hierarchy import Hierarchy
 from databourse.privacy.k_anonymity import check_model_columns
 from databourse.privacy.lattice import apply_levels
+from databourse.privacy.pseudonyms import Keys
 from databourse.product.package import HIVE_NULL
 from databourse.product.productize import (
     Decision,

@@ -30,9 +30,10 @@ from databourse.pii.screening import EMBEDDED_MAX_SHARE, check_embedded, direct_
 from databourse.pii.text_spans import placeholder
 from databourse.privacy import lattice
 from databourse.privacy.aggregate import aggregate
-from databourse.privacy.anonymize import Keys, apply_rules, key_fingerprints
+from databourse.privacy.anonymize import apply_rules
 from databourse.privacy.hierarchy import Hierarchy
 from databourse.privacy.k_anonymity import check_groups, enforce_groups, model_columns
+from databourse.privacy.pseudonyms import Keys, key_fingerprints
 from databourse.privacy.risk import risk_of_classes
 from databourse.transfer.policy import remaining_personal_data
 

@@ -8,8 +8,13 @@ Modules:
         between.
     docs
         What operators read of a validation: an HTML page, artifact rows and a markdown summary.
+    expectations
+        One expectation: its spec, the columns it names, and its result (counts and names only).
     gx
         Expectations that GX runs on each batch, their counts combined into one result each.
+    gx_inputs
+        What GX is given: expectation objects built from specs, and each batch as a pandas
+        DataFrame.
     history
         A dataset's validation history, read back from the reports zone.
     page
@@ -19,6 +24,9 @@ Modules:
     profile
         Propose a starting expectation suite from a sample of a dataset, as YAML to paste and
         review.
+    report
+        A validation's report: GX results reduced to counts and safe observations, never a cell
+        value.
     score
         Quality scores per dimension (completeness, validity, uniqueness, timeliness, consistency).
     suite

@@ -47,16 +47,14 @@ from databourse.quality.counts import (
     row_count_result,
     unique_result,
 )
-from databourse.quality.gx import gx_combined
-from databourse.quality.suite import (
-    DEFAULT_BATCH_ROWS,
+from databourse.quality.expectations import (
     ExpectationResult,
     ExpectationSpec,
-    QualityReport,
-    build_expectations,
-    make_report,
     referenced_columns,
 )
+from databourse.quality.gx import gx_combined
+from databourse.quality.gx_inputs import DEFAULT_BATCH_ROWS, build_expectations
+from databourse.quality.report import QualityReport, make_report
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)

@@ -13,14 +13,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from databourse.grouping import plain
+from databourse.quality.expectations import ExpectationResult, ExpectationSpec, spec_column
+from databourse.quality.gx_inputs import NAT
 from databourse.quality.primary_key import HashSpill, hash_rows
-from databourse.quality.suite import (
-    NAT,
-    ExpectationResult,
-    ExpectationSpec,
-    dimension_of,
-    spec_column,
-)
+from databourse.quality.score import dimension_of
 
 if TYPE_CHECKING:
     from databourse.quality.batches import BatchSource

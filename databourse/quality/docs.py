@@ -13,10 +13,11 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+from databourse.quality.expectations import ExpectationResult
 from databourse.quality.history import History
 from databourse.quality.page import Suite, render_page, score_text
+from databourse.quality.report import QualityReport
 from databourse.quality.score import not_measured, scores
-from databourse.quality.suite import ExpectationResult, QualityReport
 
 
 def artifact_rows(report: QualityReport) -> list[dict[str, Any]]:

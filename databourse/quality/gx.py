@@ -12,7 +12,9 @@ from typing import Any
 import pyarrow as pa
 
 from databourse.quality.counts import counted_result
-from databourse.quality.suite import ExpectationResult, ExpectationSpec, to_pandas, to_result
+from databourse.quality.expectations import ExpectationResult, ExpectationSpec
+from databourse.quality.gx_inputs import to_pandas
+from databourse.quality.report import to_result
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -108,7 +110,7 @@ def _gx_runner(built: list[gxe.Expectation]) -> Callable[[Any], list[Any]]:
 
 
 def _accumulate(gx_results: list[Any], counts: dict[int, _Counts], last: dict[int, Any]) -> None:
-    from databourse.quality.suite import INDEX_KEY
+    from databourse.quality.gx_inputs import INDEX_KEY
 
     for res in gx_results:
         i = int(res.expectation_config.meta[INDEX_KEY])

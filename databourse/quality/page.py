@@ -3,7 +3,7 @@
 It is databourse's own page, not GX's Data Docs renderer (see `databourse.quality.docs` for
 why), and shows what Data Docs would: the suite (name, count, each expectation with its type,
 column, parameters and severity), each result (counts, unexpected %, the observations
-`databourse.quality.suite` keeps: counts, type names, column names), the scores of the dimensions
+`databourse.quality.report` keeps: counts, type names, column names), the scores of the dimensions
 that were measured with those that were not named, and the dataset's earlier validations.
 Parameters come from the suite (the contract and the dataset's config), never from the data;
 no cell value and no unexpected value reaches the page. It is self-contained: inline CSS, no
@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 from databourse.quality.score import DIMENSION_NAMES, not_measured, scores
 
 if TYPE_CHECKING:
+    from databourse.quality.expectations import ExpectationResult, ExpectationSpec
     from databourse.quality.history import History
-    from databourse.quality.suite import ExpectationResult, ExpectationSpec, QualityReport
+    from databourse.quality.report import QualityReport
 
 LIST_SHOWN = 20  # items of a list parameter shown before "… n more"
 _COLUMN_KEYS = ("column", "column_list", "column_A", "column_B")  # shown in the column cell

@@ -17,7 +17,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from databourse.quality.suite import ExpectationSpec, QualityReport
+    from databourse.quality.expectations import ExpectationSpec
+    from databourse.quality.report import QualityReport
 
 DIMENSION_NAMES = ("completeness", "validity", "uniqueness", "timeliness", "consistency")
 DIMENSIONS: dict[str, str] = {

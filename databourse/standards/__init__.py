@@ -3,6 +3,9 @@
 Modules:
     croissant
         A product version as a Croissant 1.1 card (JSON-LD) with Responsible-AI (RAI 1.0) fields.
+    croissant_checks
+        A Croissant card's file objects checked: against a version's folder, and against its
+        manifest.
     dcat
         The catalog as DCAT-AP 3.0.1 JSON-LD: a dataset series per product, a dataset per version.
     exports

@@ -12,9 +12,7 @@ The context is inline: nothing is fetched to read a card.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
-from pathlib import Path, PurePosixPath
 from typing import Any
 
 from databourse.config import ProductSpec
@@ -357,27 +355,3 @@ def _use_cases(manifest: dict[str, Any]) -> list[str]:
     if terms.get("expires"):
         out.append(f"the usage terms expire on {terms['expires']}")
     return out
-
-
-def file_problems(doc: dict[str, Any], folder: Path) -> list[str]:
-    """Each file object of a card whose file under `folder` (the version's) is missing or not
-    the sha256 the card names: mlcroissant checks only the files a record set reads directly,
-    not the members of a file set."""
-    problems = []
-    for item in doc.get("distribution", []):
-        if item.get("@type") != "cr:FileObject":
-            continue
-        rel = PurePosixPath(str(item.get("@id")))
-        path = folder.joinpath(*rel.parts)
-        if rel.is_absolute() or ".." in rel.parts:
-            problems.append(f"{rel}: outside the version's folder")
-            continue
-        if not path.is_file():
-            problems.append(f"{item['@id']}: missing")
-            continue
-        with path.open("rb") as fh:
-            found = hashlib.file_digest(fh, "sha256").hexdigest()
-        if found != item.get("sha256"):
-            named = str(item.get("sha256"))[:16]
-            problems.append(f"{rel}: sha256 {found[:16]} is not the card's {named}")
-    return problems

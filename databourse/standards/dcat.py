@@ -7,7 +7,7 @@ each version its ODRL policy (`odrl:hasPolicy`, odrl.py), the markets it is avai
 audit trail backs them (`dct:spatial`, from `Catalog.listing`), the data-protection laws of its
 origin and those markets (`dcatap:applicableLegislation`) and its status (`adms:status`). Every
 value that DCAT-AP gives a class range is typed, and every context is inline: the document passes
-the official SHACL shapes and parses with no network (tests/test_standards_shacl.py).
+the official SHACL shapes and parses with no network (tests/unit/standards/test_standards_shacl.py).
 """
 
 from __future__ import annotations

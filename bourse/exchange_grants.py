@@ -1,0 +1,177 @@
+"""The exchange's state and the checks of a grant every request passes, and its reads' audit.
+
+`Exchange` holds what the service reads from (configs, catalog, store, its URL key, its private
+file cache) and its ledgers: the rate limits (exchange_limits) and the file reads not yet audited.
+`authorized` finds the caller's grant and checks it now (catalog_shares.share_standing: expiry,
+revocation, withdrawal, the market as the audited trail backs it, the approval in force, the
+grant's rows as audited); `Exchange.deliverable` checks the version's manifest as `bourse grant`
+checks it; `own` refuses any share, schema or table but the grant's own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from fastapi import Request
+
+from bourse import exchange_pages
+from bourse.exchange_cache import FileCache
+from bourse.exchange_limits import Rate, RateLimiter
+from databourse.catalog.database import Catalog
+from databourse.catalog.shares import NOT_DELIVERABLE, GrantStanding
+from databourse.config import Config
+from databourse.delivery import sharing
+from databourse.delivery.grants import check_manifest, decided_under_another_policy
+from databourse.delivery.sharing import SharedTable
+from databourse.errors import AccessRefused, DataBourseError
+from databourse.product.facts import checked_facts
+from databourse.product.package import read_manifest
+from databourse.storage import zones
+from databourse.storage.store import ObjectStore
+from databourse.transfer.grant_terms import check_terms_expiry
+
+log = logging.getLogger("bourse.exchange")
+RATE: Rate = (600, 60.0)  # requests per grant in a window of seconds
+ADDRESS_RATE: Rate = (1200, 60.0)  # requests per client address, every endpoint
+FAILURES: Rate = (60, 60.0)  # refused tokens and file links per client address
+TOO_MANY = "too many requests: slow down"
+POLICY_CHANGED = (
+    "the transfer policy changed since this market was decided; ask the exchange to re-decide"
+)
+
+
+@dataclass
+class Exchange:
+    """What the service reads from: configs, catalog, store; its URL key and its ledgers."""
+
+    cfg: Config
+    catalog: Catalog
+    store: ObjectStore
+    url_key: bytes
+    cache: FileCache
+    public_url: str | None = None
+    listen_url: str | None = None  # the address it was started on, unless a wildcard
+    limits: RateLimiter = field(default_factory=RateLimiter)
+    manifests: exchange_pages.ManifestMemo = field(default_factory=exchange_pages.ManifestMemo)
+    _reads: dict[tuple[int, int], list[Any]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC)
+
+    def allowed(self, who: str, rate: Rate = RATE) -> bool:
+        """A sliding-window rate limit per key (a grant, a client address), in bounded memory."""
+        return self.limits.hit(who, rate)
+
+    def address_allowed(self, address: str) -> bool:
+        """The client address is under its request rate and has not failed too often."""
+        return self.limits.under(f"fail:{address}", FAILURES) and self.allowed(
+            f"addr:{address}", ADDRESS_RATE
+        )
+
+    def note_failure(self, address: str) -> None:
+        """A refused token or file link counts against the address it came from."""
+        self.limits.hit(f"fail:{address}", FAILURES)
+
+    def link_base(self, request: Request) -> str:
+        """Buyers' base URL: --public-url, else the address served on; never the Host header."""
+        if self.public_url:
+            return self.public_url
+        if self.listen_url:
+            return self.listen_url
+        server = request.scope.get("server")  # the local address this connection came to
+        if not server or server[1] is None:
+            raise AccessRefused(403, "this exchange has no public URL: ask its operator")
+        return http_url(str(server[0]), int(server[1]))
+
+    def check_policy(self, standing: GrantStanding, versions: list[dict[str, Any]]) -> None:
+        """403 when the market was decided under other transfer rules (as `bourse grant` asks)."""
+        [row] = versions
+        if decided_under_another_policy(self.cfg.policy, row["availability"], standing.market):
+            log.warning("grant %s: its market's decision predates the policy", standing.grant_id)
+            raise AccessRefused(403, POLICY_CHANGED, grant_id=standing.grant_id)
+
+    def deliverable(self, standing: GrantStanding) -> dict[str, Any]:
+        """The version's manifest once it checks out as `bourse grant` checks it (else 403)."""
+        product, version = standing.product, standing.version
+        try:
+            manifest = read_manifest(self.store, product, version)
+            if manifest is None:
+                raise AccessRefused(403, NOT_DELIVERABLE)
+            listed = self.catalog.show(product, version)
+            self.check_policy(standing, listed["versions"])
+            shown = listed["product"]
+            provider, dataset = shown["provider"], shown["dataset"]
+            origin = self.cfg.providers[provider].jurisdiction
+            important = self.cfg.dataset(provider, dataset).important_data
+            checked_facts(manifest, standing.content_hash, origin, important)
+            check_manifest(self.catalog, self.store, product, version)
+            terms = self.cfg.product(product).terms
+            check_terms_expiry(product, version, terms.expires, standing.expires_at, self.now())
+        except AccessRefused:
+            raise
+        except (DataBourseError, KeyError) as exc:
+            log.warning("grant %s not delivered: %s", standing.grant_id, exc)
+            raise AccessRefused(403, NOT_DELIVERABLE, grant_id=standing.grant_id) from None
+        return manifest
+
+    def verified_file(self, standing: GrantStanding, entry: dict[str, Any]) -> IO[bytes]:
+        """The private copy of a manifest file, its sha256 checked, open (else 403)."""
+        key = f"{zones.product_prefix(standing.product, standing.version)}/{entry['path']}"
+        src = self.cache.open_verified(self.store, key, str(entry["sha256"]))
+        if src is None:
+            log.warning("grant %s: %s differs from its manifest", standing.grant_id, entry["path"])
+            raise AccessRefused(403, NOT_DELIVERABLE, grant_id=standing.grant_id)
+        return src
+
+    def check_files(self, standing: GrantStanding, manifest: dict[str, Any]) -> None:
+        """Every file has its manifest's sha256 and a private copy to be served from."""
+        for entry in manifest["files"]:
+            self.verified_file(standing, entry).close()
+
+    def note_read(self, standing: GrantStanding, query: int, size: int) -> None:
+        with self._lock:
+            entry = self._reads.setdefault((standing.grant_id, query), [standing, 0, 0])
+            entry[1] += 1
+            entry[2] += size
+
+    def flush_reads(self) -> None:
+        """One `access` event per query's file reads since the last flush."""
+        with self._lock:
+            batch, self._reads = self._reads, {}
+        for (_, query), (standing, parts, size) in batch.items():
+            try:
+                self.catalog.record_access(standing, "files", parts, size, query)
+            except DataBourseError as exc:
+                log.error("file reads of grant %s not audited: %s", standing.grant_id, exc)
+
+
+def authorized(ex: Exchange, request: Request) -> tuple[GrantStanding, SharedTable]:
+    """The caller's grant, checked now; AccessRefused (401, 403 or 429) otherwise."""
+    token = sharing.bearer_token(request.headers.get("authorization"))
+    if token is None:  # the address's limits (create_app's middleware) count the failure
+        raise AccessRefused(401, "the bearer token is not valid")
+    grant_id = ex.catalog.recipient_of(sharing.token_sha256(token))
+    if not ex.allowed(f"grant:{grant_id}"):
+        raise AccessRefused(429, TOO_MANY)
+    standing = ex.catalog.share_standing(grant_id)
+    ex.check_policy(standing, ex.catalog.show(standing.product, standing.version)["versions"])
+    return standing, SharedTable(standing.grant_id, standing.product, standing.version)
+
+
+def http_url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def own(table: SharedTable, share: str, schema: str | None = None, name: str | None = None) -> None:
+    """403 unless the names are the grant's own share, schema and table (nothing else exists)."""
+    if (
+        share != table.share
+        or (schema is not None and schema != table.schema)
+        or (name is not None and name != table.table)
+    ):
+        raise AccessRefused(403, "this share holds no such share, schema or table")

@@ -1,0 +1,126 @@
+"""Adversarial pass 7 (findings 4, 8, 9, 11) against the real `bourse exchange serve` process.
+
+A tightened transfer policy stops grants decided under the old one; made-up tokens and links are
+limited per client address, on the file endpoint too, in bounded memory; malformed links and
+bodies are a 4xx with a short reason, never a traceback; file links never follow the Host header
+and the OpenAPI document is off.
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlsplit
+
+import httpx
+import yaml
+from test_exchange_attacks import Buyer, granted, refused
+from test_exchange_sharing import serving
+from test_facts_and_grants import World, world
+
+from bourse.exchange_grants import FAILURES
+from bourse.exchange_limits import RateLimiter
+from databourse.delivery import sharing
+
+__all__ = ["granted", "world"]  # the fixtures
+
+
+def server_log(w: World, base: str) -> str:
+    port = urlsplit(base).port
+    return (w.cfg.state_dir / f"exchange-{port}.log").read_text(errors="replace")
+
+
+def tighten_policy(w: World) -> None:
+    """Sensitive personal data may no longer leave CN (test_facts_and_grants' change)."""
+    path = w.cfg.root / "configs" / "policies" / "cross_border.yaml"
+    policy = yaml.safe_load(path.read_text())
+    [rule] = [r for r in policy["origins"]["CN"]["rules"] if r["id"] == "cn-sensitive-under-10k"]
+    for name in ("route", "evidence", "obligations"):
+        rule.pop(name, None)
+    rule.update(decision="denied", reason="no longer allowed")
+    path.write_text(yaml.safe_dump(policy, sort_keys=False))
+
+
+def test_a_grant_decided_under_an_older_policy_is_refused(granted: Buyer) -> None:
+    """Finding 4: the exchange asks what `bourse grant` asks (decided under today's policy)."""
+    [link] = granted.file_urls()  # the control: served under the policy it was decided under
+    tighten_policy(granted.w)
+    with serving(granted.w) as base:  # the exchange started under the new rules
+        again = Buyer(granted.w, base, granted.given)
+        moved = base + link.removeprefix(granted.base)
+        for answer in (
+            again.query(),
+            again.call("GET", "/delta-sharing/shares"),
+            again.call("GET", again.table_path() + "/metadata"),
+            again.call("GET", moved, token=None),
+        ):
+            message = refused(answer, 403, "transfer policy changed", "re-decide")
+            assert granted.table.product not in message and "CN" not in message
+
+
+def test_made_up_tokens_and_links_are_limited_per_address(granted: Buyer) -> None:
+    """Finding 8: failures count against the address, and the file endpoint is limited too."""
+    limit = FAILURES[0]
+    codes = [granted.query(token=sharing.new_token()).status_code for _ in range(limit + 5)]
+    assert codes[:limit] == [401] * limit and set(codes[limit:]) == {429}, codes
+    slowed = granted.query()  # a good token from that address waits too
+    refused(slowed, 429, "slow down")
+    assert slowed.headers["Retry-After"] == "1"
+    with serving(granted.w) as base:  # a fresh service: made-up signed links alone
+        [link] = Buyer(granted.w, base, granted.given).file_urls()
+        bad = link.rsplit("sig=", 1)[0] + "sig=" + "0" * 64
+        codes = [httpx.get(bad, timeout=30).status_code for _ in range(limit + 5)]
+        assert codes[:limit] == [403] * limit and set(codes[limit:]) == {429}, codes
+        assert httpx.get(link, timeout=30).status_code == 429
+
+
+def test_the_limiter_keeps_bounded_memory() -> None:
+    """Finding 8: 20,000 made-up keys leave at most max_keys; idle keys are forgotten."""
+    now = [0.0]
+    limiter = RateLimiter(max_keys=1000, clock=lambda: now[0])
+    for i in range(20_000):
+        assert limiter.hit(f"fail:10.0.{i // 256}.{i % 256}", (3, 60.0))
+    assert len(limiter) == 1000
+    assert [limiter.hit("addr:a", (3, 60.0)) for _ in range(4)] == [True, True, True, False]
+    now[0] = 130.0  # two windows later: everything is idle
+    assert limiter.hit("addr:a", (3, 60.0))
+    assert len(limiter) == 1
+
+
+def test_malformed_links_and_bodies_are_refused_without_a_traceback(granted: Buyer) -> None:
+    """Finding 9: a non-ASCII signature and a deeply nested query body are 4xx, not 500."""
+    [link] = granted.file_urls()
+    odd = link.rsplit("sig=", 1)[0] + "sig=%C3%A9"
+    refused(granted.call("GET", odd, token=None), 403, "signature")
+    nested = b"[" * 30000 + b"]" * 30000
+    answer = httpx.post(
+        granted.base + granted.table_path() + "/query",
+        content=nested,
+        headers={"Authorization": f"Bearer {granted.token}", "Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert answer.status_code == 400, answer.text
+    assert "nested too deeply" in answer.json()["message"]
+    assert granted.query().status_code == 200  # the service still answers
+    [link] = granted.file_urls()
+    for huge in ("bytes=" + "9" * 5000 + "-", "bytes=0-" + "9" * 5000):
+        ranged = httpx.get(link, headers={"Range": huge}, timeout=30)
+        assert ranged.status_code == 416, ranged.text  # not int() of 5,000 digits: a 500
+    assert "Traceback" not in server_log(granted.w, granted.base)
+
+
+def test_links_never_follow_the_host_header_and_openapi_is_off(granted: Buyer) -> None:
+    """Finding 11: file links use the address served on; /openapi.json is not served."""
+    answer = httpx.post(
+        granted.base + granted.table_path() + "/query",
+        json={},
+        headers={"Authorization": f"Bearer {granted.token}", "Host": "evil.example"},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    lines = [json.loads(line) for line in answer.text.splitlines()]
+    urls = [line["file"]["url"] for line in lines if "file" in line]
+    assert urls and all(u.startswith(granted.base + "/delta-sharing/files/") for u in urls), urls
+    page = httpx.get(f"{granted.base}/catalog/dcat.jsonld", headers={"Host": "evil.example"})
+    assert page.status_code == 200 and "evil.example" not in page.text
+    for path in ("/openapi.json", "/docs", "/redoc"):
+        assert httpx.get(granted.base + path, timeout=30).status_code == 404, path

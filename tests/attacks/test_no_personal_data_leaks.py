@@ -1,0 +1,255 @@
+"""No personal value leaks: canaries in every personal column, searched wherever the run writes.
+
+Each sample provider's drop gets one person whose personal columns hold distinctive but valid
+canaries (a checksummed CN resident ID, a MyKad, phones, an email, a name, a birth date). The real
+flows process them against the session's Prefect server: two drops publish, one is quarantined for
+a contract error in a canary row, one fails the quality suite in a canary row. Then every canary is
+searched in all Prefect logs, artifacts, flow and task run states and parameters, the server's
+database and logs, Prefect's result storage, the store (reports, products, catalog and audit
+exports, `_reason.json`) and the catalog database. Only the landing zone (providers' drops), the
+raw zone, staging and the quarantined copy of a drop may hold the values; a hit elsewhere fails
+the test with its location, never its context.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import os
+import sqlite3
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from databourse.errors import IngestRejected, QualityFailed
+from databourse_samples.demo import generate_drops
+from databourse_samples.demo_orders import cn_check_char
+
+pytestmark = [pytest.mark.prefect, pytest.mark.timeout(900)]
+
+CN_ID = "44030519880229937" + cn_check_char("44030519880229937")  # Nanshan, 1988-02-29, a man
+CANARIES = {  # label -> the value planted
+    "my-buildops/occupant_name": "Canaryname Zqx",
+    "my-buildops/occupant_mykad": "880229-14-5371",
+    "my-buildops/occupant_phone": "012-739 5184",
+    "sz-retail/customer_id_number": CN_ID,
+    "sz-retail/customer_name": "欧阳鹂鸾",
+    "sz-retail/mobile": "13957318264",
+    "sz-retail/email": "canary.7f3a@example.cn",
+    "sz-retail/birth_date": "1988-02-29",
+}
+# What is searched (lower case): the value and the ways another writer could render it.
+FORMS = {
+    "my-buildops/occupant_name": ("canaryname",),
+    "my-buildops/occupant_mykad": ("880229-14-5371", "880229145371"),
+    "my-buildops/occupant_phone": ("127395184", "12-739 5184", "739 5184", "739-5184"),
+    "sz-retail/customer_id_number": (CN_ID.lower(),),
+    "sz-retail/customer_name": ("鹂鸾", json.dumps("鹂鸾")[1:-1]),
+    "sz-retail/mobile": ("13957318264", "139 5731 8264", "139-5731-8264"),
+    "sz-retail/email": ("canary.7f3a",),
+    "sz-retail/birth_date": ("1988-02-29", "19880229", "1988/02/29", "29/02/1988"),
+}
+Hit = tuple[str, str]  # (where, canary label): never the text around it
+
+
+def find(where: str, text: str | bytes) -> list[Hit]:
+    """The canaries in a text or byte string, as (where, label)."""
+    data = text.lower() if isinstance(text, str) else text.decode("utf-8", "replace").lower()
+    return [(where, label) for label, forms in FORMS.items() if any(f in data for f in forms)]
+
+
+# --- the drops --------------------------------------------------------------------------------
+
+
+def rewrite(path: Path, target: Path, change: Callable[[list[str], list[list[str]]], None]) -> Path:
+    with path.open(encoding="utf-8", newline="") as fh:
+        header, *rows = list(csv.reader(fh))
+    change(header, rows)
+    buffer = io.StringIO(newline="")
+    csv.writer(buffer, lineterminator="\r\n").writerows([header, *rows])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(buffer.getvalue().encode("utf-8"))
+    return target
+
+
+def plant(provider: str, key: str, pick: Callable[[dict[str, str]], bool]) -> Callable[..., None]:
+    """Give one person (the first row `pick` accepts, and every row of theirs) the canaries."""
+
+    def change(header: list[str], rows: list[list[str]]) -> None:
+        col = {name: i for i, name in enumerate(header)}
+        person = next(r[col[key]] for r in rows if pick(dict(zip(header, r, strict=True))))
+        mine = [r for r in rows if r[col[key]] == person]
+        for label, value in CANARIES.items():
+            owner, column = label.split("/")
+            for row in mine if owner == provider else []:
+                row[col[column]] = value
+        assert len(mine) >= 2
+
+    return change
+
+
+@pytest.fixture(scope="module")
+def drops(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("canary-drops")
+    base = {d.provider: d.path for d in generate_drops(folder / "base", seed=7731, scale=0.2)}
+    sensors = plant("my-buildops", "occupant_name", lambda r: bool(r["occupant_name"]))
+    orders = plant("sz-retail", "customer_id_number", lambda r: r["birth_date"].startswith("198"))
+    out = {
+        "sensors": rewrite(base["my-buildops"], folder / "readings-canary.csv", sensors),
+        "orders": rewrite(base["sz-retail"], folder / "orders-canary.csv", orders),
+    }
+
+    def bad_type(header: list[str], rows: list[list[str]]) -> None:
+        row = next(r for r in rows if CANARIES["my-buildops/occupant_mykad"] in r)
+        row[header.index("temperature_c")] = "warm"  # the contract says float64
+
+    def no_district(header: list[str], rows: list[list[str]]) -> None:
+        row = next(r for r in rows if CANARIES["sz-retail/email"] in r)
+        row[header.index("district")] = ""  # not nullable: fails the quality suite, not ingest
+
+    out["bad_type"] = rewrite(out["sensors"], folder / "readings-bad-type.csv", bad_type)
+    out["no_district"] = rewrite(out["orders"], folder / "orders-no-district.csv", no_district)
+    for key, path in out.items():  # the canaries are really there, and not in the plain samples
+        provider = "my-buildops" if key in ("sensors", "bad_type") else "sz-retail"
+        wanted = {label for label in CANARIES if label.startswith(provider)}
+        assert {label for _, label in find(path.name, path.read_bytes())} == wanted
+    for path in base.values():
+        assert find(path.name, path.read_bytes()) == []
+    return out
+
+
+# --- where to look ----------------------------------------------------------------------------
+
+
+def paged(read: Callable[..., list[Any]]) -> Iterator[Any]:
+    offset = 0
+    while page := read(limit=200, offset=offset):
+        yield from page
+        offset += len(page)
+
+
+def prefect_hits() -> tuple[list[Hit], dict[str, int]]:
+    """Logs, artifacts, flow and task runs (state messages, parameters) read through the API."""
+    from prefect.client.orchestration import get_client
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=30)
+    hits: list[Hit] = []
+    seen = dict.fromkeys(("logs", "artifacts", "flow runs", "task runs"), 0)
+    with get_client(sync_client=True) as client:
+        for log in paged(client.read_logs):
+            hits += find(f"Prefect log of flow run {log.flow_run_id}", log.message)
+            seen["logs"] += 1
+        for art in paged(client.read_artifacts):
+            text = json.dumps([art.data, art.description, art.key], default=str, ensure_ascii=False)
+            hits += find(f"Prefect artifact {art.key or art.id}", text)
+            seen["artifacts"] += 1
+        for run in paged(client.read_flow_runs):
+            state = run.state.message if run.state and run.state.message else ""
+            text = json.dumps([state, run.parameters, run.name], default=str, ensure_ascii=False)
+            hits += find(f"flow run {run.name} (state message, parameters)", text)
+            seen["flow runs"] += 1
+        for task in paged(client.read_task_runs):
+            state = task.state.message if task.state and task.state.message else ""
+            hits += find(f"task run {task.name} (state message)", f"{state} {task.name}")
+            seen["task runs"] += 1
+    return hits, seen
+
+
+def legitimate(path: Path, store_root: Path) -> bool:
+    """The providers' drops (landing), raw, staging and the quarantined copy of a drop hold the
+    values by design (the session's project is shared: other tests' drops land there too)."""
+    if not path.is_relative_to(store_root):
+        return False
+    key = path.relative_to(store_root).as_posix()
+    if key.startswith(("landing/", "raw/", "staging/")):
+        return True
+    return key.startswith("quarantine/") and path.name != "_reason.json"
+
+
+def file_hits(path: Path, where: str) -> list[Hit]:
+    """Canaries in a file: Parquet decoded, SQLite dumped, Prefect results' base64 unpacked."""
+    if path.suffix == ".parquet":
+        table = pq.read_table(path)
+        text = json.dumps([table.to_pylist(), str(table.schema)], default=str, ensure_ascii=False)
+        return find(where, text)
+    data = path.read_bytes()
+    hits = find(where, data)
+    if data.startswith(b"SQLite format 3"):
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            hits += find(f"{where} (SQL dump)", "\n".join(db.iterdump()))
+    if data[:1] == b"{" and b'"serializer"' in data:  # a Prefect result record: base64 pickle
+        payload = json.loads(data).get("result")
+        if isinstance(payload, str):
+            hits += find(f"{where} (result payload)", base64.b64decode(payload))
+    return hits
+
+
+def tree_hits(roots: Iterable[Path], store_root: Path) -> tuple[list[Hit], int]:
+    """Canaries in every file under `roots`, read from a copy another process makes.
+
+    This process holds pooled SQLite connections to the catalog: opening and closing the live
+    catalog.db here, even to read it, drops every POSIX lock this process holds on it (SQLite's
+    "How To Corrupt", 2.2), and a writer in the runner then checkpoints under its feet: the
+    session catalog was found malformed later in the suite. `cp` in a child process has locks of
+    its own to drop, so the files are copied there and searched here.
+    """
+    hits: list[Hit] = []
+    scanned = 0
+    with tempfile.TemporaryDirectory(prefix="leak-scan-") as tmp:
+        for n, root in enumerate(sorted(set(roots))):
+            if not root.exists():
+                continue
+            copy = Path(tmp) / str(n)
+            done = subprocess.run(
+                ["cp", "-a", f"{root}/.", str(copy)], capture_output=True, text=True
+            )
+            gone = [e for e in done.stderr.splitlines() if "No such file" not in e]
+            assert done.returncode == 0 or not gone, done.stderr  # only files removed meanwhile
+            for path in sorted(p for p in copy.rglob("*") if p.is_file()):
+                original = root / path.relative_to(copy)
+                if not legitimate(original, store_root):
+                    hits += file_hits(path, str(original))
+                    scanned += 1
+    return hits, scanned
+
+
+# --- the test ---------------------------------------------------------------------------------
+
+
+def test_canaries_appear_in_no_log_artifact_state_report_or_export(
+    runner: Any, project: Path, drops: dict[str, Path]
+) -> None:
+    from flows.process_drop import process_drop
+    from tasks import resources
+
+    sensors = process_drop("my-buildops", "sensor_readings", str(drops["sensors"]), 180)
+    orders = process_drop("sz-retail", "customer_orders", str(drops["orders"]), 180)
+    assert sensors["products"][0]["publish_state"] == "Completed"
+    assert orders["products"][0]["publish_state"] in {"Completed", "Suspended"}
+    with pytest.raises(IngestRejected) as bad:
+        process_drop("my-buildops", "sensor_readings", str(drops["bad_type"]), 180)
+    assert bad.value.context["column"] == "temperature_c"
+    with pytest.raises(QualityFailed):
+        process_drop("sz-retail", "customer_orders", str(drops["no_district"]), 180)
+
+    cfg = resources.config()
+    store_root = Path(cfg.store_root).resolve()
+    session = Path(os.environ["PREFECT_HOME"]).resolve().parent  # conftest's session folder
+    hits, seen = prefect_hits()
+    assert seen["logs"] > 50 and seen["artifacts"] > 10 and seen["flow runs"] >= 6, seen
+    found, scanned = tree_hits({session, cfg.state_dir.resolve()}, store_root)
+    hits += found
+    assert scanned > 20, f"only {scanned} files searched"
+    assert not hits, "personal data found:\n" + "\n".join(f"{w}: {label}" for w, label in hits)
+
+    # The search does find them where they belong: raw and staging of the four ingests.
+    control, _ = tree_hits([store_root / "raw", store_root / "staging"], Path("/nonexistent"))
+    assert {label for _, label in control} == set(CANARIES)

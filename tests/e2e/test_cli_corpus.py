@@ -1,0 +1,198 @@
+"""`bourse corpus stats` and `bourse corpus build`: the real CLI in subprocesses.
+
+Documents are nobody's here: Faker paragraphs around `benchmarks/redact.py`'s documents
+(identifiers validated by python-stdnum and phonenumbers). Checked: counts add up, `stats`
+writes nothing, a version built `--against` the earlier one drops its near-duplicates, opt-outs
+and licences outside the allow-list are gone, bad input is one named error line, and nothing
+printed holds a planted value.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from faker import Faker
+from helpers import bourse, cli_env
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+from redact import LOCALES, Doc, evaluation_set
+
+RULES = """\
+licences: [CC-BY-4.0, CC0-1.0]
+quality: {min_stop_words: null, c4_min_sentences: null, min_doc_words: 20}
+opt_out:
+  ids: [IDS]
+  domains: [blog.example.org]
+"""
+
+
+@pytest.fixture(scope="module")
+def corpus() -> tuple[list[dict[str, Any]], list[Doc]]:
+    planted = evaluation_set(4, seed=53)
+    fakers = {loc: Faker("id_ID" if loc == "ms" else loc) for loc in LOCALES}
+    for f in fakers.values():
+        f.seed_instance(53)
+    rng = random.Random(53)
+    records = [
+        {
+            "id": f"doc-{i}",
+            "text": fakers[d.locale].paragraph(nb_sentences=5) + "\n\n" + d.text,
+            "source": f"https://{rng.choice(['news', 'chat', 'blog'])}.example.org/{i}",
+            "licence": rng.choice(["CC-BY-4.0", "CC0-1.0", "proprietary"]),
+            "author": fakers[d.locale].name(),
+        }
+        for i, d in enumerate(planted)
+    ]
+    return records, planted
+
+
+def _jsonl(path: Path, records: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), "utf-8")
+    return path
+
+
+def _values(records: list[dict[str, Any]], planted: list[Doc]) -> list[str]:
+    """Every planted value, and each author's name (personal data read for the opt-out)."""
+    return [d.text[a:b] for d in planted for a, b, _ in d.planted] + [r["author"] for r in records]
+
+
+def _silent(proc: Any, values: list[str]) -> None:
+    for value in values:
+        assert value not in proc.stdout and value not in proc.stderr
+
+
+def test_stats_counts_and_writes_nothing(
+    tmp_path: Path, corpus: tuple[list[dict[str, Any]], list[Doc]]
+) -> None:
+    records, planted = corpus
+    data = tmp_path / "data"  # the CLI's own state goes to the project folder, tmp_path
+    data.mkdir()
+    source = _jsonl(data / "in.jsonl", records)
+    proc = bourse(cli_env(tmp_path), "corpus", "stats", str(source), "--json")
+    stats = json.loads(proc.stdout)
+    assert stats["documents_in"] == len(records)
+    assert stats["kept"] + sum(stats["removed"].values()) == len(records)
+    assert sum(stats["languages_identified"].values()) == len(records)
+    assert stats["redacted"] and stats["shards"] == [] and stats["bytes_written"] == 0
+    assert [p.name for p in data.iterdir()] == ["in.jsonl"]
+    _silent(proc, _values(records, planted))
+    table = bourse(cli_env(tmp_path), "corpus", "stats", str(source))
+    assert "leftover rate" in table.stdout and "PHONE_NUMBER" in table.stdout
+    assert "duplicate clusters" in table.stdout
+    _silent(table, _values(records, planted))
+
+
+def test_build_then_a_next_version_against_it(
+    tmp_path: Path, corpus: tuple[list[dict[str, Any]], list[Doc]]
+) -> None:
+    records, planted = corpus
+    opted = [r["id"] for r in records[::5]]
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES.replace("IDS", ", ".join(opted)), encoding="utf-8")
+    env = cli_env(tmp_path)
+    v1, v2 = tmp_path / "v1", tmp_path / "v2"
+    first = bourse(env, "corpus", "build", str(_jsonl(tmp_path / "a.jsonl", records)),
+                   "--out", str(v1), "--rules", str(rules), "--json")  # fmt: skip
+    stats = json.loads(first.stdout)
+    assert stats["kept"] + sum(stats["removed"].values()) == len(records)
+    out = pq.read_table(sorted(v1.glob("part-*.parquet"))).to_pylist()
+    assert len(out) == stats["kept"] > 0 and stats["removed"]["opt_out"] >= len(opted)
+    for row in out:
+        assert row["id"] not in opted and row["licence"] != "proprietary"
+        assert "blog.example.org" not in row["source"]
+    kept = {row["id"] for row in out}
+    rng = random.Random(1)
+    again = []
+    for r in records:
+        if r["id"] in kept:
+            chars = list(r["text"])
+            at = rng.choice([i for i, c in enumerate(chars) if c.isalpha()])
+            chars[at] = "ж"
+            again.append({**r, "id": r["id"] + "-v2", "text": "".join(chars)})
+    second = bourse(env, "corpus", "build", str(_jsonl(tmp_path / "b.jsonl", again)),
+                    "--out", str(v2), "--rules", str(rules), "--against", str(v1))  # fmt: skip
+    assert "near_duplicate" in second.stdout
+    result = json.loads((v2 / "stats.json").read_text())
+    assert result["removed"] == {"near_duplicate": len(again)} and result["kept"] == 0
+    _silent(first, _values(records, planted))
+    _silent(second, _values(records, planted))
+
+
+def test_folder_and_zip_inputs(
+    tmp_path: Path, corpus: tuple[list[dict[str, Any]], list[Doc]]
+) -> None:
+    records, planted = corpus
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    for r in records[:6]:
+        (folder / f"{r['id']}.txt").write_text(r["text"], encoding="utf-8")
+    pq.write_table(pa.Table.from_pylist(records[6:12]), folder / "more.parquet")
+    archive = tmp_path / "drop.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        for path in sorted(folder.iterdir()):
+            z.write(path, path.name)
+    for source in (folder, archive):
+        proc = bourse(cli_env(tmp_path), "corpus", "stats", str(source), "--json")
+        assert json.loads(proc.stdout)["documents_in"] == 12
+        _silent(proc, _values(records, planted))
+
+
+def test_bad_json_line_is_named_and_no_version_is_left(
+    tmp_path: Path, corpus: tuple[list[dict[str, Any]], list[Doc]]
+) -> None:
+    records, planted = corpus
+    lines = [json.dumps(r, ensure_ascii=False) for r in records]
+    lines[-2] = lines[-2][:-1]
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "v"
+    for command in ("stats", "build"):
+        args = ["corpus", command, str(source)] + (
+            ["--out", str(out)] if command == "build" else []
+        )
+        proc = bourse(cli_env(tmp_path), *args, check=False)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr
+        assert f"{source}: line {len(lines) - 1}" in proc.stderr
+        _silent(proc, _values(records, planted))
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_bad_rules_are_listed(
+    tmp_path: Path, corpus: tuple[list[dict[str, Any]], list[Doc]]
+) -> None:
+    records, _ = corpus
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("languages: [ms]\nquality: {min_words: 3}\nlicenses: [MIT]\n", "utf-8")
+    source = _jsonl(tmp_path / "in.jsonl", records[:3])
+    args = ("corpus", "stats", str(source), "--rules", str(rules))
+    proc = bourse(cli_env(tmp_path), *args, check=False)
+    assert proc.returncode == 1 and "quality.min_words" in proc.stderr and "licenses" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_over_the_leftover_limit_exits_1(tmp_path: Path) -> None:
+    """Documents whose re-scan still finds an address the redaction missed, limit 0."""
+    from databourse.pii.text_redact import leftover, redact_batch
+
+    docs = evaluation_set(100, seed=24)
+    redacted, _ = redact_batch(pa.array([d.text for d in docs], pa.large_string()))
+    missed = [i for i, t in enumerate(redacted.to_pylist()) if leftover(pa.array([t]))]
+    assert missed, "the redaction now misses nothing here: pick other documents"
+    source = _jsonl(tmp_path / "in.jsonl", [{"text": docs[i].text} for i in missed])
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("leftover_limit: 0\nquality: {min_doc_words: 1, c4_min_sentences: null,"
+                     " min_stop_words: null, min_alpha_words_ratio: null}\n", "utf-8")  # fmt: skip
+    proc = bourse(cli_env(tmp_path), "corpus", "build", str(source), "--out",
+                  str(tmp_path / "v"), "--rules", str(rules), check=False)  # fmt: skip
+    assert proc.returncode == 1 and "over the limit" in proc.stderr
+    assert json.loads((tmp_path / "v" / "stats.json").read_text())["passed"] is False
+    _silent(proc, [docs[i].text[a:b] for i in missed for a, b, _ in docs[i].planted])
