@@ -269,14 +269,13 @@ def stage_anonymize(s: Stage) -> dict[str, Any]:
     write, lay out, write files, finish, drop the work folder; each pass reads its work files
     through tasks.work_files, checked against their seals, as its task does."""
     from databourse.ingest.records import load_ingest
+    from databourse.privacy.pseudonyms import needs_key
     from databourse.steps import building
     from tasks.building import planned_files
     from tasks.work_files import remove_work_folder
 
     res, product = s.res, s.res.config.product(PRODUCT)
-    build = building.open_build(
-        res.config, res.store, PRODUCT, KEY if building.needs_key(product) else None
-    )
+    build = building.open_build(res.config, res.store, PRODUCT, KEY if needs_key(product) else None)
     record = load_ingest(res.store, product.source.provider, product.source.dataset,
                          s.state["ingest_id"])  # fmt: skip
     rows = building.partition_rows(res.config)

@@ -20,6 +20,7 @@ from typing import Any
 from prefect import get_run_logger, task
 
 from databourse.ingest.records import IngestResult, load_ingest
+from databourse.privacy.pseudonyms import needs_key
 from databourse.product.partitions import Partition
 from databourse.steps import building
 from databourse.steps.building import Build, Counted, Decided, Plan, expected
@@ -41,7 +42,7 @@ def fetch_build(product_id: str) -> Build:
     """The build of one product, fetched from this process's resources."""
     cfg = resources.config()
     product = cfg.product(product_id)
-    key = resources.pseudonym_keys(product) if building.needs_key(product) else None
+    key = resources.pseudonym_keys(product) if needs_key(product) else None
     return building.open_build(cfg, resources.store(), product_id, key)
 
 

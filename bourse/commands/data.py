@@ -77,15 +77,14 @@ def anonymize(
     """Apply a product's rules and privacy model to any file; print what it did (--json: the
     whole privacy report)."""
     from bourse.datatools import anonymize_file
+    from databourse.privacy.pseudonyms import needs_key
     from tasks import resources
 
     cfg = resources.config()
     spec = cfg.product(product)
-    keyed = any(r.action in ("pseudonymize", "noise") for r in spec.columns.values())
     try:
-        report = anonymize_file(
-            cfg, product, path, out, resources.pseudonym_keys(spec) if keyed else None
-        )
+        key = resources.pseudonym_keys(spec) if needs_key(spec) else None
+        report = anonymize_file(cfg, product, path, out, key)
     except DataBourseError as exc:
         fail(str(exc))
     if as_json:

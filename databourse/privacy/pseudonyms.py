@@ -135,3 +135,9 @@ def key_fingerprints(product: ProductSpec, key: Keys | None) -> dict[str, dict[s
                 "key_id": key_fingerprint(key_for(key, rule.key_version)),
             }
     return out
+
+
+def needs_key(product: ProductSpec) -> bool:
+    """Whether building the product needs the pseudonym key: a keyed rule, or noise."""
+    keyed = any(r.action in ("pseudonymize", "noise") for r in product.columns.values())
+    return keyed or bool(product.aggregate and product.aggregate.epsilon is not None)

@@ -60,12 +60,6 @@ class Build:
     important_data: bool  # the dataset is declared important data
 
 
-def needs_key(product: ProductSpec) -> bool:
-    """Whether building the product needs the pseudonym key: a keyed rule, or noise."""
-    keyed = any(r.action in ("pseudonymize", "noise") for r in product.columns.values())
-    return keyed or bool(product.aggregate and product.aggregate.epsilon is not None)
-
-
 def open_build(cfg: Config, store: ObjectStore, product_id: str, key: Keys | None) -> Build:
     """The build of one product (no catalog: the passes never open it)."""
     product = cfg.product(product_id)

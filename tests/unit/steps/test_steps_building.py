@@ -15,10 +15,11 @@ import pytest
 from helpers import make_project
 
 from databourse.catalog.database import Catalog
-from databourse.config import Config, load_config
+from databourse.config import AggregateSpec, Config, load_config
 from databourse.errors import ObjectChanged
 from databourse.ingest.files import ingest_file
 from databourse.ingest.records import IngestResult
+from databourse.privacy.pseudonyms import needs_key
 from databourse.product import assembly
 from databourse.steps import assembling, building, packaging
 from databourse.steps.assembling import Anonymized, Layout
@@ -124,9 +125,17 @@ def test_staging_replaces_a_planted_file(project: Project, tmp_path: Path) -> No
     assert project.store.get_bytes("staging/products/x/abc/part.parquet") == b"the built bytes"
 
 
-def test_the_key_is_needed_for_pseudonyms_only(project: Project) -> None:
-    assert building.needs_key(project.cfg.product(PRODUCT))
-    assert not building.needs_key(project.cfg.product(PRODUCT).model_copy(update={"columns": {}}))
+def test_the_key_is_needed_for_pseudonyms_and_noise_only(project: Project) -> None:
+    """One rule for the build, the benchmark and `bourse anonymize` (whose copy of it missed an
+    aggregate's noise, issue 17)."""
+    spec = project.cfg.product(PRODUCT)
+    assert needs_key(spec)
+    plain = spec.model_copy(update={"columns": {}})
+    assert not needs_key(plain)
+    noisy = AggregateSpec(dimensions=["site_id"], epsilon=1.0)
+    assert needs_key(plain.model_copy(update={"aggregate": noisy}))
+    exact = AggregateSpec(dimensions=["site_id"])
+    assert not needs_key(plain.model_copy(update={"aggregate": exact}))
 
 
 def reports(p: Project, overall: float) -> None:
