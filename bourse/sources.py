@@ -20,7 +20,7 @@ from pathlib import Path
 
 from databourse.errors import IngestRejected
 from databourse.ingest.files import sha256_file
-from databourse.ingest.landing_manifest import Manifest, read_manifest
+from databourse.ingest.landing_manifest import Manifest, parse_drop_manifest
 from databourse.storage.store import parse_s3_uri, s3_client
 
 _SKIPPED_SUFFIXES = (".tmp", ".part", ".crdownload", ".manifest.json")
@@ -92,7 +92,7 @@ def _with_manifests(files: list[Path], folder: Path) -> list[Source]:
                 f"{path.name}: the manifest is a symbolic link; links are never followed",
                 file=path.name,
             )
-        manifest = read_manifest(path.read_bytes())
+        manifest = parse_drop_manifest(path.read_bytes())
         if isinstance(manifest, str):
             raise IngestRejected(f"{path.name}: invalid manifest: {manifest}", file=path.name)
         promised |= _check(manifest, path, folder)

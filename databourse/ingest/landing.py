@@ -45,7 +45,7 @@ from databourse.errors import ConfigError, ObjectNotFound
 from databourse.ingest.landing_drops import DiscoverResult, Drop, LandingObject
 from databourse.ingest.landing_index import HashIndex, stamp_of
 from databourse.ingest.landing_manifest import MANIFEST_SUFFIX, apply_manifests
-from databourse.ingest.landing_state import IngestState, decide
+from databourse.ingest.landing_state import IngestState, decide_drops
 from databourse.storage import zones
 from databourse.storage.store import ObjectInfo, ObjectStore
 
@@ -135,7 +135,7 @@ def _discover_provider(
     for members in folders.values():
         drops += apply_manifests(store, provider, members, state)
         data += [o for o in members if not o.name.endswith(MANIFEST_SUFFIX)]
-    return drops + decide(provider, data, state)
+    return drops + decide_drops(provider, data, state)
 
 
 def _link(store: ObjectStore, key: str) -> str | None:

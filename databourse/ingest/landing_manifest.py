@@ -60,7 +60,7 @@ class Manifest(BaseModel):
         return files
 
 
-def read_manifest(data: bytes) -> Manifest | str:
+def parse_drop_manifest(data: bytes) -> Manifest | str:
     """The manifest in `data`, or why it is not one (field paths and messages, no input echoed)."""
     try:
         return Manifest.model_validate_json(data)
@@ -103,7 +103,7 @@ def _load_manifest(store: ObjectStore, obj: LandingObject) -> Manifest | str:
     except ObjectNotFound:
         return "vanished while discover read it"
     obj.sha256 = hashlib.sha256(data).hexdigest()
-    return read_manifest(data)
+    return parse_drop_manifest(data)
 
 
 def _check_manifest(

@@ -36,7 +36,7 @@ class IngestState:
         return "ingested" if done is not None and done.size > 0 else "new"
 
 
-def decide(
+def decide_drops(
     provider: str, data: Iterable[LandingObject], state: Callable[[str, str], str]
 ) -> list[Drop]:
     """Held files keep their hold; the others take the state of their hash, once per content."""

@@ -37,8 +37,8 @@ from databourse.privacy.pseudonyms import Keys
 from databourse.product import partitions as parts
 from databourse.product.package import FileEntry, content_hash, schema_of, transfer_facts
 from databourse.product.productize import (
-    decide,
     personal_figures,
+    privacy_decision,
     remaining_columns,
     rescan_written,
 )
@@ -321,7 +321,7 @@ def build(
     parts.output_schema(staged, product, key, hierarchies, {})  # fails early on bad columns
     plan = parts.plan_partitions(source, partition_rows)
     counted = [parts.count_partition(source, p, product, key, hierarchies, work) for p in plan]
-    decision = decide(parts.merge_counts(work, counted), product, hierarchies)
+    decision = privacy_decision(parts.merge_counts(work, counted), product, hierarchies)
     written = [
         parts.write_partition(source, p, product, key, hierarchies, decision, work, declared)
         for p in plan

@@ -7,8 +7,9 @@ memory is bounded by the batch size whatever the dataset's size.
   plan_partitions   the partitions of a staged file
   count_partition   pass 1: the product's rules on the privacy model's columns, grouped counts
                     (`privacy.group_counts`) written to the work folder
-  merge_counts      the partitions' counts merged into the whole dataset's; `productize.decide`
-                    decides on them; `save_decision` / `load_decision` carry the decision
+  merge_counts      the partitions' counts merged into the whole dataset's;
+                    `productize.privacy_decision` decides on them; `save_decision` /
+                    `load_decision` carry the decision
   write_partition   pass 2: all rules, the searched levels and the suppression applied batch by
                     batch; the partition's records written as segments (Arrow IPC, one per hive
                     folder), the distinct values of personal-data columns beside them

@@ -1,11 +1,12 @@
 """From a staged dataset to a product table: rules, privacy model, aggregates, risk, re-scan.
 
-The privacy model is decided (`decide`) on grouped counts of the product's quasi-identifiers and
-sensitive attributes (`privacy.group_counts`), never on the records themselves, so the same
-decision comes from a whole table (`productize`) or from partitions whose counts were merged
-(`databourse.product.partitions`). Applying it (`apply_decision`) is a per-record filter. Everything
-decided is returned as figures for the manifest (never values). The privacy model is re-verified
-independently after the Parquet is written (`verify_written`), from the files alone, streaming.
+The privacy model is decided (`privacy_decision`) on grouped counts of the product's
+quasi-identifiers and sensitive attributes (`privacy.group_counts`), never on the records
+themselves, so the same decision comes from a whole table (`productize`) or from partitions whose
+counts were merged (`databourse.product.partitions`). Applying it (`apply_decision`) is a per-record
+filter. Everything decided is returned as figures for the manifest (never values). The privacy model
+is re-verified independently after the Parquet is written (`verify_written`), from the files alone,
+streaming.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def decision_columns(product: ProductSpec) -> list[str]:
     return model_columns(product.privacy) if product.privacy is not None else []
 
 
-def decide(
+def privacy_decision(
     groups: pa.Table | None, product: ProductSpec, hierarchies: dict[str, Hierarchy]
 ) -> Decision:
     """The product's privacy decision from grouped counts of `decision_columns` (see privacy)."""
@@ -142,7 +143,7 @@ def productize(
     out = apply_rules(table, product, key, hierarchies)
     columns = decision_columns(product)
     groups = group_counts(out, columns) if columns else None
-    decision = decide(groups, product, hierarchies)
+    decision = privacy_decision(groups, product, hierarchies)
     out = apply_decision(out, decision, hierarchies)
     privacy = dict(decision.privacy)
     if product.type == "aggregate" and product.aggregate is not None:

@@ -36,7 +36,7 @@ from databourse.product.partitions import (
     save_schema,
     write_partition,
 )
-from databourse.product.productize import decide
+from databourse.product.productize import privacy_decision
 from databourse.storage import zones
 from databourse.storage.store import ObjectStore
 
@@ -214,7 +214,7 @@ def count_classes(build: Build, part: Partition, source: Path, work: Path) -> Co
 def decide_privacy(build: Build, counted: list[Counted], work: Path) -> Decided:
     """Merge the partitions' counts and decide the privacy model (PrivacyModelFailed stops it)."""
     merged = merge_counts(work, [c.to_json() for c in counted])
-    decided = save_decision(decide(merged, build.product, build.hierarchies), work)
+    decided = save_decision(privacy_decision(merged, build.product, build.hierarchies), work)
     names = [decided["decision"], *([decided["kept"]] if decided["kept"] else [])]
     return Decided(**decided, sealed=sealed(work, names))
 

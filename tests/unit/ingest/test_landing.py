@@ -21,7 +21,7 @@ from databourse.ingest.files import ingest_file
 from databourse.ingest.landing import discover
 from databourse.ingest.landing_drops import DiscoverResult, Drop
 from databourse.ingest.landing_index import HashIndex
-from databourse.ingest.landing_manifest import read_manifest
+from databourse.ingest.landing_manifest import parse_drop_manifest
 from databourse.storage.local import LocalStore
 from databourse.storage.s3 import S3Store
 from databourse.storage.store import ObjectStore
@@ -269,7 +269,7 @@ def test_invalid_folder_manifest_blocks_its_folder(store: CountingLocalStore) ->
     ],
 )
 def test_manifest_format_is_strict(files: list[dict[str, Any]], where: str) -> None:
-    problem = read_manifest(json.dumps({"files": files}).encode())
+    problem = parse_drop_manifest(json.dumps({"files": files}).encode())
     assert isinstance(problem, str) and f"{where}:" in problem
 
 

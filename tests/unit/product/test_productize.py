@@ -12,7 +12,7 @@ from databourse.config import PrivacyModel, ProductSpec
 from databourse.errors import PersonalDataFound, PrivacyModelFailed
 from databourse.privacy.k_anonymity import check_k_anonymity
 from databourse.product.package import write_parquet
-from databourse.product.productize import apply_decision, decide, verify_written
+from databourse.product.productize import apply_decision, privacy_decision, verify_written
 
 PRODUCT = ProductSpec.model_validate(
     {
@@ -64,7 +64,7 @@ def test_hive_folders_are_verified_as_read_table_reads_them(tmp_path: Path) -> N
 
 def test_decision_without_a_model_changes_nothing() -> None:
     bare = PRODUCT.model_copy(update={"privacy": None})
-    decision = decide(None, bare, {})
+    decision = privacy_decision(None, bare, {})
     assert decision.privacy == {"model": None} and not decision.suppresses
     table = pa.table({"district": ["a"], "category": ["x"]})
     assert apply_decision(table, decision, {}).equals(table)
