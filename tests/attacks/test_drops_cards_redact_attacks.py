@@ -371,7 +371,12 @@ def test_a_card_pointed_elsewhere_fails_verify_naming_it(world: World) -> None:
     path.write_text(json.dumps(doc, indent=2))
     code, errors, _ = verify_all(world)
     assert code == 1
-    assert [(f["kind"], f["key"]) for f in errors] == [("listing-tampered", _card(version))]
+    # named twice: the seal no longer vouches for it, and its files are not the manifest's
+    card = _card(version)
+    assert [(f["kind"], f["key"]) for f in errors] == [
+        ("card-mismatch", card),
+        ("listing-tampered", card),
+    ]
 
 
 def test_a_card_planted_for_an_unlisted_version_fails_verify(world: World) -> None:

@@ -523,7 +523,8 @@ def _memory_bound_child() -> None:
 @pytest.mark.timeout(120)
 def test_hostile_files_are_rejected_within_bounded_memory(tmp_path: Path) -> None:
     code = "import sys, test_hostile_input as t; t._memory_bound_child()"
-    env = {**os.environ, "PYTHONPATH": f"{Path(__file__).parents[1]}{os.pathsep}{REPO}"}
+    here = Path(__file__).parent  # this module, beside the tests' helpers and the repository
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, (here, here.parent, REPO)))}
     proc = subprocess.run(
         [sys.executable, "-c", code, str(tmp_path)],
         capture_output=True,

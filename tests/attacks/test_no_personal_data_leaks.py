@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import base64
 import csv
+import datetime as dt
 import io
 import json
 import os
+import shlex
 import sqlite3
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +99,17 @@ def plant(provider: str, key: str, pick: Callable[[dict[str, str]], bool]) -> Ca
 
 
 @pytest.fixture(scope="module")
-def drops(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def started(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dt.datetime]:
+    """A file touched, and the time, before the canaries exist: the search reads what came after."""
+    marker = tmp_path_factory.mktemp("canary-start") / "started"
+    marker.touch()
+    return marker, dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+
+
+@pytest.fixture(scope="module")
+def drops(
+    tmp_path_factory: pytest.TempPathFactory, started: tuple[Path, dt.datetime]
+) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("canary-drops")
     base = {d.provider: d.path for d in generate_drops(folder / "base", seed=7731, scale=0.2)}
     sensors = plant("my-buildops", "occupant_name", lambda r: bool(r["occupant_name"]))
@@ -135,28 +148,36 @@ def paged(read: Callable[..., list[Any]]) -> Iterator[Any]:
         offset += len(page)
 
 
-def prefect_hits() -> tuple[list[Hit], dict[str, int]]:
-    """Logs, artifacts, flow and task runs (state messages, parameters) read through the API."""
+def prefect_hits(since: dt.datetime) -> tuple[list[Hit], dict[str, int]]:
+    """Logs, artifacts, flow and task runs (state messages, parameters) read through the API:
+    all that this test's runs wrote (nothing written before `since` can hold its canaries)."""
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas import filters as f
     from prefect.logging.handlers import APILogWorker
 
     APILogWorker.drain_all(timeout=30)
     hits: list[Hit] = []
     seen = dict.fromkeys(("logs", "artifacts", "flow runs", "task runs"), 0)
     with get_client(sync_client=True) as client:
-        for log in paged(client.read_logs):
-            hits += find(f"Prefect log of flow run {log.flow_run_id}", log.message)
-            seen["logs"] += 1
-        for art in paged(client.read_artifacts):
-            text = json.dumps([art.data, art.description, art.key], default=str, ensure_ascii=False)
-            hits += find(f"Prefect artifact {art.key or art.id}", text)
-            seen["artifacts"] += 1
-        for run in paged(client.read_flow_runs):
+        after = f.FlowRunFilter(expected_start_time=f.FlowRunFilterExpectedStartTime(after_=since))
+        runs = list(paged(partial(client.read_flow_runs, flow_run_filter=after)))
+        ids = [run.id for run in runs]
+        for run in runs:
             state = run.state.message if run.state and run.state.message else ""
             text = json.dumps([state, run.parameters, run.name], default=str, ensure_ascii=False)
             hits += find(f"flow run {run.name} (state message, parameters)", text)
             seen["flow runs"] += 1
-        for task in paged(client.read_task_runs):
+        logs = f.LogFilter(timestamp=f.LogFilterTimestamp(after_=since))
+        for log in paged(partial(client.read_logs, log_filter=logs)):
+            hits += find(f"Prefect log of flow run {log.flow_run_id}", log.message)
+            seen["logs"] += 1
+        arts = f.ArtifactFilter(flow_run_id=f.ArtifactFilterFlowRunId(any_=ids))
+        for art in paged(partial(client.read_artifacts, artifact_filter=arts)):
+            text = json.dumps([art.data, art.description, art.key], default=str, ensure_ascii=False)
+            hits += find(f"Prefect artifact {art.key or art.id}", text)
+            seen["artifacts"] += 1
+        tasks = f.TaskRunFilter(flow_run_id=f.TaskRunFilterFlowRunId(any_=ids))
+        for task in paged(partial(client.read_task_runs, task_run_filter=tasks)):
             state = task.state.message if task.state and task.state.message else ""
             hits += find(f"task run {task.name} (state message)", f"{state} {task.name}")
             seen["task runs"] += 1
@@ -192,8 +213,9 @@ def file_hits(path: Path, where: str) -> list[Hit]:
     return hits
 
 
-def tree_hits(roots: Iterable[Path], store_root: Path) -> tuple[list[Hit], int]:
-    """Canaries in every file under `roots`, read from a copy another process makes.
+def tree_hits(roots: Iterable[Path], store_root: Path, marker: Path) -> tuple[list[Hit], int]:
+    """Canaries in every file under `roots` written since `marker` was (before the canaries
+    existed: no earlier file can hold them), read from a copy another process makes.
 
     This process holds pooled SQLite connections to the catalog: opening and closing the live
     catalog.db here, even to read it, drops every POSIX lock this process holds on it (SQLite's
@@ -208,9 +230,12 @@ def tree_hits(roots: Iterable[Path], store_root: Path) -> tuple[list[Hit], int]:
             if not root.exists():
                 continue
             copy = Path(tmp) / str(n)
+            copy.mkdir()
+            newer = f"find . -type f -newer {shlex.quote(str(marker))} -print0"
             done = subprocess.run(
-                ["cp", "-a", f"{root}/.", str(copy)], capture_output=True, text=True
-            )
+                ["sh", "-c", f"{newer} | xargs -0 -r cp -a --parents -t {shlex.quote(str(copy))}"],
+                cwd=root, capture_output=True, text=True,
+            )  # fmt: skip
             gone = [e for e in done.stderr.splitlines() if "No such file" not in e]
             assert done.returncode == 0 or not gone, done.stderr  # only files removed meanwhile
             for path in sorted(p for p in copy.rglob("*") if p.is_file()):
@@ -225,7 +250,7 @@ def tree_hits(roots: Iterable[Path], store_root: Path) -> tuple[list[Hit], int]:
 
 
 def test_canaries_appear_in_no_log_artifact_state_report_or_export(
-    runner: Any, project: Path, drops: dict[str, Path]
+    runner: Any, project: Path, drops: dict[str, Path], started: tuple[Path, dt.datetime]
 ) -> None:
     from flows.process_drop import process_drop
     from tasks import resources
@@ -243,13 +268,15 @@ def test_canaries_appear_in_no_log_artifact_state_report_or_export(
     cfg = resources.config()
     store_root = Path(cfg.store_root).resolve()
     session = Path(os.environ["PREFECT_HOME"]).resolve().parent  # conftest's session folder
-    hits, seen = prefect_hits()
+    marker, since = started
+    hits, seen = prefect_hits(since)
     assert seen["logs"] > 50 and seen["artifacts"] > 10 and seen["flow runs"] >= 6, seen
-    found, scanned = tree_hits({session, cfg.state_dir.resolve()}, store_root)
+    found, scanned = tree_hits({session, cfg.state_dir.resolve()}, store_root, marker)
     hits += found
     assert scanned > 20, f"only {scanned} files searched"
     assert not hits, "personal data found:\n" + "\n".join(f"{w}: {label}" for w, label in hits)
 
     # The search does find them where they belong: raw and staging of the four ingests.
-    control, _ = tree_hits([store_root / "raw", store_root / "staging"], Path("/nonexistent"))
+    roots = [store_root / "raw", store_root / "staging"]
+    control, _ = tree_hits(roots, Path("/nonexistent"), marker)
     assert {label for _, label in control} == set(CANARIES)
