@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import free_port, make_project
+from helpers import free_port, make_project, seed_prefect_home
 
 REPO = Path(__file__).resolve().parents[1]
 # The tests are in folders by kind (unit/<package>, flows, e2e, attacks, structure); some build on
@@ -79,7 +79,7 @@ def prefect_api(project: Path) -> Iterator[str]:
 
     port = free_port()
     home = _SESSION / "prefect-server"
-    home.mkdir(exist_ok=True)
+    seed_prefect_home(home)
     log = _SESSION / "prefect-server.log"
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_UI_ENABLED": "false"}
     with log.open("wb") as fh:

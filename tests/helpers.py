@@ -82,6 +82,8 @@ def _prefect_server(home: Path, database: str | None) -> Iterator[str]:
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_UI_ENABLED": "false"}
     if database:
         env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database
+    else:
+        seed_prefect_home(home)
     log = home / "server.log"
     argv = ["server", "start", "--host", "127.0.0.1", "--port", str(port)]
     with log.open("wb") as fh:
@@ -106,10 +108,54 @@ TERMS_LEFT = dt.timedelta(days=2 * 365)
 TERMS_EXPIRY = re.compile(r"^(?P<lead>\s+expires:\s*)\d{4}-\d{2}-\d{2}[ \t]*$", re.M)
 
 
-def make_project(root: Path) -> Path:
+def migrated_prefect_db() -> Path:
+    """An empty Prefect database with every migration of the installed Prefect applied.
+
+    A server on a fresh SQLite file spends 6-10 s migrating it before it answers; the suite
+    starts dozens of servers. `prefect server database upgrade` makes this file once per Prefect
+    version and user (a lock keeps two xdist workers from both making it; it is renamed into
+    place, so it is never seen half-written); servers then start on copies of it."""
+    import fcntl
+    import tempfile
+
+    import prefect
+
+    folder = Path(tempfile.gettempdir()) / f"databourse-tests-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    target = folder / f"prefect-{prefect.__version__}-migrated.db"
+    with (folder / "prefect-db.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not target.exists():
+            home = Path(tempfile.mkdtemp(dir=folder))
+            env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+            done = subprocess.run(
+                [Path(sys.executable).parent / "prefect", "server", "database", "upgrade", "-y"],
+                env={**env, "PREFECT_HOME": str(home)},
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+            os.replace(home / "prefect.db", target)
+            shutil.rmtree(home, ignore_errors=True)
+    return target
+
+
+def seed_prefect_home(home: Path) -> None:
+    """Put a migrated, empty Prefect database where a server on `home` will look for it."""
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    shutil.copyfile(migrated_prefect_db(), home / "prefect.db")
+
+
+def make_project(root: Path, *, fresh: bool = False) -> Path:
     """A project folder with a copy of the repo's configs and its own state; the products'
-    usage terms expire TERMS_LEFT after today."""
+    usage terms expire TERMS_LEFT after today.
+
+    Its managed Prefect server starts on a migrated empty database (seed_prefect_home); with
+    `fresh` the project has no state/ at all, as on a new clone."""
     root.mkdir(parents=True, exist_ok=True)
+    if not fresh:
+        seed_prefect_home(root / "state" / "prefect")
     shutil.copytree(REPO / "configs", root / "configs", dirs_exist_ok=True)
     day = (dt.date.today() + TERMS_LEFT).isoformat()
     for path in (root / "configs" / "products").glob("*.yaml"):

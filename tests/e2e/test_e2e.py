@@ -40,7 +40,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    project = make_project(tmp_path_factory.mktemp("e2e") / "project")
+    project = make_project(tmp_path_factory.mktemp("e2e") / "project", fresh=True)
     environment = cli_env(project, PREFECT_API_AUTH_STRING=API_AUTH_STRING)
     yield environment
     stop_stack(environment)
@@ -280,6 +280,11 @@ def test_demo_approve_reject_and_rerun(env: dict[str, str], demo: str) -> None:
     assert status == {"CN": "available", "MY": "available", "SG": "rejected"}
     routes = {a["market"]: a["route"] for a in version["approvals"]}
     assert routes["MY"] == "standard_contract_or_certification"
+    # The approvals given on the forms verify against the answers Prefect stored (issue 15 R3).
+    clean = verify_all(env)
+    kinds = {f["kind"] for f in clean["findings"]}
+    assert not kinds & {"approval-unverified", "approvals-unchecked", "facts-mismatch"}, clean
+    assert clean["checked"]["approvals"] >= 2 and clean["checked"]["facts_rederived"] >= 2
 
     again = bourse(env, "demo", "--scale", "0.2").stdout
     assert "identical bytes seen before" in again and "new version" not in again
@@ -396,3 +401,28 @@ def test_operations_on_the_published_demo(env: dict[str, str], demo: str, tmp_pa
         db.execute("UPDATE audit_events SET actor = 'Mallory' WHERE kind = 'approval'")
     broken = bourse(env, "audit", "verify", check=False)
     assert broken.returncode == 1 and "edited" in broken.stderr
+
+
+def verify_all(env: dict[str, str]) -> dict[str, Any]:
+    proc = bourse(env, "verify", "--all", "--json", check=False)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return dict(json.loads(proc.stdout))
+
+
+def test_approval_rows_an_insider_adds_or_edits_are_flagged(env: dict[str, str], demo: str) -> None:
+    """The demo's real approval edited in the database, and one forged: verify --all names both."""
+    import sqlite3
+
+    project = Path(env["DATABOURSE_CONFIG_DIR"]).parent
+    with sqlite3.connect(project / "state" / "catalog.db") as db:
+        db.execute("UPDATE approvals SET reference = 'YUE-SC-2026-9999' WHERE market = 'MY'")
+        db.execute(
+            "INSERT INTO approvals (version_id, market, content_hash, decision, approver, route,"
+            " reference, valid_until, flow_run_id, decided_at, carry_over)"
+            " SELECT version_id, 'SG', content_hash, 'approved', 'Mallory', route, 'FORGED',"
+            " valid_until, flow_run_id, decided_at, carry_over FROM approvals WHERE market = 'MY'"
+        )
+    findings = verify_all(env)["findings"]
+    forged = [f["message"] for f in findings if f["kind"] == "approval-unverified"]
+    assert any("(MY, approved)" in m and "reference differs" in m for m in forged), forged
+    assert any("(SG, approved)" in m and "no answer on a SG approval form" in m for m in forged)
