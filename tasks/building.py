@@ -6,6 +6,8 @@ recorded (`sealed`). On the local store the folder is private to this machine (o
 store); on S3 it is `staging/products/<product>/work/<build>/`: a task downloads what it reads
 and uploads what it writes, so a Dask worker in another process (or on another machine) needs
 nothing but the store and configs. Every read is checked against its seal (tasks.work_files).
+On S3 the plan reads the staged file whole once and records its blocks' hashes; the passes read
+only their byte ranges, each block checked (databourse.storage.ranges).
 Keys and hierarchies are fetched by each task from its own process's resources, never passed.
 Pass 3 and staging: tasks.assembling; the version and its manifest: tasks.packaging.
 """
@@ -81,6 +83,7 @@ def plan_build(
     trusted = trusted_staged(build.store, record)  # `_ingest.json` agrees with the trail
     try:
         with planned_files(build.store, work, record, trusted) as (path, folder, seals):
+            # no seals: on S3, where passes read byte ranges checked against the plan's hashes
             plan = building.plan_build(build, record, trusted, work, path, folder, seals, rows)
     except BaseException:  # a retry plans a new work folder: this one would never be dropped
         remove_work_folder(build.store, work)

@@ -25,9 +25,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+from prefect import get_run_logger
+
 from databourse.errors import ConfigError, ObjectChanged
 from databourse.ingest.staged_integrity import check_staged, file_digest
+from databourse.product.partitions import Source
 from databourse.steps.building import expected
+from databourse.storage.ranges import VerifiedObject
 from databourse.storage.store import ObjectStore, validate_key
 from tasks import resources
 from tasks.staged import audited_refusal, local_copy, staged_copy
@@ -83,13 +88,25 @@ def private_source(
 
 
 @contextmanager
-def source_file(store: ObjectStore, plan: Mapping[str, Any]) -> Iterator[Path]:
+def source_file(store: ObjectStore, plan: Mapping[str, Any]) -> Iterator[Source]:
     """The staged file as a pass reads it: the build's private copy checked against its seal
-    (local store), else a download checked against the sha256 ingest recorded (S3)."""
+    (local store); on S3 only the byte ranges the pass reads, each block checked against the
+    hashes the plan took of its whole, checked read (a plan without them: a download checked
+    against the sha256 ingest recorded)."""
     if SOURCE_DATA in plan[SEALED]:
         reads = expected([SOURCE_DATA], plan[SEALED])
         with work_folder(store, plan["work"], reads) as work:
             yield work / SOURCE_DATA
+        return
+    if "blocks" in plan["staged"]:
+        provider, dataset = plan["staged_key"].split("/")[1:3]
+        ranged = VerifiedObject(store, plan["staged_key"], plan["staged"]["blocks"])
+        with audited_refusal(provider, dataset), pa.PythonFile(ranged, mode="r") as source:
+            yield source
+        get_run_logger().info(
+            "read %d of the staged file's %d bytes, in ranges, each block checked",
+            ranged.fetched, plan["staged"]["blocks"]["size"],
+        )  # fmt: skip
         return
     with staged_copy(store, plan["staged_key"], plan["staged"]) as path:
         yield path

@@ -29,7 +29,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 from urllib.parse import quote
 
 import pyarrow as pa
@@ -50,6 +50,10 @@ from databourse.product.productize import (
     decision_columns,
     remaining_columns,
 )
+
+# The staged file a pass reads: a local path, or an open file (ranged reads of the store's
+# object, tasks.work_files.source_file)
+Source: TypeAlias = Path | pa.NativeFile
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +89,7 @@ def _group_ends(meta: pq.FileMetaData) -> list[int]:
     return ends
 
 
-def plan_partitions(source: Path, rows: int = PARTITION_ROWS) -> list[Partition]:
+def plan_partitions(source: Source, rows: int = PARTITION_ROWS) -> list[Partition]:
     """The staged file cut into partitions of about `rows` records: at the end of the row group
     that reaches `rows` (no row group is read twice), or inside a row group more than twice
     that size. One empty partition for a file without records."""
@@ -104,7 +108,7 @@ def plan_partitions(source: Path, rows: int = PARTITION_ROWS) -> list[Partition]
 
 
 def read_partition(
-    source: Path, part: Partition, columns: list[str]
+    source: Source, part: Partition, columns: list[str]
 ) -> Iterator[tuple[int, pa.Table]]:
     """The partition's records in batches of `columns`, each with its dataset position."""
     if not part.rows:
@@ -161,7 +165,7 @@ def load_schema(path: Path) -> pa.Schema:
 
 # ---------------------------------------------------------------- pass 1
 def count_partition(
-    source: Path,
+    source: Source,
     part: Partition,
     product: ProductSpec,
     key: Keys | None,
@@ -259,7 +263,7 @@ def hive_folders(table: pa.Table, column: str | None) -> list[tuple[str, list[An
 
 
 def write_partition(
-    source: Path,
+    source: Source,
     part: Partition,
     product: ProductSpec,
     key: Keys | None,

@@ -27,6 +27,7 @@ from databourse.product import assembly
 from databourse.product.partitions import (
     PARTITION_ROWS,
     Partition,
+    Source,
     count_partition,
     load_decision,
     merge_counts,
@@ -38,6 +39,7 @@ from databourse.product.partitions import (
 )
 from databourse.product.productize import privacy_decision
 from databourse.storage import zones
+from databourse.storage.ranges import block_digests
 from databourse.storage.store import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -125,7 +127,7 @@ class Plan(JsonResult):
     product: str
     ingest_id: str
     staged_key: str
-    staged: dict[str, Any]  # every partition read checks the staged file's sha256 first (S3)
+    staged: dict[str, Any]  # sha256 and size; on S3 the hashes of its blocks each read checks
     work: str
     sealed: dict[
         str, str
@@ -192,7 +194,11 @@ def plan_build(
     rows: int,
 ) -> Plan:
     """Check the product against the staged file `source` and cut it into partitions of about
-    `rows` records; its schema is kept in the work `folder` (`seals`: the files sealed so far)."""
+    `rows` records; its schema is kept in the work `folder` (`seals`: the files sealed so far).
+    Without `seals` (S3: no private copy), the passes read the store's object in byte ranges,
+    checked against the hashes of this checked, whole copy's blocks: `staged["blocks"]`."""
+    if not seals:
+        staged = {**staged, "blocks": block_digests(source)}
     schema = pq.read_schema(source)
     output_schema(schema, build.product, build.key, build.hierarchies, {})  # bad columns
     partitions = plan_partitions(source, rows)
@@ -205,7 +211,7 @@ def plan_build(
     )  # fmt: skip
 
 
-def count_classes(build: Build, part: Partition, source: Path, work: Path) -> Counted | None:
+def count_classes(build: Build, part: Partition, source: Source, work: Path) -> Counted | None:
     """Pass 1: grouped counts of the privacy model's columns in one partition."""
     out = count_partition(source, part, build.product, build.key, build.hierarchies, work)
     return None if out is None else Counted(**out, sealed=sealed(work, [out["counts"]]))
@@ -220,7 +226,7 @@ def decide_privacy(build: Build, counted: list[Counted], work: Path) -> Decided:
 
 
 def write_records(
-    build: Build, part: Partition, decided: Decided, source: Path, work: Path
+    build: Build, part: Partition, decided: Decided, source: Source, work: Path
 ) -> Written:
     """Pass 2: one partition's published records as segments (pointers returned)."""
     decision = load_decision(work, decided.to_json())

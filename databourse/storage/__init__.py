@@ -5,6 +5,8 @@ Modules:
         LocalStore: the ObjectStore on a local folder, with crash-safe atomic writes.
     opening
         Opening a store from its root: an `s3://bucket/prefix` URI, a `file://` URI or a folder.
+    ranges
+        Reading parts of an object, each block checked against the hashes of a trusted read.
     s3
         S3Store: the ObjectStore on an S3 bucket and prefix (AWS or any S3-compatible endpoint).
     store

@@ -148,6 +148,12 @@ class LocalStore(ObjectStore):
             except _NOT_A_FILE:
                 raise ObjectNotFound(f"no object {key!r} in {self.root_uri}", key=key) from None
 
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        """`length` bytes of the object from byte `start` (fewer at its end)."""
+        with self.open(key) as fh, _os_errors(key):
+            fh.seek(start)
+            return fh.read(length)
+
     def download(self, key: str, path: Path) -> None:
         """Copy the object to a local file, atomically (temp file beside it, then rename)."""
         with (

@@ -120,6 +120,14 @@ class ObjectStore(ABC):
     def open(self, key: str) -> BinaryIO:
         """A streaming, closable binary reader of the object; ObjectNotFound if missing."""
 
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        """`length` bytes of the object from byte `start` (fewer at its end); ObjectNotFound if
+        missing. S3 and local disk read only those bytes; this fallback streams up to them."""
+        with self.open(key) as reader:
+            while start > 0 and (skipped := len(reader.read(min(start, 1 << 20)))):
+                start -= skipped
+            return reader.read(length)
+
     @abstractmethod
     def head(self, key: str) -> ObjectInfo | None:
         """The object's info, or None if there is no object under `key`."""

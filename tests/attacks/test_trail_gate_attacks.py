@@ -194,7 +194,7 @@ def test_an_operator_without_the_audit_key_gets_an_error_not_a_traceback(tmp_pat
     """Pass 3, row 9: `catalog withdraw` with no audit key was refused, with a traceback."""
     publish_sample_version(tmp_path)
     project = with_sample_product(make_project(tmp_path / "project"))
-    (project / "state" / "prefect").mkdir(parents=True)
+    (project / "state" / "prefect").mkdir(parents=True, exist_ok=True)
     env = cli_env(
         project,
         DATABOURSE_CATALOG_URL=f"sqlite:///{tmp_path / 'catalog.db'}",

@@ -7,8 +7,9 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
-from helpers import bourse, cli_env, make_project, stop_stack
+from helpers import API_AUTH, API_AUTH_STRING, bourse, cli_env, make_project, stop_stack
 from s3_server import DUMMY_AWS_ENV, client, make_bucket, moto_server
 
 from databourse_samples.demo import generate_drops
@@ -24,6 +25,7 @@ def s3_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
         make_bucket(endpoint, "provider-inbox")
         env = cli_env(
             project,
+            PREFECT_API_AUTH_STRING=API_AUTH_STRING,
             **DUMMY_AWS_ENV,
             DATABOURSE_STORE_ROOT="s3://exchange/zones",
             DATABOURSE_S3_ENDPOINT_URL=endpoint,
@@ -78,3 +80,13 @@ def test_drop_from_s3_uri_published_on_s3(s3_env: dict[str, str], tmp_path: Path
         "CN": "available",
         "SG": "available",
     }
+
+    # The build's passes read the staged Parquet in checked byte ranges, not whole (issue 23)
+    logs = httpx.post(
+        f"http://127.0.0.1:{s3_env['DATABOURSE_PREFECT_PORT']}/api/logs/filter",
+        json={"logs": {"level": {"ge_": 20}}},
+        auth=API_AUTH,
+        timeout=30,
+    ).json()
+    ranged = [log["message"] for log in logs if "in ranges, each block checked" in log["message"]]
+    assert len(ranged) >= 2, [log["message"] for log in logs][-40:]  # pass 1 and pass 2

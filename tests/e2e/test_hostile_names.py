@@ -104,7 +104,7 @@ def insider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
         )
     engine.dispose()
     project = with_sample_product(make_project(root / "project"))
-    (project / "state" / "prefect").mkdir(parents=True)
+    (project / "state" / "prefect").mkdir(parents=True, exist_ok=True)
     yield cli_env(
         project,
         DATABOURSE_CATALOG_URL=f"sqlite:///{root / 'catalog.db'}",
