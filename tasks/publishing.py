@@ -8,6 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.exceptions import ObjectNotFound
@@ -160,7 +161,9 @@ def sweep_approvals() -> int:
     return len(expired)
 
 
-@task(name="export-catalog", **RETRY_TRANSIENT)
+# Never cached: the publish flow exports before it asks and again after the answers; a resumed
+# run runs again from the top, and a cached second call kept the export from before the answers.
+@task(name="export-catalog", cache_policy=NO_CACHE, **RETRY_TRANSIENT)
 def export_catalog() -> dict[str, str]:
     """Refresh the DCAT-AP export and the HTML catalog page after a publication."""
     from databourse.standards.exports import export_catalog as export

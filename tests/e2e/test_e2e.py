@@ -280,10 +280,15 @@ def test_demo_approve_reject_and_rerun(env: dict[str, str], demo: str) -> None:
     assert status == {"CN": "available", "MY": "available", "SG": "rejected"}
     routes = {a["market"]: a["route"] for a in version["approvals"]}
     assert routes["MY"] == "standard_contract_or_certification"
+    # The resumed runs listed MY in the export at once (a cached export kept the one from before).
+    dcat = json.loads((project / "state/store/catalog/dcat.jsonld").read_text())
+    assert ("sz-retail-baskets", "1.0.0", "MY") in listed_offers(dcat)
+    assert ("sz-retail-baskets", "1.0.0", "SG") not in listed_offers(dcat)
     # The approvals given on the forms verify against the answers Prefect stored (issue 15 R3).
     clean = verify_all(env)
     kinds = {f["kind"] for f in clean["findings"]}
     assert not kinds & {"approval-unverified", "approvals-unchecked", "facts-mismatch"}, clean
+    assert "listing-behind" not in kinds, clean
     assert clean["checked"]["approvals"] >= 2 and clean["checked"]["facts_rederived"] >= 2
 
     again = bourse(env, "demo", "--scale", "0.2").stdout
