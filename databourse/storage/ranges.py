@@ -22,8 +22,10 @@ from databourse.storage.store import ObjectStore
 
 BLOCK = 1 << 20  # 1 MiB: a pass reads little beyond its column chunks
 MAX_BLOCKS = 4096  # a larger file has larger blocks: the plan (a task result) stays < 300 kB
-_CACHED = 8  # blocks kept in memory: a column chunk that spans a boundary is not fetched twice
-_RUN = 64  # blocks fetched with one GET at most (memory: 64 MiB with 1 MiB blocks)
+# Memory, whatever the block size: blocks kept (a column chunk that spans a boundary is not
+# fetched twice) and bytes fetched with one GET, each at most these many bytes (or 2 blocks, 1)
+CACHE_BYTES = 16 << 20
+RUN_BYTES = 64 << 20
 
 
 def block_size(size: int) -> int:
@@ -57,6 +59,8 @@ class VerifiedObject(io.RawIOBase):
         self._size = int(blocks["size"])
         self._at = 0
         self._cache: OrderedDict[int, bytes] = OrderedDict()
+        self._cached = max(2, CACHE_BYTES // self._block)
+        self._run = max(1, RUN_BYTES // self._block)
         self.fetched = 0  # bytes read from the store (what a benchmark or a test measures)
 
     def readable(self) -> bool:
@@ -89,7 +93,7 @@ class VerifiedObject(io.RawIOBase):
 
     def _blocks(self, first: int, last: int) -> Iterator[tuple[int, bytes]]:
         """Blocks first..last, checked, in order: a run of blocks not in memory is fetched
-        with one ranged GET (at most _RUN blocks), then each is checked against its hash."""
+        with one ranged GET (at most RUN_BYTES), then each is checked against its hash."""
         index = first
         while index <= last:
             if index in self._cache:
@@ -98,7 +102,7 @@ class VerifiedObject(io.RawIOBase):
                 index += 1
                 continue
             stop = index
-            while stop < last and stop + 1 not in self._cache and stop + 1 - index < _RUN:
+            while stop < last and stop + 1 not in self._cache and stop + 1 - index < self._run:
                 stop += 1
             start = index * self._block
             data = self._store.get_range(
@@ -123,6 +127,6 @@ class VerifiedObject(io.RawIOBase):
                 block=index,
             )
         self._cache[index] = data
-        if len(self._cache) > _CACHED:
+        if len(self._cache) > self._cached:
             self._cache.popitem(last=False)
         return data

@@ -154,3 +154,28 @@ def test_block_digests_are_the_blocks_sha256(tmp_path: Path) -> None:
         "size": 23,
         "sha256": [hashlib.sha256(x).hexdigest() for x in (b"a" * 10, b"b" * 10, b"c" * 3)],
     }
+
+
+def test_memory_is_bounded_whatever_the_block_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read of the whole object goes in GETs of at most RUN_BYTES; at most CACHE_BYTES (or
+    two blocks) of it stay in memory."""
+    from databourse.storage import ranges
+
+    monkeypatch.setattr(ranges, "RUN_BYTES", 3 * BLOCK)
+    monkeypatch.setattr(ranges, "CACHE_BYTES", 4 * BLOCK)
+    store = LocalStore(tmp_path / "store")
+    path = staged_file(tmp_path / "data.parquet", rows=60_000, group=10_000)
+    store.put_file(KEY, path)
+    calls: list[int] = []
+
+    class Recording(Counting):
+        def get_range(self, key: str, start: int, length: int) -> bytes:
+            calls.append(length)
+            return super().get_range(key, start, length)
+
+    raw = VerifiedObject(Recording(store), KEY, block_digests(path, BLOCK))
+    assert raw.read() == path.read_bytes()
+    assert len(calls) >= path.stat().st_size // (3 * BLOCK) and max(calls) <= 3 * BLOCK
+    assert len(raw._cache) == 4  # type: ignore[attr-defined]
