@@ -101,8 +101,14 @@ def source_file(store: ObjectStore, plan: Mapping[str, Any]) -> Iterator[Source]
     if "blocks" in plan["staged"]:
         provider, dataset = plan["staged_key"].split("/")[1:3]
         ranged = VerifiedObject(store, plan["staged_key"], plan["staged"]["blocks"])
-        with audited_refusal(provider, dataset), pa.PythonFile(ranged, mode="r") as source:
-            yield source
+        with pa.PythonFile(ranged, mode="r") as source:
+            try:
+                yield source
+            except ObjectChanged as exc:  # audited only when a block of the staged file changed
+                if getattr(exc, "block", None) is None:
+                    raise
+                with audited_refusal(provider, dataset):
+                    raise
         get_run_logger().info(
             "read %d of the staged file's %d bytes, in ranges, each block checked",
             ranged.fetched, plan["staged"]["blocks"]["size"],

@@ -179,3 +179,36 @@ def test_memory_is_bounded_whatever_the_block_size(
     assert raw.read() == path.read_bytes()
     assert len(calls) >= path.stat().st_size // (3 * BLOCK) and max(calls) <= 3 * BLOCK
     assert len(raw._cache) == 4  # type: ignore[attr-defined]
+
+
+def test_a_pass_audits_a_changed_block_and_nothing_else(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tasks.work_files.source_file: a block changed in the store is audited as a quarantine of
+    the staged file; another ObjectChanged raised while the pass reads (a work file) is not."""
+    from tasks import staged
+    from tasks.work_files import source_file
+
+    audited: list[tuple[str, dict[str, Any]]] = []
+    monkeypatch.setattr(
+        staged.resources, "audit", lambda kind, exc, **kw: audited.append((kind, kw))
+    )
+    store = LocalStore(tmp_path / "store")
+    path = staged_file(tmp_path / "data.parquet", rows=30_000, group=5_000)
+    plan = {
+        "sealed": {},
+        "staged_key": KEY,
+        "work": "w",
+        "staged": {"blocks": block_digests(path, BLOCK)},
+    }
+    data = bytearray(path.read_bytes())
+    data[100] ^= 0xFF
+    store.put_bytes(KEY, bytes(data))
+    with pytest.raises(ObjectChanged), source_file(store, plan) as source:
+        list(read_partition(source, plan_partitions(path, 10_000)[0], ["amount"]))
+    assert audited == [
+        ("quarantine", {"provider": "sz-retail", "dataset": "customer_orders", "stage": "staged"})
+    ]
+    with pytest.raises(ObjectChanged, match="work file"), source_file(store, plan):
+        raise ObjectChanged("a work file changed", key="w/x")
+    assert len(audited) == 1
