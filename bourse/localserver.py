@@ -187,7 +187,16 @@ def start(rt: Runtime, timeout: float = 120) -> list[str]:
             ]
         )
         record_server(rt.state, int(port), os.environ["PREFECT_HOME"])
-        _wait(lambda: healthy(rt.api_url), timeout, proc)
+        try:
+            _wait(lambda: healthy(rt.api_url), timeout, proc)
+        except LocalServerError:
+            if rt.port_explicit or "already in use" not in proc.log_tail(5):
+                raise
+            raise LocalServerError(  # taken between the choice and the start: choose again
+                f"port {port} was free when chosen, then taken by another process before the "
+                "Prefect server could listen on it: run the command again (this checkout then "
+                "chooses another free port), or name one with DATABOURSE_PREFECT_PORT"
+            ) from None
         done.append(f"started Prefect server at {rt.ui_url} (log {proc.log_file})")
         done.append(f"its API and UI ask for the auth string: {ui_sign_in()}")
     elif rt.managed and open_to_anyone(rt.api_url):

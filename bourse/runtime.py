@@ -35,6 +35,9 @@ MANAGED = "DATABOURSE_MANAGED_PREFECT"
 PORT_ENV = "DATABOURSE_PREFECT_PORT"  # the managed server's port, named outright
 DEFAULT_PORT_ENV = "DATABOURSE_PREFECT_DEFAULT_PORT"  # the port tried first when none is named
 DEFAULT_PORT = 4200
+# A checkout's own port (from its path) lies below the OS's ephemeral range (Linux: 32768-60999),
+# so a port the OS hands out to a connection or to a free-port probe is never the one derived.
+OWN_PORT_BASE, OWN_PORT_SPAN = 24200, 800
 SERVER_PID = Path("run") / "prefect-server.pid"
 SERVER_RECORD = Path("run") / "prefect-server.json"  # {"port": ..., "home": ...} of our server
 LEASE_STORAGE = "prefect.server.concurrency.lease_storage.filesystem"
@@ -130,7 +133,8 @@ def managed_port(state: Path) -> int:
     if process_alive(_read_pid(state / SERVER_PID)):
         return recorded or default  # a server started before records existed: the default
     # then one of this checkout's own (from its state path), so the URL stays put across starts
-    own = 42000 + int(hashlib.sha256(str(state.resolve()).encode()).hexdigest(), 16) % 1000
+    digest = int(hashlib.sha256(str(state.resolve()).encode()).hexdigest(), 16)
+    own = OWN_PORT_BASE + digest % OWN_PORT_SPAN
     for port in (recorded, default, own):
         if port and not _listening(port):
             return port

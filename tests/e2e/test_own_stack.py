@@ -6,12 +6,21 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from helpers import API_AUTH, API_AUTH_STRING, bourse, cli_env, make_project, stop_stack
+from helpers import (
+    API_AUTH,
+    API_AUTH_STRING,
+    bourse,
+    cli_env,
+    free_port,
+    make_project,
+    stop_stack,
+)
 
 from databourse.config import load_config
 from tasks.limits import limit_name
@@ -140,3 +149,27 @@ def test_another_environment_on_a_shared_api_does_not_take_the_runs_over(
         assert _runs(port, "discover-landing") == []
     finally:
         stop_stack(env)
+
+
+def test_a_port_taken_between_its_choice_and_the_start_is_named_and_the_next_start_moves(
+    tmp_path: Path,
+) -> None:
+    """The race a free port loses: chosen free, bound by another process before the server
+    listens. The start says so (not only "did not come up"); the next start chooses another."""
+    port = free_port()
+    env = _second(tmp_path, DATABOURSE_PREFECT_DEFAULT_PORT=str(port))
+    with socket.socket() as thief:
+        thief.bind(("127.0.0.1", port))  # bound, not yet listening: the choice sees it free
+        try:
+            lost = bourse(env, "server", "start", check=False)
+            assert lost.returncode == 1, lost.stdout + lost.stderr
+            assert f"port {port} was free when chosen, then taken by another process" in (
+                lost.stderr
+            )
+            assert "run the command again" in lost.stderr
+            thief.listen()  # the other process now serves on it, as it would in the race
+            again = bourse(env, "server", "start")
+            [moved] = re.findall(r"Prefect UI: http://127\.0\.0\.1:(\d+)", again.stdout)
+            assert int(moved) != port
+        finally:
+            stop_stack(env)
