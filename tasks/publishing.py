@@ -152,7 +152,8 @@ def _run_active(client: SyncPrefectClient, run_id: str) -> bool:
     return state is not None and state.type in (StateType.RUNNING, StateType.PENDING)
 
 
-@task(name="sweep-approvals")
+# Never cached either: a run resumed days later sweeps what expired meanwhile.
+@task(name="sweep-approvals", cache_policy=NO_CACHE)
 def sweep_approvals() -> int:
     """Record expired approvals left by earlier publish runs; returns how many."""
     expired = sweep_expired(resources.catalog())

@@ -284,6 +284,9 @@ def test_demo_approve_reject_and_rerun(env: dict[str, str], demo: str) -> None:
     dcat = json.loads((project / "state/store/catalog/dcat.jsonld").read_text())
     assert ("sz-retail-baskets", "1.0.0", "MY") in listed_offers(dcat)
     assert ("sz-retail-baskets", "1.0.0", "SG") not in listed_offers(dcat)
+    # Nothing a resumed run must do afresh came from the cache of its first start (issue 19).
+    for run in waiting.values():
+        assert _cached_tasks(env, run["run_id"], {"sweep-approvals", "export-catalog"}) == []
     # The approvals given on the forms verify against the answers Prefect stored (issue 15 R3).
     clean = verify_all(env)
     kinds = {f["kind"] for f in clean["findings"]}
@@ -431,3 +434,19 @@ def test_approval_rows_an_insider_adds_or_edits_are_flagged(env: dict[str, str],
     forged = [f["message"] for f in findings if f["kind"] == "approval-unverified"]
     assert any("(MY, approved)" in m and "reference differs" in m for m in forged), forged
     assert any("(SG, approved)" in m and "no answer on a SG approval form" in m for m in forged)
+
+
+def _cached_tasks(env: dict[str, str], run_id: str, names: set[str]) -> list[str]:
+    """The task runs named in `names` of a flow run that were taken from the cache."""
+    runs = httpx.post(
+        f"http://127.0.0.1:{env['DATABOURSE_PREFECT_PORT']}/api/task_runs/filter",
+        json={"flow_runs": {"id": {"any_": [run_id]}}},
+        auth=API_AUTH,
+        timeout=30,
+    ).json()
+    return [
+        r["name"]
+        for r in runs
+        if any(r["name"].startswith(n) for n in names)
+        and (r.get("state") or {}).get("name") == "Cached"
+    ]
