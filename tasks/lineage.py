@@ -3,7 +3,8 @@ databourse/standards/lineage.py for the names and facets).
 
 A flow wraps its body in `tracked(...)` with the datasets its runs read and write. The run id is
 the Prefect flow run's, a subflow's parent is the flow run that called it. A paused or suspended
-run ends nothing: resumed, it runs again from the start (a second START of the same run id).
+run ends nothing: resumed, it runs again from the start and says so with a RUNNING event (the
+run has one START; Prefect keeps the keys of the pauses a run went through until it ends).
 Events go where settings `lineage` says: by default one JSON line each, appended with fsync under
 an exclusive lock to `<state_dir>/lineage/events.jsonl` (mode 0644, for other readers); or POSTed
 to an HTTP endpoint. An event that cannot be built or sent logs a warning and the run goes on.
@@ -156,8 +157,16 @@ def _start(datasets: DatasetsOf, state: Tracked) -> tuple[lineage.JobRun, lineag
     cfg = resources.config()
     ns = namespace(cfg)
     run, parent = this_run(ns)
-    _emit(cfg, lineage.run_event("START", run, *datasets(ns, "START", state), parent=parent))
+    phase: lineage.Phase = "RUNNING" if _resumed() else "START"
+    _emit(cfg, lineage.run_event(phase, run, *datasets(ns, "START", state), parent=parent))
     return run, parent
+
+
+def _resumed() -> bool:
+    """Whether this flow run went through a pause or suspension before this start."""
+    ctx = FlowRunContext.get()
+    run = ctx.flow_run if ctx is not None else None
+    return bool(run is not None and run.empirical_policy.pause_keys)
 
 
 def _end(

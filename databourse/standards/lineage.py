@@ -36,7 +36,7 @@ from databourse.config import ProductSpec
 
 PRODUCER = "urn:databourse:pipeline"  # who wrote the event (a URI, as the spec asks)
 SCHEME = "databourse://"
-Phase = Literal["START", "COMPLETE", "FAIL"]
+Phase = Literal["START", "RUNNING", "COMPLETE", "FAIL"]  # RUNNING: a resumed run's start
 
 # How a column rule transforms its source column (OpenLineage transformation subtypes).
 _DIRECT = {
@@ -213,8 +213,8 @@ def run_event(
     error: str | None = None,
     when: dt.datetime | None = None,
 ) -> RunEvent:
-    """A START, COMPLETE or FAIL event of one flow run. `error` names the exception's type only
-    (a message might quote data)."""
+    """A START (RUNNING when resumed), COMPLETE or FAIL event of one flow run. `error` names
+    the exception's type only (a message might quote data)."""
     run_facets: dict[str, RunFacet] = {}
     if parent is not None:
         run_facets["parent"] = parent_run.ParentRunFacet(

@@ -285,8 +285,11 @@ def test_demo_approve_reject_and_rerun(env: dict[str, str], demo: str) -> None:
     assert ("sz-retail-baskets", "1.0.0", "MY") in listed_offers(dcat)
     assert ("sz-retail-baskets", "1.0.0", "SG") not in listed_offers(dcat)
     # Nothing a resumed run must do afresh came from the cache of its first start (issue 19).
+    lineage = [json.loads(line) for line in (project / "state/lineage/events.jsonl").open()]
     for run in waiting.values():
         assert _cached_tasks(env, run["run_id"], {"sweep-approvals", "export-catalog"}) == []
+        phases = [e["eventType"] for e in lineage if e["run"]["runId"] == run["run_id"]]
+        assert phases == ["START", "RUNNING", "COMPLETE"], phases  # one START, resumed once
     # The approvals given on the forms verify against the answers Prefect stored (issue 15 R3).
     clean = verify_all(env)
     kinds = {f["kind"] for f in clean["findings"]}

@@ -4,6 +4,7 @@ each checked against the vendored OpenLineage spec (tests/data/openlineage, offl
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -370,9 +371,14 @@ def test_an_emission_failure_never_fails_the_run(
     if path.exists():
         path.rename(kept)
     path.mkdir(parents=True)
+    # Prefect configures logging at its first run, which drops caplog's root handler when this
+    # test runs first: listen on the run logger itself.
+    run_logger = logging.getLogger("prefect.flow_runs")
+    run_logger.addHandler(caplog.handler)
     try:
         ingested = ingest_dataset("my-buildops", "sensor_readings", str(drop.path))
     finally:
+        run_logger.removeHandler(caplog.handler)
         path.rmdir()
         if kept.exists():
             kept.rename(path)
