@@ -96,7 +96,7 @@ def configure() -> Runtime:
         "PREFECT_LOGGING_EXTRA_LOGGERS": "databourse",
         # domain code also runs outside flow runs (samples, checks): keep those logs local
         "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
-        "PREFECT_RUNNER_POLL_FREQUENCY": "2",
+        "PREFECT_RUNNER_POLL_FREQUENCY": "1",  # the runner starts a publish run within 1 s
         # Slot leases on disk (PREFECT_HOME/concurrency_leases): a server restart keeps them and a
         # dead holder's lease expires; the default memory storage loses them and leaks the slots.
         "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": LEASE_STORAGE,
