@@ -13,7 +13,8 @@ change the bytes a buyer gets. File URLs are HMAC-signed links of this service, 
 most FILE_URL_SECONDS and never past the grant; each fetch checks the grant again, so revocation
 and withdrawal cut every link; no machine path or presigned store URL is ever sent. Each query
 is one `access` audit event; file reads are batched per query (one event per query and flush
-interval, not per file part). CORS and the OpenAPI document are off; requests are rate
+interval, not per file part), spooled to disk and fsynced before a byte is sent, so a killed
+service loses none (exchange_spool). CORS and the OpenAPI document are off; requests are rate
 limited per grant and per client address, refused tokens and links per address (exchange_limits).
 The app is put together here: exchange_grants (its state and the grant checks), exchange_sharing
 (the protocol's routes), exchange_files (the signed file links), exchange_protocol (the wire).
@@ -22,6 +23,7 @@ The app is put together here: exchange_grants (its state and the grant checks), 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from contextlib import asynccontextmanager
 from typing import Any
@@ -35,14 +37,16 @@ from bourse.exchange_files import add_files
 from bourse.exchange_grants import TOO_MANY, Exchange, http_url
 from bourse.exchange_protocol import PREFIX, error, refused
 from bourse.exchange_sharing import add_sharing
+from bourse.exchange_spool import ReadSpool
 from databourse.catalog.database import Catalog
 from databourse.catalog.trail_fold import TrailCache
 from databourse.delivery import sharing
-from databourse.errors import AccessRefused
+from databourse.errors import AccessRefused, ConfigError
 
 log = logging.getLogger("bourse.exchange")
 WILDCARDS = ("", "0.0.0.0", "::")  # listening everywhere: not an address to link to
 FLUSH_SECONDS = 2.0  # how often batched file reads become audit events
+READS_FOLDER = "exchange-reads"  # file reads spooled until audited (exchange_spool)
 WARM_SECONDS = 60.0  # how often copies of newly granted files are made ahead
 
 
@@ -50,7 +54,20 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def create_app(ex: Exchange) -> FastAPI:
+def flush_seconds() -> float:
+    """$DATABOURSE_EXCHANGE_FLUSH_SECONDS, else FLUSH_SECONDS: how often reads are audited."""
+    named = os.environ.get("DATABOURSE_EXCHANGE_FLUSH_SECONDS", "")
+    try:
+        seconds = float(named) if named else FLUSH_SECONDS
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 3600:
+        problem = "$DATABOURSE_EXCHANGE_FLUSH_SECONDS: a number of seconds, above 0, at most 3600"
+        raise ConfigError([problem])
+    return seconds
+
+
+def create_app(ex: Exchange, flush_every: float = FLUSH_SECONDS) -> FastAPI:
     """The FastAPI app of the exchange (no CORS middleware: browsers of other sites get nothing)."""
 
     @asynccontextmanager
@@ -58,8 +75,11 @@ def create_app(ex: Exchange) -> FastAPI:
         stop = threading.Event()
 
         def flusher() -> None:
-            while not stop.wait(FLUSH_SECONDS):
-                ex.flush_reads()
+            while not stop.wait(flush_every):
+                try:
+                    ex.flush_reads()
+                except Exception:  # the spool keeps the reads: the next flush tries again
+                    log.exception("file reads not audited this time")
 
         def warmer() -> None:  # copies made ahead of a grant's first query (exchange_cache)
             while True:
@@ -74,6 +94,7 @@ def create_app(ex: Exchange) -> FastAPI:
             threading.Thread(target=flusher, name="exchange-audit", daemon=True),
             threading.Thread(target=warmer, name="exchange-warm", daemon=True),
         ]
+        ex.flush_reads()  # reads a killed service spooled and did not audit, before any new
         for thread in threads:
             thread.start()
         yield
@@ -81,6 +102,7 @@ def create_app(ex: Exchange) -> FastAPI:
         for thread in threads:
             thread.join()
         ex.flush_reads()
+        ex.spool.close()
 
     app = FastAPI(
         title="databourse exchange",
@@ -124,6 +146,7 @@ def serve(host: str, port: int, public_url: str | None = None) -> None:
 
     from tasks import resources
 
+    every = flush_seconds()
     keys = resources.audit_keys()
     cfg = resources.config()
     resources.catalog()  # its tables created if missing
@@ -140,10 +163,11 @@ def serve(host: str, port: int, public_url: str | None = None) -> None:
         store=resources.store(),
         url_key=sharing.url_signing_key(keys[0].material),
         cache=FileCache.from_env(cfg.state_dir),
+        spool=ReadSpool(cfg.state_dir / READS_FOLDER),
         public_url=public_url.rstrip("/") if public_url else None,
         listen_url=None if host in WILDCARDS else http_url(host, port),
     )
     ex.cache.check_outside(ex.store)
     catalog.audited_manifests()  # the trail's first fold, before the first buyer waits for it
     log.info("exchange serving on %s:%s", host, port)
-    uvicorn.run(create_app(ex), host=host, port=port, access_log=False, log_level="info")
+    uvicorn.run(create_app(ex, every), host=host, port=port, access_log=False, log_level="info")

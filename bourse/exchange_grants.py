@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any
 
 from fastapi import Request
@@ -21,6 +21,7 @@ from fastapi import Request
 from bourse import exchange_pages
 from bourse.exchange_cache import FileCache
 from bourse.exchange_limits import Rate, RateLimiter
+from bourse.exchange_spool import Reads, ReadSpool, batch_id, summed
 from databourse.catalog.database import Catalog
 from databourse.catalog.shares import NOT_DELIVERABLE, GrantStanding
 from databourse.config import Config
@@ -53,12 +54,12 @@ class Exchange:
     store: ObjectStore
     url_key: bytes
     cache: FileCache
+    spool: ReadSpool
     public_url: str | None = None
     listen_url: str | None = None  # the address it was started on, unless a wildcard
     limits: RateLimiter = field(default_factory=RateLimiter)
     manifests: exchange_pages.ManifestMemo = field(default_factory=exchange_pages.ManifestMemo)
-    _reads: dict[tuple[int, int], list[Any]] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _retry: set[str] = field(default_factory=set)  # batches whose audit failed part way
 
     def now(self) -> dt.datetime:
         return dt.datetime.now(dt.UTC)
@@ -134,20 +135,44 @@ class Exchange:
             self.verified_file(standing, entry).close()
 
     def note_read(self, standing: GrantStanding, query: int, size: int) -> None:
-        with self._lock:
-            entry = self._reads.setdefault((standing.grant_id, query), [standing, 0, 0])
-            entry[1] += 1
-            entry[2] += size
+        """Spool a file read (fsynced) before its first byte is sent (exchange_spool)."""
+        self.spool.note({
+            "grant_id": standing.grant_id, "product": standing.product,
+            "version": standing.version, "market": standing.market, "buyer": standing.buyer,
+            "query": query, "size": size,
+        })  # fmt: skip
 
     def flush_reads(self) -> None:
-        """One `access` event per query's file reads since the last flush."""
-        with self._lock:
-            batch, self._reads = self._reads, {}
-        for (_, query), (standing, parts, size) in batch.items():
-            try:
-                self.catalog.record_access(standing, "files", parts, size, query)
-            except DataBourseError as exc:
-                log.error("file reads of grant %s not audited: %s", standing.grant_id, exc)
+        """One `access` event per query's file reads since the last flush (a batch whose
+        audit failed is tried again, its recorded events not twice); then dead services'."""
+        self.spool.take()
+        for batch in self.spool.batches():
+            self._audit_batch(batch, batch_id(batch) in self._retry)
+        with self.spool.orphans() as batches:
+            for batch in batches:  # one not audited now stays, with its folder, for the next
+                self._audit_batch(batch, True)
+
+    def _audit_batch(self, batch: Path, recorded_before: bool) -> bool:
+        """Record a batch's reads and delete it; False (kept, to try again) on a failure."""
+        name = batch_id(batch)
+        try:
+            done = self.catalog.audited_batches({name}) if recorded_before else set()
+            for r in summed(batch):
+                if (r.batch, r.grant_id, r.query) not in done:
+                    self._record(r)
+        except (DataBourseError, OSError) as exc:
+            log.error("file reads of batch %s not audited yet: %s", name, exc)
+            self._retry.add(name)
+            return False
+        self.spool.done(batch)
+        self._retry.discard(name)
+        return True
+
+    def _record(self, r: Reads) -> None:
+        standing = GrantStanding(
+            r.grant_id, r.product, r.version, r.market, r.buyer, "", self.now()
+        )  # what an access event records of a grant: its id, version, market and buyer
+        self.catalog.record_access(standing, "files", r.files, r.size, r.query, batch=r.batch)
 
 
 def authorized(ex: Exchange, request: Request) -> tuple[GrantStanding, SharedTable]:

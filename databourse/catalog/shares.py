@@ -24,7 +24,16 @@ from databourse.catalog import trail as audit
 from databourse.catalog import trail_state
 from databourse.catalog.engine import CatalogEngine
 from databourse.catalog.grants import offer_in_force
-from databourse.catalog.models import Base, Grant, Version, aware, iso, to_utc, utcnow
+from databourse.catalog.models import (
+    AuditEvent,
+    Base,
+    Grant,
+    Version,
+    aware,
+    iso,
+    to_utc,
+    utcnow,
+)
 from databourse.catalog.trail_state import authenticated_events
 from databourse.errors import AccessRefused, CatalogError
 
@@ -165,9 +174,25 @@ class ShareDesk(CatalogEngine):
         return self._read(lambda session: _standing(session, grant_id, self._now()))
 
     def record_access(
-        self, standing: GrantStanding, what: str, files: int, size: int, query: int | None = None
+        self,
+        standing: GrantStanding,
+        what: str,
+        files: int,
+        size: int,
+        query: int | None = None,
+        batch: str | None = None,
     ) -> int:
-        """Audit a query or a batch of file reads of a grant; the event's seq."""
+        """Audit a query or a batch of file reads of a grant; the event's seq. `batch` names
+        the exchange's spooled batch the reads came from (bourse/exchange_spool.py)."""
+        detail: dict[str, Any] = {
+            "grant_id": standing.grant_id,
+            "what": what,
+            "files": files,
+            "bytes": size,
+            "query": query,
+        }
+        if batch is not None:
+            detail["batch"] = batch
 
         def work(session: Session) -> int:
             event = audit.append(
@@ -177,17 +202,25 @@ class ShareDesk(CatalogEngine):
                 version=standing.version,
                 market=standing.market,
                 actor=standing.buyer,
-                detail={
-                    "grant_id": standing.grant_id,
-                    "what": what,
-                    "files": files,
-                    "bytes": size,
-                    "query": query,
-                },
+                detail=detail,
             )
             return event.seq
 
         return self._write("record_access", work)
+
+    def audited_batches(self, batches: set[str]) -> set[tuple[str, int, int]]:
+        """(batch, grant id, query) of every `access` event naming one of `batches`."""
+
+        def work(session: Session) -> set[tuple[str, int, int]]:
+            query = select(AuditEvent.detail).where(AuditEvent.kind == "access")
+            found = set()
+            for detail in session.scalars(query):
+                d = detail or {}
+                if d.get("batch") in batches:
+                    found.add((str(d["batch"]), int(d["grant_id"]), int(d.get("query") or 0)))
+            return found
+
+        return self._read(work) if batches else set()
 
 
 def _grant_and_version(session: Session, grant_id: int) -> tuple[Grant, Version]:

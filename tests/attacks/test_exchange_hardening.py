@@ -9,13 +9,17 @@ and the OpenAPI document is off.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from urllib.parse import urlsplit
 
 import httpx
 import yaml
+from helpers import free_port
 from test_exchange_attacks import Buyer, granted, refused
-from test_exchange_sharing import serving
-from test_facts_and_grants import World, world
+from test_exchange_sharing import access_events, grant_profile, serving
+from test_facts_and_grants import World, gate, package, world
 
 from bourse.exchange_grants import FAILURES
 from bourse.exchange_limits import RateLimiter
@@ -124,3 +128,49 @@ def test_links_never_follow_the_host_header_and_openapi_is_off(granted: Buyer) -
     assert page.status_code == 200 and "evil.example" not in page.text
     for path in ("/openapi.json", "/docs", "/redoc"):
         assert httpx.get(granted.base + path, timeout=30).status_code == 404, path
+
+
+def test_reads_a_killed_service_served_are_audited_once_by_the_next(world: World) -> None:
+    """Finding 15 (left over): file reads were audited from memory every 2 s, so a service killed
+    with SIGKILL lost the reads it had just served. Each read is spooled (fsynced) before its
+    first byte; the next service audits a dead one's spool once, naming its batch."""
+    version = package(world)
+    gate(world, version)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = (world.cfg.state_dir / f"exchange-{port}.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bourse", "exchange", "serve", "--port", str(port)],
+        env={**world.env, "DATABOURSE_EXCHANGE_FLUSH_SECONDS": "3600"},  # no flush before the kill
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not _up(base) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        buyer = Buyer(world, base, grant_profile(world, base, version))
+        sizes = [len(buyer.call("GET", url).content) for url in buyer.file_urls()]
+        assert sizes and all(sizes)
+    finally:
+        proc.kill()  # SIGKILL: no lifespan end, no last flush
+        proc.wait(timeout=30)
+        log.close()
+    grant_id = buyer.given["id"]
+    files = [e for e in access_events(world, grant_id) if e["detail"]["what"] == "files"]
+    assert files == []  # the killed service audited none of what it served
+    with serving(world):  # starts by auditing the dead service's spool
+        events = access_events(world, grant_id, wait_for="files")
+        time.sleep(3)  # a second flush of the new service: still one event
+        events = access_events(world, grant_id)
+    [read] = [e for e in events if e["detail"]["what"] == "files"]
+    assert read["detail"]["files"] == len(sizes) and read["detail"]["bytes"] == sum(sizes)
+    assert read["detail"]["batch"]
+    assert not any((world.cfg.state_dir / "exchange-reads").glob("*/batch-*"))
+
+
+def _up(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
