@@ -32,6 +32,7 @@ from openlineage.client.transport.http import (
     HttpTransport,
     TokenProvider,
 )
+from openlineage.client.transport.http_common import DEFAULT_RETRY_CONFIG
 from prefect import get_run_logger
 from prefect.context import FlowRunContext
 from prefect.exceptions import PrefectSignal
@@ -108,8 +109,12 @@ def client(cfg: Config) -> OpenLineageClient | None:
             auth = ApiKeyTokenProvider({"apiKey": key})
         url, endpoint = str(settings.url), settings.endpoint
         timeout = settings.timeout_seconds
+        tries = settings.retries
+        retry = DEFAULT_RETRY_CONFIG | {
+            "total": tries, "read": tries, "connect": tries, "backoff_factor": 0.2,
+        }  # fmt: skip
         transport = HttpTransport(
-            HttpConfig(url=url, endpoint=endpoint, timeout=timeout, auth=auth)
+            HttpConfig(url=url, endpoint=endpoint, timeout=timeout, auth=auth, retry=retry)
         )
     return OpenLineageClient(transport=transport, config=_CLIENT_CONFIG)
 

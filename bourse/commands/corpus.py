@@ -56,16 +56,23 @@ def build(
             "--against", help="The earlier version's folder: its documents count as seen."
         ),
     ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="The corpus's name in its card (the folder's).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Build a corpus version: opt-out, licence, language, quality filters, de-duplication,
-    redaction, leftover scan, Parquet shards with the dedup index and stats.json beside them.
-    Exits 1 when the leftover rate is over the rules' limit."""
+    redaction, leftover scan, Parquet shards with the dedup index, stats.json and croissant.json
+    (its Croissant 1.1 card with the RAI fields) beside them. Exits 1 when the leftover rate is
+    over the rules' limit."""
     from databourse.corpus.build import build_version, leftover_gate
     from databourse.corpus.documents import read_documents
+    from databourse.standards.corpus_card import write_card
 
     try:
-        version = build_version(read_documents(path, text_field), _rules(rules), out_dir, against)
+        chosen = _rules(rules)
+        version = build_version(read_documents(path, text_field), chosen, out_dir, against)
+        write_card(out_dir, version, chosen, name or out_dir.name)
     except DataBourseError as exc:
         fail(str(exc))
     result = version.to_dict()

@@ -102,6 +102,9 @@ class LineageSettings(Strict):
     # The environment variable holding the HTTP API key (never the key itself); null: no key.
     api_key_env: str | None = Field(None, pattern=r"^[A-Z_][A-Z0-9_]*$")
     timeout_seconds: float = Field(5.0, gt=0, le=60)
+    # Tries again after a 5xx or a failed connection, 0.2 s then 0.4 s apart (the client's own
+    # default, 5 tries over about 9 s, held every run that long when the endpoint was down).
+    retries: int = Field(2, ge=0, le=5)
     # Datasets and jobs are in `databourse://<namespace>`; null = the artifact namespace.
     namespace: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9.-]{0,62}$")
 

@@ -123,8 +123,8 @@ def card(
         "creator": {"@type": "sc:Organization", "name": provider},
         "publisher": {"@type": "sc:Organization", "name": publisher},
         "usageInfo": manifest["usage_policy"],
-        "distribution": _distribution(manifest["files"], urls),
-        "recordSet": [_record_set(manifest)],
+        "distribution": distribution(manifest["files"], urls),
+        "recordSet": [record_set(manifest)],
         "prov:wasDerivedFrom": [
             {
                 "@id": f"urn:databourse:ingest:{lineage.get('provider')}:"
@@ -151,7 +151,8 @@ def _hive(files: list[dict[str, Any]]) -> set[str]:
     return {p.split("=", 1)[0] for f in files for p in f["path"].split("/")[:-1] if "=" in p}
 
 
-def _distribution(files: list[dict[str, Any]], urls: Mapping[str, str]) -> list[dict[str, Any]]:
+def distribution(files: list[dict[str, Any]], urls: Mapping[str, str]) -> list[dict[str, Any]]:
+    """One `cr:FileObject` per Parquet file, and a `cr:FileSet` of them when there are several."""
     objects: list[dict[str, Any]] = [
         {
             "@type": "cr:FileObject",
@@ -185,7 +186,8 @@ def _glob(path: str) -> str:
     return "/".join([*(f"{p.split('=', 1)[0]}=*" for p in folders), "*.parquet"])
 
 
-def _record_set(manifest: dict[str, Any]) -> dict[str, Any]:
+def record_set(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The `cr:RecordSet` of a manifest's "files", "schema" and "row_count": a field a column."""
     files = manifest["files"]
     hive = _hive(files)
     origin = {"fileSet": {"@id": FILE_SET}} if len(files) > 1 or hive else None

@@ -16,11 +16,13 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import mlcroissant as mlc
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from faker import Faker
 from helpers import bourse, cli_env
+from standards_checks import croissant_issues, refuse_network
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
@@ -125,6 +127,52 @@ def test_build_then_a_next_version_against_it(
     assert result["removed"] == {"near_duplicate": len(again)} and result["kept"] == 0
     _silent(first, _values(records, planted))
     _silent(second, _values(records, planted))
+
+
+@pytest.mark.filterwarnings(  # mlcroissant's own call, deprecated by pandas 3.1
+    "ignore:The inplace keyword in DataFrame.reset_index:pandas.errors.Pandas4Warning"
+)
+def test_a_built_version_carries_a_croissant_card_mlcroissant_reads(
+    tmp_path: Path,
+    corpus: tuple[list[dict[str, Any]], list[Doc]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 24 item 6: the version's Croissant 1.1 card, with the RAI fields from what the build
+    measured, passes mlcroissant offline, and its records are the shards' documents."""
+    records, planted = corpus
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES.replace("IDS", records[0]["id"]), encoding="utf-8")
+    version = tmp_path / "v1"
+    built = bourse(cli_env(tmp_path), "corpus", "build", str(_jsonl(tmp_path / "a.jsonl", records)),
+                   "--out", str(version), "--rules", str(rules), "--name", "MY support chats",
+                   "--json")  # fmt: skip
+    stats = json.loads(built.stdout)
+    path = version / "croissant.json"
+    text = path.read_text(encoding="utf-8")
+    for value in _values(records, planted):
+        assert value not in text  # counts and category names only
+    attempts = refuse_network(monkeypatch, "a card must be read offline")
+    errors, _warnings, report = croissant_issues(path)
+    assert errors == [], report
+    read = list(mlc.Dataset(jsonld=path).records("records"))
+    assert attempts == []
+    shards = pq.read_table(sorted(version.glob("part-*.parquet")))
+    assert sorted(r["records/id"].decode() for r in read) == sorted(shards.column("id").to_pylist())
+    card = json.loads(text)
+    assert card["name"] == {"en": "MY support chats"} or card["name"] == "MY support chats"
+    assert card["license"] == "CC-BY-4.0, CC0-1.0"
+    steps = card["rai:dataPreprocessingProtocol"]
+    assert f"{stats['removed']['opt_out']} removed" in steps[0]
+    assert f"{stats['removed'].get('licence', 0)} removed" in steps[1]
+    personal = card["rai:personalSensitiveInformation"]
+    for category, count in stats["redacted"].items():
+        assert f"{category} {count}" in personal
+    assert f"{stats['leftover_rate']:.4%}" in personal
+    shares = card["rai:dataBiases"][0]
+    for language in stats["languages"]:
+        assert f"{language} " in shares
+    sizes = {f["name"]: f["contentSize"] for f in card["distribution"] if "contentSize" in f}
+    assert sizes == {p.name: f"{p.stat().st_size} B" for p in version.glob("part-*.parquet")}
 
 
 def test_folder_and_zip_inputs(

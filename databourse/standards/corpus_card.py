@@ -1,0 +1,190 @@
+"""A corpus version as a Croissant 1.1 card with Responsible-AI (RAI 1.0) fields.
+
+`write_card` writes it beside a version `corpus.build.build_version` wrote (CARD_NAME, renamed
+into place), its shards hashed. `corpus_card` is pure: the version's stats (counts only), its
+shards (path, bytes, sha256) and the rules that built it. The distribution and record set are
+those of a table version (`croissant.distribution`, `croissant.record_set`); the `rai:` fields
+state what the build measured, step by step, and the rules it applied: counts, rates, category
+names and thresholds, never a document's text. The context is inline: nothing is fetched.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from databourse.corpus.build import OUTPUT, CorpusRules, CorpusStats
+from databourse.product.package import schema_of
+from databourse.standards.croissant import CONFORMS_TO, CONTEXT, distribution, record_set
+
+CARD_NAME = "croissant.json"
+
+DOCUMENT_FIELDS = {  # the shards' columns (corpus.build.OUTPUT) and what each holds
+    "id": "the document's id, as the provider gave it",
+    "text": "the document's text, personal data replaced by typed placeholders",
+    "language": "the language identified (py3langid code; zh-Hans, zh-Hant; mixed)",
+    "source": "where the provider had the document from (a URL or a system)",
+    "licence": "the document's licence, as the provider gave it",
+    "date": "the document's date, as the provider gave it",
+    "consent": "whether the author consented, as the provider gave it",
+}
+
+
+def write_card(out_dir: Path, stats: CorpusStats, rules: CorpusRules, name: str) -> Path:
+    """The card of the version in `out_dir` (its shards hashed), written under a temporary
+    name and renamed into place; its path."""
+    card = corpus_card(
+        stats.to_dict(),
+        [_shard_entry(out_dir / shard) for shard in stats.shards],
+        rules.model_dump(mode="json"),
+        schema_of(OUTPUT.empty_table()),
+        name=name,
+        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    )
+    target = out_dir / CARD_NAME
+    temp = out_dir / f".{CARD_NAME}.{secrets.token_hex(8)}.tmp"
+    try:
+        temp.write_text(json.dumps(card, indent=2, ensure_ascii=False), encoding="utf-8")
+        os.replace(temp, target)
+    finally:
+        temp.unlink(missing_ok=True)
+    return target
+
+
+def _shard_entry(path: Path) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return {"path": path.name, "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def corpus_card(
+    stats: dict[str, Any],
+    shards: list[dict[str, Any]],
+    rules: dict[str, Any],
+    schema: list[dict[str, str]],
+    *,
+    name: str,
+    created: str,
+) -> dict[str, Any]:
+    """The Croissant card of a corpus version.
+
+    `shards`: {"path", "bytes", "sha256"} of each Parquet shard, relative to the version's
+    folder; `rules`: `CorpusRules.model_dump(mode="json")`; `schema`: the shards' columns as
+    {"name", "type"} (Arrow type names)."""
+    kept = stats["kept"]
+    languages = ", ".join(f"{k} {v}" for k, v in stats["languages"].items()) or "none"
+    described = [
+        {**column, "description": DOCUMENT_FIELDS.get(column["name"], "")} for column in schema
+    ]
+    files = {"files": shards, "schema": described, "row_count": kept}
+    allowed = rules.get("licences")
+    doc: dict[str, Any] = {
+        "@context": CONTEXT,
+        "@type": "sc:Dataset",
+        "conformsTo": CONFORMS_TO,
+        "name": name,
+        "description": f"A text corpus of {kept} documents (by language: {languages}) in "
+        f"{len(shards)} Parquet shard(s), built from {stats['documents_in']} documents: "
+        "opted-out, unlicensed, unlisted-language, low-quality and duplicate documents removed, "
+        "personal data in the text replaced by typed placeholders.",
+        "dateCreated": created,
+        "license": ", ".join(sorted(allowed))
+        if allowed
+        else "per document: its licence field (no allow-list was applied)",
+        "distribution": distribution(shards, {}) if shards else [],
+        "rai:dataCollection": "Documents handed in by the provider (JSON Lines, Parquet, text "
+        f"files or zip archives of them), each with its source and licence: "
+        f"{stats['documents_in']} read, {stats['bytes_in']} bytes of text.",
+        "rai:dataPreprocessingProtocol": preprocessing(stats, rules),
+        "rai:personalSensitiveInformation": personal(stats),
+        "rai:dataLimitations": limitations(stats, rules),
+        "rai:dataBiases": [
+            "Share of the kept documents by identified language: "
+            + (
+                ", ".join(f"{k} {v / kept:.1%}" for k, v in stats["languages"].items())
+                if kept
+                else "no document kept"
+            )
+            + "."
+        ],
+    }
+    if shards:
+        doc["recordSet"] = [record_set(files)]
+    for column in doc.get("recordSet", [{}])[0].get("field", []):
+        column["description"] = (
+            f"{DOCUMENT_FIELDS.get(column['name'], column['name'])}: " + column["description"]
+        )
+    return doc
+
+
+def preprocessing(stats: dict[str, Any], rules: dict[str, Any]) -> list[str]:
+    """Each step in its order, with what it removed (a document counts at the first step)."""
+    removed = stats["removed"]
+    opt_out = rules.get("opt_out") or {}
+    listed = rules.get("languages")
+    dedup = rules.get("dedup") or {}
+    filters = {k.removeprefix("filter:"): v for k, v in removed.items() if k.startswith("filter:")}
+    return [
+        f"Opt-out ({len(opt_out.get('ids') or [])} document ids, "
+        f"{len(opt_out.get('authors') or [])} authors, {len(opt_out.get('domains') or [])} "
+        f"source domains): {removed.get('opt_out', 0)} removed.",
+        "Licence allow-list ("
+        + (", ".join(sorted(rules["licences"])) if rules.get("licences") else "none applied")
+        + f"): {removed.get('licence', 0)} removed.",
+        "Language identification per document (py3langid, its model shipped in the package); "
+        + (f"languages kept: {', '.join(sorted(listed))}" if listed else "every language kept")
+        + f"; code-switched documents {'kept' if rules.get('keep_mixed', True) else 'removed'}: "
+        f"{removed.get('language', 0)} removed.",
+        "Quality filters (the Gopher and C4 rules, thresholds as configured): "
+        + (", ".join(f"{k} {v}" for k, v in sorted(filters.items())) or "none")
+        + " removed.",
+        f"Exact duplicates (normalized text hash): {removed.get('exact_duplicate', 0)} removed; "
+        f"near duplicates (MinHash LSH, {dedup.get('num_perm')} permutations, "
+        f"{dedup.get('shingle_size')}-shingles, Jaccard threshold {dedup.get('threshold')}): "
+        f"{removed.get('near_duplicate', 0)} removed; within this version and against the "
+        "earlier versions' index. Clusters by size: "
+        + (", ".join(f"{k}: {v}" for k, v in stats["duplicate_clusters"].items()) or "none")
+        + ".",
+        "Personal data in the text replaced by typed placeholders (such as <CN_RESIDENT_ID>), "
+        "then the output scanned again for what is left.",
+    ]
+
+
+def personal(stats: dict[str, Any]) -> str:
+    """What the redaction replaced and what its second scan still found, by category."""
+    replaced = ", ".join(f"{k} {v}" for k, v in stats["redacted"].items()) or "none"
+    left = ", ".join(f"{k} {v}" for k, v in stats["leftover"].items()) or "none"
+    verdict = "within" if stats["passed"] else "over"
+    per_million = stats["leftover_per_million_characters"]
+    return (
+        f"Identifiers found in the text and replaced by typed placeholders: {replaced}. Found "
+        f"again by a second scan of the output: {left}; a leftover rate of "
+        f"{stats['leftover_rate']:.4%} of those found ({per_million:.2f} per million "
+        f"characters), {verdict} the limit of {stats['leftover_limit']:.4%}. The "
+        "scan finds identifiers by their formats and checksums, and names and addresses only as "
+        "far as its rules recognize them."
+    )
+
+
+def limitations(stats: dict[str, Any], rules: dict[str, Any]) -> list[str]:
+    """What a user of the corpus should know of what the build could not ensure."""
+    threshold = (rules.get("dedup") or {}).get("threshold")
+    out = [
+        f"Near duplicates are judged by estimated Jaccard similarity at {threshold}: documents "
+        "less alike than that are kept, and MinHash may miss a pair above it.",
+        "Language labels come from a statistical model: short or code-switched documents may "
+        "carry the wrong label.",
+    ]
+    if stats["leftover"]:
+        out.append(
+            f"{sum(stats['leftover'].values())} identifier(s) were still found after "
+            "redaction (see the personal information statement)."
+        )
+    return out
