@@ -151,25 +151,18 @@ def test_another_environment_on_a_shared_api_does_not_take_the_runs_over(
         stop_stack(env)
 
 
-def test_a_port_taken_between_its_choice_and_the_start_is_named_and_the_next_start_moves(
-    tmp_path: Path,
-) -> None:
+def test_a_port_taken_between_its_choice_and_the_start_is_named(tmp_path: Path) -> None:
     """The race a free port loses: chosen free, bound by another process before the server
-    listens. The start says so (not only "did not come up"); the next start chooses another."""
+    listens. The start says so (not only "did not come up") and what to do; the next start
+    skips the port then listened on (tests/unit/bourse/test_managed_port.py)."""
     port = free_port()
     env = _second(tmp_path, DATABOURSE_PREFECT_DEFAULT_PORT=str(port))
     with socket.socket() as thief:
         thief.bind(("127.0.0.1", port))  # bound, not yet listening: the choice sees it free
         try:
             lost = bourse(env, "server", "start", check=False)
-            assert lost.returncode == 1, lost.stdout + lost.stderr
-            assert f"port {port} was free when chosen, then taken by another process" in (
-                lost.stderr
-            )
-            assert "run the command again" in lost.stderr
-            thief.listen()  # the other process now serves on it, as it would in the race
-            again = bourse(env, "server", "start")
-            [moved] = re.findall(r"Prefect UI: http://127\.0\.0\.1:(\d+)", again.stdout)
-            assert int(moved) != port
         finally:
             stop_stack(env)
+    assert lost.returncode == 1, lost.stdout + lost.stderr
+    assert f"port {port} was free when chosen, then taken by another process" in lost.stderr
+    assert "run the command again" in lost.stderr and "Traceback" not in lost.stderr
