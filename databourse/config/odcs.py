@@ -20,7 +20,8 @@ Decisions:
   implementation `{expectation: <GX class>, kwargs: {...}}` = one of `expectations`, with its
   severity; `text` rules are prose and not enforced. Other rules are refused.
 - What ODCS cannot say is a `customProperties` entry whose value is databourse's own shape:
-  contract: `jurisdiction` (required, e.g. CN); schema object: `importantData`, `schemaDrift`,
+  contract: `jurisdiction` (required, e.g. CN), `publisherType` (an ADMS publisher type IRI);
+  schema object: `importantData`, `schemaDrift`,
   `nullValues`, `read`, `ingestLimits`, `freshness` ({column, max_age_hours, severity}); property:
   `personalData` (a category such as PERSON_NAME: ODCS `classification` is free text, so it is
   not read; the export writes `restricted` there for personal data), `trueValues`, `falseValues`,

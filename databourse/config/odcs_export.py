@@ -35,7 +35,8 @@ def provider_to_odcs(provider: ProviderSpec) -> dict[str, Any]:
         "name": provider.name,
         "version": "1.0.0",
         "status": "active",
-        "customProperties": [{"property": "jurisdiction", "value": provider.jurisdiction}],
+        "customProperties": [{"property": "jurisdiction", "value": provider.jurisdiction}]
+        + ([{"property": "publisherType", "value": provider.type}] if provider.type else []),
         "schema": [_schema_object(name, spec) for name, spec in provider.datasets.items()],
     }
 

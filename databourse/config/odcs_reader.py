@@ -22,7 +22,7 @@ _FITS = {"integer": {"i8", "i16", "i32", "i64", "u8", "u16", "u32"}, "number": {
 _COLUMN_METRICS = ("nullValues", "duplicateValues", "invalidValues")
 _JDK = {"yyyy": "%Y", "uuuu": "%Y", "MM": "%m", "dd": "%d", "HH": "%H", "mm": "%M", "ss": "%S"}
 # customProperties names -> config fields, per level
-PROVIDER_PROPS = {"jurisdiction": "jurisdiction"}
+PROVIDER_PROPS = {"jurisdiction": "jurisdiction", "publisherType": "type"}
 DATASET_PROPS = {
     "importantData": "important_data",
     "schemaDrift": "schema_drift",

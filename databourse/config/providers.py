@@ -143,4 +143,7 @@ class ProviderSpec(Strict):
     id: Identifier
     name: str
     jurisdiction: Jurisdiction
+    # What kind of organisation it is, as the catalog's DCAT export says (dct:type of its
+    # foaf:Agent): an ADMS publisher type IRI, e.g. http://purl.org/adms/publishertype/Company
+    type: str | None = Field(None, pattern=r"^https?://[^\s]+$")
     datasets: dict[Identifier, DatasetSpec] = Field(min_length=1)

@@ -62,6 +62,7 @@ LABELS = {
     "http://purl.org/adms/status/Completed": "Completed",
     "http://purl.org/adms/status/UnderDevelopment": "Under Development",
     "http://purl.org/adms/status/Withdrawn": "Withdrawn",
+    "http://purl.org/adms/publishertype/Company": "Company",
     DATA_THEME: "Data theme",
 }
 
@@ -74,6 +75,7 @@ class CatalogInfo:
     export: CatalogExportSettings = field(default_factory=CatalogExportSettings)
     products: Mapping[str, ProductSpec] = field(default_factory=dict)
     providers: Mapping[str, str] = field(default_factory=dict)  # id -> name
+    provider_types: Mapping[str, str] = field(default_factory=dict)  # id -> ADMS type IRI
 
     @classmethod
     def of(cls, cfg: Config) -> CatalogInfo:
@@ -82,6 +84,7 @@ class CatalogInfo:
             cfg.settings.catalog_export,
             dict(cfg.products),
             {pid: p.name for pid, p in cfg.providers.items()},
+            {pid: p.type for pid, p in cfg.providers.items() if p.type},
         )
 
 
@@ -284,7 +287,8 @@ def _label(iri: str) -> dict[str, str]:
 
 def _provider(product: dict[str, Any], info: CatalogInfo) -> dict[str, Any]:
     provider = product["provider"]
-    return _agent(f"urn:databourse:provider:{provider}", info.providers.get(provider, provider))
+    name, kind = info.providers.get(provider, provider), info.provider_types.get(provider)
+    return _agent(f"urn:databourse:provider:{provider}", name, kind)
 
 
 def _series_id(product: dict[str, Any]) -> str:
