@@ -103,6 +103,16 @@ def _tag_markets(decisions: list[dict[str, Any]]) -> None:
         client.update_flow_run(flow_run.id, tags=sorted(set(run.tags) | wanted))
 
 
+def _untag_waiting() -> None:
+    """The run waits for no one now: drop the `awaiting-approval` tag operators filter on."""
+    if flow_run.id is None:
+        return
+    with get_client(sync_client=True) as client:
+        tags = set(client.read_flow_run(flow_run.id).tags)
+        if "awaiting-approval" in tags:
+            client.update_flow_run(flow_run.id, tags=sorted(tags - {"awaiting-approval"}))
+
+
 def _ask(product: str, version: str, decision: dict[str, Any]) -> None:
     """Suspend on the market's form until an answer is recorded; a refused one asks again."""
     market = decision["market"]
@@ -126,6 +136,7 @@ def _ask(product: str, version: str, decision: dict[str, Any]) -> None:
                 market=market,
             )
         if outcome["recorded"] or outcome["status"] != "pending_approval":
+            _untag_waiting()
             return
         refused, decision = outcome["problems"], outcome["decision"]
     raise TransferNotApproved(

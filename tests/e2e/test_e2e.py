@@ -290,6 +290,8 @@ def test_demo_approve_reject_and_rerun(env: dict[str, str], demo: str) -> None:
         assert _cached_tasks(env, run["run_id"], {"sweep-approvals", "export-catalog"}) == []
         phases = [e["eventType"] for e in lineage if e["run"]["runId"] == run["run_id"]]
         assert phases == ["START", "RUNNING", "COMPLETE"], phases  # one START, resumed once
+        tags = _run(env, run["run_id"])["tags"]  # answered: no longer listed as waiting
+        assert f"market:{run['market']}" in tags and "awaiting-approval" not in tags, tags
     # The approvals given on the forms verify against the answers Prefect stored (issue 15 R3).
     clean = verify_all(env)
     kinds = {f["kind"] for f in clean["findings"]}
@@ -453,3 +455,14 @@ def _cached_tasks(env: dict[str, str], run_id: str, names: set[str]) -> list[str
         if any(r["name"].startswith(n) for n in names)
         and (r.get("state") or {}).get("name") == "Cached"
     ]
+
+
+def _run(env: dict[str, str], run_id: str) -> dict[str, Any]:
+    """The flow run as the Prefect API returns it."""
+    return dict(
+        httpx.get(
+            f"http://127.0.0.1:{env['DATABOURSE_PREFECT_PORT']}/api/flow_runs/{run_id}",
+            auth=API_AUTH,
+            timeout=30,
+        ).json()
+    )
