@@ -21,7 +21,7 @@ from fastapi import Request
 from bourse import exchange_pages
 from bourse.exchange_cache import FileCache
 from bourse.exchange_limits import Rate, RateLimiter
-from bourse.exchange_spool import Reads, ReadSpool, batch_id, summed
+from bourse.exchange_spool import ReadSpool, batch_id, summed
 from databourse.catalog.database import Catalog
 from databourse.catalog.shares import NOT_DELIVERABLE, GrantStanding
 from databourse.config import Config
@@ -146,33 +146,32 @@ class Exchange:
         """One `access` event per query's file reads since the last flush (a batch whose
         audit failed is tried again, its recorded events not twice); then dead services'."""
         self.spool.take()
-        for batch in self.spool.batches():
-            self._audit_batch(batch, batch_id(batch) in self._retry)
-        with self.spool.orphans() as batches:
-            for batch in batches:  # one not audited now stays, with its folder, for the next
-                self._audit_batch(batch, True)
+        mine = self.spool.batches()
+        self._audit(mine, {batch_id(b) for b in mine} & self._retry)
+        with self.spool.orphans() as batches:  # one not audited now stays for the next flush
+            self._audit(batches, {batch_id(b) for b in batches})
 
-    def _audit_batch(self, batch: Path, recorded_before: bool) -> bool:
-        """Record a batch's reads and delete it; False (kept, to try again) on a failure."""
-        name = batch_id(batch)
+    def _audit(self, batches: list[Path], recorded_before: set[str]) -> None:
+        """Record each batch's reads the trail does not hold yet, then delete the batch; one
+        whose audit fails is kept and tried again."""
         try:
-            done = self.catalog.audited_batches({name}) if recorded_before else set()
-            for r in summed(batch):
-                if (r.batch, r.grant_id, r.query) not in done:
-                    self._record(r)
-        except (DataBourseError, OSError) as exc:
-            log.error("file reads of batch %s not audited yet: %s", name, exc)
-            self._retry.add(name)
-            return False
-        self.spool.done(batch)
-        self._retry.discard(name)
-        return True
-
-    def _record(self, r: Reads) -> None:
-        standing = GrantStanding(
-            r.grant_id, r.product, r.version, r.market, r.buyer, "", self.now()
-        )  # what an access event records of a grant: its id, version, market and buyer
-        self.catalog.record_access(standing, "files", r.files, r.size, r.query, batch=r.batch)
+            done = self.catalog.audited_batches(recorded_before)
+        except DataBourseError as exc:
+            log.error("file reads not audited yet: %s", exc)
+            self._retry |= {batch_id(b) for b in batches}
+            return
+        for batch in batches:
+            name = batch_id(batch)
+            try:
+                for r in summed(batch):
+                    if (r.batch, r.grant_id, r.query) not in done:
+                        self.catalog.record_access(r, "files", r.files, r.size, r.query, r.batch)
+            except (DataBourseError, OSError) as exc:
+                log.error("file reads of batch %s not audited yet: %s", name, exc)
+                self._retry.add(name)
+                continue
+            self.spool.done(batch)
+            self._retry.discard(name)
 
 
 def authorized(ex: Exchange, request: Request) -> tuple[GrantStanding, SharedTable]:

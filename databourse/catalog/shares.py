@@ -15,7 +15,7 @@ import hmac
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -75,6 +75,22 @@ class GrantStanding:
     buyer: str
     content_hash: str
     expires_at: datetime
+
+
+class Accessor(Protocol):
+    """What an `access` event records of a grant: its id, version, market and buyer (a
+    GrantStanding, or the reads the exchange spooled of one)."""
+
+    @property
+    def grant_id(self) -> int: ...
+    @property
+    def product(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def market(self) -> str: ...
+    @property
+    def buyer(self) -> str: ...
 
 
 class ShareDesk(CatalogEngine):
@@ -175,7 +191,7 @@ class ShareDesk(CatalogEngine):
 
     def record_access(
         self,
-        standing: GrantStanding,
+        standing: Accessor,
         what: str,
         files: int,
         size: int,

@@ -181,9 +181,9 @@ def build_version(
     stats.shards = [path.name for path in shards.written]
     stats.bytes_written = sum(path.stat().st_size for path in shards.written)
     if stats.passed:
-        _atomic(out_dir / INDEX_NAME, lambda path: index.save(path))
+        write_atomically(out_dir / INDEX_NAME, lambda path: index.save(path))
     text = json.dumps(stats.to_dict(), indent=2, sort_keys=True)
-    _atomic(out_dir / STATS_NAME, lambda path: path.write_text(text, encoding="utf-8"))
+    write_atomically(out_dir / STATS_NAME, lambda path: path.write_text(text, encoding="utf-8"))
     log.info("corpus version: %d in, %d kept", stats.documents_in, stats.kept)
     return stats
 
@@ -360,8 +360,9 @@ class Shards:
         self._writer, self._temp, self._rows = None, None, 0
 
 
-def _atomic(target: Path, write: Callable[[Path], object]) -> None:
-    """Write through `write` to a temporary name beside `target`, then rename it there."""
+def write_atomically(target: Path, write: Callable[[Path], object]) -> None:
+    """Write through `write` to a temporary name beside `target`, then rename it there (no
+    reader sees a file half-written)."""
     temp = target.parent / f".{target.name}.{secrets.token_hex(8)}.tmp"
     try:
         write(temp)

@@ -11,14 +11,12 @@ names and thresholds, never a document's text. The context is inline: nothing is
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
-import os
-import secrets
 from pathlib import Path
 from typing import Any
 
-from databourse.corpus.build import OUTPUT, CorpusRules, CorpusStats
+from databourse.corpus.build import OUTPUT, CorpusRules, CorpusStats, write_atomically
+from databourse.ingest.staged_integrity import file_digest
 from databourse.product.package import schema_of
 from databourse.standards.croissant import CONFORMS_TO, CONTEXT, distribution, record_set
 
@@ -46,22 +44,15 @@ def write_card(out_dir: Path, stats: CorpusStats, rules: CorpusRules, name: str)
         name=name,
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
+    text = json.dumps(card, indent=2, ensure_ascii=False)
     target = out_dir / CARD_NAME
-    temp = out_dir / f".{CARD_NAME}.{secrets.token_hex(8)}.tmp"
-    try:
-        temp.write_text(json.dumps(card, indent=2, ensure_ascii=False), encoding="utf-8")
-        os.replace(temp, target)
-    finally:
-        temp.unlink(missing_ok=True)
+    write_atomically(target, lambda path: path.write_text(text, encoding="utf-8"))
     return target
 
 
 def _shard_entry(path: Path) -> dict[str, Any]:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return {"path": path.name, "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+    sha256, size = file_digest(path)
+    return {"path": path.name, "bytes": size, "sha256": sha256}
 
 
 def corpus_card(
@@ -80,10 +71,6 @@ def corpus_card(
     {"name", "type"} (Arrow type names)."""
     kept = stats["kept"]
     languages = ", ".join(f"{k} {v}" for k, v in stats["languages"].items()) or "none"
-    described = [
-        {**column, "description": DOCUMENT_FIELDS.get(column["name"], "")} for column in schema
-    ]
-    files = {"files": shards, "schema": described, "row_count": kept}
     allowed = rules.get("licences")
     doc: dict[str, Any] = {
         "@context": CONTEXT,
@@ -116,11 +103,11 @@ def corpus_card(
         ],
     }
     if shards:
-        doc["recordSet"] = [record_set(files)]
-    for column in doc.get("recordSet", [{}])[0].get("field", []):
-        column["description"] = (
-            f"{DOCUMENT_FIELDS.get(column['name'], column['name'])}: " + column["description"]
-        )
+        records = record_set({"files": shards, "schema": schema, "row_count": kept})
+        for column in records["field"]:  # what each holds, then its type
+            about = DOCUMENT_FIELDS.get(column["name"], column["name"])
+            column["description"] = f"{about}: {column['description']}"
+        doc["recordSet"] = [records]
     return doc
 
 
