@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import yaml
-from helpers import free_port
+from helpers import bourse, free_port
 from test_exchange_attacks import Buyer, granted, refused
 from test_exchange_sharing import access_events, grant_profile, serving
 from test_facts_and_grants import World, gate, package, world
@@ -174,3 +174,13 @@ def _up(base: str) -> bool:
         return httpx.get(f"{base}/health", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_a_bad_flush_interval_is_one_error_line_before_anything_serves(world: World) -> None:
+    for bad in ("0", "-3", "soon", "86400"):
+        env = {**world.env, "DATABOURSE_EXCHANGE_FLUSH_SECONDS": bad}
+        proc = bourse(env, "exchange", "serve", "--port", str(free_port()), check=False)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert "$DATABOURSE_EXCHANGE_FLUSH_SECONDS: a number of seconds" in proc.stderr
+        assert "Traceback" not in proc.stderr
+    assert not (world.cfg.state_dir / "exchange-reads").exists()  # nothing made
