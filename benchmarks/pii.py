@@ -196,7 +196,7 @@ def score_ours(sets: list[Any], threshold: float) -> dict[str, Any]:
                 stopped["dirty"].append(ev.labels[f.column] in found)
             elif ev.labels[f.column] is None:
                 stopped["decoy"].append(bool(found))
-        guesses = {n: classify_array(_text(ev.table[n]), n) for n in ev.table.column_names}
+        guesses = {n: classify_array(ev.table[n].combine_chunks(), n) for n in ev.table.column_names}
         _add_values(values, ev, guesses)
     return {
         "columns": column_scores(labels, predicted),

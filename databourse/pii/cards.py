@@ -28,23 +28,21 @@ _CARD_RANGES: tuple[tuple[int, int, frozenset[int]], ...] = (
     (6011, 6011, _UP_TO_19),  # Discover
     (644, 649, _UP_TO_19),
     (65, 65, _UP_TO_19),
-    (3528, 3589, _UP_TO_19),  # JCB
+    (35, 35, _UP_TO_19),  # JCB: 3528-3589 assigned, 353 and 356 RuPay co-brands; its block
     (2131, 2131, frozenset({15})),  # JCB's 15-digit cards (its 1800 ones are UATP's range)
     (62, 62, frozenset(range(16, 20))),  # UnionPay (often 19 digits)
     (81, 81, frozenset({16, 19})),  # UnionPay 81
     (5019, 5019, frozenset({16})),  # Dankort
     (2200, 2204, _UP_TO_19),  # Mir
-    (5018, 5018, frozenset(range(12, 18)) | {19}),  # Maestro
-    (5020, 5020, frozenset(range(12, 18)) | {19}),
-    (5038, 5038, frozenset(range(12, 18)) | {19}),
-    (5893, 5893, frozenset(range(12, 18)) | {19}),
+    # Maestro, 12-19 digits: Mastercard's blocks for it, 50 and 56-58 (5018, 5020, 5038, 5893
+    # today), and its 6 ranges (6x holds other networks and Indonesia's NIK provinces 61-65)
+    (50, 50, frozenset(range(12, 18)) | {19}),
+    (56, 58, frozenset(range(12, 18)) | {19}),
     (6304, 6304, frozenset(range(12, 18)) | {19}),
     (6759, 6759, frozenset(range(12, 18)) | {19}),
     (6761, 6763, frozenset(range(12, 18)) | {19}),
     (60, 60, frozenset({16})),  # RuPay
     (508, 508, frozenset({16})),
-    (353, 353, frozenset({16})),
-    (356, 356, frozenset({16})),
     (636, 636, _UP_TO_19),  # InterPayment
     (506099, 506198, frozenset({16, 19})),  # Verve
     (507865, 507964, frozenset({16, 19})),

@@ -7,12 +7,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from databourse.grouping import plain
-from databourse.pii.identifiers import SHAPES, valid_mask
+from databourse.pii.identifiers import CHANCE_FLOOR, SHAPES, valid_mask
 from databourse.pii.identifiers_intl import SHAPES_INTL
 from databourse.pii.numbers import ZERO_LED, Readings, restored
 from databourse.pii.overlaps import Overlaps
 from databourse.pii.patterns import COLUMN_LEVEL, column_factor, detail_keys, text_valid_mask
 from databourse.pii.patterns import SHAPES as TEXT_SHAPES
+from databourse.pii.phones import bare_national
 from databourse.pii.scan_text import folded
 from databourse.pii.serials import phone_named
 
@@ -119,6 +120,44 @@ def number_readings(typ: pa.DataType, column_name: str) -> Readings | None:
     return Readings(whole_codes, _ZERO_WIDTHS, phone, _COLUMN_LEVEL_CODES, _SHARED_CODES)
 
 
+def named_phones(text: pa.Array, codes: np.ndarray, column_name: str) -> np.ndarray:
+    """`codes` with the bare digit runs of a column named as phones read as phone numbers
+    (`phones.bare_national`): those that are nothing else, or only what a column's name must
+    decide (a bank account's shape, say). Other columns' codes are returned as they are."""
+    if not phone_named(column_name):
+        return codes
+    loose = np.flatnonzero((codes < 0) | np.isin(codes, list(_COLUMN_LEVEL_CODES)))
+    if len(loose) == 0:
+        return codes
+    found = bare_national(text.take(pa.array(loose, pa.int64())))
+    out = codes.copy()
+    out[loose[found]] = _PHONE
+    return out
+
+
+def chance_layouts(
+    text: pa.Array, codes: np.ndarray, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """`codes` without the grouped national phone numbers that are chance: codes printed in
+    groups (`0123-4567-8901` among `5123-...`, gift or voucher codes) start with 0 one time in
+    ten and then pass as some market's number more often than not. A layout read with its
+    trunk 0 counts as phones only when CHANCE_FLOOR of the values laid out so (whatever their
+    first digit) are phones; a column of national numbers starts with 0 throughout."""
+    weights = np.ones(len(codes), dtype=np.int64) if weights is None else weights
+    phones = codes == _PHONE
+    grouped = pc.match_substring_regex(text, r"^0\d*[ .-]\d[\d .-]*$").to_numpy(False)
+    trunk = np.flatnonzero(phones & grouped)
+    if len(trunk) == 0:
+        return codes
+    layouts = pc.replace_substring_regex(text, r"\d", "9")
+    out = codes.copy()
+    for layout in pc.unique(layouts.take(pa.array(trunk, pa.int64()))).to_pylist():
+        peers = pc.equal(layouts, layout).to_numpy(zero_copy_only=False)
+        if weights[peers & phones].sum() < CHANCE_FLOOR * weights[peers].sum():
+            out[peers & phones & grouped] = -1
+    return out
+
+
 def classify_value(text: str, column_name: str | None = None) -> str | None:
     """The category of one whole value, or None (see classify_array for `column_name`)."""
     return classify_array(pa.array([text], pa.large_string()), column_name=column_name)[0]
@@ -134,7 +173,7 @@ def classify_array(values: pa.Array, column_name: str | None = None) -> list[str
     it counts in a column, `scan_table`, when enough of the column's values are strong).
     """
     text = pc.fill_null(pc.utf8_trim_whitespace(folded(as_text(values)[0])), "")
-    codes = whole_codes(text)
+    codes = chance_layouts(text, named_phones(text, whole_codes(text), column_name or ""))
     zeros = number_readings(values.type, column_name or "")
     if zeros is not None:
         text, codes, _, _ = restored(text, codes, zeros)

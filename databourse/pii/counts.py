@@ -10,7 +10,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from databourse.errors import DataBourseError
-from databourse.pii.categories import CATEGORIES, OVERLAPS, as_text, number_readings, whole_codes
+from databourse.pii.categories import (
+    CATEGORIES,
+    OVERLAPS,
+    as_text,
+    chance_layouts,
+    named_phones,
+    number_readings,
+    whole_codes,
+)
 from databourse.pii.embedded import TEXT, embedded_hits
 from databourse.pii.identifiers import LOOK_ALIKES
 from databourse.pii.numbers import Readings, numbers_alike, restored
@@ -73,8 +81,8 @@ def scan_chunk(name: str, arr: pa.Array, head: int) -> tuple[Counts | None, Coun
     try:
         zeros = number_readings(arr.type, name)
         arr, lost = as_text(arr)
-        sample = _count(arr.slice(0, head), zeros) if head else None
-        rest = _count(arr.slice(head), zeros) if head < len(arr) else Counts()
+        sample = _count(arr.slice(0, head), zeros, name) if head else None
+        rest = _count(arr.slice(head), zeros, name) if head < len(arr) else Counts()
         rest.lost_digits += lost
         if (sample and sample.whole["PHONE_NUMBER"]) or rest.whole["PHONE_NUMBER"]:
             if sample is not None:  # in row order: a counter of order numbers is no phone
@@ -87,8 +95,9 @@ def scan_chunk(name: str, arr: pa.Array, head: int) -> tuple[Counts | None, Coun
         ) from None
 
 
-def _count(arr: pa.Array, zeros: Readings | None = None) -> Counts:
-    """Whole and embedded counts over distinct values, weighted by how often each occurs.
+def _count(arr: pa.Array, zeros: Readings | None = None, name: str = "") -> Counts:
+    """Whole and embedded counts over distinct values, weighted by how often each occurs; in a
+    column `name`d as phones, bare digit runs are read as national numbers (`named_phones`).
 
     With `zeros` (numbers as their decimal text; `number_readings`), a number is also read with
     the leading zeros it may have lost (`pii_numbers`)."""
@@ -100,7 +109,7 @@ def _count(arr: pa.Array, zeros: Readings | None = None) -> Counts:
     weights = distinct.field("counts").to_numpy()
     trimmed = pc.utf8_trim_whitespace(values)
     counts.empty = int(weights[pc.equal(trimmed, "").to_numpy(zero_copy_only=False)].sum())
-    codes = whole_codes(trimmed)
+    codes = chance_layouts(trimmed, named_phones(trimmed, whole_codes(trimmed), name), weights)
     tried = np.zeros(len(codes), dtype=bool)
     if zeros is not None:
         trimmed, codes, tried, padded = restored(trimmed, codes, zeros, weights)

@@ -217,14 +217,15 @@ def enough_evidence(category: str, details: dict[str, float], share: float) -> b
 
 # Grouped layouts that banks print account numbers in (digits per group). Without a name cue a
 # column is BANK_ACCOUNT only in one of these: any other grouping of 10-19 digits is as likely a
-# registration, order or document number (a 6-2-4 grouping is a MyKad, 4-4-4-4 a card).
+# registration, order or document number (a 6-2-4 grouping is a MyKad, 4-4-4-4 a card). Maybank
+# (MY) prints its 12 digits 4-4-4, as India prints Aadhaar numbers and shops gift and voucher
+# codes: a column of them is an account only by its name.
 ACCOUNT_LAYOUTS = frozenset(
     {
         (3, 6, 1),  # DBS (SG)
         (3, 5, 1),  # POSB (SG)
         (3, 6, 3),  # OCBC (SG), HSBC and Hang Seng (HK)
         (3, 3, 3, 1),  # UOB (SG)
-        (4, 4, 4),  # Maybank (MY), 12 digits as printed
         (3, 2, 5),  # Public Bank (MY)
         (3, 3, 6),  # Bank of China (HK)
     }

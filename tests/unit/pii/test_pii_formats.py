@@ -25,10 +25,18 @@ def card(prefix: str, length: int) -> str:
         ("5019", 16, True),  # Dankort
         ("6759", 12, True),  # Maestro from 12 digits
         ("6304", 19, True),
-        ("3528", 16, True),  # JCB is 3528-3589
+        ("3528", 16, True),  # JCB's cards are 3528-3589, in its block 35
         ("3589", 19, True),
-        ("3527", 16, False),
-        ("3590", 16, False),
+        ("3500", 16, True),
+        ("3599", 16, True),
+        ("3500", 15, False),
+        ("34", 16, False),  # American Express is 15 digits
+        ("5612", 12, True),  # Maestro's blocks 50 and 56-69, 12-19 digits
+        ("5000", 13, True),
+        ("6390", 12, False),  # not one of Maestro's 6 ranges
+        ("5100", 12, False),  # Mastercard is 16
+        ("0604", 12, False),  # no payment network's: 0 is not a card industry's digit
+        ("6304", 18, False),  # 18 digits: a CN resident id's length
         ("2720", 16, True),  # Mastercard 2-series ends at 2720
         ("2721", 16, False),
         ("2200", 16, True),  # Mir
