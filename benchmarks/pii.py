@@ -196,7 +196,9 @@ def score_ours(sets: list[Any], threshold: float) -> dict[str, Any]:
                 stopped["dirty"].append(ev.labels[f.column] in found)
             elif ev.labels[f.column] is None:
                 stopped["decoy"].append(bool(found))
-        guesses = {n: classify_array(ev.table[n].combine_chunks(), n) for n in ev.table.column_names}
+        # each column as the scan reads it (numbers as numbers: `as_text`, lost zeros)
+        columns = {n: ev.table[n].combine_chunks() for n in ev.table.column_names}
+        guesses = {n: classify_array(column, n) for n, column in columns.items()}
         _add_values(values, ev, guesses)
     return {
         "columns": column_scores(labels, predicted),
