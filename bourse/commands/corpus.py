@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -59,6 +60,12 @@ def build(
     name: Annotated[
         str | None, typer.Option("--name", help="The corpus's name in its card (the folder's).")
     ] = None,
+    version: Annotated[
+        str, typer.Option("--version", help="The version's name in its card (MAJOR.MINOR.PATCH).")
+    ] = "1.0.0",
+    creator: Annotated[
+        str | None, typer.Option("--creator", help="Who built it, named in its card.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Build a corpus version: opt-out, licence, language, quality filters, de-duplication,
@@ -69,20 +76,22 @@ def build(
     from databourse.corpus.documents import read_documents
     from databourse.standards.corpus_card import write_card
 
+    if not re.fullmatch(r"\d+\.\d+\.\d+", version):
+        fail(f"--version {version!r}: a version is named MAJOR.MINOR.PATCH, e.g. 1.0.0")
     try:
         chosen = _rules(rules)
-        version = build_version(read_documents(path, text_field), chosen, out_dir, against)
-        write_card(out_dir, version, chosen, name or out_dir.name)
+        built = build_version(read_documents(path, text_field), chosen, out_dir, against)
+        write_card(out_dir, built, chosen, name or out_dir.name, version, creator)
     except DataBourseError as exc:
         fail(str(exc))
-    result = version.to_dict()
+    result = built.to_dict()
     _show(path.name, result, as_json)
     if not as_json:
         out.print(
             safe(f"{len(result['shards'])} shards, {result['bytes_written']} bytes -> {out_dir}")
         )
     try:
-        leftover_gate(version)
+        leftover_gate(built)
     except DataBourseError as exc:
         fail(str(exc))
 

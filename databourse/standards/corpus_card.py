@@ -11,6 +11,7 @@ names and thresholds, never a document's text. The context is inline: nothing is
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,14 @@ DOCUMENT_FIELDS = {  # the shards' columns (corpus.build.OUTPUT) and what each h
 }
 
 
-def write_card(out_dir: Path, stats: CorpusStats, rules: CorpusRules, name: str) -> Path:
+def write_card(
+    out_dir: Path,
+    stats: CorpusStats,
+    rules: CorpusRules,
+    name: str,
+    version: str = "1.0.0",
+    creator: str | None = None,
+) -> Path:
     """The card of the version in `out_dir` (its shards hashed), written under a temporary
     name and renamed into place; its path."""
     card = corpus_card(
@@ -43,6 +51,8 @@ def write_card(out_dir: Path, stats: CorpusStats, rules: CorpusRules, name: str)
         schema_of(OUTPUT.empty_table()),
         name=name,
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        version=version,
+        creator=creator,
     )
     text = json.dumps(card, indent=2, ensure_ascii=False)
     target = out_dir / CARD_NAME
@@ -63,12 +73,16 @@ def corpus_card(
     *,
     name: str,
     created: str,
+    version: str = "1.0.0",
+    creator: str | None = None,
 ) -> dict[str, Any]:
     """The Croissant card of a corpus version.
 
     `shards`: {"path", "bytes", "sha256"} of each Parquet shard, relative to the version's
     folder; `rules`: `CorpusRules.model_dump(mode="json")`; `schema`: the shards' columns as
-    {"name", "type"} (Arrow type names)."""
+    {"name", "type"} (Arrow type names); `version`: the version's name (Croissant wants
+    MAJOR.MINOR.PATCH); `creator`: who built it (the provider or the exchange), if known. The
+    citation names the version by the sha256 of its shards, which is what it is."""
     kept = stats["kept"]
     languages = ", ".join(f"{k} {v}" for k, v in stats["languages"].items()) or "none"
     allowed = rules.get("licences")
@@ -81,7 +95,10 @@ def corpus_card(
         f"{len(shards)} Parquet shard(s), built from {stats['documents_in']} documents: "
         "opted-out, unlicensed, unlisted-language, low-quality and duplicate documents removed, "
         "personal data in the text replaced by typed placeholders.",
+        "version": version,
         "dateCreated": created,
+        "datePublished": created,
+        "citeAs": cite_as(name, version, created, shards, creator),
         "license": ", ".join(sorted(allowed))
         if allowed
         else "per document: its licence field (no allow-list was applied)",
@@ -102,6 +119,8 @@ def corpus_card(
             + "."
         ],
     }
+    if creator:
+        doc["creator"] = {"@type": "sc:Organization", "name": creator}
     if shards:
         records = record_set({"files": shards, "schema": schema, "row_count": kept})
         for column in records["field"]:  # what each holds, then its type
@@ -109,6 +128,20 @@ def corpus_card(
             column["description"] = f"{about}: {column['description']}"
         doc["recordSet"] = [records]
     return doc
+
+
+def cite_as(
+    name: str, version: str, created: str, shards: list[dict[str, Any]], creator: str | None
+) -> str:
+    """A BibTeX entry naming the version by the sha256 of its shards' hashes in order."""
+    key = "".join(c if c.isalnum() else "_" for c in f"{name}_{version}").strip("_").lower()
+    content = hashlib.sha256("".join(s["sha256"] for s in shards).encode()).hexdigest()
+    author = f"author = {{{creator}}}, " if creator else ""
+    return (
+        f"@misc{{{key or 'corpus'}, title = {{{name} {version}}}, {author}year = "
+        f"{{{created[:4]}}}, version = {{{version}}}, note = {{text corpus, shards sha256 "
+        f"{content}}}}}"
+    )
 
 
 def preprocessing(stats: dict[str, Any], rules: dict[str, Any]) -> list[str]:

@@ -13,6 +13,7 @@ import json
 import random
 import sys
 import zipfile
+from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +146,7 @@ def test_a_built_version_carries_a_croissant_card_mlcroissant_reads(
     version = tmp_path / "v1"
     built = bourse(cli_env(tmp_path), "corpus", "build", str(_jsonl(tmp_path / "a.jsonl", records)),
                    "--out", str(version), "--rules", str(rules), "--name", "MY support chats",
+                   "--version", "2.1.0", "--creator", "Layan Pelanggan Sdn Bhd",
                    "--json")  # fmt: skip
     stats = json.loads(built.stdout)
     path = version / "croissant.json"
@@ -152,8 +154,8 @@ def test_a_built_version_carries_a_croissant_card_mlcroissant_reads(
     for value in _values(records, planted):
         assert value not in text  # counts and category names only
     attempts = refuse_network(monkeypatch, "a card must be read offline")
-    errors, _warnings, report = croissant_issues(path)
-    assert errors == [], report
+    errors, warnings, report = croissant_issues(path)
+    assert errors == [] and warnings == [], report
     read = list(mlc.Dataset(jsonld=path).records("records"))
     assert attempts == []
     shards = pq.read_table(sorted(version.glob("part-*.parquet")))
@@ -161,6 +163,11 @@ def test_a_built_version_carries_a_croissant_card_mlcroissant_reads(
     card = json.loads(text)
     assert card["name"] == {"en": "MY support chats"} or card["name"] == "MY support chats"
     assert card["license"] == "CC-BY-4.0, CC0-1.0"
+    assert card["version"] == "2.1.0" and card["creator"]["name"] == "Layan Pelanggan Sdn Bhd"
+    shards_sha = sha256(
+        "".join(d["sha256"] for d in card["distribution"] if "sha256" in d).encode()
+    )
+    assert shards_sha.hexdigest() in card["citeAs"] and "version = {2.1.0}" in card["citeAs"]
     steps = card["rai:dataPreprocessingProtocol"]
     assert f"{stats['removed']['opt_out']} removed" in steps[0]
     assert f"{stats['removed'].get('licence', 0)} removed" in steps[1]
@@ -212,6 +219,17 @@ def test_bad_json_line_is_named_and_no_version_is_left(
         assert f"{source}: line {len(lines) - 1}" in proc.stderr
         _silent(proc, _values(records, planted))
     assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_a_version_not_named_major_minor_patch_is_refused_before_anything_is_built(
+    tmp_path: Path, corpus: tuple[list[dict[str, Any]], list[Doc]]
+) -> None:
+    records, _ = corpus
+    out = tmp_path / "v"
+    proc = bourse(cli_env(tmp_path), "corpus", "build", str(_jsonl(tmp_path / "a.jsonl", records)),
+                  "--out", str(out), "--version", "v2", check=False)  # fmt: skip
+    assert proc.returncode == 1 and "--version 'v2'" in proc.stderr and "1.0.0" in proc.stderr
+    assert not out.exists()
 
 
 def test_bad_rules_are_listed(
