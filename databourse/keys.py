@@ -24,6 +24,7 @@ import json
 import math
 import os
 import secrets
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ __all__ = [
     "AUDIT_ENV",
     "DEFAULT_VERSION",
     "MIN_KEY_BYTES",
+    "OPT_OUT_AUTHOR",
     "Key",
     "KeyPlace",
     "bind",
@@ -44,6 +46,9 @@ __all__ = [
     "default_key_dir",
     "from_environment",
     "key_id",
+    "keyed_digest",
+    "name_digest",
+    "normalized_name",
     "read",
     "recorded_id",
     "require",
@@ -55,6 +60,7 @@ MIN_ESTIMATED_BITS = 88  # symbol-frequency estimate; a random 32-character hex 
 MAX_STEP_RUN = 8  # "abcdefgh", "12345678", "aaaaaaaa": a run this long is refused
 DEFAULT_VERSION = "default"
 AUDIT_ENV = "DATABOURSE_AUDIT_KEY"  # the audit key's variable when settings are not at hand
+OPT_OUT_AUTHOR = "corpus-opt-out-author"  # the purpose of an opt-out request's author digests
 _PRIVATE_MODE = 0o600
 
 
@@ -88,6 +94,25 @@ class Key:
     @property
     def key_id(self) -> str:
         return key_id(self.purpose, self.material)
+
+
+def keyed_digest(material: bytes, purpose: str, value: str) -> str:
+    """HMAC-SHA256 of `value` under a key derived from `material` for one `purpose` (a value
+    recorded so, a name say, can be matched again by whoever holds the key, and by no one
+    else: a plain hash of a name is found by hashing every name)."""
+    derived = hmac.new(material, f"databourse/{purpose}".encode(), hashlib.sha256).digest()
+    return hmac.new(derived, value.encode(), hashlib.sha256).hexdigest()
+
+
+def normalized_name(name: str) -> str:
+    """A person's name as it is compared: NFKC, case-folded, single spaces, trimmed."""
+    return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
+
+
+def name_digest(key_id: str, material: bytes, purpose: str, name: str) -> str:
+    """`<key id>:<hex>`: the keyed digest of a normalized name, naming the key it was made
+    under (so that it is matched under that key after the signing key rotates)."""
+    return f"{key_id}:{keyed_digest(material, purpose, normalized_name(name))}"
 
 
 def key_id(purpose: str, material: bytes) -> str:

@@ -27,9 +27,22 @@ RulesOpt = Annotated[
 ]
 
 
+ProductOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--product",
+        help="Also apply the opt-out requests the catalog holds for this corpus product.",
+    ),
+]
+
+
 @corpus_app.command("stats")
 def stats(
-    path: InputArg, text_field: TextField = "text", rules: RulesOpt = None, as_json: JsonOpt = False
+    path: InputArg,
+    text_field: TextField = "text",
+    rules: RulesOpt = None,
+    product: ProductOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Print languages, duplicates, filter counts, redaction counts and the leftover rate of
     a corpus, writing nothing (counts only, never a value)."""
@@ -37,7 +50,8 @@ def stats(
     from databourse.corpus.documents import read_documents
 
     try:
-        result = measure(read_documents(path, text_field), _rules(rules)).to_dict()
+        chosen, keys = _requested(_rules(rules), product)
+        result = measure(read_documents(path, text_field), chosen, None, keys).to_dict()
     except DataBourseError as exc:
         fail(str(exc))
     _show(path.name, result, as_json)
@@ -66,6 +80,7 @@ def build(
     creator: Annotated[
         str | None, typer.Option("--creator", help="Who built it, named in its card.")
     ] = None,
+    product: ProductOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Build a corpus version: opt-out, licence, language, quality filters, de-duplication,
@@ -79,8 +94,8 @@ def build(
     if not re.fullmatch(r"\d+\.\d+\.\d+", version):
         fail(f"--version {version!r}: a version is named MAJOR.MINOR.PATCH, e.g. 1.0.0")
     try:
-        chosen = _rules(rules)
-        built = build_version(read_documents(path, text_field), chosen, out_dir, against)
+        chosen, keys = _requested(_rules(rules), product)
+        built = build_version(read_documents(path, text_field), chosen, out_dir, against, keys)
         write_card(out_dir, built, chosen, name or out_dir.name, version, creator)
     except DataBourseError as exc:
         fail(str(exc))
@@ -94,6 +109,120 @@ def build(
         leftover_gate(built)
     except DataBourseError as exc:
         fail(str(exc))
+
+
+@corpus_app.command("opt-out")
+def opt_out(
+    product: Annotated[str, typer.Argument(help="The corpus product the request is for.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (the request's reference).")],
+    ids: Annotated[list[str] | None, typer.Option("--id", help="A document id.")] = None,
+    domains: Annotated[
+        list[str] | None, typer.Option("--domain", help="A source domain (and its subdomains).")
+    ] = None,
+    authors_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--authors-file",
+            help="A UTF-8 file of author names, one per line (names are never arguments: a "
+            "command line is seen by every user of the machine and kept in shell history).",
+        ),
+    ] = None,
+    by: Annotated[str | None, typer.Option("--by", help="Who records it (default: $USER).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Record an opt-out request: the product's next versions leave out those documents, the
+    audit trail keeps the request (authors only as keyed digests), `opt-outs` lists it."""
+    import getpass
+
+    from tasks import resources
+
+    try:
+        authors = _authors(authors_file) if authors_file else []
+        event = resources.catalog().record_opt_out(
+            product, ids=ids or [], authors=authors, domains=domains or [], reason=reason,
+            actor=by or getpass.getuser(),
+        )  # fmt: skip
+    except (DataBourseError, ValueError) as exc:
+        fail(str(exc))
+    detail = event["detail"]
+    summary = {
+        "seq": event["seq"],
+        "product": product,
+        "ids": len(detail["ids"]),
+        "authors": len(detail["author_digests"]),
+        "domains": len(detail["domains"]),
+    }
+    if as_json:
+        print_json(summary)
+        return
+    out.print(
+        safe(
+            f"opt-out request {summary['seq']} for {product}: {summary['ids']} document id(s), "
+            f"{summary['authors']} author(s) (kept as keyed digests), {summary['domains']} "
+            "domain(s); the next version built with --product leaves them out"
+        )
+    )
+
+
+@corpus_app.command("opt-outs")
+def opt_outs(
+    product: Annotated[str, typer.Argument(help="The corpus product.")], as_json: JsonOpt = False
+) -> None:
+    """List the product's opt-out requests the audit trail authenticates (authors as counts)."""
+    from tasks import resources
+
+    try:
+        events, _ = resources.catalog().opt_out_requests(product)
+    except DataBourseError as exc:
+        fail(str(exc))
+    rows = [
+        {
+            "seq": e["seq"],
+            "ids": e["detail"]["ids"],
+            "domains": e["detail"]["domains"],
+            "authors": len(e["detail"]["author_digests"]),
+            "reason": e["detail"]["reason"],
+        }
+        for e in events
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    for row in rows:
+        out.print(
+            safe(
+                f"{row['seq']:>5} ids {', '.join(row['ids']) or '-'}; domains "
+                f"{', '.join(row['domains']) or '-'}; {row['authors']} author(s); {row['reason']}"
+            )
+        )
+    out.print(safe(f"{len(rows)} request(s) for {product}"))
+
+
+def _authors(path: Path) -> list[str]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable UTF-8 file ({type(exc).__name__})") from None
+    return [line.strip() for line in lines if line.strip()]
+
+
+def _requested(
+    rules: CorpusRules, product: str | None
+) -> tuple[CorpusRules, dict[str, bytes] | None]:
+    """The rules with the catalog's opt-out requests of `product` added, and the keys their
+    author digests were made under (the rules as they are without a product)."""
+    if product is None:
+        return rules, None
+    from databourse.corpus.opt_out import OptOut
+    from tasks import resources
+
+    events, keys = resources.catalog().opt_out_requests(product)
+    asked = OptOut(
+        ids=frozenset(i for e in events for i in e["detail"]["ids"]),
+        domains=frozenset(d for e in events for d in e["detail"]["domains"]),
+        author_digests=frozenset(a for e in events for a in e["detail"]["author_digests"]),
+    )
+    return rules.model_copy(update={"opt_out": rules.opt_out.merged(asked)}), keys
 
 
 def _rules(path: Path | None) -> CorpusRules:

@@ -28,6 +28,7 @@ from databourse.catalog.grants import GrantsAndAudit
 from databourse.catalog.listing import PublicListing, listed_availability
 from databourse.catalog.markets import GATED as GATED
 from databourse.catalog.models import Product, Version, utcnow
+from databourse.catalog.opt_outs import OptOutDesk
 from databourse.catalog.records import (
     ApprovalRecord,
     VersionRecord,
@@ -44,7 +45,7 @@ __all__ = ["ApprovalRecord", "Catalog", "VersionRecord", "make_engine"]
 log = logging.getLogger(__name__)
 
 
-class Catalog(TransferGate, ApprovalDesk, GrantsAndAudit, PublicListing, ShareDesk):
+class Catalog(TransferGate, ApprovalDesk, GrantsAndAudit, PublicListing, ShareDesk, OptOutDesk):
     """The catalog database behind one URL."""
 
     def __enter__(self) -> Catalog:

@@ -65,6 +65,7 @@ KINDS = (
     "recipient",  # a grant made a Delta Sharing recipient: its bearer token's sha256
     "revocation",  # a grant revoked: the exchange refuses its token from then on
     "access",  # a buyer's query or batch of file reads through the exchange (grant, bytes)
+    "opt_out",  # a corpus opt-out request: document ids, domains, authors' keyed digests
 )
 
 

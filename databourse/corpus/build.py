@@ -26,11 +26,10 @@ import logging
 import os
 import secrets
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import numpy as np
 import pyarrow as pa
@@ -42,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from databourse.corpus.dedup import DedupConfig, DedupIndex
 from databourse.corpus.filters import QualityRules, quality_filter
 from databourse.corpus.langid import MIXED, LanguageIdentification
+from databourse.corpus.opt_out import OptOut, opted_out
 from databourse.errors import ConfigError, ObjectExists, PersonalDataFound
 from databourse.pii.text_redact import leftover, redact_batch
 
@@ -61,16 +61,6 @@ OUTPUT = pa.schema(
         ("consent", pa.bool_()),
     ]
 )  # `author` is read for the opt-out only: a name is personal data
-
-
-class OptOut(BaseModel):
-    """Documents removed from the next version: by id, by author, by domain of the source URL
-    (a domain covers its subdomains)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    ids: frozenset[str] = frozenset()
-    authors: frozenset[str] = frozenset()
-    domains: frozenset[str] = frozenset()
 
 
 class CorpusRules(BaseModel):
@@ -150,10 +140,13 @@ class CorpusStats:
 
 
 def measure(
-    batches: Iterable[pa.RecordBatch], rules: CorpusRules, earlier_index: Path | None = None
+    batches: Iterable[pa.RecordBatch],
+    rules: CorpusRules,
+    earlier_index: Path | None = None,
+    keys: Mapping[str, bytes] | None = None,
 ) -> CorpusStats:
     """The stats of a version built from `batches`, writing nothing."""
-    stats, _ = _run(batches, rules, _index(rules, earlier_index), None)
+    stats, _ = _run(batches, rules, _index(rules, earlier_index), None, keys)
     return stats
 
 
@@ -162,18 +155,20 @@ def build_version(
     rules: CorpusRules,
     out_dir: Path,
     earlier_index: Path | None = None,
+    keys: Mapping[str, bytes] | None = None,
 ) -> CorpusStats:
     """Build a version into `out_dir` (new or empty): shards, the dedup index, the stats.
 
     `batches` are `documents.read_documents`'s; `earlier_index` is the previous version's
-    folder (or its index file), whose documents count as seen."""
+    folder (or its index file), whose documents count as seen; `keys` (key id -> material) those
+    the opt-out's author digests were made under (`opt_out.author_digest`)."""
     if out_dir.exists() and any(out_dir.iterdir()):
         raise ObjectExists(f"{out_dir}: not empty; a version is written once", path=str(out_dir))
     index = _index(rules, earlier_index)
     out_dir.mkdir(parents=True, exist_ok=True)
     shards = Shards(out_dir, rules.shard_documents)
     try:
-        stats, index = _run(batches, rules, index, shards)
+        stats, index = _run(batches, rules, index, shards, keys)
     except BaseException:
         shards.abort()  # nothing of a failed version stays
         raise
@@ -217,11 +212,12 @@ def _run(
     rules: CorpusRules,
     index: DedupIndex,
     shards: Shards | None,
+    keys: Mapping[str, bytes] | None = None,
 ) -> tuple[CorpusStats, DedupIndex]:
     stats = CorpusStats(leftover_limit=rules.leftover_limit)
     identify = LanguageIdentification(rules.languages)
     for batch in batches:
-        kept = _step(batch, rules, identify, index, stats)
+        kept = _step(batch, rules, identify, index, stats, keys)
         if kept is not None and shards is not None:
             shards.write(kept)
     sizes = index.cluster_sizes().values()
@@ -235,13 +231,14 @@ def _step(
     identify: LanguageIdentification,
     index: DedupIndex,
     stats: CorpusStats,
+    keys: Mapping[str, bytes] | None = None,
 ) -> pa.Table | None:
     """One batch through every step; the kept documents, redacted, in OUTPUT's schema."""
     table = pa.Table.from_batches([batch])
     stats.documents_in += table.num_rows
     texts = table.column("text")
     stats.bytes_in += int(pc.sum(pc.binary_length(texts)).as_py() or 0)
-    table = _keep(table, _opted_out(table, rules.opt_out), "opt_out", stats)
+    table = _keep(table, opted_out(table, rules.opt_out, keys), "opt_out", stats)
     table = _keep(table, _licence_refused(table, rules.licences), "licence", stats)
     labels = identify.labels(table.column("text"))
     stats.languages_identified.update(labels)
@@ -274,26 +271,6 @@ def _keep(table: pa.Table, remove: np.ndarray, reason: str, stats: CorpusStats) 
         stats.removed[reason] += int(remove.sum())
         return table.filter(pa.array(~remove))
     return table
-
-
-def _opted_out(table: pa.Table, opt_out: OptOut) -> np.ndarray:
-    ids = table.column("id").to_pylist()
-    authors = table.column("author").to_pylist()
-    sources = table.column("source").to_pylist()
-    return np.array(
-        [
-            doc in opt_out.ids or author in opt_out.authors or _in_domains(source, opt_out.domains)
-            for doc, author, source in zip(ids, authors, sources, strict=True)
-        ],
-        dtype=bool,
-    )
-
-
-def _in_domains(source: str | None, domains: frozenset[str]) -> bool:
-    if not domains or not source:
-        return False
-    host = (urlsplit(source).hostname or "").rstrip(".")
-    return any(host == d or host.endswith("." + d) for d in domains)
 
 
 def _licence_refused(table: pa.Table, licences: frozenset[str] | None) -> np.ndarray:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import random
+import secrets
+import sqlite3
 import sys
 import zipfile
 from hashlib import sha256
@@ -22,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from faker import Faker
-from helpers import bourse, cli_env
+from helpers import bourse, cli_env, make_project
 from standards_checks import croissant_issues, refuse_network
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
@@ -262,3 +264,52 @@ def test_over_the_leftover_limit_exits_1(tmp_path: Path) -> None:
     assert proc.returncode == 1 and "over the limit" in proc.stderr
     assert json.loads((tmp_path / "v" / "stats.json").read_text())["passed"] is False
     _silent(proc, [docs[i].text[a:b] for i in missed for a, b, _ in docs[i].planted])
+
+
+def test_an_opt_out_request_is_kept_by_the_trail_and_applied_by_the_next_build(
+    tmp_path: Path, corpus: tuple[list[dict[str, Any]], list[Doc]]
+) -> None:
+    """Issue 24 item 5: `bourse corpus opt-out` records a request (a document id, an author in
+    another case and spacing, a domain) in the audit trail, authors only as keyed digests;
+    `opt-outs` lists it; a build with --product leaves those documents out, one without does
+    not; an insider who edits the request in the database stops the build instead of quietly
+    putting the documents back."""
+    records, planted = corpus
+    project = make_project(tmp_path / "project")
+    env = cli_env(project, DATABOURSE_AUDIT_KEY=secrets.token_hex(32))
+    source = _jsonl(tmp_path / "in.jsonl", records)
+    author = records[1]["author"]
+    names = tmp_path / "authors.txt"
+    names.write_text(f"  {author.upper()}  \n\n", encoding="utf-8")
+    asked = bourse(env, "corpus", "opt-out", "my-chats", "--reason", "REQ-2026-117",
+                   "--id", records[0]["id"], "--domain", "Chat.Example.ORG.",
+                   "--authors-file", str(names), "--json")  # fmt: skip
+    summary = json.loads(asked.stdout)
+    assert (summary["ids"], summary["authors"], summary["domains"]) == (1, 1, 1)
+    listed = bourse(env, "corpus", "opt-outs", "my-chats")
+    assert "REQ-2026-117" in listed.stdout and "chat.example.org" in listed.stdout
+    assert "1 author(s)" in listed.stdout
+    out = {r["id"] for r in records if r["id"] == records[0]["id"] or r["author"] == author}
+    out |= {r["id"] for r in records if r["source"].startswith("https://chat.example.org/")}
+    assert len(out) >= 3
+    built = bourse(env, "corpus", "build", str(source), "--out", str(tmp_path / "v1"),
+                   "--product", "my-chats", "--json")  # fmt: skip
+    stats = json.loads(built.stdout)
+    assert stats["removed"]["opt_out"] == len(out)
+    shards = pq.read_table(sorted((tmp_path / "v1").glob("part-*.parquet")))
+    assert not out & set(shards.column("id").to_pylist())
+    plain = json.loads(bourse(env, "corpus", "stats", str(source), "--json").stdout)
+    assert "opt_out" not in plain["removed"]
+    for proc in (asked, listed, built):
+        _silent(proc, _values(records, planted))
+    for path in (project / "state").glob("catalog.db*"):
+        assert author.encode() not in path.read_bytes() and author.upper().encode() not in (
+            path.read_bytes()
+        )
+    with sqlite3.connect(project / "state" / "catalog.db") as db:  # the insider's edit
+        db.execute("UPDATE audit_events SET detail = replace(detail, ?, 'doc-none')",
+                   (records[0]["id"],))  # fmt: skip
+    again = bourse(env, "corpus", "build", str(source), "--out", str(tmp_path / "v2"),
+                   "--product", "my-chats", check=False)  # fmt: skip
+    assert again.returncode == 1 and "do not verify" in again.stderr
+    assert not (tmp_path / "v2").exists() or list((tmp_path / "v2").iterdir()) == []

@@ -1,0 +1,84 @@
+"""Opt-outs of a corpus: documents removed from the next version, by id, author or source domain.
+
+They come from the product's rules (the provider's config) and from the requests recorded in the
+catalog (`bourse corpus opt-out`), where an author is kept only as a keyed digest
+(`keys.name_digest`, under a key derived from the audit key that recorded it): a name must
+not sit in a tamper-evident trail nobody can edit, and a plain hash of a name is found by
+hashing names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict
+
+from databourse.errors import SecretMissing
+from databourse.keys import OPT_OUT_AUTHOR, name_digest, normalized_name
+
+
+class OptOut(BaseModel):
+    """Documents removed from the next version: by id, by author, by domain of the source URL
+    (a domain covers its subdomains), by an author's digest (`keys.name_digest`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    ids: frozenset[str] = frozenset()
+    authors: frozenset[str] = frozenset()
+    domains: frozenset[str] = frozenset()
+    author_digests: frozenset[str] = frozenset()
+
+    def merged(self, other: OptOut) -> OptOut:
+        """Both lists."""
+        return OptOut(
+            ids=self.ids | other.ids,
+            authors=self.authors | other.authors,
+            domains=self.domains | other.domains,
+            author_digests=self.author_digests | other.author_digests,
+        )
+
+
+def opted_out(
+    table: pa.Table, opt_out: OptOut, keys: Mapping[str, bytes] | None = None
+) -> np.ndarray:
+    """Which documents (`id`, `author`, `source` columns) an opt-out removes; `keys` (key id ->
+    material) are those the digests of `opt_out.author_digests` were made under."""
+    ids = table.column("id").to_pylist()
+    authors = table.column("author").to_pylist()
+    sources = table.column("source").to_pylist()
+    named = {normalized_name(a) for a in opt_out.authors}
+    used = {d.split(":", 1)[0] for d in opt_out.author_digests}
+    under = {k: m for k, m in (keys or {}).items() if k in used}
+    if opt_out.author_digests and len(under) < len(used):
+        missing = ", ".join(sorted(used - set(under)))
+        raise SecretMissing(
+            f"opt-out requests were recorded under audit keys not at hand ({missing}): their "
+            "authors cannot be matched; restore those keys (DATABOURSE_AUDIT_KEY__<VERSION>)"
+        )
+
+    def out(doc: str, author: str | None, source: str | None) -> bool:
+        if doc in opt_out.ids or in_domains(source, opt_out.domains):
+            return True
+        if not author:
+            return False
+        if normalized_name(author) in named:
+            return True
+        return any(
+            name_digest(k, m, OPT_OUT_AUTHOR, author) in opt_out.author_digests
+            for k, m in under.items()
+        )
+
+    return np.array(
+        [out(d, a, s) for d, a, s in zip(ids, authors, sources, strict=True)], dtype=bool
+    )
+
+
+def in_domains(source: str | None, domains: frozenset[str]) -> bool:
+    """Whether a source URL's host is one of `domains` or under one."""
+    from urllib.parse import urlsplit
+
+    if not domains or not source:
+        return False
+    host = (urlsplit(source).hostname or "").rstrip(".")
+    return any(host == d or host.endswith("." + d) for d in domains)
