@@ -267,7 +267,7 @@ def decoys(table: Table, locale: str, r: random.Random, fake: Faker, rows: int) 
     start = int("1" + r.choice("3456789") + _digits(r, 9))
     serials = list(itertools.accumulate(r.randint(1, 3) for _ in range(rows)))  # a counter
     gen: dict[str, tuple[Callable[[int], Any], pa.DataType]] = {
-        "code_mobile_like": (lambda i: "1" + r.choice("3456789") + _digits(r, 9), pa.string()),
+        "code_13x_19x": (lambda i: "1" + r.choice("3456789") + _digits(r, 9), pa.string()),
         "counter_mobile_like": (lambda i: str(start + serials[i]), pa.string()),
         "order_no": (lambda i: "1" + r.choice("3456789") + _digits(r, 9), pa.string()),
         "order_no_int64": (lambda i: int("1" + r.choice("3456789") + _digits(r, 9)), pa.int64()),
@@ -288,7 +288,7 @@ def decoys(table: Table, locale: str, r: random.Random, fake: Faker, rows: int) 
     for name, (make, typ) in gen.items():
         values = [make(i) for i in range(rows)]
         table.add(f"{locale}_decoy_{name}", None, "decoy", values, none, typ)
-        if typ == pa.string() and name in ("code_mobile_like", "registration_no", "sku_ean13"):
+        if typ == pa.string() and name in ("code_13x_19x", "registration_no", "sku_ean13"):
             dirty = [r.choice(PLACEHOLDERS) if r.random() < 0.2 else v for v in values]
             table.add(f"{locale}_decoy_{name}_dirty", None, "dirty decoy", dirty, none)
 

@@ -15,7 +15,7 @@ from databourse.pii.patterns import COLUMN_LEVEL, column_factor, detail_keys, te
 from databourse.pii.patterns import SHAPES as TEXT_SHAPES
 from databourse.pii.phones import bare_national
 from databourse.pii.scan_text import folded
-from databourse.pii.serials import phone_named
+from databourse.pii.serials import named_serial, phone_named
 
 CATEGORIES: tuple[str, ...] = (  # priority order when a value fits several
     "CN_RESIDENT_ID",
@@ -111,10 +111,13 @@ _ZERO_WIDTHS = {n: frozenset(CATEGORIES.index(c) for c in ids) for n, ids in ZER
 def number_readings(typ: pa.DataType, column_name: str) -> Readings | None:
     """How a numeric column's numbers are read with the zeros they lost (`pii_numbers`): as
     phones only when it is named as phones. None (read as written) for text, and for a column
-    named as bank accounts or birth dates, whose numbers are those."""
+    named as bank accounts or birth dates, whose numbers are those, or as order, invoice or
+    other serial numbers (`serials.named_serial`), which never started with a zero."""
     if not numeric(value_type(typ)):
         return None
     if any(_cued(c, column_name) for c in ("BANK_ACCOUNT", "DATE_OF_BIRTH")):
+        return None
+    if named_serial(column_name):  # an order or invoice number lost no zero: it had none
         return None
     phone = frozenset({_PHONE}) if phone_named(column_name) else frozenset()
     return Readings(whole_codes, _ZERO_WIDTHS, phone, _COLUMN_LEVEL_CODES, _SHARED_CODES)

@@ -12,7 +12,9 @@ non-empty values, in the sample and over all values, and its matches are not cha
   digit codes pass an id's checks at 0.08-0.13 of their look-alikes, order numbers 13x-19x pass
   as CN mobiles at 0.69-0.82; real columns with 30% of their values corrupted stay at 0.92 or
   more (ids and phones) because a typo mostly changes a value's shape, and a replaced digit of
-  a phone number is still a phone number;
+  a phone number is still a phone number. Phones in a column named as phones (and not as
+  orders) count all the same: Faker's Indian numbers written 0 and 10 digits are 0.82-0.88
+  valid, and a phone column of invalid numbers is still one;
 - the other rules of a clean column hold (`pii_findings._factor`: names need enough strong
   evidence);
 - categories any code of the right shape passes, decided by the column's name or a pattern
@@ -39,11 +41,16 @@ def lookalike_floor(category: str) -> float:
     return PHONE_LOOKALIKE_FLOOR if category == "PHONE_NUMBER" else CHANCE_FLOOR
 
 
-def counted(category: str, hits: int, alike: Counter[str], shaped: Counter[str]) -> int:
+def counted(
+    category: str, hits: int, alike: Counter[str], shaped: Counter[str], named: bool = False
+) -> int:
     """`hits` of `category`, less those among its look-alikes when the look-alikes (`shaped`
-    of them, `alike` valid) pass no more often than random values do (`lookalike_floor`)."""
+    of them, `alike` valid) pass no more often than random values do (`lookalike_floor`).
+    Phones in a column `named` as phones all count: a phone column with many invalid numbers
+    (a generator's, a careless form's) is still a phone column, and missing it leaks them."""
     if (
-        category not in CHANCE_LEVEL
+        (named and category == "PHONE_NUMBER")
+        or category not in CHANCE_LEVEL
         or alike[category] >= lookalike_floor(category) * shaped[category]
     ):
         return hits

@@ -10,7 +10,7 @@ from databourse.pii.counts import ColumnState, Counts
 from databourse.pii.dirty_columns import counted, holds
 from databourse.pii.identifiers import CHANCE_FLOOR, CHANCE_LEVEL
 from databourse.pii.patterns import COLUMN_LEVEL, column_factor, enough_evidence
-from databourse.pii.serials import serial_phones
+from databourse.pii.serials import order_named, phone_named, serial_phones
 
 PATTERN_ONLY_FACTOR = 0.9
 DICTIONARY_FACTOR = 0.8  # names, addresses, plates: patterns and word lists
@@ -100,8 +100,9 @@ def finding(
         best = OVERLAPS.best(sample.whole, sample.shared)
         whole = OVERLAPS.attributed(total.whole, total.shared, best)
         hits = OVERLAPS.support(sample.whole, sample.shared)[best]
-        sample_hits = counted(best, hits, sample.alike, sample.shaped)
-        total_hits = counted(best, whole[best], total.alike, total.shaped)
+        named = phone_named(state.name) and not order_named(state.name)
+        sample_hits = counted(best, hits, sample.alike, sample.shaped, named)
+        total_hits = counted(best, whole[best], total.alike, total.shaped, named)
         clean = sample_hits / sample.checked >= threshold
         clean &= total_hits / total.checked >= threshold
         values = (sample.checked - sample.empty, total.checked - total.empty)

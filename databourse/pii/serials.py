@@ -109,6 +109,11 @@ def phone_named(column: str) -> bool:
     return PHONE_CUES.search(column) is not None
 
 
+def order_named(column: str) -> bool:
+    """Whether a column's name says order, invoice or other serial numbers (phone or not)."""
+    return ORDER_CUES.search(column) is not None
+
+
 def named_serial(column: str) -> bool:
     """Whether a column's name says serial numbers and nothing about a phone."""
     return ORDER_CUES.search(column) is not None and PHONE_CUES.search(column) is None
