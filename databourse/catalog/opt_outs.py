@@ -57,23 +57,21 @@ class OptOutDesk(CatalogEngine):
     def opt_out_requests(self, product: str) -> tuple[list[dict[str, Any]], dict[str, bytes]]:
         """The authenticated requests of `product` ({"seq", "detail"}) in order, and the audit
         keys (id -> material) their author digests may have been made under. CatalogError when
-        the trail holds a request of `product` that does not verify (edited, or keyed by a
-        key not at hand): a build must not quietly put back what someone asked to leave out."""
+        the trail holds any request that does not verify (edited, its product moved, or keyed
+        by a key not at hand): a build must not quietly put back what someone asked to leave
+        out, and an edited request no longer says for which product it was."""
 
         def work(session: Session) -> tuple[list[dict[str, Any]], dict[str, bytes]]:
             events = authenticated_events(session, "opt_out")
-            mine = [e for e in events if e["detail"].get("product") == product]
-            rows = select(func.count()).where(
-                AuditEvent.kind == "opt_out", AuditEvent.product == product
-            )
-            held = session.scalar(rows) or 0
-            if held != len(mine):  # an edited request must not be dropped unseen
+            held = session.scalar(select(func.count()).where(AuditEvent.kind == "opt_out")) or 0
+            if held != len(events):  # which product an edited request was for cannot be told
                 raise CatalogError(
-                    f"{held - len(mine)} of the {held} opt-out request(s) of {product} in the "
-                    "audit trail do not verify under the audit key: nothing is decided on an "
-                    "edited trail; run `bourse audit verify`",
+                    f"{held - len(events)} of the {held} opt-out request(s) in the audit trail "
+                    "do not verify under the audit key: nothing is decided on an edited trail; "
+                    "run `bourse audit verify`",
                     product=product,
                 )
+            mine = [e for e in events if e["detail"].get("product") == product]
             return mine, {k.key_id: k.material for k in audit.session_keys(session)}
 
         return self._read(work)

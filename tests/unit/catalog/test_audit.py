@@ -11,6 +11,7 @@ from helpers import publish_sample_version
 from sqlalchemy import text
 
 from databourse.catalog.database import Catalog
+from databourse.errors import CatalogError
 
 
 def approve_my(catalog: Catalog) -> None:
@@ -130,3 +131,25 @@ def test_gate_events_are_chained_too(tmp_path: Path) -> None:
         )
     report = cat.audit_verify()
     assert not report.ok and len(report.problems) == 2
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        "UPDATE audit_events SET product = 'other-corpus' WHERE kind = 'opt_out'",
+        "UPDATE audit_events SET detail = replace(detail, 'doc-7', 'doc-8') WHERE kind = 'opt_out'",
+    ],
+)
+def test_an_edited_opt_out_request_stops_what_reads_them(cat: Catalog, tamper: str) -> None:
+    """An insider who moves a request to another product (so that its own product no longer
+    sees it) or edits what it names: every read of the requests refuses, for any product."""
+    cat.record_opt_out(
+        "my-chats", ids=["doc-7"], authors=["Tan Ah Kow"], domains=[], reason="REQ-1", actor="ops"
+    )
+    events, _ = cat.opt_out_requests("my-chats")
+    assert [e["detail"]["ids"] for e in events] == [["doc-7"]]
+    with cat.engine.begin() as conn:
+        conn.execute(text(tamper))
+    for product in ("my-chats", "other-corpus"):
+        with pytest.raises(CatalogError, match="do not verify"):
+            cat.opt_out_requests(product)
