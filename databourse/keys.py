@@ -26,6 +26,7 @@ import os
 import secrets
 import unicodedata
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +49,7 @@ __all__ = [
     "key_id",
     "keyed_digest",
     "name_digest",
+    "name_digester",
     "normalized_name",
     "read",
     "recorded_id",
@@ -100,8 +102,11 @@ def keyed_digest(material: bytes, purpose: str, value: str) -> str:
     """HMAC-SHA256 of `value` under a key derived from `material` for one `purpose` (a value
     recorded so, a name say, can be matched again by whoever holds the key, and by no one
     else: a plain hash of a name is found by hashing every name)."""
-    derived = hmac.new(material, f"databourse/{purpose}".encode(), hashlib.sha256).digest()
-    return hmac.new(derived, value.encode(), hashlib.sha256).hexdigest()
+    return hmac.new(_derived(material, purpose), value.encode(), hashlib.sha256).hexdigest()
+
+
+def _derived(material: bytes, purpose: str) -> bytes:
+    return hmac.new(material, f"databourse/{purpose}".encode(), hashlib.sha256).digest()
 
 
 def normalized_name(name: str) -> str:
@@ -112,7 +117,18 @@ def normalized_name(name: str) -> str:
 def name_digest(key_id: str, material: bytes, purpose: str, name: str) -> str:
     """`<key id>:<hex>`: the keyed digest of a normalized name, naming the key it was made
     under (so that it is matched under that key after the signing key rotates)."""
-    return f"{key_id}:{keyed_digest(material, purpose, normalized_name(name))}"
+    return name_digester(key_id, material, purpose)(name)
+
+
+def name_digester(key_id: str, material: bytes, purpose: str) -> Callable[[str], str]:
+    """`name_digest` of one key and purpose, its key derived once (for many names)."""
+    derived = _derived(material, purpose)
+
+    def digest(name: str) -> str:
+        keyed = hmac.new(derived, normalized_name(name).encode(), hashlib.sha256).hexdigest()
+        return f"{key_id}:{keyed}"
+
+    return digest
 
 
 def key_id(purpose: str, material: bytes) -> str:

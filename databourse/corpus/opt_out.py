@@ -10,13 +10,14 @@ hashing names.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
 from databourse.errors import SecretMissing
-from databourse.keys import OPT_OUT_AUTHOR, name_digest, normalized_name
+from databourse.keys import OPT_OUT_AUTHOR, name_digester, normalized_name
 
 
 class OptOut(BaseModel):
@@ -49,9 +50,9 @@ def opted_out(
     sources = table.column("source").to_pylist()
     named = {normalized_name(a) for a in opt_out.authors}
     used = {d.split(":", 1)[0] for d in opt_out.author_digests}
-    under = {k: m for k, m in (keys or {}).items() if k in used}
+    under = [name_digester(k, m, OPT_OUT_AUTHOR) for k, m in (keys or {}).items() if k in used]
     if opt_out.author_digests and len(under) < len(used):
-        missing = ", ".join(sorted(used - set(under)))
+        missing = ", ".join(sorted(used - set(keys or {})))
         raise SecretMissing(
             f"opt-out requests were recorded under audit keys not at hand ({missing}): their "
             "authors cannot be matched; restore those keys (DATABOURSE_AUDIT_KEY__<VERSION>)"
@@ -64,10 +65,7 @@ def opted_out(
             return False
         if normalized_name(author) in named:
             return True
-        return any(
-            name_digest(k, m, OPT_OUT_AUTHOR, author) in opt_out.author_digests
-            for k, m in under.items()
-        )
+        return any(digest(author) in opt_out.author_digests for digest in under)
 
     return np.array(
         [out(d, a, s) for d, a, s in zip(ids, authors, sources, strict=True)], dtype=bool
@@ -76,8 +74,6 @@ def opted_out(
 
 def in_domains(source: str | None, domains: frozenset[str]) -> bool:
     """Whether a source URL's host is one of `domains` or under one."""
-    from urllib.parse import urlsplit
-
     if not domains or not source:
         return False
     host = (urlsplit(source).hostname or "").rstrip(".")

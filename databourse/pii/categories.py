@@ -146,18 +146,21 @@ def chance_layouts(
     ten and then pass as some market's number more often than not. A layout read with its
     trunk 0 counts as phones only when CHANCE_FLOOR of the values laid out so (whatever their
     first digit) are phones; a column of national numbers starts with 0 throughout."""
-    weights = np.ones(len(codes), dtype=np.int64) if weights is None else weights
     phones = codes == _PHONE
-    grouped = pc.match_substring_regex(text, r"^0\d*[ .-]\d[\d .-]*$").to_numpy(False)
-    trunk = np.flatnonzero(phones & grouped)
-    if len(trunk) == 0:
+    if not phones.any():
         return codes
-    layouts = pc.replace_substring_regex(text, r"\d", "9")
+    grouped = pc.match_substring_regex(text, r"^0\d*[ .-]\d[\d .-]*$").to_numpy(False)
+    trunk = phones & grouped
+    if not trunk.any():
+        return codes
+    weights = np.ones(len(codes), dtype=np.int64) if weights is None else weights
+    layout = pc.dictionary_encode(pc.replace_substring_regex(text, r"\d", "9"))
+    ids = layout.indices.to_numpy(zero_copy_only=False)
+    laid_out = np.bincount(ids, weights, minlength=len(layout.dictionary))
+    as_phones = np.bincount(ids[phones], weights[phones], minlength=len(layout.dictionary))
+    chance = as_phones < CHANCE_FLOOR * laid_out  # per layout
     out = codes.copy()
-    for layout in pc.unique(layouts.take(pa.array(trunk, pa.int64()))).to_pylist():
-        peers = pc.equal(layouts, layout).to_numpy(zero_copy_only=False)
-        if weights[peers & phones].sum() < CHANCE_FLOOR * weights[peers].sum():
-            out[peers & phones & grouped] = -1
+    out[trunk & chance[ids]] = -1
     return out
 
 
