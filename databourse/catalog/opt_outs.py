@@ -9,6 +9,7 @@ and a build applies them (`corpus.opt_out.opted_out`, with the keys they were ma
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import func, select
@@ -18,6 +19,7 @@ from databourse.catalog import trail as audit
 from databourse.catalog.engine import CatalogEngine
 from databourse.catalog.models import AuditEvent
 from databourse.catalog.trail_state import authenticated_events
+from databourse.config.strict import IDENTIFIER
 from databourse.errors import CatalogError
 from databourse.keys import OPT_OUT_AUTHOR, name_digest
 from databourse.names import check_name
@@ -35,7 +37,13 @@ class OptOutDesk(CatalogEngine):
         actor: str,
     ) -> dict[str, Any]:
         """Append one `opt_out` event for `product` (authors as keyed digests); the event."""
-        check_name(product, "product")
+        if not re.fullmatch(IDENTIFIER, product):
+            raise ValueError(
+                f"product {product!r}: a product id is lowercase letters, digits, - and _, "
+                "starting with a letter"
+            )
+        check_name(reason, "reason")
+        check_name(actor, "recorder")
         if not (ids or authors or domains):
             raise ValueError("an opt-out request names documents, authors or domains")
 

@@ -8,7 +8,8 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 Jurisdiction = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
-Identifier = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
+IDENTIFIER = r"^[a-z][a-z0-9_-]{0,62}$"  # a provider's, dataset's or product's id
+Identifier = Annotated[str, Field(pattern=IDENTIFIER)]
 
 
 class Strict(BaseModel):

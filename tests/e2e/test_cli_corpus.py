@@ -313,3 +313,24 @@ def test_an_opt_out_request_is_kept_by_the_trail_and_applied_by_the_next_build(
                    "--product", "my-chats", check=False)  # fmt: skip
     assert again.returncode == 1 and "do not verify" in again.stderr
     assert not (tmp_path / "v2").exists() or list((tmp_path / "v2").iterdir()) == []
+
+
+def test_a_bad_opt_out_request_is_one_clear_error_and_records_nothing(tmp_path: Path) -> None:
+    """No file, a file not in UTF-8, a request naming nothing, a product name that is no name:
+    each exits 1 with one line saying what, and the trail holds no request."""
+    env = cli_env(make_project(tmp_path / "project"), DATABOURSE_AUDIT_KEY=secrets.token_hex(32))
+    latin = tmp_path / "latin1.txt"
+    latin.write_bytes("Muñoz\n".encode("latin-1"))
+    cases = [
+        (["my-chats", "--authors-file", str(tmp_path / "none.txt")], "not a readable UTF-8 file"),
+        (["my-chats", "--authors-file", str(latin)], "not a readable UTF-8 file"),
+        (["my-chats"], "names documents, authors or domains"),
+        (["../chats", "--id", "d1"], "a product id is lowercase letters"),
+        (["my-chats", "--id", "d1", "--by", "\u200b"], "the recorder"),
+    ]
+    for args, says in cases:
+        proc = bourse(env, "corpus", "opt-out", *args, "--reason", "R", check=False)
+        assert proc.returncode == 1 and says in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr and "Muñoz" not in proc.stderr
+    listed = bourse(env, "corpus", "opt-outs", "my-chats", "--json")
+    assert json.loads(listed.stdout) == []
