@@ -57,7 +57,7 @@ def ensure_key(purpose: str) -> str:
 def run_demo(rt: Runtime, out: Console, scale: float = 1.0) -> None:
     """Start the stack, drop the samples in the landing zone, process each drop, report."""
     from bourse.localserver import start
-    from databourse_samples.demo import generate_drops
+    from databourse_samples.demo import generate_corpus_drop, generate_drops
     from flows.process_drop import process_drop
     from tasks import resources
 
@@ -68,7 +68,8 @@ def run_demo(rt: Runtime, out: Console, scale: float = 1.0) -> None:
     for line in ensure_keys():
         out.print(line)
     store = resources.store()
-    drops = generate_drops(rt.state / "samples", scale=scale)
+    samples = rt.state / "samples"
+    drops = [*generate_drops(samples, scale=scale), generate_corpus_drop(samples, scale=scale)]
     results: list[dict[str, Any]] = []
     for drop in drops:
         key = f"{zones.landing_prefix(drop.provider)}/{drop.dataset}/{drop.path.name}"
@@ -88,18 +89,19 @@ def report(rt: Runtime, out: Console, results: list[dict[str, Any]]) -> None:
     from bourse.approvals import waiting
     from tasks import resources
 
+    cfg = resources.config()
     out.rule("what happened")
     for r in results:
         seen = " (identical bytes seen before: nothing stored again)" if r["duplicate"] else ""
         out.print(f"drop {r['provider']}/{r['dataset']}: ingest {r['ingest_id']}{seen}")
         for p in r["products"]:
             state = "new version" if p["new"] else "unchanged, already published"
+            unit = "documents" if cfg.product(p["product"]).type == "corpus" else "rows"
             out.print(
-                f"  {p['product']}@{p['version']}: {state}; {p['rows']} rows; "
+                f"  {p['product']}@{p['version']}: {state}; {p['rows']} {unit}; "
                 f"publish run {p['publish_run_name']}: {p['publish_state']}"
             )
     out.rule("catalog")
-    cfg = resources.config()
     for p in resources.catalog().list_products():
         markets = ", ".join(p["markets"]) or "none yet"
         out.print(f"{p['id']}@{p['latest_version']}: available in {markets}")

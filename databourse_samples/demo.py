@@ -1,4 +1,5 @@
-"""Seeded, deterministic sample drops (KL sensor readings, Shenzhen orders) for demo and tests."""
+"""Seeded, deterministic sample drops (KL sensor readings, Shenzhen orders, KL chat transcripts)
+for demo and tests."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from databourse_samples.demo_chats import chat_bytes, chat_documents
 from databourse_samples.demo_orders import ORDER_COLUMNS, order_rows
 from databourse_samples.demo_sensors import SENSOR_COLUMNS, sensor_rows
 
@@ -57,6 +59,24 @@ def generate_drops(
         )
         drops.append(drop)
     return drops
+
+
+def generate_corpus_drop(
+    landing_dir: Path, *, seed: int = 20261120, scale: float = 1.0
+) -> SampleDrop:
+    """Write the chat transcripts of my-chatdesk/chat_transcripts (JSON Lines) under
+    `landing_dir`; same seed and scale give the same bytes."""
+    if not (math.isfinite(scale) and scale > 0):
+        raise ValueError("scale must be a positive finite number")
+    docs = chat_documents(random.Random(_sub_seed(seed, "my-chatdesk/chat_transcripts")), scale)
+    name = f"chats-{DROP_DATE}.jsonl"
+    drop = SampleDrop(
+        "my-chatdesk", "chat_transcripts", landing_dir / "my-chatdesk" / name, len(docs)
+    )
+    data = chat_bytes(docs)
+    _atomic_write(drop.path, data)
+    logger.info("wrote sample drop my-chatdesk/chat_transcripts: %d documents", len(docs))
+    return drop
 
 
 def write_bad_drop(path: Path, kind: BadKind) -> Path:

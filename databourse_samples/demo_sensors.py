@@ -77,8 +77,8 @@ def sensor_rows(rng: random.Random, scale: float, n_rows: int | None = None) -> 
     counts = [n // len(classes)] * len(classes)
     for i in rng.sample(range(len(classes)), n % len(classes)):
         counts[i] += 1
-    occupants = _occupants(rng, max(len(slots), round(300 * scale)))
-    by_slot = {slot: occupants[i :: len(slots)] for i, slot in enumerate(slots)}
+    people = occupants(rng, max(len(slots), round(300 * scale)))
+    by_slot = {slot: people[i :: len(slots)] for i, slot in enumerate(slots)}
     base_temp = {slot: rng.uniform(22.5, 25.0) for slot in slots}
     rows: list[list[str]] = []
     for (site, floor, day), count in zip(classes, counts, strict=True):
@@ -112,7 +112,7 @@ def _reading(
     return [site, str(floor), when, temp_c, humidity_pct, str(min(max(co2, 400), 1500)), *person]
 
 
-def _occupants(rng: random.Random, n: int) -> list[Person]:
+def occupants(rng: random.Random, n: int) -> list[Person]:
     used: set[str] = set()
     return [_occupant(rng, used) for _ in range(n)]
 

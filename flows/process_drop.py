@@ -10,6 +10,7 @@ from prefect import flow, get_run_logger, tags, task
 from prefect.client.orchestration import get_client
 from prefect.runtime import flow_run
 
+from flows.build_corpus import build_corpus
 from flows.build_product import build_product
 from flows.ingest_dataset import ingest_dataset
 from flows.run_names import dated
@@ -20,6 +21,8 @@ from tasks.limits import provider_slot
 from tasks.lineage import no_datasets, tracked
 from tasks.publishing import start_publication
 from tasks.retrying import DROP_RUN_SECONDS
+
+NO_PUBLICATION = {"publish_run_id": None, "publish_run_name": "-", "publish_state": "nothing new"}
 
 
 @flow(
@@ -50,11 +53,16 @@ def process_drop(
             )
             validate_dataset(provider, dataset, ingested["ingest_id"])
             built_all = [
-                build_product(spec.id, ingested["ingest_id"])
+                (build_corpus if spec.type == "corpus" else build_product)(
+                    spec.id, ingested["ingest_id"]
+                )
                 for spec in resources.config().products_of(provider, dataset)
             ]
         products = []
         for built in built_all:  # waiting for a publish run holds no provider slot
+            if built["version"] is None:  # a corpus build that kept no document
+                products.append({**built, **NO_PUBLICATION})
+                continue
             with tags(f"product:{built['product']}"):
                 publication = request_publication(
                     built["product"], built["version"], built["content_hash"], publish_wait_seconds

@@ -233,15 +233,15 @@ def validated(provider: str, dataset: str, ingest_id: str) -> DatasetsOf:
 
 
 def built(product_id: str, ingest_id: str) -> DatasetsOf:
-    """build-product and anonymize-product read the staged table and write a product version
-    (the result's `schema` and `content_hash`)."""
+    """build-product, anonymize-product and build-corpus read the staged table and write a
+    product version (the result's `schema` and `content_hash`)."""
 
     def datasets(ns: str, phase: lineage.Phase, state: Tracked) -> Datasets:
         product = resources.config().product(product_id)
         src = product.source
         record = load_ingest(resources.store(), src.provider, src.dataset, ingest_id).to_json()
         outputs = []
-        if phase == "COMPLETE":
+        if phase == "COMPLETE" and state.result.get("content_hash"):  # a corpus may make none
             schema, content_hash = state.result["schema"], state.result["content_hash"]
             outputs = [lineage.product_output(ns, product, schema, content_hash)]
         return [lineage.staged_input(ns, record)], outputs

@@ -13,7 +13,7 @@ from bourse.display import safe
 from databourse.errors import DataBourseError
 
 if TYPE_CHECKING:
-    from databourse.corpus.build import CorpusRules
+    from databourse.config.corpus import CorpusRules
 
 corpus_app = typer.Typer(
     help="Text corpora for AI training: measure one, build a version.", no_args_is_help=True
@@ -213,20 +213,16 @@ def _requested(
     author digests were made under (the rules as they are without a product)."""
     if product is None:
         return rules, None
-    from databourse.corpus.opt_out import OptOut
+    from databourse.corpus.opt_out import with_requests
     from tasks import resources
 
     events, keys = resources.catalog().opt_out_requests(product)
-    asked = OptOut(
-        ids=frozenset(i for e in events for i in e["detail"]["ids"]),
-        domains=frozenset(d for e in events for d in e["detail"]["domains"]),
-        author_digests=frozenset(a for e in events for a in e["detail"]["author_digests"]),
-    )
-    return rules.model_copy(update={"opt_out": rules.opt_out.merged(asked)}), keys
+    return rules.model_copy(update={"opt_out": with_requests(rules.opt_out, events)}), keys
 
 
 def _rules(path: Path | None) -> CorpusRules:
-    from databourse.corpus.build import CorpusRules, load_rules
+    from databourse.config.corpus import CorpusRules
+    from databourse.corpus.build import load_rules
 
     return CorpusRules() if path is None else load_rules(path)
 

@@ -190,6 +190,8 @@ def check_product(file: str, product: ProductSpec, providers: dict[str, Provider
     dataset = providers[src.provider].datasets.get(src.dataset)
     if dataset is None:
         return [f"{file}: source.dataset: {src.provider!r} has no dataset {src.dataset!r}"]
+    if product.type == "corpus":
+        return _check_documents(file, dataset)
     problems: list[str] = []
     outputs = product.output_columns
     partition = product.packaging.partition_by
@@ -220,6 +222,20 @@ def check_product(file: str, product: ProductSpec, providers: dict[str, Provider
 
 
 _NUMERIC = ("int64", "float64")
+DOCUMENT_TYPES = {"id": "string", "text": "string", "source": "string", "licence": "string"}
+DOCUMENT_TYPES |= {"author": "string", "consent": "bool"}
+
+
+def _check_documents(file: str, dataset: DatasetSpec) -> list[str]:
+    """A corpus's source holds documents: a string `text` column; the metadata columns it has
+    (id, source, licence, date, author, consent) of their types (date: string, date or time)."""
+    columns = {c.name: c.type for c in dataset.columns}
+    problems = [] if "text" in columns else [f"{file}: source.dataset: has no `text` column"]
+    for name, found in columns.items():
+        wanted = DOCUMENT_TYPES.get(name)
+        if wanted is not None and found != wanted:
+            problems.append(f"{file}: source.dataset: column {name} is {found}, not {wanted}")
+    return problems
 
 
 def _check_rule(file: str, name: str, rule: ColumnRule, col_type: str) -> list[str]:

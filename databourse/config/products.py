@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from databourse.config.corpus import CorpusRules
 from databourse.config.strict import Identifier, Jurisdiction, Strict
 
 _GENERALIZERS = ("band", "date", "prefix", "hierarchy", "round", "top", "bottom")
@@ -201,11 +202,14 @@ class ProductSpec(Strict):
     id: Identifier
     name: str
     description: str = ""
-    type: Literal["records", "aggregate"] = "records"
+    type: Literal["records", "aggregate", "corpus"] = "records"
     source: SourceRef
-    columns: dict[str, ColumnRule] = Field(min_length=1)  # unlisted source columns are dropped
+    columns: dict[str, ColumnRule] = {}  # unlisted source columns are dropped
     privacy: PrivacyModel | None = None
     aggregate: AggregateSpec | None = None
+    # A corpus: documents (the source's `text` and metadata columns) through its rules into
+    # Parquet shards (databourse.corpus.build); it has no column rules, model or aggregation.
+    corpus: CorpusRules | None = None
     terms: UsageTerms
     markets: list[Jurisdiction] = Field(min_length=1)
     packaging: PackagingSpec = PackagingSpec()
@@ -215,6 +219,14 @@ class ProductSpec(Strict):
     def _type_matches(self) -> ProductSpec:
         if (self.type == "aggregate") != (self.aggregate is not None):
             raise ValueError("type 'aggregate' needs an aggregate: section, and only it has one")
+        if (self.type == "corpus") != (self.corpus is not None):
+            raise ValueError("type 'corpus' needs a corpus: section, and only it has one")
+        if self.type == "corpus" and (self.columns or self.privacy is not None):
+            raise ValueError(
+                "a corpus has no columns: or privacy: (its documents go through its corpus: rules)"
+            )
+        if self.type != "corpus" and not self.columns:
+            raise ValueError("columns: needs at least one column rule")
         return self
 
     @property
@@ -232,6 +244,7 @@ class ProductSpec(Strict):
 _NEW_PRODUCT_DEFAULTS: dict[str, Any] = {
     "type": "records",
     "aggregate": None,
+    "corpus": None,
     "packaging": PackagingSpec().model_dump(mode="json"),
 }
 _NEW_RULE_DEFAULTS: dict[str, Any] = {
@@ -257,4 +270,18 @@ def _without_new_defaults(dump: dict[str, Any]) -> dict[str, Any]:
     out["columns"] = {n: _strip(r, _NEW_RULE_DEFAULTS) for n, r in dump["columns"].items()}
     if dump.get("privacy") is not None:
         out["privacy"] = _strip(dump["privacy"], _NEW_PRIVACY_DEFAULTS)
+    if dump.get("corpus") is not None:
+        out["corpus"] = _sets_sorted(dump["corpus"])
     return out
+
+
+def _sets_sorted(value: Any) -> Any:
+    """The corpus rules with their sets of text (languages, licences, opt-outs, stop words) in
+    order: a set's JSON order changes from one process to the next."""
+    if isinstance(value, dict):
+        return {k: _sets_sorted(v) for k, v in value.items()}
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return sorted(value)
+    if isinstance(value, list):
+        return [_sets_sorted(v) for v in value]
+    return value

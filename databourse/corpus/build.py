@@ -29,19 +29,21 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
-from databourse.corpus.dedup import DedupConfig, DedupIndex
-from databourse.corpus.filters import QualityRules, quality_filter
+from databourse.config.corpus import SHARD_DOCUMENTS as SHARD_DOCUMENTS
+from databourse.config.corpus import CorpusRules as CorpusRules
+from databourse.corpus.dedup import DedupIndex
+from databourse.corpus.filters import quality_filter
 from databourse.corpus.langid import MIXED, LanguageIdentification
-from databourse.corpus.opt_out import OptOut, opted_out
+from databourse.corpus.opt_out import opted_out
 from databourse.errors import ConfigError, ObjectExists, PersonalDataFound
 from databourse.pii.text_redact import leftover, redact_batch
 
@@ -49,7 +51,6 @@ log = logging.getLogger(__name__)
 
 INDEX_NAME = "dedup_index.npz"
 STATS_NAME = "stats.json"
-SHARD_DOCUMENTS = 50_000
 OUTPUT = pa.schema(
     [
         ("id", pa.string()),
@@ -61,22 +62,6 @@ OUTPUT = pa.schema(
         ("consent", pa.bool_()),
     ]
 )  # `author` is read for the opt-out only: a name is personal data
-
-
-class CorpusRules(BaseModel):
-    """What a corpus product keeps: languages, quality, duplicates, licences, opt-outs, and how
-    much personal data may be left."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    languages: frozenset[str] | None = None  # py3langid codes; None keeps every language
-    keep_mixed: bool = True
-    quality: QualityRules = QualityRules()
-    dedup: DedupConfig = DedupConfig()
-    redaction: Literal["placeholder"] = "placeholder"
-    leftover_limit: float = Field(0.005, ge=0.0, le=1.0)
-    licences: frozenset[str] | None = None  # the allow-list; None allows any, even none
-    opt_out: OptOut = OptOut()
-    shard_documents: int = Field(SHARD_DOCUMENTS, ge=1)
 
 
 def load_rules(path: Path) -> CorpusRules:

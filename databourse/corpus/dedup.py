@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from databourse.config.corpus import DedupConfig as DedupConfig
 from databourse.corpus.langid import Batch, batch_texts
 
 CHUNK_SHINGLES = 1 << 12  # shingles hashed at once: num_perm * 8 bytes each, kept in cache
@@ -162,17 +163,6 @@ def band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
             key = splitmix64(key ^ row)
         keys[:, band] = key
     return keys
-
-
-@dataclass(frozen=True)
-class DedupConfig:
-    """How near a duplicate is: shingle Jaccard threshold, MinHash size, LSH recall there."""
-
-    threshold: float = 0.8
-    num_perm: int = 128
-    shingle_size: int = 5
-    min_recall: float | None = 0.95
-    seed: int = 1
 
 
 @dataclass(frozen=True)

@@ -36,15 +36,16 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from itertools import pairwise
 
 import numpy as np
 
+from databourse.config.corpus import GOPHER_STOP_WORDS as GOPHER_STOP_WORDS
+from databourse.config.corpus import QualityRules as QualityRules
 from databourse.corpus.langid import Batch, batch_texts
 
-GOPHER_STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
 THAI_CHARS_PER_WORD = 5
 PUNCTUATION = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~、。，！？；：「」『』（）《》“”‘’…·—")
 TERMINAL = (".", "?", "!", '"', "'", "。", "！", "？", "」", "”", "』")
@@ -54,36 +55,6 @@ TOKEN = re.compile(rf"[{CJK}]|[^\s{CJK}]+")
 SENTENCE_END = re.compile(rf"[.!?]+(?=\s|$|[{CJK}])|[。！？]+")
 PARAGRAPHS = re.compile(r"\n{2,}")
 LINES = re.compile(r"\n+")
-
-
-@dataclass(frozen=True)
-class QualityRules:
-    """Thresholds of the Gopher and C4 rules (the papers' defaults); None turns a rule off."""
-
-    min_doc_words: int | None = 50
-    max_doc_words: int | None = 100_000
-    min_mean_word_length: float | None = 3
-    max_mean_word_length: float | None = 10
-    max_symbol_word_ratio: float | None = 0.1
-    max_bullet_lines_ratio: float | None = 0.9
-    max_ellipsis_lines_ratio: float | None = 0.3
-    min_alpha_words_ratio: float | None = 0.8
-    min_stop_words: int | None = 2
-    stop_words: Mapping[str, frozenset[str]] = field(
-        default_factory=lambda: {"en": GOPHER_STOP_WORDS}
-    )
-    max_dup_para_frac: float | None = 0.3
-    max_dup_para_char_frac: float | None = 0.2
-    max_dup_line_frac: float | None = 0.3
-    max_dup_line_char_frac: float | None = 0.2
-    top_ngram_char_frac: tuple[tuple[int, float], ...] = ((2, 0.2), (3, 0.18), (4, 0.16))
-    dup_ngram_char_frac: tuple[tuple[int, float], ...] = (
-        (5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10),
-    )  # fmt: skip
-    c4_lorem_ipsum: bool = True
-    c4_curly_bracket: bool = True
-    c4_min_sentences: int | None = 5
-    c4_min_words_per_line: int = 3
 
 
 SCRIPT_WORD = re.compile(rf"[{CJK}{THAI}]")

@@ -10,34 +10,15 @@ hashing names.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict
 
+from databourse.config.corpus import OptOut as OptOut
 from databourse.errors import SecretMissing
 from databourse.keys import OPT_OUT_AUTHOR, name_digester, normalized_name
-
-
-class OptOut(BaseModel):
-    """Documents removed from the next version: by id, by author, by domain of the source URL
-    (a domain covers its subdomains), by an author's digest (`keys.name_digest`)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    ids: frozenset[str] = frozenset()
-    authors: frozenset[str] = frozenset()
-    domains: frozenset[str] = frozenset()
-    author_digests: frozenset[str] = frozenset()
-
-    def merged(self, other: OptOut) -> OptOut:
-        """Both lists."""
-        return OptOut(
-            ids=self.ids | other.ids,
-            authors=self.authors | other.authors,
-            domains=self.domains | other.domains,
-            author_digests=self.author_digests | other.author_digests,
-        )
 
 
 def opted_out(
@@ -78,3 +59,14 @@ def in_domains(source: str | None, domains: frozenset[str]) -> bool:
         return False
     host = (urlsplit(source).hostname or "").rstrip(".")
     return any(host == d or host.endswith("." + d) for d in domains)
+
+
+def with_requests(opt_out: OptOut, events: list[dict[str, Any]]) -> OptOut:
+    """The opt-out with the requests recorded in the catalog added (`Catalog.opt_out_requests`'s
+    events: ids, domains and author digests)."""
+    asked = OptOut(
+        ids=frozenset(i for e in events for i in e["detail"]["ids"]),
+        domains=frozenset(d for e in events for d in e["detail"]["domains"]),
+        author_digests=frozenset(a for e in events for a in e["detail"]["author_digests"]),
+    )
+    return opt_out.merged(asked)

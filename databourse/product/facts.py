@@ -30,6 +30,7 @@ from databourse.errors import DataBourseError, FactsMismatch, ManifestMismatch
 from databourse.pii.detect import scan_table
 from databourse.pii.dirty_columns import DIRTY_THRESHOLD
 from databourse.privacy.k_anonymity import KAnonymityReport, verify
+from databourse.product.corpus_facts import corpus_problems, remaining_of, rescan
 from databourse.product.manifest_terms import terms_problems
 from databourse.product.package import fetch_files, manifest_hash, transfer_facts
 from databourse.product.productize import remaining_columns
@@ -123,7 +124,12 @@ def recount(
     important_data: bool,
 ) -> Recount:
     """The facts from the config (`product`, the source's `declared` categories, the provider's
-    `origin` and `important_data`) and the version's files in `folder` (hive folders included)."""
+    `origin` and `important_data`) and the version's files in `folder` (hive folders included);
+    a corpus's from what the re-scan of its text finds (corpus_facts)."""
+    if product.type == "corpus":
+        remaining, individuals = remaining_of(rescan(folder))
+        facts = transfer_facts(origin, remaining, individuals, important_data)
+        return Recount(remaining, facts["individuals"], facts, None)
     data = ds.dataset(str(folder), format="parquet", partitioning="hive")
     columns = data.schema.names
     remaining = files_remaining(product, declared, columns)
@@ -147,6 +153,8 @@ def disagreements(manifest: dict[str, Any], product: ProductSpec, counted: Recou
     stated = dict(personal.get("remaining") or {})
     tagged = {c["name"]: c["personal_data"] for c in manifest["schema"] if "personal_data" in c}
     expected, facts = counted.remaining, counted.facts
+    if product.type == "corpus":  # no column is tagged: what is left is counted per category
+        tagged = expected
     problems = []
     if tagged != stated:
         problems.append(
@@ -230,8 +238,12 @@ def rederived_problems(
     settings: pii_threshold, pii_sample_rows, pii_dirty_threshold)."""
     counted = recount(folder, product, declared, origin, important_data)
     problems = disagreements(manifest, product, counted)
+    table = pq.read_table(folder)
+    if product.type == "corpus":  # its text was re-scanned by `recount`; its metadata here
+        problems += corpus_problems(manifest, table)
+        table = table.drop_columns(["text"])
     scanned = scan_table(
-        pq.read_table(folder),
+        table,
         threshold=threshold,
         sample_rows=sample_rows,
         dirty_threshold=dirty_threshold,

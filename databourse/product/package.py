@@ -185,8 +185,10 @@ def build_manifest(
     usage_policy: dict[str, Any],
     markets: list[str],
     schema_diff: dict[str, Any] | None,
+    corpus: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The manifest of a version (everything a buyer or regulator needs to trust it)."""
+    """The manifest of a version (everything a buyer or regulator needs to trust it); a corpus
+    version's adds what its build measured (`corpus`: counts and rates)."""
     manifest = {
         "manifest_version": MANIFEST_VERSION,
         "product": product,
@@ -205,6 +207,8 @@ def build_manifest(
         "usage_policy": usage_policy,
         "markets": markets,
     }
+    if corpus is not None:
+        manifest["corpus"] = corpus
     validate_manifest(manifest)
     if manifest_hash(manifest) != content_hash:
         raise CatalogError(

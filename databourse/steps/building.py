@@ -19,6 +19,7 @@ from typing import Any, Self, cast
 import pyarrow.parquet as pq
 
 from databourse.config import Config, ProductSpec
+from databourse.errors import ConfigError
 from databourse.ingest.records import IngestResult
 from databourse.ingest.staged_integrity import file_digest
 from databourse.privacy.hierarchy import Hierarchy, product_hierarchies
@@ -65,6 +66,8 @@ class Build:
 def open_build(cfg: Config, store: ObjectStore, product_id: str, key: Keys | None) -> Build:
     """The build of one product (no catalog: the passes never open it)."""
     product = cfg.product(product_id)
+    if product.type == "corpus":
+        raise ConfigError([f"{product_id} is a corpus product: the build-corpus flow builds it"])
     hierarchies = product_hierarchies(product, Path(cfg.files[f"product/{product_id}"]).parents[1])
     src = product.source
     dataset = cfg.dataset(src.provider, src.dataset)

@@ -15,9 +15,10 @@ REPO_CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 
 def test_shipped_configs_validate() -> None:
     cfg = load_config(REPO_CONFIGS)
-    assert set(cfg.providers) == {"my-buildops", "sz-retail"}
+    assert set(cfg.providers) == {"my-buildops", "sz-retail", "my-chatdesk"}
     assert {p.jurisdiction for p in cfg.providers.values()} == {"MY", "CN"}
-    assert set(cfg.products) == {"kl-building-environment", "sz-retail-baskets"}
+    assert set(cfg.products) == {"kl-building-environment", "sz-retail-baskets", "my-chat-corpus"}
+    assert cfg.product("my-chat-corpus").type == "corpus"
 
 
 def _copy(tmp_path: Path) -> Path:

@@ -244,7 +244,7 @@ def test_cli_export_odcs_writes_a_contract_the_loader_accepts(tmp_path: Path) ->
     providers = project / "configs" / "providers"
     (providers / "sz-retail.yaml").unlink()
     shutil.move(out, providers / out.name)
-    assert "ok: 2 provider(s)" in bourse(env, "config", "check").stdout
+    assert "ok: 3 provider(s)" in bourse(env, "config", "check").stdout
     unknown = bourse(env, "config", "export-odcs", "nobody", check=False)
     assert unknown.returncode == 1
     assert "unknown provider 'nobody'" in unknown.stderr

@@ -24,18 +24,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
 from corpus_build import measure
 from redact import IDENTIFIERS, LOCALES, Doc, evaluation_set, out_of_scope
 
+from databourse.config.corpus import CorpusRules, OptOut, QualityRules
 from databourse.corpus.build import (
     INDEX_NAME,
     STATS_NAME,
-    CorpusRules,
-    OptOut,
     build_version,
     leftover_gate,
     load_rules,
 )
 from databourse.corpus.dedup import normalize
 from databourse.corpus.documents import document_id, read_documents
-from databourse.corpus.filters import QualityRules
 from databourse.errors import ConfigError, IngestRejected, ObjectExists, PersonalDataFound
 from databourse.pii.text_redact import leftover, redact_batch
 from databourse.readers.decompress import ReadLimits
