@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ def write_card(
     card = corpus_card(
         stats.to_dict(),
         [_shard_entry(out_dir / shard) for shard in stats.shards],
-        rules.model_dump(mode="json"),
+        sorted_rules(rules),
         schema_of(OUTPUT.empty_table()),
         name=name,
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -75,6 +76,7 @@ def corpus_card(
     created: str,
     version: str = "1.0.0",
     creator: str | None = None,
+    urls: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The Croissant card of a corpus version.
 
@@ -82,7 +84,8 @@ def corpus_card(
     folder; `rules`: `CorpusRules.model_dump(mode="json")`; `schema`: the shards' columns as
     {"name", "type"} (Arrow type names); `version`: the version's name (Croissant wants
     MAJOR.MINOR.PATCH); `creator`: who built it (the provider or the exchange), if known. The
-    citation names the version by the sha256 of its shards, which is what it is."""
+    citation names the version by the sha256 of its shards, which is what it is; `urls`: a
+    shard's path -> its URI in the store (the catalog's cards), else paths relative to the card."""
     kept = stats["kept"]
     languages = ", ".join(f"{k} {v}" for k, v in stats["languages"].items()) or "none"
     allowed = rules.get("licences")
@@ -102,7 +105,7 @@ def corpus_card(
         "license": ", ".join(sorted(allowed))
         if allowed
         else "per document: its licence field (no allow-list was applied)",
-        "distribution": distribution(shards, {}) if shards else [],
+        "distribution": distribution(shards, urls or {}) if shards else [],
         "rai:dataCollection": "Documents handed in by the provider (JSON Lines, Parquet, text "
         f"files or zip archives of them), each with its source and licence: "
         f"{stats['documents_in']} read, {stats['bytes_in']} bytes of text.",
@@ -128,6 +131,45 @@ def corpus_card(
             column["description"] = f"{about}: {column['description']}"
         doc["recordSet"] = [records]
     return doc
+
+
+def published_card(
+    manifest: dict[str, Any],
+    rules: CorpusRules,
+    urls: Mapping[str, str],
+    *,
+    name: str,
+    creator: str | None,
+) -> dict[str, Any]:
+    """The card of a published corpus version, from its manifest (its `corpus` measurements and
+    files) and the rules that built it (the catalog's card of the version)."""
+    stats = dict(manifest["corpus"])
+    stats["passed"] = stats["leftover_rate"] <= stats["leftover_limit"]
+    return corpus_card(
+        stats,
+        manifest["files"],
+        sorted_rules(rules),
+        manifest["schema"],
+        name=name,
+        created=manifest["created_at"],
+        version=manifest["version"],
+        creator=creator,
+        urls=urls,
+    )
+
+
+def sorted_rules(rules: CorpusRules) -> dict[str, Any]:
+    """The rules as JSON, their sets in order (a card's bytes do not change between runs)."""
+
+    def ordered(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: ordered(v) for k, v in value.items()}
+        if isinstance(value, list):
+            items = [ordered(v) for v in value]
+            return sorted(items) if all(isinstance(v, str) for v in items) else items
+        return value
+
+    return dict(ordered(rules.model_dump(mode="json")))
 
 
 def cite_as(

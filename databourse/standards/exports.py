@@ -24,6 +24,7 @@ from databourse.catalog.trail_state import manifest_problem
 from databourse.config import Config, load_config
 from databourse.errors import ManifestMismatch
 from databourse.product.package import manifest_sha256, read_manifest
+from databourse.standards.corpus_card import published_card
 from databourse.standards.croissant import card, card_key
 from databourse.standards.dcat import CatalogInfo, catalog_jsonld
 from databourse.standards.listing_seal import SEAL_KEY, write_sealed
@@ -148,16 +149,25 @@ def croissant_cards(
             lineage = manifest.get("lineage") or {}
             source = cfg.providers.get(str(lineage.get("provider"))) if cfg else None
             dataset = source.datasets.get(str(lineage.get("dataset"))) if source else None
-            doc = card(
-                manifest,
-                item["record"],
-                item["files"],
-                title=product["name"],
-                provider=info.providers.get(product["provider"], product["provider"]),
-                publisher=info.export.publisher,
-                spec=info.products.get(product["id"]),
-                declared=dataset.declared_categories if dataset else None,
-            )
+            spec = info.products.get(product["id"])
+            provider = info.providers.get(product["provider"], product["provider"])
+            made = spec is not None and spec.fingerprint() == lineage.get("product_config_sha256")
+            if made and spec is not None and spec.corpus is not None and "corpus" in manifest:
+                # a corpus version's card states its rules: only those that built it
+                doc = published_card(
+                    manifest, spec.corpus, item["files"], name=product["name"], creator=provider
+                )
+            else:
+                doc = card(
+                    manifest,
+                    item["record"],
+                    item["files"],
+                    title=product["name"],
+                    provider=provider,
+                    publisher=info.export.publisher,
+                    spec=spec,
+                    declared=dataset.declared_categories if dataset else None,
+                )
             key = card_key(product["id"], item["record"]["version"])
             cards[key] = json.dumps(doc, indent=2, ensure_ascii=False).encode()
     return cards

@@ -87,6 +87,15 @@ def test_a_corpus_version_is_built_published_and_carries_what_it_measured(
     errors, warnings, _ = croissant_issues(reports / "croissant.json")
     assert errors == [] and warnings == []
     assert (reports / "dedup_index.npz").is_file()
+    listed = store_root(project) / "catalog" / "croissant" / PRODUCT / "1.0.0.json"
+    errors, warnings, _ = croissant_issues(listed)  # the catalog's card: the shards' URIs
+    assert errors == [] and warnings == []
+    card = json.loads(listed.read_text())
+    assert "Opt-out" in card["rai:dataPreprocessingProtocol"][0]
+    assert "MY_NRIC" in card["rai:personalSensitiveInformation"]
+    assert {d["contentUrl"] for d in card["distribution"] if "contentUrl" in d} == {
+        (folder / f["path"]).as_uri() for f in manifest["files"]
+    }
     assert {f["path"] for f in manifest["files"]} == {p.name for p in folder.glob("*.parquet")}
 
     again = process(drop)  # the same ingest: the version that holds it, nothing new

@@ -1,0 +1,143 @@
+"""The corpus step without Prefect (`databourse.steps.corpus`), on documents the project did not
+write (the Faker evaluation set of benchmarks/redact.py, in which the redaction misses some
+addresses): a version over its leftover limit is refused before it has a version (audited, no
+value in the refusal), and one within it carries what is left into the gate's facts, so the
+cross-border gate asks for a route instead of opening the market."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+import yaml
+from helpers import make_project
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
+from redact import evaluation_set
+
+from databourse.catalog.database import Catalog
+from databourse.config import Config, load_config
+from databourse.errors import PersonalDataFound
+from databourse.ingest.files import ingest_file
+from databourse.ingest.records import IngestResult
+from databourse.pii.text_redact import leftover, redact_batch
+from databourse.steps import corpus, publishing
+from databourse.steps.resources import Resources
+from databourse.storage.opening import open_store
+from databourse.storage.store import ObjectStore
+
+PRODUCT, PROVIDER, DATASET = "my-chat-corpus", "my-chatdesk", "chat_transcripts"
+
+
+@dataclass
+class Project:
+    cfg: Config
+    store: ObjectStore
+    catalog: Catalog
+    record: IngestResult
+    planted: list[str]
+
+    def res(self) -> Resources:
+        return Resources(self.cfg, self.store, self.catalog)
+
+    @contextmanager
+    def copy(self, record: IngestResult) -> Iterator[Path]:
+        path = self.store.local_path(record.staged_key)
+        assert path is not None
+        yield path
+
+
+@functools.cache
+def _missed() -> tuple[list[str], list[str]]:
+    """JSON lines of the evaluation set's documents in which the re-scan finds something after
+    redaction, and the values planted in them."""
+    docs = evaluation_set(100, seed=24)
+    redacted, _ = redact_batch(pa.array([d.text for d in docs], pa.large_string()))
+    missed = [i for i, t in enumerate(redacted.to_pylist()) if leftover(pa.array([t]))]
+    assert missed, "the redaction now misses nothing here: pick other documents"
+    lines = [
+        json.dumps({"id": f"d{i}", "text": docs[i].text, "source": f"https://forum.example/{i}",
+                    "licence": "CC-BY-4.0", "date": "2026-11-02", "author": None,
+                    "consent": True}, ensure_ascii=False)
+        for i in missed
+    ]  # fmt: skip
+    return lines, [docs[i].text[a:b] for i in missed for a, b, _ in docs[i].planted]
+
+
+def _project(tmp_path: Path, limit: float) -> Project:
+    """The shipped configs with the product's rules opened to every language and text (the
+    evaluation set is Faker's, in ten locales) and `limit`; the documents of the evaluation
+    set in which the re-scan finds something after redaction, ingested."""
+    configs = make_project(tmp_path / "project") / "configs"
+    path = configs / "products" / f"{PRODUCT}.yaml"
+    spec = yaml.safe_load(path.read_text())
+    spec["corpus"] = {
+        "quality": {"min_doc_words": 5, "min_stop_words": None, "c4_min_sentences": None,
+                    "min_mean_word_length": None, "min_alpha_words_ratio": None,
+                    "max_symbol_word_ratio": None},
+        "leftover_limit": limit,
+    }  # fmt: skip
+    path.write_text(yaml.safe_dump(spec))
+    lines, planted = _missed()
+    drop = tmp_path / "docs.jsonl"
+    drop.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    cfg = load_config(configs)
+    store, catalog = open_store(cfg.store_root), Catalog(cfg.catalog_url)
+    catalog.create_schema()
+    dataset = cfg.dataset(PROVIDER, DATASET)
+    record = ingest_file(store, PROVIDER, DATASET, dataset, drop, limits=cfg.settings.ingest)
+    return Project(cfg, store, catalog, record, planted)
+
+
+@pytest.fixture
+def over(tmp_path: Path) -> Iterator[Project]:
+    p = _project(tmp_path, 0.0)
+    yield p
+    p.catalog.close()
+
+
+@pytest.fixture
+def within(tmp_path: Path) -> Iterator[Project]:
+    p = _project(tmp_path, 1.0)
+    yield p
+    p.catalog.close()
+
+
+def test_over_its_leftover_limit_a_corpus_gets_no_version(over: Project) -> None:
+    with pytest.raises(PersonalDataFound, match="over the limit") as caught:
+        corpus.build_corpus(over.res(), PRODUCT, over.record.ingest_id, over.copy)
+    assert not any(value in str(caught.value) for value in over.planted)
+    assert over.catalog.show(PRODUCT)["versions"] == []
+    assert not list(over.store.list(f"products/{PRODUCT}/"))
+    [refusal] = [e for e in over.catalog.audit_history() if e["kind"] == "quarantine"]
+    assert refusal["detail"]["product"] == PRODUCT
+    assert refusal["detail"]["error"] == "PersonalDataFound"
+    assert not any(value in json.dumps(refusal) for value in over.planted)
+
+
+def test_what_is_left_is_a_fact_the_gate_decides_on(within: Project) -> None:
+    built = corpus.build_corpus(within.res(), PRODUCT, within.record.ingest_id, within.copy)
+    assert built.version == "1.0.0" and built.new
+    manifest = json.loads(
+        within.store.get_bytes(f"products/{PRODUCT}/1.0.0/manifest.json").decode()
+    )
+    personal = manifest["personal_data"]
+    left = manifest["corpus"]["leftover"]
+    assert left and personal["remaining"] == {f"text#{c}": c for c in left}
+    assert personal["individuals"] == sum(left.values())
+
+    facts, _ = publishing.version_facts(within.res(), PRODUCT, "1.0.0")
+    assert facts.personal_data and set(facts.categories) == set(left)
+    decisions = {
+        d["market"]: d["status"]
+        for d in publishing.decide_transfers(within.res(), PRODUCT, "1.0.0")
+    }
+    assert decisions["MY"] == "available"  # domestic
+    assert decisions["CN"] != "available"  # personal data left: a route first, not "anonymized"
