@@ -1,8 +1,10 @@
 """No personal value leaks: canaries in every personal column, searched wherever the run writes.
 
 Each sample provider's drop gets one person whose personal columns hold distinctive but valid
-canaries (a checksummed CN resident ID, a MyKad, phones, an email, a name, a birth date). The real
-flows process them against the session's Prefect server: two drops publish, one is quarantined for
+canaries (a checksummed CN resident ID, a MyKad, phones, an email, a name, a birth date); in the
+chat transcripts, one customer's MyKad, phone and e-mail in the running text and their name as the
+author. The real flows process them against the session's Prefect server: three drops publish
+(one of them the corpus, its identifiers replaced by placeholders), one is quarantined for
 a contract error in a canary row, one fails the quality suite in a canary row. Then every canary is
 searched in all Prefect logs, artifacts, flow and task run states and parameters, the server's
 database and logs, Prefect's result storage, the store (reports, products, catalog and audit
@@ -19,6 +21,7 @@ import datetime as dt
 import io
 import json
 import os
+import re
 import shlex
 import sqlite3
 import subprocess
@@ -32,7 +35,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from databourse.errors import IngestRejected, QualityFailed
-from databourse_samples.demo import generate_drops
+from databourse_samples.demo import generate_corpus_drop, generate_drops
+from databourse_samples.demo_chats import chat_bytes
 from databourse_samples.demo_orders import cn_check_char
 
 pytestmark = [pytest.mark.prefect, pytest.mark.timeout(900)]
@@ -47,6 +51,10 @@ CANARIES = {  # label -> the value planted
     "sz-retail/mobile": "13957318264",
     "sz-retail/email": "canary.7f3a@example.cn",
     "sz-retail/birth_date": "1988-02-29",
+    "my-chatdesk/author": "Canaryauthor Vwx",
+    "my-chatdesk/text_mykad": "910315-10-6627",
+    "my-chatdesk/text_phone": "+60 13-628 4917",
+    "my-chatdesk/text_email": "canary.chat9@example.my",
 }
 # What is searched (lower case): the value and the ways another writer could render it.
 FORMS = {
@@ -58,6 +66,10 @@ FORMS = {
     "sz-retail/mobile": ("13957318264", "139 5731 8264", "139-5731-8264"),
     "sz-retail/email": ("canary.7f3a",),
     "sz-retail/birth_date": ("1988-02-29", "19880229", "1988/02/29", "29/02/1988"),
+    "my-chatdesk/author": ("canaryauthor",),
+    "my-chatdesk/text_mykad": ("910315-10-6627", "910315106627"),
+    "my-chatdesk/text_phone": ("136284917", "13-628 4917", "628 4917", "628-4917"),
+    "my-chatdesk/text_email": ("canary.chat9",),
 }
 Hit = tuple[str, str]  # (where, canary label): never the text around it
 
@@ -127,15 +139,35 @@ def drops(
         row = next(r for r in rows if CANARIES["sz-retail/email"] in r)
         row[header.index("district")] = ""  # not nullable: fails the quality suite, not ingest
 
+    out["chats"] = chat_canaries(generate_corpus_drop(folder / "base", seed=7731, scale=0.2).path)
     out["bad_type"] = rewrite(out["sensors"], folder / "readings-bad-type.csv", bad_type)
     out["no_district"] = rewrite(out["orders"], folder / "orders-no-district.csv", no_district)
     for key, path in out.items():  # the canaries are really there, and not in the plain samples
-        provider = "my-buildops" if key in ("sensors", "bad_type") else "sz-retail"
+        provider = {"sensors": "my-buildops", "bad_type": "my-buildops", "chats": "my-chatdesk"}
+        provider = provider.get(key, "sz-retail")
         wanted = {label for label in CANARIES if label.startswith(provider)}
         assert {label for _, label in find(path.name, path.read_bytes())} == wanted
     for path in base.values():
         assert find(path.name, path.read_bytes()) == []
     return out
+
+
+def chat_canaries(path: Path) -> Path:
+    """The transcripts with one customer's MyKad, phone and e-mail in the text replaced by the
+    canaries (in every transcript of theirs), and that customer named as the author."""
+    docs = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    mykad = re.compile(r"\b\d{6}-\d{2}-\d{4}\b")
+    chosen = next(d for d in docs if mykad.search(d["text"]) and "@" in d["text"])
+    person = chosen["author"]
+    mine = [d for d in docs if d["author"] == person]
+    for doc in mine:
+        doc["author"] = CANARIES["my-chatdesk/author"]
+        text = mykad.sub(CANARIES["my-chatdesk/text_mykad"], doc["text"])
+        text = re.sub(r"(\+60 |0)1\d-\d{3,4} \d{4}", CANARIES["my-chatdesk/text_phone"], text)
+        doc["text"] = re.sub(r"[\w.]+@[\w.]+\w", CANARIES["my-chatdesk/text_email"], text)
+    target = path.with_name("chats-canary.jsonl")
+    target.write_bytes(chat_bytes(docs))
+    return target
 
 
 # --- where to look ----------------------------------------------------------------------------
@@ -257,6 +289,8 @@ def test_canaries_appear_in_no_log_artifact_state_report_or_export(
 
     sensors = process_drop("my-buildops", "sensor_readings", str(drops["sensors"]), 180)
     orders = process_drop("sz-retail", "customer_orders", str(drops["orders"]), 180)
+    chats = process_drop("my-chatdesk", "chat_transcripts", str(drops["chats"]), 180)
+    assert chats["products"][0]["publish_state"] == "Completed"  # nothing left: no route needed
     assert sensors["products"][0]["publish_state"] == "Completed"
     assert orders["products"][0]["publish_state"] in {"Completed", "Suspended"}
     with pytest.raises(IngestRejected) as bad:
@@ -276,7 +310,7 @@ def test_canaries_appear_in_no_log_artifact_state_report_or_export(
     assert scanned > 20, f"only {scanned} files searched"
     assert not hits, "personal data found:\n" + "\n".join(f"{w}: {label}" for w, label in hits)
 
-    # The search does find them where they belong: raw and staging of the four ingests.
+    # The search does find them where they belong: raw and staging of the five ingests.
     roots = [store_root / "raw", store_root / "staging"]
     control, _ = tree_hits(roots, Path("/nonexistent"), marker)
     assert {label for _, label in control} == set(CANARIES)
