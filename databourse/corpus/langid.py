@@ -23,12 +23,18 @@ What a product's manifest counts, per batch of documents:
 Restricting to listed languages picks, among them, the language of highest probability: the same
 verdict as py3langid's `set_languages` (the tests check this), computed from one ranking so that
 the unrestricted mass needed for `other` comes at no extra cost.
+
+The scores are py3langid's (`langid_scores`: its byte-level automaton and naive Bayes tables),
+computed for a whole batch of documents and segments at once: the automaton walks every text in
+lockstep, one step per byte position over all the texts still running, so that a batch costs a
+few array operations per byte position instead of a Python step per byte of each text.
 """
 
 from __future__ import annotations
 
 import gzip
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -36,8 +42,10 @@ from functools import cache
 from importlib import resources
 from typing import TypeAlias
 
+import numpy as np
 import pyarrow as pa
 from py3langid.langid import MODEL_FILE, LanguageIdentifier
+from scipy.sparse import csr_matrix
 
 # A batch of documents: Python strings or an Arrow string array (nulls allowed).
 Batch: TypeAlias = Sequence[str | None] | pa.Array | pa.ChunkedArray
@@ -119,39 +127,198 @@ class LanguageIdentification:
 
     def label(self, text: str) -> str:
         """The label of one document (see the module docstring)."""
-        if not any(char.isalpha() for char in text):
-            return UNDETERMINED
-        votes = Counter[str]()
-        for segment in segments(text):
-            letters = re.sub(r"\W|\d|_", "", segment)
-            weight = len(letters) + (HAN_WEIGHT - 1) * len(
-                HAN.findall(letters) + KANA.findall(letters)
-            )
-            label = self._classify(segment) if weight >= MIN_SEGMENT_WEIGHT else OTHER
-            if label != OTHER:
-                votes[_family(label)] += weight
-        if len(votes) > 1 and max(votes.values()) < MIXED_MAJORITY * sum(votes.values()):
-            return MIXED
-        return self._classify(text)
+        return self.labels([text])[0]
 
     def labels(self, batch: Batch) -> list[str]:
-        """The label of each document of a batch."""
-        return [self.label(text) for text in batch_texts(batch)]
+        """The label of each document of a batch: its segments and whole texts scored at once."""
+        texts = batch_texts(batch)
+        lettered = [any(char.isalpha() for char in text) for text in texts]
+        voting = [_voting(text) if has else [] for text, has in zip(texts, lettered, strict=True)]
+        scored = [t for t, has in zip(texts, lettered, strict=True) if has]
+        scored += [segment for segments_ in voting for segment, _ in segments_]
+        verdicts = iter(self.verdicts(scored))
+        whole = {i: next(verdicts) for i, has in enumerate(lettered) if has}
+        labels = []
+        for i in range(len(texts)):
+            votes = Counter[str]()
+            for _, weight in voting[i]:
+                label = next(verdicts)
+                if label != OTHER:
+                    votes[_family(label)] += weight
+            if not lettered[i]:
+                labels.append(UNDETERMINED)
+            elif len(votes) > 1 and max(votes.values()) < MIXED_MAJORITY * sum(votes.values()):
+                labels.append(MIXED)
+            else:
+                labels.append(whole[i])
+        return labels
 
-    def _classify(self, text: str) -> str:
-        ranked = dict(_identifier().rank(text))
-        chinese = sum(ranked.pop(label, 0.0) for label in CHINESE)
-        if ranked.get("ja", 0.0) > 0 and HAN.search(text) and not KANA.search(text):
-            chinese += ranked.pop("ja")
-        ranked["zh"] = chinese
+    def verdicts(self, texts: Sequence[str]) -> list[str]:
+        """Each text's label from its scores alone (never `mixed`): Chinese, Wu and Cantonese
+        count as `zh` (and `ja` on Han without kana), then the product's list (`other`), then
+        the Chinese script."""
+        if not texts:
+            return []
+        model = _model()
+        column = {label: i for i, label in enumerate(model.labels)}
+        probs = langid_scores(texts)[:, model.first].astype(np.float64)
+        zh, ja = column["zh"], column["ja"]
+        han_only = np.array([bool(HAN.search(t)) and not KANA.search(t) for t in texts], bool)
+        to_zh = (probs[:, ja] > 0) & han_only
+        chinese = [column[label] for label in sorted(CHINESE) if label in column]
+        ranked = probs.copy()
+        ranked[:, zh] = probs[:, chinese].sum(axis=1) + np.where(to_zh, probs[:, ja], 0.0)
+        ranked[:, [c for c in chinese if c != zh]] = -np.inf  # counted as zh
+        ranked[to_zh, ja] = -np.inf
+        order = [c for c in range(len(model.labels)) if c != zh] + [zh]  # zh named last
+        ranked = ranked[:, order]
+        names = [model.labels[c] for c in order]
+        rows = np.arange(len(texts))
+        best = ranked.argmax(axis=1)
+        other = np.zeros(len(texts), dtype=bool)
         if self.languages is not None:
-            listed = {lang: p for lang, p in ranked.items() if lang in self.languages}
-            top = max(ranked, key=ranked.__getitem__)
-            if top not in listed and ranked[top] > sum(listed.values()):
-                return OTHER
-            ranked = listed
-        best = max(ranked, key=ranked.__getitem__)
-        return chinese_script(text) if best == "zh" else best
+            listed = np.array([name in self.languages for name in names], dtype=bool)
+            mass = np.where(np.isinf(ranked[:, listed]), 0.0, ranked[:, listed]).sum(axis=1)
+            other = ~listed[best] & (ranked[rows, best] > mass)
+            best = np.where(listed, ranked, -np.inf).argmax(axis=1)
+        return [
+            OTHER if out else chinese_script(text) if names[b] == "zh" else names[b]
+            for text, b, out in zip(texts, best.tolist(), other.tolist(), strict=True)
+        ]
+
+
+def _voting(text: str) -> list[tuple[str, int]]:
+    """The segments of a text long enough to vote, with their weight."""
+    out = []
+    for segment in segments(text):
+        letters = re.sub(r"\W|\d|_", "", segment)
+        weight = len(letters) + (HAN_WEIGHT - 1) * len(HAN.findall(letters) + KANA.findall(letters))
+        if weight >= MIN_SEGMENT_WEIGHT:
+            out.append((segment, weight))
+    return out
+
+
+@dataclass(frozen=True)
+class _Model:
+    """py3langid's model as arrays: its automaton (next state by row and byte, the feature each
+    state emits or -1) and its naive Bayes tables."""
+
+    nextmove: np.ndarray
+    rowbase: np.ndarray
+    output: np.ndarray
+    ptc: np.ndarray  # features x classes
+    pc: np.ndarray
+    first: list[int]  # per distinct label, its first column (aliases folded into it)
+    labels: list[str]
+    aliases: list[tuple[int, int]]
+    walk: tuple[Sequence[int], list[int], Sequence[int]]  # the automaton as Python sequences
+
+
+@cache
+def _model() -> _Model:
+    ident = _identifier()
+    firsts: dict[str, int] = {}
+    for column, label in enumerate(ident.nb_classes):
+        firsts.setdefault(label, column)
+    return _Model(
+        np.frombuffer(ident.tk_nextmove, dtype=np.uint32),  # a view of py3langid's own array
+        np.asarray(ident.tk_row, dtype=np.int64) << 8,
+        np.asarray(ident.tk_output, dtype=np.int64),
+        np.asarray(ident.nb_ptc, dtype=np.float32),  # float16 as shipped: summed in float32
+        np.asarray(ident.nb_pc, dtype=np.float32),
+        list(firsts.values()),
+        list(firsts),
+        [(firsts[label], i) for i, label in enumerate(ident.nb_classes) if firsts[label] != i],
+        (ident.tk_nextmove, [row << 8 for row in ident.tk_row], ident.tk_output),
+    )
+
+
+LOCKSTEP_MIN = 64  # texts still running below which the rest are walked one by one
+CHUNK_BYTES = 2 << 20  # bytes of text walked together (their features: about 8 bytes a byte)
+
+
+def _raw_scores(data: list[bytes], model: _Model) -> np.ndarray:
+    """The naive Bayes scores of each text's features (py3langid's `_raw_score`; 0 without)."""
+    text_of, feature, count = _feature_counts(data, model)
+    counts = csr_matrix(
+        (np.log1p(count.astype(np.float32)), (text_of, feature)),
+        shape=(len(data), model.ptc.shape[0]),
+    )
+    scores = np.asarray(counts @ model.ptc, dtype=np.float32)
+    has = np.zeros(len(data), dtype=bool)
+    has[text_of] = True
+    scores[has] += model.pc
+    return scores
+
+
+def _encoded(text: str) -> bytes:
+    """The bytes py3langid scores (`LanguageIdentifier._encode`)."""
+    if text.isupper():
+        text = text.lower()
+    return unicodedata.normalize("NFC", text).encode("utf8", errors="surrogatepass")
+
+
+def _feature_counts(data: list[bytes], model: _Model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(text, feature, count) of every feature the automaton emits on each text, sorted by text."""
+    lengths = np.array([len(d) for d in data], dtype=np.int64)
+    order = np.argsort(-lengths, kind="stable")  # longest first: the running texts are a prefix
+    flat = np.frombuffer(b"".join(data[i] for i in order), dtype=np.uint8)
+    starts = np.concatenate([[0], np.cumsum(lengths[order])[:-1]]).astype(np.int64)
+    ends = lengths[order]
+    state = np.zeros(len(data), dtype=np.int64)
+    width = len(model.output)
+    pairs: list[np.ndarray] = []  # text * width + feature, per step
+    step = 0
+    running = int(np.searchsorted(-ends, -1, side="right"))  # texts longer than 0 bytes
+    while running >= LOCKSTEP_MIN:
+        at = state[:running]
+        at = model.nextmove[model.rowbase[at] + flat[starts[:running] + step]]
+        state[:running] = at
+        emitted = model.output[at]
+        hit = emitted >= 0
+        pairs.append(order[:running][hit] * width + emitted[hit])
+        step += 1
+        running = int(np.searchsorted(-ends, -(step + 1), side="right"))
+    nextmove, rowbase, output = model.walk  # a step of one text: faster on Python sequences
+    for k in range(running):  # the few long ones left: walked on from where they are
+        current, found = int(state[k]), []
+        for byte in flat[starts[k] + step : starts[k] + ends[k]].tolist():
+            current = nextmove[rowbase[current] + byte]
+            if output[current] >= 0:
+                found.append(output[current])
+        pairs.append(int(order[k]) * width + np.array(found, dtype=np.int64))
+    unique, counts = np.unique(np.concatenate(pairs or [np.zeros(0, np.int64)]), return_counts=True)
+    return unique // width, unique % width, counts
+
+
+def langid_scores(texts: Sequence[str]) -> np.ndarray:
+    """py3langid's normalized class probabilities (`rank` with norm_probs) of each text, one
+    row per text, one column per class of its model (aliases folded into the first). Texts are
+    walked CHUNK_BYTES at a time (the features found are held per chunk)."""
+    model = _model()
+    data = [_encoded(text) for text in texts]
+    scores = np.zeros((len(texts), len(model.pc)), dtype=np.float32)
+    start, size = 0, 0
+    for end, encoded in enumerate(data, start=1):
+        size += len(encoded)
+        if size >= CHUNK_BYTES or end == len(data):
+            scores[start:end] = _raw_scores(data[start:end], model)
+            start, size = end, 0
+    lengths = np.array([max(len(d), 1) for d in data], dtype=np.float32)
+    scores *= (1.0 / np.sqrt(lengths))[:, None]
+    scores = np.exp(scores - scores.max(axis=1, keepdims=True))
+    scores /= scores.sum(axis=1, keepdims=True)
+    for i, j in model.aliases:
+        scores[:, i] += scores[:, j]
+        scores[:, j] = 0.0
+    return scores
+
+
+def rankings(texts: Sequence[str]) -> list[dict[str, float]]:
+    """Each text's probability per label (py3langid's `rank`, as a mapping)."""
+    model = _model()
+    scores = langid_scores(texts)[:, model.first].tolist()
+    return [dict(zip(model.labels, row, strict=True)) for row in scores]
 
 
 def segments(text: str) -> list[str]:
@@ -162,23 +329,23 @@ def segments(text: str) -> list[str]:
     return [piece for piece in pieces if piece.strip()]
 
 
-def _script(char: str) -> str:
-    if HAN.match(char) or KANA.match(char):
-        return "han"
-    if "\u0e00" <= char <= "\u0e7f":
-        return "thai"
-    return "latin" if char.isalpha() else ""
+HAN_CHARS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # kana and Han
+SCRIPT_RUN = re.compile(
+    rf"(?P<han>[{HAN_CHARS}]+)|(?P<thai>[\u0e00-\u0e7f]+)"
+    rf"|(?P<latin>[^\W\d_{HAN_CHARS}\u0e00-\u0e7f]+)"  # any other letters
+)
 
 
 def _script_runs(sentence: str) -> list[str]:
+    """The sentence cut before each letter whose script differs from the previous letter's
+    (what is not a letter stays with the run before it)."""
     runs: list[str] = []
     current, start = "", 0
-    for at, char in enumerate(sentence):
-        script = _script(char)
-        if script and current and script != current:
-            runs.append(sentence[start:at])
-            start = at
-        current = script or current
+    for match in SCRIPT_RUN.finditer(sentence):
+        if current and match.lastgroup != current:
+            runs.append(sentence[start : match.start()])
+            start = match.start()
+        current = match.lastgroup or ""
     runs.append(sentence[start:])
     return runs
 

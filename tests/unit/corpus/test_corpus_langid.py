@@ -144,3 +144,85 @@ def test_the_model_loads_and_runs_with_the_network_blocked() -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "zh-Hant" in done.stdout
+
+
+def test_the_batched_scores_are_py3langids_own() -> None:
+    """`langid_scores` walks a whole batch at once; each row is what py3langid's `rank` gives
+    the text alone (its probabilities, aliases folded), on texts nobody here wrote: Faker in
+    several scripts, short and long, upper case, empty, digits only, and some long enough to
+    be walked one by one after the lockstep."""
+    from databourse.corpus.langid import rankings
+
+    reference = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    texts = ["", "1234 5678", "HELLO WORLD THIS IS LOUD", "a"]
+    for locale in ("en_US", "th_TH", "vi_VN", "zh_CN", "zh_TW", "id_ID", "ja_JP", "ru_RU"):
+        texts += faker_texts(locale, 12, sentences=True) + faker_texts(locale, 6)
+    texts += [" ".join(faker_texts("en_US", 40)), " ".join(faker_texts("zh_CN", 30))]
+    ours = rankings(texts)
+    for text, ranked in zip(texts, ours, strict=True):
+        theirs = dict(reference.rank(text))
+        assert set(ranked) == set(theirs)
+        assert max(ranked, key=ranked.__getitem__) == max(theirs, key=theirs.__getitem__)
+        assert all(abs(ranked[k] - theirs[k]) < 1e-4 for k in theirs), text[:40]
+
+
+def _one_by_one(text: str, languages: frozenset[str] | None, ident: LanguageIdentifier) -> str:
+    """The verdict of one text from py3langid's own `rank` of it alone (the oracle of
+    `verdicts`): Chinese, Wu, Cantonese (and `ja` on Han without kana) as zh, then the list."""
+    from databourse.corpus.langid import HAN, KANA
+
+    ranked = dict(ident.rank(text))
+    chinese = sum(ranked.pop(label, 0.0) for label in ("zh", "yue", "wuu"))
+    if ranked.get("ja", 0.0) > 0 and HAN.search(text) and not KANA.search(text):
+        chinese += ranked.pop("ja")
+    ranked["zh"] = chinese
+    if languages is not None:
+        listed = {lang: p for lang, p in ranked.items() if lang in languages}
+        top = max(ranked, key=ranked.__getitem__)
+        if top not in listed and ranked[top] > sum(listed.values()):
+            return "other"
+        ranked = listed
+    best = max(ranked, key=ranked.__getitem__)
+    return chinese_script(text) if best == "zh" else best
+
+
+def _runs_char_by_char(sentence: str) -> list[str]:
+    """Script runs cut one character at a time (the oracle of the regular expression)."""
+    from databourse.corpus.langid import HAN, KANA
+
+    def script(char: str) -> str:
+        if HAN.match(char) or KANA.match(char):
+            return "han"
+        if "\u0e00" <= char <= "\u0e7f":
+            return "thai"
+        return "latin" if char.isalpha() else ""
+
+    runs, current, start = [], "", 0
+    for at, char in enumerate(sentence):
+        found = script(char)
+        if found and current and found != current:
+            runs.append(sentence[start:at])
+            start = at
+        current = found or current
+    runs.append(sentence[start:])
+    return runs
+
+
+@pytest.mark.parametrize("languages", [None, PRODUCT])
+def test_the_batched_verdicts_are_those_of_each_text_alone(
+    languages: frozenset[str] | None,
+) -> None:
+    from databourse.corpus.langid import _script_runs
+
+    reference = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    texts = ["", "42", "Hello", "我们", "日本語の文章です", "สวัสดีครับ"]
+    for locale in ("en_US", "th_TH", "vi_VN", "zh_CN", "zh_TW", "id_ID", "ja_JP", "de_DE"):
+        texts += faker_texts(locale, 10, sentences=True) + faker_texts(locale, 4)
+        faker = Faker(locale)
+        faker.seed_instance(7)
+        texts += [" ".join(faker.words(2)) for _ in range(10)]
+    texts += [a + " " + b for a, b in zip(texts[10:40], texts[60:90], strict=True)]  # switched
+    verdicts = LanguageIdentification(languages).verdicts(texts)
+    assert verdicts == [_one_by_one(t, languages, reference) for t in texts]
+    for text in texts:
+        assert _script_runs(text) == _runs_char_by_char(text)
