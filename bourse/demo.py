@@ -95,6 +95,9 @@ def report(rt: Runtime, out: Console, results: list[dict[str, Any]]) -> None:
         seen = " (identical bytes seen before: nothing stored again)" if r["duplicate"] else ""
         out.print(f"drop {r['provider']}/{r['dataset']}: ingest {r['ingest_id']}{seen}")
         for p in r["products"]:
+            if p["version"] is None:
+                out.print(f"  {p['product']}: no new version (no document new to it)")
+                continue
             state = "new version" if p["new"] else "unchanged, already published"
             unit = "documents" if cfg.product(p["product"]).type == "corpus" else "rows"
             out.print(

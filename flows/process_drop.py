@@ -125,7 +125,7 @@ def _summary(result: dict[str, Any]) -> str:
         "|---|---|---|---|---|",
     ]
     lines += [
-        f"| {p['product']} | {p['version']} | {p['new']} | {p['publish_run_name']} | "
+        f"| {p['product']} | {p['version'] or '-'} | {p['new']} | {p['publish_run_name']} | "
         f"{p['publish_state']} |"
         for p in result["products"]
     ]

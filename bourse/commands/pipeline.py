@@ -59,6 +59,10 @@ def run(
         print_json(result)
         return
     for p in result["products"]:
+        if p["version"] is None:  # a corpus drop of documents every earlier version holds
+            out.print(safe(f"{p['product']}: no new version (every document was removed: "
+                           "duplicates of earlier versions, opted out, or filtered)"))  # fmt: skip
+            continue
         out.print(
             safe(
                 f"{p['product']}@{p['version']} ({'new' if p['new'] else 'unchanged'}): "

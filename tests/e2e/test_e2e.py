@@ -238,6 +238,7 @@ def test_demo_approve_reject_and_rerun(env: dict[str, str], demo: str) -> None:
     assert "started Prefect server" in demo and "started the deployment runner" in demo
     assert "generated a random local key" in demo
     assert "kl-building-environment@1.0.0: new version" in demo
+    assert "my-chat-corpus@1.0.0: new version" in demo and " documents; publish run" in demo
     assert "sz-retail-baskets@1.0.0 -> MY" in demo and "sz-retail-baskets@1.0.0 -> SG" in demo
     assert "bourse approve" in demo
 
@@ -305,6 +306,7 @@ def test_demo_approve_reject_and_rerun(env: dict[str, str], demo: str) -> None:
     assert {(p["id"], p["latest_version"], p["version_count"]) for p in listed} == {
         ("kl-building-environment", "1.0.0", 1),
         ("sz-retail-baskets", "1.0.0", 1),
+        ("my-chat-corpus", "1.0.0", 1),  # the same ingest again: the version that holds it
     }
     assert json.loads(bourse(env, "approvals", "list", "--json").stdout) == []
     products = project / "state" / "store" / "products"
