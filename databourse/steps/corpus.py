@@ -17,8 +17,6 @@ document a duplicate of it); a build that keeps no document makes no version.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,10 +40,9 @@ from databourse.product.package import (
 )
 from databourse.standards.corpus_card import CARD_NAME, write_card
 from databourse.steps.resources import Resources, audit_failure
+from databourse.steps.validating import IngestedCopy
 from databourse.storage import zones
 from databourse.transfer.odrl import usage_policy
-
-IngestedCopy = Callable[[IngestResult], AbstractContextManager[Path]]  # as steps.validating's
 
 
 @dataclass(frozen=True)
