@@ -38,13 +38,22 @@ def report_corpus(built: CorpusVersion) -> None:
             f"product-{built.product}", built.manifest_uri,
             f"Manifest of {built.product}@{built.version}",
         )  # fmt: skip
-    rows = [{"step": step, "documents": n} for step, n in (stats.get("removed") or {}).items()]
-    rows += [
-        {"step": f"kept:{lang}", "documents": n} for lang, n in stats.get("languages", {}).items()
+    rows = [
+        {"measure": f"removed: {step}", "count": n} for step, n in stats.get("removed", {}).items()
     ]
     rows += [
-        {"step": f"redacted:{c}", "documents": n} for c, n in stats.get("redacted", {}).items()
+        {"measure": f"kept: {lang}", "count": n} for lang, n in stats.get("languages", {}).items()
+    ]
+    rows += [
+        {"measure": f"identifiers replaced: {c}", "count": n}
+        for c, n in stats.get("redacted", {}).items()
+    ]
+    rows += [
+        {"measure": f"identifiers left: {c}", "count": n}
+        for c, n in stats.get("leftover", {}).items()
     ]
     reporting.table(
-        f"corpus-{built.product}", rows, f"What the corpus build of {built.product} did"
+        f"corpus-{built.product}",
+        rows,
+        f"What the corpus build of {built.product} removed, kept and replaced (counts)",
     )

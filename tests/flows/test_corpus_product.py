@@ -98,6 +98,14 @@ def test_a_corpus_version_is_built_published_and_carries_what_it_measured(
     }
     assert {f["path"] for f in manifest["files"]} == {p.name for p in folder.glob("*.parquet")}
 
+    from test_flows import read_artifact
+
+    shown = read_artifact(f"corpus-{PRODUCT}")  # what an operator sees in the UI: counts only
+    rows = json.loads(shown.data) if isinstance(shown.data, str) else shown.data
+    counted = {r["measure"]: r["count"] for r in rows}
+    assert counted["identifiers replaced: MY_NRIC"] == measured["redacted"]["MY_NRIC"]
+    assert counted["removed: opt_out"] == 1 and not any(m in str(rows) for m in planted)
+
     again = process(drop)  # the same ingest: the version that holds it, nothing new
     assert again["version"] == "1.0.0" and again["new"] is False
     assert sorted(p.name for p in folder.parent.iterdir()) == ["1.0.0"]
