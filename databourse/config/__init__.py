@@ -5,7 +5,8 @@ every file, checks the references between them, and raises one `ConfigError` lis
 as `file: key.path: message`. Secrets are never in configs: settings only name where a secret is.
 
 The models are split by the file they read: `settings`, `providers` (datasets and columns),
-`products` (column rules, privacy model, aggregation), `policies` (transfer rules and routes);
+`products` (column rules, privacy model, aggregation; `corpus` the rules of a text corpus),
+`policies` (transfer rules and routes);
 `categories` names the kinds of personal data, `strict` is the base they share, `yaml_files`
 reads YAML safely, `loading` reads and cross-checks the folder. A provider may come as an Open
 Data Contract Standard contract: `odcs` (checked against the standard's schema, converted by

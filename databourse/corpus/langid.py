@@ -325,7 +325,7 @@ def segments(text: str) -> list[str]:
     """Sentences of a text, each cut further where the script changes (Han, Thai, Latin...)."""
     pieces: list[str] = []
     for sentence in SENTENCE.split(text):
-        pieces.extend(_script_runs(sentence))
+        pieces.extend(script_runs(sentence))
     return [piece for piece in pieces if piece.strip()]
 
 
@@ -336,7 +336,7 @@ SCRIPT_RUN = re.compile(
 )
 
 
-def _script_runs(sentence: str) -> list[str]:
+def script_runs(sentence: str) -> list[str]:
     """The sentence cut before each letter whose script differs from the previous letter's
     (what is not a letter stays with the run before it)."""
     runs: list[str] = []

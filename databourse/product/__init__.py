@@ -3,6 +3,8 @@
 Modules:
     assembly
         The product's files cut from the partitions' segments (pass 3), checked, and their identity.
+    corpus_facts
+        The transfer facts of a corpus version: what the re-scan still finds in its text.
     facts
         The transfer facts of a version: bound to its content hash, derived from its config and
         files.

@@ -12,6 +12,8 @@ Modules:
         A product build's last passes on local work files: lay out the files, write each, finish.
     building
         A product build's first passes on local work files: plan, count, decide, write.
+    corpus
+        Build a corpus product's version from an ingest's documents and give it a version.
     ingesting
         Take drops in: which landing drops are new, and one file into raw and staging, audited.
     packaging

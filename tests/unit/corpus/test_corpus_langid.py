@@ -212,7 +212,7 @@ def _runs_char_by_char(sentence: str) -> list[str]:
 def test_the_batched_verdicts_are_those_of_each_text_alone(
     languages: frozenset[str] | None,
 ) -> None:
-    from databourse.corpus.langid import _script_runs
+    from databourse.corpus.langid import script_runs
 
     reference = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
     texts = ["", "42", "Hello", "我们", "日本語の文章です", "สวัสดีครับ"]
@@ -225,4 +225,4 @@ def test_the_batched_verdicts_are_those_of_each_text_alone(
     verdicts = LanguageIdentification(languages).verdicts(texts)
     assert verdicts == [_one_by_one(t, languages, reference) for t in texts]
     for text in texts:
-        assert _script_runs(text) == _runs_char_by_char(text)
+        assert script_runs(text) == _runs_char_by_char(text)
