@@ -54,7 +54,7 @@ def test_version_prints_the_installed_version(env: dict[str, str]) -> None:
 
 def test_config_check_json_and_its_problems_as_json(env: dict[str, str]) -> None:
     assert json.loads(bourse(env, "config", "check", "--json").stdout) == {
-        "ok": True, "providers": 2, "products": 2, "origins": 4,
+        "ok": True, "providers": 3, "products": 3, "origins": 4,
     }  # fmt: skip
     product = Path(env["DATABOURSE_CONFIG_DIR"]) / "products" / "kl-building-environment.yaml"
     product.write_text(product.read_text().replace("  k: 5", "  k: 0"))
