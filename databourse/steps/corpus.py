@@ -39,7 +39,7 @@ from databourse.product.package import (
     schema_of,
 )
 from databourse.standards.corpus_card import CARD_NAME, write_card
-from databourse.steps.resources import Resources, audit_failure
+from databourse.steps.resources import Resources, audit_failure, catalogued
 from databourse.steps.validating import IngestedCopy
 from databourse.storage import zones
 from databourse.transfer.odrl import usage_policy
@@ -68,10 +68,8 @@ def build_corpus(
 ) -> CorpusVersion:
     """Build the ingest's documents into a version of the corpus product (or find it)."""
     store, catalog = res.store, res.catalog
-    product = res.config.product(product_id)
-    src = product.source
-    record = load_ingest(store, src.provider, src.dataset, ingest_id)
-    catalog.ensure_product(product_id, product.name, src.provider, src.dataset)
+    product = catalogued(res, product_id)
+    record = load_ingest(store, product.source.provider, product.source.dataset, ingest_id)
     built = version_of_ingest(res, product_id, ingest_id)
     if built is not None:
         return built

@@ -21,7 +21,7 @@ from databourse.product.package import (
     read_manifest,
 )
 from databourse.steps.assembling import Anonymized
-from databourse.steps.resources import Resources, audit_failure
+from databourse.steps.resources import Resources, audit_failure, catalogued
 from databourse.storage import zones
 from databourse.storage.store import ObjectStore
 from databourse.transfer.odrl import usage_policy
@@ -85,9 +85,7 @@ def package_version(
 ) -> Packaged:
     """Give the staged content a version (or find the one it already has) and write it."""
     store, catalog = res.store, res.catalog
-    product = res.config.product(product_id)
-    src = product.source
-    catalog.ensure_product(product_id, product.name, src.provider, src.dataset)
+    catalogued(res, product_id)
     rec = catalog.reserve_version(
         product_id, anonymized.content_hash, anonymized.schema, anonymized.rows
     )

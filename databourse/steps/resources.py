@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from databourse.catalog.database import Catalog
-from databourse.config import Config
+from databourse.config import Config, ProductSpec
 from databourse.errors import DataBourseError
 from databourse.storage.store import ObjectStore
 
@@ -25,3 +25,11 @@ def audit_failure(catalog: Catalog, kind: str, error: DataBourseError, **where: 
     catalog.audit_append(
         kind, detail={**where, **context, "error": type(error).__name__, "message": str(error)}
     )
+
+
+def catalogued(res: Resources, product_id: str) -> ProductSpec:
+    """The product's config, its row in the catalog made when missing."""
+    product = res.config.product(product_id)
+    src = product.source
+    res.catalog.ensure_product(product_id, product.name, src.provider, src.dataset)
+    return product

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
 from redact import evaluation_set
 
 from databourse.catalog.database import Catalog
-from databourse.config import Config, load_config
+from databourse.config import load_config
 from databourse.errors import PersonalDataFound
 from databourse.ingest.files import ingest_file
 from databourse.ingest.records import IngestResult
@@ -31,25 +31,21 @@ from databourse.pii.text_redact import leftover, redact_batch
 from databourse.steps import corpus, publishing
 from databourse.steps.resources import Resources
 from databourse.storage.opening import open_store
-from databourse.storage.store import ObjectStore
 
 PRODUCT, PROVIDER, DATASET = "my-chat-corpus", "my-chatdesk", "chat_transcripts"
 
 
 @dataclass
-class Project:
-    cfg: Config
-    store: ObjectStore
-    catalog: Catalog
+class Drop:
+    """The project's resources, the documents' ingest and the values planted in them."""
+
+    res: Resources
     record: IngestResult
     planted: list[str]
 
-    def res(self) -> Resources:
-        return Resources(self.cfg, self.store, self.catalog)
-
     @contextmanager
     def copy(self, record: IngestResult) -> Iterator[Path]:
-        path = self.store.local_path(record.staged_key)
+        path = self.res.store.local_path(record.staged_key)
         assert path is not None
         yield path
 
@@ -71,7 +67,7 @@ def _missed() -> tuple[list[str], list[str]]:
     return lines, [docs[i].text[a:b] for i in missed for a, b, _ in docs[i].planted]
 
 
-def _project(tmp_path: Path, limit: float) -> Project:
+def _project(tmp_path: Path, limit: float) -> Drop:
     """The shipped configs with the product's rules opened to every language and text (the
     evaluation set is Faker's, in ten locales) and `limit`; the documents of the evaluation
     set in which the re-scan finds something after redaction, ingested."""
@@ -93,51 +89,50 @@ def _project(tmp_path: Path, limit: float) -> Project:
     catalog.create_schema()
     dataset = cfg.dataset(PROVIDER, DATASET)
     record = ingest_file(store, PROVIDER, DATASET, dataset, drop, limits=cfg.settings.ingest)
-    return Project(cfg, store, catalog, record, planted)
+    return Drop(Resources(cfg, store, catalog), record, planted)
 
 
 @pytest.fixture
-def over(tmp_path: Path) -> Iterator[Project]:
+def over(tmp_path: Path) -> Iterator[Drop]:
     p = _project(tmp_path, 0.0)
     yield p
-    p.catalog.close()
+    p.res.catalog.close()
 
 
 @pytest.fixture
-def within(tmp_path: Path) -> Iterator[Project]:
+def within(tmp_path: Path) -> Iterator[Drop]:
     p = _project(tmp_path, 1.0)
     yield p
-    p.catalog.close()
+    p.res.catalog.close()
 
 
-def test_over_its_leftover_limit_a_corpus_gets_no_version(over: Project) -> None:
+def test_over_its_leftover_limit_a_corpus_gets_no_version(over: Drop) -> None:
     with pytest.raises(PersonalDataFound, match="over the limit") as caught:
-        corpus.build_corpus(over.res(), PRODUCT, over.record.ingest_id, over.copy)
+        corpus.build_corpus(over.res, PRODUCT, over.record.ingest_id, over.copy)
     assert not any(value in str(caught.value) for value in over.planted)
-    assert over.catalog.show(PRODUCT)["versions"] == []
-    assert not list(over.store.list(f"products/{PRODUCT}/"))
-    [refusal] = [e for e in over.catalog.audit_history() if e["kind"] == "quarantine"]
+    assert over.res.catalog.show(PRODUCT)["versions"] == []
+    assert not list(over.res.store.list(f"products/{PRODUCT}/"))
+    [refusal] = [e for e in over.res.catalog.audit_history() if e["kind"] == "quarantine"]
     assert refusal["detail"]["product"] == PRODUCT
     assert refusal["detail"]["error"] == "PersonalDataFound"
     assert not any(value in json.dumps(refusal) for value in over.planted)
 
 
-def test_what_is_left_is_a_fact_the_gate_decides_on(within: Project) -> None:
-    built = corpus.build_corpus(within.res(), PRODUCT, within.record.ingest_id, within.copy)
+def test_what_is_left_is_a_fact_the_gate_decides_on(within: Drop) -> None:
+    built = corpus.build_corpus(within.res, PRODUCT, within.record.ingest_id, within.copy)
     assert built.version == "1.0.0" and built.new
     manifest = json.loads(
-        within.store.get_bytes(f"products/{PRODUCT}/1.0.0/manifest.json").decode()
+        within.res.store.get_bytes(f"products/{PRODUCT}/1.0.0/manifest.json").decode()
     )
     personal = manifest["personal_data"]
     left = manifest["corpus"]["leftover"]
     assert left and personal["remaining"] == {f"text#{c}": c for c in left}
     assert personal["individuals"] == sum(left.values())
 
-    facts, _ = publishing.version_facts(within.res(), PRODUCT, "1.0.0")
+    facts, _ = publishing.version_facts(within.res, PRODUCT, "1.0.0")
     assert facts.personal_data and set(facts.categories) == set(left)
     decisions = {
-        d["market"]: d["status"]
-        for d in publishing.decide_transfers(within.res(), PRODUCT, "1.0.0")
+        d["market"]: d["status"] for d in publishing.decide_transfers(within.res, PRODUCT, "1.0.0")
     }
     assert decisions["MY"] == "available"  # domestic
     assert decisions["CN"] != "available"  # personal data left: a route first, not "anonymized"
