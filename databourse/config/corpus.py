@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -90,3 +90,19 @@ class CorpusRules(BaseModel):
     licences: frozenset[str] | None = None  # the allow-list; None allows any, even none
     opt_out: OptOut = OptOut()
     shard_documents: int = Field(SHARD_DOCUMENTS, ge=1)
+
+    def as_json(self) -> dict[str, Any]:
+        """The rules as JSON with their sets of text (languages, licences, opt-outs, stop words)
+        in order: a set's JSON order changes from one process to the next, and the rules are
+        part of a product's fingerprint and a card's bytes."""
+        return dict(_sets_sorted(self.model_dump(mode="json")))
+
+
+def _sets_sorted(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _sets_sorted(v) for k, v in value.items()}
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return sorted(value)
+    if isinstance(value, list):
+        return [_sets_sorted(v) for v in value]
+    return value

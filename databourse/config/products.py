@@ -271,17 +271,5 @@ def _without_new_defaults(dump: dict[str, Any]) -> dict[str, Any]:
     if dump.get("privacy") is not None:
         out["privacy"] = _strip(dump["privacy"], _NEW_PRIVACY_DEFAULTS)
     if dump.get("corpus") is not None:
-        out["corpus"] = _sets_sorted(dump["corpus"])
+        out["corpus"] = CorpusRules.model_validate(dump["corpus"]).as_json()
     return out
-
-
-def _sets_sorted(value: Any) -> Any:
-    """The corpus rules with their sets of text (languages, licences, opt-outs, stop words) in
-    order: a set's JSON order changes from one process to the next."""
-    if isinstance(value, dict):
-        return {k: _sets_sorted(v) for k, v in value.items()}
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return sorted(value)
-    if isinstance(value, list):
-        return [_sets_sorted(v) for v in value]
-    return value

@@ -30,18 +30,20 @@ def remaining_of(left: dict[str, int]) -> tuple[dict[str, str], int]:
     return dict(sorted(remaining.items())), sum(n for n in left.values() if n > 0)
 
 
-def corpus_facts(left: dict[str, int], origin: str, important_data: bool) -> dict[str, Any]:
-    """The manifest's personal_data section (and `transfer_facts`, as the hash covers them)."""
+def corpus_facts(
+    left: dict[str, int], origin: str, important_data: bool
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The manifest's personal_data section, and the transfer facts as the hash covers them."""
     remaining, individuals = remaining_of(left)
     facts = transfer_facts(origin, remaining, individuals, important_data)
-    return {
+    personal = {
         "remaining": remaining,
         "individuals": facts["individuals"],
         "sensitive_categories": facts["sensitive_categories"],
         "important_data": facts["important_data"],
         "leftover": dict(sorted(left.items())),
-        "transfer_facts": facts,
     }
+    return personal, facts
 
 
 def rescan(folder: Path) -> dict[str, int]:

@@ -30,7 +30,7 @@ from databourse.errors import DataBourseError, FactsMismatch, ManifestMismatch
 from databourse.pii.detect import scan_table
 from databourse.pii.dirty_columns import DIRTY_THRESHOLD
 from databourse.privacy.k_anonymity import KAnonymityReport, verify
-from databourse.product.corpus_facts import corpus_problems, remaining_of, rescan
+from databourse.product.corpus_facts import TEXT, corpus_problems, remaining_of, rescan
 from databourse.product.manifest_terms import terms_problems
 from databourse.product.package import fetch_files, manifest_hash, transfer_facts
 from databourse.product.productize import remaining_columns
@@ -238,10 +238,12 @@ def rederived_problems(
     settings: pii_threshold, pii_sample_rows, pii_dirty_threshold)."""
     counted = recount(folder, product, declared, origin, important_data)
     problems = disagreements(manifest, product, counted)
-    table = pq.read_table(folder)
     if product.type == "corpus":  # its text was re-scanned by `recount`; its metadata here
+        data = ds.dataset(str(folder), format="parquet")
+        table = data.to_table(columns=[c for c in data.schema.names if c != TEXT])
         problems += corpus_problems(manifest, table)
-        table = table.drop_columns(["text"])
+    else:
+        table = pq.read_table(folder)
     scanned = scan_table(
         table,
         threshold=threshold,

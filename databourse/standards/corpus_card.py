@@ -48,7 +48,7 @@ def write_card(
     card = corpus_card(
         stats.to_dict(),
         [_shard_entry(out_dir / shard) for shard in stats.shards],
-        sorted_rules(rules),
+        rules.as_json(),
         schema_of(OUTPUT.empty_table()),
         name=name,
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -148,7 +148,7 @@ def published_card(
     return corpus_card(
         stats,
         manifest["files"],
-        sorted_rules(rules),
+        rules.as_json(),
         manifest["schema"],
         name=name,
         created=manifest["created_at"],
@@ -156,20 +156,6 @@ def published_card(
         creator=creator,
         urls=urls,
     )
-
-
-def sorted_rules(rules: CorpusRules) -> dict[str, Any]:
-    """The rules as JSON, their sets in order (a card's bytes do not change between runs)."""
-
-    def ordered(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: ordered(v) for k, v in value.items()}
-        if isinstance(value, list):
-            items = [ordered(v) for v in value]
-            return sorted(items) if all(isinstance(v, str) for v in items) else items
-        return value
-
-    return dict(ordered(rules.model_dump(mode="json")))
 
 
 def cite_as(

@@ -42,6 +42,7 @@ from databourse.standards.corpus_card import CARD_NAME, write_card
 from databourse.steps.resources import Resources, audit_failure, catalogued
 from databourse.steps.validating import IngestedCopy
 from databourse.storage import zones
+from databourse.storage.store import ObjectStore
 from databourse.transfer.odrl import usage_policy
 
 
@@ -70,15 +71,15 @@ def build_corpus(
     store, catalog = res.store, res.catalog
     product = catalogued(res, product_id)
     record = load_ingest(store, product.source.provider, product.source.dataset, ingest_id)
-    built = version_of_ingest(res, product_id, ingest_id)
+    published = manifests(res, product_id)
+    built = version_of_ingest(res.store, published, ingest_id)
     if built is not None:
         return built
     events, keys = catalog.opt_out_requests(product_id)
-    rules = rules_of(product).model_copy(
-        update={"opt_out": with_requests(rules_of(product).opt_out, events)}
-    )
+    configured = rules_of(product)
+    rules = configured.model_copy(update={"opt_out": with_requests(configured.opt_out, events)})
     with tempfile.TemporaryDirectory(prefix="databourse-corpus-") as tmp:
-        earlier = earlier_index(res, product_id, Path(tmp) / "earlier")
+        earlier = earlier_index(res.store, published, Path(tmp) / "earlier")
         out = Path(tmp) / "version"
         with copy(record) as path:
             stats = build_version(read_documents(path, "text"), rules, out, earlier, keys)
@@ -105,8 +106,8 @@ def _package(
     schema = schema_of(OUTPUT.empty_table())
     origin = res.config.providers[src.provider].jurisdiction
     important = res.config.dataset(src.provider, src.dataset).important_data
-    personal = corpus_facts(stats.leftover, origin, important)
-    chash = content_hash(files, schema, product.fingerprint(), personal["transfer_facts"])
+    personal, facts = corpus_facts(stats.leftover, origin, important)
+    chash = content_hash(files, schema, product.fingerprint(), facts)
     rec = catalog.reserve_version(product.id, chash, schema, stats.kept)
     summary = stats.to_dict()
     manifest = build_manifest(
@@ -131,7 +132,7 @@ def _package(
         },
         quality=_quality(res, record, summary),
         privacy={"model": "corpus", "redaction": rules.redaction},
-        personal_data={k: v for k, v in personal.items() if k != "transfer_facts"},
+        personal_data=personal,
         usage_terms=product.terms.model_dump(mode="json"),
         usage_policy=usage_policy(
             product.id, rec.version, chash, product.terms, list(product.markets)
@@ -192,24 +193,28 @@ def manifests(res: Resources, product_id: str) -> list[dict[str, Any]]:
     return [m for m in found if m is not None]
 
 
-def version_of_ingest(res: Resources, product_id: str, ingest_id: str) -> CorpusVersion | None:
-    """The version an ingest was already built into, if any."""
-    for manifest in manifests(res, product_id):
+def version_of_ingest(
+    store: ObjectStore, published: list[dict[str, Any]], ingest_id: str
+) -> CorpusVersion | None:
+    """The version (of the product's `published` manifests) an ingest was built into, if any."""
+    for manifest in published:
         if any(i["ingest_id"] == ingest_id for i in manifest["lineage"]["ingests"]):
-            uri = res.store.uri(f"{zones.product_prefix(product_id, manifest['version'])}")
+            product, version = manifest["product"], manifest["version"]
+            uri = store.uri(f"{zones.product_prefix(product, version)}/manifest.json")
             return CorpusVersion(
-                product_id, manifest["version"], manifest["content_hash"], False,
-                f"{uri}/manifest.json", manifest["row_count"], manifest.get("corpus", {}),
+                product, version, manifest["content_hash"], False, uri, manifest["row_count"],
+                manifest.get("corpus", {}),
             )  # fmt: skip
     return None
 
 
-def earlier_index(res: Resources, product_id: str, folder: Path) -> Path | None:
-    """The newest version's de-duplication index, copied into `folder`; None for a first one."""
-    for manifest in manifests(res, product_id):
-        key = f"{zones.product_reports_prefix(product_id, manifest['version'])}/{INDEX_NAME}"
-        if res.store.exists(key):
+def earlier_index(store: ObjectStore, published: list[dict[str, Any]], folder: Path) -> Path | None:
+    """The newest version's de-duplication index (of the product's `published` manifests,
+    newest first), copied into `folder`; None for a first version."""
+    for manifest in published:
+        key = f"{zones.product_reports_prefix(manifest['product'], manifest['version'])}"
+        if store.exists(f"{key}/{INDEX_NAME}"):
             folder.mkdir(parents=True, exist_ok=True)
-            res.store.download(key, folder / INDEX_NAME)
+            store.download(f"{key}/{INDEX_NAME}", folder / INDEX_NAME)
             return folder
     return None
