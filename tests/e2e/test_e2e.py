@@ -468,3 +468,28 @@ def _run(env: dict[str, str], run_id: str) -> dict[str, Any]:
             timeout=30,
         ).json()
     )
+
+
+def test_corpus_drops_through_bourse_run_nothing_new_and_a_broken_line(
+    env: dict[str, str], demo: str, tmp_path: Path
+) -> None:
+    """A data engineer's `bourse run` of transcripts the corpus already holds says there is no
+    new version (never `None`), and of a file with a broken line names the file and the line,
+    quarantines it and publishes nothing."""
+    project = Path(env["DATABOURSE_CONFIG_DIR"]).parent
+    sample = project / "state" / "samples" / "my-chatdesk" / "chats-2026-11-20.jsonl"
+    lines = sample.read_text(encoding="utf-8").splitlines(keepends=True)
+    old = tmp_path / "old.jsonl"
+    old.write_text("".join(lines[:20]), encoding="utf-8")
+    ran = bourse(env, "run", "my-chatdesk", "chat_transcripts", str(old)).stdout
+    assert "my-chat-corpus: no new version" in ran and "None" not in ran
+    bad = tmp_path / "broken.jsonl"
+    bad.write_text(lines[0] + "not json at all\n", encoding="utf-8")
+    refused = bourse(env, "run", "my-chatdesk", "chat_transcripts", str(bad), check=False)
+    assert refused.returncode == 1
+    assert "broken.jsonl: line 2: invalid JSON" in refused.stderr + refused.stdout
+    assert "Traceback" not in refused.stderr
+    quarantined = project / "state" / "store" / "quarantine" / "my-chatdesk" / "chat_transcripts"
+    assert any(p.name == "broken.jsonl" for p in quarantined.rglob("*"))
+    listed = json.loads(bourse(env, "catalog", "show", "my-chat-corpus", "--json").stdout)
+    assert [v["version"] for v in listed["versions"]] == ["1.0.0"]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import yaml
 from helpers import make_project
@@ -136,3 +137,36 @@ def test_what_is_left_is_a_fact_the_gate_decides_on(within: Drop) -> None:
     }
     assert decisions["MY"] == "available"  # domestic
     assert decisions["CN"] != "available"  # personal data left: a route first, not "anonymized"
+
+
+def test_a_table_build_refuses_a_corpus_product(within: Drop) -> None:
+    from databourse.errors import ConfigError
+    from databourse.steps import building
+
+    with pytest.raises(ConfigError, match="my-chat-corpus is a corpus product"):
+        building.open_build(within.res.config, within.res.store, PRODUCT, None)
+
+
+def test_verify_names_shards_that_differ_from_the_manifests_counts(within: Drop) -> None:
+    """`corpus_problems`: documents or languages in the shards other than the manifest says."""
+    from databourse.product.corpus_facts import corpus_problems
+
+    corpus.build_corpus(within.res, PRODUCT, within.record.ingest_id, within.copy)
+    manifest = json.loads(within.res.store.get_bytes(f"products/{PRODUCT}/1.0.0/manifest.json"))
+    folder = within.res.store.local_path(f"products/{PRODUCT}/1.0.0")
+    assert folder is not None
+    table = pq.read_table([folder / f["path"] for f in manifest["files"]]).drop_columns(["text"])
+    assert corpus_problems(manifest, table) == []
+    fewer = corpus_problems(manifest, table.slice(1))
+    assert len(fewer) == 2 and "the shards hold" in fewer[0] and "languages" in fewer[1]
+    relabelled = table.set_column(
+        table.schema.get_field_index("language"), "language",
+        pa.array(["xx"] * table.num_rows, pa.string()),
+    )  # fmt: skip
+    assert corpus_problems(manifest, relabelled) == [
+        f"the shards' languages are {{'xx': {table.num_rows}}}, the manifest says "
+        f"{manifest['corpus']['languages']}"
+    ]
+    assert corpus_problems({**manifest, "corpus": None}, table) == [
+        "the manifest of a corpus version has no corpus: measurements"
+    ]
