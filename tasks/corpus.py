@@ -19,8 +19,9 @@ from tasks.staged import ingested_copy
 def build_corpus_version(product_id: str, ingest_id: str) -> dict[str, Any]:
     """The version holding the ingest's documents, built, found, or none (nothing kept)."""
     res = resources.bundle()
+    pseudonyms = resources.text_pseudonyms(res.config.product(product_id))
     built = corpus.build_corpus(
-        res, product_id, ingest_id, lambda record: ingested_copy(res.store, record)
+        res, product_id, ingest_id, lambda record: ingested_copy(res.store, record), pseudonyms
     )
     report_corpus(built)
     return {"schema": schema_of(OUTPUT.empty_table()), **built.to_json()}
@@ -47,6 +48,10 @@ def report_corpus(built: CorpusVersion) -> None:
     rows += [
         {"measure": f"identifiers replaced: {c}", "count": n}
         for c, n in stats.get("redacted", {}).items()
+    ]
+    rows += [
+        {"measure": f"distinct pseudonyms: {c}", "count": n}
+        for c, n in stats.get("pseudonyms", {}).items()
     ]
     rows += [
         {"measure": f"identifiers left: {c}", "count": n}

@@ -12,6 +12,7 @@ import httpx
 
 from databourse.catalog.database import Catalog
 from databourse.config import Config, ProductSpec, load_config
+from databourse.corpus.pseudonyms import TextPseudonyms
 from databourse.errors import DataBourseError
 from databourse.keys import DEFAULT_VERSION, Key, KeyPlace, bind, check_strength, default_key_dir
 from databourse.keys import read as read_key
@@ -64,6 +65,16 @@ def pseudonym_keys(product: ProductSpec) -> bytes | dict[str, bytes]:
     for version in sorted(versions):
         keys[version] = pseudonym_key(version)
     return keys
+
+
+def text_pseudonyms(product: ProductSpec) -> TextPseudonyms | None:
+    """The pseudonymizer of a corpus product whose rules say `redaction: pseudonym` (under its
+    `key_version`, else the default key); None for any other product."""
+    rules = product.corpus
+    if rules is None or rules.redaction != "pseudonym":
+        return None
+    key = load_key("pseudonym", rules.key_version or DEFAULT_VERSION)
+    return TextPseudonyms(key.material, key.key_id, key.version)
 
 
 def pseudonym_key(version: str | None = None) -> bytes:

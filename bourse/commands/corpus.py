@@ -14,6 +14,7 @@ from databourse.errors import DataBourseError
 
 if TYPE_CHECKING:
     from databourse.config.corpus import CorpusRules
+    from databourse.corpus.pseudonyms import TextPseudonyms
 
 corpus_app = typer.Typer(
     help="Text corpora for AI training: measure one, build a version.", no_args_is_help=True
@@ -51,7 +52,8 @@ def stats(
 
     try:
         chosen, keys = _requested(_rules(rules), product)
-        result = measure(read_documents(path, text_field), chosen, None, keys).to_dict()
+        documents = read_documents(path, text_field)
+        result = measure(documents, chosen, None, keys, _pseudonyms(chosen)).to_dict()
     except DataBourseError as exc:
         fail(str(exc))
     _show(path.name, result, as_json)
@@ -95,7 +97,8 @@ def build(
         fail(f"--version {version!r}: a version is named MAJOR.MINOR.PATCH, e.g. 1.0.0")
     try:
         chosen, keys = _requested(_rules(rules), product)
-        built = build_version(read_documents(path, text_field), chosen, out_dir, against, keys)
+        documents, pseudonyms = read_documents(path, text_field), _pseudonyms(chosen)
+        built = build_version(documents, chosen, out_dir, against, keys, pseudonyms)
         write_card(out_dir, built, chosen, name or out_dir.name, version, creator)
     except DataBourseError as exc:
         fail(str(exc))
@@ -220,6 +223,18 @@ def _requested(
     return rules.model_copy(update={"opt_out": with_requests(rules.opt_out, events)}), keys
 
 
+def _pseudonyms(rules: CorpusRules) -> TextPseudonyms | None:
+    """Under the pseudonym key (`$DATABOURSE_PSEUDONYM_KEY`, the key file) of the rules'
+    `key_version`, when they say `redaction: pseudonym`."""
+    if rules.redaction != "pseudonym":
+        return None
+    from databourse.corpus.pseudonyms import TextPseudonyms
+    from tasks import resources
+
+    key = resources.load_key("pseudonym", rules.key_version or "default")
+    return TextPseudonyms(key.material, key.key_id, key.version)
+
+
 def _rules(path: Path | None) -> CorpusRules:
     from databourse.config.corpus import CorpusRules
     from databourse.corpus.build import load_rules
@@ -237,6 +252,7 @@ def _show(name: str, result: dict[str, Any], as_json: bool) -> None:
         ("languages kept", "languages"),
         ("removed", "removed"),
         ("redacted", "redacted"),
+        ("distinct pseudonyms", "pseudonyms"),
         ("leftover", "leftover"),
     ):
         out.print(safe(f"{title}:"))

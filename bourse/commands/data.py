@@ -12,13 +12,16 @@ import secrets
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from bourse.commands.shared import JsonOpt, fail, out, print_json
 from bourse.display import safe, yaml_text
 from databourse.errors import DataBourseError
+
+if TYPE_CHECKING:
+    from databourse.corpus.pseudonyms import TextPseudonyms
 
 quality_app = typer.Typer(help="Data quality suites.", no_args_is_help=True)
 
@@ -166,12 +169,24 @@ def redact(
     text_field: Annotated[str, typer.Option(help="The field or column that holds the text.")] = (
         "text"
     ),
+    pseudonyms: Annotated[
+        bool,
+        typer.Option(
+            "--pseudonyms",
+            help="Keyed pseudonyms (<PERSON_NAME:kqzbtrmhcw>, one per person) under the "
+            "pseudonym key instead of placeholders.",
+        ),
+    ] = False,
+    key_version: Annotated[
+        str, typer.Option("--key-version", help="The pseudonym key's version (with --pseudonyms).")
+    ] = "default",
     as_json: JsonOpt = False,
 ) -> None:
-    """Replace personal data inside a text field by typed placeholders (<PHONE_NUMBER>) and
-    write the file again; prints counts per category and the leftover rate, never a value."""
+    """Replace personal data inside a text field by typed placeholders (<PHONE_NUMBER>), or
+    keyed pseudonyms, and write the file again; prints counts per category and the leftover
+    rate, never a value."""
     try:
-        report = _redact_file(path, out_path, text_field)
+        report = _redact_file(path, out_path, text_field, _replacement(pseudonyms, key_version))
     except DataBourseError as exc:
         fail(str(exc))
     if as_json:
@@ -190,10 +205,21 @@ def redact(
 REDACT_BATCH = 8192  # texts redacted at once: memory stays flat in the file's size
 
 
+def _replacement(pseudonyms: bool, key_version: str) -> TextPseudonyms | None:
+    if not pseudonyms:
+        return None
+    from databourse.corpus.pseudonyms import TextPseudonyms
+    from tasks import resources
+
+    key = resources.load_key("pseudonym", key_version)
+    return TextPseudonyms(key.material, key.key_id, key.version)
+
+
 class _Tally:
     """Counts over a file's batches: texts, categories replaced and still found."""
 
-    def __init__(self) -> None:
+    def __init__(self, replace: TextPseudonyms | None = None) -> None:
+        self.replace = replace
         self.documents = self.texts = 0
         self.redacted: Counter[str] = Counter()
         self.left: Counter[str] = Counter()
@@ -205,7 +231,7 @@ class _Tally:
 
         self.documents += len(texts)
         self.texts += sum(t is not None for t in texts)
-        array, counts = redact_batch(pa.array(texts, pa.large_string()))
+        array, counts = redact_batch(pa.array(texts, pa.large_string()), self.replace)
         self.redacted.update(counts)
         self.left.update(leftover(array))
         result: list[str | None] = array.to_pylist()
@@ -222,7 +248,9 @@ class _Tally:
         }
 
 
-def _redact_file(path: Path, target: Path, field: str) -> dict[str, Any]:
+def _redact_file(
+    path: Path, target: Path, field: str, replace: TextPseudonyms | None = None
+) -> dict[str, Any]:
     """Redact `field` of every record of `path` into `target` (written whole or not at all)."""
     if not path.is_file():
         raise DataBourseError(f"{path}: no such file", path=str(path))
@@ -238,7 +266,7 @@ def _redact_file(path: Path, target: Path, field: str) -> dict[str, Any]:
     # a name of our own beside the target (same file system: the rename is atomic), created
     # with the umask's mode, unlike mkstemp's 0600
     temp = target.resolve().parent / f".{target.name}.{secrets.token_hex(8)}.tmp"
-    tally = _Tally()
+    tally = _Tally(replace)
     try:
         temp.open("x").close()
         writer(path, temp, field, tally)

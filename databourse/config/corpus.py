@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 GOPHER_STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
 SHARD_DOCUMENTS = 50_000
@@ -78,24 +78,39 @@ class OptOut(BaseModel):
 
 class CorpusRules(BaseModel):
     """What a corpus product keeps: languages, quality, duplicates, licences, opt-outs, and how
-    much personal data may be left."""
+    much personal data may be left.
+
+    `redaction`: personal data in the text becomes a typed placeholder (`<PERSON_NAME>`), or a
+    keyed pseudonym (`<PERSON_NAME:kqzbtrmhcw>`, one per person under the pseudonym key of
+    `key_version`, default the default key: `corpus.pseudonyms`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     languages: frozenset[str] | None = None  # py3langid codes; None keeps every language
     keep_mixed: bool = True
     quality: QualityRules = QualityRules()
     dedup: DedupConfig = DedupConfig()
-    redaction: Literal["placeholder"] = "placeholder"
+    redaction: Literal["placeholder", "pseudonym"] = "placeholder"
+    key_version: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,32}$")
     leftover_limit: float = Field(0.005, ge=0.0, le=1.0)
     licences: frozenset[str] | None = None  # the allow-list; None allows any, even none
     opt_out: OptOut = OptOut()
     shard_documents: int = Field(SHARD_DOCUMENTS, ge=1)
 
+    @model_validator(mode="after")
+    def _key_for_pseudonyms(self) -> CorpusRules:
+        if self.key_version is not None and self.redaction != "pseudonym":
+            raise ValueError("key_version only applies to redaction: pseudonym")
+        return self
+
     def as_json(self) -> dict[str, Any]:
         """The rules as JSON with their sets of text (languages, licences, opt-outs, stop words)
         in order: a set's JSON order changes from one process to the next, and the rules are
-        part of a product's fingerprint and a card's bytes."""
-        return dict(_sets_sorted(self.model_dump(mode="json")))
+        part of a product's fingerprint and a card's bytes. `key_version` is left out while
+        unset (added after corpus products were published: their fingerprints stay)."""
+        data = dict(_sets_sorted(self.model_dump(mode="json")))
+        if data["key_version"] is None:
+            del data["key_version"]
+        return data
 
 
 def _sets_sorted(value: Any) -> Any:

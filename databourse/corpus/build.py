@@ -6,7 +6,8 @@ source URL) -> licence allow-list -> language (`langid`; `zh` keeps Simplified a
 code-switched `mixed` documents are kept unless told) -> quality filters (`filters`, one count
 per rule as `filter:<rule>`) -> exact then near duplicates (`dedup`) against this version's
 earlier batches and the earlier versions' index -> personal data replaced by typed placeholders
-(`text_redact.redact_batch`; keyed pseudonyms are a later step) -> the output scanned again
+or, with `redaction: pseudonym`, keyed pseudonyms (`text_redact.redact_batch`, `pseudonyms`;
+the distinct pseudonyms of each category counted) -> the output scanned again
 (`text_redact.leftover`) -> Parquet shards (zstd, SHARD_DOCUMENTS each, written under a temporary
 name and renamed). A version holds the documents new to it: one seen in an earlier version is a
 duplicate. The updated dedup index (INDEX_NAME) and the stats (STATS_NAME) go beside the shards.
@@ -45,7 +46,9 @@ from databourse.corpus.filters import quality_filter
 from databourse.corpus.langid import MIXED, LanguageIdentification
 from databourse.corpus.opt_out import opted_out
 from databourse.errors import ConfigError, ObjectExists, PersonalDataFound
+from databourse.pii.pseudonym_tokens import DistinctTokens
 from databourse.pii.text_redact import leftover, redact_batch
+from databourse.pii.text_spans import Replace
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +92,7 @@ class CorpusStats:
     duplicate_clusters: dict[int, int] = field(default_factory=dict)  # size: clusters
     redacted: Counter[str] = field(default_factory=Counter)
     leftover: Counter[str] = field(default_factory=Counter)
+    pseudonyms: dict[str, int] = field(default_factory=dict)  # distinct tokens per category
     bytes_in: int = 0  # UTF-8 bytes of the texts read
     bytes_out: int = 0  # of the texts kept, after redaction
     characters_out: int = 0
@@ -129,9 +133,10 @@ def measure(
     rules: CorpusRules,
     earlier_index: Path | None = None,
     keys: Mapping[str, bytes] | None = None,
+    pseudonyms: Replace | None = None,
 ) -> CorpusStats:
     """The stats of a version built from `batches`, writing nothing."""
-    stats, _ = _run(batches, rules, _index(rules, earlier_index), None, keys)
+    stats, _ = _run(batches, rules, _index(rules, earlier_index), None, keys, pseudonyms)
     return stats
 
 
@@ -141,19 +146,21 @@ def build_version(
     out_dir: Path,
     earlier_index: Path | None = None,
     keys: Mapping[str, bytes] | None = None,
+    pseudonyms: Replace | None = None,
 ) -> CorpusStats:
     """Build a version into `out_dir` (new or empty): shards, the dedup index, the stats.
 
     `batches` are `documents.read_documents`'s; `earlier_index` is the previous version's
     folder (or its index file), whose documents count as seen; `keys` (key id -> material) those
-    the opt-out's author digests were made under (`opt_out.author_digest`)."""
+    the opt-out's author digests were made under (`opt_out.author_digest`); `pseudonyms` the
+    replacement of `redaction: pseudonym` (`pseudonyms.TextPseudonyms`)."""
     if out_dir.exists() and any(out_dir.iterdir()):
         raise ObjectExists(f"{out_dir}: not empty; a version is written once", path=str(out_dir))
     index = _index(rules, earlier_index)
     out_dir.mkdir(parents=True, exist_ok=True)
     shards = Shards(out_dir, rules.shard_documents)
     try:
-        stats, index = _run(batches, rules, index, shards, keys)
+        stats, index = _run(batches, rules, index, shards, keys, pseudonyms)
     except BaseException:
         shards.abort()  # nothing of a failed version stays
         raise
@@ -198,13 +205,23 @@ def _run(
     index: DedupIndex,
     shards: Shards | None,
     keys: Mapping[str, bytes] | None = None,
+    pseudonyms: Replace | None = None,
 ) -> tuple[CorpusStats, DedupIndex]:
+    if (rules.redaction == "pseudonym") != (pseudonyms is not None):
+        raise ConfigError(
+            [f"redaction: {rules.redaction} "
+             + ("needs the pseudonym key" if pseudonyms is None else "takes no pseudonym key")]
+        )  # fmt: skip
     stats = CorpusStats(leftover_limit=rules.leftover_limit)
     identify = LanguageIdentification(rules.languages)
+    tokens = DistinctTokens()
     for batch in batches:
-        kept = _step(batch, rules, identify, index, stats, keys)
+        kept = _step(batch, rules, identify, index, stats, keys, pseudonyms)
+        if kept is not None:
+            tokens.add(kept.column("text"))
         if kept is not None and shards is not None:
             shards.write(kept)
+    stats.pseudonyms = tokens.counts()
     sizes = index.cluster_sizes().values()
     stats.duplicate_clusters = dict(sorted(Counter(sizes).items()))
     return stats, index
@@ -217,6 +234,7 @@ def _step(
     index: DedupIndex,
     stats: CorpusStats,
     keys: Mapping[str, bytes] | None = None,
+    pseudonyms: Replace | None = None,
 ) -> pa.Table | None:
     """One batch through every step; the kept documents, redacted, in OUTPUT's schema."""
     table = pa.Table.from_batches([batch])
@@ -240,7 +258,7 @@ def _step(
     table = _keep(table, kinds[kinds != "exact"] == "near", "near_duplicate", stats)
     if table.num_rows == 0:
         return None
-    redacted, counts = redact_batch(table.column("text"))
+    redacted, counts = redact_batch(table.column("text"), pseudonyms)
     stats.redacted.update(counts)
     stats.leftover.update(leftover(redacted))
     stats.kept += table.num_rows

@@ -41,6 +41,8 @@ Modules:
         Person names in table cells: token structure, checked against name statistics (vectorised).
     phones
         Phone numbers as people write them, validated against phonenumbers' metadata, vectorized.
+    pseudonym_tokens
+        Keyed pseudonym tokens in running text (`text_spans.pseudonym_token`), counted per category.
     scan_text
         Text as the personal-data scan reads it: what a reader sees, not how it was typed.
     screening

@@ -39,7 +39,13 @@ from databourse.pii.text_mentions import (
     mentions,
 )
 from databourse.pii.text_segments import pieces
-from databourse.pii.text_spans import find_spans, placeholder, redact_embedded, redact_text
+from databourse.pii.text_spans import (
+    Replace,
+    find_spans,
+    placed,
+    redact_embedded,
+    redact_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +100,10 @@ _NUMBER_RUN = regex.compile(
 )
 _GROUP = regex.compile(r"[^\s,]+(?:,? ?(?:x|ext\.?|extension|#) ?\d{1,6}(?![\d]))?")
 # A phone's area code and extension are part of it, where the scan's in-text pattern took only
-# the rest: "(028) <PHONE_NUMBER>", "<PHONE_NUMBER> ext. 904" (RE2).
-AREA_CODE = r"\(\+?\d{1,4}\) ?" + placeholder("PHONE_NUMBER")
-EXTENSION = placeholder("PHONE_NUMBER") + r",? ?(?:x|ext\.?|extension|#) ?\d{1,6}\b"
+# the rest: "(028) <PHONE_NUMBER>", "<PHONE_NUMBER> ext. 904" (RE2; the placeholder or pseudonym
+# token, group 1, stays).
+AREA_CODE = r"\(\+?\d{1,4}\) ?(" + placed("PHONE_NUMBER") + ")"
+EXTENSION = "(" + placed("PHONE_NUMBER") + r"),? ?(?:x|ext\.?|extension|#) ?\d{1,6}\b"
 MAX_GROUPS = 6  # groups of one number at most
 NUMBER_PREFILTER = r"\d[ .()/-]+\d|\+\d|\(\d|\d{12}"  # RE2: rows number_spans reads
 WHOLE_UP_TO = 0  # running text is read by its parts: whole-value reading is for cells
@@ -147,11 +154,11 @@ def _text_array(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 
 def placeholder_counts(texts: pa.Array) -> Counter[str]:
-    """How many placeholders of each category the texts hold."""
+    """How many placeholders (or pseudonym tokens) of each category the texts hold."""
     counts: Counter[str] = Counter()
     texts = texts.filter(pc.fill_null(pc.match_substring_regex(texts, r"<[A-Z]"), False))
     for category in PLACED if len(texts) else ():
-        n = pc.sum(pc.count_substring(texts, placeholder(category))).as_py()
+        n = pc.sum(pc.count_substring_regex(texts, placed(category))).as_py()
         if n:
             counts[category] = int(n)
     return counts
@@ -325,18 +332,22 @@ def mention_spans(texts: list[str]) -> list[list[Span]]:
     return [_merged(s) for s in spans]
 
 
-def redact_batch(texts: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, dict[str, int]]:
-    """The texts with every personal datum replaced by `<CATEGORY>` (nulls kept); and how many
-    of each category were replaced."""
+def redact_batch(
+    texts: pa.Array | pa.ChunkedArray, replace: Replace | None = None
+) -> tuple[pa.Array, dict[str, int]]:
+    """The texts with every personal datum replaced by `<CATEGORY>`, or by what `replace`
+    writes for it (a keyed pseudonym token), nulls kept; and how many of each category were
+    replaced."""
     array = _text_array(texts)
     before = placeholder_counts(array)  # written by the provider: not counted
-    redacted = redact_embedded(array, whole_up_to=WHOLE_UP_TO).cast(pa.large_string())
+    given = {} if replace is None else {"replace": replace}
+    redacted = redact_embedded(array, whole_up_to=WHOLE_UP_TO, **given).cast(pa.large_string())
     for part in (EXTENSION, AREA_CODE):
-        redacted = pc.replace_substring_regex(redacted, part, placeholder("PHONE_NUMBER"))
+        redacted = pc.replace_substring_regex(redacted, part, r"\1")
     numbers = pc.fill_null(pc.match_substring_regex(redacted, NUMBER_PREFILTER), False)
-    redacted = _replaced(redacted, numbers.to_numpy(False), number_spans)
+    redacted = _replaced(redacted, numbers.to_numpy(False), number_spans, replace)
     prose = pc.fill_null(pc.match_substring_regex(redacted, TEXT), False).to_numpy(False)
-    redacted = _replaced(redacted, prose, mention_spans)
+    redacted = _replaced(redacted, prose, mention_spans, replace)
     counts = placeholder_counts(redacted)
     counts.subtract(before)
     log.debug("redacted %d texts: %s", len(array), dict(counts))
@@ -344,13 +355,20 @@ def redact_batch(texts: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, dict[str,
 
 
 def _replaced(
-    values: pa.Array, rows: np.ndarray, find: Callable[[list[str]], list[list[Span]]]
+    values: pa.Array,
+    rows: np.ndarray,
+    find: Callable[[list[str]], list[list[Span]]],
+    replace: Replace | None,
 ) -> pa.Array:
-    """`values` with the spans `find` finds in the rows selected replaced by placeholders."""
+    """`values` with the spans `find` finds in the rows selected replaced by placeholders (or
+    what `replace` writes)."""
     if not rows.any():
         return values
     texts = values.filter(pa.array(rows)).to_pylist()
-    changed = [redact_text(t, s) if s else t for t, s in zip(texts, find(texts), strict=True)]
+    given = {} if replace is None else {"replace": replace}
+    changed = [
+        redact_text(t, s, **given) if s else t for t, s in zip(texts, find(texts), strict=True)
+    ]
     return pc.replace_with_mask(values, pa.array(rows), pa.array(changed, values.type))
 
 

@@ -8,12 +8,18 @@ placeholder. The same patterns and validators as the scan are used (`databourse.
 and the written files are re-scanned afterwards (`productize.verify_written`): whatever this
 missed stops the version. Only categories that identify a person (`DIRECT_IDENTIFIERS`) are
 replaced; a company's credit code (CN_USCC) is not personal data and stays.
+
+A `Replace` callable (category, the value found) -> text may stand for the placeholder: a corpus
+product with `redaction: pseudonym` writes a keyed pseudonym token there (`pseudonym_token`:
+`<PERSON_NAME:kqzbtrmhcw>`, ten letters of PSEUDONYM_LETTERS, never a digit, a hex letter or a
+vowel, so no detector reads an identifier, a hex token or a word in it).
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -44,9 +50,32 @@ _RUN = re.compile(r"[0-9Xx]+")
 RUN_LENGTHS = range(10, 20)
 
 
+Replace = Callable[[str, str], str]  # (category, value found) -> the text written instead
+PSEUDONYM_LETTERS = "ghjklmnpqrstvwxz"  # 16: one per hex digit of a digest
+PSEUDONYM_LENGTH = 10  # letters of a token: 40 bits of the keyed digest
+PSEUDONYM_TOKEN = rf"<([A-Z][A-Z0-9_]*):([{PSEUDONYM_LETTERS}]{{{PSEUDONYM_LENGTH}}})>"  # RE2 too
+_TO_LETTERS = str.maketrans("0123456789abcdef", PSEUDONYM_LETTERS)
+
+
 def placeholder(category: str) -> str:
     """The text that replaces an identifier of `category`."""
     return f"<{category}>"
+
+
+def placed(category: str) -> str:
+    """A pattern (RE2 and `re`) of what replaced an identifier of `category`: its placeholder
+    or a pseudonym token."""
+    return rf"<{category}(?::[{PSEUDONYM_LETTERS}]{{{PSEUDONYM_LENGTH}}})?>"
+
+
+def pseudonym_token(category: str, hex_digest: str) -> str:
+    """`<CATEGORY:letters>`: the first PSEUDONYM_LENGTH hex digits of a keyed digest, each
+    written as a letter of PSEUDONYM_LETTERS."""
+    return f"<{category}:{hex_digest[:PSEUDONYM_LENGTH].lower().translate(_TO_LETTERS)}>"
+
+
+def _placeholder(category: str, value: str) -> str:
+    return placeholder(category)
 
 
 def _blank(pattern: re.Pattern[str], text: str) -> str:
@@ -123,34 +152,35 @@ def _merged(spans: list[Span]) -> list[Span]:
     return out
 
 
-def redact_text(text: str, spans: list[Span]) -> str:
-    """`text` with each span replaced by its placeholder (a span overlapping the one before it
-    extends it); one pass, so the time grows with the text's length, not length times spans."""
+def redact_text(text: str, spans: list[Span], replace: Replace = _placeholder) -> str:
+    """`text` with each span replaced by its placeholder, or what `replace` writes for it (a
+    span overlapping the one before it extends it); one pass, so the time grows with the
+    text's length, not length times spans."""
     pieces, at = [], 0
     for start, end, category in sorted(spans):
         if start < at:  # overlaps the span just replaced: its placeholder covers it
             at = max(at, end)
             continue
-        pieces += [text[at:start], placeholder(category)]
+        pieces += [text[at:start], replace(category, text[start:end])]
         at = end
     pieces.append(text[at:])
     return "".join(pieces)
 
 
 def redact_values(
-    values: list[str], whole: list[str | None] | None = None
+    values: list[str], whole: list[str | None] | None = None, replace: Replace = _placeholder
 ) -> tuple[list[str], dict[str, int]]:
     """Each text redacted; and per category, how many of the texts held one.
 
     `whole` is each text's category as a whole value (`pii_categories.classify_array`), when
-    known."""
+    known. A pseudonym token, like a placeholder, holds no digit, '@' or hex letter."""
     if whole is None:
         whole = classify_array(pa.array(values, pa.large_string()))
     out, counts = list(values), dict[str, int]()
     rest = []
     for i, category in enumerate(whole):
         if category in DIRECT_IDENTIFIERS:  # the value is one identifier, nothing around it
-            out[i] = placeholder(category)
+            out[i] = replace(category, values[i])
             counts[category] = counts.get(category, 0) + 1
         else:
             rest.append(i)
@@ -159,7 +189,7 @@ def redact_values(
         changed = []
         for i, spans in zip(rest, find_spans([out[i] for i in rest]), strict=True):
             if spans:  # each pass removes digits, '@' or ':' for good, so the loop ends
-                out[i] = redact_text(out[i], spans)
+                out[i] = redact_text(out[i], spans, replace)
                 held.setdefault(i, set()).update(c for _, _, c in spans)
                 changed.append(i)
         rest = changed
@@ -169,7 +199,9 @@ def redact_values(
     return out, counts
 
 
-def _redact_disguised(texts: list[str | None], counts: dict[str, int]) -> None:
+def _redact_disguised(
+    texts: list[str | None], counts: dict[str, int], replace: Replace = _placeholder
+) -> None:
     """Values still holding an identifier as the scan reads them (full-width digits, hidden
     characters: `scan_text`) are written back folded, with placeholders; others as they were."""
     current = pa.array(texts, pa.large_string())
@@ -182,7 +214,7 @@ def _redact_disguised(texts: list[str | None], counts: dict[str, int]) -> None:
     hit = [i for i, spans in zip(rows.tolist(), left, strict=True) if spans]
     if not hit:
         return
-    redacted, more = redact_values([str(seen[i].as_py()) for i in hit])
+    redacted, more = redact_values([str(seen[i].as_py()) for i in hit], replace=replace)
     for i, text in zip(hit, redacted, strict=True):
         texts[i] = text
     for category, n in more.items():
@@ -202,9 +234,13 @@ def _whole(values: pa.Array, up_to: int | None) -> list[str | None]:
 
 
 def redact_embedded(
-    values: pa.Array | pa.ChunkedArray, *, whole_up_to: int | None = None
+    values: pa.Array | pa.ChunkedArray,
+    *,
+    whole_up_to: int | None = None,
+    replace: Replace = _placeholder,
 ) -> pa.Array:
-    """A text column with its identifiers replaced by placeholders (type and nulls kept).
+    """A text column with its identifiers replaced by placeholders, or what `replace` writes
+    (type and nulls kept).
 
     Each distinct value is looked at once; only values the scan's prefilter selects, or that
     are wholly an identifier, are redacted in Python. `whole_up_to`: only values of at most
@@ -221,10 +257,10 @@ def redact_embedded(
     whole = _whole(distinct, whole_up_to)
     direct = np.array([c in DIRECT_IDENTIFIERS for c in whole], dtype=bool)
     rows = np.flatnonzero(shaped | direct)
-    redacted, counts = redact_values([texts[i] for i in rows], [whole[i] for i in rows])
+    redacted, counts = redact_values([texts[i] for i in rows], [whole[i] for i in rows], replace)
     for i, text in zip(rows.tolist(), redacted, strict=True):
         texts[i] = text
-    _redact_disguised(texts, counts)
+    _redact_disguised(texts, counts, replace)
     log.debug("redacted identifiers in %d distinct values: %s", len(rows), counts)
     dictionary = pa.array(texts, array.type)
     return pa.DictionaryArray.from_arrays(encoded.indices, dictionary).dictionary_decode()

@@ -127,7 +127,7 @@ def recount(
     `origin` and `important_data`) and the version's files in `folder` (hive folders included);
     a corpus's from what the re-scan of its text finds (corpus_facts)."""
     if product.type == "corpus":
-        remaining, individuals = remaining_of(rescan(folder))
+        remaining, individuals = remaining_of(*rescan(folder))
         facts = transfer_facts(origin, remaining, individuals, important_data)
         return Recount(remaining, facts["individuals"], facts, None)
     data = ds.dataset(str(folder), format="parquet", partitioning="hive")

@@ -26,7 +26,7 @@ CARD_NAME = "croissant.json"
 
 DOCUMENT_FIELDS = {  # the shards' columns (corpus.build.OUTPUT) and what each holds
     "id": "the document's id, as the provider gave it",
-    "text": "the document's text, personal data replaced by typed placeholders",
+    "text": "the document's text, personal data replaced by typed placeholders or pseudonyms",
     "language": "the language identified (py3langid code; zh-Hans, zh-Hant; mixed)",
     "source": "where the provider had the document from (a URL or a system)",
     "licence": "the document's licence, as the provider gave it",
@@ -97,7 +97,7 @@ def corpus_card(
         "description": f"A text corpus of {kept} documents (by language: {languages}) in "
         f"{len(shards)} Parquet shard(s), built from {stats['documents_in']} documents: "
         "opted-out, unlicensed, unlisted-language, low-quality and duplicate documents removed, "
-        "personal data in the text replaced by typed placeholders.",
+        f"personal data in the text replaced by {replacement(rules)}.",
         "version": version,
         "dateCreated": created,
         "datePublished": created,
@@ -110,7 +110,7 @@ def corpus_card(
         f"files or zip archives of them), each with its source and licence: "
         f"{stats['documents_in']} read, {stats['bytes_in']} bytes of text.",
         "rai:dataPreprocessingProtocol": preprocessing(stats, rules),
-        "rai:personalSensitiveInformation": personal(stats),
+        "rai:personalSensitiveInformation": personal(stats, rules),
         "rai:dataLimitations": limitations(stats, rules),
         "rai:dataBiases": [
             "Share of the kept documents by identified language: "
@@ -200,19 +200,39 @@ def preprocessing(stats: dict[str, Any], rules: dict[str, Any]) -> list[str]:
         "earlier versions' index. Clusters by size: "
         + (", ".join(f"{k}: {v}" for k, v in stats["duplicate_clusters"].items()) or "none")
         + ".",
-        "Personal data in the text replaced by typed placeholders (such as <CN_RESIDENT_ID>), "
-        "then the output scanned again for what is left.",
+        f"Personal data in the text replaced by {replacement(rules)}, then the output "
+        "scanned again for what is left.",
     ]
 
 
-def personal(stats: dict[str, Any]) -> str:
-    """What the redaction replaced and what its second scan still found, by category."""
+def replacement(rules: dict[str, Any]) -> str:
+    """What stands where personal data was, as the rules say."""
+    if rules.get("redaction") == "pseudonym":
+        return (
+            "keyed pseudonyms (such as <PERSON_NAME:kqzbtrmhcw>: one token per person or "
+            "number under a key the exchange keeps, so mentions of one person stay linked)"
+        )
+    return "typed placeholders (such as <CN_RESIDENT_ID>)"
+
+
+def personal(stats: dict[str, Any], rules: dict[str, Any]) -> str:
+    """What the redaction replaced and what its second scan still found, by category; the
+    pseudonyms it holds (personal data still, de-identified and not anonymous)."""
     replaced = ", ".join(f"{k} {v}" for k, v in stats["redacted"].items()) or "none"
+    tokens = stats.get("pseudonyms") or {}
+    held = ", ".join(f"{k} {v}" for k, v in tokens.items())
     left = ", ".join(f"{k} {v}" for k, v in stats["leftover"].items()) or "none"
     verdict = "within" if stats["passed"] else "over"
     per_million = stats["leftover_per_million_characters"]
     return (
-        f"Identifiers found in the text and replaced by typed placeholders: {replaced}. Found "
+        f"Identifiers found in the text and replaced by {replacement(rules)}: {replaced}. "
+        + (
+            f"Distinct pseudonyms the text holds: {held}; pseudonymized text is still personal "
+            "data (de-identified, not anonymized). "
+            if tokens
+            else ""
+        )
+        + "Found "
         f"again by a second scan of the output: {left}; a leftover rate of "
         f"{stats['leftover_rate']:.4%} of those found ({per_million:.2f} per million "
         f"characters), {verdict} the limit of {stats['leftover_limit']:.4%}. The "

@@ -26,10 +26,11 @@ from databourse.config.corpus import CorpusRules
 from databourse.corpus.build import INDEX_NAME, OUTPUT, CorpusStats, build_version, leftover_gate
 from databourse.corpus.documents import read_documents
 from databourse.corpus.opt_out import with_requests
+from databourse.corpus.pseudonyms import TextPseudonyms
 from databourse.errors import PersonalDataFound
 from databourse.ingest.records import IngestResult, load_ingest
 from databourse.ingest.staged_integrity import file_digest
-from databourse.product.corpus_facts import corpus_facts
+from databourse.product.corpus_facts import TEXT, corpus_facts
 from databourse.product.package import (
     FileEntry,
     build_manifest,
@@ -65,9 +66,14 @@ class CorpusVersion:
 
 
 def build_corpus(
-    res: Resources, product_id: str, ingest_id: str, copy: IngestedCopy
+    res: Resources,
+    product_id: str,
+    ingest_id: str,
+    copy: IngestedCopy,
+    pseudonyms: TextPseudonyms | None = None,
 ) -> CorpusVersion:
-    """Build the ingest's documents into a version of the corpus product (or find it)."""
+    """Build the ingest's documents into a version of the corpus product (or find it);
+    `pseudonyms` under the product's key where its rules say `redaction: pseudonym`."""
     store, catalog = res.store, res.catalog
     product = catalogued(res, product_id)
     record = load_ingest(store, product.source.provider, product.source.dataset, ingest_id)
@@ -82,7 +88,8 @@ def build_corpus(
         earlier = earlier_index(res.store, published, Path(tmp) / "earlier")
         out = Path(tmp) / "version"
         with copy(record) as path:
-            stats = build_version(read_documents(path, "text"), rules, out, earlier, keys)
+            documents = read_documents(path, "text")
+            stats = build_version(documents, rules, out, earlier, keys, pseudonyms)
         try:
             leftover_gate(stats)
         except PersonalDataFound as exc:
@@ -90,7 +97,7 @@ def build_corpus(
             raise
         if stats.kept == 0:
             return CorpusVersion(product_id, None, None, False, None, 0, stats.to_dict())
-        return _package(res, product, record, out, stats, rules)
+        return _package(res, product, record, out, stats, rules, pseudonyms)
 
 
 def _package(
@@ -100,13 +107,16 @@ def _package(
     out: Path,
     stats: CorpusStats,
     rules: CorpusRules,
+    pseudonyms: TextPseudonyms | None,
 ) -> CorpusVersion:
     store, catalog, src = res.store, res.catalog, product.source
     files = [_entry(out, name) for name in stats.shards]
     schema = schema_of(OUTPUT.empty_table())
     origin = res.config.providers[src.provider].jurisdiction
     important = res.config.dataset(src.provider, src.dataset).important_data
-    personal, facts = corpus_facts(stats.leftover, origin, important)
+    personal, facts = corpus_facts(stats.leftover, stats.pseudonyms, origin, important)
+    if pseudonyms is not None:
+        personal["pseudonym_keys"] = {TEXT: pseudonyms.described()}
     chash = content_hash(files, schema, product.fingerprint(), facts)
     rec = catalog.reserve_version(product.id, chash, schema, stats.kept)
     summary = stats.to_dict()
@@ -167,7 +177,7 @@ def _corpus_section(summary: dict[str, Any]) -> dict[str, Any]:
     """The manifest's measurements of the version (counts and rates, no value)."""
     keep = (
         "documents_in", "kept", "removed", "languages", "languages_identified",
-        "duplicate_clusters", "redacted", "leftover", "leftover_rate",
+        "duplicate_clusters", "redacted", "leftover", "pseudonyms", "leftover_rate",
         "leftover_per_million_characters", "leftover_limit", "bytes_in", "bytes_out",
         "characters_out",
     )  # fmt: skip

@@ -151,3 +151,44 @@ def test_unwritable_target_is_one_error_line(tmp_path: Path, docs: list[Doc]) ->
     proc = bourse(cli_env(tmp_path), "redact", str(source), "--out", str(target), check=False)
     assert proc.returncode != 0 and proc.stderr.splitlines()[-1].startswith("error:")
     assert "Traceback" not in proc.stderr and "missing" in proc.stderr
+
+
+def test_pseudonyms_link_one_person_across_runs_and_need_the_key(
+    tmp_path: Path, docs: list[Doc]
+) -> None:
+    """`--pseudonyms`: each planted identifier becomes a `<CATEGORY:letters>` token, the same one
+    in a second run over another file that holds it (the key, not the run, decides it); no
+    value and no key is printed; without the key version asked for, one error line naming
+    where it was looked for, and nothing written."""
+    import re
+    import secrets
+
+    from helpers import make_project
+
+    project = make_project(tmp_path / "project")
+    key = secrets.token_hex(32)
+    env = cli_env(project, DATABOURSE_PSEUDONYM_KEY=key, DATABOURSE_KEY_DIR=str(tmp_path / "k"))
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    _write(first, _records(docs))
+    _write(second, _records(docs)[:20][::-1])
+    outs = []
+    for source in (first, second):
+        target = source.with_suffix(".out.jsonl")
+        proc = bourse(env, "redact", str(source), "--out", str(target), "--pseudonyms", "--json")
+        assert key not in proc.stdout + proc.stderr
+        assert not any(v in proc.stdout + proc.stderr for v in _planted(docs) if len(v) > 5)
+        assert json.loads(proc.stdout)["redacted"]
+        outs.append({r["id"]: r["text"] for r in _read(target)})
+    token = re.compile(r"<[A-Z_]+:[g-z]{10}>")
+    for i, doc in enumerate(docs[:20]):
+        assert token.findall(outs[0][i]) == token.findall(outs[1][i]) != []
+        for a, b, category in doc.planted:
+            value = doc.text[a:b]
+            if category in IDENTIFIERS and not out_of_scope(category, value):
+                assert value not in outs[0][i]
+
+    target = tmp_path / "never.jsonl"
+    args = ("redact", str(first), "--out", str(target), "--pseudonyms", "--key-version", "v9")
+    missing = bourse(env, *args, check=False)
+    assert missing.returncode != 0 and "Traceback" not in missing.stderr
+    assert "DATABOURSE_PSEUDONYM_KEY__V9" in missing.stderr and not target.exists()

@@ -340,7 +340,7 @@ def test_rules_load_from_yaml_and_bad_keys_are_listed(tmp_path: Path) -> None:
     rules = load_rules(good)
     assert rules.quality.min_doc_words == 10 and rules.dedup.threshold == 0.7
     bad = tmp_path / "bad.yaml"
-    bad.write_text("quality: {min_doc_wordz: 10}\nleftover_limit: 2\nredaction: pseudonym\n")
+    bad.write_text("quality: {min_doc_wordz: 10}\nleftover_limit: 2\nredaction: hashed\n")
     with pytest.raises(ConfigError) as caught:
         load_rules(bad)
     assert len(caught.value.problems) == 3

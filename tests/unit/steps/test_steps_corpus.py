@@ -68,7 +68,7 @@ def _missed() -> tuple[list[str], list[str]]:
     return lines, [docs[i].text[a:b] for i in missed for a, b, _ in docs[i].planted]
 
 
-def _project(tmp_path: Path, limit: float) -> Drop:
+def _project(tmp_path: Path, limit: float, redaction: str = "placeholder") -> Drop:
     """The shipped configs with the product's rules opened to every language and text (the
     evaluation set is Faker's, in ten locales) and `limit`; the documents of the evaluation
     set in which the re-scan finds something after redaction, ingested."""
@@ -79,7 +79,7 @@ def _project(tmp_path: Path, limit: float) -> Drop:
         "quality": {"min_doc_words": 5, "min_stop_words": None, "c4_min_sentences": None,
                     "min_mean_word_length": None, "min_alpha_words_ratio": None,
                     "max_symbol_word_ratio": None},
-        "leftover_limit": limit,
+        "leftover_limit": limit, "redaction": redaction,
     }  # fmt: skip
     path.write_text(yaml.safe_dump(spec))
     lines, planted = _missed()
@@ -170,3 +170,60 @@ def test_verify_names_shards_that_differ_from_the_manifests_counts(within: Drop)
     assert corpus_problems({**manifest, "corpus": None}, table) == [
         "the manifest of a corpus version has no corpus: measurements"
     ]
+
+
+def test_pseudonyms_are_personal_data_the_gate_and_verify_count_from_the_shards(
+    tmp_path: Path,
+) -> None:
+    """`redaction: pseudonym`: each category pseudonymized is remaining personal data, the most
+    distinct pseudonyms of any category (plus what is left) the individuals; the gate's facts
+    (re-derived from the shards) and `verify`'s re-derivation agree with the manifest, which
+    names the key's version and public id, never the key."""
+    from databourse.corpus.pseudonyms import TextPseudonyms
+    from databourse.product.facts import rederived_problems
+
+    drop = _project(tmp_path, 1.0, "pseudonym")
+    key = bytes(range(100, 132))
+    pseudonyms = TextPseudonyms(key, "k-public-id", "default")
+    try:
+        built = corpus.build_corpus(drop.res, PRODUCT, drop.record.ingest_id, drop.copy, pseudonyms)
+        manifest = json.loads(drop.res.store.get_bytes(f"products/{PRODUCT}/1.0.0/manifest.json"))
+        personal, measured = manifest["personal_data"], manifest["corpus"]
+        assert built.version == "1.0.0" and measured["pseudonyms"] == personal["pseudonyms"]
+        held = set(measured["pseudonyms"]) | set(measured["leftover"])
+        assert set(measured["redacted"]) <= held and personal["remaining"] == {
+            f"text#{c}": c for c in sorted(held)
+        }
+        assert personal["individuals"] == max(measured["pseudonyms"].values()) + sum(
+            measured["leftover"].values()
+        )
+        assert personal["pseudonym_keys"] == {
+            "text": {"key_version": "default", "key_id": "k-public-id"}
+        }
+        text = drop.res.store.get_bytes(f"products/{PRODUCT}/1.0.0/manifest.json").decode()
+        assert key.hex() not in text and not any(v in text for v in drop.planted if len(v) > 5)
+
+        facts, _ = publishing.version_facts(drop.res, PRODUCT, "1.0.0")
+        assert facts.personal_data and facts.individuals == personal["individuals"]
+        decisions = {
+            d["market"]: d["status"]
+            for d in publishing.decide_transfers(drop.res, PRODUCT, "1.0.0")
+        }
+        assert decisions["MY"] == "available" and decisions["CN"] != "available"
+        folder = drop.res.store.local_path(f"products/{PRODUCT}/1.0.0")
+        assert folder is not None
+        spec = drop.res.config.dataset(PROVIDER, DATASET)
+        product = drop.res.config.product(PRODUCT)
+        files = tmp_path / "files"  # the version's files, as verify downloads them
+        files.mkdir()
+        for f in manifest["files"]:
+            (files / f["path"]).write_bytes((folder / f["path"]).read_bytes())
+        assert (
+            rederived_problems(files, manifest, product, spec.declared_categories, "MY", False)
+            == []
+        )
+        shards = pq.read_table([folder / f["path"] for f in manifest["files"]])
+        texts = "\n".join(shards.column("text").to_pylist())
+        assert ":" in texts and not any(v in texts for v in drop.planted if len(v) > 8)
+    finally:
+        drop.res.catalog.close()
