@@ -28,7 +28,8 @@ have no spaces between words:
 - a full stop directly followed by a CJK character ends a sentence, as do 。！？.
 Differences from datatrove: a top n-gram seen once is no repetition (0), n-grams are compared as
 word tuples (datatrove joins them without spaces), and C4's lorem-ipsum and bracket rules look at
-the whole page. Each document is judged in Python, in time linear in its length.
+the whole page. Each document is judged in Python, in time linear in its length (n-grams as
+exact integer ids, `gram_ids`, counted with NumPy).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ THAI_LETTERS = re.compile(rf"[{THAI}]")
 CJK_CHAR = re.compile(rf"[{CJK}]")
 POLICY = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies",
           "use cookies")  # fmt: skip
+_LETTER_LIKE = re.compile(r"[^\W\d_]")
 CITATION = re.compile(r"\[\d*]|\[edit]|\[citation needed]")
 
 
@@ -75,6 +77,7 @@ class Document:
     content: list[str]  # tokens with at least one character that is not punctuation
     words: float  # word_count(content)
     all_words: float  # word_count(tokens)
+    thai: bool = False  # whether it has Thai letters (else a token is a word)
     fractions: dict[str, float] | None = None  # repetition measures, once one rule needs them
 
     @classmethod
@@ -82,7 +85,15 @@ class Document:
         """Tokens and word count of a text; `language` (a langid label) picks the stop words."""
         tokens = TOKEN.findall(text)
         content = [token for token in tokens if not set(token) <= PUNCTUATION]
-        return cls(text, language, tokens, content, word_count(content), word_count(tokens))
+        if THAI_LETTERS.search(text) is None:  # no token has a Thai letter: one word each
+            return cls(text, language, tokens, content, len(content), len(tokens))
+        return cls(
+            text, language, tokens, content, word_count(content), word_count(tokens), thai=True
+        )
+
+    def count_words(self, tokens: Sequence[str]) -> float:
+        """`word_count` of some of its tokens."""
+        return word_count(tokens) if self.thai else len(tokens)
 
 
 def word_count(tokens: Sequence[str]) -> float:
@@ -127,6 +138,16 @@ def first_failure(doc: Document, rules: QualityRules) -> str | None:
         if not rule(doc, rules):
             return name
     return None
+
+
+def has_letter(token: str) -> bool:
+    """Whether a character of the token is a letter (`str.isalpha`). A letter is a word
+    character that is no digit and no underscore, so the regex finds the first candidate; a
+    candidate that is none (a numeral such as ½) has the token read character by character."""
+    found = _LETTER_LIKE.search(token)
+    if found is None:
+        return False
+    return found.group().isalpha() or any(c.isalpha() for c in token)
 
 
 def _within(value: float, limit: float | None, *, at_most: bool = True) -> bool:
@@ -186,7 +207,7 @@ GOPHER_QUALITY: dict[str, Rule] = {
         r.max_ellipsis_lines_ratio,
     ),
     "gopher_below_alpha_threshold": lambda d, r: _within(
-        word_count([t for t in d.tokens if any(c.isalpha() for c in t)]) / max(d.all_words, 1),
+        d.count_words([t for t in d.tokens if has_letter(t)]) / max(d.all_words, 1),
         r.min_alpha_words_ratio,
         at_most=False,
     ),
@@ -211,30 +232,55 @@ def _gram_length(gram: tuple[str, ...]) -> int:
     return sum(map(len, gram)) + gaps
 
 
-def top_ngram_fraction(tokens: Sequence[str], n: int, length: int) -> float:
-    """Characters covered by the most frequent n-gram (all its occurrences) over the text's.
+def gram_ids(tokens: Sequence[str], up_to: int) -> list[np.ndarray]:
+    """For n = 1..up_to (index n - 1), an id of the n-gram starting at each position: equal ids,
+    equal n-grams (exactly: an n-gram's id is a rank of the pair (its (n-1)-gram's id, its last
+    token's id), never a hash)."""
+    index: dict[str, int] = {}
+    ids = np.fromiter((index.setdefault(t, len(index)) for t in tokens), np.int64, len(tokens))
+    out = [ids]
+    for n in range(2, up_to + 1):
+        if len(tokens) < n:
+            out.append(np.empty(0, np.int64))
+            continue
+        pairs = out[-1][:-1] * (len(tokens) + 1) + ids[n - 1 :]
+        out.append(np.unique(pairs, return_inverse=True)[1].astype(np.int64))
+    return out
+
+
+def top_ngram_fraction(tokens: Sequence[str], grams: np.ndarray, n: int, length: int) -> float:
+    """Characters covered by the most frequent n-gram (all its occurrences) over the text's; of
+    equally frequent ones, the first to occur (`grams`: `gram_ids`' n-gram ids).
 
     An n-gram seen once is no repetition: 0 (datatrove counts it, which only matters for texts
     of a few long tokens, such as Thai phrases)."""
-    grams = Counter(zip(*(tokens[i:] for i in range(n)), strict=False))
-    if not grams or not length:
+    if not len(grams) or not length:
         return 0.0
-    gram, count = grams.most_common(1)[0]
-    return _gram_length(gram) * count / length if count > 1 else 0.0
+    counts = np.bincount(grams)
+    most = int(counts.max())
+    if most < 2:
+        return 0.0
+    at = int(np.flatnonzero(counts[grams] == most)[0])
+    return _gram_length(tuple(tokens[at : at + n])) * most / length
 
 
-def duplicate_ngram_fraction(tokens: Sequence[str], n: int, length: int) -> float:
-    """Characters (spaces excluded) in n-grams that repeat an earlier one, without overlaps."""
-    seen: set[tuple[str, ...]] = set()
-    repeated, at = 0, 0
-    while at <= len(tokens) - n:
-        gram = tuple(tokens[at : at + n])
-        if gram in seen:
-            repeated, at = repeated + sum(map(len, gram)), at + n
+def duplicate_ngram_fraction(
+    tokens: Sequence[str], grams: np.ndarray, n: int, length: int
+) -> float:
+    """Characters (spaces excluded) in n-grams that repeat an earlier one, without overlaps
+    (`grams`: `gram_ids`' n-gram ids)."""
+    if not length or not len(grams) or np.bincount(grams).max() < 2:
+        return 0.0
+    ends = np.concatenate(([0], np.cumsum([len(t) for t in tokens])))
+    seen: set[int] = set()
+    repeated, at, ids = 0, 0, grams.tolist()
+    while at < len(ids):
+        if ids[at] in seen:
+            repeated, at = repeated + int(ends[at + n] - ends[at]), at + n
         else:
-            seen.add(gram)
+            seen.add(ids[at])
             at += 1
-    return repeated / length if length else 0.0
+    return repeated / length
 
 
 def repetition_fractions(doc: Document, rules: QualityRules) -> dict[str, float]:
@@ -250,11 +296,15 @@ def repetition_fractions(doc: Document, rules: QualityRules) -> dict[str, float]
         "gopher_dup_line_frac": line_count / len(lines),
         "gopher_dup_line_char_frac": line_chars / length,
     }
+    sizes = [n for n, _ in (*rules.top_ngram_char_frac, *rules.dup_ngram_char_frac)]
+    grams = gram_ids(doc.tokens, max(sizes, default=1))
     for n, _ in rules.top_ngram_char_frac:
-        fractions[f"gopher_top_{n}_gram"] = top_ngram_fraction(doc.tokens, n, length)
+        fractions[f"gopher_top_{n}_gram"] = top_ngram_fraction(
+            doc.tokens, grams[n - 1], n, length
+        )
     for n, _ in rules.dup_ngram_char_frac:
         fractions[f"gopher_duplicated_{n}_n_grams"] = duplicate_ngram_fraction(
-            doc.tokens, n, length
+            doc.tokens, grams[n - 1], n, length
         )
     return fractions
 
@@ -298,7 +348,8 @@ def c4_kept_lines(text: str, min_words: int = 3) -> list[str]:
         if not thai and not line.endswith(TERMINAL):
             continue
         lowered = line.lower()
-        if word_count(TOKEN.findall(line)) < min_words or "javascript" in lowered:
+        tokens = TOKEN.findall(line)
+        if (word_count(tokens) if thai else len(tokens)) < min_words or "javascript" in lowered:
             continue
         if not any(phrase in lowered for phrase in POLICY):
             kept.append(line)

@@ -209,3 +209,20 @@ def test_repetition_measures_match_a_naive_implementation(text: str) -> None:
     expected = naive_fractions(text, doc.tokens)
     assert ours == pytest.approx(expected)
     assert Counter(doc.tokens) == Counter(text.split())
+
+
+def test_has_letter_is_str_isalpha_on_every_character_and_mixtures() -> None:
+    """The letter test of the alpha-words rule (a regex first, then `str.isalpha`) answers as
+    `any(c.isalpha() ...)` does: every character of the Basic Multilingual Plane alone, and
+    random tokens of letters, digits, numerals such as ½ and Ⅻ, marks and symbols."""
+    import random
+
+    from databourse.corpus.filters import has_letter
+
+    chars = [chr(i) for i in range(0x10000) if not 0xD800 <= i < 0xE000]
+    assert [c for c in chars if has_letter(c) != c.isalpha()] == []
+    rng = random.Random(8)
+    tricky = "½Ⅻ²³_0٣·—-'\u0301\u0e31abcน中"
+    for _ in range(20_000):
+        token = "".join(rng.choice(tricky) for _ in range(rng.randint(1, 6)))
+        assert has_letter(token) == any(c.isalpha() for c in token), token
