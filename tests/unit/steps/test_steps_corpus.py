@@ -6,6 +6,7 @@ cross-border gate asks for a route instead of opening the market."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import sys
@@ -227,3 +228,48 @@ def test_pseudonyms_are_personal_data_the_gate_and_verify_count_from_the_shards(
         assert ":" in texts and not any(v in texts for v in drop.planted if len(v) > 8)
     finally:
         drop.res.catalog.close()
+
+
+def test_the_catalog_card_states_the_rules_only_of_the_config_that_built_the_version(
+    within: Drop,
+) -> None:
+    """The catalog's Croissant card of a corpus version is its corpus card (RAI fields from the
+    rules) while the product's config is the one that built it; after the config changed, the
+    rules in force no longer describe that version, so the card is the general one, built from
+    the manifest alone. Both read cleanly with mlcroissant."""
+    from databourse.standards.dcat import CatalogInfo
+    from databourse.standards.exports import croissant_cards, gather
+    from standards_checks import croissant_issues
+
+    corpus.build_corpus(within.res, PRODUCT, within.record.ingest_id, within.copy)
+    publishing.decide_transfers(within.res, PRODUCT, "1.0.0")
+    entries = [e for e in gather(within.res.catalog, within.res.store)
+               if e["product"]["id"] == PRODUCT]  # fmt: skip
+    assert entries and entries[0]["versions"]
+    cfg = within.res.config
+    cards = croissant_cards(entries, CatalogInfo.of(cfg), cfg)
+    [(key, made)] = cards.items()
+    card = json.loads(made)
+    assert "Opt-out" in card["rai:dataPreprocessingProtocol"][0]
+
+    product = cfg.product(PRODUCT)
+    assert product.corpus is not None
+    changed = product.model_copy(
+        update={"corpus": product.corpus.model_copy(update={"leftover_limit": 0.5})}
+    )
+    assert changed.fingerprint() != product.fingerprint()
+    later = dataclasses.replace(cfg, products={**cfg.products, PRODUCT: changed})
+    [(same_key, fallback)] = croissant_cards(entries, CatalogInfo.of(later), later).items()
+    general = json.loads(fallback)
+    assert same_key == key and general != card
+    assert "rai:dataPreprocessingProtocol" not in general or not any(
+        "Opt-out" in step for step in general["rai:dataPreprocessingProtocol"]
+    )
+    assert general["name"].startswith(card["name"]) and general["version"] == "1.0.0"
+    for doc in (made, fallback):
+        path = within.res.store.local_path("croissant-check.json")
+        assert path is not None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(doc)
+        errors, warnings, _ = croissant_issues(path)
+        assert errors == [], errors
