@@ -18,6 +18,9 @@ python of a venv that has them: its pattern recognizers on a blank spaCy English
 NER model: nothing is downloaded), every document analysed as English, replaced by
 `<ENTITY_TYPE>`; figures for all its recognizers and without DATE_TIME (dates are decoys here).
 
+Ours runs twice: with typed placeholders, and with keyed pseudonyms (`redaction: pseudonym`,
+`<PERSON_NAME:kqzbtrmhcw>`, under a random key of this run), scored and timed alike.
+
     .venv/bin/python benchmarks/redact.py [--docs N] [--json]
 """
 
@@ -27,6 +30,7 @@ import argparse
 import json
 import os
 import random
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -50,7 +54,9 @@ from stdnum.my import nric
 from stdnum.th import pin
 from stdnum.us import ssn
 
+from databourse.corpus.pseudonyms import TextPseudonyms
 from databourse.pii.text_redact import leftover, redact_batch
+from databourse.pii.text_spans import Replace
 
 Span = tuple[int, int, str]
 # Categories whose leftover the issue bounds at 0.5%: identifiers, phones, emails, cards...
@@ -70,7 +76,7 @@ REGION = {
     "vi_VN": "VN",
 }
 LOCALES = tuple(REGION)
-PLACEHOLDER = regex.compile(r"<([A-Z][A-Z_]*)>")
+PLACEHOLDER = regex.compile(r"<([A-Z][A-Z_]*)(?::[g-z]{10})?>")  # or a keyed pseudonym
 TOKEN = regex.compile(r"\p{Han}|\p{Thai}+|[^\s\p{Han}\p{Thai}]+")
 
 
@@ -523,8 +529,11 @@ def _share(n: int, total: int) -> float:
 BATCH = 8192
 
 
-def run_ours(docs: list[Doc]) -> tuple[list[str], float, dict[str, int]]:
-    """Outputs, seconds spent in `redact_batch`, and what `leftover` still finds."""
+def run_ours(
+    docs: list[Doc], replace: Replace | None = None
+) -> tuple[list[str], float, dict[str, int]]:
+    """Outputs, seconds spent in `redact_batch` (placeholders, or what `replace` writes: keyed
+    pseudonyms), and what `leftover` still finds."""
     redact_batch(pa.array([d.text for d in docs[:20]], pa.large_string()))  # lists, patterns
     outputs: list[str] = []
     seconds = 0.0
@@ -532,7 +541,7 @@ def run_ours(docs: list[Doc]) -> tuple[list[str], float, dict[str, int]]:
     for i in range(0, len(docs), BATCH):
         texts = pa.array([d.text for d in docs[i : i + BATCH]], pa.large_string())
         start = time.perf_counter()
-        out, _ = redact_batch(texts)
+        out, _ = redact_batch(texts, replace)
         seconds += time.perf_counter() - start
         left.update(leftover(out))
         outputs += out.to_pylist()
@@ -628,6 +637,16 @@ def main() -> None:
             "addresses_by_locale": ours.by(0, frozenset({"ADDRESS"})),
         },
     }
+    keyed = TextPseudonyms(secrets.token_bytes(32), "benchmark", "default")
+    keyed_out, keyed_seconds, keyed_left = run_ours(docs, keyed)
+    report["ours_pseudonyms"] = {
+        **score(docs, keyed_out).summary(),
+        "by_category": score(docs, keyed_out).by(1),
+        "seconds": round(keyed_seconds, 3),
+        "docs_per_s": round(len(docs) / keyed_seconds),
+        "mb_per_s": round(megabytes / keyed_seconds, 3),
+        "leftover_scan": keyed_left,
+    }
     sparse = sparse_set(args.docs)
     sparse_mb = sum(len(d.text.encode()) for d in sparse) / 1e6
     sparse_out, sparse_seconds, _ = run_ours(sparse)
@@ -662,7 +681,9 @@ def _print(report: dict[str, Any]) -> None:
     ours = report["ours"]
     print(f"{report['documents']} documents, {report['megabytes']} MB")
     runs = [("ours", ours)] + [
-        (k, report[k]) for k in ("presidio_all", "presidio_no_dates") if k in report
+        (k, report[k])
+        for k in ("ours_pseudonyms", "presidio_all", "presidio_no_dates")
+        if k in report
     ]
     keys = ("identifiers_left", "identifiers_left_in_scope", "kept", "kept_text", "kept_decoys",
             "names_recall", "addresses_recall")  # fmt: skip
@@ -678,6 +699,11 @@ def _print(report: dict[str, Any]) -> None:
         print(f"out of scope, planted {n}, left {left}: {reason}")
     print(f"\nours: {ours['docs_per_s']} docs/s, {ours['mb_per_s']} MB/s ({ours['seconds']} s)")
     print(f"leftover scan of our output: {ours['leftover_scan']}")
+    keyed = report["ours_pseudonyms"]
+    print(
+        f"ours with keyed pseudonyms: {keyed['docs_per_s']} docs/s, {keyed['mb_per_s']} MB/s"
+        f" ({keyed['seconds']} s); leftover scan: {keyed['leftover_scan']}"
+    )
     sparse = report["sparse"]
     print(
         f"sparse text ({sparse['documents']} documents, {sparse['megabytes']} MB, one in ten with"
