@@ -101,7 +101,7 @@ def create_app(ex: Exchange, flush_every: float = FLUSH_SECONDS) -> FastAPI:
         stop.set()
         for thread in threads:
             thread.join()
-        ex.flush_reads()
+        ex.flush_reads(seal=True)
         ex.spool.close()
 
     app = FastAPI(

@@ -142,14 +142,19 @@ class Exchange:
             "query": query, "size": size,
         })  # fmt: skip
 
-    def flush_reads(self) -> None:
-        """One `access` event per query's file reads since the last flush (a batch whose
-        audit failed is tried again, its recorded events not twice); then dead services'."""
+    def flush_reads(self, *, seal: bool = False) -> None:
+        """One access log row per query's file reads since the last flush (a batch whose
+        logging failed is tried again, its recorded rows not twice); then dead services'; then
+        the log sealed into the audit trail when a seal is due (`seal`: now, whatever is left)."""
         self.spool.take()
         mine = self.spool.batches()
         self._audit(mine, {batch_id(b) for b in mine} & self._retry)
         with self.spool.orphans() as batches:  # one not audited now stays for the next flush
             self._audit(batches, {batch_id(b) for b in batches})
+        try:
+            self.catalog.seal_access(force=seal)
+        except DataBourseError as exc:  # the rows stay chained; the next flush seals them
+            log.error("access log not sealed yet: %s", exc)
 
     def _audit(self, batches: list[Path], recorded_before: set[str]) -> None:
         """Record each batch's reads the trail does not hold yet, then delete the batch; one

@@ -4,7 +4,7 @@ show and export the hash-chained events."""
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -192,12 +192,16 @@ def audit_show(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """The history: ingests, decisions, approvals, rejections, publications, withdrawals, grants."""
+    """The history: ingests, decisions, approvals, rejections, publications, withdrawals, grants;
+    with --grant also the grant's reads from the access log (their ids marked `a`)."""
     from tasks import resources
 
-    events = resources.catalog().audit_history(product)
+    catalog = resources.catalog()
+    events = catalog.audit_history(product)
     if grant_id is not None:
         events = [e for e in events if (e["detail"] or {}).get("grant_id") == grant_id]
+        reads = [e for e in catalog.access_history(grant_id) if product in (None, e["product"])]
+        events = sorted(events + reads, key=lambda e: (e["at"], "id" in e))
     if as_json:
         print_json(events)
         return
@@ -210,8 +214,13 @@ def audit_show(
         market = f" -> {e['market']}" if e["market"] else ""
         read = f" ({detail['what']}: {detail['bytes']} bytes)" if e["kind"] == "access" else ""
         out.print(
-            safe(f"{e['seq']:>5} {e['at'][:19]} {e['kind']:<11} {subject}{market}{who}{read}")
+            safe(f"{_number(e):>5} {e['at'][:19]} {e['kind']:<11} {subject}{market}{who}{read}")
         )
+
+
+def _number(event: dict[str, Any]) -> str:
+    """An audit event's seq; an access log row's id, marked `a`."""
+    return f"a{event['id']}" if "id" in event and "seq" not in event else str(event["seq"])
 
 
 @audit_app.command("export")

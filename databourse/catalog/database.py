@@ -5,7 +5,7 @@ one short transaction and returns plain records, never ORM objects. `Catalog` is
 products and versions live here, the rest in mixins (`catalog_gate` decides markets,
 `catalog_approvals` records a person's decisions, `catalog_grants` holds grants and the audit
 trail, `catalog_listing` lists what the audit trail backs, `catalog_shares` holds grants' Delta
-Sharing recipients) on top of `catalog_engine` (engine,
+Sharing recipients, `access_log` buyers' reads) on top of `catalog_engine` (engine,
 migrations, transactions).
 """
 
@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from databourse.catalog import trail as audit
+from databourse.catalog.access_log import AccessLog
 from databourse.catalog.approvals import ApprovalDesk
 from databourse.catalog.engine import MIGRATIONS as MIGRATIONS
 from databourse.catalog.engine import SQLITE_TIMEOUT_S as SQLITE_TIMEOUT_S
@@ -45,7 +46,9 @@ __all__ = ["ApprovalRecord", "Catalog", "VersionRecord", "make_engine"]
 log = logging.getLogger(__name__)
 
 
-class Catalog(TransferGate, ApprovalDesk, GrantsAndAudit, PublicListing, ShareDesk, OptOutDesk):
+class Catalog(
+    TransferGate, ApprovalDesk, GrantsAndAudit, PublicListing, ShareDesk, AccessLog, OptOutDesk
+):
     """The catalog database behind one URL."""
 
     def __enter__(self) -> Catalog:

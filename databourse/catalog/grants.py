@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -9,8 +10,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from databourse.catalog import access_log, trail_state
 from databourse.catalog import trail as audit
-from databourse.catalog import trail_state
 from databourse.catalog.engine import CatalogEngine, check_market
 from databourse.catalog.markets import availability_row, count_abroad
 from databourse.catalog.models import Approval, Availability, Grant, Version, iso
@@ -160,8 +161,17 @@ class GrantsAndAudit(CatalogEngine):
         return self._write("audit_append", work)
 
     def audit_verify(self, store: ObjectStore | None = None) -> audit.ChainReport:
-        """Walk the audit trail's hashes and MACs, and with a store its anchors there."""
-        return self._read(lambda session: audit.verify(session, store, self._now()))
+        """Walk the audit trail's hashes and MACs, and with a store its anchors there; then the
+        access log's chain against the trail's seals (`access_log.verify`)."""
+
+        def work(session: Session) -> audit.ChainReport:
+            report = audit.verify(session, store, self._now())
+            reads = access_log.verify(session)
+            problems = [*report.problems, *reads.problems]
+            notes = [*report.notes, reads.note()]
+            return dataclasses.replace(report, ok=not problems, problems=problems, notes=notes)
+
+        return self._read(work)
 
     def audit_anchor(self, store: ObjectStore) -> dict[str, Any] | None:
         """Write the chain's head to the store as a write-once anchor (None on an empty chain)."""

@@ -6,7 +6,7 @@ with a MAC'd `recipient` audit event naming that hash; a revocation is a `revoca
 grant checked again as `record_grant` checks a new one (version published, market available
 as the authenticated trail backs it, the approval in force, the grant's row as audited), plus
 expiry and revocation. Buyers are told about their own grant only; operators see the cause in
-the log. Each query and batch of file reads is an `access` event (grant, buyer, bytes).
+the log. Each query and batch of file reads is a row of the access log (`access_log`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import hmac
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -25,7 +25,6 @@ from databourse.catalog import trail_state
 from databourse.catalog.engine import CatalogEngine
 from databourse.catalog.grants import offer_in_force
 from databourse.catalog.models import (
-    AuditEvent,
     Base,
     Grant,
     Version,
@@ -75,22 +74,6 @@ class GrantStanding:
     buyer: str
     content_hash: str
     expires_at: datetime
-
-
-class Accessor(Protocol):
-    """What an `access` event records of a grant: its id, version, market and buyer (a
-    GrantStanding, or the reads the exchange spooled of one)."""
-
-    @property
-    def grant_id(self) -> int: ...
-    @property
-    def product(self) -> str: ...
-    @property
-    def version(self) -> str: ...
-    @property
-    def market(self) -> str: ...
-    @property
-    def buyer(self) -> str: ...
 
 
 class ShareDesk(CatalogEngine):
@@ -188,55 +171,6 @@ class ShareDesk(CatalogEngine):
     def share_standing(self, grant_id: int) -> GrantStanding:
         """The grant if it may be delivered now; AccessRefused (403, its own reason) otherwise."""
         return self._read(lambda session: _standing(session, grant_id, self._now()))
-
-    def record_access(
-        self,
-        standing: Accessor,
-        what: str,
-        files: int,
-        size: int,
-        query: int | None = None,
-        batch: str | None = None,
-    ) -> int:
-        """Audit a query or a batch of file reads of a grant; the event's seq. `batch` names
-        the exchange's spooled batch the reads came from (bourse/exchange_spool.py)."""
-        detail: dict[str, Any] = {
-            "grant_id": standing.grant_id,
-            "what": what,
-            "files": files,
-            "bytes": size,
-            "query": query,
-        }
-        if batch is not None:
-            detail["batch"] = batch
-
-        def work(session: Session) -> int:
-            event = audit.append(
-                session,
-                "access",
-                product=standing.product,
-                version=standing.version,
-                market=standing.market,
-                actor=standing.buyer,
-                detail=detail,
-            )
-            return event.seq
-
-        return self._write("record_access", work)
-
-    def audited_batches(self, batches: set[str]) -> set[tuple[str, int, int]]:
-        """(batch, grant id, query) of every `access` event naming one of `batches`."""
-
-        def work(session: Session) -> set[tuple[str, int, int]]:
-            query = select(AuditEvent.detail).where(AuditEvent.kind == "access")
-            found = set()
-            for detail in session.scalars(query):
-                d = detail or {}
-                if d.get("batch") in batches:
-                    found.add((str(d["batch"]), int(d["grant_id"]), int(d.get("query") or 0)))
-            return found
-
-        return self._read(work) if batches else set()
 
 
 def _grant_and_version(session: Session, grant_id: int) -> tuple[Grant, Version]:

@@ -64,7 +64,8 @@ KINDS = (
     "keyed",  # the first MAC'd event after a pre-MAC (legacy) run: names its last seq and hash
     "recipient",  # a grant made a Delta Sharing recipient: its bearer token's sha256
     "revocation",  # a grant revoked: the exchange refuses its token from then on
-    "access",  # a buyer's query or batch of file reads through the exchange (grant, bytes)
+    "access",  # a buyer's read through the exchange, in trails before the access log (0009)
+    "access_seal",  # the access log's rows up to an id: their count, bytes, the last row's MAC
     "opt_out",  # a corpus opt-out request: document ids, domains, authors' keyed digests
 )
 

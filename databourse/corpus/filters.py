@@ -299,9 +299,7 @@ def repetition_fractions(doc: Document, rules: QualityRules) -> dict[str, float]
     sizes = [n for n, _ in (*rules.top_ngram_char_frac, *rules.dup_ngram_char_frac)]
     grams = gram_ids(doc.tokens, max(sizes, default=1))
     for n, _ in rules.top_ngram_char_frac:
-        fractions[f"gopher_top_{n}_gram"] = top_ngram_fraction(
-            doc.tokens, grams[n - 1], n, length
-        )
+        fractions[f"gopher_top_{n}_gram"] = top_ngram_fraction(doc.tokens, grams[n - 1], n, length)
     for n, _ in rules.dup_ngram_char_frac:
         fractions[f"gopher_duplicated_{n}_n_grams"] = duplicate_ngram_fraction(
             doc.tokens, grams[n - 1], n, length

@@ -213,7 +213,8 @@ def test_legacy_events_are_accepted_only_as_a_leading_run(tmp_path: Path) -> Non
     report = cat.audit_verify()
     assert report.ok and report.unauthenticated == 2, report.problems
     assert report.notes == [
-        "events 1-2 predate audit MACs: hash-chained, vouched for by the keyed marker"
+        "events 1-2 predate audit MACs: hash-chained, vouched for by the keyed marker",
+        "access log: 0 rows, 0 sealed by the trail, 0 not yet",
     ]
     with cat.engine.begin() as conn:
         conn.exec_driver_sql("UPDATE audit_events SET mac = NULL WHERE seq = 4")

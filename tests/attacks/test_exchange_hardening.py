@@ -167,6 +167,16 @@ def test_reads_a_killed_service_served_are_audited_once_by_the_next(world: World
     assert read["detail"]["files"] == len(sizes) and read["detail"]["bytes"] == sum(sizes)
     assert read["detail"]["batch"]
     assert not any((world.cfg.state_dir / "exchange-reads").glob("*/batch-*"))
+    # the service stopped (SIGTERM): what it logged is sealed into the trail, one event for all
+    seals = [e for e in world.catalog.audit_history() if e["kind"] == "access_seal"]
+    rows = world.catalog.access_history()
+    assert seals and seals[-1]["detail"]["last"] == rows[-1]["id"]
+    assert sum(s["detail"]["rows"] for s in seals) == len(rows)
+    report = world.catalog.audit_verify(world.store)
+    assert report.ok, report.problems
+    assert f"access log: {len(rows)} rows, {len(rows)} sealed by the trail, 0 not yet" in (
+        report.notes
+    )
 
 
 def _up(base: str) -> bool:

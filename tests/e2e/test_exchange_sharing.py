@@ -183,14 +183,12 @@ def version_table(w: World, version: str) -> pa.Table:
 
 
 def access_events(w: World, grant_id: int, wait_for: str | None = None) -> list[dict[str, Any]]:
-    """The grant's `access` events (waiting up to 20 s for a batch of file reads to flush)."""
+    """The grant's rows of the access log (waiting up to 20 s for a batch of file reads to
+    flush); none of them is an event of the audit trail."""
     deadline = time.monotonic() + 20
     while True:
-        events = [
-            e
-            for e in w.catalog.audit_history(PRODUCT)
-            if e["kind"] == "access" and e["detail"]["grant_id"] == grant_id
-        ]
+        events = w.catalog.access_history(grant_id)
+        assert not [e for e in w.catalog.audit_history(PRODUCT) if e["kind"] == "access"]
         if wait_for is None or any(e["detail"]["what"] == wait_for for e in events):
             return events
         if time.monotonic() > deadline:

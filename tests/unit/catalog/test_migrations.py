@@ -42,7 +42,7 @@ def test_fresh_database_is_migrated_to_head(url: str) -> None:
     with Catalog(url) as cat:
         cat.create_schema()
         cat.create_schema()  # idempotent
-        assert cat.schema_revision() == "0008"
+        assert cat.schema_revision() == "0009"
         columns = {c["name"] for c in inspect(cat.engine).get_columns("versions")}
         assert {"withdrawn_reason", "withdrawn_at", "quality_scores", "transfer_facts"} <= columns
         approvals = {c["name"] for c in inspect(cat.engine).get_columns("approvals")}
@@ -78,7 +78,7 @@ def test_database_made_before_migrations_is_stamped_and_upgraded(url: str) -> No
                 )
             )
         cat.create_schema()
-        assert cat.schema_revision() == "0008"
+        assert cat.schema_revision() == "0009"
         assert [p["id"] for p in cat.list_products()] == ["p"]  # data kept
 
 
@@ -116,7 +116,7 @@ def test_0006_keeps_earlier_approvals_and_downgrades(url: str) -> None:
                 )
             )
         cat.create_schema()
-        assert cat.schema_revision() == "0008"
+        assert cat.schema_revision() == "0009"
         [approval] = cat.transfer_decisions("p")
         assert approval["carry_over"] is False and approval["carried_over_from"] is None
         with cat.engine.begin() as conn:
