@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -159,8 +160,7 @@ def _evaluate(
         sizes = dense[dense > 0]
         kept = sizes[sizes >= model.k]
     else:
-        _, cls = np.unique(key, return_inverse=True)
-        cls = cls.ravel()
+        cls = pd.factorize(key)[0]  # hashed, where np.unique sorts: classes by first row
         sizes = np.bincount(cls, w)
         sensitive = [_sensitive_counts(enc, i, cls, len(sizes)) for i in range(len(enc.sa_sizes))]
         keep = release(sizes, sensitive, model).keep
@@ -186,9 +186,9 @@ def _sensitive_counts(
 ) -> tuple[np.ndarray, bool]:
     """Records by class and value of sensitive attribute i, and whether it is ordered."""
     size = enc.sa_sizes[i]
-    pairs, inverse = np.unique(cls * size + enc.sensitive[i], return_inverse=True)
+    inverse, pairs = pd.factorize(cls * size + enc.sensitive[i])
     counts = np.zeros((classes, size))
-    counts[pairs // size, pairs % size] = np.bincount(inverse.ravel(), enc.weights, len(pairs))
+    counts[pairs // size, pairs % size] = np.bincount(inverse, enc.weights, len(pairs))
     return counts, enc.ordered[i]
 
 

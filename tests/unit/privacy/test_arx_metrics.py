@@ -5,7 +5,11 @@ src/test/org/deidentifier/arx/test) or from /work/shared/benchmarks/fars/README.
 on that data): `TestAnonymizationKAnonymity` (Flash, optimal), `TestAnonymizationGenetic`
 (heuristic; used only where it is the one published figure for a metric, and our optimal search
 then finds the same node), `TestUtilityMetrics` (a metric's value at given nodes).
-CUP is left out: its ZIP hierarchy is in no public repository reachable here.
+CUP (the KDD Cup 1998 donors, with ARX's hierarchies) is not redistributed: ARX's authors
+withdrew it from their public repositories "for licensing reasons". Its cases
+(`TestClassificationKAnonymity`, ARX 3.x, `Metric.createNMEntropyMetric()`) run where a folder
+holds `cup.csv` and its `cup_hierarchy_<COLUMN>.csv` files (`$DATABOURSE_CUP_DIR`, else
+`../shared/benchmarks/cup`), and are skipped, saying so, where none does.
 Precision has no published ARX optimum on these data; it is checked against a plain
 recomputation on a small table by exhaustive search instead.
 """
@@ -38,10 +42,14 @@ SHARED = (
 ADULT = ["sex", "age", "race", "marital-status", "education", "native-country", "workclass",
          "occupation", "salary-class"]  # fmt: skip
 FARS = ["iage", "irace", "ideathmon", "ideathday", "isex", "ihispanic", "istatenum", "iinjury"]
+CUP = ["ZIP", "AGE", "GENDER", "INCOME", "STATE", "RAMNTALL", "NGIFTALL", "MINRAMNT"]
+CUP_DIR = Path(os.environ.get("DATABOURSE_CUP_DIR") or SHARED / "cup")
 
 
-def load(name: str, file: str, columns: list[str]) -> tuple[pa.Table, dict[str, Hierarchy]]:
-    folder = SHARED / name
+def load(
+    name: str, file: str, columns: list[str], folder: Path | None = None
+) -> tuple[pa.Table, dict[str, Hierarchy]]:
+    folder = folder or SHARED / name
     table = pcsv.read_csv(
         folder / f"{file}.csv",
         parse_options=pcsv.ParseOptions(delimiter=";"),
@@ -63,6 +71,16 @@ def fars() -> tuple[pa.Table, dict[str, Hierarchy]]:
     return load("fars", "fars_int", FARS)
 
 
+@pytest.fixture(scope="module")
+def cup() -> tuple[pa.Table, dict[str, Hierarchy]]:
+    if not (CUP_DIR / "cup.csv").is_file():
+        pytest.skip(
+            f"CUP is not at {CUP_DIR} (not redistributable: set DATABOURSE_CUP_DIR to a folder "
+            "with cup.csv and ARX's cup_hierarchy_<COLUMN>.csv files)"
+        )
+    return load("cup", "cup", CUP, CUP_DIR)
+
+
 # dataset, metric, k, suppression limit, ARX's node, ARX's figure, source
 CASES = [
     ("adult", "entropy", 5, 0.0, [1, 2, 1, 1, 3, 2, 2, 1, 1], 407289.5388925293, "KAnonymity"),
@@ -79,6 +97,10 @@ CASES = [
     ("fars", "discernibility", 5, 0.0, [1, 2, 3, 3, 1, 2, 1, 2], 1.42377891e8, "KAnonymity"),
     ("fars", "discernibility", 100, 0.0, [5, 2, 3, 3, 1, 2, 0, 2], 4.36925397e8, "KAnonymity"),
     ("fars", "discernibility", 100, 0.04, [0, 2, 3, 3, 1, 2, 2, 2], 5.6052481e7, "KAnonymity"),
+    ("cup", "entropy_nm", 5, 0.0, [4, 4, 1, 1, 1, 4, 4, 4], 2445878.4248346775, "Classify"),
+    ("cup", "entropy_nm", 5, 0.04, [2, 4, 0, 1, 0, 4, 4, 4], 1764006.4033760326, "Classify"),
+    ("cup", "entropy_nm", 100, 0.0, [5, 4, 1, 0, 1, 4, 4, 4], 2517471.5816586106, "Classify"),
+    ("cup", "entropy_nm", 100, 0.04, [3, 4, 1, 1, 0, 4, 4, 4], 1994002.8308631128, "Classify"),
 ]  # fmt: skip
 
 
@@ -98,7 +120,7 @@ def test_each_metric_picks_arx_node(
     source: str,
 ) -> None:
     table, hierarchies = request.getfixturevalue(dataset)
-    columns = ADULT if dataset == "adult" else FARS
+    columns = {"adult": ADULT, "fars": FARS, "cup": CUP}[dataset]
     model = PrivacyModel(quasi_identifiers=columns, k=k, max_suppression=limit)
     result = search(table, hierarchies, model, metric=metric)
     assert result.satisfied and result.metric == metric
