@@ -225,11 +225,15 @@ def _number(event: dict[str, Any]) -> str:
 
 @audit_app.command("export")
 def audit_export() -> None:
-    """Write the whole chain as JSON Lines to the audit zone (audit/events.jsonl)."""
+    """Write the whole chain as JSON Lines to the audit zone (audit/events.jsonl), and the
+    access log's rows beside it (audit/access.jsonl)."""
     from tasks import resources
 
-    events = resources.catalog().audit_history()
-    store = resources.store()
-    body = "".join(json.dumps(e, sort_keys=True, ensure_ascii=False) + "\n" for e in events)
-    store.put_bytes("audit/events.jsonl", body.encode())
-    out.print(f"{len(events)} events -> {store.uri('audit/events.jsonl')}")
+    catalog, store = resources.catalog(), resources.store()
+    for key, rows, what in (
+        ("audit/events.jsonl", catalog.audit_history(), "events"),
+        ("audit/access.jsonl", catalog.access_history(), "reads"),
+    ):
+        body = "".join(json.dumps(e, sort_keys=True, ensure_ascii=False) + "\n" for e in rows)
+        store.put_bytes(key, body.encode())
+        out.print(f"{len(rows)} {what} -> {store.uri(key)}")

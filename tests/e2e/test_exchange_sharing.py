@@ -240,6 +240,13 @@ def test_the_official_client_reads_exactly_the_granted_version(
     assert len(files) <= 2 * len(queries)  # batched per query, not one event per byte range
     shown = run(world, "audit", "show", "--grant", str(given["id"]))
     assert shown.returncode == 0 and "access" in shown.stdout and "recipient" in shown.stdout
+    exported = run(world, "audit", "export")
+    assert exported.returncode == 0, exported.stderr
+    lines = world.store.get_bytes("audit/access.jsonl").decode().splitlines()
+    assert [json.loads(line)["id"] for line in lines] == [
+        r["id"] for r in world.catalog.access_history()
+    ]
+    assert token not in world.store.get_bytes("audit/access.jsonl").decode()
     assert world.catalog.audit_verify(world.store).ok
 
 
