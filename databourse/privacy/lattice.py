@@ -24,7 +24,6 @@ per node grows with the number of distinct combinations instead of the number of
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import logging
 import math
 import time
@@ -150,10 +149,11 @@ def _evaluate(
     model, w = (enc.model if whole else enc.monotone_model), enc.weights
     cols = [enc.mapped[q][lv] for q, lv in enumerate(node)]
     radices = [h.size(lv) + 1 for h, lv in zip(enc.hier, node, strict=True)]
-    key = np.zeros(len(w), dtype=np.int64)
-    for col, radix in zip(cols, radices, strict=True):
-        key = key * radix + col
     space = math.prod(radices)
+    key = cols[0].astype(np.int64)  # a copy, then in place
+    for col, radix in zip(cols[1:], radices[1:], strict=True):
+        np.multiply(key, radix, out=key)
+        np.add(key, col, out=key)
     if not model.sensitive_attributes and space <= 8 * len(w):  # else sorting is cheaper
         dense = np.bincount(key, w, space)
         bad_row = dense[key] < model.k
@@ -198,11 +198,11 @@ class _Lattice:
 
     def __init__(self, enc: _Encoded) -> None:
         self.heights = tuple(h.height for h in enc.hier)
-        grid = itertools.product(*(range(h) for h in self.heights))
-        self.nodes = np.array(list(grid), dtype=np.int64).reshape(-1, len(self.heights))
+        # every node, in itertools.product's (C) order, as rows and as tuples
+        self.nodes = np.indices(self.heights).reshape(len(self.heights), -1).T.astype(np.int64)
+        self.tuples = [tuple(n) for n in self.nodes.tolist()]
         self.status = np.zeros(self.heights, dtype=np.int8)
-        self.bounds = np.array([enc.bound(tuple(n)) for n in self.nodes.tolist()])
-        self.bounds = self.bounds.reshape(self.heights)
+        self.bounds = enc.pricing.bounds().reshape(self.heights)
 
     def tag(self, node: Node, satisfied: bool) -> None:
         """Monotonicity: above a satisfying node all satisfy; below a failing one all fail."""
@@ -245,7 +245,7 @@ def _classify(
 
     flat_bounds = lattice.bounds.ravel()
     for i in np.lexsort((flat_bounds, lattice.nodes.sum(axis=1))):
-        node = tuple(int(v) for v in lattice.nodes[i])
+        node = lattice.tuples[i]
         if lattice.status[node]:
             continue
         chain = lattice.path(node)
@@ -290,7 +290,7 @@ def search(
     for i in feasible[np.argsort(bounds[feasible], kind="stable")]:
         if best is not None and bounds[i] >= best.loss:
             break  # every later node costs at least its bound
-        node = tuple(int(v) for v in lattice.nodes[i])
+        node = lattice.tuples[i]
         if monotone and metric in MONOTONIC and _above_feasible(lattice, node):
             continue  # a node below it meets the model and costs no more
         result = checked.get(node) if monotone else None

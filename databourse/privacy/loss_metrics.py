@@ -93,6 +93,31 @@ class Pricing:
             return value * float(freq0.sum()) / n, np.full(labels, (1.0 - value) / n)
         return 0.0, np.zeros(labels)  # discernibility: priced on the classes
 
+    def bounds(self) -> np.ndarray:
+        """`bound` of every node at once, shaped like the lattice (one axis per column, its
+        levels along it); the same sums and products in the same order, so the same floats."""
+        if self.metric == "discernibility":
+            space = np.ones((), dtype=np.float64)  # exact below 2**53, and then above `distinct`
+            for h in self.hier:
+                sizes = np.array([h.size(lv) + 1 for lv in range(h.height)], dtype=np.float64)
+                space = space[..., None] * sizes
+            return float(self.n) ** 2 / np.maximum(np.minimum(space, self.distinct), 1)
+        total = np.ones(()) if self.metric == "loss" else np.zeros(())
+        for base in self.base:
+            terms = np.asarray(base, dtype=np.float64)
+            total = (
+                total[..., None] * (1.0 + terms)
+                if self.metric == "loss"
+                else (total[..., None] + terms)
+            )
+        if self.metric == "loss":  # Python's pow, as `bound` (NumPy's may differ by an ulp)
+            power = 1.0 / max(len(self.base), 1)
+            roots = [x**power - 1.0 for x in np.ravel(total).tolist()]
+            return np.array(roots, dtype=np.float64).reshape(np.shape(total))
+        if self.metric == "precision":
+            return np.asarray(total / max(len(self.base), 1))
+        return np.asarray(total)
+
     def bound(self, node: tuple[int, ...]) -> float:
         """A lower bound of the node's metric, monotonic in generalization."""
         terms = [b[lv] for b, lv in zip(self.base, node, strict=True)]

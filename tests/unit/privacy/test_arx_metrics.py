@@ -24,6 +24,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pcsv
 import pytest
@@ -272,3 +273,25 @@ def test_the_product_configs_metric_is_the_one_searched(fars: Any) -> None:
     assert default.levels != chosen.levels  # the two metrics pick different nodes here
     with pytest.raises(ValueError, match="metric"):
         PrivacyModel(**given, metric="height")
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_every_nodes_bound_at_once_is_the_bound_of_each_node(
+    fars: tuple[pa.Table, dict[str, Hierarchy]], metric: Metric
+) -> None:
+    """`Pricing.bounds` (the whole lattice at once, as the search reads it) gives, bit for bit,
+    `Pricing.bound` of each node, under every metric."""
+    from databourse.privacy.loss_metrics import Pricing
+
+    table, hierarchies = fars
+    hier = [hierarchies[c] for c in FARS]
+    level0 = [h.encode(table.column(c)) for c, h in zip(FARS, hier, strict=True)]
+    weights = np.ones(table.num_rows)
+    pricing = Pricing(metric, hier, level0, weights, table.num_rows)
+    at_once = pricing.bounds()
+    heights = tuple(h.height for h in hier)
+    assert at_once.shape == heights
+    rng = random.Random(3)
+    nodes = list(itertools.product(*(range(h) for h in heights)))
+    for node in [*rng.sample(nodes, 400), nodes[0], nodes[-1]]:
+        assert at_once[node] == pricing.bound(node), node
