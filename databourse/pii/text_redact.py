@@ -39,13 +39,7 @@ from databourse.pii.text_mentions import (
     mentions,
 )
 from databourse.pii.text_segments import pieces
-from databourse.pii.text_spans import (
-    Replace,
-    find_spans,
-    placed,
-    redact_embedded,
-    redact_text,
-)
+from databourse.pii.text_spans import Replace, find_spans, placed, redact_embedded, redact_text
 
 log = logging.getLogger(__name__)
 
@@ -360,8 +354,7 @@ def _replaced(
     find: Callable[[list[str]], list[list[Span]]],
     replace: Replace | None,
 ) -> pa.Array:
-    """`values` with the spans `find` finds in the rows selected replaced by placeholders (or
-    what `replace` writes)."""
+    """`values`, the spans `find` finds in the rows selected replaced (placeholders/`replace`)."""
     if not rows.any():
         return values
     texts = values.filter(pa.array(rows)).to_pylist()
