@@ -487,11 +487,19 @@ def served_publish_flow(
 
 def api_request(method: str, url: str, body: Any = None, auth: Any = None) -> Any:
     """One call to a Prefect API as Prefect's own client makes it: a 503 (a retryable server
-    error, such as SQLite busy under load) is tried again a few times; the last response."""
+    error, such as SQLite busy under load) or a read timeout (a server stalled on its database
+    for a moment: Prefect's client retries those too) is tried again a few times; the last
+    response, or the last timeout raised."""
     import httpx
 
     for attempt in range(6):
-        response = httpx.request(method, url, json=body, timeout=30, auth=auth)
+        try:
+            response = httpx.request(method, url, json=body, timeout=30, auth=auth)
+        except httpx.TimeoutException:
+            if attempt == 5:
+                raise
+            time.sleep(0.5 * 2**attempt)
+            continue
         if response.status_code != 503:
             break
         time.sleep(0.5 * 2**attempt)
