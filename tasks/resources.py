@@ -73,7 +73,13 @@ def text_pseudonyms(product: ProductSpec) -> TextPseudonyms | None:
     rules = product.corpus
     if rules is None or rules.redaction != "pseudonym":
         return None
-    key = load_key("pseudonym", rules.key_version or DEFAULT_VERSION)
+    return text_pseudonymizer(rules.key_version)
+
+
+def text_pseudonymizer(key_version: str | None = None) -> TextPseudonyms:
+    """Keyed pseudonyms for running text under a version of the pseudonym key (the default
+    when None)."""
+    key = load_key("pseudonym", key_version or DEFAULT_VERSION)
     return TextPseudonyms(key.material, key.key_id, key.version)
 
 

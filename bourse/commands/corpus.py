@@ -228,11 +228,9 @@ def _pseudonyms(rules: CorpusRules) -> TextPseudonyms | None:
     `key_version`, when they say `redaction: pseudonym`."""
     if rules.redaction != "pseudonym":
         return None
-    from databourse.corpus.pseudonyms import TextPseudonyms
     from tasks import resources
 
-    key = resources.load_key("pseudonym", rules.key_version or "default")
-    return TextPseudonyms(key.material, key.key_id, key.version)
+    return resources.text_pseudonymizer(rules.key_version)
 
 
 def _rules(path: Path | None) -> CorpusRules:

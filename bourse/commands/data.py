@@ -208,11 +208,9 @@ REDACT_BATCH = 8192  # texts redacted at once: memory stays flat in the file's s
 def _replacement(pseudonyms: bool, key_version: str) -> TextPseudonyms | None:
     if not pseudonyms:
         return None
-    from databourse.corpus.pseudonyms import TextPseudonyms
     from tasks import resources
 
-    key = resources.load_key("pseudonym", key_version)
-    return TextPseudonyms(key.material, key.key_id, key.version)
+    return resources.text_pseudonymizer(key_version)
 
 
 class _Tally:

@@ -219,8 +219,8 @@ def _run(
         kept = _step(batch, rules, identify, index, stats, keys, pseudonyms)
         if kept is not None:
             tokens.add(kept.column("text"))
-        if kept is not None and shards is not None:
-            shards.write(kept)
+            if shards is not None:
+                shards.write(kept)
     stats.pseudonyms = tokens.counts()
     sizes = index.cluster_sizes().values()
     stats.duplicate_clusters = dict(sorted(Counter(sizes).items()))

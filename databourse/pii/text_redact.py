@@ -334,8 +334,8 @@ def redact_batch(
     replaced."""
     array = _text_array(texts)
     before = placeholder_counts(array)  # written by the provider: not counted
-    given = {} if replace is None else {"replace": replace}
-    redacted = redact_embedded(array, whole_up_to=WHOLE_UP_TO, **given).cast(pa.large_string())
+    redacted = redact_embedded(array, whole_up_to=WHOLE_UP_TO, replace=replace)
+    redacted = redacted.cast(pa.large_string())
     for part in (EXTENSION, AREA_CODE):
         redacted = pc.replace_substring_regex(redacted, part, r"\1")
     numbers = pc.fill_null(pc.match_substring_regex(redacted, NUMBER_PREFILTER), False)
@@ -358,9 +358,8 @@ def _replaced(
     if not rows.any():
         return values
     texts = values.filter(pa.array(rows)).to_pylist()
-    given = {} if replace is None else {"replace": replace}
     changed = [
-        redact_text(t, s, **given) if s else t for t, s in zip(texts, find(texts), strict=True)
+        redact_text(t, s, replace) if s else t for t, s in zip(texts, find(texts), strict=True)
     ]
     return pc.replace_with_mask(values, pa.array(rows), pa.array(changed, values.type))
 

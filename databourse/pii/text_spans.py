@@ -74,7 +74,8 @@ def pseudonym_token(category: str, hex_digest: str) -> str:
     return f"<{category}:{hex_digest[:PSEUDONYM_LENGTH].lower().translate(_TO_LETTERS)}>"
 
 
-def _placeholder(category: str, value: str) -> str:
+def typed_placeholder(category: str, value: str) -> str:
+    """The default `Replace`: the category's placeholder, whatever the value."""
     return placeholder(category)
 
 
@@ -152,11 +153,11 @@ def _merged(spans: list[Span]) -> list[Span]:
     return out
 
 
-def redact_text(text: str, spans: list[Span], replace: Replace = _placeholder) -> str:
+def redact_text(text: str, spans: list[Span], replace: Replace | None = None) -> str:
     """`text` with each span replaced by its placeholder, or what `replace` writes for it (a
     span overlapping the one before it extends it); one pass, so the time grows with the
     text's length, not length times spans."""
-    pieces, at = [], 0
+    pieces, at, replace = [], 0, replace or typed_placeholder
     for start, end, category in sorted(spans):
         if start < at:  # overlaps the span just replaced: its placeholder covers it
             at = max(at, end)
@@ -168,7 +169,7 @@ def redact_text(text: str, spans: list[Span], replace: Replace = _placeholder) -
 
 
 def redact_values(
-    values: list[str], whole: list[str | None] | None = None, replace: Replace = _placeholder
+    values: list[str], whole: list[str | None] | None = None, replace: Replace | None = None
 ) -> tuple[list[str], dict[str, int]]:
     """Each text redacted; and per category, how many of the texts held one.
 
@@ -180,7 +181,7 @@ def redact_values(
     rest = []
     for i, category in enumerate(whole):
         if category in DIRECT_IDENTIFIERS:  # the value is one identifier, nothing around it
-            out[i] = replace(category, values[i])
+            out[i] = (replace or typed_placeholder)(category, values[i])
             counts[category] = counts.get(category, 0) + 1
         else:
             rest.append(i)
@@ -200,7 +201,7 @@ def redact_values(
 
 
 def _redact_disguised(
-    texts: list[str | None], counts: dict[str, int], replace: Replace = _placeholder
+    texts: list[str | None], counts: dict[str, int], replace: Replace | None = None
 ) -> None:
     """Values still holding an identifier as the scan reads them (full-width digits, hidden
     characters: `scan_text`) are written back folded, with placeholders; others as they were."""
@@ -237,7 +238,7 @@ def redact_embedded(
     values: pa.Array | pa.ChunkedArray,
     *,
     whole_up_to: int | None = None,
-    replace: Replace = _placeholder,
+    replace: Replace | None = None,
 ) -> pa.Array:
     """A text column with its identifiers replaced by placeholders, or what `replace` writes
     (type and nulls kept).
