@@ -11,6 +11,7 @@ from typing import Any
 
 from prefect import flow
 
+from flows.run_names import untagged_tasks
 from tasks.corpus import build_corpus_version
 from tasks.lineage import built, tracked
 
@@ -18,6 +19,6 @@ from tasks.lineage import built, tracked
 @flow(name="build-corpus", flow_run_name="corpus/{product}/{ingest_id}")
 def build_corpus(product: str, ingest_id: str) -> dict[str, Any]:
     """The version (new, the one that already holds this ingest, or none)."""
-    with tracked(built(product, ingest_id)) as run:
+    with untagged_tasks(), tracked(built(product, ingest_id)) as run:
         run.result = build_corpus_version(product, ingest_id)
     return run.result

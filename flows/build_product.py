@@ -16,6 +16,7 @@ from prefect import flow, unmapped
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from databourse.config import RunSettings
+from flows.run_names import tags_of_this_run, untagged_tasks
 from tasks import resources
 from tasks.assembling import finish_build, lay_out_files, write_file
 from tasks.building import (
@@ -50,10 +51,11 @@ def build_product(
     """Returns the version (new, or the existing one with the same content hash).
 
     `partition_rows` overrides the configured partition size for this run."""
-    with tracked(built(product, ingest_id)) as run:
+    with untagged_tasks(), tracked(built(product, ingest_id)) as run:
         runner = partition_runner(resources.config().settings.runs)
         anonymize = anonymize_product.with_options(task_runner=runner)
-        anonymized = anonymize(product, ingest_id, partition_rows)
+        with tags_of_this_run():
+            anonymized = anonymize(product, ingest_id, partition_rows)
         run.result = {"schema": anonymized["schema"], **package_version(product, anonymized)}
     return run.result
 
@@ -63,7 +65,7 @@ def anonymize_product(
     product: str, ingest_id: str, partition_rows: int | None = None
 ) -> dict[str, Any]:
     """The product's files staged by content hash, and the figures for its manifest."""
-    with tracked(built(product, ingest_id)) as run:
+    with untagged_tasks(), tracked(built(product, ingest_id)) as run:
         plan = plan_build(product, ingest_id, partition_rows)
         try:
             parts = plan["partitions"]

@@ -6,7 +6,7 @@ from typing import Any
 
 from prefect import flow
 
-from flows.run_names import dated
+from flows.run_names import dated, untagged_tasks
 from tasks.anchoring import anchor_audit
 from tasks.ingesting import ingest
 from tasks.lineage import ingested, tracked
@@ -22,7 +22,7 @@ def ingest_dataset(
     expected_sha256: str | None = None,
 ) -> dict[str, Any]:
     """Ingest `source` (local path or s3:// URI) for a provider's dataset."""
-    with tracked(ingested(provider, dataset)) as run:
+    with untagged_tasks(), tracked(ingested(provider, dataset)) as run:
         result = ingest(provider, dataset, source, source_name, expected_rows, expected_sha256)
         anchor_audit()
         run.result = result

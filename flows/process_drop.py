@@ -6,14 +6,13 @@ import os
 import time
 from typing import Any
 
-from prefect import flow, get_run_logger, tags, task
+from prefect import flow, get_run_logger, task
 from prefect.client.orchestration import get_client
 from prefect.runtime import flow_run
 
-from flows.build_corpus import build_corpus
 from flows.build_product import build_product
 from flows.ingest_dataset import ingest_dataset
-from flows.run_names import dated
+from flows.run_names import dated, drop_tags
 from flows.validate_dataset import validate_dataset
 from tasks import reporting, resources
 from tasks.dispatching import WORKER_ENV, WORKER_TAG
@@ -46,16 +45,14 @@ def process_drop(
     for a slot logs who holds them and ends at a bound (settings `runs.slot_*`).
     """
     _name_the_worker()
-    with tracked(no_datasets), tags(f"provider:{provider}", f"dataset:{dataset}"):
-        with provider_slot(provider):
+    with tracked(no_datasets):
+        with provider_slot(provider), drop_tags(provider, dataset):
             ingested = ingest_dataset(
                 provider, dataset, source, source_name, expected_rows, expected_sha256
             )
             validate_dataset(provider, dataset, ingested["ingest_id"])
             built_all = [
-                (build_corpus if spec.type == "corpus" else build_product)(
-                    spec.id, ingested["ingest_id"]
-                )
+                _builder(spec.type)(spec.id, ingested["ingest_id"])
                 for spec in resources.config().products_of(provider, dataset)
             ]
         products = []
@@ -63,10 +60,9 @@ def process_drop(
             if built["version"] is None:  # a corpus build that kept no document
                 products.append({**built, **NO_PUBLICATION})
                 continue
-            with tags(f"product:{built['product']}"):
-                publication = request_publication(
-                    built["product"], built["version"], built["content_hash"], publish_wait_seconds
-                )
+            publication = request_publication(  # the publish run is tagged with the product
+                built["product"], built["version"], built["content_hash"], publish_wait_seconds
+            )
             products.append({**built, **publication})
     result = {
         "provider": provider,
@@ -77,6 +73,16 @@ def process_drop(
     }
     reporting.markdown(f"drop-{provider}-{dataset}", _summary(result), "What this drop produced")
     return result
+
+
+def _builder(product_type: str) -> Any:
+    """The subflow that builds a product of this type. The corpus stack (language identification,
+    near-duplicate index: 0.5 s to import) is imported by the drops that build a corpus."""
+    if product_type != "corpus":
+        return build_product
+    from flows.build_corpus import build_corpus
+
+    return build_corpus
 
 
 def _name_the_worker() -> None:

@@ -6,6 +6,7 @@ from typing import Any
 
 from prefect import flow
 
+from flows.run_names import untagged_tasks
 from tasks.lineage import tracked, validated
 from tasks.validating import check_quality, load_quality, scan_personal_data
 
@@ -13,7 +14,7 @@ from tasks.validating import check_quality, load_quality, scan_personal_data
 @flow(name="validate-dataset", flow_run_name="validate/{provider}/{dataset}/{ingest_id}")
 def validate_dataset(provider: str, dataset: str, ingest_id: str) -> dict[str, Any]:
     """Both gates run, concurrently; either failing quarantines the ingest and fails the run."""
-    with tracked(validated(provider, dataset, ingest_id)):
+    with untagged_tasks(), tracked(validated(provider, dataset, ingest_id)):
         load_quality()  # before the two threads start (see load_quality)
         quality = check_quality.submit(provider, dataset, ingest_id)
         pii = scan_personal_data.submit(provider, dataset, ingest_id)

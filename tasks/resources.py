@@ -6,13 +6,12 @@ import logging
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import httpx
 
 from databourse.catalog.database import Catalog
 from databourse.config import Config, ProductSpec, load_config
-from databourse.corpus.pseudonyms import TextPseudonyms
 from databourse.errors import DataBourseError
 from databourse.keys import DEFAULT_VERSION, Key, KeyPlace, bind, check_strength, default_key_dir
 from databourse.keys import read as read_key
@@ -20,6 +19,9 @@ from databourse.keys import require as require_key
 from databourse.steps.resources import Resources, audit_failure
 from databourse.storage.opening import open_store
 from databourse.storage.store import ObjectStore
+
+if TYPE_CHECKING:  # imported where a corpus is pseudonymized: the text detectors take 0.2 s
+    from databourse.corpus.pseudonyms import TextPseudonyms
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,8 @@ def text_pseudonyms(product: ProductSpec) -> TextPseudonyms | None:
 def text_pseudonymizer(key_version: str | None = None) -> TextPseudonyms:
     """Keyed pseudonyms for running text under a version of the pseudonym key (the default
     when None)."""
+    from databourse.corpus.pseudonyms import TextPseudonyms
+
     key = load_key("pseudonym", key_version or DEFAULT_VERSION)
     return TextPseudonyms(key.material, key.key_id, key.version)
 

@@ -6,20 +6,7 @@ Pure functions over batches of documents (lists of str or Arrow string arrays), 
 MinHash LSH, saved and loaded across product versions), `TextPseudonyms` (pseudonyms: keyed
 pseudonyms for the personal data in running text), `build_version` (build: all of it, in
 streaming batches, into Parquet shards).
+
+Imported from their modules: a process that needs one part (the publish run, the pseudonymizer)
+does not pay for the others (pandas, the language tables).
 """
-
-from databourse.corpus.dedup import DedupConfig, DedupIndex, DedupResult
-from databourse.corpus.filters import FilterResult, QualityRules, quality_filter
-from databourse.corpus.langid import Batch, LanguageIdentification, language_counts
-
-__all__ = [
-    "Batch",
-    "DedupConfig",
-    "DedupIndex",
-    "DedupResult",
-    "FilterResult",
-    "LanguageIdentification",
-    "QualityRules",
-    "language_counts",
-    "quality_filter",
-]

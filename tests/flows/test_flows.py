@@ -124,6 +124,44 @@ def test_anonymized_product_published_without_approval(
         p.name for p in (store_root(project) / "products/kl-building-environment").iterdir()
     )
     assert versions == ["1.0.0"]
+    assert_drop_tags_on_runs_not_tasks("process/my-buildops/sensor_readings/")
+
+
+def assert_drop_tags_on_runs_not_tasks(name_prefix: str) -> None:
+    """The drop's subflow runs (nested ones too) carry its provider and dataset tags; no task
+    run carries a tag: a new set of task tags costs a server write that is often refused under
+    load, and a 2 s back-off (issue 18)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterParentFlowRunId,
+        TaskRunFilter,
+        TaskRunFilterFlowRunId,
+    )
+
+    with get_client(sync_client=True) as client:
+        drops = [r for r in client.read_flow_runs(limit=200) if r.name.startswith(name_prefix)]
+        assert drops, f"no drop run named {name_prefix}*"
+        seen, todo = [], [r.id for r in drops]
+        while todo:
+            children = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=todo)
+                )
+            )
+            seen += children
+            todo = [c.id for c in children]
+        names = {c.name.split("/")[0] for c in seen}
+        assert {"ingest", "validate", "build", "anonymize"} <= names, names
+        for child in seen:
+            assert {"provider:my-buildops", "dataset:sensor_readings"} <= set(child.tags), child
+        ids = [r.id for r in drops] + [c.id for c in seen]
+        tasks = client.read_task_runs(
+            task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=ids)), limit=200
+        )
+    subflow_calls = {c.parent_task_run_id for c in seen}  # the subflows' stand-ins: not run
+    worked = [t for t in tasks if t.id not in subflow_calls]
+    assert len(worked) >= 10 and not [(t.name, t.tags) for t in worked if t.tags]
 
 
 def test_gated_transfer_approved_and_rejected(
