@@ -41,7 +41,8 @@ lint: $(STAMP) ## ruff, mypy and the import contracts (lint-imports, pyproject's
 bench: $(STAMP) ## Speed and memory benchmarks (figures and ratios against a bare baseline)
 	$(BIN)/python benchmarks/ingest.py --rows 1000000 5000000
 	$(BIN)/python benchmarks/pipeline.py --rows 1000000 5000000
-	$(BIN)/python benchmarks/real_run.py --rows 100 1000000 5000000
+	$(BIN)/python benchmarks/real_run.py --rows 100 1000000 5000000 20000000
+	$(BIN)/python benchmarks/prefect_floor.py
 	$(BIN)/python benchmarks/anonymization.py
 	$(BIN)/python benchmarks/quality.py
 	$(BIN)/python benchmarks/pii.py
