@@ -41,6 +41,7 @@ T = TypeVar("T")
 _MARKET = re.compile(r"^[A-Z]{2}$")
 _WRITE_OPTION = "databourse_write"
 MIGRATIONS = Path(__file__).parents[1] / "migrations"
+SCHEMA_HEAD = "0009"  # the newest migration's revision (tests/unit/catalog: Alembic's head)
 _ATTEMPTS = 8
 _UNREACHABLE_ATTEMPTS = 4  # about 7 s of waiting for a locked or restarting database
 SQLITE_TIMEOUT_S = 30.0
@@ -167,8 +168,11 @@ class CatalogEngine:
 
         Serialized against other processes starting at the same time: BEGIN IMMEDIATE on SQLite,
         an advisory lock on PostgreSQL. A database made by the pre-migration `create_all` is
-        stamped as the baseline first.
+        stamped as the baseline first. A database already at SCHEMA_HEAD is left alone without
+        importing Alembic (0.1-0.15 s in every process that opens the catalog).
         """
+        if self.schema_revision() == SCHEMA_HEAD:
+            return
         from alembic import command
         from alembic.config import Config
 

@@ -13,6 +13,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 
 from databourse.catalog.database import Catalog
+from databourse.catalog.engine import MIGRATIONS, SCHEMA_HEAD
 from databourse.catalog.models import Base
 
 PG_URL = os.environ.get(
@@ -155,3 +156,28 @@ def test_withdrawn_version_is_offered_nowhere(url: str) -> None:
         assert cat.list_products()[0]["markets"] == []
         with pytest.raises(CatalogError):
             cat.set_availability("p", "1.0.0", "SG", "available", "domestic")
+
+
+def test_the_head_known_without_alembic_is_alembics_head(url: str) -> None:
+    """create_schema skips Alembic for a database at SCHEMA_HEAD: that must be the newest
+    migration, and a database one revision behind is still upgraded."""
+    from alembic import command
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    script = ScriptDirectory.from_config(cfg)
+    assert script.get_current_head() == SCHEMA_HEAD
+    behind = script.get_revision(SCHEMA_HEAD).down_revision
+    with Catalog(url) as cat:
+        cat.create_schema()
+        tables = set(inspect(cat.engine).get_table_names())
+        with cat.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, str(behind))
+        assert cat.schema_revision() == behind
+        assert set(inspect(cat.engine).get_table_names()) != tables
+        cat.create_schema()
+        assert cat.schema_revision() == SCHEMA_HEAD
+        assert set(inspect(cat.engine).get_table_names()) == tables
