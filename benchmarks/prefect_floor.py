@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 LIMIT = "floor-provider"
 
@@ -113,12 +114,14 @@ def serve() -> None:
 
 def floor_env(project: object) -> dict[str, str]:
     """The project's environment with what bourse's runtime sets for its own processes."""
+    from bourse.runtime import HEARTBEAT_SECONDS
+
     env = dict(project.env)  # type: ignore[attr-defined]
     env.update(
         PREFECT_API_URL=project.api,  # type: ignore[attr-defined]
         PREFECT_HOME=str(project.root / "state" / "prefect"),  # type: ignore[attr-defined]
         PREFECT_RUNNER_POLL_FREQUENCY="1",
-        PREFECT_FLOWS_HEARTBEAT_FREQUENCY="30",
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY=str(HEARTBEAT_SECONDS),
         PREFECT_RESULTS_PERSIST_BY_DEFAULT="true",
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
     )
