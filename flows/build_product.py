@@ -13,10 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow, unmapped
-from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from databourse.config import RunSettings
 from flows.run_names import tags_of_this_run, untagged_tasks
+from flows.runners import partition_runner
 from tasks import resources
 from tasks.assembling import finish_build, lay_out_files, write_file
 from tasks.building import (
@@ -28,20 +27,6 @@ from tasks.building import (
 )
 from tasks.lineage import built, tracked
 from tasks.packaging import package_version
-
-
-def partition_runner(runs: RunSettings) -> TaskRunner[Any]:
-    """The task runner of the partitioned passes: `partition_threads` threads (one per CPU by
-    default), or Dask (a scheduler's address, else a local cluster of `dask_workers`
-    single-threaded worker processes)."""
-    if runs.task_runner != "dask":
-        return ThreadPoolTaskRunner(max_workers=runs.threads())
-    from prefect_dask import DaskTaskRunner
-
-    if runs.dask_address:
-        return DaskTaskRunner(address=runs.dask_address)
-    workers = {"n_workers": runs.dask_workers, "threads_per_worker": 1, "processes": True}
-    return DaskTaskRunner(cluster_kwargs={**workers, "dashboard_address": None})
 
 
 @flow(name="build-product", flow_run_name="build/{product}/{ingest_id}")

@@ -13,6 +13,7 @@ from prefect.runtime import flow_run
 from flows.build_product import build_product
 from flows.ingest_dataset import ingest_dataset
 from flows.run_names import dated, drop_tags
+from flows.runners import partition_runner
 from flows.validate_dataset import validate_dataset
 from tasks import reporting, resources
 from tasks.dispatching import WORKER_ENV, WORKER_TAG
@@ -50,7 +51,9 @@ def process_drop(
             ingested = ingest_dataset(
                 provider, dataset, source, source_name, expected_rows, expected_sha256
             )
-            validate_dataset(provider, dataset, ingested["ingest_id"])
+            runner = partition_runner(resources.config().settings.runs)
+            validate = validate_dataset.with_options(task_runner=runner)
+            validate(provider, dataset, ingested["ingest_id"])
             built_all = [
                 _builder(spec.type)(spec.id, ingested["ingest_id"])
                 for spec in resources.config().products_of(provider, dataset)

@@ -1,21 +1,55 @@
-"""Flow: quality suite and personal-data scan of an ingested dataset."""
+"""Flow: quality suite and personal-data scan of an ingested dataset.
+
+A plan checks the staged file against the audit trail once, hashing its blocks; the quality
+suite and the scan then read it in byte ranges, each block checked. The scan runs in partitions
+of the staged dataset mapped as tasks (scan each partition, then merge and decide) on the flow's
+task runner: process_drop runs this flow on the configured one
+(flows.runners: threads, or Dask workers), so partitions of one drop may scan in other
+processes or on other machines. The findings do not depend on the partitioning or the runner.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow
+from prefect import flow, unmapped
 
 from flows.run_names import untagged_tasks
+from tasks import reporting
 from tasks.lineage import tracked, validated
-from tasks.validating import check_quality, load_quality, scan_personal_data
+from tasks.validating import (
+    check_quality,
+    drop_validation_work,
+    load_quality,
+    plan_validation,
+    scan_partition,
+    scan_personal_data,
+)
 
 
 @flow(name="validate-dataset", flow_run_name="validate/{provider}/{dataset}/{ingest_id}")
-def validate_dataset(provider: str, dataset: str, ingest_id: str) -> dict[str, Any]:
-    """Both gates run, concurrently; either failing quarantines the ingest and fails the run."""
+def validate_dataset(
+    provider: str, dataset: str, ingest_id: str, partition_rows: int | None = None
+) -> dict[str, Any]:
+    """Both gates run, concurrently; either failing quarantines the ingest and fails the run.
+
+    `partition_rows` overrides the configured partition size for this run."""
     with untagged_tasks(), tracked(validated(provider, dataset, ingest_id)):
-        load_quality()  # before the two threads start (see load_quality)
-        quality = check_quality.submit(provider, dataset, ingest_id)
-        pii = scan_personal_data.submit(provider, dataset, ingest_id)
+        load_quality()  # before the threads start (see load_quality)
+        plan = plan_validation(provider, dataset, ingest_id, partition_rows)
+        try:
+            quality = check_quality.submit(plan)
+            parts = plan["partitions"]
+            scans = scan_partition.map(unmapped(plan), parts)
+            reporting.partitions_progress(
+                f"pii-progress-{provider}-{dataset}",
+                f"Personal-data scan of {provider}/{dataset}: rows done",
+                list(scans),
+                [p["rows"] for p in parts],
+            )
+            pii = scan_personal_data.submit(plan, scans.result())  # a failed part raises here
+            quality.wait()
+            pii.wait()
+        finally:
+            drop_validation_work(plan)
         return {"quality": quality.result(), "pii": pii.result()}

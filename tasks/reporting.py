@@ -19,6 +19,7 @@ from prefect.artifacts import (
     create_table_artifact,
     update_progress_artifact,
 )
+from prefect.futures import PrefectFuture, as_completed
 
 from databourse.config import Config
 from tasks import resources
@@ -65,6 +66,27 @@ def progress(
             continue
         last = time.monotonic()
         percent = round(100 * done / max(total_rows, 1), 1)
+        if artifact is None:
+            artifact = cast(  # called from sync code: returns the id
+                UUID,
+                create_progress_artifact(percent, key=artifact_key(key), description=description),
+            )
+        else:
+            update_progress_artifact(artifact, percent)
+
+
+def partitions_progress(
+    key: str, description: str, futures: list[PrefectFuture[Any]], rows: list[int]
+) -> None:
+    """Wait for `futures` (one per partition of `rows` records each) while a progress artifact
+    shows the share of rows whose partition is done; a failed one counts as done (its result
+    raises where it is read)."""
+    weights = {future.task_run_id: n for future, n in zip(futures, rows, strict=True)}
+    artifact: UUID | None = None
+    done = 0
+    for future in as_completed(futures):
+        done += weights[future.task_run_id]
+        percent = round(100 * done / sum(rows), 1) if sum(rows) else 100.0
         if artifact is None:
             artifact = cast(  # called from sync code: returns the id
                 UUID,

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import partial
+from contextlib import AbstractContextManager
 from typing import Any
 
 from prefect import get_run_logger, task
 
-from databourse.steps import validating
-from databourse.steps.validating import PersonalDataScanned, QualityChecked
+from databourse.ingest.records import IngestResult, load_ingest
+from databourse.product.partitions import Partition, Source
+from databourse.steps import building, scanning, validating
+from databourse.steps.building import expected
+from databourse.steps.validating import PersonalDataScanned, QualityChecked, StagedSource
+from databourse.storage.store import ObjectStore
 from tasks import reporting, resources
 from tasks.retrying import RETRY_TRANSIENT
-from tasks.staged import ingested_copy
+from tasks.staged import audited_refusal, local_copy, trusted_staged
+from tasks.work_files import remove_work_folder, source_file, work_folder
 
 # The quality suite is Great Expectations, whose import (scipy.stats, altair, its expectation
 # registry) was 72% of importing flows/process_drop.py: 18.6 of 25.9 s on the loaded 2-core
@@ -31,15 +35,28 @@ def load_quality() -> None:
 
 @task(
     name="check-quality",
-    task_run_name="quality {provider}/{dataset}/{ingest_id}",
+    task_run_name="quality {plan[provider]}/{plan[dataset]}/{plan[ingest_id]}",
     **RETRY_TRANSIENT,
 )
-def check_quality(provider: str, dataset: str, ingest_id: str) -> dict[str, Any]:
+def check_quality(plan: dict[str, Any]) -> dict[str, Any]:
     """Run the dataset's suite; quarantine the ingest when an error-severity expectation fails."""
     res = resources.bundle()
-    copy = partial(ingested_copy, res.store)
-    checked = validating.check_quality(res, provider, dataset, ingest_id, copy, show=report_quality)
+    provider, dataset, ingest_id = plan["provider"], plan["dataset"], plan["ingest_id"]
+    staged = planned_source(res.store, plan)
+    checked = validating.check_quality(
+        res, provider, dataset, ingest_id, staged, show=report_quality
+    )
     return checked.to_json()
+
+
+def planned_source(store: ObjectStore, plan: dict[str, Any]) -> StagedSource:
+    """The staged file as the plan's passes read it (checked byte ranges), for a step that
+    opens it by its ingest record."""
+
+    def opened(record: IngestResult) -> AbstractContextManager[Source]:
+        return source_file(store, plan)
+
+    return opened
 
 
 def report_quality(checked: QualityChecked) -> None:
@@ -56,33 +73,69 @@ def report_quality(checked: QualityChecked) -> None:
 
 
 @task(
-    name="scan-personal-data",
-    task_run_name="pii {provider}/{dataset}/{ingest_id}",
+    name="plan-validation",
+    task_run_name="plan validation of {provider}/{dataset}/{ingest_id}",
     **RETRY_TRANSIENT,
 )
-def scan_personal_data(provider: str, dataset: str, ingest_id: str) -> dict[str, Any]:
-    """Classify every column by content; undeclared personal data quarantines the ingest."""
+def plan_validation(
+    provider: str, dataset: str, ingest_id: str, partition_rows: int | None = None
+) -> dict[str, Any]:
+    """Check the staged file against the audit trail and cut it into partitions; the passes
+    read it in byte ranges checked against the hashes of this checked read's blocks."""
     res = resources.bundle()
-    scanned = validating.scan_personal_data(
-        res,
-        provider,
-        dataset,
-        ingest_id,
-        partial(ingested_copy, res.store),
-        watch=scan_progress(provider, dataset),
-        show=report_personal_data,
+    record = load_ingest(res.store, provider, dataset, ingest_id)
+    rows = building.partition_rows(res.config, partition_rows)
+    work = scanning.work_prefix(provider, dataset, ingest_id)
+    trusted = trusted_staged(res.store, record)
+    uri = res.store.uri(record.staged_key)
+    with local_copy(res.store, record.staged_key) as path, audited_refusal(provider, dataset):
+        plan = scanning.plan_validation(record, trusted, work, path, uri, rows)
+    get_run_logger().info(
+        "%s/%s: %d partition(s) of up to ~%d rows", provider, dataset, len(plan.partitions), rows
     )
-    get_run_logger().info("personal data of %s/%s matches the declaration", provider, dataset)
+    return plan.to_json()
+
+
+@task(
+    name="scan-partition",
+    task_run_name="pii {plan[provider]}/{plan[dataset]} part {part[index]}",
+    **RETRY_TRANSIENT,
+)
+def scan_partition(plan: dict[str, Any], part: dict[str, int]) -> dict[str, Any]:
+    """Every column's personal-data counts over one partition (a sealed work file)."""
+    store = resources.store()
+    with source_file(store, plan) as source, work_folder(store, plan["work"], {}) as work:
+        scanned = scanning.scan_partition(
+            resources.config(), Partition.from_json(part), source, work
+        )
     return scanned.to_json()
 
 
-def scan_progress(provider: str, dataset: str) -> Callable[..., Any]:
-    """The scan's batches, counted into a progress artifact as they go by."""
-    return partial(
-        reporting.progress,
-        f"pii-progress-{provider}-{dataset}",
-        f"Personal-data scan of {provider}/{dataset}: rows done",
+@task(
+    name="scan-personal-data",
+    task_run_name="pii {plan[provider]}/{plan[dataset]}/{plan[ingest_id]}",
+    **RETRY_TRANSIENT,
+)
+def scan_personal_data(plan: dict[str, Any], scanned: list[dict[str, Any]]) -> dict[str, Any]:
+    """Classify every column on the partitions' merged counts; undeclared personal data
+    quarantines the ingest."""
+    res = resources.bundle()
+    scans = [scanning.Scanned.from_json(s) for s in scanned]
+    reads = expected([s.counts for s in scans], *(s.sealed for s in scans))
+    with work_folder(res.store, plan["work"], reads) as work:
+        states = scanning.load_scans(work, scans)
+    record = load_ingest(res.store, plan["provider"], plan["dataset"], plan["ingest_id"])
+    judged = validating.judge_personal_data(res, record, states, show=report_personal_data)
+    get_run_logger().info(
+        "personal data of %s/%s matches the declaration", record.provider, record.dataset
     )
+    return judged.to_json()
+
+
+@task(name="drop-validation-work", task_run_name="drop work of {plan[work]}", **RETRY_TRANSIENT)
+def drop_validation_work(plan: dict[str, Any]) -> None:
+    """Remove the validation's work folder (the partitions' counts)."""
+    remove_work_folder(resources.store(), plan["work"])
 
 
 def report_personal_data(scanned: PersonalDataScanned) -> None:

@@ -42,13 +42,15 @@ SOURCE_DATA = "source.parquet"  # the staged file's private copy (local store)
 
 
 def private_folder(store: ObjectStore, prefix: str) -> Path | None:
-    """The build's private work folder on this machine (created 0700) for a local store; None
-    for S3. ConfigError if the state folder lies inside the store (the writer could reach it)."""
+    """The private work folder of a build (or of a validation) on this machine (created 0700)
+    for a local store; None for S3. ConfigError if the state folder lies inside the store (the
+    writer could reach it)."""
     if store.local_path(prefix) is None:
         return None
     parts = prefix.split("/")
-    if len(parts) != 5 or parts[:2] != ["staging", "products"] or parts[3] != "work":
-        raise ValueError(f"not a build's work prefix: {prefix!r}")
+    kind = parts[1] if len(parts) == 5 and parts[0] == "staging" and parts[3] == "work" else ""
+    if kind not in ("products", "validations"):
+        raise ValueError(f"not a build's or a validation's work prefix: {prefix!r}")
     validate_key(prefix)
     state = resources.config().state_dir
     root = state / "work"
@@ -60,12 +62,14 @@ def private_folder(store: ObjectStore, prefix: str) -> Path | None:
             " DATABOURSE_STATE_DIR) to a folder outside the store"
         )
         raise ConfigError([problem])
-    folder = root / parts[2] / parts[4]
+    # state/work/<product>/<build>, state/work/validations/<provider+dataset>/<run>
+    chain = [root] if kind == "products" else [root, root / "validations"]
+    chain += [chain[-1] / parts[2], chain[-1] / parts[2] / parts[4]]
     state.mkdir(parents=True, exist_ok=True)
-    for path in (root, root / parts[2], folder):
+    for path in chain:
         path.mkdir(mode=0o700, exist_ok=True)
         path.chmod(0o700)  # whatever the umask, or a folder made before
-    return folder
+    return chain[-1]
 
 
 def private_source(

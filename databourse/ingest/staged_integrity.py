@@ -101,6 +101,13 @@ def check_staged_object(store: ObjectStore, key: str, sha256: str | None, size: 
             _compare(stream_digest(fh), store.uri(key), sha256, size)
 
 
+def check_digest(found: tuple[str, int], uri: str, sha256: str | None, size: int | None) -> None:
+    """ObjectChanged naming the staged object when the digest and size read of it (`found`)
+    are not what ingest wrote."""
+    if sha256 is not None:
+        _compare(found, uri, sha256, size)
+
+
 def _compare(found: tuple[str, int], uri: str, sha256: str, size: int | None) -> None:
     digest, found_size = found
     if digest != sha256 or (size is not None and found_size != size):

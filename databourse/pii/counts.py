@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -61,6 +63,27 @@ class Counts:
         self.detail.update(other.detail)
         self.mentions.update(other.mentions)
 
+    def to_json(self) -> dict[str, Any]:
+        """The counts as JSON (a partition's scan written to a work file; `from_json` reads it)."""
+        return {
+            **{k: getattr(self, k) for k in _NUMBERS},
+            **{k: sorted(getattr(self, k).items()) for k in _COUNTERS},
+            "detail": sorted([*key, n] for key, n in self.detail.items()),
+            "sequence": dataclasses.asdict(self.sequence),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Counts:
+        """The counts a `to_json` dict describes."""
+        fields: dict[str, Any] = {k: int(data[k]) for k in _NUMBERS}
+        fields |= {k: Counter({key: n for key, n in data[k]}) for k in _COUNTERS}
+        fields["detail"] = Counter({(c, kind): n for c, kind, n in data["detail"]})
+        return cls(**fields, sequence=Sequence(**data["sequence"]))
+
+
+_NUMBERS = ("checked", "lost_digits", "empty", "zero_padded")
+_COUNTERS = ("whole", "embedded", "shared", "shaped", "alike", "mentions")
+
 
 @dataclass
 class ColumnState:
@@ -72,6 +95,24 @@ class ColumnState:
     rows: int = 0
     sample: Counts = field(default_factory=Counts)
     total: Counts = field(default_factory=Counts)
+
+    def to_json(self) -> dict[str, Any]:
+        """The column's state as JSON (`from_json` reads it)."""
+        return {
+            "scannable": self.scannable,
+            "name": self.name,
+            "numeric": self.numeric,
+            "rows": self.rows,
+            "sample": self.sample.to_json(),
+            "total": self.total.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ColumnState:
+        """The state a `to_json` dict describes."""
+        counts = {k: Counts.from_json(data[k]) for k in ("sample", "total")}
+        return cls(bool(data["scannable"]), str(data["name"]), bool(data["numeric"]),
+                   int(data["rows"]), **counts)  # fmt: skip
 
 
 def scan_chunk(name: str, arr: pa.Array, head: int) -> tuple[Counts | None, Counts]:

@@ -62,7 +62,17 @@ def scan_batches(
     """Classify every column of a stream of batches (memory bounded); same result as scan_table.
 
     A column is classified when `threshold` of its values are of one category, or, messy,
-    `dirty_threshold` of its non-empty values (`dirty_columns`).
+    `dirty_threshold` of its non-empty values (`dirty_columns`)."""
+    states = count_columns(batches, schema, sample_rows=sample_rows)
+    return decide_columns(states, threshold=threshold, dirty_threshold=dirty_threshold)
+
+
+def count_columns(
+    batches: Iterable[pa.RecordBatch], schema: pa.Schema, *, sample_rows: int, offset: int = 0
+) -> list[ColumnState]:
+    """Every column's counts over `batches`, which start at dataset row `offset`: the rows
+    before `sample_rows` are also counted as the sample. Counts of consecutive parts of a
+    dataset merge (`merge_columns`) into the counts of the whole, whatever the cut.
 
     Each (batch, column) is counted as its own job on a pool of threads (Arrow kernels release
     the GIL), up to `IN_FLIGHT` batches ahead, and added to the column's totals in batch order:
@@ -77,7 +87,6 @@ def scan_batches(
     scanned = [i for i, state in enumerate(states) if state.scannable]
     workers = max(1, min(pa.cpu_count(), len(scanned) * IN_FLIGHT))
     pending: deque[list[tuple[int, Future[tuple[Counts | None, Counts]]]]] = deque()
-    offset = 0
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for batch in _coalesced(batches, SCAN_BATCH_ROWS):
             head = max(0, min(batch.num_rows, sample_rows - offset))
@@ -92,9 +101,33 @@ def scan_batches(
                 _add_results(states, pending.popleft())
         while pending:
             _add_results(states, pending.popleft())
-    findings = [
-        finding(f.name, s, threshold, dirty_threshold) for f, s in zip(schema, states, strict=True)
-    ]
+    return states
+
+
+def merge_columns(parts: Iterable[list[ColumnState]]) -> list[ColumnState]:
+    """The counts of consecutive parts of a dataset, given in row order, as one part's."""
+    merged: list[ColumnState] | None = None
+    for part in parts:
+        if merged is None:
+            merged = [
+                ColumnState(scannable=s.scannable, name=s.name, numeric=s.numeric) for s in part
+            ]
+        for into, state in zip(merged, part, strict=True):
+            into.sample.add(state.sample)
+            into.total.add(state.total)
+    if merged is None:
+        raise ValueError("no part to merge")
+    return merged
+
+
+def decide_columns(
+    states: list[ColumnState],
+    *,
+    threshold: float = 0.8,
+    dirty_threshold: float = DIRTY_THRESHOLD,
+) -> list[ColumnFinding]:
+    """Each column's category decided on its counts (see `findings.finding`)."""
+    findings = [finding(s.name, s, threshold, dirty_threshold) for s in states]
     for found in findings:
         log.debug(
             "column %s: category=%s matched=%d checked=%d embedded=%s",

@@ -99,7 +99,7 @@ class BatchSource:
     batches: Callable[[list[str]], Iterator[pa.RecordBatch]]
 
 
-def parquet_source(path: Path, batch_rows: int) -> BatchSource:
+def parquet_source(path: Path | pa.NativeFile, batch_rows: int) -> BatchSource:
     """Batches of at most `batch_rows` rows read row group by row group; rows from metadata."""
     pfile = pq.ParquetFile(path)
 
@@ -221,7 +221,7 @@ def _columns_of(specs: list[ExpectationSpec], names: set[str]) -> list[str]:
 
 
 def validate_parquet(
-    path: Path,
+    path: Path | pa.NativeFile,
     dataset_name: str,
     expectations: list[ExpectationSpec],
     batch_rows: int = DEFAULT_BATCH_ROWS,

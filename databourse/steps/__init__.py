@@ -22,6 +22,8 @@ Modules:
         Publish a version and decide its markets through the transfer gate, or one market again.
     resources
         What a step works with, handed in by its caller, and the audit of a failed gate.
+    scanning
+        Validate in partitions: the plan, and the personal-data scan of one partition.
     validating
         Validate an ingest: its quality suite and its personal-data scan, gates that quarantine.
 """

@@ -16,7 +16,8 @@ import pyarrow.parquet as pq
 from databourse.errors import PersonalDataFound, QualityFailed
 from databourse.ingest.quarantine import quarantine_ingest
 from databourse.ingest.records import IngestResult, load_ingest
-from databourse.pii.detect import SCAN_BATCH_ROWS, scan_batches
+from databourse.pii.counts import ColumnState
+from databourse.pii.detect import SCAN_BATCH_ROWS, count_columns, decide_columns
 from databourse.pii.findings import ColumnFinding
 from databourse.pii.screening import DeclarationCheck, check_declarations
 from databourse.steps.resources import Resources, audit_failure
@@ -27,6 +28,8 @@ if TYPE_CHECKING:  # the quality suite is imported when a dataset is validated (
 
 IngestedCopy = Callable[[IngestResult], AbstractContextManager[Path]]  # the staged Parquet of an
 # ingest as a local file, checked against the audit trail and its hash (tasks.staged.ingested_copy)
+StagedSource = Callable[[IngestResult], AbstractContextManager[Path | pa.NativeFile]]  # the same,
+# or read in byte ranges checked against a validation plan's block hashes (tasks.validating)
 Watch = Callable[[Iterator[pa.RecordBatch], int], Iterable[pa.RecordBatch]]  # yields the batches
 # unchanged (given their total rows), showing how far the scan is
 
@@ -78,7 +81,7 @@ def check_quality(
     provider: str,
     dataset: str,
     ingest_id: str,
-    copy: IngestedCopy,
+    copy: StagedSource,
     *,
     show: Callable[[QualityChecked], None] = lambda checked: None,
 ) -> QualityChecked:
@@ -140,27 +143,44 @@ def scan_personal_data(
     watch: Watch = lambda batches, rows: batches,
     show: Callable[[PersonalDataScanned], None] = lambda scanned: None,
 ) -> PersonalDataScanned:
-    """Classify every column by content and write pii.json; `show` gets the result before the
-    gate decides: undeclared personal data quarantines the ingest (audited) and raises
-    PersonalDataFound."""
-    cfg, store = res.config, res.store
-    record = load_ingest(store, provider, dataset, ingest_id)
+    """Classify every column by content, reading the staged file whole (see
+    `judge_personal_data`)."""
+    record = load_ingest(res.store, provider, dataset, ingest_id)
     with copy(record) as path:
         pfile = pq.ParquetFile(path)
-        findings = scan_batches(
+        states = count_columns(
             watch(pfile.iter_batches(batch_size=SCAN_BATCH_ROWS), pfile.metadata.num_rows),
             pfile.schema_arrow,
-            threshold=cfg.settings.pii_threshold,
-            sample_rows=cfg.settings.pii_sample_rows,
-            dirty_threshold=cfg.settings.pii_dirty_threshold,
+            sample_rows=res.config.settings.pii_sample_rows,
         )
+    return judge_personal_data(res, record, states, show=show)
+
+
+def judge_personal_data(
+    res: Resources,
+    record: IngestResult,
+    states: list[ColumnState],
+    *,
+    show: Callable[[PersonalDataScanned], None] = lambda scanned: None,
+) -> PersonalDataScanned:
+    """Decide every column's category on the counts of the whole staged dataset (one scan, or
+    the partitions' scans merged: `steps.scanning`) and write pii.json; `show` gets the result
+    before the gate decides: undeclared personal data quarantines the ingest (audited) and
+    raises PersonalDataFound."""
+    cfg, store = res.config, res.store
+    provider, dataset = record.provider, record.dataset
+    findings = decide_columns(
+        states,
+        threshold=cfg.settings.pii_threshold,
+        dirty_threshold=cfg.settings.pii_dirty_threshold,
+    )
     check = check_declarations(
         findings,
         cfg.dataset(provider, dataset).declared_categories,
         min_share=cfg.settings.pii_undeclared_min_share,
     )
     report = {"findings": [f.to_json() for f in findings], **check.to_json()}
-    key = f"{zones.reports_prefix(provider, dataset, ingest_id)}/pii.json"
+    key = f"{zones.reports_prefix(provider, dataset, record.ingest_id)}/pii.json"
     store.put_bytes(key, json.dumps(report, indent=2).encode())
     scanned = PersonalDataScanned(provider, dataset, findings, check, store.uri(key))
     show(scanned)

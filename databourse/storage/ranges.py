@@ -1,11 +1,12 @@
 """Reading parts of an object, each byte checked against the block hashes of a trusted read.
 
-A build reads the staged Parquet once whole, checking it against the sha256 its ingest recorded
-in the audit trail, and records the sha256 of each BLOCK-byte block (`block_digests`). Its
-partition passes, which may run on other machines, then read only the byte ranges their row
-groups occupy (`VerifiedObject`: ranged GETs on S3), each block checked against its recorded
-hash before a byte of it is used. A block rewritten in the store after the plan is refused
-(ObjectChanged naming the object and the block), as a changed whole file is.
+A build (or a validation) reads the staged Parquet once whole, checking it against the sha256
+its ingest recorded in the audit trail, and records the sha256 of each BLOCK-byte block
+(`block_digests`, which gives the whole file's in the same read). Its partition passes, which
+may run on other machines, then read only the byte ranges their row groups occupy
+(`VerifiedObject`: ranged GETs on S3), each block checked against its recorded hash before a
+byte of it is used. A block rewritten in the store after the plan is refused (ObjectChanged
+naming the object and the block), as a changed whole file is.
 """
 
 from __future__ import annotations
@@ -38,13 +39,15 @@ def block_size(size: int) -> int:
 
 def block_digests(path: Path, block: int | None = None) -> dict[str, Any]:
     """The block size and the sha256 (hex) of each block of a local file (block_size of its
-    size unless `block` is given)."""
+    size unless `block` is given), and the whole file's sha256 (`whole`), in one read."""
     block = block or block_size(path.stat().st_size)
-    digests = []
+    digests, whole, size = [], hashlib.sha256(), 0
     with path.open("rb") as fh:
         while data := fh.read(block):
             digests.append(hashlib.sha256(data).hexdigest())
-    return {"block": block, "sha256": digests, "size": path.stat().st_size}
+            whole.update(data)
+            size += len(data)
+    return {"block": block, "sha256": digests, "size": size, "whole": whole.hexdigest()}
 
 
 class VerifiedObject(io.RawIOBase):
@@ -120,9 +123,9 @@ class VerifiedObject(io.RawIOBase):
         if index >= len(self._digests) or digest != self._digests[index]:
             uri = self._store.uri(self._key)
             raise ObjectChanged(
-                f"{uri}: bytes {start}-{start + len(data)} changed after the build read the file"
+                f"{uri}: bytes {start}-{start + len(data)} changed after the plan read the file"
                 f" whole: sha256 {digest[:16]}... differs from the block's recorded hash; not"
-                " used: investigate, then run the build again",
+                " used: investigate, then run it again",
                 key=uri,
                 block=index,
             )

@@ -295,3 +295,63 @@ def forged_staged(path: Path) -> bytes:
             ids = pa.array(["PLANTED-ID"] * table.num_rows, table.column(at).type)
             writer.write_table(table.set_column(at, "customer_id_number", ids))
     return bytes(sink.getvalue().to_pybytes())
+
+
+def test_staged_file_swapped_after_the_validation_plan_is_refused(
+    prefect_api: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race against the gates: the staged Parquet is the ingested one when the validation
+    checks it and a forged one right after (the customer ids replaced: no personal data left to
+    find). Neither gate may pass on the forged bytes: the quality suite and the partitioned scan
+    read the store's file in byte ranges, each block checked against the hashes of the checked
+    read, so the validation fails naming the staged object, and the refusal is audited.
+
+    On the code before issue 23's partitioned scan, both gates read the file in place after
+    their check, so the forged bytes reached their reads (this test then failed on a torn
+    Parquet read, no ObjectChanged)."""
+    import tasks.staged
+    from flows.ingest_dataset import ingest_dataset
+    from flows.validate_dataset import validate_dataset
+    from tasks import resources
+
+    project = make_project(tmp_path / "project")
+    store_root = project / "state" / "store"
+    drops = generate_drops(tmp_path / "drops", scale=0.2)
+    drop = next(d for d in drops if d.provider == "sz-retail")
+    with project_resources(project, monkeypatch):
+        done = ingest_dataset("sz-retail", "customer_orders", str(drop.path))
+        staged = next((store_root / "staging" / "sz-retail" / "customer_orders").rglob("*.parquet"))
+        original = staged.read_bytes()
+        forged = forged_staged(staged)
+        checks: list[str] = []
+
+        def racing(check: Callable[..., None]) -> Callable[..., None]:
+            def checked_then_swapped(*args: Any) -> None:
+                staged.write_bytes(original)  # what every check sees
+                check(*args)
+                checks.append(check.__name__)
+                staged.write_bytes(forged)  # what a read after the check gets
+
+            return checked_then_swapped
+
+        hooks: list[tuple[Any, str]] = [(tasks.staged, "check_staged")]
+        try:
+            import databourse.steps.scanning as scanning
+        except ImportError:  # the code before the partitioned scan
+            pass
+        else:
+            hooks.append((scanning, "check_digest"))
+        for module, name in hooks:
+            monkeypatch.setattr(module, name, racing(getattr(module, name)))
+        with pytest.raises(ObjectChanged) as refused:
+            validate_dataset("sz-retail", "customer_orders", done["ingest_id"])
+        events = resources.catalog().audit_history()
+    assert checks  # the store writer raced the check
+    message = str(refused.value)
+    assert message.startswith(f"{staged.as_uri()}: bytes ") and "changed after" in message
+    assert "PLANTED" not in message
+    assert any(
+        e["kind"] == "quarantine" and e["detail"].get("stage") == "staged"
+        and e["detail"].get("provider") == "sz-retail"
+        for e in events
+    )  # fmt: skip

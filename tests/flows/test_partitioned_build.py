@@ -280,7 +280,7 @@ def test_partition_runner_follows_the_settings() -> None:
     from prefect.task_runners import ThreadPoolTaskRunner
     from prefect_dask import DaskTaskRunner
 
-    from flows.build_product import partition_runner
+    from flows.runners import partition_runner
 
     threads = partition_runner(RunSettings())
     assert isinstance(threads, ThreadPoolTaskRunner)

@@ -129,7 +129,7 @@ def test_a_block_rewritten_after_the_plan_is_refused_and_others_still_read(
         _, source = opened(store, blocks)
         list(read_partition(source, parts[0], ["amount"]))
     assert info.value.block == at // BLOCK  # type: ignore[attr-defined]
-    assert store.uri(KEY) in str(info.value) and "changed after the build read" in str(info.value)
+    assert store.uri(KEY) in str(info.value) and "changed after the plan read" in str(info.value)
     # The last partition's bytes and the footer are untouched: it reads as planned.
     _, source = opened(store, blocks)
     got = pa.concat_tables([t for _, t in read_partition(source, parts[-1], ["amount"])])
@@ -146,13 +146,14 @@ def test_an_object_grown_or_cut_is_refused(store: ObjectStore, tmp_path: Path) -
         raw.read()
 
 
-def test_block_digests_are_the_blocks_sha256(tmp_path: Path) -> None:
+def test_block_digests_are_the_blocks_and_the_files_sha256(tmp_path: Path) -> None:
     path = tmp_path / "f"
     path.write_bytes(b"a" * 10 + b"b" * 10 + b"c" * 3)
     assert block_digests(path, 10) == {
         "block": 10,
         "size": 23,
         "sha256": [hashlib.sha256(x).hexdigest() for x in (b"a" * 10, b"b" * 10, b"c" * 3)],
+        "whole": hashlib.sha256(path.read_bytes()).hexdigest(),
     }
 
 

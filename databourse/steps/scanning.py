@@ -1,0 +1,111 @@
+"""Validate an ingest in partitions: the plan (staged file, partitions, work folder) and the
+personal-data scan of one partition, whose counts `validating.judge_personal_data` merges and
+decides on.
+
+A partition's scan writes its columns' counts to a work file and returns the file's name and
+sha256 (`Scanned`), never counts or values: the counts hold numbers read from the data (the
+range of a column's plain numbers), which must not reach a run's state. The passes read the
+staged file in byte ranges, each block checked against the hashes the plan took in its one
+checked read (`tasks.work_files.source_file`), on the local store as on S3: what the store's
+writer changes after the plan is refused, never scanned. Counts of consecutive partitions merge
+into the counts of the whole dataset (`pii.detect.merge_columns`), so the findings do not depend
+on the partitioning or on the task runner.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Self
+
+import pyarrow.parquet as pq
+
+from databourse.config import Config
+from databourse.ingest.records import IngestResult
+from databourse.ingest.staged_integrity import check_digest
+from databourse.pii.counts import ColumnState
+from databourse.pii.detect import count_columns, merge_columns
+from databourse.product.partitions import Partition, Source, plan_partitions, read_partition
+from databourse.steps.building import JsonResult, sealed
+from databourse.storage import zones
+from databourse.storage.ranges import block_digests
+
+SCANS = "pii"  # the work folder's subfolder of the partitions' counts
+
+
+@dataclass(frozen=True)
+class ValidationPlan(JsonResult):
+    """The ingest's staged file, the validation's work folder, and its partitions."""
+
+    provider: str
+    dataset: str
+    ingest_id: str
+    staged_key: str
+    staged: dict[str, Any]  # sha256 and size; on S3 the hashes of its blocks each read checks
+    work: str
+    sealed: dict[str, str]  # none: passes read the staged file in checked byte ranges
+    partitions: list[Partition]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        """The plan a `to_json` dict describes."""
+        return cls(**{**data, "partitions": [Partition.from_json(p) for p in data["partitions"]]})
+
+
+@dataclass(frozen=True)
+class Scanned(JsonResult):
+    """The personal-data scan of one partition: its counts' work file, rows, and seal."""
+
+    counts: str
+    rows: int
+    sealed: dict[str, str]
+
+
+def work_prefix(provider: str, dataset: str, ingest_id: str) -> str:
+    """A new work folder of a validation (a retry plans another)."""
+    run = f"{ingest_id}-{uuid.uuid4().hex[:12]}"
+    return zones.join("staging", "validations", f"{provider}+{dataset}", "work", run)
+
+
+def plan_validation(
+    record: IngestResult, staged: dict[str, Any], work: str, source: Path, uri: str, rows: int
+) -> ValidationPlan:
+    """The staged file `source` checked against `staged` (sha256 and size from the audit
+    trail: ObjectChanged naming `uri` if it differs) and cut into partitions of about `rows`
+    records. The passes read the store's object in byte ranges, each block checked against the
+    hashes of this checked read (`staged["blocks"]`, taken in the same read)."""
+    blocks = block_digests(source)
+    check_digest(
+        (blocks.pop("whole"), blocks["size"]), uri, staged.get("sha256"), staged.get("size")
+    )
+    return ValidationPlan(
+        record.provider, record.dataset, record.ingest_id, record.staged_key,
+        {**staged, "blocks": blocks}, work, {}, plan_partitions(source, rows),
+    )  # fmt: skip
+
+
+def scan_partition(cfg: Config, part: Partition, source: Source, work: Path) -> Scanned:
+    """Every column's personal-data counts over one partition, written to the work folder."""
+    schema = pq.read_schema(source)
+    batches = (
+        batch
+        for _, table in read_partition(source, part, schema.names)
+        for batch in table.to_batches()
+    )
+    states = count_columns(
+        batches, schema, sample_rows=cfg.settings.pii_sample_rows, offset=part.offset
+    )
+    name = f"{SCANS}/part-{part.index:05d}.json"
+    (work / SCANS).mkdir(parents=True, exist_ok=True)
+    (work / name).write_text(json.dumps([s.to_json() for s in states]))
+    return Scanned(name, part.rows, sealed(work, [name]))
+
+
+def load_scans(work: Path, scans: list[Scanned]) -> list[ColumnState]:
+    """The partitions' counts (files checked by the caller), merged in dataset order."""
+    return merge_columns(
+        [ColumnState.from_json(s) for s in json.loads((work / scan.counts).read_text())]
+        for scan in scans
+    )
