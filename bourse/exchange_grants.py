@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -22,6 +23,7 @@ from bourse import exchange_pages
 from bourse.exchange_cache import FileCache
 from bourse.exchange_limits import Rate, RateLimiter
 from bourse.exchange_spool import ReadSpool, batch_id, summed
+from databourse.catalog.access_anchors import ANCHOR_EVERY
 from databourse.catalog.database import Catalog
 from databourse.catalog.shares import NOT_DELIVERABLE, GrantStanding
 from databourse.config import Config
@@ -60,6 +62,7 @@ class Exchange:
     limits: RateLimiter = field(default_factory=RateLimiter)
     manifests: exchange_pages.ManifestMemo = field(default_factory=exchange_pages.ManifestMemo)
     _retry: set[str] = field(default_factory=set)  # batches whose audit failed part way
+    _anchored: tuple[int, float] = (0, float("-inf"))  # the last row anchored, and when
 
     def now(self) -> dt.datetime:
         return dt.datetime.now(dt.UTC)
@@ -145,7 +148,8 @@ class Exchange:
     def flush_reads(self, *, seal: bool = False) -> None:
         """One access log row per query's file reads since the last flush (a batch whose
         logging failed is tried again, its recorded rows not twice); then dead services'; then
-        the log sealed into the audit trail when a seal is due (`seal`: now, whatever is left)."""
+        the log sealed into the audit trail when a seal is due (`seal`: now, whatever is left),
+        and its newest row anchored in the store when an anchor is due (`seal`: now)."""
         self.spool.take()
         mine = self.spool.batches()
         self._audit(mine, {batch_id(b) for b in mine} & self._retry)
@@ -155,6 +159,21 @@ class Exchange:
             self.catalog.seal_access(force=seal)
         except DataBourseError as exc:  # the rows stay chained; the next flush seals them
             log.error("access log not sealed yet: %s", exc)
+        self._anchor(force=seal)
+
+    def _anchor(self, *, force: bool) -> None:
+        """The access log's newest row anchored in the store, at most every ANCHOR_EVERY
+        (`force`: now), when rows were logged since the last anchor."""
+        last, at = self._anchored
+        if not force and time.monotonic() - at < ANCHOR_EVERY.total_seconds():
+            return
+        try:
+            body = self.catalog.anchor_access(self.store, last)
+        except DataBourseError as exc:  # the next flush tries again
+            log.error("access log not anchored in the store yet: %s", exc)
+            return
+        if body is not None:
+            self._anchored = (int(body["last"]), time.monotonic())
 
     def _audit(self, batches: list[Path], recorded_before: set[str]) -> None:
         """Record each batch's reads the trail does not hold yet, then delete the batch; one

@@ -2,6 +2,11 @@
 its audit trail (hash-chained events, anchors outside the database, what the trail proves).
 
 Modules:
+    access_anchors
+        Anchors of the access log's newest row in the store, between the trail's seals.
+    access_log
+        Buyers' reads through the exchange: a log of its own, chained and keyed, sealed into the
+        trail.
     approvals
         The catalog's human decisions on transfers: approvals, rejections, expiries, and their
         reads.

@@ -13,7 +13,9 @@ breaks the chain there. The trail vouches for the log: `seal` appends an `access
 or SEAL_ROWS rows wait (the exchange tries after each flush of its reads, and seals what is left
 when it stops), so a tail cut off the log is caught against the last seal, and the trail's
 anchors in the store keep the seals. What is not sealed yet (at most SEAL_AGE of traffic, or
-SEAL_ROWS rows) is chained but could be cut off unnoticed; `verify` says how many rows that is.
+SEAL_ROWS rows) is chained, and its newest row anchored in the store at most every minute
+(`access_anchors`): a tail cut off past an anchor is named too; `verify` says how many rows no
+seal covers.
 The trail grows by one event per seal, not per read.
 
 Trails written before this log (migration 0009) hold `access` events: they stay, and verify there.

@@ -10,13 +10,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from databourse.catalog import access_log, trail_state
+from databourse.catalog import access_anchors, access_log, trail_state
 from databourse.catalog import trail as audit
 from databourse.catalog.engine import CatalogEngine, check_market
 from databourse.catalog.markets import availability_row, count_abroad
 from databourse.catalog.models import Approval, Availability, Grant, Version, iso
 from databourse.catalog.trail_state import authenticated_events
-from databourse.errors import CatalogError, TransferNotApproved
+from databourse.errors import CatalogError, DataBourseError, TransferNotApproved
 from databourse.names import check_name
 from databourse.storage.store import ObjectStore
 from databourse.transfer.grant_conditions import acceptance_problem, conditions_sha256
@@ -162,16 +162,31 @@ class GrantsAndAudit(CatalogEngine):
 
     def audit_verify(self, store: ObjectStore | None = None) -> audit.ChainReport:
         """Walk the audit trail's hashes and MACs, and with a store its anchors there; then the
-        access log's chain against the trail's seals (`access_log.verify`)."""
+        access log's chain against the trail's seals (`access_log.verify`), and with a store
+        its newest rows against their anchors there (`access_anchors.verify`)."""
 
         def work(session: Session) -> audit.ChainReport:
             report = audit.verify(session, store, self._now())
             reads = access_log.verify(session)
             problems = [*report.problems, *reads.problems]
             notes = [*report.notes, reads.note()]
+            try:  # without the audit key nothing is authenticated (the trail's walk says so)
+                keys = {k.key_id: k.material for k in audit.session_keys(session)}
+            except DataBourseError:
+                keys = {}
+            if store is not None and keys:
+                cut, odd = access_anchors.verify(session, store, keys, reads.sealed)
+                problems, notes = [*problems, *cut], [*notes, *odd]
             return dataclasses.replace(report, ok=not problems, problems=problems, notes=notes)
 
         return self._read(work)
+
+    def anchor_access(self, store: ObjectStore, after: int) -> dict[str, Any] | None:
+        """Anchor the access log's newest row in the store when it is newer than row `after`
+        (`access_anchors.anchor`); the anchor, or None."""
+        return self._read(
+            lambda session: access_anchors.anchor(session, store, audit.signing_key(session), after)
+        )
 
     def audit_anchor(self, store: ObjectStore) -> dict[str, Any] | None:
         """Write the chain's head to the store as a write-once anchor (None on an empty chain)."""

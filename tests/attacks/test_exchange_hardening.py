@@ -23,6 +23,7 @@ from test_facts_and_grants import World, gate, package, world
 
 from bourse.exchange_grants import FAILURES
 from bourse.exchange_limits import RateLimiter
+from databourse.catalog.access_anchors import ACCESS_ANCHORS, anchor_name
 from databourse.delivery import sharing
 
 __all__ = ["granted", "world"]  # the fixtures
@@ -133,7 +134,8 @@ def test_links_never_follow_the_host_header_and_openapi_is_off(granted: Buyer) -
 def test_reads_a_killed_service_served_are_audited_once_by_the_next(world: World) -> None:
     """Finding 15 (left over): file reads were audited from memory every 2 s, so a service killed
     with SIGKILL lost the reads it had just served. Each read is spooled (fsynced) before its
-    first byte; the next service audits a dead one's spool once, naming its batch."""
+    first byte; the next service audits a dead one's spool once, naming its batch; stopped, it
+    seals what it logged and anchors the log's newest row in the store."""
     version = package(world)
     gate(world, version)
     port = free_port()
@@ -177,6 +179,9 @@ def test_reads_a_killed_service_served_are_audited_once_by_the_next(world: World
     assert f"access log: {len(rows)} rows, {len(rows)} sealed by the trail, 0 not yet" in (
         report.notes
     )
+    # and its newest row anchored in the store (between seals, a cut tail is named by it)
+    anchored = [i.key for i in world.store.list(ACCESS_ANCHORS)]
+    assert anchor_name(rows[-1]["id"]) in anchored
 
 
 def _up(base: str) -> bool:
