@@ -283,7 +283,8 @@ def stage_anonymize(s: Stage) -> dict[str, Any]:
     trusted = trusted_staged(res, record)
     try:
         with planned_files(res.store, work, record, trusted) as (path, folder, seals):
-            plan = building.plan_build(build, record, trusted, work, path, folder, seals, rows)
+            uri = None if seals else res.store.uri(record.staged_key)  # S3: checked in the plan
+            plan = building.plan_build(build, record, trusted, work, path, folder, seals, rows, uri)
         s.mark(f"plan x{len(plan.partitions)}")
         # The flow maps these passes on its task runner: threads, `runs.threads()` at once.
         with ThreadPoolExecutor(max_workers=res.config.settings.runs.threads()) as pool:

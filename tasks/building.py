@@ -29,7 +29,7 @@ from databourse.steps.building import Build, Counted, Decided, Plan, expected
 from databourse.storage.store import ObjectStore
 from tasks import resources
 from tasks.retrying import RETRY_TRANSIENT
-from tasks.staged import staged_copy, trusted_staged
+from tasks.staged import audited_refusal, local_copy, trusted_staged
 from tasks.work_files import (
     SOURCE_DATA,
     private_folder,
@@ -53,14 +53,14 @@ def planned_files(
     store: ObjectStore, work: str, record: IngestResult, trusted: dict[str, Any]
 ) -> Iterator[tuple[Path, Path, dict[str, str]]]:
     """What the plan reads and writes: the staged file (the build's private copy on the local
-    store, else a download checked against the sha256 ingest recorded), the work folder, and
-    the seal of the private copy."""
+    store, checked; else a download the plan checks in the read that hashes its blocks), the
+    work folder, and the seal of the private copy."""
     seals = private_source(store, work, record.staged_key, trusted)
     private = private_folder(store, work)
     with (
         nullcontext(private / SOURCE_DATA)
         if private is not None
-        else staged_copy(store, record.staged_key, trusted) as path,
+        else local_copy(store, record.staged_key) as path,
         work_folder(store, work, {}) as folder,
     ):
         yield path, folder, seals
@@ -84,7 +84,11 @@ def plan_build(
     try:
         with planned_files(build.store, work, record, trusted) as (path, folder, seals):
             # no seals: on S3, where passes read byte ranges checked against the plan's hashes
-            plan = building.plan_build(build, record, trusted, work, path, folder, seals, rows)
+            uri = None if seals else build.store.uri(record.staged_key)
+            with audited_refusal(src.provider, src.dataset):
+                plan = building.plan_build(
+                    build, record, trusted, work, path, folder, seals, rows, uri
+                )
     except BaseException:  # a retry plans a new work folder: this one would never be dropped
         remove_work_folder(build.store, work)
         raise

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from databourse.config import Config, ProductSpec
 from databourse.errors import ConfigError
 from databourse.ingest.records import IngestResult
-from databourse.ingest.staged_integrity import file_digest
+from databourse.ingest.staged_integrity import check_digest, file_digest
 from databourse.privacy.hierarchy import Hierarchy, product_hierarchies
 from databourse.privacy.pseudonyms import Keys
 from databourse.product import assembly
@@ -195,13 +195,20 @@ def plan_build(
     folder: Path,
     seals: dict[str, str],
     rows: int,
+    uri: str | None = None,
 ) -> Plan:
     """Check the product against the staged file `source` and cut it into partitions of about
     `rows` records; its schema is kept in the work `folder` (`seals`: the files sealed so far).
     Without `seals` (S3: no private copy), the passes read the store's object in byte ranges,
-    checked against the hashes of this checked, whole copy's blocks: `staged["blocks"]`."""
+    checked against the hashes of this checked, whole copy's blocks: `staged["blocks"]`; with
+    the staged object's `uri`, `source` is a copy not checked yet: it is checked against
+    `staged` (sha256 and size) in the same read (ObjectChanged naming `uri`)."""
     if not seals:
-        staged = {**staged, "blocks": block_digests(source)}
+        blocks = block_digests(source)
+        whole = blocks.pop("whole")
+        if uri is not None:
+            check_digest((whole, blocks["size"]), uri, staged.get("sha256"), staged.get("size"))
+        staged = {**staged, "blocks": blocks}
     schema = pq.read_schema(source)
     output_schema(schema, build.product, build.key, build.hierarchies, {})  # bad columns
     partitions = plan_partitions(source, rows)

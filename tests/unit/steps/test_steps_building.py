@@ -190,3 +190,25 @@ def test_a_staged_file_changed_after_the_build_is_refused_and_audited(
     [event] = [e for e in project.catalog.audit_history() if e["kind"] == "quarantine"]
     assert (event["detail"]["product"], event["detail"]["error"]) == (PRODUCT, "ObjectChanged")
     assert event["detail"]["version"] == project.catalog.show(PRODUCT)["versions"][0]["version"]
+
+
+def test_a_plan_on_s3_checks_its_download_in_the_read_that_hashes_its_blocks(
+    project: Project, tmp_path: Path
+) -> None:
+    """On S3 (no private copy) the plan's download is checked against the staged sha256 and
+    size as its blocks are hashed: one read, and a changed byte is ObjectChanged naming the
+    object, before any block hash is recorded."""
+    p, build = project, project.build()
+    staged = {"sha256": p.record.staged_sha256, "size": p.record.staged_size}
+    uri = "s3://exchange/zones/" + p.record.staged_key
+    copy = tmp_path / "download.parquet"
+    copy.write_bytes(p.source.read_bytes())
+    prefix = building.work_prefix(PRODUCT, p.record.ingest_id)
+    plan = building.plan_build(build, p.record, staged, prefix, copy, tmp_path / "w", {}, 60, uri)
+    assert set(plan.staged["blocks"]) == {"block", "sha256", "size"}  # the whole's sha apart
+    data = bytearray(copy.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    copy.write_bytes(bytes(data))
+    with pytest.raises(ObjectChanged, match="staged Parquet changed after ingest") as changed:
+        building.plan_build(build, p.record, staged, prefix, copy, tmp_path / "w2", {}, 60, uri)
+    assert str(changed.value).startswith(uri)
