@@ -66,13 +66,7 @@ def progress(
             continue
         last = time.monotonic()
         percent = round(100 * done / max(total_rows, 1), 1)
-        if artifact is None:
-            artifact = cast(  # called from sync code: returns the id
-                UUID,
-                create_progress_artifact(percent, key=artifact_key(key), description=description),
-            )
-        else:
-            update_progress_artifact(artifact, percent)
+        artifact = shown(artifact, key, description, percent)
 
 
 def partitions_progress(
@@ -87,10 +81,14 @@ def partitions_progress(
     for future in as_completed(futures):
         done += weights[future.task_run_id]
         percent = round(100 * done / sum(rows), 1) if sum(rows) else 100.0
-        if artifact is None:
-            artifact = cast(  # called from sync code: returns the id
-                UUID,
-                create_progress_artifact(percent, key=artifact_key(key), description=description),
-            )
-        else:
-            update_progress_artifact(artifact, percent)
+        artifact = shown(artifact, key, description, percent)
+
+
+def shown(artifact: UUID | None, key: str, description: str, percent: float) -> UUID:
+    """The progress artifact at `percent`: created under `key` the first time, then updated."""
+    if artifact is None:
+        return cast(  # called from sync code: returns the id
+            UUID, create_progress_artifact(percent, key=artifact_key(key), description=description)
+        )
+    update_progress_artifact(artifact, percent)
+    return artifact
