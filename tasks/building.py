@@ -82,18 +82,24 @@ def plan_build(
     work = building.work_prefix(product_id, ingest_id)
     trusted = trusted_staged(build.store, record)  # `_ingest.json` agrees with the trail
     try:
-        with planned_files(build.store, work, record, trusted) as (path, folder, seals):
-            # no seals: on S3, where passes read byte ranges checked against the plan's hashes
-            uri = None if seals else build.store.uri(record.staged_key)
-            with audited_refusal(src.provider, src.dataset):
-                plan = building.plan_build(
-                    build, record, trusted, work, path, folder, seals, rows, uri
-                )
+        plan = planned(build, record, trusted, work, rows)
     except BaseException:  # a retry plans a new work folder: this one would never be dropped
         remove_work_folder(build.store, work)
         raise
     log_planned(plan, rows)
     return plan.to_json()
+
+
+def planned(
+    build: Build, record: IngestResult, trusted: dict[str, Any], work: str, rows: int
+) -> Plan:
+    """The plan of the build on its staged file (`planned_files`); on S3 (no seals: the passes
+    read byte ranges checked against the plan's hashes) the download is checked in the read
+    that hashes its blocks, a refusal audited."""
+    with planned_files(build.store, work, record, trusted) as (path, folder, seals):
+        uri = None if seals else build.store.uri(record.staged_key)
+        with audited_refusal(record.provider, record.dataset):
+            return building.plan_build(build, record, trusted, work, path, folder, seals, rows, uri)
 
 
 def log_planned(plan: Plan, rows: int) -> None:

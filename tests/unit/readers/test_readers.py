@@ -425,15 +425,20 @@ def test_fraction_read_follows_the_drop(tmp_path: Path) -> None:
     data = csv_text(
         [(str(i), str(rng.random()), str(rng.random())) for i in range(300_000)]
     ).encode()
-    for src, early in (
-        (write(tmp_path, "drop.csv", data), 1.0),  # Arrow reads a small file ahead at once
-        (write(tmp_path, "drop.csv.gz", gzip.compress(data)), 0.5),
-        (zip_file(tmp_path / "drop.zip", {"a.csv": data, "b.csv": data}), 0.5),
+    # Arrow reads ahead on a thread of its own: a small plain file at once, and how far ahead of
+    # the first batch a compressed one is depends on the machine's load (0.86 of the gzip was
+    # seen read on a loaded CI machine). What must hold: the fraction only grows, a compressed
+    # drop is not reported whole before its first batch, and it ends near 1.
+    for src, compressed in (
+        (write(tmp_path, "drop.csv", data), False),
+        (write(tmp_path, "drop.csv.gz", gzip.compress(data)), True),
+        (zip_file(tmp_path / "drop.zip", {"a.csv": data, "b.csv": data}), True),
     ):
         with open_source(src, src.name, HINTS, ReadLimits(max_record_bytes=1 << 20)) as reader:
             assert reader.fraction_read is None
             seen = [reader.fraction_read or 0.0 for _ in reader.batches()]
-        assert seen == sorted(seen) and 0 < seen[0] <= early and seen[-1] > 0.95, seen
+        assert seen == sorted(seen) and seen[0] > 0 and seen[-1] > 0.95, seen
+        assert not compressed or seen[0] < 1.0, seen
 
 
 def test_zip_members_with_different_columns(tmp_path: Path) -> None:
