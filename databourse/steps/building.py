@@ -204,11 +204,7 @@ def plan_build(
     the staged object's `uri`, `source` is a copy not checked yet: it is checked against
     `staged` (sha256 and size) in the same read (ObjectChanged naming `uri`)."""
     if not seals:
-        blocks = block_digests(source)
-        whole = blocks.pop("whole")
-        if uri is not None:
-            check_digest((whole, blocks["size"]), uri, staged.get("sha256"), staged.get("size"))
-        staged = {**staged, "blocks": blocks}
+        staged = staged_blocks(source, staged, uri)
     schema = pq.read_schema(source)
     output_schema(schema, build.product, build.key, build.hierarchies, {})  # bad columns
     partitions = plan_partitions(source, rows)
@@ -219,6 +215,17 @@ def plan_build(
         build.product.id, record.ingest_id, record.staged_key, staged, work, seals, partitions,
         counts,
     )  # fmt: skip
+
+
+def staged_blocks(source: Path, staged: dict[str, Any], uri: str | None) -> dict[str, Any]:
+    """`staged` with the hashes of the staged file's blocks (`blocks`), taken in one read of
+    `source`; with the staged object's `uri`, that read also checks `source` against `staged`
+    (sha256 and size: ObjectChanged naming `uri`)."""
+    blocks = block_digests(source)
+    whole = blocks.pop("whole")
+    if uri is not None:
+        check_digest((whole, blocks["size"]), uri, staged.get("sha256"), staged.get("size"))
+    return {**staged, "blocks": blocks}
 
 
 def count_classes(build: Build, part: Partition, source: Source, work: Path) -> Counted | None:

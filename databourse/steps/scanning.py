@@ -24,13 +24,11 @@ import pyarrow.parquet as pq
 
 from databourse.config import Config
 from databourse.ingest.records import IngestResult
-from databourse.ingest.staged_integrity import check_digest
 from databourse.pii.counts import ColumnState
 from databourse.pii.detect import count_columns, merge_columns
 from databourse.product.partitions import Partition, Source, plan_partitions, read_partition
-from databourse.steps.building import JsonResult, sealed
+from databourse.steps.building import JsonResult, sealed, staged_blocks
 from databourse.storage import zones
-from databourse.storage.ranges import block_digests
 
 SCANS = "pii"  # the work folder's subfolder of the partitions' counts
 
@@ -76,13 +74,9 @@ def plan_validation(
     trail: ObjectChanged naming `uri` if it differs) and cut into partitions of about `rows`
     records. The passes read the store's object in byte ranges, each block checked against the
     hashes of this checked read (`staged["blocks"]`, taken in the same read)."""
-    blocks = block_digests(source)
-    check_digest(
-        (blocks.pop("whole"), blocks["size"]), uri, staged.get("sha256"), staged.get("size")
-    )
     return ValidationPlan(
         record.provider, record.dataset, record.ingest_id, record.staged_key,
-        {**staged, "blocks": blocks}, work, {}, plan_partitions(source, rows),
+        staged_blocks(source, staged, uri), work, {}, plan_partitions(source, rows),
     )  # fmt: skip
 
 

@@ -336,11 +336,13 @@ def test_staged_file_swapped_after_the_validation_plan_is_refused(
 
         hooks: list[tuple[Any, str]] = [(tasks.staged, "check_staged")]
         try:
-            import databourse.steps.scanning as scanning
-        except ImportError:  # the code before the partitioned scan
+            import databourse.steps.scanning  # noqa: F401  (the partitioned scan)
+        except ImportError:  # the code before it
             pass
-        else:
-            hooks.append((scanning, "check_digest"))
+        else:  # its plan checks the file in steps.building.staged_blocks
+            import databourse.steps.building as building
+
+            hooks.append((building, "check_digest"))
         for module, name in hooks:
             monkeypatch.setattr(module, name, racing(getattr(module, name)))
         with pytest.raises(ObjectChanged) as refused:
