@@ -50,6 +50,7 @@ bench: $(STAMP) ## Speed and memory benchmarks (figures and ratios against a bar
 	$(BIN)/python benchmarks/exchange_scale.py
 	$(BIN)/python benchmarks/ranged_reads.py
 	$(BIN)/python benchmarks/partitioned_scan.py --rows 5000000 --partition-rows 1000000 --dask 2
+	$(BIN)/python benchmarks/partitioned_quality.py --rows 5000000 --partition-rows 1000000 --dask 2
 	$(BIN)/python benchmarks/corpus_build.py --docs 2000 20000
 
 stop: ## Stop the background Prefect server and runner started by make demo

@@ -1,11 +1,14 @@
 """Flow: quality suite and personal-data scan of an ingested dataset.
 
 A plan checks the staged file against the audit trail once, hashing its blocks; the quality
-suite and the scan then read it in byte ranges, each block checked. The scan runs in partitions
-of the staged dataset mapped as tasks (scan each partition, then merge and decide) on the flow's
-task runner: process_drop runs this flow on the configured one
-(flows.runners: threads, or Dask workers), so partitions of one drop may scan in other
-processes or on other machines. The findings do not depend on the partitioning or the runner.
+suite and the scan then read it in byte ranges, each block checked. Both run in partitions of
+the staged dataset mapped as tasks on the flow's task runner: the scan counts each partition,
+then merges and decides; the quality suite tallies each partition (`quality.tally`: counts,
+extremes, key hashes), then finishes on the whole file what needs it (schema, row count, the
+values of repeated key hashes, expectations that are not row-wise). process_drop runs this flow
+on the configured runner (flows.runners: threads, or Dask workers), so partitions of one drop
+may be checked in other processes or on other machines. The findings and the quality report do
+not depend on the partitioning or the runner.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from tasks.validating import (
     plan_validation,
     scan_partition,
     scan_personal_data,
+    tally_quality,
 )
 
 
@@ -38,8 +42,8 @@ def validate_dataset(
         load_quality()  # before the threads start (see load_quality)
         plan = plan_validation(provider, dataset, ingest_id, partition_rows)
         try:
-            quality = check_quality.submit(plan)
             parts = plan["partitions"]
+            tallies = tally_quality.map(unmapped(plan), parts)
             scans = scan_partition.map(unmapped(plan), parts)
             reporting.partitions_progress(
                 f"pii-progress-{provider}-{dataset}",
@@ -48,6 +52,7 @@ def validate_dataset(
                 [p["rows"] for p in parts],
             )
             pii = scan_personal_data.submit(plan, scans.result())  # a failed part raises here
+            quality = check_quality.submit(plan, tallies.result())
             quality.wait()
             pii.wait()
         finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -38,15 +39,36 @@ def load_quality() -> None:
     task_run_name="quality {plan[provider]}/{plan[dataset]}/{plan[ingest_id]}",
     **RETRY_TRANSIENT,
 )
-def check_quality(plan: dict[str, Any]) -> dict[str, Any]:
-    """Run the dataset's suite; quarantine the ingest when an error-severity expectation fails."""
+def check_quality(plan: dict[str, Any], tallied: list[dict[str, Any]]) -> dict[str, Any]:
+    """The dataset's suite finished on the partitions' tallies; quarantine the ingest when an
+    error-severity expectation fails."""
     res = resources.bundle()
-    provider, dataset, ingest_id = plan["provider"], plan["dataset"], plan["ingest_id"]
-    staged = planned_source(res.store, plan)
-    checked = validating.check_quality(
-        res, provider, dataset, ingest_id, staged, show=report_quality
-    )
+    parts = [scanning.Tallied.from_json(t) for t in tallied]
+    reads = expected([n for t in parts for n in t.sealed], *(t.sealed for t in parts))
+    with work_folder(res.store, plan["work"], reads) as work:
+        checked = validating.check_quality(
+            res, plan["provider"], plan["dataset"], plan["ingest_id"],
+            planned_source(res.store, plan), show=report_quality,
+            validated_at=dt.datetime.fromisoformat(plan["validated_at"]),
+            tallies=scanning.load_tallies(work, parts),
+        )  # fmt: skip
     return checked.to_json()
+
+
+@task(
+    name="tally-quality",
+    task_run_name="quality {plan[provider]}/{plan[dataset]} part {part[index]}",
+    **RETRY_TRANSIENT,
+)
+def tally_quality(plan: dict[str, Any], part: dict[str, int]) -> dict[str, Any]:
+    """The quality suite's counts, extremes and key hashes over one partition (work files)."""
+    res = resources.bundle()
+    spec = res.config.dataset(plan["provider"], plan["dataset"])
+    with source_file(res.store, plan) as source, work_folder(res.store, plan["work"], {}) as work:
+        tallied = scanning.tally_partition(
+            spec, scanning.ValidationPlan.from_json(plan), Partition.from_json(part), source, work
+        )
+    return tallied.to_json()
 
 
 def planned_source(store: ObjectStore, plan: dict[str, Any]) -> StagedSource:

@@ -31,4 +31,7 @@ Modules:
         Quality scores per dimension (completeness, validity, uniqueness, timeliness, consistency).
     suite
         Data-quality gate: a dataset contract as a Great Expectations suite, run on Arrow/Parquet.
+    tally
+        What one part of a dataset adds to each expectation, and a validation finished from the
+        parts.
 """

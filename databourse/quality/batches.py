@@ -30,31 +30,22 @@ Here: the sources and the routing. GX routes run in `quality_gx`, pyarrow ones i
 
 from __future__ import annotations
 
+import tempfile
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from databourse.quality.counts import (
-    ALL_ROWS,
-    between_result,
-    min_max_result,
-    null_results,
-    row_count_result,
-    unique_result,
-)
-from databourse.quality.expectations import (
-    ExpectationResult,
-    ExpectationSpec,
-    referenced_columns,
-)
-from databourse.quality.gx import gx_combined
+from databourse.quality.counts import ALL_ROWS
+from databourse.quality.expectations import ExpectationSpec
 from databourse.quality.gx_inputs import DEFAULT_BATCH_ROWS, build_expectations
-from databourse.quality.report import QualityReport, make_report
+from databourse.quality.report import QualityReport
+from databourse.quality.tally import Routes, Tally, finish, tally
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -107,6 +98,31 @@ def parquet_source(path: Path | pa.NativeFile, batch_rows: int) -> BatchSource:
         yield from pfile.iter_batches(batch_size=batch_rows, columns=columns)
 
     return BatchSource(pfile.schema_arrow, pfile.metadata.num_rows, batches)
+
+
+def partition_source(
+    path: Path | pa.NativeFile, offset: int, rows: int, batch_rows: int = DEFAULT_BATCH_ROWS
+) -> BatchSource:
+    """Rows `offset` to `offset + rows` of a Parquet file, read from the row groups that hold
+    them only, in batches of at most `batch_rows` rows."""
+    pfile = pq.ParquetFile(path)
+    meta = pfile.metadata
+    starts = np.cumsum([0] + [meta.row_group(g).num_rows for g in range(meta.num_row_groups)])
+    groups = [
+        g
+        for g in range(meta.num_row_groups)
+        if starts[g] < offset + rows and starts[g + 1] > offset
+    ]
+
+    def batches(columns: list[str]) -> Iterator[pa.RecordBatch]:
+        at = int(starts[groups[0]]) if groups else 0
+        for batch in pfile.iter_batches(batch_size=batch_rows, row_groups=groups, columns=columns):
+            lo, hi = max(at, offset), min(at + batch.num_rows, offset + rows)
+            if lo < hi:
+                yield batch.slice(lo - at, hi - lo)
+            at += batch.num_rows
+
+    return BatchSource(pfile.schema_arrow, rows, batches)
 
 
 def table_source(table: pa.Table, batch_rows: int) -> BatchSource:
@@ -181,43 +197,22 @@ def validate_source(
     specs: list[ExpectationSpec],
     built: list[gxe.Expectation],
 ) -> QualityReport:
-    """Validate every expectation over the whole source and combine them into one report."""
-    routes = [route(s, b, source.schema) for s, b in zip(specs, built, strict=True)]
-    names = set(source.schema.names)
-    results: dict[int, ExpectationResult] = {}
-    by_route: dict[str, list[int]] = {}
-    for i, r in enumerate(routes):
-        by_route.setdefault(r, []).append(i)
-    for i in by_route.get("row-count", []):
-        results[i] = row_count_result(specs[i], built[i], source.rows)
-    if schema := by_route.get("schema"):
-        results |= gx_combined([], source.schema.empty_table(), specs, built, schema, names)
-    for i in by_route.get("unique", []):
-        results[i] = unique_result(source, specs[i], names)
-    for i in by_route.get("between", []):
-        results[i] = between_result(source, specs[i], built[i])
-    if nulls := by_route.get("nulls"):
-        results |= null_results(source, specs, nulls)
-    for i in by_route.get("min-max", []):
-        results[i] = min_max_result(source, specs[i], built[i], names)
-    if per_batch := by_route.get("per-batch"):
-        columns = _columns_of([specs[i] for i in per_batch], names)
-        empty = source.schema.empty_table().select(columns)
-        results |= gx_combined(source.batches(columns), empty, specs, built, per_batch, names)
-    for i in by_route.get("whole", []):
-        columns = _columns_of([specs[i]], names) or source.schema.names
-        empty = source.schema.empty_table().select(columns)
-        whole = pa.Table.from_batches(list(source.batches(columns)), empty.schema)
-        results |= gx_combined([whole], empty, specs, built, [i], names)
-    return make_report(dataset_name, source.rows, [results[i] for i in range(len(specs))])
+    """Validate every expectation over the whole source and combine them into one report: the
+    source tallied as one part, then finished (`quality.tally`)."""
+    routes = routes_of(source.schema, specs, built)
+    with tempfile.TemporaryDirectory(prefix="databourse-quality-") as folder:
+        whole = tally(source, 0, specs, built, routes, Path(folder), "whole")
+        return finish(source, dataset_name, specs, built, routes, [whole])
 
 
-def _columns_of(specs: list[ExpectationSpec], names: set[str]) -> list[str]:
-    """The existing columns the specs name, in first-seen order."""
-    found: dict[str, None] = {}
-    for spec in specs:
-        found |= {c: None for c in referenced_columns(spec.kwargs) if c in names}
-    return list(found)
+def routes_of(
+    schema: pa.Schema, specs: list[ExpectationSpec], built: list[gxe.Expectation]
+) -> Routes:
+    """Each route with the indices of the expectations it computes."""
+    routes: Routes = {}
+    for i, (spec, made) in enumerate(zip(specs, built, strict=True)):
+        routes.setdefault(route(spec, made, schema), []).append(i)
+    return routes
 
 
 def validate_parquet(
@@ -225,10 +220,19 @@ def validate_parquet(
     dataset_name: str,
     expectations: list[ExpectationSpec],
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    tallies: list[Tally] | None = None,
 ) -> QualityReport:
-    """Validate a Parquet file in batches of at most `batch_rows`; expectations checked first."""
+    """Validate a Parquet file in batches of at most `batch_rows`; expectations checked first.
+
+    `tallies`: its partitions' tallies (in dataset order) of the routes they tally, finished
+    here on the whole file; None or none (an empty dataset has no partition): the file is
+    tallied here as one part."""
     built = build_expectations(expectations)
-    return validate_source(parquet_source(path, batch_rows), dataset_name, expectations, built)
+    source = parquet_source(path, batch_rows)
+    if not tallies:
+        return validate_source(source, dataset_name, expectations, built)
+    routes = routes_of(source.schema, expectations, built)
+    return finish(source, dataset_name, expectations, built, routes, tallies)
 
 
 def validate_table(

@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,6 +25,44 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 ALL_ROWS = frozenset({"ExpectColumnValuesToNotBeNull", "ExpectColumnValuesToBeNull"})
+
+
+@dataclass
+class Counts:
+    """What one expectation counted over some batches: rows (element), missing and unexpected
+    ones; for GX's per-batch runs also the batches failed, the runs, whether one raised, and the
+    last run's result reduced to counts and names (`report.to_result`). Counts of consecutive
+    parts of a dataset merge (`merged`) into the counts of the whole."""
+
+    element: int = 0
+    missing: int = 0
+    unexpected: int = 0
+    failed_batches: int = 0
+    runs: int = 0
+    raised: bool = False
+    last: ExpectationResult | None = None
+
+    def merged(self, later: Counts) -> Counts:
+        """These counts followed by those of the next part of the dataset."""
+        return Counts(
+            self.element + later.element,
+            self.missing + later.missing,
+            self.unexpected + later.unexpected,
+            self.failed_batches + later.failed_batches,
+            self.runs + later.runs,
+            self.raised or later.raised,
+            later.last if later.runs else self.last,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (counts, and the last result's counts and names: no cell value)."""
+        return {**asdict(self), "last": None if self.last is None else self.last.to_json()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Counts:
+        """The counts a `to_json` dict describes."""
+        last = data.get("last")
+        return cls(**{**data, "last": None if last is None else ExpectationResult(**last)})
 
 
 def counted_result(
@@ -70,28 +110,55 @@ def _within(value: Any, low: Any, high: Any, strict_low: bool, strict_high: bool
     return not (high is not None and (value >= high if strict_high else value > high))
 
 
-def unique_result(source: BatchSource, spec: ExpectationSpec, names: set[str]) -> ExpectationResult:
-    """Duplicates over the whole dataset with memory that does not grow with it.
+PAIRS = np.dtype([("h", "<u8"), ("r", "<i8")])  # a key file's records: hash, dataset row
 
-    Pass 1 hashes each kept row's key to 64 bits and spills (hash, row) to disk
-    (`primary_key.HashSpill`); only rows whose hash repeats are candidates. Pass 2 reads the
-    candidates' values and counts exact duplicates, so a hash collision never counts.
-    """
-    keys = [str(c) for c in spec.kwargs.get("column_list") or [spec.kwargs.get("column")]]
-    if missing := [k for k in keys if k not in names]:
-        return not_evaluated(spec, f"missing column(s) {missing}")
+
+def key_hashes(
+    batches: Iterable[pa.RecordBatch], spec: ExpectationSpec, offset: int, path: Path
+) -> tuple[int, int]:
+    """Pass 1 of a uniqueness check over some rows: each kept row's key hashed to 64 bits,
+    appended with its dataset row (`offset` + position) to the key file `path`; how many rows
+    there were, and how many were skipped (`ignore_row_if`)."""
+    keys = key_columns(spec)
     ignore = spec.kwargs.get("ignore_row_if", "all_values_are_missing")
-    spill = HashSpill()
-    try:
-        element = skipped = 0
-        for batch in source.batches(keys):
+    element = skipped = 0
+    with path.open("wb") as out:  # a retried part writes its file again
+        for batch in batches:
             table = _decoded(pa.Table.from_batches([batch]))
             keep = pc.invert(_skipped(table, keys, ignore))
-            rows = np.arange(element, element + table.num_rows, dtype=np.int64)
+            rows = np.arange(offset + element, offset + element + table.num_rows, dtype=np.int64)
             kept = table.filter(keep)
             skipped += table.num_rows - kept.num_rows
-            spill.add(hash_rows(_hashable(kept), keys), rows[keep.to_numpy(zero_copy_only=False)])
+            pairs = np.empty(kept.num_rows, dtype=PAIRS)
+            pairs["h"] = hash_rows(_hashable(kept), keys)
+            pairs["r"] = rows[keep.to_numpy(zero_copy_only=False)]
+            out.write(pairs.tobytes())
             element += table.num_rows
+    return element, skipped
+
+
+def key_columns(spec: ExpectationSpec) -> list[str]:
+    """The key column(s) of a uniqueness expectation."""
+    return [str(c) for c in spec.kwargs.get("column_list") or [spec.kwargs.get("column")]]
+
+
+def unique_result(
+    source: BatchSource, spec: ExpectationSpec, files: list[Path], element: int, skipped: int
+) -> ExpectationResult:
+    """Duplicates over the whole dataset with memory that does not grow with it.
+
+    Pass 1 (`key_hashes`, over every part of the dataset) wrote each kept row's 64-bit hash and
+    row to key files; they are spilled to disk by hash (`primary_key.HashSpill`), and only rows
+    whose hash repeats are candidates. Pass 2 reads the candidates' values from `source` and
+    counts exact duplicates, so a hash collision never counts.
+    """
+    keys = key_columns(spec)
+    spill = HashSpill()
+    try:
+        for path in files:
+            with path.open("rb") as data:
+                while len(chunk := np.frombuffer(data.read(PAIRS.itemsize << 20), PAIRS)):
+                    spill.add(chunk["h"], chunk["r"])
         candidates = np.sort(np.concatenate(spill.groups() or [np.zeros(0, np.int64)]))
     finally:
         spill.close()
@@ -143,31 +210,40 @@ def _fold(arrays: list[Any], op: Callable[[Any, Any], Any]) -> Any:
 
 def _decoded(table: pa.Table) -> pa.Table:
     """Dictionary columns as their values, time-zoned timestamps as naive UTC (group_by-able)."""
-    columns = []
-    for column in table.columns:
-        kind = column.type
-        if pa.types.is_dictionary(kind):
-            column, kind = column.cast(kind.value_type), kind.value_type
-        if pa.types.is_timestamp(kind) and kind.tz is not None:
-            column = column.cast(pa.timestamp(kind.unit))
-        columns.append(column)
+    columns = [
+        c.cast(plain_type(c.type)) if plain_type(c.type) != c.type else c for c in table.columns
+    ]
     return pa.Table.from_arrays(columns, names=table.column_names)
 
 
-def min_max_result(
-    source: BatchSource, spec: ExpectationSpec, built: Any, names: set[str]
-) -> ExpectationResult:
-    """The column's min or max combined over the batches, compared with the bounds."""
-    column = str(spec.kwargs["column"])
-    if column not in names:
-        return not_evaluated(spec, "missing column")
-    want_max = spec.name == "ExpectColumnMaxToBeBetween"
+def plain_type(kind: pa.DataType) -> pa.DataType:
+    """A column's type as `_decoded` gives it: a dictionary's values, a zoned timestamp naive."""
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    if pa.types.is_timestamp(kind) and kind.tz is not None:
+        kind = pa.timestamp(kind.unit)
+    return kind
+
+
+def extreme(batches: Iterable[pa.RecordBatch], want_max: bool) -> Any:
+    """The largest (or smallest) value of one column over some batches; None if none."""
     best: Any = None
-    for batch in source.batches([column]):
-        values = _decoded(pa.Table.from_batches([batch]))[column]
-        found = (pc.max if want_max else pc.min)(values).as_py()
-        if found is not None and (best is None or (found > best if want_max else found < best)):
-            best = found
+    pick = pc.max if want_max else pc.min
+    for batch in batches:
+        values = _decoded(pa.Table.from_batches([batch])).column(0)
+        best = better(best, pick(values).as_py(), want_max)
+    return best
+
+
+def better(best: Any, found: Any, want_max: bool) -> Any:
+    """The larger (or smaller) of the two, a None ignored."""
+    if found is not None and (best is None or (found > best if want_max else found < best)):
+        return found
+    return best
+
+
+def min_max_result(spec: ExpectationSpec, built: Any, best: Any) -> ExpectationResult:
+    """The column's min or max over the whole dataset (`best`) compared with the bounds."""
     if isinstance(best, float) and math.isnan(best):
         best = None
     try:
@@ -176,7 +252,7 @@ def min_max_result(
     except TypeError:
         return not_evaluated(spec, "bounds not comparable with the column type")
     return ExpectationResult(
-        spec.name, column, spec.severity, ok, None, None, None, None, dimension_of(spec)
+        spec.name, spec_column(spec), spec.severity, ok, None, None, None, None, dimension_of(spec)
     )
 
 
@@ -193,14 +269,15 @@ def _comparable(value: Any, bound: Any) -> Any:
     return bound
 
 
-def null_results(
-    source: BatchSource, specs: list[ExpectationSpec], indices: list[int]
-) -> dict[int, ExpectationResult]:
-    """(Not-)null expectations counted in one pass over the columns they name."""
-    columns = list(dict.fromkeys(str(specs[i].kwargs["column"]) for i in indices))
+def null_counts(
+    batches: Iterable[pa.RecordBatch], specs: list[ExpectationSpec], indices: list[int]
+) -> dict[int, Counts]:
+    """(Not-)null expectations counted in one pass over the columns they name (`null_columns`):
+    rows, and the unexpected ones (nulls, or non-nulls for ToBeNull)."""
+    columns = null_columns(specs, indices)
     missing = dict.fromkeys(columns, 0)
     element = 0
-    for batch in source.batches(columns):
+    for batch in batches:
         element += batch.num_rows
         for name, values in zip(batch.schema.names, batch.columns, strict=True):
             missing[name] += _missing(values)
@@ -208,8 +285,13 @@ def null_results(
     for i in indices:
         nulls = missing[str(specs[i].kwargs["column"])]
         unexpected = nulls if specs[i].name == "ExpectColumnValuesToNotBeNull" else element - nulls
-        out[i] = counted_result(specs[i], element, 0, unexpected)
+        out[i] = Counts(element, 0, unexpected)
     return out
+
+
+def null_columns(specs: list[ExpectationSpec], indices: list[int]) -> list[str]:
+    """The columns the (not-)null expectations name, in first-seen order."""
+    return list(dict.fromkeys(str(specs[i].kwargs["column"]) for i in indices))
 
 
 def _missing(values: pa.Array) -> int:
@@ -223,11 +305,11 @@ def _missing(values: pa.Array) -> int:
     return count
 
 
-def between_result(source: BatchSource, spec: ExpectationSpec, built: Any) -> ExpectationResult:
-    """Values outside numeric bounds counted per batch by pyarrow; nulls are not unexpected."""
-    column = str(spec.kwargs["column"])
-    element = missing = unexpected = 0
-    for batch in source.batches([column]):
+def between_counts(batches: Iterable[pa.RecordBatch], built: Any) -> Counts:
+    """Values of one column outside numeric bounds counted per batch by pyarrow; nulls are
+    missing, not unexpected."""
+    c = Counts()
+    for batch in batches:
         values = batch.column(0)
         inside = pc.is_valid(values)
         if built.min_value is not None:
@@ -236,9 +318,9 @@ def between_result(source: BatchSource, spec: ExpectationSpec, built: Any) -> Ex
         if built.max_value is not None:
             high = (pc.less if built.strict_max else pc.less_equal)(values, built.max_value)
             inside = pc.and_(inside, high)
-        element += len(values)
-        missing += values.null_count
-        unexpected += (
+        c.element += len(values)
+        c.missing += values.null_count
+        c.unexpected += (
             len(values) - values.null_count - int(pc.sum(pc.fill_null(inside, False)).as_py() or 0)
         )
-    return counted_result(spec, element, missing, unexpected)
+    return c

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import threading
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 
-from databourse.quality.counts import counted_result
+from databourse.quality.counts import Counts, counted_result
 from databourse.quality.expectations import ExpectationResult, ExpectationSpec
 from databourse.quality.gx_inputs import to_pandas
 from databourse.quality.report import to_result
@@ -27,17 +27,6 @@ with warnings.catch_warnings():
 _GX_LOCK = threading.Lock()
 
 
-@dataclass
-class _Counts:
-    element: int = 0
-    missing: int = 0
-    unexpected: int = 0
-    failed_batches: int = 0
-    runs: int = 0
-    raised: bool = False
-    raw: dict[str, Any] | None = None  # the last GX result, for observed values
-
-
 def gx_combined(
     batches: Iterator[pa.RecordBatch] | list[Any],
     empty: pa.Table,
@@ -47,17 +36,41 @@ def gx_combined(
     names: set[str],
 ) -> dict[int, ExpectationResult]:
     """Run GX on each batch (or once on `empty`) and combine the counts per expectation."""
-    counts = {i: _Counts() for i in indices}
+    counts = gx_counts(batches, specs, built, indices, names)
+    return gx_results(counts, empty, specs, built, names)
+
+
+def gx_counts(
+    batches: Iterator[pa.RecordBatch] | list[Any],
+    specs: list[ExpectationSpec],
+    built: list[gxe.Expectation],
+    indices: list[int],
+    names: set[str],
+) -> dict[int, Counts]:
+    """Run GX on each batch and add up the counts per expectation (no batch: no run)."""
+    counts = {i: Counts() for i in indices}
     last: dict[int, Any] = {}
     with _GX_LOCK, _no_fingerprint():
         run = _gx_runner([built[i] for i in indices])
-        seen = False
         for batch in batches:
-            seen = True
             _accumulate(run(to_pandas(_as_table(batch))), counts, last)
-        if not seen:
-            _accumulate(run(to_pandas(empty)), counts, last)
-    return {i: _combined(specs[i], counts[i], last.get(i), names) for i in indices}
+    for i, found in last.items():
+        counts[i].last = to_result(specs[i], found, names)
+    return counts
+
+
+def gx_results(
+    counts: dict[int, Counts],
+    empty: pa.Table,
+    specs: list[ExpectationSpec],
+    built: list[gxe.Expectation],
+    names: set[str],
+) -> dict[int, ExpectationResult]:
+    """One result per expectation from its counts; expectations that never ran (no row) run
+    once on `empty`."""
+    if never := [i for i, c in counts.items() if not c.runs]:
+        counts = {**counts, **gx_counts([empty], specs, built, never, names)}
+    return {i: _combined(specs[i], c, names) for i, c in counts.items()}
 
 
 @contextlib.contextmanager
@@ -93,7 +106,10 @@ def _gx_runner(built: list[gxe.Expectation]) -> Callable[[Any], list[Any]]:
         .add_dataframe_asset("batch")
         .add_batch_definition_whole_dataframe("whole")
     )
-    suite = context.suites.add(gx.ExpectationSuite(name="suite", expectations=built))
+    # copies: an expectation belongs to one suite, and one may run in several (a part's
+    # counts, then once on an empty table when no part had a row)
+    copies = [copy.copy(b) for b in built]
+    suite = context.suites.add(gx.ExpectationSuite(name="suite", expectations=copies))
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(name="validation", data=batch, suite=suite)
     )
@@ -109,7 +125,7 @@ def _gx_runner(built: list[gxe.Expectation]) -> Callable[[Any], list[Any]]:
     return run
 
 
-def _accumulate(gx_results: list[Any], counts: dict[int, _Counts], last: dict[int, Any]) -> None:
+def _accumulate(gx_results: list[Any], counts: dict[int, Counts], last: dict[int, Any]) -> None:
     from databourse.quality.gx_inputs import INDEX_KEY
 
     for res in gx_results:
@@ -127,9 +143,9 @@ def _accumulate(gx_results: list[Any], counts: dict[int, _Counts], last: dict[in
         c.failed_batches += not res.success
 
 
-def _combined(spec: ExpectationSpec, c: _Counts, last: Any, names: set[str]) -> ExpectationResult:
+def _combined(spec: ExpectationSpec, c: Counts, names: set[str]) -> ExpectationResult:
     """One result from the per-batch counts; a single batch keeps GX's own result."""
-    single = to_result(spec, last, names)
+    single = c.last or to_result(spec, None, names)  # None: GX gave no result for it
     if c.runs <= 1 or c.raised or single.unexpected_count is None:
         # one run (or an exception) is GX's own result; a result without counts failed if any
         # batch failed (per-batch expectations always have counts in practice)

@@ -25,6 +25,7 @@ from databourse.storage import zones
 
 if TYPE_CHECKING:  # the quality suite is imported when a dataset is validated (tasks.validating)
     from databourse.quality.report import QualityReport
+    from databourse.quality.tally import Tally
 
 IngestedCopy = Callable[[IngestResult], AbstractContextManager[Path]]  # the staged Parquet of an
 # ingest as a local file, checked against the audit trail and its hash (tasks.staged.ingested_copy)
@@ -84,10 +85,15 @@ def check_quality(
     copy: StagedSource,
     *,
     show: Callable[[QualityChecked], None] = lambda checked: None,
+    validated_at: dt.datetime | None = None,
+    tallies: list[Tally] | None = None,
 ) -> QualityChecked:
     """Run the dataset's suite and write quality.json and quality.html; `show` gets the result
     before the gate decides: an error-severity failure quarantines the ingest (audited) and
-    raises QualityFailed."""
+    raises QualityFailed.
+
+    `tallies`: what the partitions tallied (`steps.scanning.tally_partition`, with the suite of
+    `validated_at`), finished here on the whole file; None: the suite runs here in one pass."""
     from databourse.quality.batches import validate_parquet
     from databourse.quality.docs import render_html
     from databourse.quality.history import read_history
@@ -99,11 +105,11 @@ def check_quality(
     spec = res.config.dataset(provider, dataset)
     check_suite(spec)  # a bad expectation is a config error, found before any data is read
     record = load_ingest(store, provider, dataset, ingest_id)
-    validated_at = dt.datetime.now(dt.UTC)
+    validated_at = validated_at or dt.datetime.now(dt.UTC)
     specs = suite_from_contract(spec, now=validated_at)
     suite = Suite(f"{provider}.{dataset}", specs, configured=len(spec.expectations))
     with copy(record) as path:
-        report = validate_parquet(path, f"{provider}/{dataset}", specs)
+        report = validate_parquet(path, f"{provider}/{dataset}", specs, tallies=tallies)
     prefix = zones.reports_prefix(provider, dataset, ingest_id)
     quality = {
         **report.to_json(),

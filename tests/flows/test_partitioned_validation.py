@@ -1,6 +1,7 @@
-"""The validation's personal-data scan in partitions mapped as tasks (issue 23, item 2), through
-the real flow on a real Prefect API: one partition, five or more on threads, as many on two
-Dask worker processes; the same pii.json and quality.json each time, the work folder dropped."""
+"""The validation's personal-data scan and quality suite in partitions mapped as tasks (issue 23,
+item 2), through the real flow on a real Prefect API: one partition, five or more on threads, as
+many on two Dask worker processes; the same pii.json and quality.json each time, the work folder
+dropped."""
 
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ def reports(project: Path, ingest_id: str) -> tuple[dict[str, Any], dict[str, An
     return json.loads((folder / "pii.json").read_text()), quality
 
 
-def scan_tasks(flow_run_id: Any) -> list[str]:
-    """The names of a flow run's scan-partition task runs."""
+def partition_tasks(flow_run_id: Any, task: str = "scan_partition") -> list[str]:
+    """The names of a flow run's task runs of one mapped task (scan-partition by default)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
@@ -35,7 +36,7 @@ def scan_tasks(flow_run_id: Any) -> list[str]:
         runs = client.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
         )
-    return sorted(r.name for r in runs if r.task_key.startswith("scan_partition"))
+    return sorted(r.name for r in runs if r.task_key.startswith(task))
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # dask/distributed internals
@@ -57,12 +58,14 @@ def test_partitions_on_threads_and_on_dask_workers_find_what_one_scan_finds(
     assert partitions >= 5
 
     one = validate_dataset(PROVIDER, DATASET, ingest_id, return_state=True)
-    assert len(scan_tasks(one.state_details.flow_run_id)) == 1
+    assert len(partition_tasks(one.state_details.flow_run_id)) == 1
+    assert len(partition_tasks(one.state_details.flow_run_id, "tally_quality")) == 1
     whole_pii, whole_quality = reports(project, ingest_id)
     assert any(f["category"] == "CN_RESIDENT_ID" for f in whole_pii["findings"])
 
     threads = validate_dataset(PROVIDER, DATASET, ingest_id, partition_rows=100, return_state=True)
-    assert len(scan_tasks(threads.state_details.flow_run_id)) == partitions
+    assert len(partition_tasks(threads.state_details.flow_run_id)) == partitions
+    assert len(partition_tasks(threads.state_details.flow_run_id, "tally_quality")) == partitions
     assert reports(project, ingest_id) == (whole_pii, whole_quality)
 
     with (
@@ -77,7 +80,7 @@ def test_partitions_on_threads_and_on_dask_workers_find_what_one_scan_finds(
         dask(PROVIDER, DATASET, ingest_id, partition_rows=100)
         worked = client.run(lambda dask_worker: len(dask_worker.state.log))
         pids = client.run(os.getpid)
-    assert all(n > 0 for n in worked.values()) and len(worked) == 2  # both workers scanned
+    assert all(n > 0 for n in worked.values()) and len(worked) == 2  # both workers worked
     assert os.getpid() not in pids.values()
     assert reports(project, ingest_id) == (whole_pii, whole_quality)
 
