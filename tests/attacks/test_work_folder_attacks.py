@@ -11,7 +11,10 @@ store writer's rewrite at a pass boundary, through store paths only:
   the file, nothing is staged or published, and the refusal is audited;
 - a staged product file swapped after the build is refused when the version is published;
 - embedded store: the staged dataset swapped between its check and a pass's read (a race) is not
-  what the passes read: they read the build's private copy, checked once copied.
+  what the passes read: they read the build's private copy, checked once copied;
+- the validation's gates: the staged file swapped after the plan's checked read is refused, and
+  on S3 a partition's quality tally rewritten in the store before the check that finishes it is
+  refused (issue 23).
 """
 
 from __future__ import annotations
@@ -355,5 +358,74 @@ def test_staged_file_swapped_after_the_validation_plan_is_refused(
     assert any(
         e["kind"] == "quarantine" and e["detail"].get("stage") == "staged"
         and e["detail"].get("provider") == "sz-retail"
+        for e in events
+    )  # fmt: skip
+
+
+def test_s3_quality_tally_rewritten_before_the_check_is_refused(
+    prefect_api: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The quality suite in partitions (issue 23): on S3 each partition's tally (counts,
+    extremes, key hashes) is a work file in the store. A store writer who zeroes every
+    unexpected count there, between the partitions' tallies and the check that finishes them,
+    would turn a failing dataset into a passing one: the check refuses the tally instead,
+    naming the file, and the refusal is audited."""
+    import importlib
+
+    from s3_server import client, make_bucket, moto_server, use_dummy_aws_env
+
+    from flows.ingest_dataset import ingest_dataset
+    from tasks import resources
+
+    flow_module = importlib.import_module("flows.validate_dataset")
+    use_dummy_aws_env(monkeypatch)
+    project = make_project(tmp_path / "project")
+    with moto_server() as endpoint:
+        make_bucket(endpoint, "exchange")
+        monkeypatch.setenv("DATABOURSE_STORE_ROOT", "s3://exchange/zones")
+        monkeypatch.setenv("DATABOURSE_S3_ENDPOINT_URL", endpoint)
+        s3 = client(endpoint)
+        rewritten: list[str] = []
+
+        def store_writer() -> None:
+            pages = s3.get_paginator("list_objects_v2").paginate(
+                Bucket="exchange", Prefix="zones/staging/validations/"
+            )
+            for key in (o["Key"] for page in pages for o in page.get("Contents", [])):
+                if "/quality/" in key and key.endswith(".json"):
+                    tally = json.loads(s3.get_object(Bucket="exchange", Key=key)["Body"].read())
+                    for counts in tally["counts"].values():
+                        counts["unexpected"] = counts["failed_batches"] = 0
+                    tally["rows"] += 1  # the bytes differ even where nothing was unexpected
+                    s3.put_object(Bucket="exchange", Key=key, Body=json.dumps(tally).encode())
+                    rewritten.append(key)
+
+        check = flow_module.check_quality
+
+        class Raced:
+            """check-quality, submitted once the store writer has rewritten the tallies."""
+
+            def submit(self, *args: Any, **kwargs: Any) -> Any:
+                store_writer()
+                return check.submit(*args, **kwargs)
+
+        drop = next(
+            d for d in generate_drops(tmp_path / "drops", scale=0.2) if d.provider == "sz-retail"
+        )
+        with project_resources(project, monkeypatch):
+            done = ingest_dataset("sz-retail", "customer_orders", str(drop.path))
+            monkeypatch.setattr(flow_module, "check_quality", Raced())
+            with pytest.raises(ObjectChanged) as refused:
+                flow_module.validate_dataset(
+                    "sz-retail", "customer_orders", done["ingest_id"], partition_rows=100
+                )
+            events = resources.catalog().audit_history()
+    assert len(rewritten) >= 2, "the partitions uploaded no tally to the store"
+    message = str(refused.value)
+    named = [k for k in rewritten if f"s3://exchange/{k}:" in message]
+    assert named and "work file changed after the pass that wrote it" in message
+    assert any(
+        e["kind"] == "quarantine" and e["detail"].get("stage") == "work"
+        and e["detail"].get("key") == f"s3://exchange/{named[0]}"
         for e in events
     )  # fmt: skip
