@@ -151,11 +151,12 @@ def test_server_killed_twice_during_drops_leaks_no_slot(tmp_path: Path) -> None:
 # --- never wait silently ----------------------------------------------------------------------
 
 
-def api_post(url: str, body: dict[str, Any]) -> httpx.Response:
-    """POST to the managed API as Prefect's own client does: a 503 (a retryable server error,
-    such as SQLite busy just after start) is tried again, a few times; any other error fails."""
+def api_post(url: str, body: dict[str, Any], method: str = "POST") -> httpx.Response:
+    """POST (or `method`) to the managed API as Prefect's own client does: a 503 (a retryable
+    server error, such as SQLite busy just after start) is tried again, a few times; any other
+    error fails."""
     for attempt in range(6):
-        response = httpx.post(url, json=body, timeout=10, auth=API_AUTH)
+        response = httpx.request(method, url, json=body, timeout=10, auth=API_AUTH)
         if response.status_code != 503:
             break
         time.sleep(0.5 * 2**attempt)
@@ -173,7 +174,7 @@ def test_a_wait_for_a_slot_names_the_holders_and_ends_at_the_bound(tmp_path: Pat
         made = httpx.get(f"{api}/v2/concurrency_limits/{LIMIT}", timeout=10, auth=API_AUTH)
         assert made.status_code == 200, made.text
         two = {"limit": 2}  # both taken below
-        assert httpx.patch(made.url, json=two, timeout=10, auth=API_AUTH).status_code == 204
+        assert api_post(str(made.url), two, method="PATCH").status_code == 204
         taken = api_post(
             f"{api}/v2/concurrency_limits/increment-with-lease",
             {"names": [LIMIT], "slots": 2, "lease_duration": 3600},
