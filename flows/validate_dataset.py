@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow, unmapped
+from prefect.futures import PrefectFuture, wait
 
 from flows.run_names import untagged_tasks
 from tasks import reporting
@@ -41,10 +42,12 @@ def validate_dataset(
     with untagged_tasks(), tracked(validated(provider, dataset, ingest_id)):
         load_quality()  # before the threads start (see load_quality)
         plan = plan_validation(provider, dataset, ingest_id, partition_rows)
+        started: list[PrefectFuture[Any]] = []
         try:
             parts = plan["partitions"]
             tallies = tally_quality.map(unmapped(plan), parts)
             scans = scan_partition.map(unmapped(plan), parts)
+            started += [*tallies, *scans]
             reporting.partitions_progress(
                 f"pii-progress-{provider}-{dataset}",
                 f"Personal-data scan of {provider}/{dataset}: rows done",
@@ -53,8 +56,10 @@ def validate_dataset(
             )
             pii = scan_personal_data.submit(plan, scans.result())  # a failed part raises here
             quality = check_quality.submit(plan, tallies.result())
+            started += [pii, quality]
             quality.wait()
             pii.wait()
         finally:
+            wait(started)  # a part still running when another failed writes no work files after
             drop_validation_work(plan)
         return {"quality": quality.result(), "pii": pii.result()}

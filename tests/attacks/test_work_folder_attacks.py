@@ -352,6 +352,8 @@ def test_staged_file_swapped_after_the_validation_plan_is_refused(
             validate_dataset("sz-retail", "customer_orders", done["ingest_id"])
         events = resources.catalog().audit_history()
     assert checks  # the store writer raced the check
+    work = project / "state" / "work" / "validations"
+    assert not [p for p in work.rglob("*") if p.is_file()]  # every part done, the work dropped
     message = str(refused.value)
     assert message.startswith(f"{staged.as_uri()}: bytes ") and "changed after" in message
     assert "PLANTED" not in message
