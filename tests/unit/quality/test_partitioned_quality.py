@@ -1,8 +1,8 @@
 """The quality suite in partitions (issue 23): each partition's tally (counts, extremes, key
 hashes) written to files and read back, merged in row order and finished on the whole file,
-gives exactly the report one pass over the whole file gives, wherever the cuts fall: ten
-rows per part (inside row groups), a duplicate key whose two rows lie in different parts, the newest timestamp in the
-last part, a part with only nulls in a column.
+gives exactly the report one pass over the whole file gives, wherever the cuts fall: ten rows
+per part (inside row groups), a duplicate key whose two rows lie in different parts, the newest
+timestamp in the last part, a part with only nulls in a column.
 
 The table comes from Faker (zh_CN, en_US, id_ID), an independent generator."""
 
