@@ -48,12 +48,17 @@ def validate_dataset(
             tallies = tally_quality.map(unmapped(plan), parts)
             scans = scan_partition.map(unmapped(plan), parts)
             started += [*tallies, *scans]
-            reporting.partitions_progress(
-                f"pii-progress-{provider}-{dataset}",
-                f"Personal-data scan of {provider}/{dataset}: rows done",
-                list(scans),
-                [p["rows"] for p in parts],
-            )
+            rows = [p["rows"] for p in parts]
+            for gate, futures, what in (
+                ("pii", scans, "Personal-data scan"),
+                ("quality", tallies, "Quality suite"),
+            ):
+                reporting.partitions_progress(
+                    f"{gate}-progress-{provider}-{dataset}",
+                    f"{what} of {provider}/{dataset}: rows done",
+                    list(futures),
+                    rows,
+                )
             pii = scan_personal_data.submit(plan, scans.result())  # a failed part raises here
             quality = check_quality.submit(plan, tallies.result())
             started += [pii, quality]

@@ -99,6 +99,7 @@ def test_anonymized_product_published_without_approval(
     for progress in (
         "ingest-progress-my-buildops-sensor-readings",
         "pii-progress-my-buildops-sensor-readings",
+        "quality-progress-my-buildops-sensor-readings",
     ):
         assert read_artifact(progress).type == "progress" and read_artifact(progress).data == 100
     figures = catalog_show("kl-building-environment", "1.0.0")["privacy"]
