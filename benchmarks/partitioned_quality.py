@@ -19,22 +19,19 @@ way's report equals the baseline's (it must). The machine (cores, memory) heads 
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import os
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
+
+from partition_ways import arguments, print_table, timed_ways  # noqa: E402  (benchmarks/ on the path above)
 
 NOW = dt.datetime(2026, 12, 1)
 
@@ -66,11 +63,7 @@ def part_tally(path: str, part: dict[str, int], folder: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rows", type=int, default=2_000_000)
-    parser.add_argument("--partition-rows", type=int, default=500_000)
-    parser.add_argument("--dask", type=int, default=0, help="also on N Dask worker processes")
-    args = parser.parse_args()
+    args = arguments(__doc__ or "")
 
     from quality import write_parquet
 
@@ -100,54 +93,21 @@ def main() -> None:
             figures[name] += finishing[name]
             same[name] = [r.to_json() for r in report.results] == whole
 
-        ways = [("partitioned, 1 thread", 1)]
-        ways.append((f"partitioned, {os.cpu_count()} threads", os.cpu_count() or 1))
-        for name, threads in ways:
-            folder = work / name.replace(" ", "_").replace(",", "")
-            folder.mkdir()
-            began = time.perf_counter()
-            with ThreadPoolExecutor(threads) as pool:
-                stems = list(pool.map(partial(part_tally, str(path), folder=str(folder)), parts))
-            figures[name] = time.perf_counter() - began
-            finish(name, stems, folder)
-        if args.dask:
-            from distributed import Client, LocalCluster
-
-            name = f"partitioned, Dask {args.dask} processes"
-            folder = work / "dask"
-            folder.mkdir()
-            with (
-                LocalCluster(
-                    n_workers=args.dask, threads_per_worker=1, processes=True,
-                    dashboard_address=None,
-                ) as cluster,
-                Client(cluster) as client,
-            ):  # fmt: skip
-                client.run(lambda: __import__("databourse.quality.tally"))  # warm imports
-                began = time.perf_counter()
-                futures = [
-                    client.submit(part_tally, str(path), p, str(folder), pure=False)
-                    for p in parts
-                ]
-                stems = client.gather(futures)
-                figures[name] = time.perf_counter() - began
+        task = partial(part_tally, str(path))
+        ways = timed_ways(work, parts, task, args.dask, "databourse.quality.tally")
+        for name, (seconds, stems, folder) in ways.items():
+            figures[name] = seconds
             finish(name, stems, folder)
 
-    memory = psutil.virtual_memory().total / 2**30
-    print(f"machine: {os.cpu_count()} cores, {memory:.1f} GiB memory")
-    print(
+    print_table(
         f"{args.rows:,} rows, {len(specs)} expectations, {len(parts)} partition(s) of up to"
-        f" {args.partition_rows:,} rows"
+        f" {args.partition_rows:,} rows",
+        figures,
+        {
+            "of which the finish": {n: f"{s:.2f}" for n, s in finishing.items()},
+            "same report": {n: str(same.get(n, True)) for n in figures},
+        },
     )
-    print("| way | seconds | / baseline | of which the finish | same report |")
-    print("|---|---|---|---|---|")
-    base = figures["baseline: one pass, whole file"]
-    for name, seconds in figures.items():
-        done = f"{finishing[name]:.2f}" if name in finishing else "-"
-        print(
-            f"| {name} | {seconds:.2f} | x{seconds / base:.2f} | {done} |"
-            f" {same.get(name, True)} |"
-        )
     if not all(same.values()):
         raise SystemExit("a partitioned validation reported something else than the baseline")
 

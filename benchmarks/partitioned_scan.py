@@ -19,17 +19,13 @@ findings equal the baseline's (they must). The machine (cores, memory) heads the
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -38,6 +34,8 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 KEY = "staging/my-buildops/sensor_readings/0123456789abcdef/data.parquet"
+from partition_ways import arguments, print_table, timed_ways  # noqa: E402  (benchmarks/ on the path above)
+
 SAMPLE_ROWS = 2000  # settings pii_sample_rows (the repo's default)
 
 
@@ -80,11 +78,7 @@ def findings_of(states: Any) -> list[Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rows", type=int, default=2_000_000)
-    parser.add_argument("--partition-rows", type=int, default=500_000)
-    parser.add_argument("--dask", type=int, default=0, help="also on N Dask worker processes")
-    args = parser.parse_args()
+    args = arguments(__doc__ or "")
 
     from databourse.ingest.records import IngestResult
     from databourse.ingest.staged_integrity import check_staged, file_digest
@@ -123,56 +117,19 @@ def main() -> None:
         parts = plan["partitions"]
         same: dict[str, bool] = {}
 
-        def run(name: str, scans: list[Any], folder: Path) -> None:
+        task = partial(part_scan, store_root, plan)
+        ways = timed_ways(work, parts, task, args.dask, "databourse.steps.scanning")
+        for name, (seconds, scans, folder) in ways.items():
+            figures[name] = seconds
             same[name] = findings_of(scanning.load_scans(folder, scans)) == whole
 
-        ways: list[tuple[str, int]] = [("partitioned, 1 thread", 1)]
-        ways.append((f"partitioned, {os.cpu_count()} threads", os.cpu_count() or 1))
-        for name, threads in ways:
-            folder = work / name.replace(" ", "_").replace(",", "")
-            folder.mkdir()
-            began = time.perf_counter()
-            with ThreadPoolExecutor(threads) as pool:
-                scans = list(
-                    pool.map(partial(part_scan, store_root, plan, work=str(folder)), parts)
-                )
-            figures[name] = time.perf_counter() - began
-            run(name, scans, folder)
-        if args.dask:
-            from distributed import Client, LocalCluster
-
-            name = f"partitioned, Dask {args.dask} processes"
-            folder = work / "dask"
-            folder.mkdir()
-            with (
-                LocalCluster(
-                    n_workers=args.dask, threads_per_worker=1, processes=True,
-                    dashboard_address=None,
-                ) as cluster,
-                Client(cluster) as client,
-            ):  # fmt: skip
-                client.run(lambda: __import__("databourse.steps.scanning"))  # warm imports
-                began = time.perf_counter()
-                futures = [
-                    client.submit(part_scan, store_root, plan, p, str(folder), pure=False)
-                    for p in parts
-                ]
-                scans = client.gather(futures)
-                figures[name] = time.perf_counter() - began
-            run(name, scans, folder)
-
-    memory = psutil.virtual_memory().total / 2**30
-    print(f"machine: {os.cpu_count()} cores, {memory:.1f} GiB memory")
-    print(
+    print_table(
         f"{args.rows:,} rows ({size / 2**20:.1f} MiB staged), {len(parts)} partition(s) of up"
         f" to {args.partition_rows:,} rows; the plan (one checked read, block hashes):"
-        f" {plan_s:.2f} s"
+        f" {plan_s:.2f} s",
+        figures,
+        {"same findings": {n: str(same.get(n, True)) for n in figures}},
     )
-    print("| way | seconds | / baseline | same findings |")
-    print("|---|---|---|---|")
-    base = figures["baseline: one pass, whole file"]
-    for name, seconds in figures.items():
-        print(f"| {name} | {seconds:.2f} | x{seconds / base:.2f} | {same.get(name, True)} |")
     if not all(same.values()):
         raise SystemExit("a partitioned scan found something else than the baseline")
 

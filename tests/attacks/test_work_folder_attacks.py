@@ -59,6 +59,26 @@ def project_resources(project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
             fn.cache_clear()
 
 
+@contextmanager
+def s3_exchange(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A real S3 server process (moto) with the bucket `exchange`, the project's store at
+    s3://exchange/zones; a boto3 client of it."""
+    from s3_server import client, make_bucket, moto_server, use_dummy_aws_env
+
+    use_dummy_aws_env(monkeypatch)
+    with moto_server() as endpoint:
+        make_bucket(endpoint, "exchange")
+        monkeypatch.setenv("DATABOURSE_STORE_ROOT", "s3://exchange/zones")
+        monkeypatch.setenv("DATABOURSE_S3_ENDPOINT_URL", endpoint)
+        yield client(endpoint)
+
+
+def listed(s3: Any, prefix: str) -> list[str]:
+    """The bucket's keys under `prefix`, sorted."""
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket="exchange", Prefix=prefix)
+    return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+
+
 def ingested(tmp_path: Path) -> str:
     """sz-retail's orders ingested and validated; the ingest id."""
     from flows.ingest_dataset import ingest_dataset
@@ -157,22 +177,14 @@ def test_s3_segment_rewritten_between_passes_stops_the_build(
 ) -> None:
     """On S3 the work stays in the store; a segment rewritten there after pass 2 differs from
     the sha256 pass 2 recorded: the build fails naming it, and nothing is staged or published."""
-    from s3_server import client, make_bucket, moto_server, use_dummy_aws_env
-
     from flows.build_product import build_product
     from tasks import resources
 
-    use_dummy_aws_env(monkeypatch)
     project = make_project(tmp_path / "project")
-    with moto_server() as endpoint:
-        make_bucket(endpoint, "exchange")
-        monkeypatch.setenv("DATABOURSE_STORE_ROOT", "s3://exchange/zones")
-        monkeypatch.setenv("DATABOURSE_S3_ENDPOINT_URL", endpoint)
-        s3 = client(endpoint)
+    with s3_exchange(monkeypatch) as s3:
 
         def keys(prefix: str) -> list[str]:
-            pages = s3.get_paginator("list_objects_v2").paginate(Bucket="exchange", Prefix=prefix)
-            return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+            return listed(s3, prefix)
 
         def store_writer() -> list[str]:
             found = [k for k in keys(f"zones/{STAGE}/work/") if "/segments/" in k]
@@ -374,26 +386,16 @@ def test_s3_quality_tally_rewritten_before_the_check_is_refused(
     naming the file, and the refusal is audited."""
     import importlib
 
-    from s3_server import client, make_bucket, moto_server, use_dummy_aws_env
-
     from flows.ingest_dataset import ingest_dataset
     from tasks import resources
 
     flow_module = importlib.import_module("flows.validate_dataset")
-    use_dummy_aws_env(monkeypatch)
     project = make_project(tmp_path / "project")
-    with moto_server() as endpoint:
-        make_bucket(endpoint, "exchange")
-        monkeypatch.setenv("DATABOURSE_STORE_ROOT", "s3://exchange/zones")
-        monkeypatch.setenv("DATABOURSE_S3_ENDPOINT_URL", endpoint)
-        s3 = client(endpoint)
+    with s3_exchange(monkeypatch) as s3:
         rewritten: list[str] = []
 
         def store_writer() -> None:
-            pages = s3.get_paginator("list_objects_v2").paginate(
-                Bucket="exchange", Prefix="zones/staging/validations/"
-            )
-            for key in (o["Key"] for page in pages for o in page.get("Contents", [])):
+            for key in listed(s3, "zones/staging/validations/"):
                 if "/quality/" in key and key.endswith(".json"):
                     tally = json.loads(s3.get_object(Bucket="exchange", Key=key)["Body"].read())
                     for counts in tally["counts"].values():
