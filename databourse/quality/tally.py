@@ -16,6 +16,7 @@ folder (`Tally.save`, `Tally.load`), never in a run's state.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.feather as feather
 
+from databourse.errors import ConfigError
 from databourse.quality.counts import (
     Counts,
     better,
@@ -63,6 +65,7 @@ class Tally:
     extremes: dict[int, Any] = field(default_factory=dict)  # min-max: the extreme (None: none)
     keys: dict[int, tuple[int, int]] = field(default_factory=dict)  # unique: rows, skipped
     key_files: dict[int, list[Path]] = field(default_factory=dict)  # unique: pass 1's hashes
+    suite: str = ""  # the suite it was tallied with (`suite_digest`)
 
     def save(self, folder: Path, stem: str, types: dict[int, pa.DataType]) -> list[str]:
         """Write the tally as `<stem>.json` and `<stem>-extremes.arrow` (each extreme with its
@@ -71,7 +74,7 @@ class Tally:
         counted = {i: c.to_json() for i, c in self.counts.items()}
         keys = {i: [*k, [p.name for p in self.key_files[i]]] for i, k in self.keys.items()}
         (folder / names[0]).write_text(
-            json.dumps({"rows": self.rows, "counts": counted, "keys": keys})
+            json.dumps({"rows": self.rows, "counts": counted, "keys": keys, "suite": self.suite})
         )
         if self.extremes:
             columns = {f"e{i}": pa.array([v], types[i]) for i, v in self.extremes.items()}
@@ -93,6 +96,7 @@ class Tally:
             extremes,
             {int(i): (k[0], k[1]) for i, k in data["keys"].items()},
             {int(i): [folder / n for n in k[2]] for i, k in data["keys"].items()},
+            data["suite"],
         )
 
     def merged(self, later: Tally, specs: list[ExpectationSpec]) -> Tally:
@@ -104,6 +108,7 @@ class Tally:
             {i: better(v, later.extremes[i], want_max[i]) for i, v in self.extremes.items()},
             {i: (k[0] + later.keys[i][0], k[1] + later.keys[i][1]) for i, k in self.keys.items()},
             {i: files + later.key_files[i] for i, files in self.key_files.items()},
+            self.suite,
         )
 
 
@@ -119,7 +124,7 @@ def tally(
     """The tallied routes over `source`, a part of the dataset whose first row is row `offset`
     of the whole; key files are written to `folder` (named after `stem`)."""
     names = set(source.schema.names)
-    found = Tally(source.rows)
+    found = Tally(source.rows, suite=suite_digest(specs))
     for i in routes.get("between", []):
         found.counts[i] = between_counts(source.batches([specs[i].kwargs["column"]]), built[i])
     if nulls := routes.get("nulls"):
@@ -161,9 +166,17 @@ def finish(
 ) -> QualityReport:
     """The report of every expectation over the whole dataset `source`, from the tallies of its
     parts in dataset order and what is computed on the whole."""
-    parts = iter(tallies)
-    merged = next(parts)
-    for part in parts:
+    parts = list(tallies)
+    if other := [p for p in parts if p.suite != suite_digest(specs)]:
+        raise ConfigError(
+            [
+                f"{dataset_name}: {len(other)} of {len(parts)} partition(s) were checked with"
+                " another quality suite than this one (the dataset's contract changed during the"
+                " validation): run the validation again"
+            ]
+        )
+    merged = parts[0]
+    for part in parts[1:]:
         merged = merged.merged(part, specs)
     names = set(source.schema.names)
     results: dict[int, ExpectationResult] = {}
@@ -195,6 +208,15 @@ def finish(
         whole = pa.Table.from_batches(list(source.batches(columns)), empty.schema)
         results |= gx_combined([whole], empty, specs, built, [i], names)
     return make_report(dataset_name, source.rows, [results[i] for i in range(len(specs))])
+
+
+def suite_digest(specs: list[ExpectationSpec]) -> str:
+    """A digest of the suite (names, parameters, severities, dimensions, in order): the parts
+    of one validation must all be tallied with the suite that finishes them."""
+    text = json.dumps(
+        [[s.name, s.kwargs, s.severity, s.dimension] for s in specs], sort_keys=True, default=str
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def columns_of(specs: list[ExpectationSpec], names: set[str]) -> list[str]:

@@ -154,3 +154,14 @@ def test_random_cuts_and_a_retried_partition(staged: Path, tmp_path: Path) -> No
         if attempt == 0:
             tallied_in_parts(staged, rows, folder)  # a first attempt's files, overwritten
         assert results(staged, tallied_in_parts(staged, rows, folder)) == whole, rows
+
+
+def test_tallies_of_another_suite_are_refused(staged: Path, tmp_path: Path) -> None:
+    """The contract edited while a validation runs: partitions tallied with the old suite are
+    not merged into the new one's report (indices and parameters would no longer match)."""
+    from databourse.errors import ConfigError
+
+    tallies = tallied_in_parts(staged, 100, tmp_path)
+    edited = [*SPECS[:-1], ExpectationSpec(SPECS[-1].name, {**SPECS[-1].kwargs, "max_value": 2})]
+    with pytest.raises(ConfigError, match=r"3 of 3 partition\(s\) were checked with another"):
+        validate_parquet(staged, "customers", edited, tallies=tallies)
