@@ -60,8 +60,9 @@ def validate_dataset(
                     rows,
                 )
             pii = scan_personal_data.submit(plan, scans.result())  # a failed part raises here
+            started.append(pii)  # waited for, even when a tally raises on the next line
             quality = check_quality.submit(plan, tallies.result())
-            started += [pii, quality]
+            started.append(quality)
             quality.wait()
             pii.wait()
         finally:
