@@ -50,6 +50,7 @@ from databourse.product.productize import (
     decision_columns,
     remaining_columns,
 )
+from databourse.readers.parquet import row_group_ends, row_range
 
 # The staged file a pass reads: a local path, or an open file (ranged reads of the store's
 # object, tasks.work_files.source_file)
@@ -81,19 +82,11 @@ class Partition:
         return cls(**data)
 
 
-def _group_ends(meta: pq.FileMetaData) -> list[int]:
-    ends, at = [], 0
-    for group in range(meta.num_row_groups):
-        at += meta.row_group(group).num_rows
-        ends.append(at)
-    return ends
-
-
 def plan_partitions(source: Source, rows: int = PARTITION_ROWS) -> list[Partition]:
     """The staged file cut into partitions of about `rows` records: at the end of the row group
     that reaches `rows` (no row group is read twice), or inside a row group more than twice
     that size. One empty partition for a file without records."""
-    ends = _group_ends(pq.ParquetFile(source).metadata)
+    ends = row_group_ends(pq.ParquetFile(source).metadata)
     total = ends[-1] if ends else 0
     parts: list[Partition] = []
     start = 0
@@ -111,22 +104,9 @@ def read_partition(
     source: Source, part: Partition, columns: list[str]
 ) -> Iterator[tuple[int, pa.Table]]:
     """The partition's records in batches of `columns`, each with its dataset position."""
-    if not part.rows:
-        return
     with pq.ParquetFile(source) as pfile:
-        ends = _group_ends(pfile.metadata)
-        starts = [0, *ends[:-1]]
-        groups = [
-            g
-            for g, (a, b) in enumerate(zip(starts, ends, strict=True))
-            if a < part.offset + part.rows and b > part.offset
-        ]
-        at = starts[groups[0]]
-        for batch in pfile.iter_batches(BATCH_ROWS, row_groups=groups, columns=columns):
-            lo, hi = max(at, part.offset), min(at + batch.num_rows, part.offset + part.rows)
-            if lo < hi:
-                yield lo, pa.Table.from_batches([batch.slice(lo - at, hi - lo)])
-            at += batch.num_rows
+        for at, batch in row_range(pfile, part.offset, part.rows, columns, BATCH_ROWS):
+            yield at, pa.Table.from_batches([batch])
 
 
 def output_schema(

@@ -37,7 +37,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -46,6 +45,7 @@ from databourse.quality.expectations import ExpectationSpec
 from databourse.quality.gx_inputs import DEFAULT_BATCH_ROWS, build_expectations
 from databourse.quality.report import QualityReport
 from databourse.quality.tally import Routes, Tally, finish, tally
+from databourse.readers.parquet import row_range
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -106,21 +106,10 @@ def partition_source(
     """Rows `offset` to `offset + rows` of a Parquet file, read from the row groups that hold
     them only, in batches of at most `batch_rows` rows."""
     pfile = pq.ParquetFile(path)
-    meta = pfile.metadata
-    starts = np.cumsum([0] + [meta.row_group(g).num_rows for g in range(meta.num_row_groups)])
-    groups = [
-        g
-        for g in range(meta.num_row_groups)
-        if starts[g] < offset + rows and starts[g + 1] > offset
-    ]
 
     def batches(columns: list[str]) -> Iterator[pa.RecordBatch]:
-        at = int(starts[groups[0]]) if groups else 0
-        for batch in pfile.iter_batches(batch_size=batch_rows, row_groups=groups, columns=columns):
-            lo, hi = max(at, offset), min(at + batch.num_rows, offset + rows)
-            if lo < hi:
-                yield batch.slice(lo - at, hi - lo)
-            at += batch.num_rows
+        for _, batch in row_range(pfile, offset, rows, columns, batch_rows):
+            yield batch
 
     return BatchSource(pfile.schema_arrow, rows, batches)
 

@@ -12,7 +12,7 @@ Modules:
         Reader error path: where in a CSV part a failure is (data row, line), found by rereading it.
     parquet
         Reader of Parquet files: their own names and types, decoded within the caps of compressed
-        input.
+        input; a range of a file's rows read from the row groups that hold it.
     stream
         Readers: any provider file as a stream of Arrow record batches, in bounded memory.
     text

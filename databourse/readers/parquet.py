@@ -159,3 +159,35 @@ def _check_columns(
         " stopped reading",
         column=widest,
     )
+
+
+def row_group_ends(meta: pq.FileMetaData) -> list[int]:
+    """The row number after each row group's last row."""
+    ends, at = [], 0
+    for group in range(meta.num_row_groups):
+        at += meta.row_group(group).num_rows
+        ends.append(at)
+    return ends
+
+
+def row_range(
+    pfile: pq.ParquetFile, offset: int, rows: int, columns: list[str], batch_rows: int
+) -> Iterator[tuple[int, pa.RecordBatch]]:
+    """Rows `offset` to `offset + rows` of a Parquet file (a partition of a staged file), read
+    from the row groups that hold them only, in batches of at most `batch_rows` rows of
+    `columns`, each with the file position of its first row."""
+    ends = row_group_ends(pfile.metadata)
+    starts = [0, *ends[:-1]]
+    groups = [
+        g
+        for g, (a, b) in enumerate(zip(starts, ends, strict=True))
+        if a < offset + rows and b > offset
+    ]
+    if not rows or not groups:
+        return
+    at = starts[groups[0]]
+    for batch in pfile.iter_batches(batch_rows, row_groups=groups, columns=columns):
+        lo, hi = max(at, offset), min(at + batch.num_rows, offset + rows)
+        if lo < hi:
+            yield lo, batch.slice(lo - at, hi - lo)
+        at += batch.num_rows
