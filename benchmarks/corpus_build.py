@@ -5,7 +5,8 @@ The documents are nobody's here: Faker paragraphs in the locales of `redact.LOCA
 python-stdnum and phonenumbers). Each document joins PARAGRAPHS paragraphs drawn from a pool and
 one evaluation document, so documents are distinct and about 2-3 KB. A JSONL file of the size
 is written first; the build then runs in a fresh process (`--child`), which reports its wall
-time, peak RSS (`ru_maxrss`), the highest RSS between batches and the peak of Arrow's memory
+time, peak RSS (`ru_maxrss`), the highest RSS between batches (and its anonymous part: the
+dedup index's memory-mapped work files are not the process's heap) and the peak of Arrow's memory
 pool, so that generating the input never counts. `--together` builds every size in one
 process, in order: a size's RSS is then free of the process's warm-up (allocator arenas,
 lazily loaded tables), which varies by several MB from one process to the next.
@@ -71,7 +72,7 @@ def child(sources: list[Path], folder: Path, batch: int = BATCH) -> list[dict[st
 
     results = []
     for source in sources:
-        highest = [0, 0]
+        highest = [0, 0, 0]
         start = time.perf_counter()
         batches = _sampled(read_documents(source, batch_size=batch), highest)
         stats = build_version(batches, CorpusRules(), folder / f"version-{source.stem}")
@@ -86,6 +87,7 @@ def child(sources: list[Path], folder: Path, batch: int = BATCH) -> list[dict[st
                 "mb_per_s": stats.bytes_in / 1e6 / seconds,
                 "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,  # KiB
                 "streaming_rss": highest[0],
+                "streaming_anon": highest[2],
                 "live_bytes": highest[1],
                 "arrow_peak": pa.default_memory_pool().max_memory(),
             }
@@ -98,6 +100,7 @@ def _sampled(batches: Iterator[Any], highest: list[int]) -> Iterator[Any]:
         yield item  # resumed once the build has taken this batch through every step
         highest[0] = max(highest[0], rss())
         highest[1] = max(highest[1], live_bytes())
+        highest[2] = max(highest[2], anonymous_rss())
 
 
 class _MallInfo2(ctypes.Structure):
@@ -124,6 +127,15 @@ def rss() -> int:
     """This process's resident set size now (Linux: /proc/self/statm)."""
     pages = int(Path("/proc/self/statm").read_text().split()[1])
     return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def anonymous_rss() -> int:
+    """The part of the RSS that is the process's own memory (RssAnon): without the pages of
+    memory-mapped files (the dedup index's work files), which the kernel drops when it needs to."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 def measure(
@@ -170,13 +182,15 @@ def main() -> None:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
     columns = ("documents", "MB of text", "seconds", "docs/s", "MB/s", "peak RSS MB",
-               "RSS between batches MB", "live MB between batches", "Arrow peak MB")  # fmt: skip
+               "RSS between batches MB", "of which anonymous MB", "live MB between batches",
+               "Arrow peak MB")  # fmt: skip
     sys.stdout.write(f"| {' | '.join(columns)} |\n|{'---|' * len(columns)}\n")
     for r in rows:
         sys.stdout.write(
             f"| {r['documents']} | {r['bytes_in'] / 1e6:.1f} | {r['seconds']:.1f}"
             f" | {r['docs_per_s']:.0f} | {r['mb_per_s']:.2f} | {r['peak_rss'] / 1e6:.0f}"
-            f" | {r['streaming_rss'] / 1e6:.0f} | {r['live_bytes'] / 1e6:.1f}"
+            f" | {r['streaming_rss'] / 1e6:.0f} | {r['streaming_anon'] / 1e6:.0f}"
+            f" | {r['live_bytes'] / 1e6:.1f}"
             f" | {r['arrow_peak'] / 1e6:.1f} |\n"
         )
 

@@ -24,7 +24,8 @@ from itertools import pairwise
 from datasketch import MinHash, MinHashLSH
 from faker import Faker
 
-from databourse.corpus.dedup import DedupConfig, DedupIndex, lsh_params, normalize
+from databourse.corpus.dedup import DedupConfig, lsh_params, normalize
+from databourse.corpus.dedup_index import DedupIndex
 
 LOCALES = ("en_US", "vi_VN", "th_TH", "zh_CN", "zh_TW")
 EDIT_RATES = (0.0, 0.01, 0.02, 0.03, 0.05, 0.08, 0.12)

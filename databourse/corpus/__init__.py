@@ -2,8 +2,9 @@
 
 Pure functions over batches of documents (lists of str or Arrow string arrays), no Prefect:
 `LanguageIdentification.labels` and `language_counts` (langid), `quality_filter` with
-`QualityRules` (filters: Gopher and C4), `DedupIndex.add` with `DedupConfig` (dedup: exact and
-MinHash LSH, saved and loaded across product versions), `TextPseudonyms` (pseudonyms: keyed
+`QualityRules` (filters: Gopher and C4), `document_keys` with `DedupConfig` (dedup: exact and
+MinHash LSH keys), `DedupIndex.add` (dedup_index: the keys seen, in files of a work folder,
+`key_runs`; saved and loaded across product versions), `TextPseudonyms` (pseudonyms: keyed
 pseudonyms for the personal data in running text), `build_version` (build: all of it, in
 streaming batches, into Parquet shards).
 

@@ -16,8 +16,9 @@ Leftover rate: identifiers the re-scan still finds / (identifiers replaced + sti
 share of the personal data found that is left (as `bourse redact` reports it); also given per
 million characters of output. A version over `leftover_limit` is not passed: its index is not
 saved (no later version can build on it) and `leftover_gate` refuses it.
-Memory: one batch of documents and one shard writer at a time; the dedup index grows with the
-documents (about (bands + 1) * 16 bytes and an id each). Stats hold counts only, never a value.
+Memory: one batch of documents and one shard writer at a time, flat in the corpus size; the dedup
+index grows with the documents in files of a work folder (`dedup_index`), removed when the build
+ends. Stats hold counts only, never a value.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from pydantic import ValidationError
 
 from databourse.config.corpus import SHARD_DOCUMENTS as SHARD_DOCUMENTS
 from databourse.config.corpus import CorpusRules as CorpusRules
-from databourse.corpus.dedup import DedupIndex
+from databourse.corpus.dedup_index import DedupIndex
 from databourse.corpus.filters import quality_filter
 from databourse.corpus.langid import MIXED, LanguageIdentification
 from databourse.corpus.opt_out import opted_out
@@ -136,7 +137,8 @@ def measure(
     pseudonyms: Replace | None = None,
 ) -> CorpusStats:
     """The stats of a version built from `batches`, writing nothing."""
-    stats, _ = _run(batches, rules, _index(rules, earlier_index), None, keys, pseudonyms)
+    with _index(rules, earlier_index) as index:
+        stats, _ = _run(batches, rules, index, None, keys, pseudonyms)
     return stats
 
 
@@ -156,19 +158,19 @@ def build_version(
     replacement of `redaction: pseudonym` (`pseudonyms.TextPseudonyms`)."""
     if out_dir.exists() and any(out_dir.iterdir()):
         raise ObjectExists(f"{out_dir}: not empty; a version is written once", path=str(out_dir))
-    index = _index(rules, earlier_index)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    shards = Shards(out_dir, rules.shard_documents)
-    try:
-        stats, index = _run(batches, rules, index, shards, keys, pseudonyms)
-    except BaseException:
-        shards.abort()  # nothing of a failed version stays
-        raise
-    shards.close()
-    stats.shards = [path.name for path in shards.written]
-    stats.bytes_written = sum(path.stat().st_size for path in shards.written)
-    if stats.passed:
-        write_atomically(out_dir / INDEX_NAME, lambda path: index.save(path))
+    with _index(rules, earlier_index) as index:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        shards = Shards(out_dir, rules.shard_documents)
+        try:
+            stats, index = _run(batches, rules, index, shards, keys, pseudonyms)
+        except BaseException:
+            shards.abort()  # nothing of a failed version stays
+            raise
+        shards.close()
+        stats.shards = [path.name for path in shards.written]
+        stats.bytes_written = sum(path.stat().st_size for path in shards.written)
+        if stats.passed:
+            write_atomically(out_dir / INDEX_NAME, lambda path: index.save(path))
     text = json.dumps(stats.to_dict(), indent=2, sort_keys=True)
     write_atomically(out_dir / STATS_NAME, lambda path: path.write_text(text, encoding="utf-8"))
     log.info("corpus version: %d in, %d kept", stats.documents_in, stats.kept)
@@ -193,6 +195,7 @@ def _index(rules: CorpusRules, earlier: Path | None) -> DedupIndex:
         raise ConfigError([f"{path}: no dedup index of an earlier version"])
     index = DedupIndex.load(path)
     if index.config != rules.dedup:
+        index.close()
         ours, theirs = asdict(rules.dedup), asdict(index.config)
         keys = sorted(k for k in ours if ours[k] != theirs[k])
         raise ConfigError([f"{path}: dedup {', '.join(keys)} differ from the rules'"])
@@ -222,8 +225,7 @@ def _run(
             if shards is not None:
                 shards.write(kept)
     stats.pseudonyms = tokens.counts()
-    sizes = index.cluster_sizes().values()
-    stats.duplicate_clusters = dict(sorted(Counter(sizes).items()))
+    stats.duplicate_clusters = index.cluster_size_counts()
     return stats, index
 
 

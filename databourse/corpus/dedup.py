@@ -16,30 +16,23 @@ one space, trimmed). Near: MinHash over character shingles with LSH banding, vec
   area (the integral of that curve below t). `min_recall=None` picks datasketch's
   `optimal_param` instead (least sum of false-positive and false-negative areas), which finds
   only about 40% of the pairs right at t = 0.8 with 128 permutations.
-The index keeps, for each band key (and exact key), the first document that had it, in sorted
-NumPy runs; and a union-find forest of the documents, whose root is a cluster's first document.
-It grows with the distinct keys (about (bands + 1) * 16 bytes a document) and saves to `.npz`,
-so a new product version is checked against the earlier ones.
+The index of the keys seen (`dedup_index.DedupIndex`) finds a batch's matches and keeps the
+clusters.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 from functools import cache
-from pathlib import Path
 
 import numpy as np
 
 from databourse.config.corpus import DedupConfig as DedupConfig
-from databourse.corpus.langid import Batch, batch_texts
 
 CHUNK_SHINGLES = 1 << 12  # shingles hashed at once: num_perm * 8 bytes each, kept in cache
-MAX_RUNS = 8  # sorted runs of keys before they are merged into one
 EXACT_SALT = np.uint64(0x5DEECE66D)
 WHITESPACE = re.compile(r"\s+")
 U64 = np.uint64
@@ -165,143 +158,17 @@ def band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
     return keys
 
 
-@dataclass(frozen=True)
-class DedupResult:
-    """Per document of a batch: the first document of its cluster (None: itself), how it matched."""
-
-    duplicate_of: list[str | None]
-    kind: list[str | None]  # "exact", "near" or None
-    cluster_size: list[int]
-
-
-@dataclass
-class DedupIndex:
-    """Band and exact keys of every document seen, in order; add batches, save, load."""
-
-    config: DedupConfig = field(default_factory=DedupConfig)
-    ids: list[str] = field(default_factory=list)
-    parent: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    runs: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
-    size: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # at roots
-
-    def __post_init__(self) -> None:
-        if len(self.size) != len(self.parent):
-            self.size = np.bincount(self.parent, minlength=len(self.parent)).astype(np.int64)
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """(bands, rows) of the LSH."""
-        return lsh_params(self.config.threshold, self.config.num_perm, self.config.min_recall)
-
-    def keys(self, texts: Sequence[str]) -> np.ndarray:
-        """Exact key then band keys of each text (documents x (1 + bands))."""
-        config = self.config
-        normalized = [normalize(text) for text in texts]
-        exact = np.array([_digest(text) for text in normalized], dtype=U64).reshape(-1, 1)
-        sets = [_shingle_hashes(text, config.shingle_size) for text in normalized]
-        sig = signatures(sets, config.num_perm, config.seed)
-        return np.hstack([splitmix64(exact ^ EXACT_SALT), band_keys(sig, *self.shape)])
-
-    def add(self, batch: Batch, ids: Sequence[str] | None = None) -> DedupResult:
-        """Check a batch against everything seen (earlier batches and versions), then add it."""
-        texts = batch_texts(batch)
-        base = len(self.ids)
-        ids = list(ids) if ids is not None else [str(base + i) for i in range(len(texts))]
-        if len(ids) != len(texts):
-            raise ValueError(f"{len(ids)} ids for {len(texts)} documents")
-        keys = self.keys(texts)
-        earlier = self._lookup(keys)
-        within = _first_in_batch(keys) + base
-        matches = np.where(
-            earlier >= 0,
-            earlier,
-            np.where(within < base + np.arange(len(texts))[:, None], within, -1),
-        )
-        self.ids.extend(ids)
-        self.parent = np.concatenate([self.parent, base + np.arange(len(texts))])
-        self.size = np.concatenate([self.size, np.ones(len(texts), dtype=np.int64)])
-        kinds: list[str | None] = []
-        for doc, row in enumerate(matches, start=base):
-            for other in row[row >= 0]:
-                self._union(doc, int(other))
-            kinds.append(None if (row < 0).all() else "exact" if row[0] >= 0 else "near")
-        self._store(keys, base)
-        return self._result(base, kinds)
-
-    def _result(self, base: int, kinds: list[str | None]) -> DedupResult:
-        roots = [self._find(doc) for doc in range(base, len(self.ids))]
-        return DedupResult(
-            duplicate_of=[
-                self.ids[root] if root != doc else None
-                for doc, root in enumerate(roots, start=base)
-            ],
-            kind=kinds,
-            cluster_size=[int(self.size[root]) for root in roots],
-        )
-
-    def cluster_sizes(self) -> dict[str, int]:
-        """Size of each cluster of two or more documents, by the id of its first document."""
-        roots = np.flatnonzero((self.size > 1) & (self.parent == np.arange(len(self.parent))))
-        return {self.ids[root]: int(self.size[root]) for root in roots}
-
-    def _find(self, doc: int) -> int:
-        root = doc
-        while self.parent[root] != root:
-            root = int(self.parent[root])
-        while self.parent[doc] != root:  # path compression
-            self.parent[doc], doc = root, int(self.parent[doc])
-        return root
-
-    def _union(self, a: int, b: int) -> None:
-        ra, rb = self._find(a), self._find(b)
-        if ra != rb:  # the earlier document stays the root: it is the cluster's first
-            self.parent[max(ra, rb)] = min(ra, rb)
-            self.size[min(ra, rb)] += self.size[max(ra, rb)]
-
-    def _lookup(self, keys: np.ndarray) -> np.ndarray:
-        """The first earlier document with each key, or -1."""
-        found = np.full(keys.shape, -1, dtype=np.int64)
-        for run_keys, run_docs in self.runs:
-            at = np.minimum(np.searchsorted(run_keys, keys), len(run_keys) - 1)
-            hit = (run_keys[at] == keys) & (found < 0)
-            found[hit] = run_docs[at[hit]]
-        return found
-
-    def _store(self, keys: np.ndarray, base: int) -> None:
-        docs = np.broadcast_to(base + np.arange(len(keys))[:, None], keys.shape).ravel()
-        flat = keys.ravel()
-        unique, first = np.unique(flat, return_index=True)
-        new = self._lookup(unique.reshape(-1, 1)).ravel() < 0
-        if not new.any():  # every key seen before: an empty run would break `_lookup`
-            return
-        self.runs.append((unique[new], docs[first[new]]))
-        if len(self.runs) > MAX_RUNS:
-            merged_keys = np.concatenate([k for k, _ in self.runs])
-            order = np.argsort(merged_keys, kind="stable")
-            self.runs = [(merged_keys[order], np.concatenate([d for _, d in self.runs])[order])]
-
-    def save(self, path: Path) -> None:
-        """Write the index to an `.npz` file (no pickles)."""
-        keys = np.concatenate([k for k, _ in self.runs]) if self.runs else np.zeros(0, U64)
-        docs = np.concatenate([d for _, d in self.runs]) if self.runs else np.zeros(0, np.int64)
-        order = np.argsort(keys, kind="stable")
-        roots = np.array([self._find(d) for d in range(len(self.ids))], dtype=np.int64)
-        with path.open("wb") as out:
-            np.savez_compressed(
-                out, keys=keys[order], docs=docs[order], parent=roots,
-                ids=np.array(self.ids, dtype=str), config=np.array(json.dumps(asdict(self.config))),
-            )  # fmt: skip
-
-    @classmethod
-    def load(cls, path: Path) -> DedupIndex:
-        """Read an index written by `save`."""
-        with np.load(path, allow_pickle=False) as data:
-            config = DedupConfig(**json.loads(str(data["config"])))
-            runs = [(data["keys"], data["docs"])] if len(data["keys"]) else []
-            return cls(config, data["ids"].tolist(), data["parent"].astype(np.int64), runs)
+def document_keys(texts: Sequence[str], config: DedupConfig) -> np.ndarray:
+    """Exact key then band keys of each text (documents x (1 + bands))."""
+    normalized = [normalize(text) for text in texts]
+    exact = np.array([_digest(text) for text in normalized], dtype=U64).reshape(-1, 1)
+    sets = [_shingle_hashes(text, config.shingle_size) for text in normalized]
+    sig = signatures(sets, config.num_perm, config.seed)
+    shape = lsh_params(config.threshold, config.num_perm, config.min_recall)
+    return np.hstack([splitmix64(exact ^ EXACT_SALT), band_keys(sig, *shape)])
 
 
-def _first_in_batch(keys: np.ndarray) -> np.ndarray:
+def first_in_batch(keys: np.ndarray) -> np.ndarray:
     """For each key of a batch, the first row of the batch with the same key in that column."""
     first = np.empty(keys.shape, dtype=np.int64)
     for column in range(keys.shape[1]):

@@ -20,7 +20,6 @@ from corpus_dedup import Planted, jaccard, ours, planted_set, score, shingle_set
 
 from databourse.corpus.dedup import (
     DedupConfig,
-    DedupIndex,
     collision_probability,
     exact_key,
     lsh_params,
@@ -29,6 +28,7 @@ from databourse.corpus.dedup import (
     shingles,
     signatures,
 )
+from databourse.corpus.dedup_index import DedupIndex
 
 
 @pytest.fixture(scope="module")
