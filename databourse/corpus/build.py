@@ -1,16 +1,14 @@
 """A corpus version built in streaming batches, from a provider's documents to Parquet shards.
 
-Per batch, in this order (each document counts against the FIRST step that removes it, so the
-counts add up: documents in = kept + removed): opt-out (document ids, authors, domains of the
-source URL) -> licence allow-list -> language (`langid`; `zh` keeps Simplified and Traditional,
-code-switched `mixed` documents are kept unless told) -> quality filters (`filters`, one count
-per rule as `filter:<rule>`) -> exact then near duplicates (`dedup`) against this version's
-earlier batches and the earlier versions' index -> personal data replaced by typed placeholders
-or, with `redaction: pseudonym`, keyed pseudonyms (`text_redact.redact_batch`, `pseudonyms`;
-the distinct pseudonyms of each category counted) -> the output scanned again
-(`text_redact.leftover`) -> Parquet shards (zstd, SHARD_DOCUMENTS each, written under a temporary
-name and renamed). A version holds the documents new to it: one seen in an earlier version is a
-duplicate. The updated dedup index (INDEX_NAME) and the stats (STATS_NAME) go beside the shards.
+Per batch, the three stages of `stages` in order: prepare (opt-out, licence, language, quality
+filters, dedup keys) -> exact then near duplicates removed against this version's earlier
+batches and the earlier versions' index -> personal data replaced by typed placeholders or, with
+`redaction: pseudonym`, keyed pseudonyms (the distinct pseudonyms of each category counted) and
+the output scanned again -> Parquet shards (zstd, SHARD_DOCUMENTS each, in row groups of
+ROW_GROUP documents whatever the batches were, written under a temporary name and renamed). A
+version holds the documents new to it: one seen in an earlier version is a duplicate. The
+updated dedup index (INDEX_NAME) and the stats (STATS_NAME) go beside the shards. A partitioned
+build (`parts`) makes the same version from partitions of the documents.
 
 Leftover rate: identifiers the re-scan still finds / (identifiers replaced + still found), the
 share of the personal data found that is left (as `bourse redact` reports it); also given per
@@ -27,15 +25,11 @@ import json
 import logging
 import os
 import secrets
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 from pydantic import ValidationError
@@ -43,29 +37,19 @@ from pydantic import ValidationError
 from databourse.config.corpus import SHARD_DOCUMENTS as SHARD_DOCUMENTS
 from databourse.config.corpus import CorpusRules as CorpusRules
 from databourse.corpus.dedup_index import DedupIndex
-from databourse.corpus.filters import quality_filter
-from databourse.corpus.langid import MIXED, LanguageIdentification
-from databourse.corpus.opt_out import opted_out
+from databourse.corpus.langid import LanguageIdentification
+from databourse.corpus.stages import OUTPUT as OUTPUT
+from databourse.corpus.stages import CorpusStats as CorpusStats
+from databourse.corpus.stages import duplicate_kinds, finish, prepare, remove_duplicates
 from databourse.errors import ConfigError, ObjectExists, PersonalDataFound
 from databourse.pii.pseudonym_tokens import DistinctTokens
-from databourse.pii.text_redact import leftover, redact_batch
 from databourse.pii.text_spans import Replace
 
 log = logging.getLogger(__name__)
 
 INDEX_NAME = "dedup_index.npz"
 STATS_NAME = "stats.json"
-OUTPUT = pa.schema(
-    [
-        ("id", pa.string()),
-        ("text", pa.large_string()),
-        ("language", pa.string()),
-        ("source", pa.string()),
-        ("licence", pa.string()),
-        ("date", pa.string()),
-        ("consent", pa.bool_()),
-    ]
-)  # `author` is read for the opt-out only: a name is personal data
+ROW_GROUP = 1024  # documents a row group of a shard (its last one: fewer)
 
 
 def load_rules(path: Path) -> CorpusRules:
@@ -81,54 +65,6 @@ def load_rules(path: Path) -> CorpusRules:
         ) from None
 
 
-@dataclass
-class CorpusStats:
-    """Counts of one version (never a value): see the module docstring for the rates."""
-
-    documents_in: int = 0
-    kept: int = 0
-    removed: Counter[str] = field(default_factory=Counter)
-    languages: Counter[str] = field(default_factory=Counter)  # of the kept documents
-    languages_identified: Counter[str] = field(default_factory=Counter)  # before their filter
-    duplicate_clusters: dict[int, int] = field(default_factory=dict)  # size: clusters
-    redacted: Counter[str] = field(default_factory=Counter)
-    leftover: Counter[str] = field(default_factory=Counter)
-    pseudonyms: dict[str, int] = field(default_factory=dict)  # distinct tokens per category
-    bytes_in: int = 0  # UTF-8 bytes of the texts read
-    bytes_out: int = 0  # of the texts kept, after redaction
-    characters_out: int = 0
-    shards: list[str] = field(default_factory=list)
-    bytes_written: int = 0
-    leftover_limit: float = 0.005
-
-    @property
-    def leftover_rate(self) -> float:
-        """Identifiers left / identifiers found (replaced or left)."""
-        found = sum(self.redacted.values()) + sum(self.leftover.values())
-        return sum(self.leftover.values()) / found if found else 0.0
-
-    @property
-    def leftover_per_million_characters(self) -> float:
-        """Identifiers left per million characters of output."""
-        return sum(self.leftover.values()) * 1e6 / max(self.characters_out, 1)
-
-    @property
-    def passed(self) -> bool:
-        """Within the leftover limit."""
-        return self.leftover_rate <= self.leftover_limit
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: counts sorted, the rates and the verdict added."""
-        data = asdict(self)
-        for name in ("removed", "languages", "languages_identified", "redacted", "leftover"):
-            data[name] = dict(getattr(self, name).most_common())
-        data["duplicate_clusters"] = {str(k): v for k, v in sorted(self.duplicate_clusters.items())}
-        data["leftover_rate"] = self.leftover_rate
-        data["leftover_per_million_characters"] = self.leftover_per_million_characters
-        data["passed"] = self.passed
-        return data
-
-
 def measure(
     batches: Iterable[pa.RecordBatch],
     rules: CorpusRules,
@@ -137,7 +73,7 @@ def measure(
     pseudonyms: Replace | None = None,
 ) -> CorpusStats:
     """The stats of a version built from `batches`, writing nothing."""
-    with _index(rules, earlier_index) as index:
+    with open_index(rules, earlier_index) as index:
         stats, _ = _run(batches, rules, index, None, keys, pseudonyms)
     return stats
 
@@ -158,7 +94,7 @@ def build_version(
     replacement of `redaction: pseudonym` (`pseudonyms.TextPseudonyms`)."""
     if out_dir.exists() and any(out_dir.iterdir()):
         raise ObjectExists(f"{out_dir}: not empty; a version is written once", path=str(out_dir))
-    with _index(rules, earlier_index) as index:
+    with open_index(rules, earlier_index) as index:
         out_dir.mkdir(parents=True, exist_ok=True)
         shards = Shards(out_dir, rules.shard_documents)
         try:
@@ -166,15 +102,23 @@ def build_version(
         except BaseException:
             shards.abort()  # nothing of a failed version stays
             raise
-        shards.close()
-        stats.shards = [path.name for path in shards.written]
-        stats.bytes_written = sum(path.stat().st_size for path in shards.written)
-        if stats.passed:
-            write_atomically(out_dir / INDEX_NAME, lambda path: index.save(path))
+        close_version(out_dir, shards, stats, index.save)
+    return stats
+
+
+def close_version(
+    out_dir: Path, shards: Shards, stats: CorpusStats, save_index: Callable[[Path], object]
+) -> None:
+    """The last shard closed, the stats written beside the shards, and the dedup index (through
+    `save_index`) when the version passed."""
+    shards.close()
+    stats.shards = [path.name for path in shards.written]
+    stats.bytes_written = sum(path.stat().st_size for path in shards.written)
+    if stats.passed:
+        write_atomically(out_dir / INDEX_NAME, save_index)
     text = json.dumps(stats.to_dict(), indent=2, sort_keys=True)
     write_atomically(out_dir / STATS_NAME, lambda path: path.write_text(text, encoding="utf-8"))
     log.info("corpus version: %d in, %d kept", stats.documents_in, stats.kept)
-    return stats
 
 
 def leftover_gate(stats: CorpusStats) -> None:
@@ -187,7 +131,9 @@ def leftover_gate(stats: CorpusStats) -> None:
         )
 
 
-def _index(rules: CorpusRules, earlier: Path | None) -> DedupIndex:
+def open_index(rules: CorpusRules, earlier: Path | None) -> DedupIndex:
+    """A new dedup index, or the earlier version's (its folder or file); ConfigError if it is
+    missing or was made with other dedup rules."""
     if earlier is None:
         return DedupIndex(rules.dedup)
     path = earlier / INDEX_NAME if earlier.is_dir() else earlier
@@ -202,6 +148,15 @@ def _index(rules: CorpusRules, earlier: Path | None) -> DedupIndex:
     return index
 
 
+def check_redaction(rules: CorpusRules, pseudonyms: Replace | None) -> None:
+    """ConfigError unless the pseudonym key is given exactly when the rules want pseudonyms."""
+    if (rules.redaction == "pseudonym") != (pseudonyms is not None):
+        raise ConfigError(
+            [f"redaction: {rules.redaction} "
+             + ("needs the pseudonym key" if pseudonyms is None else "takes no pseudonym key")]
+        )  # fmt: skip
+
+
 def _run(
     batches: Iterable[pa.RecordBatch],
     rules: CorpusRules,
@@ -210,17 +165,16 @@ def _run(
     keys: Mapping[str, bytes] | None = None,
     pseudonyms: Replace | None = None,
 ) -> tuple[CorpusStats, DedupIndex]:
-    if (rules.redaction == "pseudonym") != (pseudonyms is not None):
-        raise ConfigError(
-            [f"redaction: {rules.redaction} "
-             + ("needs the pseudonym key" if pseudonyms is None else "takes no pseudonym key")]
-        )  # fmt: skip
+    check_redaction(rules, pseudonyms)
     stats = CorpusStats(leftover_limit=rules.leftover_limit)
     identify = LanguageIdentification(rules.languages)
     tokens = DistinctTokens()
     for batch in batches:
-        kept = _step(batch, rules, identify, index, stats, keys, pseudonyms)
-        if kept is not None:
+        table, doc_keys = prepare(batch, rules, identify, stats, keys)
+        ids = table.column("id").to_pylist()
+        table = remove_duplicates(table, duplicate_kinds(index, ids, doc_keys), stats)
+        kept = finish(table, stats, pseudonyms)
+        if kept.num_rows:
             tokens.add(kept.column("text"))
             if shards is not None:
                 shards.write(kept)
@@ -229,76 +183,10 @@ def _run(
     return stats, index
 
 
-def _step(
-    batch: pa.RecordBatch,
-    rules: CorpusRules,
-    identify: LanguageIdentification,
-    index: DedupIndex,
-    stats: CorpusStats,
-    keys: Mapping[str, bytes] | None = None,
-    pseudonyms: Replace | None = None,
-) -> pa.Table | None:
-    """One batch through every step; the kept documents, redacted, in OUTPUT's schema."""
-    table = pa.Table.from_batches([batch])
-    stats.documents_in += table.num_rows
-    texts = table.column("text")
-    stats.bytes_in += int(pc.sum(pc.binary_length(texts)).as_py() or 0)
-    table = _keep(table, opted_out(table, rules.opt_out, keys), "opt_out", stats)
-    table = _keep(table, _licence_refused(table, rules.licences), "licence", stats)
-    labels = identify.labels(table.column("text"))
-    stats.languages_identified.update(labels)
-    table = table.append_column("language", pa.array(labels, pa.string()))
-    table = _keep(table, ~_listed(labels, rules), "language", stats)
-    labels = table.column("language").to_pylist()
-    result = quality_filter(table.column("text"), rules.quality, labels)
-    for reason, n in result.removed_by.items():
-        stats.removed[f"filter:{reason}"] += n
-    table = table.filter(pa.array(result.keep))
-    dup = index.add(table.column("text"), table.column("id").to_pylist())
-    kinds = np.array([kind or "" for kind in dup.kind])
-    table = _keep(table, kinds == "exact", "exact_duplicate", stats)
-    table = _keep(table, kinds[kinds != "exact"] == "near", "near_duplicate", stats)
-    if table.num_rows == 0:
-        return None
-    redacted, counts = redact_batch(table.column("text"), pseudonyms)
-    stats.redacted.update(counts)
-    stats.leftover.update(leftover(redacted))
-    stats.kept += table.num_rows
-    stats.languages.update(table.column("language").to_pylist())
-    stats.bytes_out += int(pc.sum(pc.binary_length(redacted)).as_py() or 0)
-    stats.characters_out += int(pc.sum(pc.utf8_length(redacted)).as_py() or 0)
-    table = table.set_column(table.schema.get_field_index("text"), "text", redacted)
-    return table.select(OUTPUT.names).cast(OUTPUT)
-
-
-def _keep(table: pa.Table, remove: np.ndarray, reason: str, stats: CorpusStats) -> pa.Table:
-    if remove.any():
-        stats.removed[reason] += int(remove.sum())
-        return table.filter(pa.array(~remove))
-    return table
-
-
-def _licence_refused(table: pa.Table, licences: frozenset[str] | None) -> np.ndarray:
-    if licences is None:
-        return np.zeros(table.num_rows, dtype=bool)
-    return np.array([lic not in licences for lic in table.column("licence").to_pylist()], bool)
-
-
-def _listed(labels: list[str], rules: CorpusRules) -> np.ndarray:
-    """Whether each label is a listed language (or `mixed`, when kept)."""
-    if rules.languages is None:
-        return np.ones(len(labels), dtype=bool)
-    return np.array(
-        [
-            (label.split("-")[0] in rules.languages) or (label == MIXED and rules.keep_mixed)
-            for label in labels
-        ],
-        dtype=bool,
-    )
-
-
 class Shards:
-    """Parquet shards of at most `per_shard` documents, each renamed into place once complete."""
+    """Parquet shards of at most `per_shard` documents, each renamed into place once complete;
+    row groups of ROW_GROUP documents, whatever the tables written were (so the bytes of a
+    shard depend on its documents only)."""
 
     def __init__(self, out_dir: Path, per_shard: int) -> None:
         self.out_dir, self.per_shard = out_dir, per_shard
@@ -306,22 +194,33 @@ class Shards:
         self._writer: pq.ParquetWriter | None = None
         self._temp: Path | None = None
         self._rows = 0
+        self._held: list[pa.Table] = []
 
     def write(self, table: pa.Table) -> None:
         """Append documents, starting a new shard whenever one is full."""
-        while table.num_rows:
-            if self._writer is None:
-                self._temp = self.out_dir / f".part.{secrets.token_hex(8)}.tmp"
-                self._writer = pq.ParquetWriter(self._temp, OUTPUT, compression="zstd")
-            part = table.slice(0, self.per_shard - self._rows)
-            self._writer.write_table(part)
-            self._rows += part.num_rows
-            table = table.slice(part.num_rows)
-            if self._rows == self.per_shard:
-                self._finish()
+        self._held.append(table)
+        while sum(t.num_rows for t in self._held) >= self._next_group():
+            self._write_group(self._next_group())
+
+    def _next_group(self) -> int:
+        return min(ROW_GROUP, self.per_shard - self._rows)
+
+    def _write_group(self, rows: int) -> None:
+        held = pa.concat_tables(self._held)
+        self._held = [held.slice(rows)] if held.num_rows > rows else []
+        if self._writer is None:
+            self._temp = self.out_dir / f".part.{secrets.token_hex(8)}.tmp"
+            self._writer = pq.ParquetWriter(self._temp, OUTPUT, compression="zstd")
+        self._writer.write_table(held.slice(0, rows).combine_chunks(), row_group_size=rows)
+        self._rows += rows
+        if self._rows == self.per_shard:
+            self._finish()
 
     def close(self) -> None:
         """Finish the last shard (a version of no document has no shard)."""
+        rest = sum(t.num_rows for t in self._held)
+        if rest:
+            self._write_group(rest)
         if self._writer is not None:
             self._finish()
 
@@ -331,7 +230,7 @@ class Shards:
             self._writer.close()
         for path in [*self.written, *([self._temp] if self._temp else [])]:
             path.unlink(missing_ok=True)
-        self.written, self._writer, self._temp = [], None, None
+        self.written, self._writer, self._temp, self._held = [], None, None, []
 
     def _finish(self) -> None:
         assert self._writer is not None and self._temp is not None

@@ -91,18 +91,24 @@ class DedupIndex:
     def add(self, batch: Batch, ids: Sequence[str] | None = None) -> DedupResult:
         """Check a batch against everything seen (earlier batches and versions), then add it."""
         texts = batch_texts(batch)
-        base = len(self)
-        ids = list(ids) if ids is not None else [str(base + i) for i in range(len(texts))]
-        if len(ids) != len(texts):
-            raise ValueError(f"{len(ids)} ids for {len(texts)} documents")
-        keys = self.keys(texts)
+        return self.add_keys(self.keys(texts), ids)
+
+    def add_keys(self, keys: np.ndarray, ids: Sequence[str] | None = None) -> DedupResult:
+        """`add` of documents whose keys (`keys`) were computed already, by `dedup.document_keys`
+        with this index's config (in another process, say)."""
+        base, count = len(self), len(keys)
+        ids = list(ids) if ids is not None else [str(base + i) for i in range(count)]
+        if len(ids) != count:
+            raise ValueError(f"{len(ids)} ids for {count} documents")
+        if count and keys.shape[1] != 1 + self.shape[0]:
+            raise ValueError(f"{keys.shape[1]} keys a document: not 1 + {self.shape[0]} bands")
         earlier = self.seen.lookup(keys)
-        docs = base + np.arange(len(texts), dtype=I64)
+        docs = base + np.arange(count, dtype=I64)
         within = first_in_batch(keys) + base
         matches = np.where(earlier >= 0, earlier, np.where(within < docs[:, None], within, -1))
         self.ids.extend([str(i).encode("utf-8") for i in ids])
         self.parent.append(docs)
-        self.size.append(np.ones(len(texts), dtype=I64))
+        self.size.append(np.ones(count, dtype=I64))
         kinds: list[str | None] = []
         for doc, row in enumerate(matches, start=base):
             for other in row[row >= 0]:

@@ -21,12 +21,13 @@ import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeAlias
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from databourse.readers.decompress import ReadLimits, open_binary, reject
+from databourse.readers.parquet import row_range
 from databourse.readers.zip import Archive, data_members
 
 SCHEMA = pa.schema(
@@ -49,6 +50,7 @@ KINDS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "p
 KINDS[".txt"] = "txt"
 FLAGS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 Row = dict[str, Any]
+Source: TypeAlias = Path | IO[bytes] | io.RawIOBase | pa.NativeFile  # a Parquet file to read
 
 
 def document_id(source: str | None, text: str) -> str:
@@ -68,6 +70,29 @@ def read_documents(
             rows = []
     if rows:
         yield pa.RecordBatch.from_pylist(rows, schema=SCHEMA)
+
+
+def read_rows(
+    source: Source, offset: int, rows: int, text_field: str = "text", batch_size: int = BATCH,
+    label: str = "staged documents",
+) -> Iterator[pa.RecordBatch]:  # fmt: skip
+    """The documents of rows `offset` to `offset + rows` of a Parquet file (a partition of a
+    staged corpus), read as `read_documents` reads them, from the row groups that hold them only;
+    errors name `label` and the row in the whole file."""
+    with open_parquet(source, label) as pfile:
+        text_column(pfile, label, text_field)
+        names = [
+            n for n in (text_field, "id", *METADATA, "consent") if n in pfile.schema_arrow.names
+        ]
+        found: list[Row] = []
+        for at, batch in row_range(pfile, offset, rows, list(dict.fromkeys(names)), READ_AHEAD):
+            for n, record in enumerate(batch.to_pylist(), start=at + 1):
+                found.append(_row(record, text_field, f"{label}: row {n}", row=n))
+                if len(found) == batch_size:
+                    yield pa.RecordBatch.from_pylist(found, schema=SCHEMA)
+                    found = []
+        if found:
+            yield pa.RecordBatch.from_pylist(found, schema=SCHEMA)
 
 
 def _documents(path: Path, field: str, limits: ReadLimits) -> Iterator[Row]:
@@ -245,7 +270,7 @@ def json_record(label: str, n: int, raw: bytes, field: str) -> dict[str, Any] | 
     return record
 
 
-def open_parquet(source: Path | IO[bytes] | io.RawIOBase, label: str) -> pq.ParquetFile:
+def open_parquet(source: Source, label: str) -> pq.ParquetFile:
     """A Parquet file opened for reading in batches, or an error naming it."""
     try:
         return pq.ParquetFile(source)
