@@ -65,6 +65,7 @@ class RunSettings(Strict):
     dask_address: str | None = None
     dask_workers: int = Field(2, ge=1)  # local cluster size when no address is given
     partition_rows: int = Field(1_000_000, ge=1000)  # rows per partition of a product build
+    corpus_documents: int = Field(20_000, ge=100)  # documents per partition of a corpus build
     # Partitions processed at once by the "threads" runner; null = one per CPU. Each holds about
     # one partition in memory, so this bounds a build's memory whatever the dataset's size.
     partition_threads: int | None = Field(None, ge=1)

@@ -74,30 +74,52 @@ def build_corpus(
 ) -> CorpusVersion:
     """Build the ingest's documents into a version of the corpus product (or find it);
     `pseudonyms` under the product's key where its rules say `redaction: pseudonym`."""
-    store, catalog = res.store, res.catalog
+    store = res.store
     product = catalogued(res, product_id)
     record = load_ingest(store, product.source.provider, product.source.dataset, ingest_id)
     published = manifests(res, product_id)
     built = version_of_ingest(res.store, published, ingest_id)
     if built is not None:
         return built
-    events, keys = catalog.opt_out_requests(product_id)
-    configured = rules_of(product)
-    rules = configured.model_copy(update={"opt_out": with_requests(configured.opt_out, events)})
+    rules, keys = rules_now(res, product)
     with tempfile.TemporaryDirectory(prefix="databourse-corpus-") as tmp:
         earlier = earlier_index(res.store, published, Path(tmp) / "earlier")
         out = Path(tmp) / "version"
         with copy(record) as path:
             documents = read_documents(path, "text")
             stats = build_version(documents, rules, out, earlier, keys, pseudonyms)
-        try:
-            leftover_gate(stats)
-        except PersonalDataFound as exc:
-            audit_failure(catalog, "quarantine", exc, product=product_id, ingest_id=ingest_id)
-            raise
-        if stats.kept == 0:
-            return CorpusVersion(product_id, None, None, False, None, 0, stats.to_dict())
-        return _package(res, product, record, out, stats, rules, pseudonyms)
+        return version_of(res, product, record, out, stats, rules, pseudonyms)
+
+
+def rules_now(res: Resources, product: ProductSpec) -> tuple[CorpusRules, dict[str, bytes]]:
+    """The product's rules with the opt-out requests recorded so far, and the keys (key id ->
+    material) their author digests were made under."""
+    events, keys = res.catalog.opt_out_requests(product.id)
+    configured = rules_of(product)
+    opt_out = with_requests(configured.opt_out, events)
+    return configured.model_copy(update={"opt_out": opt_out}), dict(keys)
+
+
+def version_of(
+    res: Resources,
+    product: ProductSpec,
+    record: IngestResult,
+    out: Path,
+    stats: CorpusStats,
+    rules: CorpusRules,
+    pseudonyms: TextPseudonyms | None,
+) -> CorpusVersion:
+    """The version of a build's output folder `out`: refused over its leftover limit (audited),
+    none when it kept no document, else packaged and given a version."""
+    try:
+        leftover_gate(stats)
+    except PersonalDataFound as exc:
+        where = {"product": product.id, "ingest_id": record.ingest_id}
+        audit_failure(res.catalog, "quarantine", exc, **where)
+        raise
+    if stats.kept == 0:
+        return CorpusVersion(product.id, None, None, False, None, 0, stats.to_dict())
+    return _package(res, product, record, out, stats, rules, pseudonyms)
 
 
 def _package(

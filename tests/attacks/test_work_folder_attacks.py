@@ -433,3 +433,67 @@ def test_s3_quality_tally_rewritten_before_the_check_is_refused(
         and e["detail"].get("key") == f"s3://exchange/{named[0]}"
         for e in events
     )  # fmt: skip
+
+
+def test_s3_corpus_documents_rewritten_between_passes_are_refused(
+    prefect_api: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The corpus build in partitions (issues 23 and 24): on S3 each partition's prepared
+    documents are a work file in the store until the finish pass redacts them. A store writer who
+    swaps in documents of their own between the dedup and the finish (texts carrying a MyKad
+    number and a phone the filters never saw) is refused: the finish pass names the file, the
+    refusal is audited, and no version is made."""
+    import importlib
+
+    from databourse_samples.demo import generate_corpus_drop
+    from flows.ingest_dataset import ingest_dataset
+    from tasks import resources
+
+    flow_module = importlib.import_module("flows.build_corpus")
+    project = make_project(tmp_path / "project")
+    planted = "Hubungi saya 900101-14-5678 atau +60 12-345 6789."
+    with s3_exchange(monkeypatch) as s3:
+        rewritten: list[str] = []
+
+        def store_writer() -> None:
+            for key in listed(s3, "zones/staging/products/my-chat-corpus/work/"):
+                if key.endswith(".arrow") and not key.endswith("-out.arrow"):
+                    data = s3.get_object(Bucket="exchange", Key=key)["Body"].read()
+                    table = pa.ipc.open_file(pa.BufferReader(data)).read_all()
+                    texts = pa.array([planted] * table.num_rows, pa.large_string())
+                    table = table.set_column(table.schema.get_field_index("text"), "text", texts)
+                    sink = pa.BufferOutputStream()
+                    with pa.ipc.new_file(sink, table.schema) as writer:
+                        writer.write_table(table)
+                    s3.put_object(Bucket="exchange", Key=key, Body=sink.getvalue().to_pybytes())
+                    rewritten.append(key)
+
+        finish = flow_module.finish_corpus_part
+
+        class Raced:
+            """finish-corpus-part, mapped once the store writer has swapped the documents."""
+
+            def map(self, *args: Any, **kwargs: Any) -> Any:
+                store_writer()
+                return finish.map(*args, **kwargs)
+
+        drop = generate_corpus_drop(tmp_path / "drops", scale=0.25)
+        with project_resources(project, monkeypatch):
+            done = ingest_dataset("my-chatdesk", "chat_transcripts", str(drop.path))
+            monkeypatch.setattr(flow_module, "finish_corpus_part", Raced())
+            with pytest.raises(ObjectChanged) as refused:
+                flow_module.build_corpus("my-chat-corpus", done["ingest_id"], partition_rows=40)
+            events = resources.catalog().audit_history()
+            versions = resources.catalog().show("my-chat-corpus")["versions"]
+        left = listed(s3, "zones/staging/products/my-chat-corpus/work/")
+    assert len(rewritten) >= 2, "the partitions uploaded no documents to the store"
+    message = str(refused.value)
+    named = [k for k in rewritten if f"s3://exchange/{k}:" in message]
+    assert named and "work file changed after the pass that wrote it" in message
+    assert "900101" not in message
+    assert any(
+        e["kind"] == "quarantine" and e["detail"].get("stage") == "work"
+        and e["detail"].get("key") == f"s3://exchange/{named[0]}"
+        for e in events
+    )  # fmt: skip
+    assert versions == [] and left == []  # no version; the work folder dropped

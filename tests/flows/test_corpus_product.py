@@ -177,3 +177,63 @@ def test_the_gate_decides_on_the_shards_not_on_the_manifest(
     edited["files"][0]["sha256"] = hashlib.sha256(shard.read_bytes()).hexdigest()
     with pytest.raises(ManifestMismatch):
         confirmed_facts(cfg, store, edited, shown["content_hash"], "no grant")
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # dask/distributed internals
+def test_partitions_on_dask_workers_build_the_version_one_pass_builds(
+    runner: Any, project: Path, tmp_path: Path
+) -> None:
+    """The build-corpus passes over partitions, on two Dask worker processes, make the version a
+    single pass (`build_version`, in this process) makes of the same staged documents against
+    the same earlier version: the same shards, byte for byte, and the same counts."""
+    from distributed import Client, LocalCluster
+    from prefect_dask import DaskTaskRunner
+
+    from databourse.corpus.build import build_version
+    from databourse.corpus.documents import read_documents
+    from databourse.steps.corpus import earlier_index, manifests, rules_now
+    from flows.build_corpus import build_corpus_parts
+    from flows.ingest_dataset import ingest_dataset
+    from tasks import resources
+
+    fresh = chat_documents(random.Random(7), 0.2)
+    for doc in fresh:
+        doc["id"] = doc["id"].replace("chat-", "chat-d")
+    path = project / "corpus-drops" / "dask.jsonl"
+    path.write_bytes(chat_bytes(fresh))
+    ingest_id = ingest_dataset("my-chatdesk", "chat_transcripts", str(path))["ingest_id"]
+    staging = store_root(project) / "staging" / "my-chatdesk" / "chat_transcripts"
+    [staged] = [p for p in staging.rglob("*.parquet") if ingest_id in p.as_posix()]
+    assert pq.ParquetFile(staged).metadata.num_rows > 75
+
+    res = resources.bundle()
+    product = res.config.product(PRODUCT)
+    rules, keys = rules_now(res, product)
+    earlier = earlier_index(res.store, manifests(res, PRODUCT), tmp_path / "earlier")
+    one_pass = tmp_path / "one-pass"
+    pseudonyms = resources.text_pseudonyms(product)
+    stats = build_version(read_documents(staged), rules, one_pass, earlier, keys, pseudonyms)
+    assert earlier is not None and stats.kept > 0
+
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        dask = build_corpus_parts.with_options(
+            task_runner=DaskTaskRunner(address=cluster.scheduler_address)
+        )
+        result = dask(PRODUCT, ingest_id, partition_rows=25)
+        worked = client.run(lambda dask_worker: len(dask_worker.state.log))
+    assert all(n > 0 for n in worked.values()) and len(worked) == 2  # both workers worked
+    assert result["new"] is True and result["rows"] == stats.kept
+
+    folder = store_root(project) / "products" / PRODUCT / result["version"]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    built = {f["path"]: (folder / f["path"]).read_bytes() for f in manifest["files"]}
+    assert built == {p.name: p.read_bytes() for p in one_pass.glob("part-*.parquet")}
+    counts = stats.to_dict()
+    assert manifest["corpus"]["removed"] == counts["removed"]
+    assert manifest["corpus"]["languages"] == counts["languages"]
+    assert not list((project / "state" / "work" / PRODUCT).iterdir())  # the work folder dropped
