@@ -52,7 +52,7 @@ bench: $(STAMP) ## Speed and memory benchmarks (figures and ratios against a bar
 	$(BIN)/python benchmarks/partitioned_scan.py --rows 5000000 --partition-rows 1000000 --dask 2
 	$(BIN)/python benchmarks/partitioned_quality.py --rows 5000000 --partition-rows 1000000 --dask 2
 	$(BIN)/python benchmarks/corpus_build.py --docs 2000 20000
-	$(BIN)/python benchmarks/partitioned_corpus.py --docs 20000 --partition-docs 5000 --dask 2
+	$(BIN)/python benchmarks/partitioned_corpus.py --docs 20000 --partition-docs 2048 --dask 2
 
 stop: ## Stop the background Prefect server and runner started by make demo
 	@test -x $(BIN)/bourse && $(BIN)/bourse server stop || echo "nothing installed, nothing running"

@@ -1,11 +1,11 @@
 """A corpus version's build: one pass against partitions on threads and on Dask processes.
 
-    python benchmarks/partitioned_corpus.py          # 6,000 documents, partitions of 1,500
-    python benchmarks/partitioned_corpus.py --docs 20000 --partition-docs 5000 --dask 2
+    python benchmarks/partitioned_corpus.py          # 6,000 documents, partitions of 2,048
+    python benchmarks/partitioned_corpus.py --docs 20000 --partition-docs 2048 --dask 2
 
 The documents are benchmarks/corpus_build.py's (Faker paragraphs in ten locales around
 identifiers validated by python-stdnum and phonenumbers), staged as Parquet in row groups of
-2,048. The version is then built the ways the build-corpus flow can build it, calling the
+2,048 (a partition ends at a row group's end: give partitions of 2,048 to balance them). The version is then built the ways the build-corpus flow can build it, calling the
 functions its tasks call (databourse.corpus.parts):
   - baseline: one pass (`build.build_version` over the staged file);
   - partitioned: `prepare_part` mapped over the partitions, `dedup_parts` once, `finish_part`
@@ -91,7 +91,7 @@ def pool_mapper(pool: Executor) -> Mapper:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--docs", type=int, default=6000)
-    parser.add_argument("--partition-docs", type=int, default=1500)
+    parser.add_argument("--partition-docs", type=int, default=2048)
     parser.add_argument("--dask", type=int, default=0, help="also on N Dask worker processes")
     args = parser.parse_args()
 
