@@ -5,8 +5,9 @@
 
 The documents are benchmarks/corpus_build.py's (Faker paragraphs in ten locales around
 identifiers validated by python-stdnum and phonenumbers), staged as Parquet in row groups of
-2,048 (a partition ends at a row group's end: give partitions of 2,048 to balance them). The version is then built the ways the build-corpus flow can build it, calling the
-functions its tasks call (databourse.corpus.parts):
+2,048 (a partition ends at a row group's end: partitions of 2,048 are balanced). The version is
+then built the ways the build-corpus flow can build it, calling the functions its tasks call
+(databourse.corpus.parts):
   - baseline: one pass (`build.build_version` over the staged file);
   - partitioned: `prepare_part` mapped over the partitions, `dedup_parts` once, `finish_part`
     mapped, `assemble`; on one thread, on one thread per CPU (the stages are mostly Python: the
