@@ -16,6 +16,7 @@ document a duplicate of it); a build that keeps no document makes no version.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,8 @@ from databourse.corpus.build import INDEX_NAME, OUTPUT, CorpusStats, build_versi
 from databourse.corpus.documents import read_documents
 from databourse.corpus.opt_out import with_requests
 from databourse.corpus.pseudonyms import TextPseudonyms
-from databourse.errors import PersonalDataFound
+from databourse.delivery.grants import check_manifest
+from databourse.errors import ObjectChanged, PersonalDataFound
 from databourse.ingest.records import IngestResult, load_ingest
 from databourse.ingest.staged_integrity import file_digest
 from databourse.product.corpus_facts import TEXT, corpus_facts
@@ -45,6 +47,8 @@ from databourse.steps.validating import IngestedCopy
 from databourse.storage import zones
 from databourse.storage.store import ObjectStore
 from databourse.transfer.odrl import usage_policy
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,7 @@ def build_corpus(
         return built
     rules, keys = rules_now(res, product)
     with tempfile.TemporaryDirectory(prefix="databourse-corpus-") as tmp:
-        earlier = earlier_index(res.store, published, Path(tmp) / "earlier")
+        earlier = earlier_index(res, published, Path(tmp) / "earlier")
         out = Path(tmp) / "version"
         with copy(record) as path:
             documents = read_documents(path, "text")
@@ -171,7 +175,7 @@ def _package(
         ),
         markets=list(product.markets),
         schema_diff=rec.schema_diff,
-        corpus=_corpus_section(summary),
+        corpus={**_corpus_section(summary), "dedup_index_sha256": _entry(out, INDEX_NAME).sha256},
     )
     reports = zones.product_reports_prefix(product.id, rec.version)
     provider = res.config.providers[src.provider].name
@@ -240,13 +244,38 @@ def version_of_ingest(
     return None
 
 
-def earlier_index(store: ObjectStore, published: list[dict[str, Any]], folder: Path) -> Path | None:
+def earlier_index(res: Resources, published: list[dict[str, Any]], folder: Path) -> Path | None:
     """The newest version's de-duplication index (of the product's `published` manifests,
-    newest first), copied into `folder`; None for a first version."""
+    newest first), copied into `folder` and checked; None for a first version.
+
+    Its manifest must hash to the sha256 the audit trail recorded (ManifestMismatch), and the
+    index to the sha256 that manifest records (`corpus.dedup_index_sha256`: ObjectChanged,
+    audited). A store writer who swapped the index would make new documents look seen (removed
+    from the version) or old ones new. A manifest written before the index was sealed records
+    none: its index is taken as it is (a warning)."""
     for manifest in published:
-        key = f"{zones.product_reports_prefix(manifest['product'], manifest['version'])}"
-        if store.exists(f"{key}/{INDEX_NAME}"):
-            folder.mkdir(parents=True, exist_ok=True)
-            store.download(f"{key}/{INDEX_NAME}", folder / INDEX_NAME)
-            return folder
+        product, version = manifest["product"], manifest["version"]
+        key = f"{zones.product_reports_prefix(product, version)}/{INDEX_NAME}"
+        if not res.store.exists(key):
+            continue
+        check_manifest(res.catalog, res.store, product, version)
+        folder.mkdir(parents=True, exist_ok=True)
+        res.store.download(key, folder / INDEX_NAME)
+        sealed = manifest.get("corpus", {}).get("dedup_index_sha256")
+        found = file_digest(folder / INDEX_NAME)[0]
+        if sealed is None:
+            log.warning(
+                "%s@%s: its dedup index is not sealed (an older manifest)", product, version
+            )
+        elif found != sealed:
+            uri = res.store.uri(key)
+            error = ObjectChanged(
+                f"{uri}: the dedup index differs from the one {product}@{version}'s manifest"
+                f" records (sha256 {found[:16]}..., not {sealed[:16]}...); the build stops:"
+                " investigate who writes the store's reports zone",
+                key=uri, expected=sealed, found=found,
+            )  # fmt: skip
+            audit_failure(res.catalog, "quarantine", error, product=product, stage="dedup-index")
+            raise error
+        return folder
     return None

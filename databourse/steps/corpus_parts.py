@@ -127,7 +127,7 @@ def dedup_partitions(res: Resources, plan: CorpusPlan, stems: list[str], folder:
     if plan.against is not None and not published:
         raise ValueError(f"{plan.product}@{plan.against}: the earlier version is not listed")
     with tempfile.TemporaryDirectory(prefix="databourse-corpus-") as tmp:
-        earlier = earlier_index(res.store, published, Path(tmp))
+        earlier = earlier_index(res, published, Path(tmp))
         names = parts.dedup_parts(stems, load_rules(folder), folder, earlier)
     return Pass(None, sealed(folder, names))
 

@@ -4,6 +4,7 @@ my-chat-corpus, cleaned, de-duplicated across versions and free of the identifie
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import re
@@ -209,7 +210,7 @@ def test_partitions_on_dask_workers_build_the_version_one_pass_builds(
     res = resources.bundle()
     product = res.config.product(PRODUCT)
     rules, keys = rules_now(res, product)
-    earlier = earlier_index(res.store, manifests(res, PRODUCT), tmp_path / "earlier")
+    earlier = earlier_index(res, manifests(res, PRODUCT), tmp_path / "earlier")
     one_pass = tmp_path / "one-pass"
     pseudonyms = resources.text_pseudonyms(product)
     stats = build_version(read_documents(staged), rules, one_pass, earlier, keys, pseudonyms)
@@ -237,3 +238,52 @@ def test_partitions_on_dask_workers_build_the_version_one_pass_builds(
     assert manifest["corpus"]["removed"] == counts["removed"]
     assert manifest["corpus"]["languages"] == counts["languages"]
     assert not list((project / "state" / "work" / PRODUCT).iterdir())  # the work folder dropped
+
+
+def test_a_swapped_dedup_index_of_the_earlier_version_stops_the_next_build(
+    runner: Any, project: Path
+) -> None:
+    """A store writer replaces the newest version's dedup index with an empty one (every
+    document of the earlier versions would be new again, and be sold twice): the next build
+    stops, naming the index, and the trail records it. Recording the forged index's sha256 in
+    that version's manifest too is refused: the manifest no longer hashes to what the trail
+    recorded."""
+    from databourse.corpus.dedup_index import DedupIndex
+    from databourse.errors import ManifestMismatch, ObjectChanged
+    from databourse.steps.corpus import manifests
+    from tasks import resources
+
+    res = resources.bundle()
+    newest = next(
+        m for m in manifests(res, PRODUCT)
+        if (store_root(project) / "reports" / "products" / PRODUCT / m["version"]).is_dir()
+    )  # fmt: skip
+    folder = store_root(project) / "reports" / "products" / PRODUCT / newest["version"]
+    index = folder / "dedup_index.npz"
+    manifest_path = store_root(project) / "products" / PRODUCT / newest["version"] / "manifest.json"
+    original_index, original_manifest = index.read_bytes(), manifest_path.read_bytes()
+    fresh = chat_documents(random.Random(11), 0.05)
+    for doc in fresh:
+        doc["id"] = doc["id"].replace("chat-", "chat-e")
+    drop = project / "corpus-drops" / "after-swap.jsonl"
+    drop.write_bytes(chat_bytes(fresh))
+    try:
+        with DedupIndex(res.config.product(PRODUCT).corpus.dedup) as empty:  # type: ignore[union-attr]
+            empty.save(index)
+        with pytest.raises(ObjectChanged) as refused:
+            process(drop)
+        assert "dedup_index.npz" in str(refused.value)
+        events = resources.catalog().audit_history()
+        assert any(
+            e["kind"] == "quarantine" and e["detail"].get("stage") == "dedup-index" for e in events
+        )
+        forged = json.loads(original_manifest)
+        forged["corpus"]["dedup_index_sha256"] = hashlib.sha256(index.read_bytes()).hexdigest()
+        manifest_path.write_text(json.dumps(forged, indent=2))
+        with pytest.raises(ManifestMismatch):
+            process(drop)
+    finally:
+        index.write_bytes(original_index)
+        manifest_path.write_bytes(original_manifest)
+    product = process(drop)  # the real index again: the build goes on
+    assert product["new"] is True
