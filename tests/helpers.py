@@ -517,3 +517,22 @@ def api(base: str, method: str, path: str, body: Any = None) -> Any:
     response = api_request(method, f"{base}{path}", body)
     response.raise_for_status()
     return response.json() if response.content else None
+
+
+@contextlib.contextmanager
+def two_dask_workers() -> Iterator[dict[str, Any]]:
+    """A Dask LocalCluster of two single-threaded worker processes for a flow's task runner.
+    Yields {"address": the scheduler's}; once the block is done, the dict also holds "tasks"
+    (each worker's log entries: more than 0 when it ran tasks) and "pids"."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        seen: dict[str, Any] = {"address": cluster.scheduler_address}
+        yield seen
+        seen["tasks"] = client.run(lambda dask_worker: len(dask_worker.state.log))
+        seen["pids"] = client.run(os.getpid)

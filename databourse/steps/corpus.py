@@ -92,7 +92,7 @@ def build_corpus(
         with copy(record) as path:
             documents = read_documents(path, "text")
             stats = build_version(documents, rules, out, earlier, keys, pseudonyms)
-        return version_of(res, product, record, out, stats, rules, pseudonyms)
+        return version_of(res, Built(product, record, out, stats, rules, pseudonyms))
 
 
 def rules_now(res: Resources, product: ProductSpec) -> tuple[CorpusRules, dict[str, bytes]]:
@@ -104,37 +104,36 @@ def rules_now(res: Resources, product: ProductSpec) -> tuple[CorpusRules, dict[s
     return configured.model_copy(update={"opt_out": opt_out}), dict(keys)
 
 
-def version_of(
-    res: Resources,
-    product: ProductSpec,
-    record: IngestResult,
-    out: Path,
-    stats: CorpusStats,
-    rules: CorpusRules,
-    pseudonyms: TextPseudonyms | None,
-) -> CorpusVersion:
-    """The version of a build's output folder `out`: refused over its leftover limit (audited),
-    none when it kept no document, else packaged and given a version."""
+@dataclass(frozen=True)
+class Built:
+    """A build's output folder (shards, index, stats) and what made it."""
+
+    product: ProductSpec
+    record: IngestResult
+    out: Path
+    stats: CorpusStats
+    rules: CorpusRules
+    pseudonyms: TextPseudonyms | None
+
+
+def version_of(res: Resources, built: Built) -> CorpusVersion:
+    """The version of a build's output folder: refused over its leftover limit (audited), none
+    when it kept no document, else packaged and given a version."""
+    product, stats = built.product, built.stats
     try:
         leftover_gate(stats)
     except PersonalDataFound as exc:
-        where = {"product": product.id, "ingest_id": record.ingest_id}
+        where = {"product": product.id, "ingest_id": built.record.ingest_id}
         audit_failure(res.catalog, "quarantine", exc, **where)
         raise
     if stats.kept == 0:
         return CorpusVersion(product.id, None, None, False, None, 0, stats.to_dict())
-    return _package(res, product, record, out, stats, rules, pseudonyms)
+    return _package(res, built)
 
 
-def _package(
-    res: Resources,
-    product: ProductSpec,
-    record: IngestResult,
-    out: Path,
-    stats: CorpusStats,
-    rules: CorpusRules,
-    pseudonyms: TextPseudonyms | None,
-) -> CorpusVersion:
+def _package(res: Resources, built: Built) -> CorpusVersion:
+    product, record, out, stats = built.product, built.record, built.out, built.stats
+    rules, pseudonyms = built.rules, built.pseudonyms
     store, catalog, src = res.store, res.catalog, product.source
     files = [_entry(out, name) for name in stats.shards]
     schema = schema_of(OUTPUT.empty_table())

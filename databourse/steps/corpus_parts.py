@@ -30,6 +30,7 @@ from databourse.ingest.records import IngestResult
 from databourse.product.partitions import Partition, Source, plan_partitions
 from databourse.steps.building import JsonResult, expected, sealed, staged_blocks
 from databourse.steps.corpus import (
+    Built,
     CorpusVersion,
     earlier_index,
     manifests,
@@ -151,7 +152,7 @@ def package_parts(
     with tempfile.TemporaryDirectory(prefix="databourse-corpus-") as tmp:
         out = Path(tmp) / "version"
         stats = parts.assemble(folder, stems, rules, out, pseudonyms)
-        return version_of(res, product, record, out, stats, rules, pseudonyms)
+        return version_of(res, Built(product, record, out, stats, rules, pseudonyms))
 
 
 def reads(plan: CorpusPlan, stage: str, stems: list[str], *results: Pass) -> dict[str, str]:

@@ -187,7 +187,7 @@ def test_partitions_on_dask_workers_build_the_version_one_pass_builds(
     """The build-corpus passes over partitions, on two Dask worker processes, make the version a
     single pass (`build_version`, in this process) makes of the same staged documents against
     the same earlier version: the same shards, byte for byte, and the same counts."""
-    from distributed import Client, LocalCluster
+    from helpers import two_dask_workers
     from prefect_dask import DaskTaskRunner
 
     from databourse.corpus.build import build_version
@@ -216,18 +216,12 @@ def test_partitions_on_dask_workers_build_the_version_one_pass_builds(
     stats = build_version(read_documents(staged), rules, one_pass, earlier, keys, pseudonyms)
     assert earlier is not None and stats.kept > 0
 
-    with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+    with two_dask_workers() as workers:
         dask = build_corpus_parts.with_options(
-            task_runner=DaskTaskRunner(address=cluster.scheduler_address)
+            task_runner=DaskTaskRunner(address=workers["address"])
         )
         result = dask(PRODUCT, ingest_id, partition_rows=25)
-        worked = client.run(lambda dask_worker: len(dask_worker.state.log))
-    assert all(n > 0 for n in worked.values()) and len(worked) == 2  # both workers worked
+    assert all(n > 0 for n in workers["tasks"].values()) and len(workers["tasks"]) == 2
     assert result["new"] is True and result["rows"] == stats.kept
 
     folder = store_root(project) / "products" / PRODUCT / result["version"]

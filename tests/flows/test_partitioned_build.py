@@ -301,7 +301,7 @@ def test_flow_on_threads_and_on_dask_workers_builds_the_same_version(
 ) -> None:
     """sz-retail-baskets (pseudonyms, suppression) in 6 partitions: threads, then 2 Dask worker
     processes reached through settings.runs.dask_address; the same files, hash and version."""
-    from distributed import Client, LocalCluster
+    from helpers import two_dask_workers
 
     from databourse_samples.demo import generate_drops
     from flows.build_product import build_product
@@ -322,18 +322,12 @@ def test_flow_on_threads_and_on_dask_workers_builds_the_same_version(
     assert manifest["personal_data"]["individuals"] > 0
 
     cfg = resources.config()  # this process's settings: the flow picks the runner, not workers
-    with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        runs = RunSettings(task_runner="dask", dask_address=cluster.scheduler_address)
+    with two_dask_workers() as workers:
+        runs = RunSettings(task_runner="dask", dask_address=workers["address"])
         dasked = dataclasses.replace(cfg, settings=cfg.settings.model_copy(update={"runs": runs}))
         monkeypatch.setattr(resources, "config", lambda: dasked)
         dask = build_product("sz-retail-baskets", ingested["ingest_id"], partition_rows=100)
-        worked = client.run(lambda dask_worker: len(dask_worker.state.log))
-        pids = client.run(os.getpid)
+    worked, pids = workers["tasks"], workers["pids"]
     assert all(n > 0 for n in worked.values()) and len(worked) == 2  # both workers ran tasks
     assert os.getpid() not in pids.values()
     assert (dask["content_hash"], dask["rows"], dask["version"]) == (

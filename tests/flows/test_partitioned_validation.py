@@ -43,7 +43,7 @@ def partition_tasks(flow_run_id: Any, task: str = "scan_partition") -> list[str]
 def test_partitions_on_threads_and_on_dask_workers_find_what_one_scan_finds(
     prefect_api: str, project: Path, tmp_path: Path
 ) -> None:
-    from distributed import Client, LocalCluster
+    from helpers import two_dask_workers
     from prefect_dask import DaskTaskRunner
 
     from databourse_samples.demo import generate_drops
@@ -68,18 +68,10 @@ def test_partitions_on_threads_and_on_dask_workers_find_what_one_scan_finds(
     assert len(partition_tasks(threads.state_details.flow_run_id, "tally_quality")) == partitions
     assert reports(project, ingest_id) == (whole_pii, whole_quality)
 
-    with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        dask = validate_dataset.with_options(
-            task_runner=DaskTaskRunner(address=cluster.scheduler_address)
-        )
+    with two_dask_workers() as workers:
+        dask = validate_dataset.with_options(task_runner=DaskTaskRunner(address=workers["address"]))
         dask(PROVIDER, DATASET, ingest_id, partition_rows=100)
-        worked = client.run(lambda dask_worker: len(dask_worker.state.log))
-        pids = client.run(os.getpid)
+    worked, pids = workers["tasks"], workers["pids"]
     assert all(n > 0 for n in worked.values()) and len(worked) == 2  # both workers worked
     assert os.getpid() not in pids.values()
     assert reports(project, ingest_id) == (whole_pii, whole_quality)
