@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 GOPHER_STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
 SHARD_DOCUMENTS = 50_000
+DEDUP_INDEX = "dedup_index.npz"  # a corpus version's dedup index, in its reports folder
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from databourse.catalog.trail_state import manifest_problem
+from databourse.config.corpus import DEDUP_INDEX
 from databourse.consistency.walk import Walk, groups
 from databourse.errors import DataBourseError
 from databourse.product.package import (
@@ -18,6 +19,7 @@ from databourse.product.package import (
 )
 from databourse.standards.croissant import card_key
 from databourse.standards.croissant_checks import manifest_problems
+from databourse.storage import zones
 from databourse.storage.store import ObjectInfo
 
 
@@ -99,6 +101,7 @@ class ProductWalk(Walk):
                 for problem in rederive(manifest, Path(tmp)):
                     self.add("error", "facts-mismatch", problem, key=key, **where)
         self.card(manifest, where)
+        self.dedup_index(manifest, where)
         listed = {key} | {f"{folder}/{f.path}" for f in files}
         for other in sorted(set(objects) - listed):
             self.add("warning", "unlisted-object", "not listed in the manifest", key=other, **where)
@@ -112,6 +115,23 @@ class ProductWalk(Walk):
         self.checked["croissant_cards"] += 1
         for problem in manifest_problems(doc, manifest["files"]):
             self.add("error", "card-mismatch", problem, key=key, **where)
+
+    def dedup_index(self, manifest: dict[str, Any], where: dict[str, str]) -> None:
+        """A corpus version's dedup index (the next version is built against it) hashes to the
+        sha256 its manifest records."""
+        sealed = (manifest.get("corpus") or {}).get("dedup_index_sha256")
+        if sealed is None:
+            return  # not a corpus version, or packaged before its index was sealed
+        key = f"{zones.product_reports_prefix(where['product'], where['version'])}/{DEDUP_INDEX}"
+        self.checked["dedup_indexes"] += 1
+        found = self.sha256(key) if self.store.exists(key) else None
+        if found != sealed:
+            seen = "missing" if found is None else f"sha256 {found[:16]}..."
+            message = (
+                f"{seen}, the manifest records {sealed[:16]}...: the next version would be"
+                " built against another index (its build stops)"
+            )
+            self.add("error", "dedup-index-changed", message, key=key, **where)
 
     def manifest_bytes(self, key: str, where: dict[str, str]) -> None:
         """The whole manifest hashes to the sha256 the audit trail recorded at packaging."""

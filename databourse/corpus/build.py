@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 import yaml
 from pydantic import ValidationError
 
+from databourse.config.corpus import DEDUP_INDEX
 from databourse.config.corpus import SHARD_DOCUMENTS as SHARD_DOCUMENTS
 from databourse.config.corpus import CorpusRules as CorpusRules
 from databourse.corpus.dedup_index import DedupIndex
@@ -47,7 +48,7 @@ from databourse.pii.text_spans import Replace
 
 log = logging.getLogger(__name__)
 
-INDEX_NAME = "dedup_index.npz"
+INDEX_NAME = DEDUP_INDEX
 STATS_NAME = "stats.json"
 ROW_GROUP = 1024  # documents a row group of a shard (its last one: fewer)
 

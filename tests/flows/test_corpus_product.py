@@ -234,6 +234,15 @@ def test_partitions_on_dask_workers_build_the_version_one_pass_builds(
     assert not list((project / "state" / "work" / PRODUCT).iterdir())  # the work folder dropped
 
 
+def swapped_index_findings() -> list[str]:
+    """The keys `bourse verify --all` (the consistency walk) names as changed dedup indexes."""
+    from databourse.consistency.verify import check_all
+    from tasks import resources
+
+    report = check_all(resources.store(), resources.catalog(), deep=False)
+    return [f.key for f in report.findings if f.kind == "dedup-index-changed"]
+
+
 def test_a_swapped_dedup_index_of_the_earlier_version_stops_the_next_build(
     runner: Any, project: Path
 ) -> None:
@@ -262,8 +271,11 @@ def test_a_swapped_dedup_index_of_the_earlier_version_stops_the_next_build(
     drop = project / "corpus-drops" / "after-swap.jsonl"
     drop.write_bytes(chat_bytes(fresh))
     try:
+        assert swapped_index_findings() == []
         with DedupIndex(res.config.product(PRODUCT).corpus.dedup) as empty:  # type: ignore[union-attr]
             empty.save(index)
+        index_key = f"reports/products/{PRODUCT}/{newest['version']}/dedup_index.npz"
+        assert swapped_index_findings() == [index_key]  # bourse verify --all names it too
         with pytest.raises(ObjectChanged) as refused:
             process(drop)
         assert "dedup_index.npz" in str(refused.value)
