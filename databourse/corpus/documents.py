@@ -62,8 +62,13 @@ def read_documents(
     path: Path, text_field: str = "text", batch_size: int = BATCH, limits: ReadLimits | None = None
 ) -> Iterator[pa.RecordBatch]:
     """The documents of a file, folder or zip, in record batches of SCHEMA."""
+    return _batched(_documents(path, text_field, limits or ReadLimits()), batch_size)
+
+
+def _batched(documents: Iterator[Row], batch_size: int) -> Iterator[pa.RecordBatch]:
+    """Documents in record batches of SCHEMA of `batch_size` (the last: fewer)."""
     rows: list[Row] = []
-    for row in _documents(path, text_field, limits or ReadLimits()):
+    for row in documents:
         rows.append(row)
         if len(rows) == batch_size:
             yield pa.RecordBatch.from_pylist(rows, schema=SCHEMA)
@@ -80,19 +85,23 @@ def read_rows(
     staged corpus), read as `read_documents` reads them, from the row groups that hold them only;
     errors name `label` and the row in the whole file."""
     with open_parquet(source, label) as pfile:
-        text_column(pfile, label, text_field)
-        names = [
-            n for n in (text_field, "id", *METADATA, "consent") if n in pfile.schema_arrow.names
-        ]
-        found: list[Row] = []
-        for at, batch in row_range(pfile, offset, rows, list(dict.fromkeys(names)), READ_AHEAD):
-            for n, record in enumerate(batch.to_pylist(), start=at + 1):
-                found.append(_row(record, text_field, f"{label}: row {n}", row=n))
-                if len(found) == batch_size:
-                    yield pa.RecordBatch.from_pylist(found, schema=SCHEMA)
-                    found = []
-        if found:
-            yield pa.RecordBatch.from_pylist(found, schema=SCHEMA)
+        columns = _columns(pfile, label, text_field)
+        ranged = row_range(pfile, offset, rows, columns, READ_AHEAD)
+        yield from _batched(
+            (
+                _row(record, text_field, f"{label}: row {n}", row=n)
+                for at, batch in ranged
+                for n, record in enumerate(batch.to_pylist(), start=at + 1)
+            ),
+            batch_size,
+        )
+
+
+def _columns(source: pq.ParquetFile, label: str, field: str) -> list[str]:
+    """The columns a document is read from: the text field (checked) and those of SCHEMA held."""
+    text_column(source, label, field)
+    names = source.schema_arrow.names
+    return list(dict.fromkeys(n for n in (field, "id", *METADATA, "consent") if n in names))
 
 
 def _documents(path: Path, field: str, limits: ReadLimits) -> Iterator[Row]:
@@ -151,11 +160,9 @@ def _stream(
         return
     data = stream.read() if isinstance(stream, io.RawIOBase) else None
     source = open_parquet(io.BytesIO(data) if data is not None else stream, label)
-    text_column(source, label, field)
-    names = [n for n in (field, "id", *METADATA, "consent") if n in source.schema_arrow.names]
+    columns = _columns(source, label, field)
     rows = 0
     try:
-        columns = list(dict.fromkeys(names))
         for batch in source.iter_batches(batch_size=READ_AHEAD, columns=columns):
             for record in batch.to_pylist():
                 rows += 1
